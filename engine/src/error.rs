@@ -1,0 +1,59 @@
+/// Errors of the engine: building jobs and running tasks.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An exchange error (partitions, channels).
+    #[error(transparent)]
+    Exchange(#[from] weir_exchange::Error),
+    /// An Arrow error.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The job is not valid as built (cycles, mismatched parallelism, ...).
+    #[error("invalid job: {0}")]
+    Plan(String),
+    /// An operator failed on its input.
+    #[error("operator '{operator}': {message}")]
+    Operator {
+        /// The operator's name.
+        operator: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A connector (source or sink) failed or was misconfigured.
+    #[error("connector '{connector}': {message}")]
+    Connector {
+        /// The connector's name.
+        connector: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A failure injected on purpose by a test's failure plan.
+    #[error("injected failure in {task} at record {record}")]
+    InjectedFailure {
+        /// The failing task, as `vertex[subtask] attempt N`.
+        task: String,
+        /// The record count at which it failed.
+        record: u64,
+    },
+    /// An I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result type of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether running the same task again may succeed. An invalid job or a
+    /// misconfigured connector fails the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Error::Plan(_))
+    }
+
+    /// The blocking partition this error reports as missing or corrupt.
+    pub fn lost_partition(&self) -> Option<&weir_exchange::ResultPartitionId> {
+        match self {
+            Error::Exchange(e) => e.lost_partition(),
+            _ => None,
+        }
+    }
+}

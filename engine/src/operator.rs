@@ -1,0 +1,115 @@
+//! The operator contract.
+
+use std::fmt::Debug;
+
+use arrow::array::RecordBatch;
+use weir_exchange::event::Barrier;
+
+use crate::{Result, TaskInfo};
+
+/// What an operator emits while it handles one input event.
+#[derive(Debug, Default)]
+pub struct Output {
+    batches: Vec<RecordBatch>,
+    watermark: Option<i64>,
+}
+
+impl Output {
+    /// Emits a batch downstream. Empty batches are dropped.
+    pub fn emit(&mut self, batch: RecordBatch) {
+        if batch.num_rows() > 0 {
+            self.batches.push(batch);
+        }
+    }
+
+    /// Advances the event time downstream.
+    pub fn emit_watermark(&mut self, watermark: i64) {
+        self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
+    }
+
+    /// Takes what was emitted so far.
+    pub fn take(&mut self) -> (Vec<RecordBatch>, Option<i64>) {
+        (std::mem::take(&mut self.batches), self.watermark.take())
+    }
+}
+
+/// A vectorized operator: whole record batches in, batches out.
+///
+/// Contract:
+/// - Methods run on the CPU pool, one call at a time per operator instance;
+///   they must not block on I/O or channels.
+/// - `input` numbers the operator's inputs from 0 in the order its edges were
+///   declared; an operator inside a chain (not its head) has one input, 0.
+/// - `end_of_input(i)` is called once when input `i` has delivered
+///   everything, and `finish` once after every input has ended (bounded
+///   input). Stateful operators emit their remaining results in `finish`.
+/// - Operators are incremental: state lives between calls, so the same
+///   operator runs unchanged on unbounded input.
+/// - An error fails the task; the scheduler decides whether it runs again.
+pub trait Operator: Send {
+    /// Handles one batch arriving on `input`.
+    ///
+    /// # Errors
+    /// When the batch cannot be processed; the task fails.
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        output: &mut Output,
+    ) -> Result<()>;
+
+    /// Event time advanced to `watermark` on all inputs. The default passes it
+    /// on.
+    ///
+    /// # Errors
+    /// When the operator fails to fire what the watermark completes.
+    fn on_watermark(&mut self, watermark: i64, output: &mut Output) -> Result<()> {
+        output.emit_watermark(watermark);
+        Ok(())
+    }
+
+    /// A checkpoint barrier arrived on every input. The default does nothing.
+    ///
+    /// # Errors
+    /// When the operator's state cannot be snapshotted.
+    fn on_barrier(&mut self, _barrier: Barrier, _output: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
+    /// Input `input` has ended. The default does nothing.
+    ///
+    /// # Errors
+    /// When the operator fails to handle the end of that input.
+    fn end_of_input(&mut self, _input: usize, _output: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every input has ended: emit what is left. The default does nothing.
+    ///
+    /// # Errors
+    /// When the remaining results cannot be produced.
+    fn finish(&mut self, _output: &mut Output) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Creates the operator instance of each subtask attempt.
+///
+/// A factory is part of the job's description: it is shared by all
+/// subtasks and must be cheap to keep. `create` is called once per attempt.
+pub trait OperatorFactory: Send + Sync + Debug {
+    /// The operator's name in plans and summaries.
+    fn name(&self) -> String;
+
+    /// Creates the operator for one subtask attempt.
+    ///
+    /// # Errors
+    /// When the operator cannot be set up.
+    fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>>;
+
+    /// Whether the operator's output depends only on its input (not on time,
+    /// randomness or arrival order across inputs).
+    fn is_deterministic(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,115 @@
+//! The connector registry: how sources and sinks are found by name.
+//!
+//! `weir-engine` defines the registry and `weir-formats` fills it, so the
+//! engine never depends on any file format or external system.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::{Error, Result, SinkFactory, SourceFactory};
+
+/// Connector options, as given in `WITH (...)` clauses or on the command line.
+pub type ConnectorOptions = BTreeMap<String, String>;
+
+/// Builds sources of one kind from options.
+pub trait SourceConnector: Send + Sync + Debug {
+    /// The connector's name (`'connector' = '...'`).
+    fn name(&self) -> &'static str;
+
+    /// The options it accepts; any other option is an error.
+    fn option_names(&self) -> &'static [&'static str];
+
+    /// Builds a source from validated options.
+    ///
+    /// # Errors
+    /// When a required option is missing or a value is invalid.
+    fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>>;
+}
+
+/// Builds sinks of one kind from options.
+pub trait SinkConnector: Send + Sync + Debug {
+    /// The connector's name.
+    fn name(&self) -> &'static str;
+
+    /// The options it accepts; any other option is an error.
+    fn option_names(&self) -> &'static [&'static str];
+
+    /// Builds a sink from validated options.
+    ///
+    /// # Errors
+    /// When a required option is missing or a value is invalid.
+    fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SinkFactory>>;
+}
+
+/// Source and sink connectors by name.
+#[derive(Debug, Default, Clone)]
+pub struct ConnectorRegistry {
+    sources: BTreeMap<&'static str, Arc<dyn SourceConnector>>,
+    sinks: BTreeMap<&'static str, Arc<dyn SinkConnector>>,
+}
+
+impl ConnectorRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a source connector under its name.
+    pub fn register_source(&mut self, connector: Arc<dyn SourceConnector>) {
+        self.sources.insert(connector.name(), connector);
+    }
+
+    /// Registers a sink connector under its name.
+    pub fn register_sink(&mut self, connector: Arc<dyn SinkConnector>) {
+        self.sinks.insert(connector.name(), connector);
+    }
+
+    /// Builds a source of connector `name`.
+    ///
+    /// # Errors
+    /// An unknown connector or option (the message lists the valid ones), or
+    /// the connector's own error.
+    pub fn source(&self, name: &str, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>> {
+        let connector = self
+            .sources
+            .get(name)
+            .ok_or_else(|| unknown("source", name, self.sources.keys()))?;
+        check_options(name, connector.option_names(), options)?;
+        connector.create(options)
+    }
+
+    /// Builds a sink of connector `name`.
+    ///
+    /// # Errors
+    /// An unknown connector or option (the message lists the valid ones), or
+    /// the connector's own error.
+    pub fn sink(&self, name: &str, options: &ConnectorOptions) -> Result<Arc<dyn SinkFactory>> {
+        let connector = self
+            .sinks
+            .get(name)
+            .ok_or_else(|| unknown("sink", name, self.sinks.keys()))?;
+        check_options(name, connector.option_names(), options)?;
+        connector.create(options)
+    }
+}
+
+fn unknown<'a>(kind: &str, name: &str, valid: impl Iterator<Item = &'a &'static str>) -> Error {
+    let valid: Vec<_> = valid.copied().collect();
+    Error::Connector {
+        connector: name.to_string(),
+        message: format!("unknown {kind} connector (valid: {})", valid.join(", ")),
+    }
+}
+
+fn check_options(name: &str, valid: &[&str], options: &ConnectorOptions) -> Result<()> {
+    for key in options.keys() {
+        if !valid.contains(&key.as_str()) {
+            return Err(Error::Connector {
+                connector: name.to_string(),
+                message: format!("unknown option '{key}' (valid: {})", valid.join(", ")),
+            });
+        }
+    }
+    Ok(())
+}

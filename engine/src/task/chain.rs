@@ -1,0 +1,131 @@
+//! Running a chain of operators over one batch at a time.
+
+use arrow::array::RecordBatch;
+use weir_exchange::event::Barrier;
+
+use crate::{Operator, Output, Result};
+
+/// The operator instances of one task, applied in order. The head may have
+/// several inputs; the others have one.
+pub struct OperatorChain {
+    operators: Vec<Box<dyn Operator>>,
+}
+
+impl std::fmt::Debug for OperatorChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorChain")
+            .field("operators", &self.operators.len())
+            .finish()
+    }
+}
+
+/// What the chain produced for one event.
+#[derive(Debug, Default)]
+pub struct ChainOutput {
+    /// Batches out of the last operator.
+    pub batches: Vec<RecordBatch>,
+    /// The watermark out of the last operator, if it advanced.
+    pub watermark: Option<i64>,
+}
+
+impl OperatorChain {
+    /// A chain of the given operators.
+    pub fn new(operators: Vec<Box<dyn Operator>>) -> Self {
+        Self { operators }
+    }
+
+    /// Pushes one batch into the head's input `input`.
+    ///
+    /// # Errors
+    /// The first operator error.
+    pub fn process_batch(&mut self, input: usize, batch: RecordBatch) -> Result<ChainOutput> {
+        if self.operators.is_empty() {
+            return Ok(ChainOutput {
+                batches: vec![batch],
+                watermark: None,
+            });
+        }
+        self.drive(0, |op, out| op.process_batch(input, batch, out))
+    }
+
+    /// Passes a watermark (the minimum over all inputs) down the chain.
+    ///
+    /// # Errors
+    /// The first operator error.
+    pub fn on_watermark(&mut self, watermark: i64) -> Result<ChainOutput> {
+        if self.operators.is_empty() {
+            return Ok(ChainOutput {
+                batches: Vec::new(),
+                watermark: Some(watermark),
+            });
+        }
+        self.drive(0, |op, out| op.on_watermark(watermark, out))
+    }
+
+    /// Passes an aligned barrier down the chain.
+    ///
+    /// # Errors
+    /// The first operator error.
+    pub fn on_barrier(&mut self, barrier: Barrier) -> Result<ChainOutput> {
+        let mut result = ChainOutput::default();
+        for level in 0..self.operators.len() {
+            let step = self.drive(level, |op, out| op.on_barrier(barrier, out))?;
+            result.batches.extend(step.batches);
+            result.watermark = step.watermark.or(result.watermark);
+        }
+        Ok(result)
+    }
+
+    /// Input `input` of the head ended.
+    ///
+    /// # Errors
+    /// The first operator error.
+    pub fn end_of_input(&mut self, input: usize) -> Result<ChainOutput> {
+        self.drive(0, |op, out| op.end_of_input(input, out))
+    }
+
+    /// Every input ended: finishes the operators in order, each one's final
+    /// output flowing through the rest before the next one finishes.
+    ///
+    /// # Errors
+    /// The first operator error.
+    pub fn finish(&mut self) -> Result<ChainOutput> {
+        let mut result = ChainOutput::default();
+        for level in 0..self.operators.len() {
+            if level > 0 {
+                let step = self.drive(level, |op, out| op.end_of_input(0, out))?;
+                result.batches.extend(step.batches);
+            }
+            let step = self.drive(level, |op, out| op.finish(out))?;
+            result.batches.extend(step.batches);
+            result.watermark = step.watermark.or(result.watermark);
+        }
+        Ok(result)
+    }
+
+    /// Applies `first` to the operator at `level`, then pushes what it emitted
+    /// through the operators after it.
+    fn drive(
+        &mut self,
+        level: usize,
+        first: impl FnOnce(&mut dyn Operator, &mut Output) -> Result<()>,
+    ) -> Result<ChainOutput> {
+        let Some(op) = self.operators.get_mut(level) else {
+            return Ok(ChainOutput::default());
+        };
+        let mut out = Output::default();
+        first(op.as_mut(), &mut out)?;
+        let (mut batches, mut watermark) = out.take();
+        for op in &mut self.operators[level + 1..] {
+            let mut next = Output::default();
+            for batch in batches {
+                op.process_batch(0, batch, &mut next)?;
+            }
+            if let Some(w) = watermark {
+                op.on_watermark(w, &mut next)?;
+            }
+            (batches, watermark) = next.take();
+        }
+        Ok(ChainOutput { batches, watermark })
+    }
+}

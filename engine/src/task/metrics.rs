@@ -1,0 +1,56 @@
+//! What a task counts.
+
+use weir_exchange::ResultPartitionId;
+use weir_exchange::blocking::PartitionFileStats;
+
+/// Records and bytes a task moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskMetrics {
+    /// Records that came in (from inputs or the source).
+    pub rows_in: u64,
+    /// Bytes that came in (Arrow memory of the received slices).
+    pub bytes_in: u64,
+    /// Records the chain emitted.
+    pub rows_out: u64,
+    /// Bytes the chain emitted.
+    pub bytes_out: u64,
+}
+
+impl TaskMetrics {
+    /// Adds another task's counts to these.
+    pub fn add(&mut self, other: &TaskMetrics) {
+        self.rows_in += other.rows_in;
+        self.bytes_in += other.bytes_in;
+        self.rows_out += other.rows_out;
+        self.bytes_out += other.bytes_out;
+    }
+}
+
+/// A blocking partition a task wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionWritten {
+    /// The edge (dataset) it belongs to.
+    pub dataset: u32,
+    /// Its id.
+    pub partition: ResultPartitionId,
+    /// What the file holds.
+    pub stats: PartitionFileStats,
+}
+
+/// What a task reports when it finished successfully.
+#[derive(Debug, Clone, Default)]
+pub struct TaskReport {
+    /// Its counts.
+    pub metrics: TaskMetrics,
+    /// The blocking partitions it completed.
+    pub partitions: Vec<PartitionWritten>,
+}
+
+/// Bytes of the Arrow buffers a batch's (possibly sliced) columns cover.
+pub(crate) fn batch_bytes(batch: &arrow::array::RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
+        .sum()
+}

@@ -1,0 +1,293 @@
+//! [`SubpartitionReader`]: reads one subpartition of a complete blocking
+//! result partition file.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::BlockingFormat;
+use super::index::{BlockEntry, PartitionFile, PartitionIndex, crc32, decode_guarded};
+use super::ipc::{self, IpcBlockDecoder};
+use super::parquet::{self, ParquetBlockDecoder};
+use crate::{Error, Result, ResultPartitionId, ShuffleRoot, cpu};
+
+/// How many bytes at the end of a file `open` fetches at once, hoping the
+/// whole footer is among them.
+const TAIL_PREFETCH: u64 = 64 * 1024;
+
+/// The last bytes of a file, fetched once at open.
+pub(super) struct Tail {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl Tail {
+    /// `range` (absolute offsets) if the tail holds all of it.
+    fn slice(&self, range: &Range<u64>) -> Option<Bytes> {
+        let start = usize::try_from(range.start.checked_sub(self.start)?).ok()?;
+        let end = usize::try_from(range.end.checked_sub(self.start)?).ok()?;
+        (start <= end && end <= self.bytes.len()).then(|| self.bytes.slice(start..end))
+    }
+}
+
+/// Fetches byte ranges of one partition file and counts them.
+pub(super) struct Fetcher {
+    store: Arc<dyn ObjectStore>,
+    file: PartitionFile,
+    bytes_read: u64,
+}
+
+impl Fetcher {
+    /// Fetches `range`, which must lie within the file.
+    ///
+    /// # Errors
+    /// [`Error::PartitionNotFound`] when the file is gone,
+    /// [`Error::PartitionCorrupt`] on a short read.
+    pub async fn fetch(&mut self, range: Range<u64>) -> Result<Bytes> {
+        let expected = range.end.saturating_sub(range.start);
+        if expected == 0 {
+            return Ok(Bytes::new());
+        }
+        let bytes = self
+            .store
+            .get_range(&self.file.path, range.clone())
+            .await
+            .map_err(|e| self.file.store_error(e))?;
+        self.bytes_read += bytes.len() as u64;
+        if bytes.len() as u64 != expected {
+            return Err(self.corrupt(format!(
+                "read {} bytes at {}..{} instead of {expected}",
+                bytes.len(),
+                range.start,
+                range.end
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// `range` from `tail` when it holds it, else from the store.
+    pub async fn range_in(&mut self, tail: &Tail, range: Range<u64>) -> Result<Bytes> {
+        match tail.slice(&range) {
+            Some(bytes) => Ok(bytes),
+            None => self.fetch(range).await,
+        }
+    }
+
+    /// [`Error::PartitionCorrupt`] for this file.
+    pub fn corrupt(&self, reason: impl Into<String>) -> Error {
+        self.file.corrupt(reason)
+    }
+}
+
+/// What a format's `open` learnt from the end of the file.
+pub(super) struct OpenedPartition {
+    pub index: PartitionIndex,
+    pub schema: SchemaRef,
+    pub decoder: BlockDecoder,
+}
+
+/// Decodes the verified bytes of one block.
+#[derive(Debug)]
+pub(super) enum BlockDecoder {
+    Ipc(IpcBlockDecoder),
+    Parquet(ParquetBlockDecoder),
+}
+
+impl BlockDecoder {
+    fn decode(&self, bytes: Bytes, block: &BlockEntry) -> Result<Vec<RecordBatch>, String> {
+        match self {
+            BlockDecoder::Ipc(decoder) => decoder.decode(bytes),
+            BlockDecoder::Parquet(decoder) => decoder.decode(bytes, block),
+        }
+    }
+}
+
+/// Reads one subpartition of a complete blocking result partition: only the
+/// blocks of that subpartition are fetched, one at a time, and each block's
+/// CRC32 is verified before it is decoded (on the CPU pool).
+///
+/// [`next_batch`](Self::next_batch) is cancel-safe: a block is consumed only
+/// once its batches are decoded.
+pub struct SubpartitionReader {
+    fetcher: Fetcher,
+    subpartition: usize,
+    schema: SchemaRef,
+    decoder: Arc<BlockDecoder>,
+    /// Blocks of this subpartition not yet decoded, in write order.
+    blocks: VecDeque<BlockEntry>,
+    num_blocks: usize,
+    decoded: VecDeque<RecordBatch>,
+    blocks_read: u64,
+}
+
+impl std::fmt::Debug for SubpartitionReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubpartitionReader")
+            .field("partition", &self.fetcher.file.partition)
+            .field("path", &self.fetcher.file.path)
+            .field("subpartition", &self.subpartition)
+            .field("num_blocks", &self.num_blocks)
+            .field("blocks_read", &self.blocks_read)
+            .field("bytes_read", &self.fetcher.bytes_read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SubpartitionReader {
+    /// Opens subpartition `subpartition` of the complete partition `id` of
+    /// `job` under `root`, written in `format`. Reads the file's footer and
+    /// index, not its blocks.
+    ///
+    /// # Errors
+    /// [`Error::PartitionNotFound`] when the file does not exist;
+    /// [`Error::PartitionCorrupt`] when it is truncated, has a bad magic, a
+    /// footer or schema checksum mismatch, or an inconsistent index;
+    /// [`Error::Config`] when `subpartition` is not one of the partition's.
+    pub async fn open(
+        root: &ShuffleRoot,
+        job: &str,
+        id: ResultPartitionId,
+        subpartition: usize,
+        format: BlockingFormat,
+    ) -> Result<Self> {
+        let path = root.partition_path(job, &id, format.extension());
+        let file = PartitionFile {
+            partition: id,
+            path,
+        };
+        let store = Arc::clone(root.store());
+        let size = store
+            .head(&file.path)
+            .await
+            .map_err(|e| file.store_error(e))?
+            .size;
+        let mut fetcher = Fetcher {
+            store,
+            file,
+            bytes_read: 0,
+        };
+        let tail_start = size - size.min(TAIL_PREFETCH);
+        let tail = Tail {
+            start: tail_start,
+            bytes: fetcher.fetch(tail_start..size).await?,
+        };
+        let opened = match format {
+            BlockingFormat::Ipc => ipc::open(&mut fetcher, size, &tail).await?,
+            BlockingFormat::Parquet => parquet::open(&mut fetcher, size, &tail).await?,
+        };
+        let num_subpartitions = opened.index.num_subpartitions as usize;
+        if subpartition >= num_subpartitions {
+            return Err(Error::Config(format!(
+                "partition {} at {}: subpartition {subpartition} out of range (0..{num_subpartitions})",
+                fetcher.file.partition, fetcher.file.path
+            )));
+        }
+        let blocks: VecDeque<_> = opened
+            .index
+            .blocks
+            .into_iter()
+            .filter(|block| block.subpartition as usize == subpartition)
+            .collect();
+        Ok(Self {
+            fetcher,
+            subpartition,
+            schema: opened.schema,
+            decoder: Arc::new(opened.decoder),
+            num_blocks: blocks.len(),
+            blocks,
+            decoded: VecDeque::new(),
+            blocks_read: 0,
+        })
+    }
+
+    /// The next batch of this subpartition, in the order written; `None` at
+    /// the end.
+    ///
+    /// # Errors
+    /// [`Error::PartitionCorrupt`] when a block's checksum, decoding or row
+    /// count is wrong; [`Error::PartitionNotFound`] when the file disappeared.
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(batch) = self.decoded.pop_front() {
+                return Ok(Some(batch));
+            }
+            let Some(block) = self.blocks.front().cloned() else {
+                return Ok(None);
+            };
+            // `open` validated that every block lies within the file.
+            let end = block.end().unwrap_or(block.offset);
+            let bytes = self.fetcher.fetch(block.offset..end).await?;
+            let decoder = Arc::clone(&self.decoder);
+            let batches = cpu::run(move || {
+                let actual = crc32(&bytes);
+                if actual != block.crc32 {
+                    return Err(format!(
+                        "checksum mismatch in the block at {}+{}: stored {:08x}, computed {actual:08x}",
+                        block.offset, block.length, block.crc32
+                    ));
+                }
+                let batches = decode_guarded(|| decoder.decode(bytes, &block))
+                    .map_err(|e| format!("block at {}+{}: {e}", block.offset, block.length))?;
+                let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+                if rows != block.rows {
+                    return Err(format!(
+                        "the block at {}+{} decoded to {rows} rows instead of {}",
+                        block.offset, block.length, block.rows
+                    ));
+                }
+                Ok(batches)
+            })
+            .await
+            .map_err(|reason| self.fetcher.corrupt(reason))?;
+            self.blocks.pop_front();
+            self.blocks_read += 1;
+            self.decoded
+                .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+        }
+    }
+
+    /// The schema of the partition (as written).
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// The subpartition being read.
+    pub fn subpartition(&self) -> usize {
+        self.subpartition
+    }
+
+    /// The path of the partition file within the shuffle root.
+    pub fn path(&self) -> &Path {
+        &self.fetcher.file.path
+    }
+
+    /// How many blocks this subpartition consists of.
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+
+    /// How many blocks were fetched and decoded so far.
+    pub fn blocks_read(&self) -> u64 {
+        self.blocks_read
+    }
+
+    /// Bytes fetched from the store so far: the footer, index and schema read
+    /// by `open`, and the blocks read since.
+    pub fn bytes_read(&self) -> u64 {
+        self.fetcher.bytes_read
+    }
+}
+
+#[cfg(test)]
+impl SubpartitionReader {
+    /// Bytes of this subpartition's blocks not yet read.
+    pub(super) fn block_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| b.length).sum()
+    }
+}

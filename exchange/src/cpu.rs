@@ -1,0 +1,53 @@
+//! The CPU pool: every CPU-heavy piece of work (operators, partitioning,
+//! encoding and decoding of partition files) runs on one rayon pool, and async
+//! code on tokio hands it over with [`run`]. Tokio workers never run CPU work
+//! and rayon workers never wait on I/O or channels.
+
+use std::sync::OnceLock;
+
+static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+
+/// Sizes the CPU pool. Only the first call (before any work ran) has an
+/// effect; later calls return `false`.
+pub fn init_pool(threads: usize) -> bool {
+    let mut installed = false;
+    POOL.get_or_init(|| {
+        installed = true;
+        build_pool(threads)
+    });
+    installed
+}
+
+fn build_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("weir-cpu-{i}"))
+        .build()
+        .expect("the CPU pool's threads can be started")
+}
+
+/// The shared CPU pool (sized to the machine's cores unless [`init_pool`]
+/// said otherwise).
+pub fn pool() -> &'static rayon::ThreadPool {
+    POOL.get_or_init(|| build_pool(std::thread::available_parallelism().map_or(1, |n| n.get())))
+}
+
+/// Runs `work` on the CPU pool and waits for its result without blocking the
+/// calling tokio worker. A panic inside `work` is resumed in the caller.
+pub async fn run<R, F>(work: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    pool().spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        // The receiver is gone when the task was cancelled: nothing to report.
+        let _ = tx.send(result);
+    });
+    match rx.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => unreachable!("the CPU pool dropped a job without running it"),
+    }
+}

@@ -1,0 +1,38 @@
+//! The events that flow on every edge of a job.
+
+use arrow::array::RecordBatch;
+
+/// A checkpoint barrier: everything before it on a channel belongs to
+/// checkpoint `id`, everything after it to a later one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barrier {
+    /// The checkpoint this barrier delimits.
+    pub checkpoint_id: u64,
+    /// When the coordinator triggered the checkpoint (ms since the epoch).
+    pub timestamp_ms: i64,
+}
+
+/// What flows on an edge. Within one process a batch moves as a
+/// reference-counted [`RecordBatch`]; it is never copied or serialized.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A batch of records.
+    Batch(RecordBatch),
+    /// Event time has advanced to this timestamp (ms): no record with a
+    /// smaller timestamp will follow on this channel.
+    Watermark(i64),
+    /// A checkpoint barrier.
+    Barrier(Barrier),
+    /// The producer has sent everything: nothing follows on this channel.
+    EndOfPartition,
+}
+
+impl Event {
+    /// Bytes of memory this event holds, as counted by backpressure.
+    pub fn memory_size(&self) -> usize {
+        match self {
+            Event::Batch(batch) => batch.get_array_memory_size(),
+            _ => 0,
+        }
+    }
+}

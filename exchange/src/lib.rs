@@ -1,0 +1,34 @@
+//! # weir-exchange
+//!
+//! The exchange layer of weir: it moves [`Event`]s between the subtasks of a
+//! job and knows nothing about the operators that produce or consume them.
+//!
+//! - [`event`]: what flows on every edge — record batches, watermarks,
+//!   checkpoint barriers and the end of a partition.
+//! - [`partitioner`]: how a producer's output is split into subpartitions
+//!   (`forward`, `hash(keys)`, `rebalance`, `rescale`, `broadcast`). Hashing is
+//!   stable across processes and runs ([`hash`]).
+//! - [`channel`]: pipelined local channels with credit-based backpressure,
+//!   bounded in bytes and in batches.
+//! - [`blocking`]: blocking result partitions, written whole before they are
+//!   read, as Arrow IPC or Parquet files under a [`ShuffleRoot`]: one file per
+//!   producer subtask, with a per-subpartition index and checksums.
+//! - [`cpu`]: the one rayon pool on which CPU work runs, and the hand-off from
+//!   async (tokio) code to it.
+//!
+//! Errors that drive failover ([`Error::PartitionNotFound`],
+//! [`Error::PartitionCorrupt`]) are typed variants, never strings.
+
+pub mod blocking;
+pub mod channel;
+pub mod cpu;
+mod error;
+pub mod event;
+pub mod hash;
+pub mod partitioner;
+mod shuffle_root;
+
+pub use error::{Error, Result};
+pub use event::Event;
+pub use partitioner::{PartitionRouter, Partitioner};
+pub use shuffle_root::{ResultPartitionId, ShuffleRoot};

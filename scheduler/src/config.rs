@@ -1,0 +1,370 @@
+//! Job configuration: Flink-style `key = value` options with defaults that
+//! work with no configuration at all.
+
+use std::time::Duration;
+
+use weir_engine::graph::ShuffleMode;
+use weir_exchange::blocking::{BlockingFormat, BlockingOptions, Compression};
+use weir_exchange::channel::ChannelBounds;
+
+use crate::failover::restart::RestartStrategy;
+use crate::{Error, Result};
+
+/// Which regions restart when a task fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailoverKind {
+    /// The failed region, the producers of lost partitions, and the
+    /// consumers of non-deterministic producers (default).
+    #[default]
+    Region,
+    /// Every region of the job.
+    RestartAll,
+}
+
+/// How a job runs.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Parallelism of vertices that do not set their own.
+    pub parallelism: usize,
+    /// Slots of the embedded worker.
+    pub slots: usize,
+    /// Exchange mode of edges that do not set their own (bounded jobs).
+    pub shuffle_mode: ShuffleMode,
+    /// Operator chaining on or off.
+    pub chaining: bool,
+    /// Number of key groups.
+    pub max_parallelism: usize,
+    /// Where blocking partitions are written (directory or URL).
+    pub shuffle_root: String,
+    /// Format, compression and buffering of blocking partitions.
+    pub blocking: BlockingOptions,
+    /// Bounds of pipelined channels.
+    pub channel: ChannelBounds,
+    /// Which regions restart on failure.
+    pub failover: FailoverKind,
+    /// When and how often they may restart.
+    pub restart: RestartStrategy,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            parallelism: cores,
+            slots: cores,
+            shuffle_mode: ShuffleMode::AllBlocking,
+            chaining: true,
+            max_parallelism: weir_exchange::partitioner::DEFAULT_MAX_PARALLELISM,
+            shuffle_root: std::env::temp_dir()
+                .join("weir-shuffle")
+                .display()
+                .to_string(),
+            blocking: BlockingOptions::default(),
+            channel: ChannelBounds::default(),
+            failover: FailoverKind::Region,
+            restart: RestartStrategy::default(),
+        }
+    }
+}
+
+/// Every configuration key, with what it takes.
+pub const CONFIG_KEYS: &[(&str, &str)] = &[
+    (
+        "parallelism.default",
+        "default parallelism of vertices (number)",
+    ),
+    ("worker.slots", "slots of the embedded worker (number)"),
+    (
+        "execution.batch-shuffle-mode",
+        "all-blocking | all-pipelined | auto",
+    ),
+    ("pipeline.operator-chaining", "true | false"),
+    ("pipeline.max-parallelism", "number of key groups (number)"),
+    (
+        "shuffle.root",
+        "directory or URL (file://, memory://) of blocking partitions",
+    ),
+    ("shuffle.format", "ipc | parquet"),
+    ("shuffle.compression", "none | lz4 | zstd"),
+    (
+        "shuffle.buffer-bytes",
+        "bytes buffered per blocking partition before a block is written",
+    ),
+    (
+        "exchange.channel.max-bytes",
+        "bytes buffered per pipelined channel",
+    ),
+    (
+        "exchange.channel.max-batches",
+        "batches buffered per pipelined channel",
+    ),
+    ("failover.strategy", "region | restart-all"),
+    (
+        "restart-strategy.type",
+        "none | fixed-delay | exponential-delay | failure-rate",
+    ),
+    (
+        "restart-strategy.fixed-delay.attempts",
+        "restarts before the job fails",
+    ),
+    (
+        "restart-strategy.fixed-delay.delay",
+        "wait before each restart (e.g. 1 s, 200 ms)",
+    ),
+    (
+        "restart-strategy.exponential-delay.initial-backoff",
+        "first wait",
+    ),
+    (
+        "restart-strategy.exponential-delay.max-backoff",
+        "longest wait",
+    ),
+    (
+        "restart-strategy.exponential-delay.backoff-multiplier",
+        "growth per restart",
+    ),
+    (
+        "restart-strategy.exponential-delay.attempts",
+        "restarts before the job fails",
+    ),
+    (
+        "restart-strategy.failure-rate.max-failures-per-interval",
+        "failures tolerated per interval",
+    ),
+    (
+        "restart-strategy.failure-rate.failure-rate-interval",
+        "the interval",
+    ),
+    (
+        "restart-strategy.failure-rate.delay",
+        "wait before each restart",
+    ),
+];
+
+impl JobConfig {
+    /// Sets one option by key.
+    ///
+    /// # Errors
+    /// An unknown key (the message lists the valid ones) or a value that does
+    /// not parse.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let bad = |what: &str| Error::Config(format!("'{key}' = '{value}': expected {what}"));
+        let number = || {
+            value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| bad("a whole number"))
+        };
+        let positive = || {
+            number().and_then(|n| {
+                if n == 0 {
+                    Err(bad("a number above 0"))
+                } else {
+                    Ok(n)
+                }
+            })
+        };
+        let duration =
+            || parse_duration(value).ok_or_else(|| bad("a duration such as '1 s' or '200 ms'"));
+        match key {
+            "parallelism.default" => self.parallelism = positive()?,
+            "worker.slots" => self.slots = positive()?,
+            "execution.batch-shuffle-mode" => {
+                self.shuffle_mode = value.parse().map_err(Error::Config)?
+            }
+            "pipeline.operator-chaining" => {
+                self.chaining = value.parse().map_err(|_| bad("true or false"))?;
+            }
+            "pipeline.max-parallelism" => self.max_parallelism = positive()?,
+            "shuffle.root" => self.shuffle_root = value.to_string(),
+            "shuffle.format" => {
+                self.blocking.format = value
+                    .parse::<BlockingFormat>()
+                    .map_err(|_| bad("ipc or parquet"))?;
+            }
+            "shuffle.compression" => {
+                self.blocking.compression = value
+                    .parse::<Compression>()
+                    .map_err(|_| bad("none, lz4 or zstd"))?;
+            }
+            "shuffle.buffer-bytes" => self.blocking.buffer_bytes = positive()?,
+            "exchange.channel.max-bytes" => self.channel.max_bytes = positive()?,
+            "exchange.channel.max-batches" => self.channel.max_batches = positive()?,
+            "failover.strategy" => {
+                self.failover = match value {
+                    "region" => FailoverKind::Region,
+                    "restart-all" | "full" => FailoverKind::RestartAll,
+                    _ => return Err(bad("region or restart-all")),
+                }
+            }
+            "restart-strategy.type" => {
+                self.restart = match value {
+                    "none" | "disable" => RestartStrategy::None,
+                    "fixed-delay" => RestartStrategy::fixed_delay_default(),
+                    "exponential-delay" => RestartStrategy::exponential_delay_default(),
+                    "failure-rate" => RestartStrategy::failure_rate_default(),
+                    _ => return Err(bad("none, fixed-delay, exponential-delay or failure-rate")),
+                }
+            }
+            _ if key.starts_with("restart-strategy.") => {
+                self.set_restart(key, value, number, duration)?
+            }
+            _ => {
+                let valid: Vec<_> = CONFIG_KEYS.iter().map(|(k, _)| *k).collect();
+                return Err(Error::Config(format!(
+                    "unknown option '{key}' (valid: {})",
+                    valid.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn set_restart(
+        &mut self,
+        key: &str,
+        value: &str,
+        number: impl Fn() -> Result<usize>,
+        duration: impl Fn() -> Result<Duration>,
+    ) -> Result<()> {
+        let strategy = self.restart.name();
+        let mismatch = || {
+            Error::Config(format!(
+                "'{key}' does not apply to restart strategy '{strategy}': set restart-strategy.type first"
+            ))
+        };
+        match (
+            &mut self.restart,
+            key.trim_start_matches("restart-strategy."),
+        ) {
+            (RestartStrategy::FixedDelay { attempts, .. }, "fixed-delay.attempts") => {
+                *attempts = number()? as u32
+            }
+            (RestartStrategy::FixedDelay { delay, .. }, "fixed-delay.delay") => {
+                *delay = duration()?
+            }
+            (
+                RestartStrategy::ExponentialDelay { initial, .. },
+                "exponential-delay.initial-backoff",
+            ) => {
+                *initial = duration()?;
+            }
+            (RestartStrategy::ExponentialDelay { max, .. }, "exponential-delay.max-backoff") => {
+                *max = duration()?
+            }
+            (
+                RestartStrategy::ExponentialDelay { multiplier, .. },
+                "exponential-delay.backoff-multiplier",
+            ) => {
+                *multiplier = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|m| *m >= 1.0)
+                    .ok_or_else(|| {
+                        Error::Config(format!("'{key}' = '{value}': expected a number >= 1"))
+                    })?;
+            }
+            (RestartStrategy::ExponentialDelay { attempts, .. }, "exponential-delay.attempts") => {
+                *attempts = number()? as u32;
+            }
+            (
+                RestartStrategy::FailureRate { max_failures, .. },
+                "failure-rate.max-failures-per-interval",
+            ) => {
+                *max_failures = number()? as u32;
+            }
+            (
+                RestartStrategy::FailureRate { interval, .. },
+                "failure-rate.failure-rate-interval",
+            ) => {
+                *interval = duration()?;
+            }
+            (RestartStrategy::FailureRate { delay, .. }, "failure-rate.delay") => {
+                *delay = duration()?
+            }
+            _ if CONFIG_KEYS.iter().any(|(k, _)| *k == key) => return Err(mismatch()),
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown option '{key}' (valid: {})",
+                    CONFIG_KEYS
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("restart-strategy."))
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses durations such as `1 s`, `200ms`, `2 min`, `1h`, or a bare number
+/// of milliseconds.
+pub fn parse_duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "" | "ms" | "milli" | "millis" | "milliseconds" => number,
+        "s" | "sec" | "secs" | "second" | "seconds" => number * 1e3,
+        "min" | "mins" | "minute" | "minutes" => number * 60e3,
+        "h" | "hour" | "hours" => number * 3600e3,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(millis / 1e3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_list_the_valid_ones() {
+        let err = JobConfig::default()
+            .set("paralelism", "2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown option 'paralelism'") && err.contains("parallelism.default"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn restart_options_apply_to_their_strategy() {
+        let mut config = JobConfig::default();
+        config.set("restart-strategy.type", "fixed-delay").unwrap();
+        config
+            .set("restart-strategy.fixed-delay.attempts", "7")
+            .unwrap();
+        config
+            .set("restart-strategy.fixed-delay.delay", "250 ms")
+            .unwrap();
+        assert_eq!(
+            config.restart,
+            RestartStrategy::FixedDelay {
+                attempts: 7,
+                delay: Duration::from_millis(250)
+            }
+        );
+        let err = config
+            .set("restart-strategy.failure-rate.delay", "1 s")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not apply"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("1 s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2 min"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("15"), Some(Duration::from_millis(15)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+}

@@ -1,0 +1,115 @@
+//! Failure injection for tests: fail chosen tasks at chosen records, delete
+//! or corrupt chosen partition files.
+
+use weir_engine::graph::VertexId;
+
+/// A task failure to inject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure {
+    /// The vertex.
+    pub vertex: VertexId,
+    /// The subtask index.
+    pub subtask: u32,
+    /// The attempt that fails (later attempts run normally).
+    pub attempt: u32,
+    /// The task fails when its input count reaches this record (1-based).
+    pub at_record: u64,
+}
+
+/// What to do to a partition file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionDamage {
+    /// Delete the file.
+    Delete,
+    /// Flip bytes in the middle of the file.
+    Corrupt,
+}
+
+/// A partition file to damage right after its producer finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionFault {
+    /// The edge (dataset).
+    pub dataset: u32,
+    /// The producer subtask index.
+    pub producer: u32,
+    /// The producer attempt whose file is damaged.
+    pub attempt: u32,
+    /// Delete or corrupt.
+    pub damage: PartitionDamage,
+}
+
+/// The failures to inject into one job run.
+#[derive(Debug, Clone, Default)]
+pub struct FailurePlan {
+    /// Task failures.
+    pub records: Vec<RecordFailure>,
+    /// Damaged partition files.
+    pub partitions: Vec<PartitionFault>,
+}
+
+impl FailurePlan {
+    /// No failures.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Fails subtask `subtask` of `vertex` on attempt `attempt` when its
+    /// input count reaches `at_record`.
+    pub fn fail_task(
+        mut self,
+        vertex: VertexId,
+        subtask: u32,
+        attempt: u32,
+        at_record: u64,
+    ) -> Self {
+        self.records.push(RecordFailure {
+            vertex,
+            subtask,
+            attempt,
+            at_record,
+        });
+        self
+    }
+
+    /// Damages the partition of producer `producer` on edge `dataset` written
+    /// by attempt `attempt`.
+    pub fn damage_partition(
+        mut self,
+        dataset: u32,
+        producer: u32,
+        attempt: u32,
+        damage: PartitionDamage,
+    ) -> Self {
+        self.partitions.push(PartitionFault {
+            dataset,
+            producer,
+            attempt,
+            damage,
+        });
+        self
+    }
+
+    pub(crate) fn record_failure(
+        &self,
+        vertex: VertexId,
+        subtask: u32,
+        attempt: u32,
+    ) -> Option<u64> {
+        self.records
+            .iter()
+            .find(|f| f.vertex == vertex && f.subtask == subtask && f.attempt == attempt)
+            .map(|f| f.at_record)
+    }
+
+    pub(crate) fn damage_for(
+        &self,
+        dataset: u32,
+        producer: u32,
+        attempt: u32,
+    ) -> Option<PartitionDamage> {
+        self.partitions
+            .iter()
+            .find(|f| f.dataset == dataset && f.producer == producer && f.attempt == attempt)
+            .map(|f| f.damage)
+    }
+}

@@ -1,0 +1,569 @@
+//! The job master: drives one job from deployment to its end — scheduling
+//! regions, tracking partitions, and failing over.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use object_store::ObjectStoreExt;
+use tokio::task::{AbortHandle, JoinSet};
+use weir_engine::graph::ExchangeMode;
+use weir_engine::task::{
+    InputChannel, OutputSpec, OutputTarget, TaskDeployment, TaskInfo, TaskReport, run_task,
+};
+use weir_exchange::ResultPartitionId;
+use weir_exchange::ShuffleRoot;
+use weir_exchange::channel::{ChannelReceiver, ChannelSender, pipelined_channel};
+
+use crate::execution_graph::{ExecutionGraph, PartitionKey};
+use crate::failover::restart::RestartTracker;
+use crate::failover::{FailoverStrategy, FailoverView};
+use crate::failure_plan::{FailurePlan, PartitionDamage};
+use crate::region::{RegionId, Regions};
+use crate::slot::SlotPool;
+use crate::strategy::SchedulingStrategy;
+use crate::summary::{JobSummary, RegionEvent, RegionEventKind, VertexSummary};
+use crate::{Error, JobConfig, Result};
+
+/// Where a region is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RegionState {
+    /// Not deployed; deployable once its blocking inputs are complete.
+    Waiting,
+    /// Deployed; `unfinished` subtasks still running.
+    Running { unfinished: usize },
+    /// Every subtask finished.
+    Finished,
+    /// Cancelled after a failure; waits until `at` under the restart
+    /// strategy, then waits for its inputs again.
+    Restarting { at: Instant },
+}
+
+type TaskOutcome = (usize, u32, weir_engine::Result<TaskReport>);
+
+/// Runs one job.
+pub(crate) struct JobMaster {
+    job_id: Arc<str>,
+    graph: ExecutionGraph,
+    regions: Regions,
+    config: JobConfig,
+    plan: FailurePlan,
+    root: ShuffleRoot,
+    strategy: Box<dyn SchedulingStrategy>,
+    failover: Box<dyn FailoverStrategy>,
+    restarts: RestartTracker,
+    slots: SlotPool,
+    states: Vec<RegionState>,
+    attempts: Vec<u32>,
+    reports: Vec<Option<TaskReport>>,
+    complete: HashMap<PartitionKey, u32>,
+    lost: HashSet<PartitionKey>,
+    tasks: JoinSet<TaskOutcome>,
+    running: HashMap<usize, AbortHandle>,
+    timeline: Vec<RegionEvent>,
+    started: Instant,
+}
+
+/// What a job master needs to run a job.
+pub(crate) struct JobSetup {
+    pub job_id: Arc<str>,
+    pub graph: ExecutionGraph,
+    pub config: JobConfig,
+    pub plan: FailurePlan,
+    pub root: ShuffleRoot,
+    pub strategy: Box<dyn SchedulingStrategy>,
+    pub failover: Box<dyn FailoverStrategy>,
+}
+
+impl JobMaster {
+    pub fn new(setup: JobSetup) -> Self {
+        let regions = Regions::compute(&setup.graph);
+        let subtasks = setup.graph.subtasks.len();
+        Self {
+            job_id: setup.job_id,
+            states: vec![RegionState::Waiting; regions.len()],
+            regions,
+            restarts: RestartTracker::new(setup.config.restart.clone()),
+            slots: SlotPool::new(setup.config.slots),
+            config: setup.config,
+            plan: setup.plan,
+            root: setup.root,
+            strategy: setup.strategy,
+            failover: setup.failover,
+            attempts: vec![0; subtasks],
+            reports: vec![None; subtasks],
+            complete: HashMap::new(),
+            lost: HashSet::new(),
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            timeline: Vec::new(),
+            started: Instant::now(),
+            graph: setup.graph,
+        }
+    }
+
+    /// Runs the job to its end and removes its partition files, whether it
+    /// succeeded or failed.
+    pub async fn run(mut self) -> Result<JobSummary> {
+        let outcome = self.drive().await;
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        if let Err(e) = self.root.remove_job(&self.job_id).await {
+            tracing::warn!(
+                "could not remove the partition files of job {}: {e}",
+                self.job_id
+            );
+        }
+        outcome.map(|()| self.summary())
+    }
+
+    async fn drive(&mut self) -> Result<()> {
+        self.strategy
+            .check(&self.regions, self.slots.total())
+            .map_err(|reason| self.unschedulable(reason))?;
+        loop {
+            self.schedule();
+            if self.states.iter().all(|s| *s == RegionState::Finished) {
+                return Ok(());
+            }
+            let next_restart = self
+                .states
+                .iter()
+                .filter_map(|s| match s {
+                    RegionState::Restarting { at } => Some(*at),
+                    _ => None,
+                })
+                .min();
+            if self.tasks.is_empty() && next_restart.is_none() {
+                let waiting: Vec<String> = self.region_ids(|s| s == RegionState::Waiting);
+                return Err(self.unschedulable(format!(
+                    "regions {} wait for inputs that nothing produces",
+                    waiting.join(", ")
+                )));
+            }
+            tokio::select! {
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
+                    Ok((subtask, attempt, result)) => self.on_task_done(subtask, attempt, result).await?,
+                    Err(e) if e.is_cancelled() => {}
+                    Err(e) => return Err(self.failed(format!("a task could not be joined: {e}"))),
+                },
+                () = sleep_until(next_restart), if next_restart.is_some() => {}
+            }
+        }
+    }
+
+    fn region_ids(&self, which: impl Fn(RegionState) -> bool) -> Vec<String> {
+        self.states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| which(**s))
+            .map(|(r, _)| RegionId(r as u32).to_string())
+            .collect()
+    }
+
+    /// Deploys what the strategy picks among the ready regions.
+    fn schedule(&mut self) {
+        let now = Instant::now();
+        for state in &mut self.states {
+            if let RegionState::Restarting { at } = *state
+                && at <= now
+            {
+                *state = RegionState::Waiting;
+            }
+        }
+        let ready: Vec<RegionId> = self
+            .regions
+            .all()
+            .iter()
+            .filter(|r| self.states[r.id.0 as usize] == RegionState::Waiting)
+            .filter(|r| r.consumes.iter().all(|p| self.complete.contains_key(p)))
+            .map(|r| r.id)
+            .collect();
+        for region in self.strategy.select(&ready, &self.regions, &mut self.slots) {
+            self.deploy(region);
+        }
+    }
+
+    fn deploy(&mut self, region: RegionId) {
+        let subtasks = self.regions.get(region).subtasks.clone();
+        self.timeline.push(RegionEvent {
+            region,
+            kind: RegionEventKind::Deployed,
+            at_ms: self.started.elapsed().as_millis() as u64,
+        });
+        // Pipelined channels inside the region, created up front so each
+        // producer holds its senders and each consumer its receivers.
+        let mut senders: HashMap<(u32, u32), Vec<ChannelSender>> = HashMap::new();
+        let mut receivers: HashMap<(u32, u32, u32), ChannelReceiver> = HashMap::new();
+        for &s in &subtasks {
+            let id = self.graph.subtasks[s];
+            for result in self.graph.outputs_of(id.vertex) {
+                if result.mode != ExchangeMode::Pipelined {
+                    continue;
+                }
+                let partition = &result.partitions[id.index as usize];
+                let mut channels: Vec<Option<ChannelSender>> =
+                    (0..partition.subpartitions).map(|_| None).collect();
+                for &(consumer, subpartition) in &partition.consumers {
+                    let (tx, rx) = pipelined_channel(self.config.channel);
+                    channels[subpartition] = Some(tx);
+                    receivers.insert((result.dataset, consumer, id.index), rx);
+                }
+                senders.insert(
+                    (result.dataset, id.index),
+                    channels
+                        .into_iter()
+                        .map(|c| c.expect("every subpartition has a consumer"))
+                        .collect(),
+                );
+            }
+        }
+        for &s in &subtasks {
+            let deployment = self.deployment(s, &mut senders, &mut receivers);
+            let attempt = self.attempts[s];
+            let handle = self.tasks.spawn(async move {
+                let result = AssertUnwindSafe(run_task(deployment))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(panic_error(panic)));
+                (s, attempt, result)
+            });
+            self.running.insert(s, handle);
+        }
+        self.states[region.0 as usize] = RegionState::Running {
+            unfinished: subtasks.len(),
+        };
+    }
+
+    fn deployment(
+        &self,
+        s: usize,
+        senders: &mut HashMap<(u32, u32), Vec<ChannelSender>>,
+        receivers: &mut HashMap<(u32, u32, u32), ChannelReceiver>,
+    ) -> TaskDeployment {
+        let id = self.graph.subtasks[s];
+        let vertex = self.graph.job.vertex(id.vertex);
+        let attempt = self.attempts[s];
+        let inputs = self
+            .graph
+            .inputs_of(id.vertex)
+            .into_iter()
+            .map(|result| {
+                self.graph
+                    .consumed_channels(result, id.index)
+                    .into_iter()
+                    .map(|(producer, subpartition)| match result.mode {
+                        ExchangeMode::Pipelined => InputChannel::Local(
+                            receivers
+                                .remove(&(result.dataset, id.index, producer))
+                                .expect("the producer is in the same region"),
+                        ),
+                        ExchangeMode::Blocking => {
+                            let key = PartitionKey {
+                                dataset: result.dataset,
+                                producer,
+                            };
+                            InputChannel::Blocking {
+                                root: self.root.clone(),
+                                job: Arc::clone(&self.job_id),
+                                partition: ResultPartitionId {
+                                    dataset: result.dataset,
+                                    producer,
+                                    attempt: self.complete[&key],
+                                },
+                                subpartition,
+                                format: self.config.blocking.format,
+                            }
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let outputs = self
+            .graph
+            .outputs_of(id.vertex)
+            .into_iter()
+            .map(|result| OutputSpec {
+                dataset: result.dataset,
+                partitioner: result.partitioner.clone(),
+                target: match result.mode {
+                    ExchangeMode::Pipelined => OutputTarget::Pipelined(
+                        senders
+                            .remove(&(result.dataset, id.index))
+                            .expect("senders were created for the region"),
+                    ),
+                    ExchangeMode::Blocking => OutputTarget::Blocking {
+                        root: self.root.clone(),
+                        job: Arc::clone(&self.job_id),
+                        partition: ResultPartitionId {
+                            dataset: result.dataset,
+                            producer: id.index,
+                            attempt,
+                        },
+                        num_subpartitions: result.partitions[id.index as usize].subpartitions,
+                        options: self.config.blocking.clone(),
+                    },
+                },
+            })
+            .collect();
+        TaskDeployment {
+            info: TaskInfo {
+                job_id: Arc::clone(&self.job_id),
+                vertex: id.vertex,
+                vertex_name: vertex.name.as_str().into(),
+                subtask: id.index as usize,
+                parallelism: vertex.parallelism,
+                attempt,
+                max_parallelism: self.graph.job.max_parallelism,
+            },
+            chain: vertex.chain.clone(),
+            inputs,
+            outputs,
+            fail_at_record: self.plan.record_failure(id.vertex, id.index, attempt),
+        }
+    }
+
+    async fn on_task_done(
+        &mut self,
+        s: usize,
+        attempt: u32,
+        result: weir_engine::Result<TaskReport>,
+    ) -> Result<()> {
+        if attempt != self.attempts[s] || !self.running.contains_key(&s) {
+            return Ok(());
+        }
+        self.running.remove(&s);
+        match result {
+            Ok(report) => {
+                for written in &report.partitions {
+                    let key = PartitionKey {
+                        dataset: written.dataset,
+                        producer: written.partition.producer,
+                    };
+                    self.complete.insert(key, attempt);
+                    self.lost.remove(&key);
+                    if let Some(damage) = self.plan.damage_for(key.dataset, key.producer, attempt) {
+                        self.damage(&written.partition, damage).await;
+                    }
+                }
+                self.reports[s] = Some(report);
+                let region = self.regions.region_of(s);
+                if let RegionState::Running { unfinished } = &mut self.states[region.0 as usize] {
+                    *unfinished -= 1;
+                    if *unfinished == 0 {
+                        self.states[region.0 as usize] = RegionState::Finished;
+                        self.strategy
+                            .release(region, &self.regions, &mut self.slots);
+                        self.timeline.push(RegionEvent {
+                            region,
+                            kind: RegionEventKind::Finished,
+                            at_ms: self.started.elapsed().as_millis() as u64,
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Err(error) => self.on_failure(s, attempt, error).await,
+        }
+    }
+
+    async fn on_failure(
+        &mut self,
+        s: usize,
+        attempt: u32,
+        error: weir_engine::Error,
+    ) -> Result<()> {
+        let id = self.graph.subtasks[s];
+        let vertex = self.graph.job.vertex(id.vertex);
+        let failure = format!(
+            "task '{}' ({id}) attempt {attempt} failed: {error}",
+            vertex.name
+        );
+        tracing::warn!("{failure}");
+        if !error.is_retryable() {
+            return Err(self.failed(failure));
+        }
+        if let Some(partition) = error.lost_partition() {
+            self.lost.insert(PartitionKey {
+                dataset: partition.dataset,
+                producer: partition.producer,
+            });
+        }
+        let now = Instant::now();
+        let delay = match self.restarts.on_failure(now) {
+            Ok(delay) => delay,
+            Err(why) => return Err(self.failed(format!("{why}; last failure: {failure}"))),
+        };
+        self.find_missing_partitions().await;
+        let states = &self.states;
+        let lost = &self.lost;
+        let view = FailoverView {
+            regions: &self.regions,
+            is_lost: &|p| lost.contains(&p),
+            has_started: &|r| {
+                matches!(
+                    states[r.0 as usize],
+                    RegionState::Running { .. } | RegionState::Finished
+                )
+            },
+        };
+        let restart = self
+            .failover
+            .regions_to_restart(self.regions.region_of(s), &view);
+        for region in restart {
+            self.reset(region, now + delay);
+        }
+        Ok(())
+    }
+
+    /// Marks complete partitions whose files are gone as lost (failover
+    /// rule 2 needs to know).
+    async fn find_missing_partitions(&mut self) {
+        let extension = self.config.blocking.format.extension();
+        for (key, attempt) in &self.complete {
+            let id = ResultPartitionId {
+                dataset: key.dataset,
+                producer: key.producer,
+                attempt: *attempt,
+            };
+            let path = self.root.partition_path(&self.job_id, &id, extension);
+            if let Err(object_store::Error::NotFound { .. }) = self.root.store().head(&path).await {
+                self.lost.insert(*key);
+            }
+        }
+    }
+
+    /// Cancels a region and makes it wait to run again with new attempts.
+    fn reset(&mut self, region: RegionId, at: Instant) {
+        if let RegionState::Running { .. } = self.states[region.0 as usize] {
+            self.strategy
+                .release(region, &self.regions, &mut self.slots);
+        }
+        let info = self.regions.get(region);
+        for &s in &info.subtasks {
+            if let Some(handle) = self.running.remove(&s) {
+                handle.abort();
+            }
+            self.attempts[s] += 1;
+            self.reports[s] = None;
+        }
+        for key in &info.produces {
+            self.complete.remove(key);
+            self.lost.remove(key);
+        }
+        self.states[region.0 as usize] = RegionState::Restarting { at };
+        self.timeline.push(RegionEvent {
+            region,
+            kind: RegionEventKind::Restarted,
+            at_ms: self.started.elapsed().as_millis() as u64,
+        });
+    }
+
+    async fn damage(&self, partition: &ResultPartitionId, damage: PartitionDamage) {
+        let path = self.root.partition_path(
+            &self.job_id,
+            partition,
+            self.config.blocking.format.extension(),
+        );
+        let store = self.root.store();
+        let result = match damage {
+            PartitionDamage::Delete => store.delete(&path).await,
+            PartitionDamage::Corrupt => match store.get(&path).await {
+                Ok(file) => match file.bytes().await {
+                    Ok(bytes) => {
+                        let mut bytes = bytes.to_vec();
+                        let middle = bytes.len() / 2;
+                        for b in bytes.iter_mut().skip(middle).take(8) {
+                            *b ^= 0x5a;
+                        }
+                        store.put(&path, bytes.into()).await.map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = result {
+            tracing::warn!("failure plan could not damage {path}: {e}");
+        }
+    }
+
+    fn unschedulable(&self, reason: String) -> Error {
+        Error::Unschedulable {
+            job: self.graph.job.name.clone(),
+            reason,
+        }
+    }
+
+    fn failed(&self, cause: String) -> Error {
+        Error::JobFailed {
+            job: self.graph.job.name.clone(),
+            restarts: self.restarts.restarts(),
+            cause,
+        }
+    }
+
+    fn summary(&self) -> JobSummary {
+        let job = &self.graph.job;
+        let mut vertices: Vec<VertexSummary> = job
+            .vertices
+            .iter()
+            .map(|v| VertexSummary {
+                id: v.id,
+                name: v.name.clone(),
+                parallelism: v.parallelism,
+                metrics: Default::default(),
+            })
+            .collect();
+        let mut shuffle_bytes = 0;
+        for (s, report) in self.reports.iter().enumerate() {
+            if let Some(report) = report {
+                let vertex = self.graph.subtasks[s].vertex;
+                vertices[vertex.0 as usize].metrics.add(&report.metrics);
+                shuffle_bytes += report.partitions.iter().map(|p| p.stats.bytes).sum::<u64>();
+            }
+        }
+        JobSummary {
+            job: job.name.clone(),
+            job_id: self.job_id.to_string(),
+            scheduling: self.strategy.name().to_string(),
+            failover: self.failover.name().to_string(),
+            vertices,
+            regions: self.regions.len(),
+            attempts: self
+                .graph
+                .subtasks
+                .iter()
+                .zip(&self.attempts)
+                .map(|(id, a)| (*id, *a))
+                .collect(),
+            region_of: (0..self.graph.subtasks.len())
+                .map(|s| self.regions.region_of(s))
+                .collect(),
+            restarts: self.restarts.restarts(),
+            shuffle_bytes,
+            timeline: self.timeline.clone(),
+            wall_time: self.started.elapsed(),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> weir_engine::Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    weir_engine::Error::Operator {
+        operator: "task".to_string(),
+        message: format!("panicked: {message}"),
+    }
+}

@@ -1,0 +1,40 @@
+//! # weir-scheduler
+//!
+//! Where and when a job's tasks run.
+//!
+//! - [`execution_graph`]: the [`ExecutionGraph`] — every vertex expanded into
+//!   subtasks, every edge into result partitions and subpartitions, wired
+//!   pointwise or all-to-all.
+//! - [`region`]: pipelined regions — the subtasks connected through pipelined
+//!   edges (union-find), bordered by blocking edges, in topological order.
+//! - [`strategy`]: eager scheduling (everything at once) and lazy
+//!   topological scheduling (a region starts when all of its blocking inputs
+//!   are complete).
+//! - [`slot`]: the slots a worker offers; a slot holds one subtask of each
+//!   vertex of a region (slot sharing).
+//! - [`failover`]: which regions restart when a task fails (`region`,
+//!   `restart-all`) and when they may restart (restart strategies).
+//! - [`job_master`] and [`mini_cluster`]: run a job end to end; the embedded
+//!   mini-cluster is the default way jobs run.
+//! - [`explain`] and [`summary`]: what a job looks like and what it did.
+
+mod config;
+mod error;
+pub mod execution_graph;
+pub mod explain;
+pub mod failover;
+pub mod failure_plan;
+pub mod job_master;
+pub mod mini_cluster;
+pub mod region;
+pub mod slot;
+pub mod strategy;
+pub mod summary;
+
+pub use config::{FailoverKind, JobConfig};
+pub use error::{Error, Result};
+pub use execution_graph::{ExecutionGraph, SubtaskId};
+pub use failure_plan::FailurePlan;
+pub use mini_cluster::MiniCluster;
+pub use region::{RegionId, Regions};
+pub use summary::JobSummary;

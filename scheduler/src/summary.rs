@@ -1,0 +1,164 @@
+//! What a finished job did.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use weir_engine::graph::VertexId;
+use weir_engine::task::TaskMetrics;
+
+use crate::SubtaskId;
+use crate::region::RegionId;
+
+/// Totals of one vertex over its subtasks' successful attempts.
+#[derive(Debug, Clone)]
+pub struct VertexSummary {
+    /// The vertex.
+    pub id: VertexId,
+    /// Its name.
+    pub name: String,
+    /// Its parallelism.
+    pub parallelism: usize,
+    /// Its records and bytes.
+    pub metrics: TaskMetrics,
+}
+
+/// A scheduling event of a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionEventKind {
+    /// Its subtasks were deployed.
+    Deployed,
+    /// All its subtasks finished.
+    Finished,
+    /// It was cancelled to run again.
+    Restarted,
+}
+
+/// When something happened to a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RegionEvent {
+    /// The region.
+    pub region: RegionId,
+    /// What happened.
+    pub kind: RegionEventKind,
+    /// Milliseconds since the job started.
+    pub at_ms: u64,
+}
+
+/// The summary of a job that finished successfully.
+#[derive(Debug, Clone)]
+pub struct JobSummary {
+    /// The job's name.
+    pub job: String,
+    /// The id of this run.
+    pub job_id: String,
+    /// The scheduling strategy.
+    pub scheduling: String,
+    /// The failover strategy.
+    pub failover: String,
+    /// Per vertex totals.
+    pub vertices: Vec<VertexSummary>,
+    /// Number of pipelined regions.
+    pub regions: usize,
+    /// The final attempt number of every subtask (0: it ran once).
+    pub attempts: Vec<(SubtaskId, u32)>,
+    /// The region of every subtask, in the order of `attempts`.
+    pub region_of: Vec<RegionId>,
+    /// Restarts granted by the restart strategy.
+    pub restarts: u32,
+    /// Bytes of blocking partition files written by the final attempts.
+    pub shuffle_bytes: u64,
+    /// Region events in the order they happened.
+    pub timeline: Vec<RegionEvent>,
+    /// Wall time from deployment to the end.
+    pub wall_time: Duration,
+}
+
+impl JobSummary {
+    /// The final attempt number of `subtask`.
+    pub fn attempt_of(&self, subtask: SubtaskId) -> Option<u32> {
+        self.attempts
+            .iter()
+            .find(|(s, _)| *s == subtask)
+            .map(|(_, a)| *a)
+    }
+
+    /// The regions that ran more than once.
+    pub fn rerun_regions(&self) -> std::collections::BTreeSet<RegionId> {
+        self.attempts
+            .iter()
+            .zip(&self.region_of)
+            .filter(|((_, a), _)| *a > 0)
+            .map(|(_, r)| *r)
+            .collect()
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl fmt::Display for JobSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "job '{}' finished in {:.3} s ({} region(s), {} scheduling, {} failover, {} restart(s))",
+            self.job,
+            self.wall_time.as_secs_f64(),
+            self.regions,
+            self.scheduling,
+            self.failover,
+            self.restarts
+        )?;
+        writeln!(
+            f,
+            "  {:<4} {:<48} {:>4} {:>12} {:>10} {:>12} {:>10}",
+            "id", "vertex", "par", "rows in", "bytes in", "rows out", "bytes out"
+        )?;
+        for v in &self.vertices {
+            let mut name = v.name.clone();
+            if name.chars().count() > 48 {
+                name = name.chars().take(45).collect::<String>() + "...";
+            }
+            writeln!(
+                f,
+                "  {:<4} {:<48} {:>4} {:>12} {:>10} {:>12} {:>10}",
+                v.id.to_string(),
+                name,
+                v.parallelism,
+                v.metrics.rows_in,
+                human_bytes(v.metrics.bytes_in),
+                v.metrics.rows_out,
+                human_bytes(v.metrics.bytes_out)
+            )?;
+        }
+        let reruns: Vec<String> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| *a > 0)
+            .map(|(s, a)| format!("{s} x{}", a + 1))
+            .collect();
+        write!(
+            f,
+            "  shuffle written: {}; attempts: {}",
+            human_bytes(self.shuffle_bytes),
+            if reruns.is_empty() {
+                "every subtask ran once".to_string()
+            } else {
+                reruns.join(", ")
+            }
+        )
+    }
+}

@@ -1,0 +1,150 @@
+//! Built-in example jobs, runnable by name until SQL scripts arrive.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use arrow::array::{AsArray, BooleanArray, Int64Array, RecordBatch, StringBuilder};
+use arrow::compute::kernels::cmp::lt;
+use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema};
+use weir_engine::graph::JobBuilder;
+use weir_engine::operators::{CountByKey, Filter, MapBatches};
+use weir_engine::registry::ConnectorOptions;
+use weir_engine::sinks::{CollectSink, Collected};
+use weir_engine::sources::SequenceGenerator;
+
+/// An example job: its builder and where its output is collected.
+pub struct ExampleJob {
+    pub builder: JobBuilder,
+    pub output: Collected,
+    /// The columns to rank the output by (descending) when printing.
+    pub rank_by: &'static str,
+}
+
+/// The names and descriptions of the examples.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "wordcount",
+        "counts the words of the text files under --input (default data/text): \
+         text -> tokenize -> partial count -> hash(word) shuffle -> final count",
+    ),
+    (
+        "numbers",
+        "generates --rows numbered rows over 1000 keys, keeps values below 500 and \
+         counts rows per key across a hash(key) shuffle",
+    ),
+];
+
+/// Builds example `name`.
+pub fn build(name: &str, input: Option<&str>, rows: u64, parallelism: usize) -> Result<ExampleJob> {
+    match name {
+        "wordcount" => wordcount(input.unwrap_or("data/text"), parallelism),
+        "numbers" => numbers(rows, parallelism),
+        other => {
+            let names: Vec<_> = EXAMPLES.iter().map(|(n, _)| *n).collect();
+            bail!(
+                "unknown job '{other}' (built-in jobs: {})",
+                names.join(", ")
+            )
+        }
+    }
+}
+
+fn wordcount(input: &str, parallelism: usize) -> Result<ExampleJob> {
+    let registry = weir_formats::registry();
+    let options = ConnectorOptions::from([("path".to_string(), input.to_string())]);
+    let text = registry
+        .source("text", &options)
+        .with_context(|| format!("cannot read the input of wordcount at '{input}'"))?;
+    let mut job = JobBuilder::new("wordcount").with_parallelism(parallelism);
+    let lines = job.source(text);
+    let words = job.operator(
+        Arc::new(MapBatches::new("tokenize", Arc::new(tokenize))),
+        [lines.forward()],
+    );
+    let partial = job.operator(Arc::new(CountByKey::partial(["word"])), [words.forward()]);
+    let counts = job.operator(
+        Arc::new(CountByKey::final_of(["word"])),
+        [partial.hash(["word"])],
+    );
+    let (sink, output) = CollectSink::new();
+    job.sink(Arc::new(sink), [counts.forward()]);
+    Ok(ExampleJob {
+        builder: job,
+        output,
+        rank_by: "count",
+    })
+}
+
+/// Splits lines into lower-case words (runs of letters, digits and `'`).
+fn tokenize(batch: &RecordBatch) -> weir_engine::Result<RecordBatch> {
+    let lines = batch.column(0).as_string::<i32>();
+    let mut words = StringBuilder::new();
+    let mut word = String::new();
+    for line in lines.iter().flatten() {
+        for c in line.chars().chain(std::iter::once(' ')) {
+            if c.is_alphanumeric() || c == '\'' {
+                word.extend(c.to_lowercase());
+            } else if !word.is_empty() {
+                words.append_value(word.trim_matches('\''));
+                word.clear();
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![Field::new("word", DataType::Utf8, false)]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(words.finish())],
+    )?)
+}
+
+fn numbers(rows: u64, parallelism: usize) -> Result<ExampleJob> {
+    let mut job = JobBuilder::new("numbers").with_parallelism(parallelism);
+    let generated = job.source(Arc::new(SequenceGenerator::new(Some(rows), 1000)));
+    let below = job.operator(
+        Arc::new(Filter::new(
+            "value < 500",
+            Arc::new(|b: &RecordBatch| -> weir_engine::Result<BooleanArray> {
+                Ok(lt(b.column(2), &Int64Array::new_scalar(500))?)
+            }),
+        )),
+        [generated.forward()],
+    );
+    let partial = job.operator(Arc::new(CountByKey::partial(["key"])), [below.forward()]);
+    let counts = job.operator(
+        Arc::new(CountByKey::final_of(["key"])),
+        [partial.hash(["key"])],
+    );
+    let (sink, output) = CollectSink::new();
+    job.sink(Arc::new(sink), [counts.forward()]);
+    Ok(ExampleJob {
+        builder: job,
+        output,
+        rank_by: "count",
+    })
+}
+
+/// The `top` rows of `batches`, by column `rank_by` descending, then by the
+/// first column ascending.
+pub fn top_rows(batches: &[RecordBatch], rank_by: &str, top: usize) -> Result<Option<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let all = arrow::compute::concat_batches(&first.schema(), batches)?;
+    let rank = all.column(all.schema().index_of(rank_by)?);
+    let columns = [
+        SortColumn {
+            values: Arc::clone(rank),
+            options: Some(SortOptions {
+                descending: true,
+                nulls_first: false,
+            }),
+        },
+        SortColumn {
+            values: Arc::clone(all.column(0)),
+            options: None,
+        },
+    ];
+    let indices = lexsort_to_indices(&columns, Some(top))?;
+    Ok(Some(take_record_batch(&all, &indices)?))
+}
