@@ -122,12 +122,42 @@ impl ExecutionGraph {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
+        let mut graph = Self {
             job,
             subtasks,
             vertex_offsets,
             results,
-        })
+        };
+        graph.pipeline_blocking_cycles();
+        Ok(graph)
+    }
+
+    /// A blocking edge whose producer and consumer ended up in one region
+    /// (regions that depended on each other in a cycle were merged) cannot
+    /// wait for itself: such edges become pipelined.
+    fn pipeline_blocking_cycles(&mut self) {
+        loop {
+            let regions = crate::Regions::compute(self);
+            let inside = self.results.iter().position(|r| {
+                r.mode == ExchangeMode::Blocking
+                    && r.partitions.iter().any(|p| {
+                        let producer = regions.region_of(self.dense(SubtaskId {
+                            vertex: r.producer,
+                            index: p.producer,
+                        }));
+                        p.consumers.iter().any(|&(c, _)| {
+                            regions.region_of(self.dense(SubtaskId {
+                                vertex: r.consumer,
+                                index: c,
+                            })) == producer
+                        })
+                    })
+            });
+            match inside {
+                Some(i) => self.results[i].mode = ExchangeMode::Pipelined,
+                None => return,
+            }
+        }
     }
 
     /// The dense number of a subtask.

@@ -21,19 +21,22 @@ pub struct RecordFailure {
 pub enum PartitionDamage {
     /// Delete the file.
     Delete,
-    /// Flip bytes in the middle of the file.
+    /// Flip bytes in the file's footer, which every reader checks.
     Corrupt,
 }
 
-/// A partition file to damage right after its producer finished.
+/// A complete partition file to damage just before a given consumer
+/// subtask is first deployed, so that consumer (and any later one) finds it
+/// missing or corrupt while earlier consumers already read it intact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionFault {
     /// The edge (dataset).
     pub dataset: u32,
     /// The producer subtask index.
     pub producer: u32,
-    /// The producer attempt whose file is damaged.
-    pub attempt: u32,
+    /// The consumer subtask before whose first deployment the file is
+    /// damaged.
+    pub before: (VertexId, u32),
     /// Delete or corrupt.
     pub damage: PartitionDamage,
 }
@@ -71,19 +74,19 @@ impl FailurePlan {
         self
     }
 
-    /// Damages the partition of producer `producer` on edge `dataset` written
-    /// by attempt `attempt`.
+    /// Damages the partition of producer `producer` on edge `dataset` just
+    /// before subtask `before` (vertex, index) is first deployed.
     pub fn damage_partition(
         mut self,
         dataset: u32,
         producer: u32,
-        attempt: u32,
+        before: (VertexId, u32),
         damage: PartitionDamage,
     ) -> Self {
         self.partitions.push(PartitionFault {
             dataset,
             producer,
-            attempt,
+            before,
             damage,
         });
         self
@@ -101,15 +104,7 @@ impl FailurePlan {
             .map(|f| f.at_record)
     }
 
-    pub(crate) fn damage_for(
-        &self,
-        dataset: u32,
-        producer: u32,
-        attempt: u32,
-    ) -> Option<PartitionDamage> {
-        self.partitions
-            .iter()
-            .find(|f| f.dataset == dataset && f.producer == producer && f.attempt == attempt)
-            .map(|f| f.damage)
+    pub(crate) fn damage_before(&self, vertex: VertexId, subtask: u32) -> impl Iterator<Item = &PartitionFault> {
+        self.partitions.iter().filter(move |f| f.before == (vertex, subtask))
     }
 }

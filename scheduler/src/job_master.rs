@@ -124,7 +124,7 @@ impl JobMaster {
             .check(&self.regions, self.slots.total())
             .map_err(|reason| self.unschedulable(reason))?;
         loop {
-            self.schedule();
+            self.schedule().await;
             if self.states.iter().all(|s| *s == RegionState::Finished) {
                 return Ok(());
             }
@@ -164,7 +164,7 @@ impl JobMaster {
     }
 
     /// Deploys what the strategy picks among the ready regions.
-    fn schedule(&mut self) {
+    async fn schedule(&mut self) {
         let now = Instant::now();
         for state in &mut self.states {
             if let RegionState::Restarting { at } = *state
@@ -182,6 +182,7 @@ impl JobMaster {
             .map(|r| r.id)
             .collect();
         for region in self.strategy.select(&ready, &self.regions, &mut self.slots) {
+            self.inject_partition_faults(region).await;
             self.deploy(region);
         }
     }
@@ -344,9 +345,6 @@ impl JobMaster {
                     };
                     self.complete.insert(key, attempt);
                     self.lost.remove(&key);
-                    if let Some(damage) = self.plan.damage_for(key.dataset, key.producer, attempt) {
-                        self.damage(&written.partition, damage).await;
-                    }
                 }
                 self.reports[s] = Some(report);
                 let region = self.regions.region_of(s);
@@ -461,6 +459,31 @@ impl JobMaster {
         });
     }
 
+    /// Damages the partitions the failure plan names before the first
+    /// deployment of a subtask of `region`.
+    async fn inject_partition_faults(&self, region: RegionId) {
+        for &s in &self.regions.get(region).subtasks {
+            if self.attempts[s] > 0 {
+                continue;
+            }
+            let id = self.graph.subtasks[s];
+            for fault in self.plan.damage_before(id.vertex, id.index) {
+                let key = PartitionKey {
+                    dataset: fault.dataset,
+                    producer: fault.producer,
+                };
+                if let Some(&attempt) = self.complete.get(&key) {
+                    let partition = ResultPartitionId {
+                        dataset: key.dataset,
+                        producer: key.producer,
+                        attempt,
+                    };
+                    self.damage(&partition, fault.damage).await;
+                }
+            }
+        }
+    }
+
     async fn damage(&self, partition: &ResultPartitionId, damage: PartitionDamage) {
         let path = self.root.partition_path(
             &self.job_id,
@@ -474,8 +497,9 @@ impl JobMaster {
                 Ok(file) => match file.bytes().await {
                     Ok(bytes) => {
                         let mut bytes = bytes.to_vec();
-                        let middle = bytes.len() / 2;
-                        for b in bytes.iter_mut().skip(middle).take(8) {
+                        // The footer: every reader of the file checks it.
+                        let footer = bytes.len().saturating_sub(12);
+                        for b in bytes.iter_mut().skip(footer).take(8) {
                             *b ^= 0x5a;
                         }
                         store.put(&path, bytes.into()).await.map(|_| ())

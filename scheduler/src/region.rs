@@ -49,6 +49,7 @@ pub struct Regions {
     region_of: Vec<RegionId>,
     producer_of: HashMap<PartitionKey, RegionId>,
     consumers: Vec<BTreeSet<RegionId>>,
+    widest_vertex: usize,
 }
 
 impl Regions {
@@ -161,11 +162,13 @@ impl Regions {
             region.slots = per_vertex.values().copied().max().unwrap_or(0);
             region.consumes.sort();
         }
+        let widest_vertex = graph.job.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0);
         Self {
             regions,
             region_of,
             producer_of,
             consumers,
+            widest_vertex,
         }
     }
 
@@ -187,6 +190,12 @@ impl Regions {
     /// Whether there are no regions.
     pub fn is_empty(&self) -> bool {
         self.regions.is_empty()
+    }
+
+    /// The largest parallelism of a vertex: the slots needed to run every
+    /// region at once with slot sharing.
+    pub fn widest_vertex(&self) -> usize {
+        self.widest_vertex
     }
 
     /// The region of a subtask (dense number).

@@ -182,8 +182,8 @@ fn le_u32(bytes: &[u8]) -> u32 {
     u32::from_le_bytes(buf)
 }
 
-/// Checks the footer's checksum, parses it and checks it describes a file of
-/// `size` bytes whose footer starts at `footer_start`.
+/// Checks the footer's checksum, parses it and checks its index tiles the
+/// file from the schema segment up to `footer_start`.
 fn parse_footer(footer: &[u8], expected_crc: u32, footer_start: u64) -> Result<IpcFooter, String> {
     let actual = crc32(footer);
     if actual != expected_crc {

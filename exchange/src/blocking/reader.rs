@@ -18,8 +18,9 @@ use super::parquet::{self, ParquetBlockDecoder};
 use crate::{Error, Result, ResultPartitionId, ShuffleRoot, cpu};
 
 /// How many bytes at the end of a file `open` fetches at once, hoping the
-/// whole footer is among them.
-const TAIL_PREFETCH: u64 = 64 * 1024;
+/// whole footer is among them (one request instead of two). Small, because
+/// every consumer of every producer pays it.
+const TAIL_PREFETCH: u64 = 16 * 1024;
 
 /// The last bytes of a file, fetched once at open.
 pub(super) struct Tail {

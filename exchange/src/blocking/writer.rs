@@ -89,9 +89,10 @@ struct SubpartitionBuffer {
 /// write (multipart once it is large), so the file becomes visible only when
 /// [`finish`](Self::finish) completes it, and never when the writer fails.
 ///
-/// After any error from [`write`](Self::write) or [`finish`](Self::finish) the
-/// writer cannot continue: call [`abort`](Self::abort) (dropping it also
-/// discards the partial upload, but without waiting for the cleanup).
+/// After any error from [`write`](Self::write), or a `write` future dropped
+/// before it completed, the writer cannot continue: call
+/// [`abort`](Self::abort). Dropping the writer also discards the partial
+/// upload, without waiting for the cleanup.
 pub struct BlockingPartitionWriter {
     file: PartitionFile,
     schema: SchemaRef,

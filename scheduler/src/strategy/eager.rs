@@ -12,17 +12,13 @@ use crate::slot::SlotPool;
 #[derive(Debug, Default)]
 pub struct EagerStrategy;
 
-fn demand(regions: &Regions) -> usize {
-    regions.all().iter().map(|r| r.slots).max().unwrap_or(0)
-}
-
 impl SchedulingStrategy for EagerStrategy {
     fn name(&self) -> &'static str {
         "eager"
     }
 
     fn check(&self, regions: &Regions, slots: usize) -> Result<(), String> {
-        let needed = demand(regions);
+        let needed = regions.widest_vertex();
         if needed > slots {
             return Err(format!(
                 "all {} region(s) run at once and need {needed} slot(s), but the cluster has {slots}: \

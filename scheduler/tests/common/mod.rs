@@ -1,0 +1,96 @@
+//! Jobs and helpers shared by the scheduler's end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, Int64Array, RecordBatch};
+use arrow::compute::kernels::cmp::lt;
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use weir_engine::graph::{ExchangeMode, JobBuilder, JobGraph, ShuffleMode};
+use weir_engine::operators::{CountByKey, Filter, MapBatches};
+use weir_engine::sinks::{CollectSink, Collected};
+use weir_engine::sources::SequenceGenerator;
+use weir_exchange::Partitioner;
+use weir_scheduler::failover::restart::RestartStrategy;
+use weir_scheduler::{FailoverKind, JobConfig};
+
+/// A three-stage batch job, each stage its own vertex:
+/// `A: generator -> filter` --(hash(key), blocking)--> `B: count per key`
+/// --(`b_to_c`, blocking)--> `C: pass-through -> collect`.
+pub struct ThreeStage {
+    pub graph: JobGraph,
+    pub output: Collected,
+}
+
+pub fn three_stage(rows: u64, parallelism: [usize; 3], a_to_b: Partitioner, b_to_c: Partitioner) -> ThreeStage {
+    let mut job = JobBuilder::new("three-stage");
+    let source = job.source(Arc::new(
+        SequenceGenerator::new(Some(rows), 97).with_batch_rows(256),
+    ));
+    job.set_parallelism(source, parallelism[0]);
+    let filtered = job.operator(
+        Arc::new(Filter::new(
+            "value < 700",
+            Arc::new(|b: &RecordBatch| -> weir_engine::Result<BooleanArray> {
+                Ok(lt(b.column(2), &Int64Array::new_scalar(700))?)
+            }),
+        )),
+        [source.forward()],
+    );
+    job.set_parallelism(filtered, parallelism[0]);
+    let counted = job.operator(Arc::new(CountByKey::partial(["key"])), [filtered.with(a_to_b).blocking()]);
+    job.set_parallelism(counted, parallelism[1]);
+    let passed = job.operator(
+        Arc::new(MapBatches::new("pass", Arc::new(|b: &RecordBatch| Ok(b.clone())))),
+        [counted.with(b_to_c).blocking()],
+    );
+    job.set_parallelism(passed, parallelism[2]);
+    let (sink, output) = CollectSink::new();
+    let sink_node = job.sink(Arc::new(sink), [passed.forward()]);
+    job.set_parallelism(sink_node, parallelism[2]);
+    let graph = job.build(ShuffleMode::AllBlocking, 8).expect("the job builds");
+    assert_eq!(graph.vertices.len(), 3);
+    assert!(graph.edges.iter().all(|e| e.mode == ExchangeMode::Blocking));
+    ThreeStage { graph, output }
+}
+
+/// A configuration for tests: partitions in memory, no restart delay.
+pub fn test_config(slots: usize) -> JobConfig {
+    JobConfig {
+        slots,
+        shuffle_root: "memory://".to_string(),
+        restart: RestartStrategy::FixedDelay {
+            attempts: 10,
+            delay: std::time::Duration::ZERO,
+        },
+        failover: FailoverKind::Region,
+        ..JobConfig::default()
+    }
+}
+
+/// All rows of `batches` in one batch, sorted by every column.
+pub fn sorted(batches: &[RecordBatch]) -> RecordBatch {
+    let schema = batches.first().expect("the job produced output").schema();
+    let all = concat_batches(&schema, batches).unwrap();
+    let columns: Vec<SortColumn> = all
+        .columns()
+        .iter()
+        .map(|c| SortColumn {
+            values: Arc::clone(c),
+            options: None,
+        })
+        .collect();
+    let indices = lexsort_to_indices(&columns, None).unwrap();
+    take_record_batch(&all, &indices).unwrap()
+}
+
+/// A small deterministic random number generator for choosing failures.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound.max(1)
+    }
+}
