@@ -104,7 +104,13 @@ impl FailurePlan {
             .map(|f| f.at_record)
     }
 
-    pub(crate) fn damage_before(&self, vertex: VertexId, subtask: u32) -> impl Iterator<Item = &PartitionFault> {
-        self.partitions.iter().filter(move |f| f.before == (vertex, subtask))
+    pub(crate) fn damage_before(
+        &self,
+        vertex: VertexId,
+        subtask: u32,
+    ) -> impl Iterator<Item = &PartitionFault> {
+        self.partitions
+            .iter()
+            .filter(move |f| f.before == (vertex, subtask))
     }
 }

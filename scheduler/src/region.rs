@@ -162,7 +162,13 @@ impl Regions {
             region.slots = per_vertex.values().copied().max().unwrap_or(0);
             region.consumes.sort();
         }
-        let widest_vertex = graph.job.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0);
+        let widest_vertex = graph
+            .job
+            .vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(0);
         Self {
             regions,
             region_of,

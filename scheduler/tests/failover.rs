@@ -20,7 +20,10 @@ fn hash() -> Partitioner {
 
 async fn reference(parallelism: [usize; 3], b_to_c: Partitioner) -> arrow::array::RecordBatch {
     let job = three_stage(ROWS, parallelism, hash(), b_to_c);
-    MiniCluster::new(test_config(4)).run(job.graph).await.unwrap();
+    MiniCluster::new(test_config(4))
+        .run(job.graph)
+        .await
+        .unwrap();
     sorted(&job.output.batches())
 }
 
@@ -28,7 +31,12 @@ fn region_of(summary: &weir_scheduler::JobSummary, vertex: u32, index: u32) -> R
     let position = summary
         .attempts
         .iter()
-        .position(|(s, _)| *s == SubtaskId { vertex: VertexId(vertex), index })
+        .position(|(s, _)| {
+            *s == SubtaskId {
+                vertex: VertexId(vertex),
+                index,
+            }
+        })
         .unwrap();
     summary.region_of[position]
 }
@@ -50,7 +58,11 @@ async fn a_failure_in_any_region_reruns_only_that_region() {
             .run_with_failures(job.graph, plan)
             .await
             .unwrap();
-        assert_eq!(sorted(&job.output.batches()), expected, "seed {seed}: v{vertex}.{index} at record {at}");
+        assert_eq!(
+            sorted(&job.output.batches()),
+            expected,
+            "seed {seed}: v{vertex}.{index} at record {at}"
+        );
         assert_eq!(summary.restarts, 1, "seed {seed}");
         assert_eq!(
             summary.rerun_regions(),
@@ -74,7 +86,11 @@ async fn a_lost_partition_reruns_its_producer_region() {
                 .run_with_failures(job.graph, plan)
                 .await
                 .unwrap();
-            assert_eq!(sorted(&job.output.batches()), expected, "{damage:?} of d0/p{producer}");
+            assert_eq!(
+                sorted(&job.output.batches()),
+                expected,
+                "{damage:?} of d0/p{producer}"
+            );
             assert_eq!(
                 summary.rerun_regions(),
                 BTreeSet::from([region_of(&summary, 0, producer), region_of(&summary, 1, 1)]),
@@ -92,7 +108,8 @@ async fn consumers_of_a_non_deterministic_producer_rerun_with_it() {
     let expected = reference(parallelism, Partitioner::Rebalance).await;
     for seed in 0..4u32 {
         let job = three_stage(ROWS, parallelism, hash(), Partitioner::Rebalance);
-        let plan = FailurePlan::none().damage_partition(1, 0, (VertexId(2), 1), PartitionDamage::Delete);
+        let plan =
+            FailurePlan::none().damage_partition(1, 0, (VertexId(2), 1), PartitionDamage::Delete);
         let summary = MiniCluster::new(test_config(1))
             .run_with_failures(job.graph, plan)
             .await
@@ -110,7 +127,8 @@ async fn consumers_of_a_non_deterministic_producer_rerun_with_it() {
     }
     // The same damage with a deterministic hash edge leaves C.0 alone.
     let job = three_stage(ROWS, parallelism, hash(), hash());
-    let plan = FailurePlan::none().damage_partition(1, 0, (VertexId(2), 1), PartitionDamage::Delete);
+    let plan =
+        FailurePlan::none().damage_partition(1, 0, (VertexId(2), 1), PartitionDamage::Delete);
     let summary = MiniCluster::new(test_config(1))
         .run_with_failures(job.graph, plan)
         .await
@@ -133,9 +151,16 @@ async fn restart_all_reruns_every_region() {
         let mut config = test_config(4);
         config.failover = FailoverKind::RestartAll;
         let plan = FailurePlan::none().fail_task(VertexId(vertex), 0, 0, at);
-        let summary = MiniCluster::new(config).run_with_failures(job.graph, plan).await.unwrap();
+        let summary = MiniCluster::new(config)
+            .run_with_failures(job.graph, plan)
+            .await
+            .unwrap();
         assert_eq!(sorted(&job.output.batches()), expected, "seed {seed}");
-        assert_eq!(summary.rerun_regions().len(), summary.regions, "seed {seed}");
+        assert_eq!(
+            summary.rerun_regions().len(),
+            summary.regions,
+            "seed {seed}"
+        );
     }
 }
 
@@ -152,7 +177,10 @@ async fn failover_works_with_parquet_partitions_on_local_disk() {
     let plan = FailurePlan::none()
         .fail_task(VertexId(1), 2, 0, 5)
         .damage_partition(1, 0, (VertexId(2), 0), PartitionDamage::Corrupt);
-    let summary = MiniCluster::new(config).run_with_failures(job.graph, plan).await.unwrap();
+    let summary = MiniCluster::new(config)
+        .run_with_failures(job.graph, plan)
+        .await
+        .unwrap();
     assert_eq!(sorted(&job.output.batches()), expected);
     assert_eq!(summary.restarts, 2);
     // Partition files are removed when the job ends.

@@ -18,7 +18,12 @@ fn regions_of(graph: weir_engine::graph::JobGraph) -> (ExecutionGraph, Vec<BTree
     let sets = regions
         .all()
         .iter()
-        .map(|r| r.subtasks.iter().map(|&s| graph.subtasks[s].to_string()).collect())
+        .map(|r| {
+            r.subtasks
+                .iter()
+                .map(|&s| graph.subtasks[s].to_string())
+                .collect()
+        })
         .collect();
     (graph, sets)
 }
@@ -31,7 +36,10 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 fn all_pipelined_is_one_region() {
     let mut builder = JobBuilder::new("pipelined").with_parallelism(2);
     let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
-    let counted = builder.operator(Arc::new(CountByKey::partial(["key"])), [source.hash(["key"])]);
+    let counted = builder.operator(
+        Arc::new(CountByKey::partial(["key"])),
+        [source.hash(["key"])],
+    );
     builder.sink(Arc::new(CollectSink::new().0), [counted.rebalance()]);
     let (graph, regions) = regions_of(builder.build(ShuffleMode::AllPipelined, 4).unwrap());
     assert_eq!(regions.len(), 1);
@@ -40,14 +48,25 @@ fn all_pipelined_is_one_region() {
 
 #[test]
 fn all_blocking_is_one_region_per_subtask() {
-    let job = common::three_stage(100, [2, 3, 2], Partitioner::hash(["key"]), Partitioner::Rebalance);
+    let job = common::three_stage(
+        100,
+        [2, 3, 2],
+        Partitioner::hash(["key"]),
+        Partitioner::Rebalance,
+    );
     let (graph, regions) = regions_of(job.graph);
     assert_eq!(graph.subtasks.len(), 7);
     assert_eq!(regions.len(), 7);
     assert!(regions.iter().all(|r| r.len() == 1));
     // Topological: every producer's region comes before its consumers'.
-    let order: Vec<String> = regions.iter().map(|r| r.iter().next().unwrap().clone()).collect();
-    assert_eq!(order, vec!["v0.0", "v0.1", "v1.0", "v1.1", "v1.2", "v2.0", "v2.1"]);
+    let order: Vec<String> = regions
+        .iter()
+        .map(|r| r.iter().next().unwrap().clone())
+        .collect();
+    assert_eq!(
+        order,
+        vec!["v0.0", "v0.1", "v1.0", "v1.1", "v1.2", "v2.0", "v2.1"]
+    );
 }
 
 #[test]
@@ -57,9 +76,15 @@ fn mixed_graph_splits_at_blocking_edges_and_follows_pointwise_wiring() {
     let mut builder = JobBuilder::new("mixed");
     let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
     builder.set_parallelism(source, 2);
-    let spread = builder.operator(Arc::new(CountByKey::partial(["key"])), [source.rescale().pipelined()]);
+    let spread = builder.operator(
+        Arc::new(CountByKey::partial(["key"])),
+        [source.rescale().pipelined()],
+    );
     builder.set_parallelism(spread, 4);
-    let counted = builder.operator(Arc::new(CountByKey::final_of(["key"])), [spread.hash(["key"]).blocking()]);
+    let counted = builder.operator(
+        Arc::new(CountByKey::final_of(["key"])),
+        [spread.hash(["key"]).blocking()],
+    );
     builder.set_parallelism(counted, 2);
     let sink = builder.sink(Arc::new(CollectSink::new().0), [counted.forward()]);
     builder.set_parallelism(sink, 2);
@@ -81,22 +106,35 @@ fn regions_that_depend_on_each_other_in_a_cycle_are_merged() {
     // v2 shares a region with v0 but also waits for v1, which waits for v0.
     let mut builder = JobBuilder::new("cycle").with_parallelism(1);
     let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
-    let middle = builder.operator(Arc::new(CountByKey::partial(["key"])), [source.hash(["key"]).blocking()]);
+    let middle = builder.operator(
+        Arc::new(CountByKey::partial(["key"])),
+        [source.hash(["key"]).blocking()],
+    );
     let join_like = builder.operator(
         Arc::new(CountByKey::partial(["key"])),
-        [source.hash(["key"]).pipelined(), middle.hash(["key"]).blocking()],
+        [
+            source.hash(["key"]).pipelined(),
+            middle.hash(["key"]).blocking(),
+        ],
     );
     builder.sink(Arc::new(CollectSink::new().0), [join_like.forward()]);
     let (graph, regions) = regions_of(builder.build(ShuffleMode::AllBlocking, 4).unwrap());
     assert_eq!(regions, vec![set(&["v0.0", "v1.0", "v2.0"])]);
     // The blocking edges inside the merged region became pipelined.
-    assert!(graph.results.iter().all(|r| r.mode == weir_engine::graph::ExchangeMode::Pipelined));
+    assert!(
+        graph
+            .results
+            .iter()
+            .all(|r| r.mode == weir_engine::graph::ExchangeMode::Pipelined)
+    );
 }
 
 #[test]
 fn chaining_merges_forward_edges_of_equal_parallelism_and_can_be_switched_off() {
     let build = |chaining| {
-        let mut builder = JobBuilder::new("chain").with_parallelism(2).with_chaining(chaining);
+        let mut builder = JobBuilder::new("chain")
+            .with_parallelism(2)
+            .with_chaining(chaining);
         let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
         let counted = builder.operator(Arc::new(CountByKey::partial(["key"])), [source.forward()]);
         builder.sink(Arc::new(CollectSink::new().0), [counted.forward()]);
@@ -105,5 +143,10 @@ fn chaining_merges_forward_edges_of_equal_parallelism_and_can_be_switched_off() 
     assert_eq!(build(true).vertices.len(), 1);
     let unchained = build(false);
     assert_eq!(unchained.vertices.len(), 3);
-    assert!(unchained.edges.iter().all(|e| e.partitioner == Partitioner::Forward));
+    assert!(
+        unchained
+            .edges
+            .iter()
+            .all(|e| e.partitioner == Partitioner::Forward)
+    );
 }

@@ -26,7 +26,10 @@ async fn lazy_scheduling_starts_a_region_only_after_its_inputs_are_complete() {
         let job = three_stage(5_000, [2, 3, 2], hash(), Partitioner::Rebalance);
         let graph = ExecutionGraph::try_new(Arc::new(job.graph.clone())).unwrap();
         let regions = Regions::compute(&graph);
-        let summary = MiniCluster::new(test_config(slots)).run(job.graph).await.unwrap();
+        let summary = MiniCluster::new(test_config(slots))
+            .run(job.graph)
+            .await
+            .unwrap();
         assert_eq!(summary.regions, 7);
         let mut finished_at: HashMap<_, usize> = HashMap::new();
         let mut deployed = Vec::new();
@@ -57,18 +60,30 @@ async fn lazy_scheduling_starts_a_region_only_after_its_inputs_are_complete() {
         assert_eq!(finished_at.len(), 7, "slots {slots}");
         let mut in_order = deployed.clone();
         in_order.sort();
-        assert_eq!(deployed, in_order, "regions start in topological order (slots {slots})");
+        assert_eq!(
+            deployed, in_order,
+            "regions start in topological order (slots {slots})"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_slot_runs_a_multi_region_job_with_the_same_result() {
     let wide = three_stage(5_000, [3, 2, 2], hash(), hash());
-    MiniCluster::new(test_config(8)).run(wide.graph).await.unwrap();
+    MiniCluster::new(test_config(8))
+        .run(wide.graph)
+        .await
+        .unwrap();
     let narrow = three_stage(5_000, [3, 2, 2], hash(), hash());
-    let summary = MiniCluster::new(test_config(1)).run(narrow.graph).await.unwrap();
+    let summary = MiniCluster::new(test_config(1))
+        .run(narrow.graph)
+        .await
+        .unwrap();
     assert_eq!(summary.regions, 7);
-    assert_eq!(sorted(&narrow.output.batches()), sorted(&wide.output.batches()));
+    assert_eq!(
+        sorted(&narrow.output.batches()),
+        sorted(&wide.output.batches())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +92,10 @@ async fn pipelined_and_blocking_shuffles_give_the_same_result() {
         let mut job = JobBuilder::new("modes").with_parallelism(2);
         let source = job.source(Arc::new(SequenceGenerator::new(Some(30_000), 50)));
         let partial = job.operator(Arc::new(CountByKey::partial(["key"])), [source.forward()]);
-        let counted = job.operator(Arc::new(CountByKey::final_of(["key"])), [partial.hash(["key"])]);
+        let counted = job.operator(
+            Arc::new(CountByKey::final_of(["key"])),
+            [partial.hash(["key"])],
+        );
         let (sink, output) = CollectSink::new();
         job.sink(Arc::new(sink), [counted.rebalance()]);
         (job.build(mode, 2).unwrap(), output)
@@ -110,16 +128,29 @@ async fn too_few_slots_is_a_clear_error() {
     let source = job.source(Arc::new(SequenceGenerator::new(Some(100), 5)));
     job.sink(Arc::new(CollectSink::new().0), [source.rebalance()]);
     let graph = job.build(ShuffleMode::AllPipelined, 2).unwrap();
-    let err = MiniCluster::new(test_config(2)).run(graph).await.unwrap_err();
+    let err = MiniCluster::new(test_config(2))
+        .run(graph)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Unschedulable { .. }), "{err}");
-    assert!(err.to_string().contains("needs 4 slot(s), but the cluster has 2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("needs 4 slot(s), but the cluster has 2"),
+        "{err}"
+    );
     // An unbounded job runs eagerly: every subtask at once.
     let mut job = JobBuilder::new("stream").with_parallelism(3);
     let source = job.source(Arc::new(SequenceGenerator::new(None, 5)));
     job.sink(Arc::new(CollectSink::new().0), [source.forward()]);
     let graph = job.build(ShuffleMode::AllBlocking, 2).unwrap();
-    let err = MiniCluster::new(test_config(2)).run(graph).await.unwrap_err();
-    assert!(err.to_string().contains("run at once and need 3 slot(s)"), "{err}");
+    let err = MiniCluster::new(test_config(2))
+        .run(graph)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("run at once and need 3 slot(s)"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,12 +160,21 @@ async fn restart_strategies_bound_attempts_and_delays() {
     let mut config = test_config(2);
     config.restart = RestartStrategy::None;
     let err = MiniCluster::new(config)
-        .run_with_failures(job.graph, FailurePlan::none().fail_task(VertexId(1), 0, 0, 3))
+        .run_with_failures(
+            job.graph,
+            FailurePlan::none().fail_task(VertexId(1), 0, 0, 3),
+        )
         .await
         .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("restart strategy 'none' allows no restart"), "{message}");
-    assert!(message.contains("injected failure") && message.contains("v1.0"), "{message}");
+    assert!(
+        message.contains("restart strategy 'none' allows no restart"),
+        "{message}"
+    );
+    assert!(
+        message.contains("injected failure") && message.contains("v1.0"),
+        "{message}"
+    );
 
     // fixed-delay with 2 attempts: a task failing on attempts 0, 1 and 2
     // exhausts them.
@@ -144,10 +184,18 @@ async fn restart_strategies_bound_attempts_and_delays() {
         attempts: 2,
         delay: Duration::from_millis(1),
     };
-    let plan = (0..3).fold(FailurePlan::none(), |p, attempt| p.fail_task(VertexId(0), 0, attempt, 10));
-    let err = MiniCluster::new(config).run_with_failures(job.graph, plan.clone()).await.unwrap_err();
+    let plan = (0..3).fold(FailurePlan::none(), |p, attempt| {
+        p.fail_task(VertexId(0), 0, attempt, 10)
+    });
+    let err = MiniCluster::new(config)
+        .run_with_failures(job.graph, plan.clone())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::JobFailed { restarts: 2, .. }), "{err}");
-    assert!(err.to_string().contains("exhausted its 2 attempt(s)"), "{err}");
+    assert!(
+        err.to_string().contains("exhausted its 2 attempt(s)"),
+        "{err}"
+    );
 
     // With 3 attempts the same failures are survived, each restart waiting
     // the configured delay.
@@ -155,15 +203,25 @@ async fn restart_strategies_bound_attempts_and_delays() {
     let mut config = test_config(2);
     let delay = Duration::from_millis(60);
     config.restart = RestartStrategy::FixedDelay { attempts: 3, delay };
-    let summary = MiniCluster::new(config).run_with_failures(job.graph, plan).await.unwrap();
+    let summary = MiniCluster::new(config)
+        .run_with_failures(job.graph, plan)
+        .await
+        .unwrap();
     assert_eq!(summary.restarts, 3);
     let events = &summary.timeline;
-    for (i, restart) in events.iter().enumerate().filter(|(_, e)| e.kind == RegionEventKind::Restarted) {
+    for (i, restart) in events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == RegionEventKind::Restarted)
+    {
         let redeploy = events[i..]
             .iter()
             .find(|e| e.region == restart.region && e.kind == RegionEventKind::Deployed)
             .unwrap();
-        assert!(redeploy.at_ms >= restart.at_ms + delay.as_millis() as u64, "{events:?}");
+        assert!(
+            redeploy.at_ms >= restart.at_ms + delay.as_millis() as u64,
+            "{events:?}"
+        );
     }
 
     // exponential-delay: waits grow between restarts.
@@ -175,10 +233,19 @@ async fn restart_strategies_bound_attempts_and_delays() {
         multiplier: 3.0,
         attempts: 5,
     };
-    let plan = (0..2).fold(FailurePlan::none(), |p, attempt| p.fail_task(VertexId(2), 0, attempt, 1));
-    let summary = MiniCluster::new(config).run_with_failures(job.graph, plan).await.unwrap();
+    let plan = (0..2).fold(FailurePlan::none(), |p, attempt| {
+        p.fail_task(VertexId(2), 0, attempt, 1)
+    });
+    let summary = MiniCluster::new(config)
+        .run_with_failures(job.graph, plan)
+        .await
+        .unwrap();
     assert_eq!(summary.restarts, 2);
-    assert!(summary.wall_time >= Duration::from_millis(80), "{:?}", summary.wall_time);
+    assert!(
+        summary.wall_time >= Duration::from_millis(80),
+        "{:?}",
+        summary.wall_time
+    );
 
     // failure-rate: more failures than allowed within the interval fail the
     // job.
@@ -189,7 +256,12 @@ async fn restart_strategies_bound_attempts_and_delays() {
         interval: Duration::from_secs(60),
         delay: Duration::ZERO,
     };
-    let plan = (0..2).fold(FailurePlan::none(), |p, attempt| p.fail_task(VertexId(1), 0, attempt, 2));
-    let err = MiniCluster::new(config).run_with_failures(job.graph, plan).await.unwrap_err();
+    let plan = (0..2).fold(FailurePlan::none(), |p, attempt| {
+        p.fail_task(VertexId(1), 0, attempt, 2)
+    });
+    let err = MiniCluster::new(config)
+        .run_with_failures(job.graph, plan)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("2 failures within"), "{err}");
 }

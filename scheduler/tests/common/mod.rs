@@ -23,7 +23,12 @@ pub struct ThreeStage {
     pub output: Collected,
 }
 
-pub fn three_stage(rows: u64, parallelism: [usize; 3], a_to_b: Partitioner, b_to_c: Partitioner) -> ThreeStage {
+pub fn three_stage(
+    rows: u64,
+    parallelism: [usize; 3],
+    a_to_b: Partitioner,
+    b_to_c: Partitioner,
+) -> ThreeStage {
     let mut job = JobBuilder::new("three-stage");
     let source = job.source(Arc::new(
         SequenceGenerator::new(Some(rows), 97).with_batch_rows(256),
@@ -39,17 +44,25 @@ pub fn three_stage(rows: u64, parallelism: [usize; 3], a_to_b: Partitioner, b_to
         [source.forward()],
     );
     job.set_parallelism(filtered, parallelism[0]);
-    let counted = job.operator(Arc::new(CountByKey::partial(["key"])), [filtered.with(a_to_b).blocking()]);
+    let counted = job.operator(
+        Arc::new(CountByKey::partial(["key"])),
+        [filtered.with(a_to_b).blocking()],
+    );
     job.set_parallelism(counted, parallelism[1]);
     let passed = job.operator(
-        Arc::new(MapBatches::new("pass", Arc::new(|b: &RecordBatch| Ok(b.clone())))),
+        Arc::new(MapBatches::new(
+            "pass",
+            Arc::new(|b: &RecordBatch| Ok(b.clone())),
+        )),
         [counted.with(b_to_c).blocking()],
     );
     job.set_parallelism(passed, parallelism[2]);
     let (sink, output) = CollectSink::new();
     let sink_node = job.sink(Arc::new(sink), [passed.forward()]);
     job.set_parallelism(sink_node, parallelism[2]);
-    let graph = job.build(ShuffleMode::AllBlocking, 8).expect("the job builds");
+    let graph = job
+        .build(ShuffleMode::AllBlocking, 8)
+        .expect("the job builds");
     assert_eq!(graph.vertices.len(), 3);
     assert!(graph.edges.iter().all(|e| e.mode == ExchangeMode::Blocking));
     ThreeStage { graph, output }
@@ -90,7 +103,10 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     pub fn below(&mut self, bound: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % bound.max(1)
     }
 }
