@@ -106,23 +106,27 @@ async fn consumers_of_a_non_deterministic_producer_rerun_with_it() {
     // old output) must rerun too.
     let parallelism = [2, 2, 2];
     let expected = reference(parallelism, Partitioner::Rebalance).await;
-    for seed in 0..4u32 {
+    for producer in 0..2u32 {
         let job = three_stage(ROWS, parallelism, hash(), Partitioner::Rebalance);
-        let plan =
-            FailurePlan::none().damage_partition(1, 0, (VertexId(2), 1), PartitionDamage::Delete);
+        let plan = FailurePlan::none().damage_partition(
+            1,
+            producer,
+            (VertexId(2), 1),
+            PartitionDamage::Delete,
+        );
         let summary = MiniCluster::new(test_config(1))
             .run_with_failures(job.graph, plan)
             .await
             .unwrap();
-        assert_eq!(sorted(&job.output.batches()), expected, "seed {seed}");
+        assert_eq!(sorted(&job.output.batches()), expected, "d1/p{producer}");
         assert_eq!(
             summary.rerun_regions(),
             BTreeSet::from([
-                region_of(&summary, 1, 0),
+                region_of(&summary, 1, producer),
                 region_of(&summary, 2, 0),
                 region_of(&summary, 2, 1)
             ]),
-            "seed {seed}"
+            "d1/p{producer}"
         );
     }
     // The same damage with a deterministic hash edge leaves C.0 alone.
@@ -183,6 +187,19 @@ async fn failover_works_with_parquet_partitions_on_local_disk() {
         .unwrap();
     assert_eq!(sorted(&job.output.batches()), expected);
     assert_eq!(summary.restarts, 2);
-    // Partition files are removed when the job ends.
+    // Partition files are removed when the job ends...
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // ...also when it fails.
+    let job = three_stage(ROWS, parallelism, hash(), hash());
+    let mut config = test_config(2);
+    config.shuffle_root = dir.path().display().to_string();
+    config.set("restart-strategy.type", "none").unwrap();
+    let plan = FailurePlan::none().fail_task(VertexId(2), 0, 0, 1);
+    assert!(
+        MiniCluster::new(config)
+            .run_with_failures(job.graph, plan)
+            .await
+            .is_err()
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
