@@ -36,3 +36,19 @@ impl Event {
         }
     }
 }
+
+/// Bytes of Arrow data a batch covers: the part of each buffer its rows use
+/// (a slice counts only its own rows), not the capacity of the allocations
+/// behind them.
+pub fn batch_data_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
+}

@@ -45,12 +45,3 @@ pub struct TaskReport {
     /// The blocking partitions it completed.
     pub partitions: Vec<PartitionWritten>,
 }
-
-/// Bytes of the Arrow buffers a batch's (possibly sliced) columns cover.
-pub(crate) fn batch_bytes(batch: &arrow::array::RecordBatch) -> u64 {
-    batch
-        .columns()
-        .iter()
-        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
-        .sum()
-}

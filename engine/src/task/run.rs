@@ -1,11 +1,12 @@
 //! The task loop.
 
 use arrow::array::RecordBatch;
+use weir_exchange::event::batch_data_bytes;
 use weir_exchange::{Event, PartitionRouter, cpu};
 
 use super::chain::{ChainOutput, OperatorChain};
 use super::input::InputGates;
-use super::metrics::{TaskMetrics, TaskReport, batch_bytes};
+use super::metrics::{TaskMetrics, TaskReport};
 use super::output::OutputWriter;
 use super::{InputChannel, OutputTarget, TaskDeployment, TaskInfo};
 use crate::{Error, Result, Sink, Source};
@@ -193,7 +194,7 @@ impl Task {
     async fn on_batch(&mut self, input: usize, batch: RecordBatch) -> Result<()> {
         let before = self.metrics.rows_in;
         self.metrics.rows_in += batch.num_rows() as u64;
-        self.metrics.bytes_in += batch_bytes(&batch);
+        self.metrics.bytes_in += batch_data_bytes(&batch) as u64;
         if let Some(at) = self.fail_at_record
             && before < at
             && at <= self.metrics.rows_in
@@ -226,7 +227,7 @@ impl Task {
         let routed = routed?;
         for batch in &routed.batches {
             self.metrics.rows_out += batch.num_rows() as u64;
-            self.metrics.bytes_out += batch_bytes(batch);
+            self.metrics.bytes_out += batch_data_bytes(batch) as u64;
         }
         for (writer, pieces) in self.writers.iter_mut().zip(routed.pieces) {
             for (subpartition, piece) in pieces {

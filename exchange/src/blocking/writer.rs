@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use bytes::Bytes;
@@ -223,7 +223,7 @@ impl BlockingPartitionWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let bytes = batch_bytes(&batch);
+        let bytes = crate::event::batch_data_bytes(&batch);
         let buffer = &mut self.buffers[subpartition];
         buffer.batches.push(batch);
         buffer.bytes += bytes;
@@ -348,19 +348,4 @@ impl BlockingPartitionWriter {
         self.rows += block.rows;
         Ok(())
     }
-}
-
-/// The memory a batch holds, counting only the slice it covers of shared
-/// buffers (a partitioner's slices would otherwise each count the whole).
-fn batch_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|column| {
-            column
-                .to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| column.get_array_memory_size())
-        })
-        .sum()
 }
