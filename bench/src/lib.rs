@@ -195,20 +195,8 @@ pub fn lineitem_batches(num_batches: usize, rows_per_batch: usize) -> Vec<Record
         .collect()
 }
 
-/// Bytes of Arrow data in `batch`: the buffers its rows use (a slice counts
-/// only its own rows), not the capacity of the allocations behind them.
-pub fn data_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|column| {
-            column
-                .to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| column.get_array_memory_size())
-        })
-        .sum()
-}
+/// Bytes of Arrow data in a batch (a slice counts only its own rows).
+pub use weir_exchange::event::batch_data_bytes as data_bytes;
 
 /// The TPC-H Q6 predicate over a [`lineitem_schema`] batch:
 /// `l_shipdate >= '1994-01-01' AND l_shipdate < '1995-01-01' AND

@@ -1,0 +1,298 @@
+//! Benchmarks of weir's exchange internals: partitioners, the pipelined
+//! local channel, the per-batch hand-off from tokio to the rayon CPU pool, and
+//! blocking result partitions written to and read back from a local
+//! directory in every format and compression.
+//!
+//! Run with `cargo bench -p weir-bench --bench exchange`; pass a filter to
+//! run a part, e.g. `cargo bench -p weir-bench --bench exchange -- handoff`.
+//! `bench/README.md` explains what each benchmark measures and lists figures.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+use weir_bench::{BATCH_ROWS, data_bytes, lineitem_batches, lineitem_schema, q6_filter};
+use weir_exchange::blocking::{
+    BlockingFormat, BlockingOptions, BlockingPartitionWriter, Compression, SubpartitionReader,
+};
+use weir_exchange::channel::{ChannelBounds, pipelined_channel};
+use weir_exchange::{Event, PartitionRouter, Partitioner, ResultPartitionId, ShuffleRoot, cpu};
+
+/// Subpartitions (consumer subtasks) of the partitioner and blocking benches.
+const SUBPARTITIONS: usize = 4;
+/// Batches sent through the channel per iteration.
+const CHANNEL_BATCHES: usize = 64;
+/// Distinct batches the hand-off benches cycle through, so the kernel does
+/// not always find the same batch in the cache.
+const HANDOFF_BATCHES: usize = 8;
+/// Batches written to one blocking partition per iteration.
+const BLOCKING_BATCHES: usize = 16;
+/// The job whose files the blocking benches write.
+const JOB: &str = "bench";
+
+/// A runtime like the one weir's tasks run on: multi-threaded, one worker per
+/// core.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be started")
+}
+
+/// Runs `future` as a task on a worker of `rt` (as weir's tasks run), rather
+/// than on the thread that blocks on it.
+fn run_on_worker<T, F>(rt: &Runtime, future: F) -> T
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    rt.block_on(rt.spawn(future))
+        .expect("the benchmark task panicked")
+}
+
+/// `PartitionRouter::route` of one 8192-row batch into 4 subpartitions.
+fn partitioner(c: &mut Criterion) {
+    let batch = lineitem_batches(1, BATCH_ROWS).remove(0);
+    let mut group = c.benchmark_group("partitioner");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(BATCH_ROWS as u64));
+    for (name, partitioner) in [
+        ("hash", Partitioner::hash(["l_orderkey"])),
+        ("rebalance", Partitioner::Rebalance),
+        ("broadcast", Partitioner::Broadcast),
+    ] {
+        let mut router = PartitionRouter::new(partitioner, SUBPARTITIONS, 0);
+        group.bench_function(format!("{name}/{SUBPARTITIONS}"), |b| {
+            b.iter(|| router.route(black_box(batch.clone())).expect("route"))
+        });
+    }
+    group.finish();
+}
+
+/// 64 batches from a producer task to a consumer task through one pipelined
+/// local channel with the default bounds (4 MiB, 16 batches).
+fn channel(c: &mut Criterion) {
+    let rt = runtime();
+    let batches = Arc::new(lineitem_batches(8, BATCH_ROWS));
+    let mut group = c.benchmark_group("channel");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements((CHANNEL_BATCHES * BATCH_ROWS) as u64));
+    group.bench_function("pipelined/local", |b| {
+        b.iter_custom(|iters| {
+            let batches = Arc::clone(&batches);
+            run_on_worker(&rt, async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let (tx, rx) = pipelined_channel(ChannelBounds::default());
+                    let batches = Arc::clone(&batches);
+                    let producer = tokio::spawn(async move {
+                        for batch in batches.iter().cycle().take(CHANNEL_BATCHES) {
+                            tx.send(Event::Batch(batch.clone())).await?;
+                        }
+                        tx.send(Event::EndOfPartition).await
+                    });
+                    let mut rows = 0;
+                    while let Some(event) = rx.recv().await {
+                        if let Event::Batch(batch) = event {
+                            rows += black_box(batch).num_rows();
+                        }
+                    }
+                    producer.await.expect("producer").expect("send");
+                    assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+/// The cost of handing one batch's work from a tokio task to the CPU pool
+/// and back: the Q6 filter on an 8192-row batch run inline on the tokio
+/// worker vs through `cpu::run` (as every batch of a task's operator chain
+/// is), and `cpu::run` of a closure that only hands the batch back.
+fn handoff(c: &mut Criterion) {
+    let rt = runtime();
+    let batches = Arc::new(lineitem_batches(HANDOFF_BATCHES, BATCH_ROWS));
+    let mut group = c.benchmark_group("handoff");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(BATCH_ROWS as u64));
+
+    group.bench_function("inline/per-batch", |b| {
+        b.iter_custom(|iters| {
+            let batches = Arc::clone(&batches);
+            run_on_worker(&rt, async move {
+                let start = Instant::now();
+                for batch in batches.iter().cycle().take(iters as usize) {
+                    black_box(q6_filter(black_box(batch)).expect("filter"));
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("tokio-rayon/per-batch", |b| {
+        b.iter_custom(|iters| {
+            let batches = Arc::clone(&batches);
+            run_on_worker(&rt, async move {
+                let start = Instant::now();
+                for batch in batches.iter().cycle().take(iters as usize) {
+                    let batch = batch.clone();
+                    let out = cpu::run(move || q6_filter(black_box(&batch))).await;
+                    black_box(out.expect("filter"));
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("tokio-rayon/empty", |b| {
+        b.iter_custom(|iters| {
+            let batches = Arc::clone(&batches);
+            run_on_worker(&rt, async move {
+                let start = Instant::now();
+                for batch in batches.iter().cycle().take(iters as usize) {
+                    let batch = batch.clone();
+                    black_box(cpu::run(move || black_box(batch)).await);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Writes one partition of `pieces` (`(subpartition, batch)` pairs) as
+/// attempt `attempt`, then reads every subpartition back, each in its own
+/// task (as its consumer subtask would). Returns the file's size.
+async fn write_and_read(
+    root: ShuffleRoot,
+    options: BlockingOptions,
+    attempt: u32,
+    pieces: Arc<Vec<(usize, RecordBatch)>>,
+) -> u64 {
+    let id = ResultPartitionId {
+        dataset: 1,
+        producer: 0,
+        attempt,
+    };
+    let mut writer = BlockingPartitionWriter::try_new(
+        &root,
+        JOB,
+        id.clone(),
+        lineitem_schema(),
+        SUBPARTITIONS,
+        &options,
+    )
+    .await
+    .expect("writer");
+    for (subpartition, batch) in pieces.iter() {
+        writer
+            .write(*subpartition, batch.clone())
+            .await
+            .expect("write");
+    }
+    let stats = writer.finish().await.expect("finish");
+    let readers: Vec<_> = (0..SUBPARTITIONS)
+        .map(|subpartition| {
+            let (root, id) = (root.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut reader =
+                    SubpartitionReader::open(&root, JOB, id, subpartition, options.format)
+                        .await
+                        .expect("open");
+                let mut rows = 0;
+                while let Some(batch) = reader.next_batch().await.expect("read") {
+                    rows += black_box(batch).num_rows() as u64;
+                }
+                rows
+            })
+        })
+        .collect();
+    let mut rows = 0;
+    for reader in readers {
+        rows += reader.await.expect("reader");
+    }
+    assert_eq!(rows, stats.rows);
+    stats.bytes
+}
+
+/// A blocking partition of 16 x 8192 rows, hash-partitioned on `l_orderkey`
+/// into 4 subpartitions, written to a local directory and read back whole,
+/// in every format and compression. The throughput counts the Arrow bytes
+/// of the partition once.
+fn blocking(c: &mut Criterion) {
+    let rt = runtime();
+    let mut router = PartitionRouter::new(Partitioner::hash(["l_orderkey"]), SUBPARTITIONS, 0);
+    let mut pieces = Vec::new();
+    for batch in lineitem_batches(BLOCKING_BATCHES, BATCH_ROWS) {
+        pieces.extend(router.route(batch).expect("route"));
+    }
+    let bytes: usize = pieces.iter().map(|(_, batch)| data_bytes(batch)).sum();
+    let pieces = Arc::new(pieces);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = ShuffleRoot::try_new(dir.path().to_str().expect("a UTF-8 temporary directory"))
+        .expect("shuffle root");
+
+    let mut group = c.benchmark_group("blocking");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Bytes(bytes as u64));
+    for (format, compression) in [
+        (BlockingFormat::Ipc, Compression::None),
+        (BlockingFormat::Ipc, Compression::Lz4),
+        (BlockingFormat::Ipc, Compression::Zstd),
+        (BlockingFormat::Parquet, Compression::None),
+    ] {
+        let options = BlockingOptions::default()
+            .with_format(format)
+            .with_compression(compression);
+        let file_bytes = run_on_worker(
+            &rt,
+            write_and_read(root.clone(), options.clone(), 0, Arc::clone(&pieces)),
+        );
+        rt.block_on(root.remove_job(JOB)).expect("remove the files");
+        println!(
+            "blocking/{format}/{compression}: {file_bytes} file bytes for {bytes} Arrow bytes \
+             ({:.2}x)",
+            bytes as f64 / file_bytes as f64
+        );
+        // Every write is a new attempt, as a rerun would be.
+        let mut attempt = 1;
+        group.bench_function(format!("{format}/{compression}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (task_root, options, pieces) =
+                        (root.clone(), options.clone(), Arc::clone(&pieces));
+                    total += run_on_worker(&rt, async move {
+                        let start = Instant::now();
+                        black_box(write_and_read(task_root, options, attempt, pieces).await);
+                        start.elapsed()
+                    });
+                    attempt += 1;
+                    // Removing the files is not part of the measurement.
+                    rt.block_on(root.remove_job(JOB)).expect("remove the files");
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, partitioner, channel, handoff, blocking);
+criterion_main!(benches);
