@@ -235,7 +235,14 @@ mod tests {
         assert_eq!(h, again);
         let s = hashes(&[Arc::new(StringArray::from(vec!["weir"])) as ArrayRef]);
         assert_eq!(s[0], combine(0, xxhash_rust::xxh3::xxh3_64(b"weir")));
-        assert_eq!(h, vec![9038243705893100514, 3386738095288643496, 3534707431943866523]);
+        assert_eq!(
+            h,
+            vec![
+                9038243705893100514,
+                3386738095288643496,
+                3534707431943866523
+            ]
+        );
     }
 
     #[test]
