@@ -53,6 +53,28 @@ where
         .expect("the benchmark task panicked")
 }
 
+/// Times `iters` calls of `step`, one per batch, cycling over `batches`, in
+/// one task on a tokio worker.
+fn time_batches<F, Fut>(
+    rt: &Runtime,
+    batches: &Arc<Vec<RecordBatch>>,
+    iters: u64,
+    step: F,
+) -> Duration
+where
+    F: Fn(RecordBatch) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let batches = Arc::clone(batches);
+    run_on_worker(rt, async move {
+        let start = Instant::now();
+        for batch in batches.iter().cycle().take(iters as usize) {
+            step(batch.clone()).await;
+        }
+        start.elapsed()
+    })
+}
+
 /// `PartitionRouter::route` of one 8192-row batch into 4 subpartitions.
 fn partitioner(c: &mut Criterion) {
     let batch = lineitem_batches(1, BATCH_ROWS).remove(0);
@@ -132,40 +154,23 @@ fn handoff(c: &mut Criterion) {
 
     group.bench_function("inline/per-batch", |b| {
         b.iter_custom(|iters| {
-            let batches = Arc::clone(&batches);
-            run_on_worker(&rt, async move {
-                let start = Instant::now();
-                for batch in batches.iter().cycle().take(iters as usize) {
-                    black_box(q6_filter(black_box(batch)).expect("filter"));
-                }
-                start.elapsed()
+            time_batches(&rt, &batches, iters, |batch| async move {
+                black_box(q6_filter(black_box(&batch)).expect("filter"));
             })
         })
     });
     group.bench_function("tokio-rayon/per-batch", |b| {
         b.iter_custom(|iters| {
-            let batches = Arc::clone(&batches);
-            run_on_worker(&rt, async move {
-                let start = Instant::now();
-                for batch in batches.iter().cycle().take(iters as usize) {
-                    let batch = batch.clone();
-                    let out = cpu::run(move || q6_filter(black_box(&batch))).await;
-                    black_box(out.expect("filter"));
-                }
-                start.elapsed()
+            time_batches(&rt, &batches, iters, |batch| async move {
+                let out = cpu::run(move || q6_filter(black_box(&batch))).await;
+                black_box(out.expect("filter"));
             })
         })
     });
     group.bench_function("tokio-rayon/empty", |b| {
         b.iter_custom(|iters| {
-            let batches = Arc::clone(&batches);
-            run_on_worker(&rt, async move {
-                let start = Instant::now();
-                for batch in batches.iter().cycle().take(iters as usize) {
-                    let batch = batch.clone();
-                    black_box(cpu::run(move || black_box(batch)).await);
-                }
-                start.elapsed()
+            time_batches(&rt, &batches, iters, |batch| async move {
+                black_box(cpu::run(move || black_box(batch)).await);
             })
         })
     });

@@ -83,6 +83,8 @@ pub struct ExecutionGraph {
     vertex_offsets: Vec<usize>,
     /// One result per edge, indexed by dataset id.
     pub results: Vec<IntermediateResult>,
+    /// The pipelined regions of the subtasks.
+    pub regions: crate::Regions,
 }
 
 impl ExecutionGraph {
@@ -127,14 +129,16 @@ impl ExecutionGraph {
             subtasks,
             vertex_offsets,
             results,
+            regions: crate::Regions::default(),
         };
         graph.pipeline_blocking_cycles();
         Ok(graph)
     }
 
-    /// A blocking edge whose producer and consumer ended up in one region
-    /// (regions that depended on each other in a cycle were merged) cannot
-    /// wait for itself: such edges become pipelined.
+    /// Computes the regions. A blocking edge whose producer and consumer
+    /// ended up in one region (regions that depended on each other in a cycle
+    /// were merged) cannot wait for itself: such edges become pipelined and
+    /// the regions are computed again.
     fn pipeline_blocking_cycles(&mut self) {
         loop {
             let regions = crate::Regions::compute(self);
@@ -155,7 +159,10 @@ impl ExecutionGraph {
             });
             match inside {
                 Some(i) => self.results[i].mode = ExchangeMode::Pipelined,
-                None => return,
+                None => {
+                    self.regions = regions;
+                    return;
+                }
             }
         }
     }

@@ -10,7 +10,6 @@ use weir_engine::graph::{ExchangeMode, JobGraph, VertexId};
 
 use crate::Result;
 use crate::execution_graph::{ExecutionGraph, SubtaskId};
-use crate::region::Regions;
 
 /// A vertex as explained.
 #[derive(Debug, Serialize)]
@@ -87,7 +86,6 @@ impl Explain {
     /// When the job cannot be expanded into an execution graph.
     pub fn try_new(job: &JobGraph) -> Result<Self> {
         let graph = ExecutionGraph::try_new(Arc::new(job.clone()))?;
-        let regions = Regions::compute(&graph);
         let vertices = job
             .vertices
             .iter()
@@ -123,7 +121,8 @@ impl Explain {
                 subpartitions: r.partitions.iter().map(|p| p.subpartitions).collect(),
             })
             .collect();
-        let regions = regions
+        let regions = graph
+            .regions
             .all()
             .iter()
             .map(|r| ExplainedRegion {

@@ -21,7 +21,7 @@ use crate::execution_graph::{ExecutionGraph, PartitionKey};
 use crate::failover::restart::RestartTracker;
 use crate::failover::{FailoverStrategy, FailoverView};
 use crate::failure_plan::{FailurePlan, PartitionDamage};
-use crate::region::{RegionId, Regions};
+use crate::region::RegionId;
 use crate::slot::SlotPool;
 use crate::strategy::SchedulingStrategy;
 use crate::summary::{JobSummary, RegionEvent, RegionEventKind, VertexSummary};
@@ -47,7 +47,6 @@ type TaskOutcome = (usize, u32, weir_engine::Result<TaskReport>);
 pub(crate) struct JobMaster {
     job_id: Arc<str>,
     graph: ExecutionGraph,
-    regions: Regions,
     config: JobConfig,
     plan: FailurePlan,
     root: ShuffleRoot,
@@ -79,12 +78,10 @@ pub(crate) struct JobSetup {
 
 impl JobMaster {
     pub fn new(setup: JobSetup) -> Self {
-        let regions = Regions::compute(&setup.graph);
         let subtasks = setup.graph.subtasks.len();
         Self {
             job_id: setup.job_id,
-            states: vec![RegionState::Waiting; regions.len()],
-            regions,
+            states: vec![RegionState::Waiting; setup.graph.regions.len()],
             restarts: RestartTracker::new(setup.config.restart.clone()),
             slots: SlotPool::new(setup.config.slots),
             config: setup.config,
@@ -121,7 +118,7 @@ impl JobMaster {
 
     async fn drive(&mut self) -> Result<()> {
         self.strategy
-            .check(&self.regions, self.slots.total())
+            .check(&self.graph.regions, self.slots.total())
             .map_err(|reason| self.unschedulable(reason))?;
         loop {
             self.schedule().await;
@@ -174,6 +171,7 @@ impl JobMaster {
             }
         }
         let ready: Vec<RegionId> = self
+            .graph
             .regions
             .all()
             .iter()
@@ -181,14 +179,17 @@ impl JobMaster {
             .filter(|r| r.consumes.iter().all(|p| self.complete.contains_key(p)))
             .map(|r| r.id)
             .collect();
-        for region in self.strategy.select(&ready, &self.regions, &mut self.slots) {
+        for region in self
+            .strategy
+            .select(&ready, &self.graph.regions, &mut self.slots)
+        {
             self.inject_partition_faults(region).await;
             self.deploy(region);
         }
     }
 
     fn deploy(&mut self, region: RegionId) {
-        let subtasks = self.regions.get(region).subtasks.clone();
+        let subtasks = self.graph.regions.get(region).subtasks.clone();
         self.timeline.push(RegionEvent {
             region,
             kind: RegionEventKind::Deployed,
@@ -347,13 +348,13 @@ impl JobMaster {
                     self.lost.remove(&key);
                 }
                 self.reports[s] = Some(report);
-                let region = self.regions.region_of(s);
+                let region = self.graph.regions.region_of(s);
                 if let RegionState::Running { unfinished } = &mut self.states[region.0 as usize] {
                     *unfinished -= 1;
                     if *unfinished == 0 {
                         self.states[region.0 as usize] = RegionState::Finished;
                         self.strategy
-                            .release(region, &self.regions, &mut self.slots);
+                            .release(region, &self.graph.regions, &mut self.slots);
                         self.timeline.push(RegionEvent {
                             region,
                             kind: RegionEventKind::Finished,
@@ -398,7 +399,7 @@ impl JobMaster {
         let states = &self.states;
         let lost = &self.lost;
         let view = FailoverView {
-            regions: &self.regions,
+            regions: &self.graph.regions,
             is_lost: &|p| lost.contains(&p),
             has_started: &|r| {
                 matches!(
@@ -409,7 +410,7 @@ impl JobMaster {
         };
         let restart = self
             .failover
-            .regions_to_restart(self.regions.region_of(s), &view);
+            .regions_to_restart(self.graph.regions.region_of(s), &view);
         for region in restart {
             self.reset(region, now + delay);
         }
@@ -437,9 +438,9 @@ impl JobMaster {
     fn reset(&mut self, region: RegionId, at: Instant) {
         if let RegionState::Running { .. } = self.states[region.0 as usize] {
             self.strategy
-                .release(region, &self.regions, &mut self.slots);
+                .release(region, &self.graph.regions, &mut self.slots);
         }
-        let info = self.regions.get(region);
+        let info = self.graph.regions.get(region);
         for &s in &info.subtasks {
             if let Some(handle) = self.running.remove(&s) {
                 handle.abort();
@@ -462,7 +463,7 @@ impl JobMaster {
     /// Damages the partitions the failure plan names before the first
     /// deployment of a subtask of `region`.
     async fn inject_partition_faults(&self, region: RegionId) {
-        for &s in &self.regions.get(region).subtasks {
+        for &s in &self.graph.regions.get(region).subtasks {
             if self.attempts[s] > 0 {
                 continue;
             }
@@ -555,7 +556,7 @@ impl JobMaster {
             scheduling: self.strategy.name().to_string(),
             failover: self.failover.name().to_string(),
             vertices,
-            regions: self.regions.len(),
+            regions: self.graph.regions.len(),
             attempts: self
                 .graph
                 .subtasks
@@ -564,7 +565,7 @@ impl JobMaster {
                 .map(|(id, a)| (*id, *a))
                 .collect(),
             region_of: (0..self.graph.subtasks.len())
-                .map(|s| self.regions.region_of(s))
+                .map(|s| self.graph.regions.region_of(s))
                 .collect(),
             restarts: self.restarts.restarts(),
             shuffle_bytes,

@@ -43,7 +43,7 @@ pub struct PipelinedRegion {
 }
 
 /// The pipelined regions of an execution graph.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Regions {
     regions: Vec<PipelinedRegion>,
     region_of: Vec<RegionId>,

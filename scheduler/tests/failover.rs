@@ -6,11 +6,14 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use arrow::array::RecordBatch;
 use common::{Lcg, sorted, test_config, three_stage};
 use weir_engine::graph::VertexId;
 use weir_exchange::Partitioner;
 use weir_scheduler::failure_plan::PartitionDamage;
-use weir_scheduler::{FailoverKind, FailurePlan, MiniCluster, RegionId, SubtaskId};
+use weir_scheduler::{
+    FailoverKind, FailurePlan, JobConfig, JobSummary, MiniCluster, RegionId, SubtaskId,
+};
 
 const ROWS: u64 = 20_000;
 
@@ -18,16 +21,30 @@ fn hash() -> Partitioner {
     Partitioner::hash(["key"])
 }
 
-async fn reference(parallelism: [usize; 3], b_to_c: Partitioner) -> arrow::array::RecordBatch {
+/// Runs the three-stage job under `config` with `plan`: its summary and its
+/// sorted output.
+async fn run(
+    parallelism: [usize; 3],
+    b_to_c: Partitioner,
+    config: JobConfig,
+    plan: FailurePlan,
+) -> (JobSummary, RecordBatch) {
     let job = three_stage(ROWS, parallelism, hash(), b_to_c);
-    MiniCluster::new(test_config(4))
-        .run(job.graph)
+    let summary = MiniCluster::new(config)
+        .run_with_failures(job.graph, plan)
         .await
         .unwrap();
-    sorted(&job.output.batches())
+    (summary, sorted(&job.output.batches()))
 }
 
-fn region_of(summary: &weir_scheduler::JobSummary, vertex: u32, index: u32) -> RegionId {
+/// The output of the failure-free run.
+async fn reference(parallelism: [usize; 3], b_to_c: Partitioner) -> RecordBatch {
+    run(parallelism, b_to_c, test_config(4), FailurePlan::none())
+        .await
+        .1
+}
+
+fn region_of(summary: &JobSummary, vertex: u32, index: u32) -> RegionId {
     let position = summary
         .attempts
         .iter()
@@ -52,15 +69,10 @@ async fn a_failure_in_any_region_reruns_only_that_region() {
         // Records per subtask: ~10000 generated, ~3500 counted, ~48 keys.
         let bound = [ROWS / 2, ROWS / 8, 20][vertex as usize];
         let at = 1 + rng.below(bound);
-        let job = three_stage(ROWS, parallelism, hash(), hash());
         let plan = FailurePlan::none().fail_task(VertexId(vertex), index, 0, at);
-        let summary = MiniCluster::new(test_config(4))
-            .run_with_failures(job.graph, plan)
-            .await
-            .unwrap();
+        let (summary, output) = run(parallelism, hash(), test_config(4), plan).await;
         assert_eq!(
-            sorted(&job.output.batches()),
-            expected,
+            output, expected,
             "seed {seed}: v{vertex}.{index} at record {at}"
         );
         assert_eq!(summary.restarts, 1, "seed {seed}");
@@ -80,17 +92,9 @@ async fn a_lost_partition_reruns_its_producer_region() {
         for producer in 0..2u32 {
             // Damage A's partition just before B.1 first runs; with one slot,
             // B.0 has already read it intact.
-            let job = three_stage(ROWS, parallelism, hash(), hash());
             let plan = FailurePlan::none().damage_partition(0, producer, (VertexId(1), 1), damage);
-            let summary = MiniCluster::new(test_config(1))
-                .run_with_failures(job.graph, plan)
-                .await
-                .unwrap();
-            assert_eq!(
-                sorted(&job.output.batches()),
-                expected,
-                "{damage:?} of d0/p{producer}"
-            );
+            let (summary, output) = run(parallelism, hash(), test_config(1), plan).await;
+            assert_eq!(output, expected, "{damage:?} of d0/p{producer}");
             assert_eq!(
                 summary.rerun_regions(),
                 BTreeSet::from([region_of(&summary, 0, producer), region_of(&summary, 1, 1)]),
@@ -107,18 +111,15 @@ async fn consumers_of_a_non_deterministic_producer_rerun_with_it() {
     let parallelism = [2, 2, 2];
     let expected = reference(parallelism, Partitioner::Rebalance).await;
     for producer in 0..2u32 {
-        let job = three_stage(ROWS, parallelism, hash(), Partitioner::Rebalance);
         let plan = FailurePlan::none().damage_partition(
             1,
             producer,
             (VertexId(2), 1),
             PartitionDamage::Delete,
         );
-        let summary = MiniCluster::new(test_config(1))
-            .run_with_failures(job.graph, plan)
-            .await
-            .unwrap();
-        assert_eq!(sorted(&job.output.batches()), expected, "d1/p{producer}");
+        let (summary, output) =
+            run(parallelism, Partitioner::Rebalance, test_config(1), plan).await;
+        assert_eq!(output, expected, "d1/p{producer}");
         assert_eq!(
             summary.rerun_regions(),
             BTreeSet::from([
@@ -130,13 +131,9 @@ async fn consumers_of_a_non_deterministic_producer_rerun_with_it() {
         );
     }
     // The same damage with a deterministic hash edge leaves C.0 alone.
-    let job = three_stage(ROWS, parallelism, hash(), hash());
     let plan =
         FailurePlan::none().damage_partition(1, 0, (VertexId(2), 1), PartitionDamage::Delete);
-    let summary = MiniCluster::new(test_config(1))
-        .run_with_failures(job.graph, plan)
-        .await
-        .unwrap();
+    let (summary, output) = run(parallelism, hash(), test_config(1), plan).await;
     assert_eq!(
         summary.rerun_regions(),
         BTreeSet::from([region_of(&summary, 1, 0), region_of(&summary, 2, 1)])
@@ -151,15 +148,11 @@ async fn restart_all_reruns_every_region() {
     for seed in 0..6u32 {
         let vertex = seed % 3;
         let at = 1 + rng.below([ROWS / 2, ROWS / 8, 20][vertex as usize]);
-        let job = three_stage(ROWS, parallelism, hash(), hash());
         let mut config = test_config(4);
         config.failover = FailoverKind::RestartAll;
         let plan = FailurePlan::none().fail_task(VertexId(vertex), 0, 0, at);
-        let summary = MiniCluster::new(config)
-            .run_with_failures(job.graph, plan)
-            .await
-            .unwrap();
-        assert_eq!(sorted(&job.output.batches()), expected, "seed {seed}");
+        let (summary, output) = run(parallelism, hash(), config, plan).await;
+        assert_eq!(output, expected, "seed {seed}");
         assert_eq!(
             summary.rerun_regions().len(),
             summary.regions,
@@ -173,7 +166,6 @@ async fn failover_works_with_parquet_partitions_on_local_disk() {
     let dir = tempfile::tempdir().unwrap();
     let parallelism = [2, 3, 1];
     let expected = reference(parallelism, hash()).await;
-    let job = three_stage(ROWS, parallelism, hash(), hash());
     let mut config = test_config(2);
     config.shuffle_root = dir.path().display().to_string();
     config.set("shuffle.format", "parquet").unwrap();
@@ -181,11 +173,8 @@ async fn failover_works_with_parquet_partitions_on_local_disk() {
     let plan = FailurePlan::none()
         .fail_task(VertexId(1), 2, 0, 5)
         .damage_partition(1, 0, (VertexId(2), 0), PartitionDamage::Corrupt);
-    let summary = MiniCluster::new(config)
-        .run_with_failures(job.graph, plan)
-        .await
-        .unwrap();
-    assert_eq!(sorted(&job.output.batches()), expected);
+    let (summary, output) = run(parallelism, hash(), config, plan).await;
+    assert_eq!(output, expected);
     assert_eq!(summary.restarts, 2);
     // Partition files are removed when the job ends...
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -10,11 +10,11 @@ use weir_engine::operators::CountByKey;
 use weir_engine::sinks::CollectSink;
 use weir_engine::sources::SequenceGenerator;
 use weir_exchange::Partitioner;
-use weir_scheduler::{ExecutionGraph, Regions};
+use weir_scheduler::ExecutionGraph;
 
 fn regions_of(graph: weir_engine::graph::JobGraph) -> (ExecutionGraph, Vec<BTreeSet<String>>) {
     let graph = ExecutionGraph::try_new(Arc::new(graph)).unwrap();
-    let regions = Regions::compute(&graph);
+    let regions = &graph.regions;
     let sets = regions
         .all()
         .iter()

@@ -14,7 +14,7 @@ use weir_engine::sources::SequenceGenerator;
 use weir_exchange::Partitioner;
 use weir_scheduler::failover::restart::RestartStrategy;
 use weir_scheduler::summary::RegionEventKind;
-use weir_scheduler::{Error, ExecutionGraph, FailurePlan, MiniCluster, Regions};
+use weir_scheduler::{Error, ExecutionGraph, FailurePlan, MiniCluster};
 
 fn hash() -> Partitioner {
     Partitioner::hash(["key"])
@@ -25,7 +25,7 @@ async fn lazy_scheduling_starts_a_region_only_after_its_inputs_are_complete() {
     for slots in [1, 2, 3, 8] {
         let job = three_stage(5_000, [2, 3, 2], hash(), Partitioner::Rebalance);
         let graph = ExecutionGraph::try_new(Arc::new(job.graph.clone())).unwrap();
-        let regions = Regions::compute(&graph);
+        let regions = &graph.regions;
         let summary = MiniCluster::new(test_config(slots))
             .run(job.graph)
             .await
