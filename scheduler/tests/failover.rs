@@ -135,6 +135,10 @@ async fn consumers_of_a_non_deterministic_producer_rerun_with_it() {
         FailurePlan::none().damage_partition(1, 0, (VertexId(2), 1), PartitionDamage::Delete);
     let (summary, output) = run(parallelism, hash(), test_config(1), plan).await;
     assert_eq!(
+        output, expected,
+        "the partitioner of B -> C does not change the result"
+    );
+    assert_eq!(
         summary.rerun_regions(),
         BTreeSet::from([region_of(&summary, 1, 0), region_of(&summary, 2, 1)])
     );
