@@ -28,6 +28,8 @@ const CHANNEL_BATCHES: usize = 64;
 /// Distinct batches the hand-off benches cycle through, so the kernel does
 /// not always find the same batch in the cache.
 const HANDOFF_BATCHES: usize = 8;
+/// Events a task queues on its CPU worker (the engine's `CPU_QUEUE_DEPTH`).
+const TASK_QUEUE_DEPTH: usize = 4;
 /// Batches written to one blocking partition per iteration.
 const BLOCKING_BATCHES: usize = 16;
 /// The job whose files the blocking benches write.
@@ -138,42 +140,67 @@ fn channel(c: &mut Criterion) {
     group.finish();
 }
 
-/// The cost of handing one batch's work from a tokio task to the CPU pool
-/// and back: the Q6 filter on an 8192-row batch run inline on the tokio
-/// worker vs through `cpu::run` (as every batch of a task's operator chain
-/// is), and `cpu::run` of a closure that only hands the batch back.
+/// The cost of handing each batch's work from a tokio task to the CPU pool:
+/// the Q6 filter run inline on the tokio worker; through `cpu::run`, one
+/// batch at a time, waiting for each; through a `cpu::Worker` kept up to
+/// four batches ahead, as a task runs its operator chain; and the bare
+/// `cpu::run` round trip of a closure that only hands the batch back. At
+/// 1024, 8192 and 65536 rows per batch.
 fn handoff(c: &mut Criterion) {
     let rt = runtime();
-    let batches = Arc::new(lineitem_batches(HANDOFF_BATCHES, BATCH_ROWS));
     let mut group = c.benchmark_group("handoff");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(BATCH_ROWS as u64));
-
-    group.bench_function("inline/per-batch", |b| {
-        b.iter_custom(|iters| {
-            time_batches(&rt, &batches, iters, |batch| async move {
-                black_box(q6_filter(black_box(&batch)).expect("filter"));
+        .measurement_time(Duration::from_secs(3));
+    for rows in [1024, BATCH_ROWS, 65536] {
+        let batches = Arc::new(lineitem_batches(HANDOFF_BATCHES, rows));
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_function(format!("inline/{rows}"), |b| {
+            b.iter_custom(|iters| {
+                time_batches(&rt, &batches, iters, |batch| async move {
+                    black_box(q6_filter(black_box(&batch)).expect("filter"));
+                })
             })
-        })
-    });
-    group.bench_function("tokio-rayon/per-batch", |b| {
-        b.iter_custom(|iters| {
-            time_batches(&rt, &batches, iters, |batch| async move {
-                let out = cpu::run(move || q6_filter(black_box(&batch))).await;
-                black_box(out.expect("filter"));
+        });
+        group.bench_function(format!("run-each/{rows}"), |b| {
+            b.iter_custom(|iters| {
+                time_batches(&rt, &batches, iters, |batch| async move {
+                    let out = cpu::run(move || q6_filter(black_box(&batch))).await;
+                    black_box(out.expect("filter"));
+                })
             })
-        })
-    });
-    group.bench_function("tokio-rayon/empty", |b| {
-        b.iter_custom(|iters| {
-            time_batches(&rt, &batches, iters, |batch| async move {
-                black_box(cpu::run(move || black_box(batch)).await);
+        });
+        group.bench_function(format!("worker/{rows}"), |b| {
+            b.iter_custom(|iters| {
+                let batches = Arc::clone(&batches);
+                run_on_worker(&rt, async move {
+                    let start = Instant::now();
+                    let mut worker = cpu::Worker::new((), TASK_QUEUE_DEPTH);
+                    for batch in batches.iter().cycle().take(iters as usize) {
+                        if !worker.has_room() {
+                            black_box(worker.next_result().await);
+                        }
+                        let batch = batch.clone();
+                        worker.submit(move |_: &mut ()| {
+                            q6_filter(black_box(&batch)).expect("filter")
+                        });
+                    }
+                    while let Some(out) = worker.next_result().await {
+                        black_box(out);
+                    }
+                    start.elapsed()
+                })
             })
-        })
-    });
+        });
+        group.bench_function(format!("round-trip/{rows}"), |b| {
+            b.iter_custom(|iters| {
+                time_batches(&rt, &batches, iters, |batch| async move {
+                    black_box(cpu::run(move || black_box(batch)).await);
+                })
+            })
+        });
+    }
     group.finish();
 }
 

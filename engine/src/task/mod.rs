@@ -2,11 +2,12 @@
 //! its input gates and its result partitions.
 //!
 //! A task is an async loop on tokio. It reads events from its inputs (or its
-//! source), hands every batch to the CPU pool where the chain processes it
-//! and the partitioners split the results, and then writes the pieces to its
-//! outputs (pipelined channels or blocking partition files) and its sink.
-//! Backpressure flows naturally: a full channel makes the task wait, so it
-//! stops reading its own input.
+//! source) and queues them, a few ahead, on its CPU worker: the chain and the
+//! partitioners live on the CPU pool ([`weir_exchange::cpu::Worker`]), which
+//! processes the events in order and splits the results. The task writes the
+//! pieces to its outputs (pipelined channels or blocking partition files)
+//! and its sink as they come back. Backpressure flows naturally: a full
+//! channel makes the task wait, so it stops reading its own input.
 
 mod chain;
 mod input;

@@ -5,11 +5,17 @@ use weir_exchange::event::batch_data_bytes;
 use weir_exchange::{Event, PartitionRouter, cpu};
 
 use super::chain::{ChainOutput, OperatorChain};
-use super::input::InputGates;
+use super::input::{InputEvent, InputGates, InputProgress, TaskInput};
 use super::metrics::{TaskMetrics, TaskReport};
 use super::output::OutputWriter;
-use super::{InputChannel, OutputTarget, TaskDeployment, TaskInfo};
-use crate::{Error, Result, Sink, Source};
+use super::{OutputTarget, TaskDeployment, TaskInfo};
+use crate::{Error, Result, Sink};
+
+/// How many events a task hands to its CPU worker ahead of the results it
+/// has written out. Enough for the pool to take a run of batches per
+/// hand-off while the task reads and writes; few enough that a task holds
+/// little beyond what its channels bound.
+const CPU_QUEUE_DEPTH: usize = 4;
 
 /// Runs one subtask attempt to its end.
 ///
@@ -54,18 +60,27 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
             )
         })
         .collect();
+    let progress = InputProgress::new(&inputs.iter().map(Vec::len).collect::<Vec<_>>());
+    let input = match source {
+        Some(source) => TaskInput::Source(source),
+        None => TaskInput::Gates(InputGates::new(inputs)),
+    };
     let mut task = Task {
         info,
-        cpu: Some(CpuState {
-            chain: OperatorChain::new(operators),
-            routers,
-        }),
+        cpu: cpu::Worker::new(
+            CpuState {
+                chain: OperatorChain::new(operators),
+                routers,
+            },
+            CPU_QUEUE_DEPTH,
+        ),
         writers: outputs.into_iter().map(OutputWriter::new).collect(),
         sink,
         metrics: TaskMetrics::default(),
+        progress,
         fail_at_record,
     };
-    match task.run(source, inputs).await {
+    match task.run(input).await {
         Ok(()) => task.complete().await,
         Err(e) => {
             for writer in task.writers {
@@ -76,8 +91,7 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
     }
 }
 
-/// What runs on the CPU pool: the chain and the partitioners. It moves to a
-/// pool thread for every event and back.
+/// What lives on the CPU pool: the chain and the partitioners.
 struct CpuState {
     chain: OperatorChain,
     routers: Vec<PartitionRouter>,
@@ -88,10 +102,12 @@ struct Routed {
     pieces: Vec<Vec<(usize, RecordBatch)>>,
     batches: Vec<RecordBatch>,
     watermark: Option<i64>,
+    /// A control event that follows the output on every pipelined output.
+    then: Option<Event>,
 }
 
 impl CpuState {
-    fn route(&mut self, out: ChainOutput) -> Result<Routed> {
+    fn route(&mut self, out: ChainOutput, then: Option<Event>) -> Result<Routed> {
         let mut pieces = vec![Vec::new(); self.routers.len()];
         for batch in &out.batches {
             for (router, pieces) in self.routers.iter_mut().zip(&mut pieces) {
@@ -102,129 +118,116 @@ impl CpuState {
             pieces,
             batches: out.batches,
             watermark: out.watermark,
+            then,
         })
     }
 }
 
 struct Task {
     info: TaskInfo,
-    cpu: Option<CpuState>,
+    cpu: cpu::Worker<CpuState, Result<Routed>>,
     writers: Vec<OutputWriter>,
     sink: Option<Box<dyn Sink>>,
     metrics: TaskMetrics,
+    progress: InputProgress,
     fail_at_record: Option<u64>,
 }
 
 impl Task {
-    async fn run(
-        &mut self,
-        source: Option<Box<dyn Source>>,
-        inputs: Vec<Vec<InputChannel>>,
-    ) -> Result<()> {
-        if let Some(mut source) = source {
-            while let Some(batch) = source.next_batch().await? {
-                self.on_batch(0, batch).await?;
-            }
-        } else {
-            self.read_inputs(inputs).await?;
+    /// Reads every event of `input`, handing the work to the CPU worker up
+    /// to [`CPU_QUEUE_DEPTH`] events ahead and writing results out as they
+    /// come back, then finishes the chain.
+    async fn run(&mut self, input: TaskInput) -> Result<()> {
+        for input in self.progress.empty_inputs() {
+            self.submit(move |chain| chain.end_of_input(input), None);
         }
-        self.on_cpu(|chain| chain.finish()).await
+        let mut reading = true;
+        let mut read = Box::pin(input.next());
+        while reading || self.cpu.in_flight() > 0 {
+            let room = self.cpu.has_room();
+            tokio::select! {
+                // Results first: output leaves as soon as it is ready.
+                biased;
+                Some(routed) = self.cpu.next_result(), if self.cpu.in_flight() > 0 => {
+                    self.write_out(routed?).await?;
+                }
+                (input, event) = &mut read, if reading && room => match event {
+                    Some(event) => {
+                        self.dispatch(event?)?;
+                        read = Box::pin(input.next());
+                    }
+                    None => reading = false,
+                },
+            }
+        }
+        self.submit(|chain| chain.finish(), None);
+        while let Some(routed) = self.cpu.next_result().await {
+            self.write_out(routed?).await?;
+        }
+        Ok(())
     }
 
-    async fn read_inputs(&mut self, inputs: Vec<Vec<InputChannel>>) -> Result<()> {
-        let mut gates = InputGates::new(inputs);
-        let mut open_channels = gates.channels.clone();
-        let mut watermarks: Vec<Vec<i64>> =
-            gates.channels.iter().map(|&n| vec![i64::MIN; n]).collect();
-        let mut watermark = i64::MIN;
-        for (input, &n) in gates.channels.iter().enumerate() {
-            if n == 0 {
-                self.on_cpu(move |chain| chain.end_of_input(input)).await?;
+    /// Hands the work one input event asks for to the CPU worker.
+    fn dispatch(&mut self, event: InputEvent) -> Result<()> {
+        let InputEvent {
+            input,
+            channel,
+            event,
+        } = event;
+        match event {
+            Event::Batch(batch) => {
+                self.count_in(&batch)?;
+                self.submit(move |chain| chain.process_batch(input, batch), None);
             }
-        }
-        while let Some(next) = gates.next().await {
-            let next = next?;
-            let (input, channel) = (next.input, next.channel);
-            match next.event {
-                Event::Batch(batch) => self.on_batch(input, batch).await?,
-                Event::Watermark(w) => {
-                    let slot = &mut watermarks[input][channel];
-                    *slot = (*slot).max(w);
-                    self.advance_watermark(&watermarks, &mut watermark).await?;
+            Event::Watermark(w) => {
+                if let Some(min) = self.progress.on_watermark(input, channel, w) {
+                    self.submit(move |chain| chain.on_watermark(min), None);
                 }
-                Event::Barrier(barrier) => {
-                    self.on_cpu(move |chain| chain.on_barrier(barrier)).await?;
-                    for writer in &mut self.writers {
-                        writer.broadcast(Event::Barrier(barrier)).await?;
-                    }
+            }
+            Event::Barrier(barrier) => self.submit(
+                move |chain| chain.on_barrier(barrier),
+                Some(Event::Barrier(barrier)),
+            ),
+            Event::EndOfPartition => {
+                let ended = self.progress.on_end(input, channel);
+                if ended.input_ended {
+                    self.submit(move |chain| chain.end_of_input(input), None);
                 }
-                Event::EndOfPartition => {
-                    watermarks[input][channel] = i64::MAX;
-                    open_channels[input] -= 1;
-                    if open_channels[input] == 0 {
-                        self.on_cpu(move |chain| chain.end_of_input(input)).await?;
-                    } else {
-                        self.advance_watermark(&watermarks, &mut watermark).await?;
-                    }
+                if let Some(min) = ended.watermark {
+                    self.submit(move |chain| chain.on_watermark(min), None);
                 }
             }
         }
         Ok(())
     }
 
-    /// Passes the minimum watermark over all channels on when it advanced.
-    async fn advance_watermark(
-        &mut self,
-        watermarks: &[Vec<i64>],
-        current: &mut i64,
-    ) -> Result<()> {
-        let min = watermarks
-            .iter()
-            .flatten()
-            .copied()
-            .min()
-            .unwrap_or(i64::MAX);
-        if min > *current && min != i64::MAX {
-            *current = min;
-            self.on_cpu(move |chain| chain.on_watermark(min)).await?;
-        }
-        Ok(())
-    }
-
-    async fn on_batch(&mut self, input: usize, batch: RecordBatch) -> Result<()> {
+    /// Counts an incoming batch; fails here when a test asked for it.
+    fn count_in(&mut self, batch: &RecordBatch) -> Result<()> {
         let before = self.metrics.rows_in;
         self.metrics.rows_in += batch.num_rows() as u64;
-        self.metrics.bytes_in += batch_data_bytes(&batch) as u64;
-        if let Some(at) = self.fail_at_record
-            && before < at
-            && at <= self.metrics.rows_in
-        {
-            return Err(Error::InjectedFailure {
+        self.metrics.bytes_in += batch_data_bytes(batch) as u64;
+        match self.fail_at_record {
+            Some(at) if before < at && at <= self.metrics.rows_in => Err(Error::InjectedFailure {
                 task: self.info.to_string(),
                 record: at,
-            });
+            }),
+            _ => Ok(()),
         }
-        self.on_cpu(move |chain| chain.process_batch(input, batch))
-            .await
     }
 
-    /// Runs `work` on the chain on the CPU pool, routes its output there too,
-    /// and writes the pieces out.
-    async fn on_cpu<F>(&mut self, work: F) -> Result<()>
+    /// Queues `work` on the chain, with the routing of its output, on the
+    /// CPU worker; `then` follows the output downstream.
+    fn submit<F>(&mut self, work: F, then: Option<Event>)
     where
         F: FnOnce(&mut OperatorChain) -> Result<ChainOutput> + Send + 'static,
     {
-        let mut state = self
-            .cpu
-            .take()
-            .expect("the CPU state is home between events");
-        let (state, routed) = cpu::run(move || {
-            let routed = work(&mut state.chain).and_then(|out| state.route(out));
-            (state, routed)
-        })
-        .await;
-        self.cpu = Some(state);
-        let routed = routed?;
+        self.cpu.submit(move |state: &mut CpuState| {
+            work(&mut state.chain).and_then(|out| state.route(out, then))
+        });
+    }
+
+    /// Writes one job's routed output to the outputs and the sink.
+    async fn write_out(&mut self, routed: Routed) -> Result<()> {
         for batch in &routed.batches {
             self.metrics.rows_out += batch.num_rows() as u64;
             self.metrics.bytes_out += batch_data_bytes(batch) as u64;
@@ -239,9 +242,10 @@ impl Task {
                 sink.write_batch(batch).await?;
             }
         }
-        if let Some(w) = routed.watermark {
+        let controls = routed.watermark.map(Event::Watermark).into_iter();
+        for event in controls.chain(routed.then) {
             for writer in &mut self.writers {
-                writer.broadcast(Event::Watermark(w)).await?;
+                writer.broadcast(event.clone()).await?;
             }
         }
         Ok(())

@@ -1,9 +1,14 @@
 //! The CPU pool: every CPU-heavy piece of work (operators, partitioning,
 //! encoding and decoding of partition files) runs on one rayon pool, and async
 //! code on tokio hands it over with [`run`]. Tokio workers never run CPU work
-//! and rayon workers never wait on I/O or channels.
+//! and rayon workers never wait on I/O or channels. A task's operator chain
+//! lives on the pool as a [`Worker`], which takes a queue of jobs per hand-off.
+
+mod worker;
 
 use std::sync::OnceLock;
+
+pub use worker::Worker;
 
 static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
 
