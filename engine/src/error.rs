@@ -37,16 +37,56 @@ pub enum Error {
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// An operator needs more memory than its budget allows and may not
+    /// spill (or spilling cannot make room).
+    #[error(
+        "resources exhausted: operator '{operator}' needs {requested} more bytes, holds {held}, \
+         and the task's memory budget is {budget} bytes{}",
+        if *spill { "" } else { " (spilling is disabled: raise the budget or enable spilling)" }
+    )]
+    ResourcesExhausted {
+        /// The operator's name.
+        operator: String,
+        /// The task's budget in bytes.
+        budget: usize,
+        /// Bytes the operator holds.
+        held: usize,
+        /// Bytes it asked for.
+        requested: usize,
+        /// Whether spilling was enabled.
+        spill: bool,
+    },
+    /// Writing or reading a spill file failed.
+    #[error("operator '{operator}': {source}")]
+    Spill {
+        /// The operator that spilled.
+        operator: String,
+        /// What failed, naming the file.
+        #[source]
+        source: weir_exchange::spill::SpillError,
+    },
+    /// An expression could not be planned or evaluated.
+    #[error("expression {expr}: {message}")]
+    Expr {
+        /// The expression, as displayed.
+        expr: String,
+        /// What went wrong (names the columns involved).
+        message: String,
+    },
 }
 
 /// Result type of the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Whether running the same task again may succeed. An invalid job or a
-    /// misconfigured connector fails the same way every time.
+    /// Whether running the same task again may succeed. An invalid job, an
+    /// invalid expression or an operator over its memory budget fails the
+    /// same way every time.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Error::Plan(_))
+        !matches!(
+            self,
+            Error::Plan(_) | Error::ResourcesExhausted { .. } | Error::Expr { .. }
+        )
     }
 
     /// The blocking partition this error reports as missing or corrupt.

@@ -13,6 +13,9 @@
 //! - [`task`]: the task loop that drives one subtask's chain between its input
 //!   gates and its result partitions, its CPU work on the shared rayon pool
 //!   ([`weir_exchange::cpu`]) and its I/O on tokio.
+//! - [`expr`]: expressions (DataFusion's `Expr`, typed and evaluated over
+//!   record batches) and [`memory`]: the budgets stateful operators spill
+//!   under.
 //! - [`operators`], [`sources`], [`sinks`]: built-in pieces.
 //! - [`registry`]: the connector registry that `weir-formats` fills, so that
 //!   this crate never depends on the formats.
@@ -21,7 +24,9 @@
 //! crate knows nothing of regions, slots or failover.
 
 mod error;
+pub mod expr;
 pub mod graph;
+pub mod memory;
 pub mod operator;
 pub mod operators;
 pub mod registry;

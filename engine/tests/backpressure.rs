@@ -61,6 +61,7 @@ fn info(vertex: u32, name: &str) -> TaskInfo {
         parallelism: 1,
         attempt: 0,
         max_parallelism: 128,
+        memory: weir_engine::memory::MemoryPool::unbounded(),
     }
 }
 

@@ -15,6 +15,7 @@
 //!   producer subtask, with a per-subpartition index and checksums.
 //! - [`cpu`]: the one rayon pool on which CPU work runs, and the hand-off from
 //!   async (tokio) code to it.
+//! - [`spill`]: local spill files of operators over their memory budget.
 //!
 //! Errors that drive failover ([`Error::PartitionNotFound`],
 //! [`Error::PartitionCorrupt`]) are typed variants, never strings.
@@ -27,6 +28,7 @@ pub mod event;
 pub mod hash;
 pub mod partitioner;
 mod shuffle_root;
+pub mod spill;
 
 pub use error::{Error, Result};
 pub use event::Event;

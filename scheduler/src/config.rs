@@ -44,7 +44,18 @@ pub struct JobConfig {
     pub failover: FailoverKind,
     /// When and how often they may restart.
     pub restart: RestartStrategy,
+    /// Memory for the stateful operators of one slot, in bytes; the tasks
+    /// sharing a slot split it.
+    pub memory_per_slot: usize,
+    /// Whether operators over budget spill (otherwise they fail).
+    pub spill: bool,
+    /// Where spill files go (a job's files are under a directory of its
+    /// own, removed when the job ends).
+    pub spill_dir: std::path::PathBuf,
 }
+
+/// Default memory per slot: 256 MiB.
+pub const DEFAULT_MEMORY_PER_SLOT: usize = 256 << 20;
 
 impl Default for JobConfig {
     fn default() -> Self {
@@ -63,6 +74,9 @@ impl Default for JobConfig {
             channel: ChannelBounds::default(),
             failover: FailoverKind::Region,
             restart: RestartStrategy::default(),
+            memory_per_slot: DEFAULT_MEMORY_PER_SLOT,
+            spill: true,
+            spill_dir: std::env::temp_dir().join("weir-spill"),
         }
     }
 }
@@ -98,6 +112,15 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "exchange.channel.max-batches",
         "batches buffered per pipelined channel",
     ),
+    (
+        "memory.per-slot",
+        "memory of the stateful operators of one slot (e.g. 256 mb, 1 gb, 4096)",
+    ),
+    (
+        "spill.enabled",
+        "true | false: spill when over budget, or fail",
+    ),
+    ("spill.dir", "directory of spill files"),
     ("failover.strategy", "region | restart-all"),
     (
         "restart-strategy.type",
@@ -190,6 +213,13 @@ impl JobConfig {
             "shuffle.buffer-bytes" => self.blocking.buffer_bytes = positive()?,
             "exchange.channel.max-bytes" => self.channel.max_bytes = positive()?,
             "exchange.channel.max-batches" => self.channel.max_batches = positive()?,
+            "memory.per-slot" => {
+                self.memory_per_slot = parse_bytes(value)
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad("a size such as '64 mb', '1 gb' or '4096'"))?;
+            }
+            "spill.enabled" => self.spill = value.parse().map_err(|_| bad("true or false"))?,
+            "spill.dir" => self.spill_dir = value.into(),
             "failover.strategy" => {
                 self.failover = match value {
                     "region" => FailoverKind::Region,
@@ -319,6 +349,27 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(millis / 1e3))
 }
 
+/// Parses a size: a number of bytes, optionally followed by a unit (`b`,
+/// `kb`, `mb`, `gb`, `tb` or `kib`, `mib`, ...; both mean powers of 1024, as
+/// in Flink's memory options), case-insensitive, with or without a space.
+pub fn parse_bytes(value: &str) -> Option<usize> {
+    let value = value.trim().to_ascii_lowercase();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: usize = number.parse().ok()?;
+    let shift = match unit.trim() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1usize.checked_shl(shift)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +417,18 @@ mod tests {
         assert_eq!(parse_duration("2 min"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("15"), Some(Duration::from_millis(15)));
         assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("64 mb"), Some(64 << 20));
+        assert_eq!(parse_bytes("1GiB"), Some(1 << 30));
+        assert_eq!(parse_bytes("12 parsecs"), None);
+        let mut config = JobConfig::default();
+        config.set("memory.per-slot", "2 mb").expect("valid");
+        assert_eq!(config.memory_per_slot, 2 << 20);
+        let err = config.set("memory.per-slot", "lots").expect_err("invalid");
+        assert!(err.to_string().contains("memory.per-slot"), "{err}");
     }
 }

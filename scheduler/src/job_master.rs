@@ -10,6 +10,7 @@ use futures::FutureExt;
 use object_store::ObjectStoreExt;
 use tokio::task::{AbortHandle, JoinSet};
 use weir_engine::graph::ExchangeMode;
+use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
     InputChannel, OutputSpec, OutputTarget, TaskDeployment, TaskInfo, TaskReport, run_task,
 };
@@ -107,6 +108,15 @@ impl JobMaster {
         let outcome = self.drive().await;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        let spill_dir = self.spill_dir();
+        if spill_dir.exists()
+            && let Err(e) = tokio::fs::remove_dir_all(&spill_dir).await
+        {
+            tracing::warn!(
+                "could not remove the spill files at {}: {e}",
+                spill_dir.display()
+            );
+        }
         if let Err(e) = self.root.remove_job(&self.job_id).await {
             tracing::warn!(
                 "could not remove the partition files of job {}: {e}",
@@ -319,12 +329,31 @@ impl JobMaster {
                 parallelism: vertex.parallelism,
                 attempt,
                 max_parallelism: self.graph.job.max_parallelism,
+                memory: self.task_memory(s),
             },
             chain: vertex.chain.clone(),
             inputs,
             outputs,
             fail_at_record: self.plan.record_failure(id.vertex, id.index, attempt),
         }
+    }
+
+    /// The memory of subtask `s`: its region holds `slots` slots of
+    /// `memory.per-slot` each, split evenly over the region's subtasks (the
+    /// tasks that share a slot share its memory).
+    fn task_memory(&self, s: usize) -> MemoryPool {
+        let region = self.graph.regions.get(self.graph.regions.region_of(s));
+        let total = self.config.memory_per_slot.saturating_mul(region.slots);
+        MemoryPool::new(MemoryConfig {
+            budget: total / region.subtasks.len().max(1),
+            spill: self.config.spill,
+            spill_dir: self.spill_dir(),
+        })
+    }
+
+    /// The job's own spill directory.
+    fn spill_dir(&self) -> std::path::PathBuf {
+        self.config.spill_dir.join(&*self.job_id)
     }
 
     async fn on_task_done(

@@ -217,6 +217,7 @@ mod tests {
             parallelism: 1,
             attempt: 0,
             max_parallelism: 128,
+            memory: crate::memory::MemoryPool::unbounded(),
         }
     }
 

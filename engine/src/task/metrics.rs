@@ -14,6 +14,10 @@ pub struct TaskMetrics {
     pub rows_out: u64,
     /// Bytes the chain emitted.
     pub bytes_out: u64,
+    /// Bytes written to spill files (on disk).
+    pub spilled_bytes: u64,
+    /// Spill files written.
+    pub spill_files: u64,
 }
 
 impl TaskMetrics {
@@ -23,6 +27,8 @@ impl TaskMetrics {
         self.bytes_in += other.bytes_in;
         self.rows_out += other.rows_out;
         self.bytes_out += other.bytes_out;
+        self.spilled_bytes += other.spilled_bytes;
+        self.spill_files += other.spill_files;
     }
 }
 

@@ -23,6 +23,7 @@ use weir_exchange::channel::{ChannelReceiver, ChannelSender};
 use weir_exchange::{Partitioner, ResultPartitionId, ShuffleRoot};
 
 use crate::graph::{Chain, VertexId};
+use crate::memory::MemoryPool;
 
 pub use chain::OperatorChain;
 pub use metrics::{PartitionWritten, TaskMetrics, TaskReport};
@@ -45,6 +46,8 @@ pub struct TaskInfo {
     pub attempt: u32,
     /// The job's number of key groups.
     pub max_parallelism: usize,
+    /// The memory budget the task's stateful operators share.
+    pub memory: MemoryPool,
 }
 
 impl fmt::Display for TaskInfo {

@@ -269,6 +269,8 @@ impl Task {
         if let Some(sink) = &mut self.sink {
             sink.finish().await?;
         }
+        self.metrics.spilled_bytes = self.info.memory.spilled_bytes();
+        self.metrics.spill_files = self.info.memory.spill_files();
         Ok(TaskReport {
             metrics: self.metrics,
             partitions,
