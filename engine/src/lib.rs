@@ -17,6 +17,8 @@
 //!   record batches) and [`memory`]: the budgets stateful operators spill
 //!   under.
 //! - [`operators`], [`sources`], [`sinks`]: built-in pieces.
+//! - [`testing`]: seeded random data and a driver to test operators
+//!   outside a job.
 //! - [`registry`]: the connector registry that `weir-formats` fills, so that
 //!   this crate never depends on the formats.
 //!
@@ -35,6 +37,7 @@ pub mod sinks;
 pub mod source;
 pub mod sources;
 pub mod task;
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use operator::{Operator, OperatorFactory, Output};

@@ -1,0 +1,297 @@
+//! A kit for testing operators outside a job: seeded random batches of every
+//! key type weir supports, re-batching, a driver that runs one operator over
+//! its inputs the way a task does, and row renderings to compare results
+//! exactly (in order or as multisets).
+//!
+//! The differential tests of the relational operators are built on it; it is
+//! public so that operators written outside this crate can be tested the
+//! same way.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    RecordBatch, StringArray,
+};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::memory::MemoryPool;
+use crate::{OperatorFactory, Output, Result, TaskInfo};
+
+/// A small deterministic random number generator (64-bit LCG with a
+/// xorshift output), so every seed gives the same data on every machine.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let x = self.0;
+        (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (x >> 32)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        unit < p
+    }
+}
+
+/// The column types random data is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// `Int32`.
+    Int32,
+    /// `Int64`.
+    Int64,
+    /// `Utf8` strings.
+    Utf8,
+    /// `Decimal128(12, 2)`.
+    Decimal,
+    /// `Float64` (whole numbers and halves, so sums are exact).
+    Float64,
+    /// `Boolean`.
+    Boolean,
+    /// `Date32`.
+    Date32,
+}
+
+impl ColumnKind {
+    /// Every kind.
+    pub const ALL: [ColumnKind; 7] = [
+        ColumnKind::Int32,
+        ColumnKind::Int64,
+        ColumnKind::Utf8,
+        ColumnKind::Decimal,
+        ColumnKind::Float64,
+        ColumnKind::Boolean,
+        ColumnKind::Date32,
+    ];
+
+    /// The Arrow type of the kind.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnKind::Int32 => DataType::Int32,
+            ColumnKind::Int64 => DataType::Int64,
+            ColumnKind::Utf8 => DataType::Utf8,
+            ColumnKind::Decimal => DataType::Decimal128(12, 2),
+            ColumnKind::Float64 => DataType::Float64,
+            ColumnKind::Boolean => DataType::Boolean,
+            ColumnKind::Date32 => DataType::Date32,
+        }
+    }
+}
+
+/// How one random column is made.
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub kind: ColumnKind,
+    /// Distinct values it takes (its cardinality, before nulls).
+    pub distinct: u64,
+    /// The share of nulls, 0.0 for a non-nullable column.
+    pub nulls: f64,
+}
+
+impl ColumnSpec {
+    /// A column `name` of `kind` with `distinct` values and no nulls.
+    pub fn new(name: impl Into<String>, kind: ColumnKind, distinct: u64) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            distinct: distinct.max(1),
+            nulls: 0.0,
+        }
+    }
+
+    /// The same column with a share of nulls.
+    pub fn with_nulls(mut self, share: f64) -> Self {
+        self.nulls = share;
+        self
+    }
+}
+
+/// The schema of batches made from `columns`.
+pub fn random_schema(columns: &[ColumnSpec]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.kind.data_type(), c.nulls > 0.0))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One batch of `rows` random rows.
+pub fn random_batch(rng: &mut Rng, columns: &[ColumnSpec], rows: usize) -> RecordBatch {
+    let arrays = columns
+        .iter()
+        .map(|c| random_column(rng, c, rows))
+        .collect::<Vec<_>>();
+    RecordBatch::try_new(random_schema(columns), arrays).expect("columns match the schema")
+}
+
+fn random_column(rng: &mut Rng, spec: &ColumnSpec, rows: usize) -> ArrayRef {
+    let mut values = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let null = spec.nulls > 0.0 && rng.chance(spec.nulls);
+        let v = rng.below(spec.distinct) as i64;
+        values.push((!null).then_some(v));
+    }
+    // Values are centred on zero so negative numbers are covered too.
+    let half = (spec.distinct / 2) as i64;
+    let centred = values.iter().map(|v| v.map(|v| v - half));
+    match spec.kind {
+        ColumnKind::Int32 => Arc::new(Int32Array::from_iter(centred.map(|v| v.map(|v| v as i32)))),
+        ColumnKind::Int64 => Arc::new(Int64Array::from_iter(centred)),
+        ColumnKind::Utf8 => Arc::new(StringArray::from_iter(
+            values.iter().map(|v| v.map(string_value)),
+        )),
+        ColumnKind::Decimal => Arc::new(
+            Decimal128Array::from_iter(centred.map(|v| v.map(|v| i128::from(v) * 37)))
+                .with_precision_and_scale(12, 2)
+                .expect("valid precision"),
+        ),
+        ColumnKind::Float64 => Arc::new(Float64Array::from_iter(
+            centred.map(|v| v.map(|v| v as f64 / 2.0)),
+        )),
+        ColumnKind::Boolean => Arc::new(BooleanArray::from_iter(
+            values.iter().map(|v| v.map(|v| v % 2 == 0)),
+        )),
+        ColumnKind::Date32 => Arc::new(Date32Array::from_iter(
+            centred.map(|v| v.map(|v| 19_000 + v as i32)),
+        )),
+    }
+}
+
+/// A string for value `v`: varied lengths, a shared prefix for some, and
+/// the empty string for 0.
+fn string_value(v: i64) -> String {
+    match v % 4 {
+        0 if v == 0 => String::new(),
+        0 => format!("k{v}"),
+        1 => format!("key-{v:05}"),
+        2 => format!("a-much-longer-key-that-is-not-inlined-{v}"),
+        _ => format!("ключ-{v}"),
+    }
+}
+
+/// `batches` cut into batches of at most `rows` rows (at least 1).
+pub fn rebatch(batches: &[RecordBatch], rows: usize) -> Vec<RecordBatch> {
+    let Some(first) = batches.first() else {
+        return Vec::new();
+    };
+    let all = concat_batches(&first.schema(), batches).expect("batches share a schema");
+    let rows = rows.max(1);
+    (0..all.num_rows())
+        .step_by(rows)
+        .map(|offset| all.slice(offset, rows.min(all.num_rows() - offset)))
+        .collect()
+}
+
+/// A task identity for operators created outside a job, with `memory`.
+pub fn task_info(memory: MemoryPool) -> TaskInfo {
+    TaskInfo {
+        job_id: "test".into(),
+        vertex: crate::graph::VertexId(0),
+        vertex_name: "test".into(),
+        subtask: 0,
+        parallelism: 1,
+        attempt: 0,
+        max_parallelism: weir_exchange::partitioner::DEFAULT_MAX_PARALLELISM,
+        memory,
+    }
+}
+
+/// Runs one operator created by `factory` over `inputs` (one list of batches
+/// per input) as a task would: every batch of input 0, then its end, then
+/// input 1, ..., then `finish`. Returns everything it emitted.
+///
+/// # Errors
+/// The operator's first error.
+pub fn drive(
+    factory: &dyn OperatorFactory,
+    inputs: &[Vec<RecordBatch>],
+    memory: MemoryPool,
+) -> Result<Vec<RecordBatch>> {
+    let mut op = factory.create(&task_info(memory))?;
+    let mut out = Output::default();
+    for (input, batches) in inputs.iter().enumerate() {
+        for batch in batches {
+            op.process_batch(input, batch.clone(), &mut out)?;
+        }
+        op.end_of_input(input, &mut out)?;
+    }
+    op.finish(&mut out)?;
+    Ok(out.take().0)
+}
+
+/// Every row of `batches` rendered as one line (`a|b|NULL|...`), in order.
+pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut lines = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .expect("every column type can be displayed");
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            lines.push(cells.join("|"));
+        }
+    }
+    lines
+}
+
+/// The rows of `batches` as a sorted multiset, for results whose order is
+/// not defined.
+pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut lines = rows(batches);
+    lines.sort();
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_batch() {
+        let columns: Vec<_> = ColumnKind::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| ColumnSpec::new(format!("c{i}"), k, 50).with_nulls(0.1))
+            .collect();
+        let a = random_batch(&mut Rng::new(7), &columns, 1000);
+        let b = random_batch(&mut Rng::new(7), &columns, 1000);
+        let c = random_batch(&mut Rng::new(8), &columns, 1000);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.columns().iter().all(|c| c.null_count() > 0));
+        let cut = rebatch(&[a.clone()], 7);
+        assert_eq!(cut.len(), 143);
+        assert_eq!(rows(&cut), rows(&[a]));
+    }
+}
