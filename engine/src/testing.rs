@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(a.columns().iter().all(|c| c.null_count() > 0));
-        let cut = rebatch(&[a.clone()], 7);
+        let cut = rebatch(std::slice::from_ref(&a), 7);
         assert_eq!(cut.len(), 143);
         assert_eq!(rows(&cut), rows(&[a]));
     }
