@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{AsArray, BooleanArray, Int64Array, RecordBatch, StringBuilder};
-use arrow::compute::kernels::cmp::lt;
+use arrow::array::{AsArray, RecordBatch, StringBuilder};
 use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
+use weir_engine::SourceFactory;
+use weir_engine::expr::{Compiled, col, lit};
 use weir_engine::graph::JobBuilder;
 use weir_engine::operators::{CountByKey, Filter, MapBatches};
 use weir_engine::registry::ConnectorOptions;
@@ -100,16 +101,13 @@ fn tokenize(batch: &RecordBatch) -> weir_engine::Result<RecordBatch> {
 
 fn numbers(rows: u64, parallelism: usize) -> Result<ExampleJob> {
     let mut job = JobBuilder::new("numbers").with_parallelism(parallelism);
-    let generated = job.source(Arc::new(SequenceGenerator::new(Some(rows), 1000)));
-    let below = job.operator(
-        Arc::new(Filter::new(
-            "value < 500",
-            Arc::new(|b: &RecordBatch| -> weir_engine::Result<BooleanArray> {
-                Ok(lt(b.column(2), &Int64Array::new_scalar(500))?)
-            }),
-        )),
-        [generated.forward()],
-    );
+    let generator = SequenceGenerator::new(Some(rows), 1000);
+    let below = Filter::new(Compiled::new(
+        &col("value").lt(lit(500i64)),
+        &generator.schema(),
+    )?);
+    let generated = job.source(Arc::new(generator));
+    let below = job.operator(Arc::new(below), [generated.forward()]);
     let partial = job.operator(Arc::new(CountByKey::partial(["key"])), [below.forward()]);
     let counts = job.operator(
         Arc::new(CountByKey::final_of(["key"])),

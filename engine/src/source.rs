@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
 use crate::{Result, TaskInfo};
@@ -40,6 +41,16 @@ pub trait SourceFactory: Send + Sync + Debug {
 
     /// Whether the source ends.
     fn boundedness(&self) -> Boundedness;
+
+    /// The schema of every batch the source produces.
+    fn schema(&self) -> SchemaRef;
+
+    /// About how many bytes of Arrow data the source produces in all, when
+    /// it can tell cheaply (planners use it to pick broadcast joins and
+    /// build sides).
+    fn estimated_bytes(&self) -> Option<u64> {
+        None
+    }
 
     /// Whether every attempt reads the same records in the same order.
     fn is_deterministic(&self) -> bool {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
+use weir_engine::SourceFactory;
 use weir_engine::graph::{Chain, VertexId};
 use weir_engine::sources::SequenceGenerator;
 use weir_engine::task::{

@@ -66,11 +66,6 @@ impl TextSource {
             schema: Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)])),
         })
     }
-
-    /// The schema of the rows: one `line` column.
-    pub fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
 }
 
 fn collect_files(
@@ -95,6 +90,10 @@ impl SourceFactory for TextSource {
 
     fn boundedness(&self) -> Boundedness {
         Boundedness::Bounded
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
     }
 
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Source>> {

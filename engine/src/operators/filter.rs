@@ -1,38 +1,28 @@
-//! Keeps the rows for which a vectorized predicate is true.
+//! Keeps the rows for which a predicate is true.
 
-use arrow::array::{Array, BooleanArray, RecordBatch};
+use arrow::array::{Array, RecordBatch};
 use arrow::compute::filter_record_batch;
 
-use super::BatchFn;
+use crate::expr::Compiled;
 use crate::{Operator, OperatorFactory, Output, Result, TaskInfo};
 
 /// Keeps the rows of each batch for which the predicate is true (a null
-/// counts as false).
-#[derive(Clone)]
+/// counts as false, as in SQL's WHERE).
+#[derive(Debug, Clone)]
 pub struct Filter {
-    name: String,
-    predicate: BatchFn<BooleanArray>,
-}
-
-impl std::fmt::Debug for Filter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filter").field("name", &self.name).finish()
-    }
+    predicate: Compiled,
 }
 
 impl Filter {
-    /// A filter named `name` (shown in plans) with a predicate over batches.
-    pub fn new(name: impl Into<String>, predicate: BatchFn<BooleanArray>) -> Self {
-        Self {
-            name: name.into(),
-            predicate,
-        }
+    /// A filter on `predicate`, typed against the input's schema.
+    pub fn new(predicate: Compiled) -> Self {
+        Self { predicate }
     }
 }
 
 impl OperatorFactory for Filter {
     fn name(&self) -> String {
-        format!("filter({})", self.name)
+        format!("filter({})", self.predicate)
     }
 
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
@@ -47,7 +37,7 @@ impl Operator for Filter {
         batch: RecordBatch,
         output: &mut Output,
     ) -> Result<()> {
-        let keep = (self.predicate)(&batch)?;
+        let keep = self.predicate.evaluate_predicate(&batch)?;
         if keep.true_count() == batch.num_rows() && keep.null_count() == 0 {
             output.emit(batch);
         } else {
@@ -59,38 +49,34 @@ impl Operator for Filter {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::{AsArray, Int64Array};
-    use arrow::compute::kernels::cmp::gt;
-    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use crate::expr::{col, lit};
+    use crate::memory::MemoryPool;
+    use crate::testing::{ColumnKind, ColumnSpec, Rng, drive, random_batch, rebatch, rows};
 
     use super::*;
 
     #[test]
-    fn keeps_matching_rows() {
-        let batch = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)])),
-            vec![Arc::new(Int64Array::from(vec![
-                Some(1),
-                None,
-                Some(5),
-                Some(3),
-            ]))],
-        )
-        .unwrap();
-        let mut filter = Filter::new(
-            "v > 2",
-            Arc::new(|b: &RecordBatch| Ok(gt(b.column(0), &Int64Array::new_scalar(2))?)),
-        );
-        let mut out = Output::default();
-        filter.process_batch(0, batch, &mut out).unwrap();
-        let (batches, _) = out.take();
-        let values: Vec<i64> = batches[0]
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec();
-        assert_eq!(values, vec![5, 3]);
+    fn keeps_the_rows_where_the_predicate_is_true() {
+        let columns = [
+            ColumnSpec::new("k", ColumnKind::Int64, 100).with_nulls(0.2),
+            ColumnSpec::new("s", ColumnKind::Utf8, 10),
+        ];
+        let batch = random_batch(&mut Rng::new(1), &columns, 500);
+        let predicate = Compiled::new(&col("k").gt(lit(10)), &batch.schema()).expect("compiles");
+        let filter = Filter::new(predicate);
+        assert_eq!(filter.name(), "filter(k > Int32(10))");
+        for size in [1, 7, 8192] {
+            let out = drive(
+                &filter,
+                &[rebatch(std::slice::from_ref(&batch), size)],
+                MemoryPool::unbounded(),
+            )
+            .expect("runs");
+            let expected: Vec<String> = rows(std::slice::from_ref(&batch))
+                .into_iter()
+                .filter(|r| r.split('|').next().and_then(|k| k.parse::<i64>().ok()) > Some(10))
+                .collect();
+            assert_eq!(rows(&out), expected);
+        }
     }
 }

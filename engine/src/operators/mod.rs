@@ -1,14 +1,18 @@
-//! Built-in operators that exercise the runtime. The relational operators
-//! (joins, aggregates, sort) build on the same [`Operator`](crate::Operator)
-//! contract.
+//! Built-in operators, one per file, all on the
+//! [`Operator`](crate::Operator) contract: vectorized over record batches,
+//! incremental, their state held in memory under the task's budget.
 
 mod count_by_key;
 mod filter;
 mod map;
+mod project;
+mod union;
 
 pub use count_by_key::CountByKey;
 pub use filter::Filter;
 pub use map::MapBatches;
+pub use project::Project;
+pub use union::Union;
 
 use arrow::array::RecordBatch;
 

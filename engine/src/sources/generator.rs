@@ -53,11 +53,6 @@ impl SequenceGenerator {
         self.batch_rows = batch_rows.max(1);
         self
     }
-
-    /// The schema of the generated rows.
-    pub fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
 }
 
 impl SourceFactory for SequenceGenerator {
@@ -74,6 +69,10 @@ impl SourceFactory for SequenceGenerator {
         } else {
             Boundedness::Unbounded
         }
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
     }
 
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Source>> {

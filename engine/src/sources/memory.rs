@@ -4,25 +4,44 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
+use weir_exchange::event::batch_data_bytes;
 
-use crate::{Boundedness, Result, Source, SourceFactory, TaskInfo};
+use crate::{Boundedness, Error, Result, Source, SourceFactory, TaskInfo};
 
 /// Reads batches held in memory: subtask `i` of `p` reads batches `i`,
 /// `i + p`, `i + 2p`, ...
 #[derive(Debug, Clone)]
 pub struct MemorySource {
     name: String,
+    schema: SchemaRef,
     batches: Arc<Vec<RecordBatch>>,
 }
 
 impl MemorySource {
-    /// A source named `name` over `batches`.
-    pub fn new(name: impl Into<String>, batches: Vec<RecordBatch>) -> Self {
-        Self {
-            name: name.into(),
-            batches: Arc::new(batches),
+    /// A source named `name` over `batches` of `schema`.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when a batch has another schema.
+    pub fn try_new(
+        name: impl Into<String>,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Self> {
+        let name = name.into();
+        if let Some(batch) = batches.iter().find(|b| b.schema() != schema) {
+            return Err(Error::Plan(format!(
+                "memory source '{name}': a batch has schema {} but the source's is {}",
+                batch.schema(),
+                schema
+            )));
         }
+        Ok(Self {
+            name,
+            schema,
+            batches: Arc::new(batches),
+        })
     }
 }
 
@@ -33,6 +52,19 @@ impl SourceFactory for MemorySource {
 
     fn boundedness(&self) -> Boundedness {
         Boundedness::Bounded
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn estimated_bytes(&self) -> Option<u64> {
+        Some(
+            self.batches
+                .iter()
+                .map(|b| batch_data_bytes(b) as u64)
+                .sum(),
+        )
     }
 
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Source>> {

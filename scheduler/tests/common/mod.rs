@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, Int64Array, RecordBatch};
-use arrow::compute::kernels::cmp::lt;
+use arrow::array::RecordBatch;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use weir_engine::SourceFactory;
+use weir_engine::expr::{Compiled, col, lit};
 use weir_engine::graph::{ExchangeMode, JobBuilder, JobGraph, ShuffleMode};
 use weir_engine::operators::{CountByKey, Filter, MapBatches};
 use weir_engine::sinks::{CollectSink, Collected};
@@ -30,19 +31,12 @@ pub fn three_stage(
     b_to_c: Partitioner,
 ) -> ThreeStage {
     let mut job = JobBuilder::new("three-stage");
-    let source = job.source(Arc::new(
-        SequenceGenerator::new(Some(rows), 97).with_batch_rows(256),
-    ));
+    let generator = SequenceGenerator::new(Some(rows), 97).with_batch_rows(256);
+    let predicate = Compiled::new(&col("value").lt(lit(700i64)), &generator.schema())
+        .expect("the predicate compiles");
+    let source = job.source(Arc::new(generator));
     job.set_parallelism(source, parallelism[0]);
-    let filtered = job.operator(
-        Arc::new(Filter::new(
-            "value < 700",
-            Arc::new(|b: &RecordBatch| -> weir_engine::Result<BooleanArray> {
-                Ok(lt(b.column(2), &Int64Array::new_scalar(700))?)
-            }),
-        )),
-        [source.forward()],
-    );
+    let filtered = job.operator(Arc::new(Filter::new(predicate)), [source.forward()]);
     job.set_parallelism(filtered, parallelism[0]);
     let counted = job.operator(
         Arc::new(CountByKey::partial(["key"])),
