@@ -13,6 +13,7 @@
 //! - [`task`]: the task loop that drives one subtask's chain between its input
 //!   gates and its result partitions, its CPU work on the shared rayon pool
 //!   ([`weir_exchange::cpu`]) and its I/O on tokio.
+//! - [`dataframe`]: the dataframe API that builds relational jobs.
 //! - [`expr`]: expressions (DataFusion's `Expr`, typed and evaluated over
 //!   record batches) and [`memory`]: the budgets stateful operators spill
 //!   under.
@@ -25,6 +26,7 @@
 //! The scheduler (`weir-scheduler`) decides where and when tasks run; this
 //! crate knows nothing of regions, slots or failover.
 
+pub mod dataframe;
 mod error;
 pub mod expr;
 pub mod graph;

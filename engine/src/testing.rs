@@ -41,9 +41,9 @@ impl Rng {
         (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (x >> 32)
     }
 
-    /// A number in `0..n` (`n` > 0).
+    /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.next_u64() % n.max(1)
     }
 
     /// True with probability `p`.

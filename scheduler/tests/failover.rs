@@ -7,8 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use arrow::array::RecordBatch;
-use common::{Lcg, sorted, test_config, three_stage};
+use common::{sorted, test_config, three_stage};
 use weir_engine::graph::VertexId;
+use weir_engine::testing::Rng;
 use weir_exchange::Partitioner;
 use weir_scheduler::failure_plan::PartitionDamage;
 use weir_scheduler::{
@@ -62,7 +63,7 @@ fn region_of(summary: &JobSummary, vertex: u32, index: u32) -> RegionId {
 async fn a_failure_in_any_region_reruns_only_that_region() {
     let parallelism = [2, 2, 2];
     let expected = reference(parallelism, hash()).await;
-    let mut rng = Lcg(7);
+    let mut rng = Rng::new(7);
     for seed in 0..12u32 {
         let vertex = seed % 3;
         let index = rng.below(2) as u32;
@@ -148,7 +149,7 @@ async fn consumers_of_a_non_deterministic_producer_rerun_with_it() {
 async fn restart_all_reruns_every_region() {
     let parallelism = [2, 2, 2];
     let expected = reference(parallelism, hash()).await;
-    let mut rng = Lcg(11);
+    let mut rng = Rng::new(11);
     for seed in 0..6u32 {
         let vertex = seed % 3;
         let at = 1 + rng.below([ROWS / 2, ROWS / 8, 20][vertex as usize]);

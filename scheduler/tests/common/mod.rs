@@ -91,16 +91,3 @@ pub fn sorted(batches: &[RecordBatch]) -> RecordBatch {
     let indices = lexsort_to_indices(&columns, None).unwrap();
     take_record_batch(&all, &indices).unwrap()
 }
-
-/// A small deterministic random number generator for choosing failures.
-pub struct Lcg(pub u64);
-
-impl Lcg {
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % bound.max(1)
-    }
-}

@@ -1,0 +1,328 @@
+//! The dataframe API: relational jobs built from sources with `filter`,
+//! `select`, `union`, ... and `write`, producing a [`JobGraph`] with the
+//! exchanges each step needs.
+//!
+//! ```ignore
+//! let flow = Dataflow::new("orders-by-customer").with_parallelism(4);
+//! let orders = flow.read(orders_source);
+//! orders
+//!     .filter(col("amount").gt(lit(100)))?
+//!     .select(vec![col("customer"), col("amount")])?
+//!     .write(sink)?;
+//! let graph = flow.build(ShuffleMode::AllBlocking, slots)?;
+//! ```
+//!
+//! Each step types its expressions against the schema of its input, so a
+//! misspelt column or a type error is reported while the job is built, not
+//! when it runs. Steps that keep rows where they are (filter, select) are
+//! chained onto their input; steps that need rows of a key together insert
+//! a hash exchange on that key, unless the input is already partitioned so.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+
+use crate::expr::{Compiled, Expr};
+use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
+use crate::operators::{Filter, Project, Union};
+use crate::{Error, OperatorFactory, Result, SinkFactory, SourceFactory};
+
+/// Below this many estimated bytes, a join input is broadcast to every
+/// subtask of the other side instead of both being hash-partitioned.
+pub const DEFAULT_BROADCAST_THRESHOLD: u64 = 10 << 20;
+
+/// How the rows of a dataframe are spread over its subtasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partitioning {
+    /// No known relation between rows and subtasks.
+    Any,
+    /// Rows with equal values of these columns are in the same subtask.
+    Hash(Vec<String>),
+}
+
+/// A job under construction: the sources read and the steps applied to
+/// them. Cheap to clone; every [`DataFrame`] holds one.
+#[derive(Clone)]
+pub struct Dataflow {
+    state: Rc<RefCell<FlowState>>,
+}
+
+struct FlowState {
+    builder: JobBuilder,
+    parallelism: usize,
+    broadcast_threshold: u64,
+}
+
+impl fmt::Debug for Dataflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataflow").finish_non_exhaustive()
+    }
+}
+
+impl Dataflow {
+    /// A new job named `name`, with parallelism 1 until told otherwise.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            state: Rc::new(RefCell::new(FlowState {
+                builder: JobBuilder::new(name),
+                parallelism: 1,
+                broadcast_threshold: DEFAULT_BROADCAST_THRESHOLD,
+            })),
+        }
+    }
+
+    /// The parallelism of every step that does not need one subtask.
+    pub fn with_parallelism(self, parallelism: usize) -> Self {
+        self.state.borrow_mut().parallelism = parallelism.max(1);
+        self
+    }
+
+    /// The estimated size under which a join input is broadcast.
+    pub fn with_broadcast_threshold(self, bytes: u64) -> Self {
+        self.state.borrow_mut().broadcast_threshold = bytes;
+        self
+    }
+
+    /// Reads `source`.
+    pub fn read(&self, source: Arc<dyn SourceFactory>) -> DataFrame {
+        let schema = source.schema();
+        let estimated_bytes = source.estimated_bytes();
+        let parallelism = self.parallelism();
+        let node = {
+            let mut state = self.state.borrow_mut();
+            let node = state.builder.source(source);
+            state.builder.set_parallelism(node, parallelism);
+            node
+        };
+        DataFrame {
+            flow: self.clone(),
+            node,
+            schema,
+            parallelism,
+            partitioning: Partitioning::Any,
+            estimated_bytes,
+        }
+    }
+
+    /// Builds the job graph (see [`JobBuilder::build`]).
+    ///
+    /// # Errors
+    /// As [`JobBuilder::build`].
+    pub fn build(&self, shuffle_mode: ShuffleMode, slots: usize) -> Result<JobGraph> {
+        self.state.borrow().builder.build(shuffle_mode, slots)
+    }
+
+    fn parallelism(&self) -> usize {
+        self.state.borrow().parallelism
+    }
+
+    fn add(
+        &self,
+        factory: Arc<dyn OperatorFactory>,
+        inputs: Vec<Input>,
+        parallelism: usize,
+    ) -> NodeId {
+        let mut state = self.state.borrow_mut();
+        let node = state.builder.operator(factory, inputs);
+        state.builder.set_parallelism(node, parallelism);
+        node
+    }
+}
+
+/// Rows of a known schema, at some step of a [`Dataflow`].
+#[derive(Debug, Clone)]
+pub struct DataFrame {
+    flow: Dataflow,
+    node: NodeId,
+    schema: SchemaRef,
+    parallelism: usize,
+    partitioning: Partitioning,
+    estimated_bytes: Option<u64>,
+}
+
+impl DataFrame {
+    /// The columns of the rows.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// How the rows are spread over subtasks.
+    pub fn partitioning(&self) -> &Partitioning {
+        &self.partitioning
+    }
+
+    /// The rows for which `predicate` is true.
+    ///
+    /// # Errors
+    /// [`Error::Expr`] when the predicate does not type against the schema.
+    pub fn filter(&self, predicate: Expr) -> Result<DataFrame> {
+        let filter = Filter::new(Compiled::new(&predicate, &self.schema)?);
+        Ok(self.chained(Arc::new(filter), Arc::clone(&self.schema)))
+    }
+
+    /// The values of `exprs` for every row; columns are named after the
+    /// expressions (use `.alias(...)` to name them).
+    ///
+    /// # Errors
+    /// [`Error::Expr`] when an expression does not type against the schema.
+    pub fn select(&self, exprs: Vec<Expr>) -> Result<DataFrame> {
+        let compiled = exprs
+            .iter()
+            .map(|e| Ok((Compiled::new(e, &self.schema)?, e.schema_name().to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        let project = Project::new(compiled);
+        let schema = Arc::clone(project.schema());
+        let kept = self.kept_partitioning(&schema);
+        let mut out = self.chained(Arc::new(project), schema);
+        out.partitioning = kept;
+        Ok(out)
+    }
+
+    /// The rows of this dataframe and of `other` (UNION ALL). Columns are
+    /// matched by position; names come from this dataframe, and a column is
+    /// nullable if it is on either side.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when the sides differ in number or types of columns.
+    pub fn union(&self, other: &DataFrame) -> Result<DataFrame> {
+        let (left, right) = (self.schema.fields(), other.schema.fields());
+        let mismatch = left.len() != right.len()
+            || left
+                .iter()
+                .zip(right.iter())
+                .any(|(l, r)| l.data_type() != r.data_type());
+        if mismatch {
+            return Err(Error::Plan(format!(
+                "union of different columns: {} and {}",
+                self.schema, other.schema
+            )));
+        }
+        let schema = Arc::new(Schema::new(
+            left.iter()
+                .zip(right.iter())
+                .map(|(l, r)| {
+                    l.as_ref()
+                        .clone()
+                        .with_nullable(l.is_nullable() || r.is_nullable())
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let parallelism = self.parallelism.max(other.parallelism);
+        let node = self.flow.add(
+            Arc::new(Union::new(Arc::clone(&schema))),
+            vec![self.node.rebalance(), other.node.rebalance()],
+            parallelism,
+        );
+        Ok(DataFrame {
+            flow: self.flow.clone(),
+            node,
+            schema,
+            parallelism,
+            partitioning: Partitioning::Any,
+            estimated_bytes: self
+                .estimated_bytes
+                .zip(other.estimated_bytes)
+                .map(|(a, b)| a + b),
+        })
+    }
+
+    /// Writes the rows to `sink`, one sink subtask per subtask of this step.
+    pub fn write(&self, sink: Arc<dyn SinkFactory>) {
+        let mut state = self.flow.state.borrow_mut();
+        let node = state.builder.sink(sink, [self.node.forward()]);
+        state.builder.set_parallelism(node, self.parallelism);
+    }
+
+    /// A step on the same subtasks, chained onto this one.
+    fn chained(&self, factory: Arc<dyn OperatorFactory>, schema: SchemaRef) -> DataFrame {
+        let node = self
+            .flow
+            .add(factory, vec![self.node.forward()], self.parallelism);
+        DataFrame {
+            flow: self.flow.clone(),
+            node,
+            schema,
+            parallelism: self.parallelism,
+            partitioning: self.partitioning.clone(),
+            estimated_bytes: self.estimated_bytes,
+        }
+    }
+
+    /// This dataframe's partitioning as seen through a step with output
+    /// `schema`: kept only while every key column is still there.
+    fn kept_partitioning(&self, schema: &Schema) -> Partitioning {
+        match &self.partitioning {
+            Partitioning::Hash(keys) if keys.iter().all(|k| schema.field_with_name(k).is_ok()) => {
+                self.partitioning.clone()
+            }
+            _ => Partitioning::Any,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::DataType;
+
+    use super::*;
+    use crate::expr::{col, lit};
+    use crate::graph::ExchangeMode;
+    use crate::sources::MemorySource;
+    use crate::testing::{ColumnKind, ColumnSpec, Rng, random_batch};
+
+    fn source(seed: u64) -> Arc<MemorySource> {
+        let columns = [
+            ColumnSpec::new("k", ColumnKind::Int64, 10),
+            ColumnSpec::new("v", ColumnKind::Int32, 100).with_nulls(0.1),
+        ];
+        let batch = random_batch(&mut Rng::new(seed), &columns, 100);
+        Arc::new(MemorySource::try_new("t", batch.schema(), vec![batch]).expect("one schema"))
+    }
+
+    #[test]
+    fn filter_and_select_chain_onto_the_source() {
+        let flow = Dataflow::new("chain").with_parallelism(3);
+        let out = flow
+            .read(source(1))
+            .filter(col("v").gt(lit(10)))
+            .and_then(|df| df.select(vec![col("k"), (col("v") * lit(2i64)).alias("w")]))
+            .expect("plans");
+        assert_eq!(out.schema().field(1).name(), "w");
+        assert_eq!(out.schema().field(1).data_type(), &DataType::Int64);
+        let (sink, _) = crate::sinks::CollectSink::new();
+        out.write(Arc::new(sink));
+        let graph = flow.build(ShuffleMode::AllBlocking, 3).expect("builds");
+        assert_eq!(graph.vertices.len(), 1, "one chained vertex");
+        assert_eq!(graph.vertices[0].parallelism, 3);
+    }
+
+    #[test]
+    fn a_misspelt_column_fails_while_building() {
+        let flow = Dataflow::new("typo");
+        let err = flow
+            .read(source(2))
+            .filter(col("vv").gt(lit(1)))
+            .expect_err("no column vv");
+        assert!(err.to_string().contains("vv"), "{err}");
+    }
+
+    #[test]
+    fn union_rebalances_both_sides_into_one_step() {
+        let flow = Dataflow::new("union").with_parallelism(2);
+        let both = flow
+            .read(source(3))
+            .union(&flow.read(source(4)))
+            .expect("same columns");
+        let (sink, _) = crate::sinks::CollectSink::new();
+        both.write(Arc::new(sink));
+        let graph = flow.build(ShuffleMode::AllBlocking, 2).expect("builds");
+        assert_eq!(graph.vertices.len(), 3);
+        assert_eq!(graph.edges.len(), 2);
+        assert!(graph.edges.iter().all(|e| e.mode == ExchangeMode::Blocking));
+        let other = flow.read(source(5)).select(vec![col("k")]).expect("plans");
+        assert!(both.union(&other).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Dataframe jobs end to end on the mini-cluster: the same job at
+//! parallelism 1 and 4, with blocking and pipelined exchanges, and with a
+//! task failing on purpose, gives exactly the rows a naive reference
+//! computes.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use common::test_config;
+use weir_engine::dataframe::Dataflow;
+use weir_engine::expr::{col, lit};
+use weir_engine::graph::{JobGraph, ShuffleMode, VertexId};
+use weir_engine::sinks::{CollectSink, Collected};
+use weir_engine::sources::MemorySource;
+use weir_engine::testing::{ColumnKind, ColumnSpec, Rng, random_batch, rebatch, rows, sorted_rows};
+use weir_scheduler::{FailurePlan, MiniCluster};
+
+fn columns() -> Vec<ColumnSpec> {
+    vec![
+        ColumnSpec::new("k", ColumnKind::Int64, 50).with_nulls(0.05),
+        ColumnSpec::new("s", ColumnKind::Utf8, 20).with_nulls(0.1),
+        ColumnSpec::new("d", ColumnKind::Decimal, 1000).with_nulls(0.1),
+    ]
+}
+
+fn table(seed: u64, rows: usize) -> Vec<RecordBatch> {
+    let batch = random_batch(&mut Rng::new(seed), &columns(), rows);
+    rebatch(&[batch], 97)
+}
+
+fn source(name: &str, batches: &[RecordBatch]) -> Arc<MemorySource> {
+    let schema = batches[0].schema();
+    Arc::new(MemorySource::try_new(name, schema, batches.to_vec()).expect("one schema"))
+}
+
+/// `left` filtered on `k > 0`, union all `right`, both projected to
+/// `(s, d, k * 2 AS k2)`.
+fn filter_select_union(
+    left: &[RecordBatch],
+    right: &[RecordBatch],
+    parallelism: usize,
+    mode: ShuffleMode,
+) -> (JobGraph, Collected) {
+    let flow = Dataflow::new("filter-select-union").with_parallelism(parallelism);
+    let projection = || vec![col("s"), col("d"), (col("k") * lit(2i64)).alias("k2")];
+    let kept = flow
+        .read(source("left", left))
+        .filter(col("k").gt(lit(0i64)))
+        .and_then(|df| df.select(projection()))
+        .expect("left plans");
+    let other = flow
+        .read(source("right", right))
+        .select(projection())
+        .expect("right plans");
+    let (sink, output) = CollectSink::new();
+    kept.union(&other)
+        .expect("same columns")
+        .write(Arc::new(sink));
+    (flow.build(mode, parallelism).expect("builds"), output)
+}
+
+/// What `filter_select_union` must produce, row by row.
+fn reference(left: &[RecordBatch], right: &[RecordBatch]) -> Vec<String> {
+    let project = |line: &String| {
+        let cells: Vec<&str> = line.split('|').collect();
+        let k2 = cells[0]
+            .parse::<i64>()
+            .map_or("NULL".to_string(), |k| (k * 2).to_string());
+        format!("{}|{}|{k2}", cells[1], cells[2])
+    };
+    let mut expected: Vec<String> = rows(left)
+        .iter()
+        .filter(|l| l.split('|').next().and_then(|k| k.parse::<i64>().ok()) > Some(0))
+        .chain(rows(right).iter())
+        .map(project)
+        .collect();
+    expected.sort();
+    expected
+}
+
+/// Runs `graph` with `plan`: its restarts and its sorted output rows.
+async fn run(graph: JobGraph, output: &Collected, plan: FailurePlan) -> (u32, Vec<String>) {
+    let summary = MiniCluster::new(test_config(4))
+        .run_with_failures(graph, plan)
+        .await
+        .expect("the job succeeds");
+    (summary.restarts, sorted_rows(&output.batches()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_select_union_matches_the_reference() {
+    let (left, right) = (table(1, 3000), table(2, 2000));
+    let expected = reference(&left, &right);
+    for parallelism in [1, 4] {
+        for mode in [ShuffleMode::AllBlocking, ShuffleMode::AllPipelined] {
+            let (graph, output) = filter_select_union(&left, &right, parallelism, mode);
+            let (restarts, got) = run(graph, &output, FailurePlan::none()).await;
+            assert_eq!(restarts, 0);
+            assert_eq!(got, expected, "parallelism {parallelism}, {mode}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_changes_nothing() {
+    let (left, right) = (table(3, 3000), table(4, 2000));
+    let expected = reference(&left, &right);
+    let mut rng = Rng::new(5);
+    for round in 0..6 {
+        let (graph, output) = filter_select_union(&left, &right, 2, ShuffleMode::AllBlocking);
+        let vertex = rng.below(graph.vertices.len() as u64) as u32;
+        let subtask = rng.below(2) as u32;
+        let plan = FailurePlan::none().fail_task(VertexId(vertex), subtask, 0, 1 + rng.below(500));
+        let (restarts, got) = run(graph, &output, plan).await;
+        assert_eq!(restarts, 1, "round {round}: the failure happened");
+        assert_eq!(got, expected, "round {round}: v{vertex}.{subtask} failed");
+    }
+}
