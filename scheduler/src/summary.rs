@@ -144,6 +144,22 @@ impl fmt::Display for JobSummary {
                 human_bytes(v.metrics.bytes_out)
             )?;
         }
+        let spilled: Vec<String> = self
+            .vertices
+            .iter()
+            .filter(|v| v.metrics.spill_files > 0)
+            .map(|v| {
+                format!(
+                    "{} {} in {} file(s)",
+                    v.id,
+                    human_bytes(v.metrics.spilled_bytes),
+                    v.metrics.spill_files
+                )
+            })
+            .collect();
+        if !spilled.is_empty() {
+            writeln!(f, "  spilled: {}", spilled.join(", "))?;
+        }
         let reruns: Vec<String> = self
             .attempts
             .iter()
