@@ -4,11 +4,19 @@
 
 mod count_by_key;
 mod filter;
+mod limit;
 mod map;
+mod sort;
+mod sort_key;
+mod top_n;
 
 pub use count_by_key::CountByKey;
 pub use filter::Filter;
+pub use limit::Limit;
 pub use map::MapBatches;
+pub use sort::Sort;
+pub use sort_key::SortKey;
+pub use top_n::TopN;
 
 use arrow::array::RecordBatch;
 
