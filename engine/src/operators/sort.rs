@@ -31,6 +31,10 @@ const DEFAULT_MERGE_FAN_IN: usize = 64;
 /// Output is emitted when every input has ended, in batches of at most 8192
 /// rows. Watermarks are held back until then, so none overtakes the rows it
 /// covers.
+///
+/// The reservation accounts the buffered batches, their encoded keys and the
+/// positions sorted. Merging holds one batch per run being merged (at most
+/// the merge fan-in) outside it: a bound that does not grow with the input.
 #[derive(Debug, Clone)]
 pub struct Sort {
     keys: Vec<SortKey>,
