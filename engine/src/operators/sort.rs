@@ -484,6 +484,12 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_input_sorts_to_nothing() {
+        let out = drive(&sort(false), &[vec![]], MemoryPool::unbounded()).expect("sorts");
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn spilled_runs_merge_in_order_through_several_levels() {
         let dir = std::env::temp_dir().join(format!("weir-sort-unit-{}", std::process::id()));
         let pool = MemoryPool::new(MemoryConfig {
