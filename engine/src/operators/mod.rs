@@ -4,14 +4,22 @@
 
 mod count_by_key;
 mod filter;
+mod limit;
 mod map;
 mod project;
+mod sort;
+mod sort_key;
+mod top_n;
 mod union;
 
 pub use count_by_key::CountByKey;
 pub use filter::Filter;
+pub use limit::Limit;
 pub use map::MapBatches;
 pub use project::Project;
+pub use sort::Sort;
+pub use sort_key::SortKey;
+pub use top_n::TopN;
 pub use union::Union;
 
 use arrow::array::RecordBatch;
