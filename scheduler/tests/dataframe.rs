@@ -10,11 +10,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use common::test_config;
 use weir_engine::dataframe::Dataflow;
-use weir_engine::expr::{col, lit};
+use weir_engine::expr::{Compiled, Expr, SortExpr, col, lit};
 use weir_engine::graph::{JobGraph, ShuffleMode, VertexId};
+use weir_engine::memory::MemoryPool;
+use weir_engine::operators::{Filter, Sort, SortKey};
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::MemorySource;
-use weir_engine::testing::{ColumnKind, ColumnSpec, Rng, random_batch, rebatch, rows, sorted_rows};
+use weir_engine::testing::{
+    ColumnKind, ColumnSpec, Rng, drive, random_batch, rebatch, rows, sorted_rows,
+};
 use weir_scheduler::{FailurePlan, MiniCluster};
 
 fn columns() -> Vec<ColumnSpec> {
@@ -116,5 +120,71 @@ async fn a_failed_task_changes_nothing() {
         let (restarts, got) = run(graph, &output, plan).await;
         assert_eq!(restarts, 1, "round {round}: the failure happened");
         assert_eq!(got, expected, "round {round}: v{vertex}.{subtask} failed");
+    }
+}
+
+/// The ORDER BY of the ordering tests: every column, so the order is total.
+fn order() -> Vec<SortExpr> {
+    vec![
+        col("k").sort(false, true),
+        col("s").sort(true, false),
+        col("d").sort(true, true),
+    ]
+}
+
+/// `left` filtered on `k > 0` and sorted by [`order`], computed by the
+/// filter and sort operators alone in one subtask.
+fn sorted_reference(left: &[RecordBatch]) -> Vec<String> {
+    let schema = left[0].schema();
+    let compile = |e: &Expr| Compiled::new(e, &schema).expect("compiles");
+    let filter = Filter::new(compile(&col("k").gt(lit(0i64))));
+    let kept = drive(&filter, &[left.to_vec()], MemoryPool::unbounded()).expect("filters");
+    let keys = order()
+        .iter()
+        .map(|k| {
+            let key = if k.asc {
+                SortKey::asc(compile(&k.expr))
+            } else {
+                SortKey::desc(compile(&k.expr))
+            };
+            key.with_nulls_first(k.nulls_first)
+        })
+        .collect();
+    let sort = Sort::try_new(keys).expect("sortable keys");
+    rows(&drive(&sort, &[kept], MemoryPool::unbounded()).expect("sorts"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_top_n_and_limit_keep_the_reference_order() {
+    let left = table(6, 4000);
+    let expected = sorted_reference(&left);
+    for parallelism in [1, 4] {
+        for mode in [ShuffleMode::AllBlocking, ShuffleMode::AllPipelined] {
+            let flow = Dataflow::new("ordered").with_parallelism(parallelism);
+            let kept = flow
+                .read(source("left", &left))
+                .filter(col("k").gt(lit(0i64)))
+                .expect("plans");
+            let (all, all_out) = CollectSink::new();
+            kept.sort(order()).expect("sorts").write(Arc::new(all));
+            let (top, top_out) = CollectSink::new();
+            kept.top_n(order(), 5, 20)
+                .expect("plans")
+                .write(Arc::new(top));
+            let (page, page_out) = CollectSink::new();
+            kept.sort(order())
+                .expect("sorts")
+                .limit(3, Some(10))
+                .write(Arc::new(page));
+            let graph = flow.build(mode, parallelism).expect("builds");
+            MiniCluster::new(test_config(4))
+                .run(graph)
+                .await
+                .expect("the job succeeds");
+            let context = format!("parallelism {parallelism}, {mode}");
+            assert_eq!(rows(&all_out.batches()), expected, "{context}");
+            assert_eq!(rows(&top_out.batches()), expected[5..25], "{context}");
+            assert_eq!(rows(&page_out.batches()), expected[3..13], "{context}");
+        }
     }
 }

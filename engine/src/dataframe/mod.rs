@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
 
-use crate::expr::{Compiled, Expr};
+use crate::expr::{Compiled, Expr, SortExpr};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
-use crate::operators::{Filter, Project, Union};
+use crate::operators::{Filter, Limit, Project, Sort, SortKey, TopN, Union};
 use crate::{Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
 /// Below this many estimated bytes, a join input is broadcast to every
@@ -229,6 +229,51 @@ impl DataFrame {
         })
     }
 
+    /// The rows in the order of `keys` (built with `expr.sort(asc,
+    /// nulls_first)`), in one subtask: the sort is external, so it spills
+    /// when the rows do not fit its memory.
+    ///
+    /// # Errors
+    /// [`Error::Expr`] when a key does not type against the schema, or
+    /// [`Error::Plan`] when its type cannot be sorted.
+    pub fn sort(&self, keys: Vec<SortExpr>) -> Result<DataFrame> {
+        let sort = Sort::try_new(self.sort_keys(&keys)?)?;
+        Ok(self.gathered(Arc::new(sort), Arc::clone(&self.schema)))
+    }
+
+    /// Rows `offset..offset + fetch` in the order of `keys`: each subtask
+    /// keeps its best `offset + fetch` rows, and one subtask picks the
+    /// overall best of those.
+    ///
+    /// # Errors
+    /// As [`sort`](Self::sort).
+    pub fn top_n(&self, keys: Vec<SortExpr>, offset: usize, fetch: usize) -> Result<DataFrame> {
+        let keys = self.sort_keys(&keys)?;
+        let mut input = self.clone();
+        if self.parallelism > 1 {
+            let local = TopN::try_new(keys.clone(), 0, offset + fetch)?;
+            input = self.chained(Arc::new(local), Arc::clone(&self.schema));
+        }
+        let top = TopN::try_new(keys, offset, fetch)?;
+        Ok(input.gathered(Arc::new(top), Arc::clone(&self.schema)))
+    }
+
+    /// Skips `offset` rows and keeps the next `fetch` (all when `None`).
+    /// Without an order before it, which rows is not defined.
+    pub fn limit(&self, offset: usize, fetch: Option<usize>) -> DataFrame {
+        let mut input = self.clone();
+        if self.parallelism > 1
+            && let Some(fetch) = fetch
+        {
+            let local = Limit::new(0, Some(offset + fetch));
+            input = self.chained(Arc::new(local), Arc::clone(&self.schema));
+        }
+        input.gathered(
+            Arc::new(Limit::new(offset, fetch)),
+            Arc::clone(&self.schema),
+        )
+    }
+
     /// Writes the rows to `sink`, one sink subtask per subtask of this step.
     pub fn write(&self, sink: Arc<dyn SinkFactory>) {
         let mut state = self.flow.state.borrow_mut();
@@ -249,6 +294,35 @@ impl DataFrame {
             partitioning: self.partitioning.clone(),
             estimated_bytes: self.estimated_bytes,
         }
+    }
+
+    /// A step in one subtask reading every subtask of this one (as is when
+    /// this one has one subtask).
+    fn gathered(&self, factory: Arc<dyn OperatorFactory>, schema: SchemaRef) -> DataFrame {
+        let input = if self.parallelism == 1 {
+            self.node.forward()
+        } else {
+            self.node.rebalance()
+        };
+        let node = self.flow.add(factory, vec![input], 1);
+        DataFrame {
+            flow: self.flow.clone(),
+            node,
+            schema,
+            parallelism: 1,
+            partitioning: Partitioning::Any,
+            estimated_bytes: self.estimated_bytes,
+        }
+    }
+
+    fn sort_keys(&self, keys: &[SortExpr]) -> Result<Vec<SortKey>> {
+        keys.iter()
+            .map(|k| {
+                let key = SortKey::asc(Compiled::new(&k.expr, &self.schema)?);
+                let key = if k.asc { key } else { SortKey::desc(key.expr) };
+                Ok(key.with_nulls_first(k.nulls_first))
+            })
+            .collect()
     }
 
     /// This dataframe's partitioning as seen through a step with output
