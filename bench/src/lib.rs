@@ -12,6 +12,8 @@
 //! The data depends only on the row numbers asked for: no random seed, no
 //! clock, so every run and every machine benchmarks the same bytes.
 
+pub mod events;
+
 use std::sync::Arc;
 
 use arrow::array::{
