@@ -2,11 +2,15 @@
 //! (joins, aggregates, sort) build on the same [`Operator`](crate::Operator)
 //! contract.
 
+mod aggregate;
 mod count_by_key;
+mod distinct;
 mod filter;
 mod map;
 
+pub use aggregate::{AggregateMode, HashAggregate};
 pub use count_by_key::CountByKey;
+pub use distinct::Distinct;
 pub use filter::Filter;
 pub use map::MapBatches;
 
