@@ -48,6 +48,11 @@ impl GroupedState {
 
     /// Aggregates a batch of input rows.
     pub(super) fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            // Accumulators take every group up to the total as seen in a
+            // batch without nulls: the keyless group must not be, here.
+            return Ok(());
+        }
         let plan = Arc::clone(&self.plan);
         let keys = plan
             .group_by
@@ -72,6 +77,9 @@ impl GroupedState {
         let plan = Arc::clone(&self.plan);
         let columns = batch.columns();
         let key_count = plan.key_fields.len();
+        if batch.num_rows() == 0 {
+            return Ok(()); // as in `update`
+        }
         if columns.len() != plan.state_schema.fields().len() {
             return Err(plan.error(
                 "merging partial states",
