@@ -17,9 +17,9 @@ use weir_engine::expr::{Expr, col};
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::operators::{AggregateMode, Distinct, HashAggregate};
 use weir_engine::testing::{
-    ColumnKind, ColumnSpec, Rng, drive, random_batch, rebatch, rows, sorted_rows,
+    ColumnKind, ColumnSpec, Rng, drive, random_batch, rebatch, rows, sorted_rows, task_info,
 };
-use weir_engine::{Error, OperatorFactory};
+use weir_engine::{Error, OperatorFactory, Output};
 
 /// An aggregate the reference knows how to compute.
 #[derive(Debug, Clone, Copy)]
@@ -570,6 +570,31 @@ fn a_tiny_budget_spills_and_gives_the_same_result() {
         assert!(dir.is_empty(), "spill files left behind: {}", case.label);
         assert_eq!(pool.used(), 0, "memory left reserved: {}", case.label);
     }
+}
+
+#[test]
+fn an_operator_dropped_midway_leaves_no_spill_file() {
+    let dir = SpillDir::new();
+    let pool = dir.pool(TINY_BUDGET, true);
+    let case = Case::new(
+        4100,
+        vec![ColumnSpec::new("k", ColumnKind::Int64, 5000)],
+        10_000,
+        1000,
+    );
+    let mut op = case
+        .aggregate(AggregateMode::Single)
+        .create(&task_info(pool.clone()))
+        .expect("creates");
+    let mut out = Output::default();
+    for batch in &case.batches {
+        op.process_batch(0, batch.clone(), &mut out)
+            .expect("aggregates");
+    }
+    assert!(pool.spill_files() > 0 && !dir.is_empty(), "spilled to disk");
+    drop(op);
+    assert!(dir.is_empty(), "a failed task leaves no spill file");
+    assert_eq!(pool.used(), 0);
 }
 
 #[test]

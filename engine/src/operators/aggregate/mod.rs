@@ -24,7 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_expr::Expr;
 
 use self::groups::GroupOrder;
@@ -145,28 +145,29 @@ struct HashAggregateOperator {
 impl HashAggregateOperator {
     /// Checks a batch of states against what `Partial` emits.
     fn check_states(&self, batch: &RecordBatch) -> Result<()> {
-        let expected: Vec<&DataType> = self
+        let types = |schema: &Schema| {
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect::<Vec<_>>()
+        };
+        let expected = self
             .plan
             .state_schema
             .fields()
             .iter()
-            .map(|f| f.data_type())
-            .collect();
-        let got: Vec<&DataType> = batch
-            .schema_ref()
-            .fields()
-            .iter()
-            .map(|f| f.data_type())
-            .collect();
-        if expected == got {
+            .map(|f| f.data_type());
+        let got = batch.schema_ref().fields().iter().map(|f| f.data_type());
+        if expected.eq(got) {
             Ok(())
         } else {
             Err(self.plan.error(
                 "reading partial states",
                 format!(
-                    "expected the columns of the partial aggregate ({}), got ({})",
-                    self.plan.state_schema,
-                    batch.schema()
+                    "expected columns of types {:?} (what the partial aggregate emits), got {:?}",
+                    types(&self.plan.state_schema),
+                    types(batch.schema_ref())
                 ),
             ))
         }
@@ -241,7 +242,7 @@ impl Operator for HashAggregateOperator {
 #[cfg(test)]
 mod tests {
     use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{Field, Schema};
+    use arrow::datatypes::{DataType, Field};
     use datafusion_functions_aggregate::expr_fn::{count, sum};
 
     use super::*;
