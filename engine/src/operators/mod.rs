@@ -2,7 +2,9 @@
 //! [`Operator`](crate::Operator) contract: vectorized over record batches,
 //! incremental, their state held in memory under the task's budget.
 
+mod aggregate;
 mod count_by_key;
+mod distinct;
 mod filter;
 mod limit;
 mod map;
@@ -12,7 +14,9 @@ mod sort_key;
 mod top_n;
 mod union;
 
+pub use aggregate::{AggregateMode, HashAggregate};
 pub use count_by_key::CountByKey;
+pub use distinct::Distinct;
 pub use filter::Filter;
 pub use limit::Limit;
 pub use map::MapBatches;

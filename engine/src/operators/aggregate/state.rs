@@ -1,0 +1,229 @@
+//! The groups of one aggregation and their accumulators: rows or states
+//! in, group keys with states or final values out.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array, new_null_array,
+};
+use arrow::compute::take;
+use arrow::datatypes::{Field, Schema};
+use datafusion_expr::{EmitTo, GroupsAccumulator};
+
+use super::groups::{GroupOrder, GroupTable};
+use super::plan::AggregatePlan;
+use crate::Result;
+
+/// Rows per emitted batch.
+pub(super) const BATCH_ROWS: usize = 8192;
+
+/// What [`GroupedState::drain`] emits per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Emit {
+    /// Group keys and the aggregates' state columns (the state schema).
+    States,
+    /// Group keys and final aggregate values (the output schema).
+    Values,
+}
+
+/// A group table and one accumulator per aggregate.
+pub(super) struct GroupedState {
+    plan: Arc<AggregatePlan>,
+    table: GroupTable,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    /// The group of each row of the batch being absorbed (reused).
+    groups: Vec<usize>,
+}
+
+impl GroupedState {
+    /// An empty state.
+    pub(super) fn try_new(plan: &Arc<AggregatePlan>) -> Result<Self> {
+        Ok(Self {
+            table: GroupTable::new(plan.key_converter()?, plan.key_fields.is_empty()),
+            accumulators: plan.accumulators()?,
+            plan: Arc::clone(plan),
+            groups: Vec::new(),
+        })
+    }
+
+    /// Aggregates a batch of input rows.
+    pub(super) fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            // Accumulators take every group up to the total as seen in a
+            // batch without nulls: the keyless group must not be, here.
+            return Ok(());
+        }
+        let plan = Arc::clone(&self.plan);
+        let keys = plan
+            .group_by
+            .iter()
+            .map(|key| key.evaluate(batch))
+            .collect::<Result<Vec<_>>>()?;
+        self.intern(&keys, batch.num_rows())?;
+        let groups = self.table.len();
+        for (aggregate, accumulator) in plan.aggregates.iter().zip(&mut self.accumulators) {
+            let (values, filter) = aggregate
+                .arguments(batch)
+                .map_err(|e| plan.error(format!("evaluating {}", aggregate.function.name()), e))?;
+            accumulator
+                .update_batch(&values, &self.groups, filter.as_ref(), groups)
+                .map_err(|e| plan.error(format!("updating {}", aggregate.function.name()), e))?;
+        }
+        Ok(())
+    }
+
+    /// Merges a batch of state rows (group keys, then state columns).
+    pub(super) fn merge(&mut self, batch: &RecordBatch) -> Result<()> {
+        let plan = Arc::clone(&self.plan);
+        let columns = batch.columns();
+        let key_count = plan.key_fields.len();
+        if batch.num_rows() == 0 {
+            return Ok(()); // as in `update`
+        }
+        if columns.len() != plan.state_schema.fields().len() {
+            return Err(plan.error(
+                "merging partial states",
+                format!(
+                    "expected {} columns ({}), got {}",
+                    plan.state_schema.fields().len(),
+                    plan.state_schema,
+                    columns.len()
+                ),
+            ));
+        }
+        self.intern(&columns[..key_count], batch.num_rows())?;
+        let groups = self.table.len();
+        for (aggregate, accumulator) in plan.aggregates.iter().zip(&mut self.accumulators) {
+            accumulator
+                .merge_batch(&columns[aggregate.states.clone()], &self.groups, groups)
+                .map_err(|e| plan.error(format!("merging {}", aggregate.function.name()), e))?;
+        }
+        Ok(())
+    }
+
+    /// Groups held.
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Bytes held by keys and accumulators.
+    pub(super) fn size(&self) -> usize {
+        self.table.size()
+            + self.groups.capacity() * size_of::<usize>()
+            + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+    }
+
+    /// Emits every group in `order` as batches of at most [`BATCH_ROWS`]
+    /// rows, and starts again empty.
+    pub(super) fn drain(
+        &mut self,
+        order: GroupOrder,
+        emit: Emit,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let plan = Arc::clone(&self.plan);
+        if plan.key_fields.is_empty() {
+            // A global aggregate has its one group even over no rows.
+            self.touch_keyless_group()?;
+        }
+        let drained = self.table.drain(order);
+        let mut accumulators = std::mem::replace(&mut self.accumulators, plan.accumulators()?);
+        self.groups = Vec::new();
+        let (schema, columns) = match emit {
+            Emit::States => (&plan.state_schema, states(&plan, &mut accumulators)?),
+            Emit::Values => (&plan.output_schema, values(&plan, &mut accumulators)?),
+        };
+        let indices = drained.indices.map(UInt64Array::from);
+        let total = drained.keys.len();
+        for start in (0..total).step_by(BATCH_ROWS) {
+            let rows = BATCH_ROWS.min(total - start);
+            let mut batch_columns = self
+                .table
+                .key_columns(&drained.keys[start..start + rows])
+                .map_err(|e| plan.error("decoding group keys", e))?;
+            for column in &columns {
+                batch_columns.push(match &indices {
+                    Some(indices) => take(column.as_ref(), &indices.slice(start, rows), None)
+                        .map_err(|e| plan.error("ordering groups by key", e))?,
+                    None => column.slice(start, rows),
+                });
+            }
+            let batch = RecordBatch::try_new(Arc::clone(schema), batch_columns)
+                .map_err(|e| plan.error("assembling its output", e))?;
+            sink(batch)?;
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, keys: &[ArrayRef], rows: usize) -> Result<()> {
+        self.table
+            .intern(keys, rows, &mut self.groups)
+            .map_err(|e| self.plan.error("grouping rows by key", e))
+    }
+
+    /// Makes the accumulators of a keyless table hold its group, by
+    /// updating it with one row of NULLs that a filter leaves out (the
+    /// accumulators take a group seen in a batch without a filter as one
+    /// that has seen a value).
+    fn touch_keyless_group(&mut self) -> Result<()> {
+        let plan = Arc::clone(&self.plan);
+        let fields: Vec<Field> = plan
+            .input_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let nulls = fields
+            .iter()
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        let row = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            nulls,
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        let none = BooleanArray::from(vec![false]);
+        let groups = self.table.len();
+        for (aggregate, accumulator) in plan.aggregates.iter().zip(&mut self.accumulators) {
+            let (values, _) = aggregate
+                .arguments(&row)
+                .map_err(|e| plan.error(format!("evaluating {}", aggregate.function.name()), e))?;
+            accumulator
+                .update_batch(&values, &[0], Some(&none), groups)
+                .map_err(|e| plan.error(format!("updating {}", aggregate.function.name()), e))?;
+        }
+        Ok(())
+    }
+}
+
+fn states(
+    plan: &AggregatePlan,
+    accumulators: &mut [Box<dyn GroupsAccumulator>],
+) -> Result<Vec<ArrayRef>> {
+    let mut columns = Vec::new();
+    for (aggregate, accumulator) in plan.aggregates.iter().zip(accumulators) {
+        let state = accumulator.state(EmitTo::All).map_err(|e| {
+            plan.error(
+                format!("taking the state of {}", aggregate.function.name()),
+                e,
+            )
+        })?;
+        columns.extend(state);
+    }
+    Ok(columns)
+}
+
+fn values(
+    plan: &AggregatePlan,
+    accumulators: &mut [Box<dyn GroupsAccumulator>],
+) -> Result<Vec<ArrayRef>> {
+    plan.aggregates
+        .iter()
+        .zip(accumulators)
+        .map(|(aggregate, accumulator)| {
+            accumulator
+                .evaluate(EmitTo::All)
+                .map_err(|e| plan.error(format!("evaluating {}", aggregate.function.name()), e))
+        })
+        .collect()
+}
