@@ -13,13 +13,13 @@ use weir_engine::dataframe::Dataflow;
 use weir_engine::expr::{Compiled, Expr, SortExpr, col, lit};
 use weir_engine::graph::{JobGraph, ShuffleMode, VertexId};
 use weir_engine::memory::MemoryPool;
-use weir_engine::operators::{Filter, Sort, SortKey};
+use weir_engine::operators::{AggregateMode, Distinct, Filter, HashAggregate, Sort, SortKey};
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::MemorySource;
 use weir_engine::testing::{
     ColumnKind, ColumnSpec, Rng, drive, random_batch, rebatch, rows, sorted_rows,
 };
-use weir_scheduler::{FailurePlan, MiniCluster};
+use weir_scheduler::{FailurePlan, JobConfig, MiniCluster};
 
 fn columns() -> Vec<ColumnSpec> {
     vec![
@@ -186,5 +186,151 @@ async fn sort_top_n_and_limit_keep_the_reference_order() {
             assert_eq!(rows(&top_out.batches()), expected[5..25], "{context}");
             assert_eq!(rows(&page_out.batches()), expected[3..13], "{context}");
         }
+    }
+}
+
+/// The aggregations of the grouping tests over `left`: by `(k, s)`, with
+/// no group, and the distinct `(k, s)` pairs.
+fn aggregations(
+    left: &[RecordBatch],
+    parallelism: usize,
+    mode: ShuffleMode,
+) -> (JobGraph, [Collected; 3]) {
+    let flow = Dataflow::new("aggregations").with_parallelism(parallelism);
+    let table = flow.read(source("left", left));
+    let outputs = [
+        table.aggregate(vec![col("k"), col("s")], measures()),
+        table.aggregate(vec![], measures()),
+        table
+            .select(vec![col("k"), col("s")])
+            .and_then(|df| df.distinct()),
+    ]
+    .map(|planned| {
+        let (sink, output) = CollectSink::new();
+        planned.expect("plans").write(Arc::new(sink));
+        output
+    });
+    (flow.build(mode, parallelism).expect("builds"), outputs)
+}
+
+fn measures() -> Vec<Expr> {
+    use weir_engine::expr::aggregate::{avg, count, count_distinct, max, sum};
+    vec![
+        count(lit(1)).alias("n"),
+        sum(col("d")),
+        avg(col("d")),
+        max(col("s")),
+        count_distinct(col("d")),
+    ]
+}
+
+/// What [`aggregations`] must produce, from the operators run in one
+/// subtask over all rows.
+fn aggregation_reference(left: &[RecordBatch]) -> [Vec<String>; 3] {
+    let schema = left[0].schema();
+    let named = |exprs: Vec<Expr>| {
+        exprs
+            .into_iter()
+            .map(|e| {
+                let name = e.schema_name().to_string();
+                (e, name)
+            })
+            .collect::<Vec<_>>()
+    };
+    let single = |group_by| {
+        HashAggregate::try_new(
+            AggregateMode::Single,
+            &schema,
+            named(group_by),
+            named(measures()),
+        )
+        .expect("plans")
+    };
+    let pairs = drive(
+        &weir_engine::operators::Project::new(vec![
+            (
+                Compiled::new(&col("k"), &schema).expect("compiles"),
+                "k".into(),
+            ),
+            (
+                Compiled::new(&col("s"), &schema).expect("compiles"),
+                "s".into(),
+            ),
+        ]),
+        &[left.to_vec()],
+        MemoryPool::unbounded(),
+    )
+    .expect("projects");
+    let distinct = Distinct::try_new(AggregateMode::Single, &pairs[0].schema()).expect("plans");
+    let run = |factory: &dyn weir_engine::OperatorFactory, input: Vec<RecordBatch>| {
+        sorted_rows(&drive(factory, &[input], MemoryPool::unbounded()).expect("runs"))
+    };
+    [
+        run(&single(vec![col("k"), col("s")]), left.to_vec()),
+        run(&single(vec![]), left.to_vec()),
+        run(&distinct, pairs),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregations_match_the_single_phase_operators() {
+    let left = table(7, 5000);
+    let expected = aggregation_reference(&left);
+    for parallelism in [1, 4] {
+        for mode in [ShuffleMode::AllBlocking, ShuffleMode::AllPipelined] {
+            let (graph, outputs) = aggregations(&left, parallelism, mode);
+            MiniCluster::new(test_config(4))
+                .run(graph)
+                .await
+                .expect("the job succeeds");
+            for (output, expected) in outputs.iter().zip(&expected) {
+                assert_eq!(
+                    &sorted_rows(&output.batches()),
+                    expected,
+                    "parallelism {parallelism}, {mode}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregations_spill_and_survive_failures_with_identical_results() {
+    let left = table(8, 20_000);
+    let expected = aggregation_reference(&left);
+    let spill_dir = tempfile::tempdir().expect("temp dir");
+    let config = JobConfig {
+        memory_per_slot: 64 << 10,
+        spill_dir: spill_dir.path().to_path_buf(),
+        ..test_config(4)
+    };
+    let mut rng = Rng::new(9);
+    for round in 0..4 {
+        let (graph, outputs) = aggregations(&left, 2, ShuffleMode::AllBlocking);
+        let plan = if round == 0 {
+            FailurePlan::none()
+        } else {
+            let vertex = rng.below(graph.vertices.len() as u64) as u32;
+            FailurePlan::none().fail_task(
+                VertexId(vertex),
+                rng.below(2) as u32,
+                0,
+                1 + rng.below(2000),
+            )
+        };
+        let summary = MiniCluster::new(config.clone())
+            .run_with_failures(graph, plan)
+            .await
+            .expect("the job succeeds");
+        let spilled: u64 = summary.vertices.iter().map(|v| v.metrics.spill_files).sum();
+        assert!(spilled > 0, "round {round}: the final aggregates spilled");
+        for (output, expected) in outputs.iter().zip(&expected) {
+            assert_eq!(&sorted_rows(&output.batches()), expected, "round {round}");
+        }
+        let left_behind = std::fs::read_dir(spill_dir.path()).expect("list").count();
+        assert_eq!(
+            left_behind, 0,
+            "round {round}: no spill file is left behind"
+        );
     }
 }

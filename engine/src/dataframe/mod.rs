@@ -24,10 +24,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
+use weir_exchange::Partitioner;
 
 use crate::expr::{Compiled, Expr, SortExpr};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
-use crate::operators::{Filter, Limit, Project, Sort, SortKey, TopN, Union};
+use crate::operators::{
+    AggregateMode, Distinct, Filter, HashAggregate, Limit, Project, Sort, SortKey, TopN, Union,
+};
 use crate::{Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
 /// Below this many estimated bytes, a join input is broadcast to every
@@ -229,6 +232,50 @@ impl DataFrame {
         })
     }
 
+    /// One row per distinct value of `group_by` with the values of
+    /// `aggregates` (DataFusion aggregate expressions such as `sum(col("x"))`,
+    /// `count_distinct(...)`), columns named after the expressions. In two
+    /// phases: a partial aggregate in every subtask, a hash exchange on the
+    /// group columns, and the final aggregate; in one phase when the rows
+    /// are already partitioned by the group columns or there is one subtask.
+    /// Without `group_by`, one row, computed finally in one subtask.
+    ///
+    /// # Errors
+    /// [`Error::Expr`] when an expression does not type against the schema
+    /// or is not an aggregate.
+    pub fn aggregate(&self, group_by: Vec<Expr>, aggregates: Vec<Expr>) -> Result<DataFrame> {
+        let named = |exprs: Vec<Expr>| {
+            exprs
+                .into_iter()
+                .map(|e| {
+                    let name = e.schema_name().to_string();
+                    (e, name)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (group_by, aggregates) = (named(group_by), named(aggregates));
+        let keys: Vec<String> = group_by.iter().map(|(_, name)| name.clone()).collect();
+        let make =
+            |mode| HashAggregate::try_new(mode, &self.schema, group_by.clone(), aggregates.clone());
+        self.two_phase(&keys, make, |agg: &HashAggregate| agg.output_schema())
+    }
+
+    /// The distinct rows (SELECT DISTINCT), in two phases as
+    /// [`aggregate`](Self::aggregate).
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when a column's type cannot be grouped on.
+    pub fn distinct(&self) -> Result<DataFrame> {
+        let keys: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let make = |mode| Distinct::try_new(mode, &self.schema);
+        self.two_phase(&keys, make, |d: &Distinct| d.output_schema())
+    }
+
     /// The rows in the order of `keys` (built with `expr.sort(asc,
     /// nulls_first)`), in one subtask: the sort is external, so it spills
     /// when the rows do not fit its memory.
@@ -294,6 +341,47 @@ impl DataFrame {
             partitioning: self.partitioning.clone(),
             estimated_bytes: self.estimated_bytes,
         }
+    }
+
+    /// Plans a grouping step made by `make` for a mode, grouping on the
+    /// output columns `keys`: one phase when the rows with equal keys are
+    /// already together, else partial, exchange, final.
+    fn two_phase<F: OperatorFactory + 'static>(
+        &self,
+        keys: &[String],
+        make: impl Fn(AggregateMode) -> Result<F>,
+        schema_of: impl Fn(&F) -> SchemaRef,
+    ) -> Result<DataFrame> {
+        let together = self.parallelism == 1
+            || (!keys.is_empty() && self.partitioning == Partitioning::Hash(keys.to_vec()));
+        if together {
+            let single = make(AggregateMode::Single)?;
+            let schema = schema_of(&single);
+            let mut out = self.chained(Arc::new(single), schema);
+            out.partitioning = self.kept_partitioning(&out.schema);
+            return Ok(out);
+        }
+        let partial = make(AggregateMode::Partial)?;
+        let partial_schema = schema_of(&partial);
+        let partial = self.chained(Arc::new(partial), partial_schema);
+        let last = make(AggregateMode::Final)?;
+        let schema = schema_of(&last);
+        if keys.is_empty() {
+            return Ok(partial.gathered(Arc::new(last), schema));
+        }
+        let node = self.flow.add(
+            Arc::new(last),
+            vec![partial.node.with(Partitioner::hash(keys.iter().cloned()))],
+            self.parallelism,
+        );
+        Ok(DataFrame {
+            flow: self.flow.clone(),
+            node,
+            schema,
+            parallelism: self.parallelism,
+            partitioning: Partitioning::Hash(keys.to_vec()),
+            estimated_bytes: self.estimated_bytes,
+        })
     }
 
     /// A step in one subtask reading every subtask of this one (as is when
