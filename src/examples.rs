@@ -5,11 +5,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use arrow::array::{AsArray, RecordBatch, StringBuilder};
 use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_engine::SourceFactory;
+use weir_engine::expr::aggregate::count;
 use weir_engine::expr::{Compiled, col, lit};
 use weir_engine::graph::JobBuilder;
-use weir_engine::operators::{CountByKey, Filter, MapBatches};
+use weir_engine::operators::{AggregateMode, Filter, HashAggregate, MapBatches};
 use weir_engine::registry::ConnectorOptions;
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::SequenceGenerator;
@@ -63,9 +64,13 @@ fn wordcount(input: &str, parallelism: usize) -> Result<ExampleJob> {
         Arc::new(MapBatches::new("tokenize", Arc::new(tokenize))),
         [lines.forward()],
     );
-    let partial = job.operator(Arc::new(CountByKey::partial(["word"])), [words.forward()]);
+    let words_schema = word_schema();
+    let partial = job.operator(
+        count_per(AggregateMode::Partial, &words_schema, "word")?,
+        [words.forward()],
+    );
     let counts = job.operator(
-        Arc::new(CountByKey::final_of(["word"])),
+        count_per(AggregateMode::Final, &words_schema, "word")?,
         [partial.hash(["word"])],
     );
     let (sink, output) = CollectSink::new();
@@ -92,7 +97,7 @@ fn tokenize(batch: &RecordBatch) -> weir_engine::Result<RecordBatch> {
             }
         }
     }
-    let schema = Arc::new(Schema::new(vec![Field::new("word", DataType::Utf8, false)]));
+    let schema = word_schema();
     Ok(RecordBatch::try_new(
         schema,
         vec![Arc::new(words.finish())],
@@ -102,15 +107,16 @@ fn tokenize(batch: &RecordBatch) -> weir_engine::Result<RecordBatch> {
 fn numbers(rows: u64, parallelism: usize) -> Result<ExampleJob> {
     let mut job = JobBuilder::new("numbers").with_parallelism(parallelism);
     let generator = SequenceGenerator::new(Some(rows), 1000);
-    let below = Filter::new(Compiled::new(
-        &col("value").lt(lit(500i64)),
-        &generator.schema(),
-    )?);
+    let schema = generator.schema();
+    let below = Filter::new(Compiled::new(&col("value").lt(lit(500i64)), &schema)?);
     let generated = job.source(Arc::new(generator));
     let below = job.operator(Arc::new(below), [generated.forward()]);
-    let partial = job.operator(Arc::new(CountByKey::partial(["key"])), [below.forward()]);
+    let partial = job.operator(
+        count_per(AggregateMode::Partial, &schema, "key")?,
+        [below.forward()],
+    );
     let counts = job.operator(
-        Arc::new(CountByKey::final_of(["key"])),
+        count_per(AggregateMode::Final, &schema, "key")?,
         [partial.hash(["key"])],
     );
     let (sink, output) = CollectSink::new();
@@ -145,4 +151,20 @@ pub fn top_rows(batches: &[RecordBatch], rank_by: &str, top: usize) -> Result<Op
     ];
     let indices = lexsort_to_indices(&columns, Some(top))?;
     Ok(Some(take_record_batch(&all, &indices)?))
+}
+
+/// The schema of tokenized words: one `word` column.
+fn word_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("word", DataType::Utf8, false)]))
+}
+
+/// Counts rows per `key` (output `key`, `count`) of rows of `input`, in
+/// `mode`; the final phase reads what the partial one emits.
+fn count_per(mode: AggregateMode, input: &SchemaRef, key: &str) -> Result<Arc<HashAggregate>> {
+    Ok(Arc::new(HashAggregate::try_new(
+        mode,
+        input,
+        vec![(col(key), key.to_string())],
+        vec![(count(lit(1)), "count".to_string())],
+    )?))
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use weir_engine::graph::{JobBuilder, ShuffleMode};
-use weir_engine::operators::CountByKey;
+use weir_engine::operators::AggregateMode;
 use weir_engine::sinks::CollectSink;
 use weir_engine::sources::SequenceGenerator;
 use weir_exchange::Partitioner;
@@ -37,7 +37,7 @@ fn all_pipelined_is_one_region() {
     let mut builder = JobBuilder::new("pipelined").with_parallelism(2);
     let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
     let counted = builder.operator(
-        Arc::new(CountByKey::partial(["key"])),
+        common::count_per_key(AggregateMode::Partial),
         [source.hash(["key"])],
     );
     builder.sink(Arc::new(CollectSink::new().0), [counted.rebalance()]);
@@ -77,12 +77,12 @@ fn mixed_graph_splits_at_blocking_edges_and_follows_pointwise_wiring() {
     let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
     builder.set_parallelism(source, 2);
     let spread = builder.operator(
-        Arc::new(CountByKey::partial(["key"])),
+        common::count_per_key(AggregateMode::Partial),
         [source.rescale().pipelined()],
     );
     builder.set_parallelism(spread, 4);
     let counted = builder.operator(
-        Arc::new(CountByKey::final_of(["key"])),
+        common::count_per_key(AggregateMode::Final),
         [spread.hash(["key"]).blocking()],
     );
     builder.set_parallelism(counted, 2);
@@ -107,11 +107,11 @@ fn regions_that_depend_on_each_other_in_a_cycle_are_merged() {
     let mut builder = JobBuilder::new("cycle").with_parallelism(1);
     let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
     let middle = builder.operator(
-        Arc::new(CountByKey::partial(["key"])),
+        common::count_per_key(AggregateMode::Partial),
         [source.hash(["key"]).blocking()],
     );
     let join_like = builder.operator(
-        Arc::new(CountByKey::partial(["key"])),
+        common::count_per_key(AggregateMode::Partial),
         [
             source.hash(["key"]).pipelined(),
             middle.hash(["key"]).blocking(),
@@ -136,7 +136,10 @@ fn chaining_merges_forward_edges_of_equal_parallelism_and_can_be_switched_off() 
             .with_parallelism(2)
             .with_chaining(chaining);
         let source = builder.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
-        let counted = builder.operator(Arc::new(CountByKey::partial(["key"])), [source.forward()]);
+        let counted = builder.operator(
+            common::count_per_key(AggregateMode::Partial),
+            [source.forward()],
+        );
         builder.sink(Arc::new(CollectSink::new().0), [counted.forward()]);
         builder.build(ShuffleMode::AllBlocking, 4).unwrap()
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{sorted, test_config, three_stage};
 use weir_engine::graph::{JobBuilder, ShuffleMode, VertexId};
-use weir_engine::operators::CountByKey;
+use weir_engine::operators::AggregateMode;
 use weir_engine::sinks::CollectSink;
 use weir_engine::sources::SequenceGenerator;
 use weir_exchange::Partitioner;
@@ -91,9 +91,12 @@ async fn pipelined_and_blocking_shuffles_give_the_same_result() {
     let build = |mode| {
         let mut job = JobBuilder::new("modes").with_parallelism(2);
         let source = job.source(Arc::new(SequenceGenerator::new(Some(30_000), 50)));
-        let partial = job.operator(Arc::new(CountByKey::partial(["key"])), [source.forward()]);
+        let partial = job.operator(
+            common::count_per_key(AggregateMode::Partial),
+            [source.forward()],
+        );
         let counted = job.operator(
-            Arc::new(CountByKey::final_of(["key"])),
+            common::count_per_key(AggregateMode::Final),
             [partial.hash(["key"])],
         );
         let (sink, output) = CollectSink::new();

@@ -3,7 +3,6 @@
 //! incremental, their state held in memory under the task's budget.
 
 mod aggregate;
-mod count_by_key;
 mod distinct;
 mod filter;
 mod limit;
@@ -15,7 +14,6 @@ mod top_n;
 mod union;
 
 pub use aggregate::{AggregateMode, HashAggregate};
-pub use count_by_key::CountByKey;
 pub use distinct::Distinct;
 pub use filter::Filter;
 pub use limit::Limit;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use weir_engine::SourceFactory;
+use weir_engine::expr::aggregate::count;
 use weir_engine::expr::{Compiled, col, lit};
 use weir_engine::graph::{ExchangeMode, JobBuilder, JobGraph, ShuffleMode};
-use weir_engine::operators::{CountByKey, Filter, MapBatches};
+use weir_engine::operators::{AggregateMode, Filter, HashAggregate, MapBatches};
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::SequenceGenerator;
 use weir_exchange::Partitioner;
@@ -39,7 +40,7 @@ pub fn three_stage(
     let filtered = job.operator(Arc::new(Filter::new(predicate)), [source.forward()]);
     job.set_parallelism(filtered, parallelism[0]);
     let counted = job.operator(
-        Arc::new(CountByKey::partial(["key"])),
+        count_per_key(AggregateMode::Partial),
         [filtered.with(a_to_b).blocking()],
     );
     job.set_parallelism(counted, parallelism[1]);
@@ -90,4 +91,19 @@ pub fn sorted(batches: &[RecordBatch]) -> RecordBatch {
         .collect();
     let indices = lexsort_to_indices(&columns, None).unwrap();
     take_record_batch(&all, &indices).unwrap()
+}
+
+/// Counts the generator's rows per `key` (output `key`, `count`), in `mode`;
+/// the final phase reads what the partial one emits.
+pub fn count_per_key(mode: AggregateMode) -> Arc<HashAggregate> {
+    let input = SequenceGenerator::new(Some(1), 1).schema();
+    Arc::new(
+        HashAggregate::try_new(
+            mode,
+            &input,
+            vec![(col("key"), "key".to_string())],
+            vec![(count(lit(1)), "count".to_string())],
+        )
+        .expect("the count plans"),
+    )
 }
