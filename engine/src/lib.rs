@@ -42,7 +42,7 @@ pub mod task;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use operator::{Operator, OperatorFactory, Output};
+pub use operator::{Operator, OperatorFactory, Output, Progress};
 pub use sink::{Sink, SinkFactory};
 pub use source::{Boundedness, Source, SourceFactory};
 pub use task::TaskInfo;

@@ -11,15 +11,38 @@ use crate::{Result, TaskInfo};
 #[derive(Debug, Default)]
 pub struct Output {
     batches: Vec<RecordBatch>,
+    rows: usize,
     watermark: Option<i64>,
+}
+
+/// Rows after which an [`Output`] counts as full: an operator emitting
+/// a large result in [`Operator::finish`] stops there and returns
+/// [`Progress::More`], so the task writes the rows out before it asks for
+/// more.
+pub const OUTPUT_FULL_ROWS: usize = 8 * 8192;
+
+/// Whether [`Operator::finish`] emitted everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing is left to emit.
+    Done,
+    /// More is left: call `finish` again once this output went downstream.
+    More,
 }
 
 impl Output {
     /// Emits a batch downstream. Empty batches are dropped.
     pub fn emit(&mut self, batch: RecordBatch) {
         if batch.num_rows() > 0 {
+            self.rows += batch.num_rows();
             self.batches.push(batch);
         }
+    }
+
+    /// Whether enough was emitted for one hand-off
+    /// ([`OUTPUT_FULL_ROWS`]): operators emitting from state stop here.
+    pub fn is_full(&self) -> bool {
+        self.rows >= OUTPUT_FULL_ROWS
     }
 
     /// Advances the event time downstream.
@@ -29,6 +52,7 @@ impl Output {
 
     /// Takes what was emitted so far.
     pub fn take(&mut self) -> (Vec<RecordBatch>, Option<i64>) {
+        self.rows = 0;
         (std::mem::take(&mut self.batches), self.watermark.take())
     }
 }
@@ -41,8 +65,11 @@ impl Output {
 /// - `input` numbers the operator's inputs from 0 in the order its edges were
 ///   declared; an operator inside a chain (not its head) has one input, 0.
 /// - `end_of_input(i)` is called once when input `i` has delivered
-///   everything, and `finish` once after every input has ended (bounded
-///   input). Stateful operators emit their remaining results in `finish`.
+///   everything, and `finish` after every input has ended (bounded input).
+///   Stateful operators emit their remaining results in `finish`; one with
+///   more than an [`Output`] holds stops when [`Output::is_full`] and returns
+///   [`Progress::More`], and is called again after that output went
+///   downstream, so a large result never sits in memory whole.
 /// - Operators are incremental: state lives between calls, so the same
 ///   operator runs unchanged on unbounded input.
 /// - An error fails the task; the scheduler decides whether it runs again.
@@ -84,12 +111,13 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// Every input has ended: emit what is left. The default does nothing.
+    /// Every input has ended: emit what is left, or a part of it and
+    /// [`Progress::More`]. The default has nothing to emit.
     ///
     /// # Errors
     /// When the remaining results cannot be produced.
-    fn finish(&mut self, _output: &mut Output) -> Result<()> {
-        Ok(())
+    fn finish(&mut self, _output: &mut Output) -> Result<Progress> {
+        Ok(Progress::Done)
     }
 }
 

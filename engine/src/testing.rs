@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::memory::MemoryPool;
-use crate::{OperatorFactory, Output, Result, TaskInfo};
+use crate::{OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// A small deterministic random number generator (64-bit LCG with a
 /// xorshift output), so every seed gives the same data on every machine.
@@ -222,7 +222,8 @@ pub fn task_info(memory: MemoryPool) -> TaskInfo {
 
 /// Runs one operator created by `factory` over `inputs` (one list of batches
 /// per input) as a task would: every batch of input 0, then its end, then
-/// input 1, ..., then `finish`. Returns everything it emitted.
+/// input 1, ..., then `finish` until it is done. Returns everything it
+/// emitted.
 ///
 /// # Errors
 /// The operator's first error.
@@ -239,8 +240,12 @@ pub fn drive(
         }
         op.end_of_input(input, &mut out)?;
     }
-    op.finish(&mut out)?;
-    Ok(out.take().0)
+    let mut emitted = Vec::new();
+    while op.finish(&mut out)? == Progress::More {
+        emitted.extend(out.take().0);
+    }
+    emitted.extend(out.take().0);
+    Ok(emitted)
 }
 
 /// Every row of `batches` rendered as one line (`a|b|NULL|...`), in order.

@@ -21,7 +21,7 @@ use weir_exchange::spill::SpillFile;
 
 use super::sort_key::{self, KeyEncoder, OUTPUT_BATCH_ROWS, SortKey};
 use crate::memory::MemoryReservation;
-use crate::{Operator, OperatorFactory, Output, Result, TaskInfo};
+use crate::{Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// Runs merged at once by default.
 const DEFAULT_MERGE_FAN_IN: usize = 64;
@@ -206,7 +206,7 @@ impl Operator for SortState {
         Ok(())
     }
 
-    fn finish(&mut self, output: &mut Output) -> Result<()> {
+    fn finish(&mut self, output: &mut Output) -> Result<Progress> {
         if let Some(schema) = self.schema.clone() {
             if self.runs.is_empty() {
                 for batch in sorted_run(&self.encoder, mem::take(&mut self.buffered)) {
@@ -232,7 +232,7 @@ impl Operator for SortState {
         if let Some(watermark) = self.watermark.take() {
             output.emit_watermark(watermark);
         }
-        Ok(())
+        Ok(Progress::Done)
     }
 }
 

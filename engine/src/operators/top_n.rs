@@ -14,7 +14,7 @@ use arrow::row::{OwnedRow, Rows};
 
 use super::sort_key::{self, KeyEncoder, OUTPUT_BATCH_ROWS, SortKey};
 use crate::memory::MemoryReservation;
-use crate::{Operator, OperatorFactory, Output, Result, TaskInfo};
+use crate::{Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// Emits the rows `offset..offset + fetch` of its input ordered by `keys`,
 /// at the end of the input.
@@ -157,7 +157,7 @@ impl Operator for TopNState {
         Ok(())
     }
 
-    fn finish(&mut self, output: &mut Output) -> Result<()> {
+    fn finish(&mut self, output: &mut Output) -> Result<Progress> {
         if let Some(best) = self.best.take() {
             let rows = best.batch.num_rows();
             for start in (self.offset..rows).step_by(OUTPUT_BATCH_ROWS) {
@@ -169,7 +169,7 @@ impl Operator for TopNState {
         if let Some(watermark) = self.watermark.take() {
             output.emit_watermark(watermark);
         }
-        Ok(())
+        Ok(Progress::Done)
     }
 }
 

@@ -3,12 +3,15 @@
 use arrow::array::RecordBatch;
 use weir_exchange::event::Barrier;
 
-use crate::{Operator, Output, Result};
+use crate::{Operator, Output, Progress, Result};
 
 /// The operator instances of one task, applied in order. The head may have
 /// several inputs; the others have one.
 pub struct OperatorChain {
     operators: Vec<Box<dyn Operator>>,
+    /// While finishing: the operator being finished, and whether the end of
+    /// its input was passed to it.
+    finishing: (usize, bool),
 }
 
 impl std::fmt::Debug for OperatorChain {
@@ -26,12 +29,17 @@ pub struct ChainOutput {
     pub batches: Vec<RecordBatch>,
     /// The watermark out of the last operator, if it advanced.
     pub watermark: Option<i64>,
+    /// [`finish`](OperatorChain::finish) has more to emit: call it again.
+    pub more: bool,
 }
 
 impl OperatorChain {
     /// A chain of the given operators.
     pub fn new(operators: Vec<Box<dyn Operator>>) -> Self {
-        Self { operators }
+        Self {
+            operators,
+            finishing: (0, false),
+        }
     }
 
     /// Pushes one batch into the head's input `input`.
@@ -42,7 +50,7 @@ impl OperatorChain {
         if self.operators.is_empty() {
             return Ok(ChainOutput {
                 batches: vec![batch],
-                watermark: None,
+                ..ChainOutput::default()
             });
         }
         self.drive(0, |op, out| op.process_batch(input, batch, out))
@@ -55,8 +63,8 @@ impl OperatorChain {
     pub fn on_watermark(&mut self, watermark: i64) -> Result<ChainOutput> {
         if self.operators.is_empty() {
             return Ok(ChainOutput {
-                batches: Vec::new(),
                 watermark: Some(watermark),
+                ..ChainOutput::default()
             });
         }
         self.drive(0, |op, out| op.on_watermark(watermark, out))
@@ -85,20 +93,34 @@ impl OperatorChain {
     }
 
     /// Every input ended: finishes the operators in order, each one's final
-    /// output flowing through the rest before the next one finishes.
+    /// output flowing through the rest before the next one finishes. When an
+    /// operator has more to emit than one output holds, returns with `more`
+    /// set; the next call goes on where this one stopped.
     ///
     /// # Errors
     /// The first operator error.
     pub fn finish(&mut self) -> Result<ChainOutput> {
         let mut result = ChainOutput::default();
-        for level in 0..self.operators.len() {
-            if level > 0 {
+        while let (level, ended) = self.finishing
+            && level < self.operators.len()
+        {
+            if level > 0 && !ended {
                 let step = self.drive(level, |op, out| op.end_of_input(0, out))?;
                 result.batches.extend(step.batches);
+                self.finishing.1 = true;
             }
-            let step = self.drive(level, |op, out| op.finish(out))?;
+            let mut progress = Progress::Done;
+            let step = self.drive(level, |op, out| {
+                progress = op.finish(out)?;
+                Ok(())
+            })?;
             result.batches.extend(step.batches);
             result.watermark = step.watermark.or(result.watermark);
+            if progress == Progress::More {
+                result.more = true;
+                return Ok(result);
+            }
+            self.finishing = (level + 1, false);
         }
         Ok(result)
     }
@@ -126,6 +148,10 @@ impl OperatorChain {
             }
             (batches, watermark) = next.take();
         }
-        Ok(ChainOutput { batches, watermark })
+        Ok(ChainOutput {
+            batches,
+            watermark,
+            more: false,
+        })
     }
 }

@@ -104,6 +104,8 @@ struct Routed {
     watermark: Option<i64>,
     /// A control event that follows the output on every pipelined output.
     then: Option<Event>,
+    /// The chain has more to emit from `finish`.
+    more: bool,
 }
 
 impl CpuState {
@@ -119,6 +121,7 @@ impl CpuState {
             batches: out.batches,
             watermark: out.watermark,
             then,
+            more: out.more,
         })
     }
 }
@@ -160,11 +163,21 @@ impl Task {
                 },
             }
         }
-        self.submit(|chain| chain.finish(), None);
-        while let Some(routed) = self.cpu.next_result().await {
-            self.write_out(routed?).await?;
+        // Finishing emits in parts: each is written out (and waits for room
+        // downstream) before the next is asked for.
+        loop {
+            self.submit(|chain| chain.finish(), None);
+            let routed = self
+                .cpu
+                .next_result()
+                .await
+                .expect("the finish job is in flight")?;
+            let more = routed.more;
+            self.write_out(routed).await?;
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Hands the work one input event asks for to the CPU worker.

@@ -32,7 +32,7 @@ use self::merge::SpilledRuns;
 use self::plan::AggregatePlan;
 use self::state::{Emit, GroupedState};
 use crate::memory::MemoryReservation;
-use crate::{Error, Operator, OperatorFactory, Output, Result, TaskInfo};
+use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// The phase of a (possibly two-phase) aggregation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +219,7 @@ impl Operator for HashAggregateOperator {
         self.account(output)
     }
 
-    fn finish(&mut self, output: &mut Output) -> Result<()> {
+    fn finish(&mut self, output: &mut Output) -> Result<Progress> {
         let mut sink = |batch| {
             output.emit(batch);
             Ok(())
@@ -235,7 +235,7 @@ impl Operator for HashAggregateOperator {
                 .finish(&mut self.state, &self.reservation, &mut sink)?;
         }
         self.reservation.free();
-        Ok(())
+        Ok(Progress::Done)
     }
 }
 
