@@ -4,11 +4,17 @@
 
 mod count_by_key;
 mod filter;
+mod hash_join;
+mod join;
 mod map;
+mod nested_loop_join;
 
 pub use count_by_key::CountByKey;
 pub use filter::Filter;
+pub use hash_join::HashJoin;
+pub use join::{JoinSide, JoinType, joined_schema};
 pub use map::MapBatches;
+pub use nested_loop_join::NestedLoopJoin;
 
 use arrow::array::RecordBatch;
 
