@@ -385,7 +385,7 @@ fn probe_table(
         table.batch(),
         matched,
         batch,
-        table.candidates(&keys, OUTPUT_BATCH_ROWS),
+        table.candidates(&keys, OUTPUT_BATCH_ROWS, output.first_match_suffices()),
         out,
     )
 }
@@ -421,5 +421,116 @@ impl Operator for HashJoinOperator {
                 .map_err(in_context(&self.name, "joining the spilled partitions")),
             BuildState::Collecting(_) | BuildState::Finished => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int32Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::expr::{Expr, col, lit};
+    use crate::memory::MemoryPool;
+    use crate::operators::joined_schema;
+    use crate::testing::{drive, sorted_rows};
+
+    fn left() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("lk", DataType::Int32, true),
+            Field::new("ls", DataType::Utf8, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), Some(2), None])),
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+            ],
+        )
+        .expect("valid batch")
+    }
+
+    fn right() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("rk", DataType::Int64, true),
+            Field::new("rv", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), Some(1), Some(3), None])),
+                Arc::new(Int64Array::from(vec![10, 11, 30, 40])),
+            ],
+        )
+        .expect("valid batch")
+    }
+
+    fn join(join_type: JoinType, filter: Option<Expr>, build: JoinSide) -> Result<HashJoin> {
+        let (l, r) = (left().schema(), right().schema());
+        let on = vec![(
+            Compiled::new(&col("lk"), &l)?,
+            Compiled::new(&col("rk"), &r)?,
+        )];
+        let filter = filter
+            .map(|f| Compiled::new(&f, &joined_schema(&l, &r)))
+            .transpose()?;
+        HashJoin::try_new(join_type, l, r, on, filter, build)
+    }
+
+    fn run(join: &HashJoin) -> Vec<String> {
+        let out = drive(
+            join,
+            &[vec![left()], vec![right()]],
+            MemoryPool::unbounded(),
+        )
+        .expect("joins");
+        sorted_rows(&out)
+    }
+
+    #[test]
+    fn a_full_join_pads_both_sides_and_null_keys_never_match() {
+        for build in [JoinSide::Left, JoinSide::Right] {
+            let join = join(JoinType::Full, None, build).expect("valid");
+            assert_eq!(
+                run(&join),
+                vec![
+                    "1|a|1|10",
+                    "1|a|1|11",
+                    "2|b|NULL|NULL",
+                    "NULL|NULL|3|30",
+                    "NULL|NULL|NULL|40",
+                    "NULL|c|NULL|NULL",
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn the_filter_decides_what_matched() {
+        let filter = Some(col("rv").gt(lit(10i64)));
+        for build in [JoinSide::Left, JoinSide::Right] {
+            let semi = join(JoinType::LeftSemi, filter.clone(), build).expect("valid");
+            assert_eq!(run(&semi), vec!["1|a"]);
+            let anti = join(JoinType::RightAnti, filter.clone(), build).expect("valid");
+            assert_eq!(run(&anti), vec!["1|10", "3|30", "NULL|40"]);
+        }
+    }
+
+    #[test]
+    fn misplanned_joins_and_bad_input_are_errors_naming_the_operator() {
+        let err = join(JoinType::Inner, Some(col("rv")), JoinSide::Left).expect_err("not boolean");
+        assert!(matches!(err, Error::Plan(_)), "{err}");
+        let join = join(JoinType::Inner, None, JoinSide::Left).expect("valid");
+        assert_eq!(join.name(), "hash_join(inner; lk = rk; build left)");
+        let err = drive(&join, &[vec![right()], vec![]], MemoryPool::unbounded())
+            .expect_err("the right batch on the left input");
+        assert!(err.to_string().contains(&join.name()), "{err}");
+        let err = drive(
+            &join,
+            &[vec![], vec![], vec![left()]],
+            MemoryPool::unbounded(),
+        )
+        .expect_err("a third input");
+        assert!(err.to_string().contains(&join.name()), "{err}");
     }
 }

@@ -206,7 +206,57 @@ impl Operator for NestedLoopJoinOperator {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::Int32Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
     use super::*;
+    use crate::expr::col;
+    use crate::memory::{MemoryConfig, MemoryPool};
+    use crate::operators::joined_schema;
+    use crate::testing::{drive, sorted_rows};
+
+    fn side(name: &str, values: Vec<Option<i32>>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Int32, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(values))]).expect("batch")
+    }
+
+    fn less_than(join_type: JoinType, build: JoinSide) -> NestedLoopJoin {
+        let (l, r) = (side("l", vec![]).schema(), side("r", vec![]).schema());
+        let condition =
+            Compiled::new(&col("l").lt(col("r")), &joined_schema(&l, &r)).expect("condition");
+        NestedLoopJoin::try_new(join_type, l, r, condition, build).expect("valid")
+    }
+
+    #[test]
+    fn a_left_join_on_less_than_keeps_the_left_rows_without_a_greater_right_one() {
+        let inputs = [
+            vec![side("l", vec![Some(1), Some(5), None])],
+            vec![side("r", vec![Some(2), Some(3)])],
+        ];
+        for build in [JoinSide::Left, JoinSide::Right] {
+            let join = less_than(JoinType::Left, build);
+            let out = drive(&join, &inputs, MemoryPool::unbounded()).expect("joins");
+            assert_eq!(sorted_rows(&out), vec!["1|2", "1|3", "5|NULL", "NULL|NULL"]);
+        }
+    }
+
+    #[test]
+    fn a_build_side_over_budget_is_resources_exhausted() {
+        let join = less_than(JoinType::Inner, JoinSide::Right);
+        let pool = MemoryPool::new(MemoryConfig {
+            budget: 64,
+            spill: true,
+            spill_dir: std::env::temp_dir(),
+        });
+        let inputs = [vec![], vec![side("r", (0..100).map(Some).collect())]];
+        let err = drive(&join, &inputs, pool).expect_err("over budget");
+        assert!(
+            matches!(&err, Error::ResourcesExhausted { operator, .. } if *operator == join.name()),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_cross_product_comes_in_blocks_probe_row_by_probe_row() {

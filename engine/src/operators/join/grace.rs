@@ -110,3 +110,59 @@ impl SpillPartitions {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use arrow::row::{RowConverter, SortField};
+
+    use super::*;
+    use crate::memory::{MemoryConfig, MemoryPool};
+
+    #[test]
+    fn equal_keys_land_in_the_same_partition_and_no_row_is_lost() {
+        let dir = std::env::temp_dir().join(format!("weir-grace-test-{}", std::process::id()));
+        let pool = MemoryPool::new(MemoryConfig {
+            budget: 1 << 20,
+            spill: true,
+            spill_dir: dir.clone(),
+        });
+        let reservation = pool.reservation("test");
+        let column: ArrayRef = Arc::new(Int64Array::from_iter_values((0..500).map(|i| i % 250)));
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![column]).expect("batch");
+        let converter = RowConverter::new(vec![SortField::new(DataType::Int64)]).expect("rows");
+        let keys = converter.convert_columns(batch.columns()).expect("rows");
+        let mut partitions = SpillPartitions::new(schema, 1);
+        partitions
+            .write(&batch, &keys, &reservation)
+            .expect("write");
+        partitions
+            .write(&batch, &keys, &reservation)
+            .expect("write again");
+        let files = partitions.finish(&reservation).expect("finish");
+        assert_eq!(files.len(), FANOUT);
+        let mut seen = vec![None; 250];
+        let mut rows = 0;
+        for (p, file) in files.iter().enumerate() {
+            let Some(file) = file else { continue };
+            for batch in file.read().expect("read") {
+                let batch = batch.expect("batch");
+                rows += batch.num_rows();
+                for &k in batch.column(0).as_primitive::<Int64Type>().values() {
+                    let partition = seen[k as usize].get_or_insert(p);
+                    assert_eq!(*partition, p, "key {k} in two partitions");
+                }
+            }
+        }
+        assert_eq!(rows, 1000);
+        assert!(files.iter().flatten().count() > FANOUT / 2);
+        assert_eq!(pool.spill_files(), files.iter().flatten().count() as u64);
+        drop(files);
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 0);
+        std::fs::remove_dir(&dir).expect("remove the empty directory");
+    }
+}

@@ -109,17 +109,19 @@ impl JoinTable {
     }
 
     /// The candidate pairs of a probe batch whose keys are `keys`, block by
-    /// block of at most `block` pairs: every pair of rows with equal keys.
+    /// block of at most `block` pairs: every pair of rows with equal keys,
+    /// or only the first of each probe row if `first_only`.
     pub(crate) fn candidates<'a>(
         &'a self,
         keys: &'a Rows,
         block: usize,
+        first_only: bool,
     ) -> impl Iterator<Item = Result<Candidates>> + 'a {
         let hashes = hash_rows(keys, TABLE_SEED);
         let mut cursor = ProbeCursor::default();
         std::iter::from_fn(move || {
             (cursor.row < hashes.len())
-                .then(|| Ok(self.next_block(keys, &hashes, &mut cursor, block)))
+                .then(|| Ok(self.next_block(keys, &hashes, &mut cursor, block, first_only)))
         })
     }
 
@@ -129,6 +131,7 @@ impl JoinTable {
         hashes: &[u64],
         cursor: &mut ProbeCursor,
         block: usize,
+        first_only: bool,
     ) -> Candidates {
         let (mut build, mut probe) = (Vec::with_capacity(block), Vec::with_capacity(block));
         while cursor.row < hashes.len() {
@@ -143,6 +146,9 @@ impl JoinTable {
                 if self.keys.row(build_row as usize) == keys.row(probe_row) {
                     build.push(build_row);
                     probe.push(probe_row as u32);
+                    if first_only {
+                        entry = 0;
+                    }
                     if build.len() == block {
                         if entry == 0 {
                             cursor.row += 1;
@@ -156,5 +162,73 @@ impl JoinTable {
             cursor.row += 1;
         }
         (build, probe)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::row::{RowConverter, SortField};
+
+    use super::*;
+
+    fn keys(values: &[i32]) -> (RecordBatch, Rows) {
+        let column: ArrayRef = Arc::new(Int32Array::from(values.to_vec()));
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, false)]));
+        let converter = RowConverter::new(vec![SortField::new(DataType::Int32)]).expect("row type");
+        let rows = converter
+            .convert_columns(std::slice::from_ref(&column))
+            .expect("rows");
+        (
+            RecordBatch::try_new(schema, vec![column]).expect("batch"),
+            rows,
+        )
+    }
+
+    fn pairs(table: &JoinTable, probe: &Rows, block: usize, first_only: bool) -> Vec<(u32, u32)> {
+        let mut pairs = Vec::new();
+        for candidates in table.candidates(probe, block, first_only) {
+            let (build, probe) = candidates.expect("block");
+            assert!(build.len() <= block && build.len() == probe.len());
+            pairs.extend(build.into_iter().zip(probe));
+        }
+        pairs.sort();
+        pairs
+    }
+
+    #[test]
+    fn probing_resumes_a_chain_across_blocks() {
+        let (batch, build) = keys(&[1, 2, 1, 1, 3, 1]);
+        let table = JoinTable::try_new(batch, build, "test").expect("table");
+        let (_, probe) = keys(&[1, 3, 4, 1]);
+        let all = vec![
+            (0, 0),
+            (0, 3),
+            (2, 0),
+            (2, 3),
+            (3, 0),
+            (3, 3),
+            (4, 1),
+            (5, 0),
+            (5, 3),
+        ];
+        for block in [1, 2, 3, 8192] {
+            assert_eq!(pairs(&table, &probe, block, false), all, "block {block}");
+        }
+        let first = pairs(&table, &probe, 2, true);
+        let probe_rows: Vec<u32> = first.iter().map(|&(_, p)| p).collect();
+        assert_eq!(first.len(), 3);
+        assert!(probe_rows.contains(&0) && probe_rows.contains(&1) && probe_rows.contains(&3));
+    }
+
+    #[test]
+    fn an_empty_table_matches_nothing() {
+        let (batch, build) = keys(&[]);
+        let table = JoinTable::try_new(batch, build, "test").expect("table");
+        let (_, probe) = keys(&[1, 2]);
+        assert!(pairs(&table, &probe, 4, false).is_empty());
     }
 }

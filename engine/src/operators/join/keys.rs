@@ -5,8 +5,9 @@
 use std::fmt;
 use std::hash::Hasher;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch};
 use arrow::buffer::NullBuffer;
+use arrow::compute::kernels::numeric::add;
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -96,10 +97,17 @@ impl KeyEncoder {
                     JoinSide::Right => right,
                 };
                 let column = expr.evaluate(batch)?;
-                Ok(if column.data_type() == to {
+                let column = if column.data_type() == to {
                     column
                 } else {
                     cast(&column, to)?
+                };
+                // -0.0 = 0.0 in SQL, but their rows differ: add +0.0,
+                // which turns -0.0 into 0.0 and keeps every other value.
+                Ok(match to {
+                    DataType::Float32 => add(&column, &Float32Array::new_scalar(0.0))?,
+                    DataType::Float64 => add(&column, &Float64Array::new_scalar(0.0))?,
+                    _ => column,
                 })
             })
             .collect()
@@ -146,4 +154,80 @@ pub(crate) fn hash_rows(rows: &Rows, seed: u64) -> Vec<u64> {
             hasher.finish()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, Int32Array};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+    use crate::expr::col;
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int32, true),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), Some(1), None, Some(2)])),
+                Arc::new(Float64Array::from(vec![
+                    Some(0.0),
+                    Some(-0.0),
+                    Some(1.0),
+                    None,
+                ])),
+            ],
+        )
+        .expect("valid batch")
+    }
+
+    fn keys(left: &str, right: &str) -> JoinKeys {
+        let schema = batch().schema();
+        let compile = |name: &str| Compiled::new(&col(name), &schema).expect("compiles");
+        JoinKeys::try_new(vec![(compile(left), compile(right))]).expect("comparable")
+    }
+
+    #[test]
+    fn rows_with_a_null_key_are_split_off() {
+        let encoder = keys("i", "f").encoder().expect("encoder");
+        let (keyed, unmatchable) = encoder.split(JoinSide::Left, batch()).expect("splits");
+        assert_eq!(keyed.num_rows(), 3);
+        assert_eq!(unmatchable.expect("a null key").num_rows(), 1);
+        let (keyed, unmatchable) = encoder.split(JoinSide::Right, batch()).expect("splits");
+        assert_eq!(
+            (keyed.num_rows(), unmatchable.map(|u| u.num_rows())),
+            (3, Some(1))
+        );
+        assert_eq!(keyed.column(1).null_count(), 0);
+    }
+
+    #[test]
+    fn keys_compare_in_a_common_type_and_minus_zero_equals_zero() {
+        let encoder = keys("i", "f").encoder().expect("encoder");
+        let left = encoder.rows(JoinSide::Left, &batch()).expect("left rows");
+        let right = encoder.rows(JoinSide::Right, &batch()).expect("right rows");
+        // 1 (Int32) and 1.0 (Float64) compare as Float64.
+        assert_eq!(left.row(0), right.row(2));
+        // 0.0 and -0.0 are equal keys.
+        assert_eq!(right.row(0), right.row(1));
+        assert_ne!(left.row(0), right.row(0));
+    }
+
+    #[test]
+    fn keys_without_a_common_type_are_a_plan_error() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Date32, true),
+            Field::new("b", DataType::Boolean, true),
+        ]));
+        let d = Compiled::new(&col("d"), &schema).expect("compiles");
+        let b = Compiled::new(&col("b"), &schema).expect("compiles");
+        let err = JoinKeys::try_new(vec![(d, b)]).expect_err("not comparable");
+        assert!(matches!(err, Error::Plan(_)), "{err}");
+        assert!(matches!(JoinKeys::try_new(Vec::new()), Err(Error::Plan(_))));
+    }
 }
