@@ -390,6 +390,9 @@ fn probe_table(
     )
 }
 
+/// What the operator does when the build input ends.
+const BUILDING: &str = "building the hash table and probing the waiting batches";
+
 impl Operator for HashJoinOperator {
     fn process_batch(&mut self, input: usize, batch: RecordBatch, out: &mut Output) -> Result<()> {
         let side = JoinSide::of_input(input, &self.name)?;
@@ -404,15 +407,17 @@ impl Operator for HashJoinOperator {
             return Ok(());
         }
         self.end_build(out)
-            .map_err(in_context(&self.name, "building the hash table"))
+            .map_err(in_context(&self.name, BUILDING))
     }
 
     fn finish(&mut self, out: &mut Output) -> Result<()> {
         self.end_build(out)
-            .map_err(in_context(&self.name, "building the hash table"))?;
+            .map_err(in_context(&self.name, BUILDING))?;
         match std::mem::replace(&mut self.state, BuildState::Finished) {
             BuildState::Ready(table, matched) => {
-                self.output.finish_build(table.batch(), matched, out)?;
+                self.output
+                    .finish_build(table.batch(), matched, out)
+                    .map_err(in_context(&self.name, "emitting the build rows"))?;
                 self.reservation.free();
                 Ok(())
             }
@@ -531,6 +536,20 @@ mod tests {
             MemoryPool::unbounded(),
         )
         .expect_err("a third input");
+        assert!(err.to_string().contains(&join.name()), "{err}");
+    }
+
+    #[test]
+    fn a_failing_filter_is_an_expression_error_naming_the_operator() {
+        let divide_by_zero = (col("rv") / (col("rv") - col("rv"))).gt(lit(0i64));
+        let join = join(JoinType::Inner, Some(divide_by_zero), JoinSide::Right).expect("valid");
+        let err = drive(
+            &join,
+            &[vec![left()], vec![right()]],
+            MemoryPool::unbounded(),
+        )
+        .expect_err("division by zero");
+        assert!(matches!(err, Error::Expr { .. }), "{err}");
         assert!(err.to_string().contains(&join.name()), "{err}");
     }
 }

@@ -189,13 +189,18 @@ pub fn joined_schema(left: &SchemaRef, right: &SchemaRef) -> SchemaRef {
     ))
 }
 
-/// Names `operator` and what it was `doing` in an Arrow error; typed errors
-/// (memory, spilling, expressions) keep their type.
+/// Names `operator` and what it was `doing` in Arrow and expression errors;
+/// expression errors keep their type (they fail the same way on a retry),
+/// and memory and spill errors already name the operator.
 pub(crate) fn in_context(operator: &str, doing: impl fmt::Display) -> impl FnOnce(Error) -> Error {
     move |error| match error {
         Error::Arrow(e) => Error::Operator {
             operator: operator.to_string(),
             message: format!("{doing}: {e}"),
+        },
+        Error::Expr { expr, message } => Error::Expr {
+            expr,
+            message: format!("{message} (operator '{operator}', {doing})"),
         },
         other => other,
     }
