@@ -140,6 +140,7 @@ impl Case {
                     self.left.schema().field(li).data_type().clone(),
                     self.right.schema().field(ri).data_type().clone(),
                 );
+                // The only mixed pair tested is Int32 with Int64.
                 let common = if lt == rt { lt } else { DataType::Int64 };
                 (li, ri, common)
             })
