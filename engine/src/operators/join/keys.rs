@@ -1,0 +1,233 @@
+//! Equi-join keys: evaluated on either side, cast to a common type per pair,
+//! and encoded in Arrow's row format, so that equal keys are equal bytes
+//! whatever their types.
+
+use std::fmt;
+use std::hash::Hasher;
+
+use arrow::array::{ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch};
+use arrow::buffer::NullBuffer;
+use arrow::compute::kernels::numeric::add;
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion_expr::type_coercion::binary::comparison_coercion;
+
+use super::JoinSide;
+use crate::expr::Compiled;
+use crate::{Error, Result};
+
+/// The pairs of key expressions of an equi-join and the type each pair is
+/// compared in.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinKeys {
+    on: Vec<(Compiled, Compiled)>,
+    types: Vec<DataType>,
+}
+
+impl JoinKeys {
+    /// Keys `on` (left expression, right expression); each pair is coerced
+    /// to a common type with DataFusion's comparison rules (`Int32` with
+    /// `Int64` compares as `Int64`, ...).
+    ///
+    /// # Errors
+    /// [`Error::Plan`] without keys, or when a pair has no common type.
+    pub(crate) fn try_new(on: Vec<(Compiled, Compiled)>) -> Result<Self> {
+        if on.is_empty() {
+            return Err(Error::Plan(
+                "a hash join needs at least one pair of keys".to_string(),
+            ));
+        }
+        let types = on
+            .iter()
+            .map(|(left, right)| {
+                let (l, r) = (left.field().data_type(), right.field().data_type());
+                comparison_coercion(l, r).ok_or_else(|| {
+                    Error::Plan(format!(
+                        "join keys {left} ({l}) and {right} ({r}) cannot be compared"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { on, types })
+    }
+
+    /// An encoder of these keys for one operator instance.
+    ///
+    /// # Errors
+    /// When a key type has no row encoding.
+    pub(crate) fn encoder(&self) -> Result<KeyEncoder> {
+        let fields = self.types.iter().cloned().map(SortField::new).collect();
+        Ok(KeyEncoder {
+            keys: self.clone(),
+            converter: RowConverter::new(fields)?,
+        })
+    }
+}
+
+impl fmt::Display for JoinKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (left, right)) in self.on.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" and ")?;
+            }
+            write!(f, "{left} = {right}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Evaluates and encodes join keys.
+#[derive(Debug)]
+pub(crate) struct KeyEncoder {
+    keys: JoinKeys,
+    converter: RowConverter,
+}
+
+impl KeyEncoder {
+    /// The key columns of a batch of `side`, in their common types.
+    fn columns(&self, side: JoinSide, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        self.keys
+            .on
+            .iter()
+            .zip(&self.keys.types)
+            .map(|((left, right), to)| {
+                let expr = match side {
+                    JoinSide::Left => left,
+                    JoinSide::Right => right,
+                };
+                let column = expr.evaluate(batch)?;
+                let column = if column.data_type() == to {
+                    column
+                } else {
+                    cast(&column, to)?
+                };
+                // -0.0 = 0.0 in SQL, but their rows differ: add +0.0,
+                // which turns -0.0 into 0.0 and keeps every other value.
+                Ok(match to {
+                    DataType::Float32 => add(&column, &Float32Array::new_scalar(0.0))?,
+                    DataType::Float64 => add(&column, &Float64Array::new_scalar(0.0))?,
+                    _ => column,
+                })
+            })
+            .collect()
+    }
+
+    /// Splits a batch of `side` into the rows whose keys are all non-NULL
+    /// and, if any, the rows with a NULL key, which never match (SQL).
+    pub(crate) fn split(
+        &self,
+        side: JoinSide,
+        batch: RecordBatch,
+    ) -> Result<(RecordBatch, Option<RecordBatch>)> {
+        let columns = self.columns(side, &batch)?;
+        let valid = columns.iter().fold(None, |valid: Option<NullBuffer>, c| {
+            NullBuffer::union(valid.as_ref(), c.logical_nulls().as_ref())
+        });
+        match valid {
+            Some(valid) if valid.null_count() > 0 => {
+                let valid = valid.into_inner();
+                let keyed = filter_record_batch(&batch, &BooleanArray::new(valid.clone(), None))?;
+                let unmatchable = filter_record_batch(&batch, &BooleanArray::new(!&valid, None))?;
+                Ok((keyed, Some(unmatchable)))
+            }
+            _ => Ok((batch, None)),
+        }
+    }
+
+    /// The keys of a batch of `side` in row format.
+    pub(crate) fn rows(&self, side: JoinSide, batch: &RecordBatch) -> Result<Rows> {
+        Ok(self
+            .converter
+            .convert_columns(&self.columns(side, batch)?)?)
+    }
+}
+
+/// The hash of every key row under `seed`: the hash table and each level of
+/// spill partitioning use different seeds, so their buckets are independent.
+pub(crate) fn hash_rows(rows: &Rows, seed: u64) -> Vec<u64> {
+    rows.iter()
+        .map(|row| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            hasher.write_u64(seed);
+            hasher.write(row.as_ref());
+            hasher.finish()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, Int32Array};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+    use crate::expr::col;
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int32, true),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), Some(1), None, Some(2)])),
+                Arc::new(Float64Array::from(vec![
+                    Some(0.0),
+                    Some(-0.0),
+                    Some(1.0),
+                    None,
+                ])),
+            ],
+        )
+        .expect("valid batch")
+    }
+
+    fn keys(left: &str, right: &str) -> JoinKeys {
+        let schema = batch().schema();
+        let compile = |name: &str| Compiled::new(&col(name), &schema).expect("compiles");
+        JoinKeys::try_new(vec![(compile(left), compile(right))]).expect("comparable")
+    }
+
+    #[test]
+    fn rows_with_a_null_key_are_split_off() {
+        let encoder = keys("i", "f").encoder().expect("encoder");
+        let (keyed, unmatchable) = encoder.split(JoinSide::Left, batch()).expect("splits");
+        assert_eq!(keyed.num_rows(), 3);
+        assert_eq!(unmatchable.expect("a null key").num_rows(), 1);
+        let (keyed, unmatchable) = encoder.split(JoinSide::Right, batch()).expect("splits");
+        assert_eq!(
+            (keyed.num_rows(), unmatchable.map(|u| u.num_rows())),
+            (3, Some(1))
+        );
+        assert_eq!(keyed.column(1).null_count(), 0);
+    }
+
+    #[test]
+    fn keys_compare_in_a_common_type_and_minus_zero_equals_zero() {
+        let encoder = keys("i", "f").encoder().expect("encoder");
+        let left = encoder.rows(JoinSide::Left, &batch()).expect("left rows");
+        let right = encoder.rows(JoinSide::Right, &batch()).expect("right rows");
+        // 1 (Int32) and 1.0 (Float64) compare as Float64.
+        assert_eq!(left.row(0), right.row(2));
+        // 0.0 and -0.0 are equal keys.
+        assert_eq!(right.row(0), right.row(1));
+        assert_ne!(left.row(0), right.row(0));
+    }
+
+    #[test]
+    fn keys_without_a_common_type_are_a_plan_error() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Date32, true),
+            Field::new("b", DataType::Boolean, true),
+        ]));
+        let d = Compiled::new(&col("d"), &schema).expect("compiles");
+        let b = Compiled::new(&col("b"), &schema).expect("compiles");
+        let err = JoinKeys::try_new(vec![(d, b)]).expect_err("not comparable");
+        assert!(matches!(err, Error::Plan(_)), "{err}");
+        assert!(matches!(JoinKeys::try_new(Vec::new()), Err(Error::Plan(_))));
+    }
+}
