@@ -20,7 +20,7 @@ use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 
-pub use datafusion_expr::{Expr, SortExpr, col, lit};
+pub use datafusion_expr::{Expr, SortExpr, cast, col, lit};
 /// Aggregate functions (`sum`, `count`, `avg`, `min`, `max`,
 /// `count_distinct`, ...) for [`DataFrame::aggregate`](crate::dataframe::DataFrame::aggregate).
 pub use datafusion_functions_aggregate::expr_fn as aggregate;

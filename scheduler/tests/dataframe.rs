@@ -8,12 +8,16 @@ mod common;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
 use common::test_config;
 use weir_engine::dataframe::Dataflow;
-use weir_engine::expr::{Compiled, Expr, SortExpr, col, lit};
+use weir_engine::expr::{Compiled, Expr, SortExpr, cast, col, lit};
 use weir_engine::graph::{JobGraph, ShuffleMode, VertexId};
 use weir_engine::memory::MemoryPool;
-use weir_engine::operators::{AggregateMode, Distinct, Filter, HashAggregate, Sort, SortKey};
+use weir_engine::operators::{
+    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Sort, SortKey,
+    joined_schema,
+};
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::MemorySource;
 use weir_engine::testing::{
@@ -326,6 +330,168 @@ async fn aggregations_spill_and_survive_failures_with_identical_results() {
         assert!(spilled > 0, "round {round}: the final aggregates spilled");
         for (output, expected) in outputs.iter().zip(&expected) {
             assert_eq!(&sorted_rows(&output.batches()), expected, "round {round}");
+        }
+        let left_behind = std::fs::read_dir(spill_dir.path()).expect("list").count();
+        assert_eq!(
+            left_behind, 0,
+            "round {round}: no spill file is left behind"
+        );
+    }
+}
+
+/// The right side of the join tests: `table(seed)` with its columns renamed
+/// to `k2, s2, d2`, and `k2` an `Int32` (the left `k` is an `Int64`, so the
+/// planner has to bring the keys to one type).
+fn right_side(flow: &Dataflow, right: &[RecordBatch]) -> weir_engine::dataframe::DataFrame {
+    flow.read(source("right", right))
+        .select(vec![
+            cast(col("k"), DataType::Int32).alias("k2"),
+            col("s").alias("s2"),
+            col("d").alias("d2"),
+        ])
+        .expect("renames")
+}
+
+/// Every join type of `left` with the renamed `right` on `k = k2`, half of
+/// them with the residual filter `d <= d2`.
+fn joins(
+    left: &[RecordBatch],
+    right: &[RecordBatch],
+    parallelism: usize,
+    broadcast_threshold: u64,
+) -> (JobGraph, Vec<Collected>) {
+    let flow = Dataflow::new("joins")
+        .with_parallelism(parallelism)
+        .with_broadcast_threshold(broadcast_threshold);
+    let l = flow.read(source("left", left));
+    let r = right_side(&flow, right);
+    let outputs = JoinType::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &join_type)| {
+            let filter = (i % 2 == 1).then(|| col("d").lt_eq(col("d2")));
+            let (sink, output) = CollectSink::new();
+            l.join(&r, join_type, &[("k", "k2")], filter)
+                .expect("plans")
+                .write(Arc::new(sink));
+            output
+        })
+        .collect();
+    (
+        flow.build(ShuffleMode::AllBlocking, parallelism)
+            .expect("builds"),
+        outputs,
+    )
+}
+
+/// What [`joins`] must produce: the renaming projection and the hash join
+/// alone in one subtask.
+fn join_reference(left: &[RecordBatch], right: &[RecordBatch]) -> Vec<Vec<String>> {
+    let rschema = right[0].schema();
+    let compile = |e: &Expr| Compiled::new(e, &rschema).expect("compiles");
+    let rename = weir_engine::operators::Project::new(vec![
+        (compile(&cast(col("k"), DataType::Int32)), "k2".into()),
+        (compile(&col("s")), "s2".into()),
+        (compile(&col("d")), "d2".into()),
+    ]);
+    let renamed = drive(&rename, &[right.to_vec()], MemoryPool::unbounded()).expect("renames");
+    let (lschema, rschema) = (left[0].schema(), Arc::clone(rename.schema()));
+    let both = joined_schema(&lschema, &rschema);
+    JoinType::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &join_type)| {
+            let filter = (i % 2 == 1)
+                .then(|| Compiled::new(&col("d").lt_eq(col("d2")), &both).expect("compiles"));
+            let on = vec![(
+                Compiled::new(&col("k"), &lschema).expect("compiles"),
+                Compiled::new(&col("k2"), &rschema).expect("compiles"),
+            )];
+            let join = HashJoin::try_new(
+                join_type,
+                Arc::clone(&lschema),
+                Arc::clone(&rschema),
+                on,
+                filter,
+                JoinSide::Right,
+            )
+            .expect("plans");
+            let out = drive(
+                &join,
+                &[left.to_vec(), renamed.clone()],
+                MemoryPool::unbounded(),
+            )
+            .expect("joins");
+            sorted_rows(&out)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_match_the_operator_alone_partitioned_and_broadcast() {
+    let (left, right) = (table(10, 3000), table(11, 1500));
+    let expected = join_reference(&left, &right);
+    for parallelism in [1, 4] {
+        for threshold in [0, u64::MAX] {
+            let (graph, outputs) = joins(&left, &right, parallelism, threshold);
+            let broadcasts = graph
+                .edges
+                .iter()
+                .filter(|e| e.partitioner == weir_exchange::Partitioner::Broadcast)
+                .count();
+            assert_eq!(broadcasts > 0, threshold > 0, "threshold {threshold}");
+            MiniCluster::new(test_config(4))
+                .run(graph)
+                .await
+                .expect("the job succeeds");
+            for ((join_type, output), expected) in JoinType::ALL.iter().zip(&outputs).zip(&expected)
+            {
+                assert_eq!(
+                    &sorted_rows(&output.batches()),
+                    expected,
+                    "{join_type:?}, parallelism {parallelism}, broadcast threshold {threshold}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_spill_and_survive_failures_with_identical_results() {
+    let (left, right) = (table(12, 6000), table(13, 6000));
+    let expected = join_reference(&left, &right);
+    let spill_dir = tempfile::tempdir().expect("temp dir");
+    let config = JobConfig {
+        memory_per_slot: 256 << 10,
+        spill_dir: spill_dir.path().to_path_buf(),
+        ..test_config(4)
+    };
+    let mut rng = Rng::new(14);
+    for round in 0..3 {
+        let (graph, outputs) = joins(&left, &right, 2, 0);
+        let plan = if round == 0 {
+            FailurePlan::none()
+        } else {
+            let vertex = rng.below(graph.vertices.len() as u64) as u32;
+            FailurePlan::none().fail_task(
+                VertexId(vertex),
+                rng.below(2) as u32,
+                0,
+                1 + rng.below(1000),
+            )
+        };
+        let summary = MiniCluster::new(config.clone())
+            .run_with_failures(graph, plan)
+            .await
+            .expect("the job succeeds");
+        let spilled: u64 = summary.vertices.iter().map(|v| v.metrics.spill_files).sum();
+        assert!(spilled > 0, "round {round}: the joins spilled");
+        for ((join_type, output), expected) in JoinType::ALL.iter().zip(&outputs).zip(&expected) {
+            assert_eq!(
+                &sorted_rows(&output.batches()),
+                expected,
+                "round {round}, {join_type:?}"
+            );
         }
         let left_behind = std::fs::read_dir(spill_dir.path()).expect("list").count();
         assert_eq!(

@@ -23,13 +23,16 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion_expr::cast;
+use datafusion_expr::type_coercion::binary::comparison_coercion;
 use weir_exchange::Partitioner;
 
 use crate::expr::{Compiled, Expr, SortExpr};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
-    AggregateMode, Distinct, Filter, HashAggregate, Limit, Project, Sort, SortKey, TopN, Union,
+    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit, Project,
+    Sort, SortKey, TopN, Union, joined_schema,
 };
 use crate::{Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
@@ -276,6 +279,124 @@ impl DataFrame {
         self.two_phase(&keys, make, |d: &Distinct| d.output_schema())
     }
 
+    /// This dataframe (left) joined with `right` on equal `on` columns
+    /// (left name, right name), with an optional residual `filter` over the
+    /// columns of both. Column names must differ between the sides (rename
+    /// with [`select`](Self::select) and `.alias(...)`).
+    ///
+    /// When one side is estimated below the broadcast threshold and the join
+    /// type does not need its unmatched rows, that side is broadcast to
+    /// every subtask of the other and built into the hash table; otherwise
+    /// both sides are hash-partitioned on the keys (cast to a common type
+    /// first, so equal values meet) and the smaller estimated side builds.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] on clashing column names or keys without a common
+    /// type; [`Error::Expr`] when a key or the filter does not type.
+    pub fn join(
+        &self,
+        right: &DataFrame,
+        join_type: JoinType,
+        on: &[(&str, &str)],
+        filter: Option<Expr>,
+    ) -> Result<DataFrame> {
+        if let Some(clash) = self
+            .schema
+            .fields()
+            .iter()
+            .find(|f| right.schema.field_with_name(f.name()).is_ok())
+        {
+            return Err(Error::Plan(format!(
+                "join: column '{}' is on both sides; rename one side's with select(... .alias(...))",
+                clash.name()
+            )));
+        }
+        let left_keys: Vec<String> = on.iter().map(|(l, _)| l.to_string()).collect();
+        let right_keys: Vec<String> = on.iter().map(|(_, r)| r.to_string()).collect();
+        let threshold = self.flow.state.borrow().broadcast_threshold;
+        let small = |df: &DataFrame| df.estimated_bytes.is_some_and(|b| b <= threshold);
+        let (broadcast_right, broadcast_left) = (
+            small(right) && join_type.can_broadcast(JoinSide::Right),
+            small(self) && join_type.can_broadcast(JoinSide::Left),
+        );
+        let plan = if broadcast_right || broadcast_left {
+            let build = if broadcast_right && (!broadcast_left || right.smaller_than(self)) {
+                JoinSide::Right
+            } else {
+                JoinSide::Left
+            };
+            let (left, right) = (self.clone(), right.clone());
+            let parallelism = match build {
+                JoinSide::Right => left.parallelism,
+                JoinSide::Left => right.parallelism,
+            };
+            let edge = |df: &DataFrame, side| {
+                if side == build {
+                    df.node.broadcast()
+                } else {
+                    df.node.forward().pipelined()
+                }
+            };
+            let inputs = vec![edge(&left, JoinSide::Left), edge(&right, JoinSide::Right)];
+            (left, right, inputs, build, parallelism, Partitioning::Any)
+        } else {
+            let types = self.key_types(right, &left_keys, &right_keys)?;
+            let left = self.with_key_types(&left_keys, &types)?;
+            let right = right.with_key_types(&right_keys, &types)?;
+            let parallelism = self.flow.parallelism();
+            let build = if left.smaller_than(&right) {
+                JoinSide::Left
+            } else {
+                JoinSide::Right
+            };
+            let inputs = vec![
+                left.keyed_input(&left_keys, parallelism),
+                right.keyed_input(&right_keys, parallelism),
+            ];
+            let partitioning = match join_type {
+                JoinType::Inner | JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => {
+                    Partitioning::Hash(left_keys.clone())
+                }
+                JoinType::Right | JoinType::RightSemi | JoinType::RightAnti => {
+                    Partitioning::Hash(right_keys.clone())
+                }
+                JoinType::Full => Partitioning::Any,
+            };
+            (left, right, inputs, build, parallelism, partitioning)
+        };
+        let (left, right, inputs, build, parallelism, partitioning) = plan;
+        let on = left_keys
+            .iter()
+            .zip(&right_keys)
+            .map(|(l, r)| {
+                Ok((
+                    Compiled::new(&crate::expr::col(l.as_str()), &left.schema)?,
+                    Compiled::new(&crate::expr::col(r.as_str()), &right.schema)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let both = joined_schema(&left.schema, &right.schema);
+        let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
+        let join = HashJoin::try_new(
+            join_type,
+            Arc::clone(&left.schema),
+            Arc::clone(&right.schema),
+            on,
+            filter,
+            build,
+        )?;
+        let schema = Arc::clone(join.schema());
+        let node = self.flow.add(Arc::new(join), inputs, parallelism);
+        Ok(DataFrame {
+            flow: self.flow.clone(),
+            node,
+            schema,
+            parallelism,
+            partitioning,
+            estimated_bytes: None,
+        })
+    }
+
     /// The rows in the order of `keys` (built with `expr.sort(asc,
     /// nulls_first)`), in one subtask: the sort is external, so it spills
     /// when the rows do not fit its memory.
@@ -382,6 +503,88 @@ impl DataFrame {
             partitioning: Partitioning::Hash(keys.to_vec()),
             estimated_bytes: self.estimated_bytes,
         })
+    }
+
+    /// Whether this side is estimated smaller than `other` (an unknown size
+    /// counts as large).
+    fn smaller_than(&self, other: &DataFrame) -> bool {
+        match (self.estimated_bytes, other.estimated_bytes) {
+            (Some(a), Some(b)) => a < b,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// The common type of each key pair.
+    fn key_types(
+        &self,
+        right: &DataFrame,
+        left_keys: &[String],
+        right_keys: &[String],
+    ) -> Result<Vec<DataType>> {
+        left_keys
+            .iter()
+            .zip(right_keys)
+            .map(|(l, r)| {
+                let field = |df: &DataFrame, name: &str| {
+                    df.schema
+                        .field_with_name(name)
+                        .map(|f| f.data_type().clone())
+                        .map_err(|e| Error::Plan(format!("join key: {e}")))
+                };
+                let (lt, rt) = (field(self, l)?, field(right, r)?);
+                comparison_coercion(&lt, &rt).ok_or_else(|| {
+                    Error::Plan(format!(
+                        "join keys {l} ({lt}) and {r} ({rt}) have no common type"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// This dataframe with the `keys` columns cast to `types` where they
+    /// differ (the other columns as they are).
+    fn with_key_types(&self, keys: &[String], types: &[DataType]) -> Result<DataFrame> {
+        let cast_to: Vec<Option<&DataType>> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                keys.iter()
+                    .position(|k| k == f.name())
+                    .map(|i| &types[i])
+                    .filter(|t| *t != f.data_type())
+            })
+            .collect();
+        if cast_to.iter().all(Option::is_none) {
+            return Ok(self.clone());
+        }
+        let exprs = self
+            .schema
+            .fields()
+            .iter()
+            .zip(cast_to)
+            .map(|(f, to)| {
+                let column = crate::expr::col(f.name().as_str());
+                match to {
+                    Some(to) => cast(column, to.clone()).alias(f.name()),
+                    None => column,
+                }
+            })
+            .collect();
+        self.select(exprs)
+    }
+
+    /// The input edge that brings rows with equal `keys` to the same
+    /// subtask of a step with `parallelism` subtasks: forward when they
+    /// already are, else a hash exchange.
+    fn keyed_input(&self, keys: &[String], parallelism: usize) -> Input {
+        if self.partitioning == Partitioning::Hash(keys.to_vec()) && self.parallelism == parallelism
+        {
+            self.node.forward()
+        } else {
+            self.node.with(Partitioner::hash(keys.iter().cloned()))
+        }
     }
 
     /// A step in one subtask reading every subtask of this one (as is when

@@ -122,6 +122,13 @@ impl JoinType {
         )
     }
 
+    /// Whether `side` may be broadcast to every subtask of the other: only
+    /// when its rows are emitted in pairs alone, never on their own (as
+    /// unmatched, semi or anti rows), which each subtask would repeat.
+    pub fn can_broadcast(self, side: JoinSide) -> bool {
+        self.lone_rows(side).is_none()
+    }
+
     fn lone_rows(self, side: JoinSide) -> Option<LoneRows> {
         use JoinSide::{Left, Right};
         match (self, side) {
