@@ -8,19 +8,25 @@
 //! lists figures.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use weir_bench::events::events_batches;
+use weir_bench::events::{build_batches, events_batches};
 use weir_engine::OperatorFactory;
+use weir_engine::expr::aggregate::{count, sum};
 use weir_engine::expr::{Compiled, col, lit};
 use weir_engine::memory::{MemoryConfig, MemoryPool};
-use weir_engine::operators::{Filter, Project, Sort, SortKey};
+use weir_engine::operators::{
+    AggregateMode, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Project, Sort, SortKey,
+};
 use weir_engine::testing::drive;
 
 /// Rows of the `events` table every benchmark reads.
 const ROWS: usize = 10_000_000;
+/// Rows of the join's build side.
+const BUILD_ROWS: usize = 1_000_000;
 /// Rows per input batch.
 const BATCH_ROWS: usize = 8192;
 /// The budget of the spilling sort: a fraction of the table's 480 MB.
@@ -74,6 +80,54 @@ fn operators(c: &mut Criterion) {
     ]);
     group.bench_function("filter-project", |b| {
         b.iter_custom(|iters| time_chain(&[&filter, &project], &input, usize::MAX, iters))
+    });
+
+    for key in ["k10", "k10k", "kall"] {
+        let aggregate = HashAggregate::try_new(
+            AggregateMode::Single,
+            &schema,
+            vec![(col(key), key.to_string())],
+            vec![
+                (sum(col("v")), "s".to_string()),
+                (count(lit(1)), "c".to_string()),
+            ],
+        )
+        .expect("plans");
+        let name = key.trim_start_matches('k');
+        group.bench_function(format!("aggregate/{name}"), |b| {
+            b.iter_custom(|iters| time_chain(&[&aggregate], &input, usize::MAX, iters))
+        });
+    }
+
+    let build = build_batches(BUILD_ROWS, BATCH_ROWS);
+    let probe_key = Project::new(vec![
+        (compile(col("kall") % lit(BUILD_ROWS as i64)), "pk".into()),
+        (compile(col("v")), "v".into()),
+    ]);
+    let join = HashJoin::try_new(
+        JoinType::Inner,
+        Arc::clone(probe_key.schema()),
+        build[0].schema(),
+        vec![(
+            Compiled::new(&col("pk"), probe_key.schema()).expect("compiles"),
+            Compiled::new(&col("bk"), &build[0].schema()).expect("compiles"),
+        )],
+        None,
+        JoinSide::Right,
+    )
+    .expect("plans");
+    group.bench_function("join/1m-build", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let probe = drive(&probe_key, std::slice::from_ref(&input), pool(usize::MAX))
+                    .expect("projects");
+                let joined =
+                    drive(&join, &[probe, build.clone()], pool(usize::MAX)).expect("joins");
+                black_box(joined);
+            }
+            start.elapsed()
+        })
     });
 
     let sort = Sort::try_new(vec![

@@ -37,7 +37,7 @@ OPERATIONS = {
     "aggregate/10": "SELECT count(*), sum(s), sum(c) FROM (SELECT k10, sum(v) AS s, count(*) AS c FROM events GROUP BY k10)",
     "aggregate/10k": "SELECT count(*), sum(s), sum(c) FROM (SELECT k10k, sum(v) AS s, count(*) AS c FROM events GROUP BY k10k)",
     "aggregate/all": "SELECT count(*), sum(s), sum(c) FROM (SELECT kall, sum(v) AS s, count(*) AS c FROM events GROUP BY kall)",
-    "join": "SELECT count(*), sum(p) FROM events JOIN build ON events.kall % {build} = build.bk",
+    "join/1m-build": "SELECT count(*), sum(p) FROM events JOIN build ON events.kall % {build} = build.bk",
     "sort/in-memory": "SELECT * FROM events ORDER BY kall, v",
 }
 

@@ -12,6 +12,9 @@
 //! | `x` | `((i * 7919) % 100000) / 100.0` (a double) |
 //!
 //! All integers are `BIGINT` (`Int64`).
+//!
+//! The join benchmarks join it with `build`: `bk = i`, `p = i % 97` for
+//! `i` in `0..build_rows`, on `kall % build_rows = bk`.
 
 use std::sync::Arc;
 
@@ -54,6 +57,29 @@ pub fn events_batches(rows: usize, batch_rows: usize) -> Vec<RecordBatch> {
                     Arc::new(Float64Array::from_iter_values(
                         (from..to).map(|i| ((i * 7919) % 100_000) as f64 / 100.0),
                     )),
+                ],
+            )
+            .expect("columns match the schema")
+        })
+        .collect()
+}
+
+/// The `build` table of the join benchmarks, `rows` rows in batches of
+/// `batch_rows`.
+pub fn build_batches(rows: usize, batch_rows: usize) -> Vec<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("bk", DataType::Int64, false),
+        Field::new("p", DataType::Int64, false),
+    ]));
+    (0..rows as i64)
+        .step_by(batch_rows.max(1))
+        .map(|from| {
+            let to = (from + batch_rows as i64).min(rows as i64);
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(from..to)),
+                    Arc::new(Int64Array::from_iter_values((from..to).map(|i| i % 97))),
                 ],
             )
             .expect("columns match the schema")
