@@ -6,11 +6,11 @@ use anyhow::{Context, Result, bail};
 use arrow::array::{AsArray, RecordBatch, StringBuilder};
 use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use weir_engine::SourceFactory;
+use weir_engine::dataframe::Dataflow;
 use weir_engine::expr::aggregate::count;
-use weir_engine::expr::{Compiled, col, lit};
+use weir_engine::expr::{col, lit};
 use weir_engine::graph::JobBuilder;
-use weir_engine::operators::{AggregateMode, Filter, HashAggregate, MapBatches};
+use weir_engine::operators::{AggregateMode, HashAggregate, MapBatches};
 use weir_engine::registry::ConnectorOptions;
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::SequenceGenerator;
@@ -105,24 +105,14 @@ fn tokenize(batch: &RecordBatch) -> weir_engine::Result<RecordBatch> {
 }
 
 fn numbers(rows: u64, parallelism: usize) -> Result<ExampleJob> {
-    let mut job = JobBuilder::new("numbers").with_parallelism(parallelism);
-    let generator = SequenceGenerator::new(Some(rows), 1000);
-    let schema = generator.schema();
-    let below = Filter::new(Compiled::new(&col("value").lt(lit(500i64)), &schema)?);
-    let generated = job.source(Arc::new(generator));
-    let below = job.operator(Arc::new(below), [generated.forward()]);
-    let partial = job.operator(
-        count_per(AggregateMode::Partial, &schema, "key")?,
-        [below.forward()],
-    );
-    let counts = job.operator(
-        count_per(AggregateMode::Final, &schema, "key")?,
-        [partial.hash(["key"])],
-    );
+    let flow = Dataflow::new("numbers").with_parallelism(parallelism);
     let (sink, output) = CollectSink::new();
-    job.sink(Arc::new(sink), [counts.forward()]);
+    flow.read(Arc::new(SequenceGenerator::new(Some(rows), 1000)))
+        .filter(col("value").lt(lit(500i64)))?
+        .aggregate(vec![col("key")], vec![count(lit(1)).alias("count")])?
+        .write(Arc::new(sink));
     Ok(ExampleJob {
-        builder: job,
+        builder: flow.builder(),
         output,
         rank_by: "count",
     })

@@ -113,6 +113,12 @@ impl Dataflow {
         }
     }
 
+    /// The job as built so far, to build with other settings (chaining, max
+    /// parallelism) than [`build`](Self::build) takes.
+    pub fn builder(&self) -> JobBuilder {
+        self.state.borrow().builder.clone()
+    }
+
     /// Builds the job graph (see [`JobBuilder::build`]).
     ///
     /// # Errors

@@ -93,7 +93,15 @@ impl AggregatePlan {
         let keys: Vec<&str> = group_by.iter().map(|(_, name)| name.as_str()).collect();
         let functions: Vec<String> = aggregates
             .iter()
-            .map(|(expr, name)| format!("{expr} AS {name}"))
+            .map(|(expr, name)| {
+                // An aliased expression already shows its name.
+                let shown = expr.to_string();
+                if expr.schema_name().to_string() == *name {
+                    shown
+                } else {
+                    format!("{shown} AS {name}")
+                }
+            })
             .collect();
         Ok(Self {
             mode,
