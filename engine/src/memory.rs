@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use weir_exchange::spill::{SpillFile, SpillWriter};
+use weir_exchange::spill::{SpillFile, SpillReader, SpillWriter};
 
 use crate::{Error, Result};
 
@@ -214,6 +215,39 @@ impl MemoryReservation {
             operator: self.operator.clone(),
             source: error,
         }
+    }
+
+    /// Reads a spill file of this operator back, batch by batch. The
+    /// reader owns what it needs, so an operator can keep it between calls.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn read_spill(&self, file: &SpillFile) -> Result<SpillBatches> {
+        Ok(SpillBatches {
+            reader: file.read().map_err(|e| self.spill_error(e))?,
+            operator: self.operator.clone(),
+        })
+    }
+}
+
+/// The batches of a spill file read back, in order; errors name the operator
+/// that spilled (see [`MemoryReservation::read_spill`]).
+#[derive(Debug)]
+pub struct SpillBatches {
+    reader: SpillReader,
+    operator: String,
+}
+
+impl Iterator for SpillBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.reader.next().map(|batch| {
+            batch.map_err(|source| Error::Spill {
+                operator: self.operator.clone(),
+                source,
+            })
+        })
     }
 }
 

@@ -45,6 +45,27 @@ impl Output {
         self.rows >= OUTPUT_FULL_ROWS
     }
 
+    /// Emits the batches `next` produces until it has none left
+    /// ([`Progress::Done`]) or this output [is full](Self::is_full)
+    /// ([`Progress::More`]): the loop of an operator that emits a large
+    /// result from [`Operator::finish`] in parts. `next` keeps its place, so
+    /// the next call goes on where this one stopped.
+    ///
+    /// # Errors
+    /// The first error of `next`.
+    pub fn emit_until_full(
+        &mut self,
+        mut next: impl FnMut() -> Result<Option<RecordBatch>>,
+    ) -> Result<Progress> {
+        while !self.is_full() {
+            match next()? {
+                Some(batch) => self.emit(batch),
+                None => return Ok(Progress::Done),
+            }
+        }
+        Ok(Progress::More)
+    }
+
     /// Advances the event time downstream.
     pub fn emit_watermark(&mut self, watermark: i64) {
         self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));

@@ -232,6 +232,55 @@ pub fn drive(
     inputs: &[Vec<RecordBatch>],
     memory: MemoryPool,
 ) -> Result<Vec<RecordBatch>> {
+    Ok(drive_in_parts(factory, inputs, memory)?.all())
+}
+
+/// What an operator emitted under [`drive_in_parts`].
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// The batches emitted while the inputs were processed.
+    pub inputs: Vec<RecordBatch>,
+    /// The batches of each call of `finish` (each with a fresh [`Output`]),
+    /// with what the call returned.
+    pub finish: Vec<(Vec<RecordBatch>, Progress)>,
+}
+
+impl Emitted {
+    /// Every batch, in the order it was emitted.
+    pub fn all(self) -> Vec<RecordBatch> {
+        let mut all = self.inputs;
+        all.extend(self.finish.into_iter().flat_map(|(batches, _)| batches));
+        all
+    }
+
+    /// The calls of `finish` that returned [`Progress::More`].
+    pub fn more(&self) -> usize {
+        self.finish
+            .iter()
+            .filter(|(_, progress)| *progress == Progress::More)
+            .count()
+    }
+
+    /// The most rows one call of `finish` emitted.
+    pub fn largest_part(&self) -> usize {
+        self.finish
+            .iter()
+            .map(|(batches, _)| batches.iter().map(RecordBatch::num_rows).sum())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Like [`drive`], but keeps apart what each call of `finish` emitted, so a
+/// test can check that a large result comes out in parts.
+///
+/// # Errors
+/// The operator's first error.
+pub fn drive_in_parts(
+    factory: &dyn OperatorFactory,
+    inputs: &[Vec<RecordBatch>],
+    memory: MemoryPool,
+) -> Result<Emitted> {
     let mut op = factory.create(&task_info(memory))?;
     let mut out = Output::default();
     for (input, batches) in inputs.iter().enumerate() {
@@ -240,12 +289,18 @@ pub fn drive(
         }
         op.end_of_input(input, &mut out)?;
     }
-    let mut emitted = Vec::new();
-    while op.finish(&mut out)? == Progress::More {
-        emitted.extend(out.take().0);
+    let mut emitted = Emitted {
+        inputs: out.take().0,
+        finish: Vec::new(),
+    };
+    loop {
+        let mut out = Output::default();
+        let progress = op.finish(&mut out)?;
+        emitted.finish.push((out.take().0, progress));
+        if progress == Progress::Done {
+            return Ok(emitted);
+        }
     }
-    emitted.extend(out.take().0);
-    Ok(emitted)
 }
 
 /// Every row of `batches` rendered as one line (`a|b|NULL|...`), in order.

@@ -15,9 +15,11 @@ use datafusion_functions_aggregate::count::count_all;
 use datafusion_functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use weir_engine::expr::{Expr, col};
 use weir_engine::memory::{MemoryConfig, MemoryPool};
+use weir_engine::operator::OUTPUT_FULL_ROWS;
 use weir_engine::operators::{AggregateMode, Distinct, HashAggregate};
 use weir_engine::testing::{
-    ColumnKind, ColumnSpec, Rng, drive, random_batch, rebatch, rows, sorted_rows, task_info,
+    ColumnKind, ColumnSpec, Rng, drive, drive_in_parts, random_batch, rebatch, rows, sorted_rows,
+    task_info,
 };
 use weir_engine::{Error, OperatorFactory, Output};
 
@@ -570,6 +572,44 @@ fn a_tiny_budget_spills_and_gives_the_same_result() {
         assert!(dir.is_empty(), "spill files left behind: {}", case.label);
         assert_eq!(pool.used(), 0, "memory left reserved: {}", case.label);
     }
+}
+
+#[test]
+fn many_groups_are_emitted_in_parts_from_memory_and_from_spilled_runs() {
+    // Nearly every row its own group: about 200K groups.
+    let case = Case::new(
+        4200,
+        vec![ColumnSpec::new("k", ColumnKind::Int64, 1 << 40).with_nulls(0.01)],
+        200_000,
+        8192,
+    )
+    .with_aggregates(vec![
+        Agg::CountAll,
+        Agg::Sum("v_i64"),
+        Agg::Min("v_str"),
+        Agg::Avg("v_dec"),
+    ]);
+    let expected = case.reference();
+    let single = case.aggregate(AggregateMode::Single);
+    let dir = SpillDir::new();
+    for (label, pool) in [
+        ("in memory", MemoryPool::unbounded()),
+        ("spilled", dir.pool(2 << 20, true)),
+    ] {
+        let emitted = drive_in_parts(&single, std::slice::from_ref(&case.batches), pool.clone())
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(emitted.inputs.is_empty(), "{label}: nothing before finish");
+        assert!(emitted.more() > 1, "{label}: finish emits in parts");
+        assert!(
+            emitted.largest_part() <= OUTPUT_FULL_ROWS + 8192,
+            "{label}: a part holds {} rows",
+            emitted.largest_part()
+        );
+        assert_eq!(pool.spill_files() > 0, label == "spilled", "{label}");
+        expected.assert_matches(&emitted.all(), &single.output_schema(), label);
+        assert_eq!(pool.used(), 0, "{label}: memory returned");
+    }
+    assert!(dir.is_empty(), "spill files left behind");
 }
 
 #[test]

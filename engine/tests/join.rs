@@ -4,6 +4,7 @@
 //! duplicates and empty sides, built on either side, with inputs delivered
 //! one after the other or interleaved, in memory and spilled.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,11 +15,13 @@ use arrow::datatypes::DataType;
 use datafusion_common::ScalarValue;
 use weir_engine::expr::{Compiled, Expr, col, lit};
 use weir_engine::memory::{MemoryConfig, MemoryPool};
+use weir_engine::operator::OUTPUT_FULL_ROWS;
 use weir_engine::operators::{HashJoin, JoinSide, JoinType, NestedLoopJoin, joined_schema};
 use weir_engine::testing::{
-    ColumnKind, ColumnSpec, Rng, drive, random_batch, rebatch, sorted_rows, task_info,
+    ColumnKind, ColumnSpec, Rng, drive, drive_in_parts, random_batch, rebatch, sorted_rows,
+    task_info,
 };
-use weir_engine::{Error, OperatorFactory, Output, Result};
+use weir_engine::{Error, OperatorFactory, Output, Progress, Result};
 
 const BATCH_SIZES: [usize; 3] = [1, 7, 8192];
 
@@ -87,8 +90,14 @@ fn run(
         }
         next[input] += 1;
     }
-    op.finish(&mut out)?;
-    Ok(out.take().0)
+    let mut output = out.take().0;
+    loop {
+        let progress = op.finish(&mut out)?;
+        output.extend(out.take().0);
+        if progress == Progress::Done {
+            return Ok(output);
+        }
+    }
 }
 
 /// Two random inputs and what joins them.
@@ -607,6 +616,94 @@ fn hash_join_spills_under_a_tiny_budget_with_identical_results() {
                 check(&what, &output, join.schema(), &want);
                 assert!(dir.is_empty(), "{what}: spill files left behind");
             }
+        }
+    }
+}
+
+/// The matching pairs of an equi-join on one key of the same type on both
+/// sides and without a filter, found through a hash map: the nested loop of
+/// [`Case::reference_matches`] is too slow for large inputs.
+fn hashed_matches(case: &Case) -> Vec<(usize, usize)> {
+    assert!(
+        case.on.len() == 1 && case.filter.is_none(),
+        "one key, no filter"
+    );
+    let keys = |batch: &RecordBatch, name: &str| -> Vec<ScalarValue> {
+        let column = batch.column_by_name(name).expect("key column");
+        (0..batch.num_rows())
+            .map(|i| ScalarValue::try_from_array(column, i).expect("scalar"))
+            .collect()
+    };
+    let mut right: HashMap<ScalarValue, Vec<usize>> = HashMap::new();
+    for (r, key) in keys(&case.right, &case.on[0].1).into_iter().enumerate() {
+        if !key.is_null() {
+            right.entry(key).or_default().push(r);
+        }
+    }
+    let mut pairs = Vec::new();
+    for (l, key) in keys(&case.left, &case.on[0].0).iter().enumerate() {
+        for &r in right.get(key).into_iter().flatten() {
+            pairs.push((l, r));
+        }
+    }
+    pairs
+}
+
+/// A large left side (about 200K rows, few of them matched) and a small
+/// right side, joined on one key.
+fn large_build_case() -> Case {
+    let (left, right) = random_case(
+        21,
+        [ColumnKind::Int64, ColumnKind::Int32],
+        [200_000, 2000],
+        400_000,
+    );
+    Case {
+        left,
+        right,
+        on: vec![("lk1".into(), "rk1".into())],
+        filter: None,
+    }
+}
+
+#[test]
+fn the_hashed_reference_agrees_with_the_nested_loop() {
+    let (left, right) = random_case(22, [ColumnKind::Int64, ColumnKind::Int32], [500, 300], 200);
+    let case = Case {
+        left,
+        right,
+        on: vec![("lk1".into(), "rk1".into())],
+        filter: None,
+    };
+    let mut hashed = hashed_matches(&case);
+    hashed.sort_unstable();
+    assert!(!hashed.is_empty());
+    assert_eq!(hashed, case.reference_matches());
+}
+
+#[test]
+fn the_build_rows_of_a_large_outer_join_are_emitted_in_parts_in_memory_and_spilled() {
+    let case = large_build_case();
+    let matches = hashed_matches(&case);
+    assert!(!matches.is_empty(), "some rows match");
+    let dir = SpillDir::new();
+    for join_type in [JoinType::Full, JoinType::Left, JoinType::LeftAnti] {
+        let join = case.hash_join(join_type, JoinSide::Left);
+        let want = expected(join_type, &case.left, &case.right, &matches, join.schema());
+        for (label, pool) in [("in memory", pool()), ("spilled", dir.pool(1 << 20, true))] {
+            let what = format!("{} {label}", join.name());
+            let inputs = [compact(&case.left, 8192), compact(&case.right, 8192)];
+            let emitted = drive_in_parts(&join, &inputs, pool.clone()).expect(&what);
+            assert!(emitted.more() > 1, "{what}: finish emits in parts");
+            assert!(
+                emitted.largest_part() <= OUTPUT_FULL_ROWS + 8192,
+                "{what}: a part holds {} rows",
+                emitted.largest_part()
+            );
+            assert_eq!(pool.spill_files() > 0, label == "spilled", "{what}");
+            check(&what, &emitted.all(), join.schema(), &want);
+            assert_eq!(pool.used(), 0, "{what}: memory returned");
+            assert!(dir.is_empty(), "{what}: spill files left behind");
         }
     }
 }

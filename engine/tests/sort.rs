@@ -13,9 +13,11 @@ use arrow::datatypes::{Field, Schema};
 use datafusion_common::ScalarValue;
 use weir_engine::expr::{Compiled, Expr, col, lit};
 use weir_engine::memory::{MemoryConfig, MemoryPool};
+use weir_engine::operator::OUTPUT_FULL_ROWS;
 use weir_engine::operators::{Limit, Sort, SortKey, TopN};
 use weir_engine::testing::{
-    ColumnKind, ColumnSpec, Rng, drive, random_batch, random_schema, rebatch, rows, task_info,
+    ColumnKind, ColumnSpec, Rng, drive, drive_in_parts, random_batch, random_schema, rebatch, rows,
+    task_info,
 };
 use weir_engine::{Error, OperatorFactory, Output};
 
@@ -283,6 +285,35 @@ fn sort_spills_under_a_tiny_budget_with_identical_results() {
             assert_eq!(dir.files(), 0, "spill files go with the operator");
         }
     }
+}
+
+#[test]
+fn a_large_sort_emits_in_parts_in_memory_and_spilled() {
+    let dir = SpillDir::new("parts");
+    let schema = random_schema(&columns());
+    let mut rng = Rng::new(4242);
+    let keys = KeyOrder::random(&mut rng, 1).keys(&schema);
+    let input = owned_input(&mut rng, 200_000, 8192);
+    let reference = Reference::new(&input, &keys);
+    let sort = Sort::try_new(keys.clone()).expect("valid sort");
+    for (label, pool) in [
+        ("in memory", MemoryPool::unbounded()),
+        ("spilled", dir.pool(4 << 20, true)),
+    ] {
+        let emitted = drive_in_parts(&sort, std::slice::from_ref(&input), pool.clone())
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(emitted.inputs.is_empty(), "{label}: nothing before finish");
+        assert!(emitted.more() > 1, "{label}: finish emits in parts");
+        assert!(
+            emitted.largest_part() <= OUTPUT_FULL_ROWS + 8192,
+            "{label}: a part holds {} rows",
+            emitted.largest_part()
+        );
+        assert_eq!(pool.spill_files() > 0, label == "spilled", "{label}");
+        reference.check(&emitted.all(), &keys, 0..usize::MAX);
+        assert_eq!(pool.used(), 0, "{label}: memory returned");
+    }
+    assert_eq!(dir.files(), 0, "spill files go with the operator");
 }
 
 #[test]

@@ -2,15 +2,21 @@
 //! table and streams the other (the probe side) through it, spilling both
 //! sides to hash partitions (a grace hash join) when the build side does not
 //! fit its memory budget.
+//!
+//! What is left when every input ended (the build rows the join keeps on
+//! their own, the spilled partitions) is emitted in parts over calls to
+//! `finish` (see `remaining`).
+
+mod remaining;
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
-use weir_exchange::spill::SpillFile;
 
-use super::join::grace::{MAX_LEVEL, SpillPartitions};
+use self::remaining::Remaining;
+use super::join::grace::SpillPartitions;
 use super::join::hash_table::JoinTable;
 use super::join::keys::{JoinKeys, KeyEncoder};
 use super::join::{
@@ -116,6 +122,9 @@ enum BuildState {
         build: SpillPartitions,
         probe: SpillPartitions,
     },
+    /// Every input ended: what is left is being emitted, over calls to
+    /// `finish`.
+    Emitting(Remaining),
     /// Everything was emitted.
     Finished,
 }
@@ -168,9 +177,10 @@ impl HashJoinOperator {
                 out,
             ),
             BuildState::Spilled { .. } => self.write_spilled(side, &batch),
-            BuildState::Ready(..) | BuildState::Finished => Err(self.error(format!(
-                "a batch of the {side} input arrived after that input ended"
-            ))),
+            BuildState::Ready(..) | BuildState::Emitting(_) | BuildState::Finished => Err(self
+                .error(format!(
+                    "a batch of the {side} input arrived after that input ended"
+                ))),
         }
     }
 
@@ -261,114 +271,12 @@ impl HashJoinOperator {
         partitions.write(batch, &keys, &self.reservation)
     }
 
-    /// Joins the partitions spilled at `level`, pair by pair.
-    fn join_partitions(
-        &mut self,
-        build: SpillPartitions,
-        probe: SpillPartitions,
-        out: &mut Output,
-    ) -> Result<()> {
-        let level = build.level();
-        let builds = build.finish(&self.reservation)?;
-        let probes = probe.finish(&self.reservation)?;
-        for (build, probe) in builds.into_iter().zip(probes) {
-            self.join_partition(build, probe, level, out)?;
-        }
-        Ok(())
-    }
-
-    /// Joins one pair of partitions in memory, or splits them further if the
-    /// build partition does not fit.
-    fn join_partition(
-        &mut self,
-        build: Option<SpillFile>,
-        probe: Option<SpillFile>,
-        level: u64,
-        out: &mut Output,
-    ) -> Result<()> {
-        let side = self.build_side();
-        if (build.is_none() && !self.output.keeps_lone(side.other()))
-            || (probe.is_none() && !self.output.keeps_lone(side))
-        {
-            return Ok(());
-        }
-        let mut collected = BufferedBatches::default();
-        let mut overflow = None;
-        for batch in read_spilled(build.as_ref(), &self.name)? {
-            if let Err(batch) = collected.try_push(batch?, &mut self.reservation) {
-                overflow = Some(batch.get_array_memory_size());
-                break;
-            }
-        }
-        let batches = collected.take(&mut self.reservation);
-        let built = match overflow {
-            None => self.try_build_table(batches)?.map_err(|(_, bytes)| bytes),
-            Some(bytes) => Err(bytes),
-        };
-        match built {
-            Ok((table, mut matched)) => {
-                for batch in read_spilled(probe.as_ref(), &self.name)? {
-                    probe_table(
-                        &self.output,
-                        &self.encoder,
-                        &table,
-                        matched.as_mut(),
-                        &batch?,
-                        out,
-                    )?;
-                }
-                self.output.finish_build(table.batch(), matched, out)?;
-                self.reservation.free();
-                Ok(())
-            }
-            Err(_) if level < MAX_LEVEL => {
-                let build = self.split(build, side, level + 1)?;
-                let probe = self.split(probe, side.other(), level + 1)?;
-                self.join_partitions(build, probe, out)
-            }
-            Err(requested) => Err(self.reservation.exhausted(requested)),
-        }
-    }
-
-    /// Splits the rows of a spilled partition of `side` into partitions of
-    /// the next `level`.
-    fn split(
-        &self,
-        file: Option<SpillFile>,
-        side: JoinSide,
-        level: u64,
-    ) -> Result<SpillPartitions> {
-        let mut partitions = self.partitions(side, level);
-        for batch in read_spilled(file.as_ref(), &self.name)? {
-            let batch = batch?;
-            let keys = self.encoder.rows(side, &batch)?;
-            partitions.write(&batch, &keys, &self.reservation)?;
-        }
-        Ok(partitions)
-    }
-
     fn error(&self, message: String) -> Error {
         Error::Operator {
             operator: self.name.clone(),
             message,
         }
     }
-}
-
-/// The batches of a spill file of `operator` (none without a file).
-fn read_spilled<'a>(
-    file: Option<&'a SpillFile>,
-    operator: &'a str,
-) -> Result<impl Iterator<Item = Result<RecordBatch>> + 'a> {
-    let fail = move |source| Error::Spill {
-        operator: operator.to_string(),
-        source,
-    };
-    let reader = file.map(SpillFile::read).transpose().map_err(fail)?;
-    Ok(reader
-        .into_iter()
-        .flatten()
-        .map(move |batch| batch.map_err(fail)))
 }
 
 /// Probes the table with one batch of the probe side (keys all non-NULL).
@@ -413,19 +321,25 @@ impl Operator for HashJoinOperator {
     fn finish(&mut self, out: &mut Output) -> Result<Progress> {
         self.end_build(out)
             .map_err(in_context(&self.name, BUILDING))?;
-        match std::mem::replace(&mut self.state, BuildState::Finished) {
+        let mut remaining = match std::mem::replace(&mut self.state, BuildState::Finished) {
             BuildState::Ready(table, matched) => {
-                self.output
-                    .finish_build(table.batch(), matched, out)
-                    .map_err(in_context(&self.name, "emitting the build rows"))?;
-                self.reservation.free();
+                Remaining::build_rows(self.output.build_lone(table.into_batch(), matched))
             }
-            BuildState::Spilled { build, probe } => self
-                .join_partitions(build, probe, out)
-                .map_err(in_context(&self.name, "joining the spilled partitions"))?,
-            BuildState::Collecting(_) | BuildState::Finished => {}
+            BuildState::Spilled { build, probe } => {
+                Remaining::partitions(build, probe, &self.reservation)
+                    .map_err(in_context(&self.name, "completing the spilled partitions"))?
+            }
+            BuildState::Emitting(remaining) => remaining,
+            BuildState::Collecting(_) | BuildState::Finished => return Ok(Progress::Done),
+        };
+        let progress = self
+            .emit_remaining(&mut remaining, out)
+            .map_err(in_context(&self.name, "emitting what is left"))?;
+        match progress {
+            Progress::More => self.state = BuildState::Emitting(remaining),
+            Progress::Done => self.reservation.free(),
         }
-        Ok(Progress::Done)
+        Ok(progress)
     }
 }
 

@@ -11,6 +11,7 @@ mod limit;
 mod map;
 mod nested_loop_join;
 mod project;
+mod run_merge;
 mod sort;
 mod sort_key;
 mod top_n;

@@ -7,8 +7,8 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 
 use super::join::{
-    BufferedBatches, Candidates, JoinOutput, JoinSide, JoinType, MatchBitmap, OUTPUT_BATCH_ROWS,
-    in_context,
+    BufferedBatches, Candidates, JoinOutput, JoinSide, JoinType, LoneBatches, MatchBitmap,
+    OUTPUT_BATCH_ROWS, in_context,
 };
 use crate::expr::Compiled;
 use crate::memory::MemoryReservation;
@@ -87,6 +87,9 @@ enum BuildState {
     Collecting(BufferedBatches),
     /// The build input ended: its rows, and which of them matched.
     Ready(RecordBatch, Option<MatchBitmap>),
+    /// Every input ended: the build rows kept on their own are being
+    /// emitted, over calls to `finish`.
+    Emitting(LoneBatches),
     /// Everything was emitted.
     Finished,
 }
@@ -119,10 +122,12 @@ impl NestedLoopJoinOperator {
             BuildState::Ready(build, matched) if !is_build => {
                 probe(&self.output, build, matched.as_mut(), &batch, out)
             }
-            BuildState::Ready(..) | BuildState::Finished => Err(Error::Operator {
-                operator: self.name.clone(),
-                message: format!("a batch of the {side} input arrived after that input ended"),
-            }),
+            BuildState::Ready(..) | BuildState::Emitting(_) | BuildState::Finished => {
+                Err(Error::Operator {
+                    operator: self.name.clone(),
+                    message: format!("a batch of the {side} input arrived after that input ended"),
+                })
+            }
         }
     }
 
@@ -192,15 +197,24 @@ impl Operator for NestedLoopJoinOperator {
     fn finish(&mut self, out: &mut Output) -> Result<Progress> {
         self.end_build(out)
             .map_err(in_context(&self.name, "joining the waiting probe batches"))?;
-        if let BuildState::Ready(build, matched) =
-            std::mem::replace(&mut self.state, BuildState::Finished)
-        {
-            self.output
-                .finish_build(&build, matched, out)
-                .map_err(in_context(&self.name, "emitting the build rows"))?;
+        self.state = match std::mem::replace(&mut self.state, BuildState::Finished) {
+            BuildState::Ready(build, matched) => self
+                .output
+                .build_lone(build, matched)
+                .map_or(BuildState::Finished, BuildState::Emitting),
+            other => other,
+        };
+        let progress = match &mut self.state {
+            BuildState::Emitting(lone) => out
+                .emit_until_full(|| self.output.next_lone(lone))
+                .map_err(in_context(&self.name, "emitting the build rows"))?,
+            _ => Progress::Done,
+        };
+        if progress == Progress::Done {
+            self.state = BuildState::Finished;
             self.reservation.free();
         }
-        Ok(Progress::Done)
+        Ok(progress)
     }
 }
 

@@ -7,7 +7,9 @@
 //! input the spilled runs and the rows still in memory are merged with a
 //! k-way merge that reads each run one batch at a time; when there are more
 //! runs than the merge fan-in, groups of runs are first merged into longer
-//! runs. The sort is stable: rows with equal keys come out in the order they
+//! runs. The output is emitted in parts: `finish` stops when its output is
+//! full and resumes the sorted rows or the merge where it stopped, so the
+//! sorted result never sits in memory whole. The sort is stable: rows with equal keys come out in the order they
 //! arrived, so the same input always gives the same output.
 
 use std::mem;
@@ -16,12 +18,14 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{Row, Rows};
+use arrow::error::ArrowError;
+use arrow::row::Rows;
 use weir_exchange::spill::SpillFile;
 
+use super::run_merge::{Run, RunKeys, RunMerge};
 use super::sort_key::{self, KeyEncoder, OUTPUT_BATCH_ROWS, SortKey};
 use crate::memory::MemoryReservation;
-use crate::{Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
+use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// Runs merged at once by default.
 const DEFAULT_MERGE_FAN_IN: usize = 64;
@@ -82,6 +86,7 @@ impl OperatorFactory for Sort {
             buffered: Vec::new(),
             runs: Vec::new(),
             watermark: None,
+            emitting: None,
         }))
     }
 }
@@ -102,20 +107,68 @@ struct SortState {
     /// Spilled sorted runs, oldest first.
     runs: Vec<SpillFile>,
     watermark: Option<i64>,
+    /// The sorted output being emitted, once `finish` began.
+    emitting: Option<Emitting>,
 }
 
-/// A sorted run being read: its batches in order.
-type RunReader<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + 'a>;
+/// The sorted output, emitted batch by batch over calls to `finish`.
+enum Emitting {
+    /// Nothing was spilled: the buffered rows in order.
+    Sorted(SortedBatches),
+    /// The spilled runs and the rows still in memory, merged. The files are
+    /// deleted when the merge is dropped.
+    Merging {
+        merge: RunMerge,
+        _runs: Vec<SpillFile>,
+    },
+}
+
+impl Emitting {
+    fn next_batch(&mut self, encoder: &KeyEncoder) -> Result<Option<RecordBatch>> {
+        match self {
+            Emitting::Sorted(sorted) => sorted.next().transpose(),
+            Emitting::Merging { merge, .. } => merge.next_batch(encoder, OUTPUT_BATCH_ROWS, false),
+        }
+    }
+}
+
+impl RunKeys for KeyEncoder {
+    fn encode(&self, batch: &RecordBatch) -> Result<Rows> {
+        KeyEncoder::encode(self, batch)
+    }
+
+    fn error(&self, doing: &str, e: ArrowError) -> Error {
+        KeyEncoder::error(self, doing, e)
+    }
+}
 
 impl SortState {
     /// Sorts the buffered rows into a run, writes it to a spill file and
     /// frees their memory.
     fn spill(&mut self, schema: &SchemaRef) -> Result<()> {
-        let sorted = sorted_run(&self.encoder, mem::take(&mut self.buffered));
+        let sorted = self.take_sorted();
         let file = self.write_run(schema, |sink| sorted.into_iter().try_for_each(|b| sink(b?)))?;
         self.runs.push(file);
         self.reservation.free();
         Ok(())
+    }
+
+    /// Takes the buffered rows out in order, as a run.
+    fn take_sorted(&mut self) -> SortedBatches {
+        let buffered = mem::take(&mut self.buffered);
+        let rows: Vec<&Rows> = buffered.iter().map(|b| &b.rows).collect();
+        let mut positions: Vec<(usize, usize)> = buffered
+            .iter()
+            .enumerate()
+            .flat_map(|(b, buffered)| (0..buffered.batch.num_rows()).map(move |i| (b, i)))
+            .collect();
+        sort_key::sort_positions(&rows, &mut positions);
+        SortedBatches {
+            operator: self.encoder.operator().to_string(),
+            batches: buffered.into_iter().map(|b| b.batch).collect(),
+            positions,
+            next: 0,
+        }
     }
 
     /// Writes the batches that `produce` hands to its sink to a new spill
@@ -138,12 +191,15 @@ impl SortState {
         Ok(file)
     }
 
-    /// Reads a spilled run back, batch by batch.
-    fn read_run<'a>(&'a self, file: &SpillFile) -> Result<RunReader<'a>> {
-        let reader = file.read().map_err(|e| self.reservation.spill_error(e))?;
-        Ok(Box::new(reader.map(|batch| {
-            batch.map_err(|e| self.reservation.spill_error(e))
-        })))
+    /// A merge of spilled runs `files`, followed by `in_memory` if any.
+    fn merge(&self, files: &[SpillFile], in_memory: Option<SortedBatches>) -> Result<RunMerge> {
+        let mut runs = files
+            .iter()
+            .map(|file| Ok(Box::new(self.reservation.read_spill(file)?) as Run))
+            .collect::<Result<Vec<_>>>()?;
+        // The rows still in memory arrived last.
+        runs.extend(in_memory.map(|sorted| Box::new(sorted) as Run));
+        RunMerge::try_new(runs, &self.encoder)
     }
 
     /// Merges groups of spilled runs into longer runs until what is left
@@ -161,15 +217,38 @@ impl SortState {
                     merged.extend(group);
                     continue;
                 }
-                let readers = group
-                    .iter()
-                    .map(|file| self.read_run(file))
-                    .collect::<Result<Vec<_>>>()?;
-                merged.push(self.write_run(schema, |sink| merge(&self.encoder, readers, sink))?);
+                let mut merge = self.merge(&group, None)?;
+                merged.push(self.write_run(schema, |sink| {
+                    while let Some(batch) =
+                        merge.next_batch(&self.encoder, OUTPUT_BATCH_ROWS, false)?
+                    {
+                        sink(batch)?;
+                    }
+                    Ok(())
+                })?);
             }
             self.runs = merged;
         }
         Ok(())
+    }
+
+    /// What `finish` emits: the buffered rows sorted, or merged with the
+    /// spilled runs (`None` without any input).
+    fn start_emitting(&mut self) -> Result<Option<Emitting>> {
+        let Some(schema) = self.schema.clone() else {
+            return Ok(None);
+        };
+        if self.runs.is_empty() {
+            let sorted = self.take_sorted();
+            return Ok(Some(Emitting::Sorted(sorted)));
+        }
+        self.merge_runs_to_fan_in(&schema)?;
+        let runs = mem::take(&mut self.runs);
+        let in_memory = self.take_sorted();
+        Ok(Some(Emitting::Merging {
+            merge: self.merge(&runs, Some(in_memory))?,
+            _runs: runs,
+        }))
     }
 }
 
@@ -207,27 +286,16 @@ impl Operator for SortState {
     }
 
     fn finish(&mut self, output: &mut Output) -> Result<Progress> {
-        if let Some(schema) = self.schema.clone() {
-            if self.runs.is_empty() {
-                for batch in sorted_run(&self.encoder, mem::take(&mut self.buffered)) {
-                    output.emit(batch?);
-                }
-            } else {
-                self.merge_runs_to_fan_in(&schema)?;
-                let runs = mem::take(&mut self.runs);
-                let in_memory = sorted_run(&self.encoder, mem::take(&mut self.buffered));
-                let mut readers = runs
-                    .iter()
-                    .map(|file| self.read_run(file))
-                    .collect::<Result<Vec<_>>>()?;
-                // The rows still in memory arrived last.
-                readers.push(Box::new(in_memory));
-                merge(&self.encoder, readers, |batch| {
-                    output.emit(batch);
-                    Ok(())
-                })?;
+        if self.emitting.is_none() {
+            self.emitting = self.start_emitting()?;
+        }
+        if let Some(emitting) = &mut self.emitting {
+            let encoder = &self.encoder;
+            if output.emit_until_full(|| emitting.next_batch(encoder))? == Progress::More {
+                return Ok(Progress::More);
             }
         }
+        self.emitting = None;
         self.reservation.free();
         if let Some(watermark) = self.watermark.take() {
             output.emit_watermark(watermark);
@@ -236,32 +304,16 @@ impl Operator for SortState {
     }
 }
 
-/// The rows of `buffered` in order, as a run.
-fn sorted_run(encoder: &KeyEncoder, buffered: Vec<Buffered>) -> SortedBatches<'_> {
-    let rows: Vec<&Rows> = buffered.iter().map(|b| &b.rows).collect();
-    let mut positions: Vec<(usize, usize)> = buffered
-        .iter()
-        .enumerate()
-        .flat_map(|(b, buffered)| (0..buffered.batch.num_rows()).map(move |i| (b, i)))
-        .collect();
-    sort_key::sort_positions(&rows, &mut positions);
-    SortedBatches {
-        encoder,
-        batches: buffered.into_iter().map(|b| b.batch).collect(),
-        positions,
-        next: 0,
-    }
-}
-
 /// The rows of some batches in a given order, cut into output batches.
-struct SortedBatches<'a> {
-    encoder: &'a KeyEncoder,
+struct SortedBatches {
+    /// The sort's name, for its errors.
+    operator: String,
     batches: Vec<RecordBatch>,
     positions: Vec<(usize, usize)>,
     next: usize,
 }
 
-impl Iterator for SortedBatches<'_> {
+impl Iterator for SortedBatches {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -271,159 +323,10 @@ impl Iterator for SortedBatches<'_> {
         let end = (self.next + OUTPUT_BATCH_ROWS).min(self.positions.len());
         let batches: Vec<&RecordBatch> = self.batches.iter().collect();
         let batch = interleave_record_batch(&batches, &self.positions[self.next..end])
-            .map_err(|e| self.encoder.error("gathering sorted rows", e));
+            .map_err(|e| sort_key::operator_error(&self.operator, "gathering sorted rows", e));
         self.next = end;
         Some(batch)
     }
-}
-
-/// A run being merged: its current batch (at `slot` among the staged
-/// batches), that batch's keys and the next row to take.
-struct Cursor<'a> {
-    run: RunReader<'a>,
-    slot: usize,
-    rows: Rows,
-    next: usize,
-}
-
-impl<'a> Cursor<'a> {
-    /// A cursor on the first row of `run`, or `None` when it is empty.
-    fn open(
-        mut run: RunReader<'a>,
-        encoder: &KeyEncoder,
-        staged: &mut Vec<RecordBatch>,
-    ) -> Result<Option<Self>> {
-        Ok(
-            next_batch(&mut run, encoder, staged)?.map(|(slot, rows)| Self {
-                run,
-                slot,
-                rows,
-                next: 0,
-            }),
-        )
-    }
-
-    fn current(&self) -> Row<'_> {
-        self.rows.row(self.next)
-    }
-
-    /// Moves to the next row; `false` when the run has no more.
-    fn advance(&mut self, encoder: &KeyEncoder, staged: &mut Vec<RecordBatch>) -> Result<bool> {
-        self.next += 1;
-        if self.next < self.rows.num_rows() {
-            return Ok(true);
-        }
-        match next_batch(&mut self.run, encoder, staged)? {
-            Some((slot, rows)) => {
-                (self.slot, self.rows, self.next) = (slot, rows, 0);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-}
-
-/// Stages the next non-empty batch of `run` and encodes its keys.
-fn next_batch(
-    run: &mut RunReader<'_>,
-    encoder: &KeyEncoder,
-    staged: &mut Vec<RecordBatch>,
-) -> Result<Option<(usize, Rows)>> {
-    for batch in run {
-        let batch = batch?;
-        if batch.num_rows() > 0 {
-            let rows = encoder.encode(&batch)?;
-            staged.push(batch);
-            return Ok(Some((staged.len() - 1, rows)));
-        }
-    }
-    Ok(None)
-}
-
-/// Whether cursor `a`'s row comes before cursor `b`'s: by key, then by run
-/// (earlier runs hold earlier rows, which keeps the merge stable).
-fn precedes(cursors: &[Cursor<'_>], a: usize, b: usize) -> bool {
-    (cursors[a].current(), a) < (cursors[b].current(), b)
-}
-
-/// Restores the heap order below `i` of a min-heap of cursor indices.
-fn sift_down(heap: &mut [usize], mut i: usize, cursors: &[Cursor<'_>]) {
-    loop {
-        let left = 2 * i + 1;
-        if left >= heap.len() {
-            return;
-        }
-        let right = left + 1;
-        let child = if right < heap.len() && precedes(cursors, heap[right], heap[left]) {
-            right
-        } else {
-            left
-        };
-        if !precedes(cursors, heap[child], heap[i]) {
-            return;
-        }
-        heap.swap(i, child);
-        i = child;
-    }
-}
-
-/// Merges sorted `runs` (given in arrival order) into `sink`, in batches of
-/// at most [`OUTPUT_BATCH_ROWS`] rows. Holds one batch per run, plus the
-/// batches the pending output rows come from.
-fn merge(
-    encoder: &KeyEncoder,
-    runs: Vec<RunReader<'_>>,
-    mut sink: impl FnMut(RecordBatch) -> Result<()>,
-) -> Result<()> {
-    let mut staged = Vec::new();
-    let mut cursors = Vec::with_capacity(runs.len());
-    for run in runs {
-        cursors.extend(Cursor::open(run, encoder, &mut staged)?);
-    }
-    let mut heap: Vec<usize> = (0..cursors.len()).collect();
-    for i in (0..heap.len() / 2).rev() {
-        sift_down(&mut heap, i, &cursors);
-    }
-    let mut picked = Vec::with_capacity(OUTPUT_BATCH_ROWS);
-    while let Some(&top) = heap.first() {
-        let cursor = &mut cursors[top];
-        picked.push((cursor.slot, cursor.next));
-        if !cursor.advance(encoder, &mut staged)? {
-            heap.swap_remove(0);
-        }
-        sift_down(&mut heap, 0, &cursors);
-        if picked.len() == OUTPUT_BATCH_ROWS {
-            staged = flush(encoder, staged, &mut picked, &heap, &mut cursors, &mut sink)?;
-        }
-    }
-    if !picked.is_empty() {
-        flush(encoder, staged, &mut picked, &heap, &mut cursors, &mut sink)?;
-    }
-    Ok(())
-}
-
-/// Emits the picked rows as one batch and returns the staged batches the
-/// live cursors still read from (renumbering their slots).
-fn flush(
-    encoder: &KeyEncoder,
-    staged: Vec<RecordBatch>,
-    picked: &mut Vec<(usize, usize)>,
-    live: &[usize],
-    cursors: &mut [Cursor<'_>],
-    sink: &mut impl FnMut(RecordBatch) -> Result<()>,
-) -> Result<Vec<RecordBatch>> {
-    let batches: Vec<&RecordBatch> = staged.iter().collect();
-    let batch = interleave_record_batch(&batches, picked)
-        .map_err(|e| encoder.error("gathering merged rows", e))?;
-    picked.clear();
-    sink(batch)?;
-    let mut kept = Vec::with_capacity(live.len());
-    for &i in live {
-        let cursor = &mut cursors[i];
-        kept.push(staged[cursor.slot].clone());
-        cursor.slot = kept.len() - 1;
-    }
-    Ok(kept)
 }
 
 #[cfg(test)]

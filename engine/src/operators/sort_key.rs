@@ -143,9 +143,15 @@ impl KeyEncoder {
     pub(crate) fn error(&self, doing: &str, e: impl fmt::Display) -> Error {
         operator_error(&self.operator, doing, e)
     }
+
+    /// The name of the operator.
+    pub(crate) fn operator(&self) -> &str {
+        &self.operator
+    }
 }
 
-fn operator_error(operator: &str, doing: &str, e: impl fmt::Display) -> Error {
+/// An error of `operator` while `doing` something.
+pub(crate) fn operator_error(operator: &str, doing: &str, e: impl fmt::Display) -> Error {
     Error::Operator {
         operator: operator.to_string(),
         message: format!("{doing}: {e}"),

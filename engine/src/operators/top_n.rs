@@ -67,8 +67,8 @@ impl OperatorFactory for TopN {
         Ok(Box::new(TopNState {
             encoder: KeyEncoder::try_new(self.name(), &self.keys)?,
             reservation: task.memory.reservation(self.name()),
-            offset: self.offset,
             keep: self.offset.saturating_add(self.fetch),
+            next: self.offset,
             best: None,
             worst: None,
             watermark: None,
@@ -85,9 +85,11 @@ struct Best {
 struct TopNState {
     encoder: KeyEncoder,
     reservation: MemoryReservation,
-    offset: usize,
     /// Rows to keep: `offset + fetch`.
     keep: usize,
+    /// The first kept row `finish` has not emitted yet (at first the
+    /// offset: the rows before it are skipped).
+    next: usize,
     best: Option<Best>,
     /// The key of the last kept row once `keep` rows are kept: a row must
     /// come before it to get in.
@@ -158,12 +160,19 @@ impl Operator for TopNState {
     }
 
     fn finish(&mut self, output: &mut Output) -> Result<Progress> {
-        if let Some(best) = self.best.take() {
-            let rows = best.batch.num_rows();
-            for start in (self.offset..rows).step_by(OUTPUT_BATCH_ROWS) {
-                output.emit(best.batch.slice(start, OUTPUT_BATCH_ROWS.min(rows - start)));
+        if let Some(best) = &self.best {
+            let next = &mut self.next;
+            let progress = output.emit_until_full(|| {
+                let rows = OUTPUT_BATCH_ROWS.min(best.batch.num_rows().saturating_sub(*next));
+                let batch = (rows > 0).then(|| best.batch.slice(*next, rows));
+                *next += rows;
+                Ok(batch)
+            })?;
+            if progress == Progress::More {
+                return Ok(Progress::More);
             }
         }
+        self.best = None;
         self.worst = None;
         self.reservation.free();
         if let Some(watermark) = self.watermark.take() {
@@ -178,12 +187,12 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{AsArray, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
     use super::*;
     use crate::expr::{Compiled, col};
     use crate::memory::{MemoryConfig, MemoryPool};
-    use crate::testing::drive;
+    use crate::testing::{drive, drive_in_parts, rebatch};
 
     fn batch(values: &[(i64, &str)]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -229,6 +238,22 @@ mod tests {
         assert_eq!(tags(&out), vec!["b", "d", "c"]);
         let out = drive(&top_n(0, 0), &[input], MemoryPool::unbounded()).expect("runs");
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn many_kept_rows_are_emitted_in_parts() {
+        let values: Vec<(i64, &str)> = (0..200_000).rev().map(|k| (k, "t")).collect();
+        let input = rebatch(&[batch(&values)], 8192);
+        let emitted =
+            drive_in_parts(&top_n(10, 150_000), &[input], MemoryPool::unbounded()).expect("runs");
+        assert!(emitted.more() > 1);
+        assert!(emitted.largest_part() <= crate::operator::OUTPUT_FULL_ROWS + 8192);
+        let keys: Vec<i64> = emitted
+            .all()
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(keys, (10..150_010).collect::<Vec<_>>());
     }
 
     #[test]

@@ -4,13 +4,12 @@
 
 use arrow::array::ArrayRef;
 use arrow::error::ArrowError;
-use arrow::row::{RowConverter, RowParser};
+use arrow::row::RowConverter;
 use datafusion_common::HashMap;
 
 /// Groups by key; a table without key columns has exactly one group.
 pub(super) struct GroupTable {
     converter: RowConverter,
-    parser: RowParser,
     keyless: bool,
     index: HashMap<Box<[u8]>, usize>,
     key_bytes: usize,
@@ -36,7 +35,6 @@ impl GroupTable {
     /// An empty table for keys converted by `converter`.
     pub(super) fn new(converter: RowConverter, keyless: bool) -> Self {
         Self {
-            parser: converter.parser(),
             converter,
             keyless,
             index: HashMap::default(),
@@ -117,14 +115,5 @@ impl GroupTable {
                 }
             }
         }
-    }
-
-    /// The key columns of `keys` (row-format bytes from this table).
-    pub(super) fn key_columns(&self, keys: &[Box<[u8]>]) -> Result<Vec<ArrayRef>, ArrowError> {
-        if self.keyless {
-            return Ok(Vec::new());
-        }
-        self.converter
-            .convert_rows(keys.iter().map(|key| self.parser.parse(key)))
     }
 }

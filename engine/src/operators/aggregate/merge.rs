@@ -6,21 +6,24 @@
 //! key, [`MERGE_FAN_IN`] at a time: rows of equal keys are gathered into
 //! the same chunk of at most [`BATCH_ROWS`] rows, their states merged, and
 //! the chunk emitted as final values (last pass) or as a new sorted run
-//! (earlier passes). Memory while merging holds one batch per open run and
-//! one chunk, whatever the number of groups.
+//! (earlier passes). The last pass is resumable: the operator emits from it
+//! until its output is full and goes on at the next call. Memory while
+//! merging holds one batch per open run and one chunk, whatever the number
+//! of groups.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::interleave_record_batch;
-use arrow::row::{OwnedRow, Row, RowConverter, Rows};
-use weir_exchange::spill::{SpillFile, SpillReader};
+use arrow::error::ArrowError;
+use arrow::row::{RowConverter, Rows};
+use weir_exchange::spill::SpillFile;
 
 use super::groups::GroupOrder;
 use super::plan::AggregatePlan;
-use super::state::{BATCH_ROWS, Emit, GroupedState};
-use crate::Result;
+use super::state::{BATCH_ROWS, Emit, GroupBatches, GroupedState};
 use crate::memory::MemoryReservation;
+use crate::operators::run_merge::{Run, RunKeys, RunMerge};
+use crate::{Error, Result};
 
 /// Runs merged together in one pass.
 const MERGE_FAN_IN: usize = 16;
@@ -64,26 +67,31 @@ impl SpilledRuns {
         Ok(())
     }
 
-    /// Spills what `state` still holds, merges every run and emits the final
-    /// values of all groups to `sink`.
+    /// Spills what `state` still holds and merges the runs down to the
+    /// last pass, which it returns to be emitted batch by batch as final
+    /// values. Earlier passes (more runs than [`MERGE_FAN_IN`]) write
+    /// longer runs.
     pub(super) fn finish(
         &mut self,
         state: &mut GroupedState,
         reservation: &MemoryReservation,
-        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<MergedGroups> {
         if state.len() > 0 {
             self.spill(state, reservation)?;
         }
         while self.runs.len() > MERGE_FAN_IN {
             let pass: Vec<SpillFile> = self.runs.drain(..MERGE_FAN_IN).collect();
-            let merged = self.write_run(reservation, |sink| {
-                merge(&self.plan, reservation, &pass, Emit::States, sink)
+            let mut merged = MergedGroups::try_new(&self.plan, reservation, pass, Emit::States)?;
+            let run = self.write_run(reservation, |sink| {
+                while let Some(batch) = merged.next_batch()? {
+                    sink(batch)?;
+                }
+                Ok(())
             })?;
-            self.runs.push(merged);
+            self.runs.push(run);
         }
         let runs = std::mem::take(&mut self.runs);
-        merge(&self.plan, reservation, &runs, Emit::Values, sink)
+        MergedGroups::try_new(&self.plan, reservation, runs, Emit::Values)
     }
 
     /// A new run of the batches `fill` writes.
@@ -100,112 +108,78 @@ impl SpilledRuns {
     }
 }
 
-/// Where one run is in the merge.
-struct Cursor {
-    reader: SpillReader,
-    batch: RecordBatch,
-    rows: Rows,
-    position: usize,
-    /// Index of `batch` among the chunk's source batches.
-    source: usize,
+/// The group keys of spilled state rows: their leading columns.
+struct StateKeys {
+    plan: Arc<AggregatePlan>,
+    converter: RowConverter,
 }
 
-impl Cursor {
-    fn key(&self) -> Row<'_> {
-        self.rows.row(self.position)
+impl RunKeys for StateKeys {
+    fn encode(&self, batch: &RecordBatch) -> Result<Rows> {
+        self.converter
+            .convert_columns(&batch.columns()[..self.plan.key_fields.len()])
+            .map_err(|e| self.plan.error("reading spilled group keys", e))
+    }
+
+    fn error(&self, doing: &str, e: ArrowError) -> Error {
+        self.plan.error(doing, e)
     }
 }
 
-/// Merges sorted `runs` by key and emits their groups' merged states or
-/// final values to `sink`.
-fn merge(
-    plan: &Arc<AggregatePlan>,
-    reservation: &MemoryReservation,
-    runs: &[SpillFile],
+/// Spilled runs merged by key: rows of equal keys are gathered into the
+/// same chunk, their states merged, and the chunk's groups emitted as
+/// merged states or final values, batch by batch. The runs' files are
+/// deleted when it is dropped.
+pub(super) struct MergedGroups {
+    plan: Arc<AggregatePlan>,
+    keys: StateKeys,
+    merge: RunMerge,
     emit: Emit,
-    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
-) -> Result<()> {
-    let keys = plan.key_converter()?;
-    let mut cursors = Vec::with_capacity(runs.len());
-    for run in runs {
-        let mut reader = run.read().map_err(|e| reservation.spill_error(e))?;
-        if let Some((batch, rows)) = next_batch(plan, reservation, &keys, &mut reader)? {
-            cursors.push(Cursor {
-                reader,
-                batch,
-                rows,
-                position: 0,
-                source: 0,
-            });
-        }
+    /// The groups of the chunk being emitted.
+    chunk: Option<GroupBatches>,
+    _runs: Vec<SpillFile>,
+}
+
+impl MergedGroups {
+    /// A merge of sorted `runs` emitting `emit`.
+    fn try_new(
+        plan: &Arc<AggregatePlan>,
+        reservation: &MemoryReservation,
+        runs: Vec<SpillFile>,
+        emit: Emit,
+    ) -> Result<Self> {
+        let keys = StateKeys {
+            plan: Arc::clone(plan),
+            converter: plan.key_converter()?,
+        };
+        let readers = runs
+            .iter()
+            .map(|run| Ok(Box::new(reservation.read_spill(run)?) as Run))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            plan: Arc::clone(plan),
+            merge: RunMerge::try_new(readers, &keys)?,
+            keys,
+            emit,
+            chunk: None,
+            _runs: runs,
+        })
     }
-    while !cursors.is_empty() {
-        let mut sources = Vec::with_capacity(cursors.len());
-        for cursor in &mut cursors {
-            cursor.source = sources.len();
-            sources.push(cursor.batch.clone());
-        }
-        let mut picks = Vec::with_capacity(BATCH_ROWS);
-        let mut last_key: Option<OwnedRow> = None;
-        while let Some(next) = smallest(&cursors) {
-            let cursor = &mut cursors[next];
-            if last_key
-                .as_ref()
-                .is_some_and(|last| last.row() != cursor.key())
+
+    /// The next batch of merged groups, `None` when all were emitted.
+    pub(super) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(chunk) = &mut self.chunk
+                && let Some(batch) = chunk.next_batch()?
             {
-                break;
+                return Ok(Some(batch));
             }
-            picks.push((cursor.source, cursor.position));
-            if last_key.is_none() && picks.len() >= CHUNK_ROWS {
-                // Full: take only the other runs' rows of this key.
-                last_key = Some(cursor.key().owned());
-            }
-            cursor.position += 1;
-            if cursor.position == cursor.batch.num_rows() {
-                match next_batch(plan, reservation, &keys, &mut cursor.reader)? {
-                    Some((batch, rows)) => {
-                        cursor.source = sources.len();
-                        sources.push(batch.clone());
-                        cursor.batch = batch;
-                        cursor.rows = rows;
-                        cursor.position = 0;
-                    }
-                    None => {
-                        cursors.swap_remove(next);
-                    }
-                }
-            }
-        }
-        let sources: Vec<&RecordBatch> = sources.iter().collect();
-        let chunk = interleave_record_batch(&sources, &picks)
-            .map_err(|e| plan.error("merging spilled groups", e))?;
-        let mut merged = GroupedState::try_new(plan)?;
-        merged.merge(&chunk)?;
-        merged.drain(GroupOrder::FirstSeen, emit, sink)?;
-    }
-    Ok(())
-}
-
-/// The cursor with the smallest key.
-fn smallest(cursors: &[Cursor]) -> Option<usize> {
-    (0..cursors.len()).min_by(|&a, &b| cursors[a].key().cmp(&cursors[b].key()))
-}
-
-/// The next non-empty batch of a run, with its key rows.
-fn next_batch(
-    plan: &AggregatePlan,
-    reservation: &MemoryReservation,
-    keys: &RowConverter,
-    reader: &mut SpillReader,
-) -> Result<Option<(RecordBatch, Rows)>> {
-    for batch in reader {
-        let batch = batch.map_err(|e| reservation.spill_error(e))?;
-        if batch.num_rows() > 0 {
-            let rows = keys
-                .convert_columns(&batch.columns()[..plan.key_fields.len()])
-                .map_err(|e| plan.error("reading spilled group keys", e))?;
-            return Ok(Some((batch, rows)));
+            let Some(rows) = self.merge.next_batch(&self.keys, CHUNK_ROWS, true)? else {
+                return Ok(None);
+            };
+            let mut merged = GroupedState::try_new(&self.plan)?;
+            merged.merge(&rows)?;
+            self.chunk = Some(merged.take_groups(GroupOrder::FirstSeen, self.emit)?);
         }
     }
-    Ok(None)
 }

@@ -28,9 +28,9 @@ use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_expr::Expr;
 
 use self::groups::GroupOrder;
-use self::merge::SpilledRuns;
+use self::merge::{MergedGroups, SpilledRuns};
 use self::plan::AggregatePlan;
-use self::state::{Emit, GroupedState};
+use self::state::{Emit, GroupBatches, GroupedState};
 use crate::memory::MemoryReservation;
 use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
@@ -131,6 +131,7 @@ impl OperatorFactory for HashAggregate {
             runs: SpilledRuns::new(&self.plan),
             reservation: task.memory.reservation(self.name()),
             plan: Arc::clone(&self.plan),
+            emitting: None,
         }))
     }
 }
@@ -140,6 +141,18 @@ struct HashAggregateOperator {
     state: GroupedState,
     runs: SpilledRuns,
     reservation: MemoryReservation,
+    /// The result being emitted, once `finish` began.
+    emitting: Option<Emitting>,
+}
+
+/// The result, emitted batch by batch over calls to `finish`.
+enum Emitting {
+    /// Nothing was spilled: the groups held in memory.
+    Groups(GroupBatches),
+    /// The last merge pass of the spilled runs.
+    Merging(MergedGroups),
+    /// Everything was emitted.
+    Finished,
 }
 
 impl HashAggregateOperator {
@@ -220,22 +233,28 @@ impl Operator for HashAggregateOperator {
     }
 
     fn finish(&mut self, output: &mut Output) -> Result<Progress> {
-        let mut sink = |batch| {
-            output.emit(batch);
-            Ok(())
+        let emitting = match &mut self.emitting {
+            Some(emitting) => emitting,
+            empty => empty.insert(if self.runs.is_empty() {
+                let emit = match self.plan.mode {
+                    AggregateMode::Partial => Emit::States,
+                    AggregateMode::Final | AggregateMode::Single => Emit::Values,
+                };
+                Emitting::Groups(self.state.take_groups(GroupOrder::FirstSeen, emit)?)
+            } else {
+                Emitting::Merging(self.runs.finish(&mut self.state, &self.reservation)?)
+            }),
         };
-        if self.runs.is_empty() {
-            let emit = match self.plan.mode {
-                AggregateMode::Partial => Emit::States,
-                AggregateMode::Final | AggregateMode::Single => Emit::Values,
-            };
-            self.state.drain(GroupOrder::FirstSeen, emit, &mut sink)?;
-        } else {
-            self.runs
-                .finish(&mut self.state, &self.reservation, &mut sink)?;
+        let progress = match emitting {
+            Emitting::Groups(groups) => output.emit_until_full(|| groups.next_batch())?,
+            Emitting::Merging(merged) => output.emit_until_full(|| merged.next_batch())?,
+            Emitting::Finished => Progress::Done,
+        };
+        if progress == Progress::Done {
+            *emitting = Emitting::Finished;
+            self.reservation.free();
         }
-        self.reservation.free();
-        Ok(Progress::Done)
+        Ok(progress)
     }
 }
 

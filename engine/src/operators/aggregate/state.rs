@@ -7,7 +7,8 @@ use arrow::array::{
     ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array, new_null_array,
 };
 use arrow::compute::take;
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, RowParser};
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 
 use super::groups::{GroupOrder, GroupTable};
@@ -121,6 +122,16 @@ impl GroupedState {
         emit: Emit,
         sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
+        let mut groups = self.take_groups(order, emit)?;
+        while let Some(batch) = groups.next_batch()? {
+            sink(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Takes every group out in `order`, to be emitted batch by batch, and
+    /// starts again empty.
+    pub(super) fn take_groups(&mut self, order: GroupOrder, emit: Emit) -> Result<GroupBatches> {
         let plan = Arc::clone(&self.plan);
         if plan.key_fields.is_empty() {
             // A global aggregate has its one group even over no rows.
@@ -133,26 +144,21 @@ impl GroupedState {
             Emit::States => (&plan.state_schema, states(&plan, &mut accumulators)?),
             Emit::Values => (&plan.output_schema, values(&plan, &mut accumulators)?),
         };
-        let indices = drained.indices.map(UInt64Array::from);
-        let total = drained.keys.len();
-        for start in (0..total).step_by(BATCH_ROWS) {
-            let rows = BATCH_ROWS.min(total - start);
-            let mut batch_columns = self
-                .table
-                .key_columns(&drained.keys[start..start + rows])
-                .map_err(|e| plan.error("decoding group keys", e))?;
-            for column in &columns {
-                batch_columns.push(match &indices {
-                    Some(indices) => take(column.as_ref(), &indices.slice(start, rows), None)
-                        .map_err(|e| plan.error("ordering groups by key", e))?,
-                    None => column.slice(start, rows),
-                });
-            }
-            let batch = RecordBatch::try_new(Arc::clone(schema), batch_columns)
-                .map_err(|e| plan.error("assembling its output", e))?;
-            sink(batch)?;
-        }
-        Ok(())
+        let decoder = if plan.key_fields.is_empty() {
+            None
+        } else {
+            let converter = plan.key_converter()?;
+            Some((converter.parser(), converter))
+        };
+        Ok(GroupBatches {
+            schema: Arc::clone(schema),
+            decoder,
+            keys: drained.keys,
+            indices: drained.indices.map(UInt64Array::from),
+            columns,
+            next: 0,
+            plan,
+        })
     }
 
     fn intern(&mut self, keys: &[ArrayRef], rows: usize) -> Result<()> {
@@ -193,6 +199,56 @@ impl GroupedState {
                 .map_err(|e| plan.error(format!("updating {}", aggregate.function.name()), e))?;
         }
         Ok(())
+    }
+}
+
+/// Groups taken out of a [`GroupedState`]: their keys and their states or
+/// values, assembled into batches of at most [`BATCH_ROWS`] rows one at a
+/// time, so that a caller can stop after any batch and go on later.
+pub(super) struct GroupBatches {
+    plan: Arc<AggregatePlan>,
+    schema: SchemaRef,
+    /// Decodes the keys back into columns; `None` without group keys.
+    decoder: Option<(RowParser, RowConverter)>,
+    keys: Vec<Box<[u8]>>,
+    /// The row of each group in `columns`, when not in first-seen order.
+    indices: Option<UInt64Array>,
+    columns: Vec<ArrayRef>,
+    /// The first group not emitted yet.
+    next: usize,
+}
+
+impl GroupBatches {
+    /// The next batch of groups, `None` when all were emitted.
+    pub(super) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let start = self.next;
+        let rows = BATCH_ROWS.min(self.keys.len() - start);
+        if rows == 0 {
+            return Ok(None);
+        }
+        self.next += rows;
+        let plan = &self.plan;
+        // The emitted keys are freed as they go.
+        let keys: Vec<Box<[u8]>> = self.keys[start..start + rows]
+            .iter_mut()
+            .map(std::mem::take)
+            .collect();
+        let mut columns = match &self.decoder {
+            Some((parser, converter)) => converter
+                .convert_rows(keys.iter().map(|key| parser.parse(key)))
+                .map_err(|e| plan.error("decoding group keys", e))?,
+            None => Vec::new(),
+        };
+        for column in &self.columns {
+            columns.push(match &self.indices {
+                Some(indices) => take(column.as_ref(), &indices.slice(start, rows), None)
+                    .map_err(|e| plan.error("ordering groups by key", e))?,
+                None => column.slice(start, rows),
+            });
+        }
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(|e| plan.error("assembling its output", e))?;
+        Ok(Some(batch))
     }
 }
 

@@ -13,7 +13,7 @@ pub(crate) mod hash_table;
 pub(crate) mod keys;
 mod output;
 
-pub(crate) use output::{Candidates, JoinOutput, MatchBitmap};
+pub(crate) use output::{Candidates, JoinOutput, LoneBatches, MatchBitmap};
 
 use std::fmt;
 use std::sync::Arc;

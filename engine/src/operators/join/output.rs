@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, BooleanArray, BooleanBufferBuilder, RecordBatch, UInt32Array, new_null_array,
-};
+use arrow::array::{Array, BooleanBufferBuilder, RecordBatch, UInt32Array, new_null_array};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{filter_record_batch, prep_null_mask_filter, take_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
@@ -216,18 +214,14 @@ impl JoinOutput {
         )
     }
 
-    /// Emits the build rows the join keeps on their own, once every probe
-    /// row has been seen.
-    ///
-    /// # Errors
-    /// When the output batches cannot be assembled.
-    pub(crate) fn finish_build(
+    /// The build rows the join keeps on their own, to emit once every
+    /// probe row has been seen (`None` when it keeps none).
+    pub(crate) fn build_lone(
         &self,
-        build: &RecordBatch,
+        build: RecordBatch,
         matched: Option<MatchBitmap>,
-        out: &mut Output,
-    ) -> Result<()> {
-        self.emit_lone(self.build, build, matched.map(MatchBitmap::finish), out)
+    ) -> Option<LoneBatches> {
+        self.lone(self.build, build, matched.map(MatchBitmap::finish))
     }
 
     /// Emits the rows of `side` that can never match (NULL join keys) if
@@ -297,28 +291,69 @@ impl JoinOutput {
         matched: Option<BooleanBuffer>,
         out: &mut Output,
     ) -> Result<()> {
-        let Some(lone) = self.join_type.lone_rows(side) else {
-            return Ok(());
-        };
-        let kept = match (lone, matched) {
-            (LoneRows::Unmatched, None) => rows.clone(),
-            (LoneRows::Matched, None) => return Ok(()),
-            (LoneRows::Unmatched, Some(matched)) => {
-                filter_record_batch(rows, &BooleanArray::new(!&matched, None))?
+        if let Some(mut lone) = self.lone(side, rows.clone(), matched) {
+            while let Some(batch) = self.next_lone(&mut lone)? {
+                out.emit(batch);
             }
-            (LoneRows::Matched, Some(matched)) => {
-                filter_record_batch(rows, &BooleanArray::new(matched, None))?
-            }
+        }
+        Ok(())
+    }
+
+    /// The rows of `side` that the join keeps on their own, given which of
+    /// them matched (`None`: none did).
+    fn lone(
+        &self,
+        side: JoinSide,
+        rows: RecordBatch,
+        matched: Option<BooleanBuffer>,
+    ) -> Option<LoneBatches> {
+        let selected = |bits: BooleanBuffer| {
+            Some(UInt32Array::from_iter_values(
+                bits.set_indices().map(|i| i as u32),
+            ))
         };
+        let kept = match (self.join_type.lone_rows(side)?, matched) {
+            (LoneRows::Unmatched, None) => None,
+            (LoneRows::Matched, None) => return None,
+            (LoneRows::Unmatched, Some(matched)) => selected(!&matched),
+            (LoneRows::Matched, Some(matched)) => selected(matched),
+        };
+        Some(LoneBatches {
+            side,
+            rows,
+            kept,
+            next: 0,
+        })
+    }
+
+    /// The next batch of `lone` rows, padded with nulls for outer joins;
+    /// `None` when all were emitted.
+    ///
+    /// # Errors
+    /// When the output batch cannot be assembled.
+    pub(crate) fn next_lone(&self, lone: &mut LoneBatches) -> Result<Option<RecordBatch>> {
+        let total = lone
+            .kept
+            .as_ref()
+            .map_or(lone.rows.num_rows(), UInt32Array::len);
+        let rows = OUTPUT_BATCH_ROWS.min(total - lone.next);
+        if rows == 0 {
+            return Ok(None);
+        }
+        let kept = match &lone.kept {
+            Some(kept) => take_record_batch(&lone.rows, &kept.slice(lone.next, rows))?,
+            None => lone.rows.slice(lone.next, rows),
+        };
+        lone.next += rows;
         let batch = if self.join_type.emits_pairs() {
             let padding = |schema: &SchemaRef| {
                 schema
                     .fields()
                     .iter()
-                    .map(|f| new_null_array(f.data_type(), kept.num_rows()))
+                    .map(|f| new_null_array(f.data_type(), rows))
                     .collect::<Vec<_>>()
             };
-            let columns = match side {
+            let columns = match lone.side {
                 JoinSide::Left => [kept.columns().to_vec(), padding(&self.right)].concat(),
                 JoinSide::Right => [padding(&self.left), kept.columns().to_vec()].concat(),
             };
@@ -326,14 +361,19 @@ impl JoinOutput {
         } else {
             kept.with_schema(Arc::clone(&self.schema))?
         };
-        emit_sliced(out, &batch);
-        Ok(())
+        Ok(Some(batch))
     }
 }
 
-/// Emits `batch` in slices of at most [`OUTPUT_BATCH_ROWS`] rows.
-fn emit_sliced(out: &mut Output, batch: &RecordBatch) {
-    for offset in (0..batch.num_rows()).step_by(OUTPUT_BATCH_ROWS) {
-        out.emit(batch.slice(offset, OUTPUT_BATCH_ROWS.min(batch.num_rows() - offset)));
-    }
+/// Rows of one side that a join emits on their own, batch by batch (see
+/// [`JoinOutput::next_lone`]), so that many of them can be emitted over
+/// several calls.
+#[derive(Debug)]
+pub(crate) struct LoneBatches {
+    side: JoinSide,
+    rows: RecordBatch,
+    /// The rows kept, `None` for all of them.
+    kept: Option<UInt32Array>,
+    /// The first kept row not emitted yet.
+    next: usize,
 }
