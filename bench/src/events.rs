@@ -7,7 +7,7 @@
 //! | `i` | `i` |
 //! | `k10` | `(i * 2654435761) % 10` |
 //! | `k10k` | `(i * 2654435761) % 10000` |
-//! | `kall` | `(i * 2654435761) % rows` (as many groups as rows, nearly all distinct) |
+//! | `kall` | `(i * 2654435761) % rows` (every value once when `rows` is coprime to the multiplier, e.g. a power of ten) |
 //! | `v` | `i % 1000` |
 //! | `x` | `((i * 7919) % 100000) / 100.0` (a double) |
 //!
