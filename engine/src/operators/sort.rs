@@ -84,6 +84,8 @@ impl OperatorFactory for Sort {
             merge_fan_in: self.merge_fan_in,
             schema: None,
             buffered: Vec::new(),
+            buffered_rows: 0,
+            sorted_runs: Vec::new(),
             runs: Vec::new(),
             watermark: None,
             emitting: None,
@@ -104,6 +106,11 @@ struct SortState {
     /// The schema of the input, known from its first batch.
     schema: Option<SchemaRef>,
     buffered: Vec<Buffered>,
+    /// Rows in `buffered`.
+    buffered_rows: usize,
+    /// Sorted runs in memory, oldest first: all newer than the spilled runs
+    /// and older than `buffered`.
+    sorted_runs: Vec<Vec<RecordBatch>>,
     /// Spilled sorted runs, oldest first.
     runs: Vec<SpillFile>,
     watermark: Option<i64>,
@@ -113,9 +120,10 @@ struct SortState {
 
 /// The sorted output, emitted batch by batch over calls to `finish`.
 enum Emitting {
-    /// Nothing was spilled: the buffered rows in order.
+    /// Fewer rows than one sorted run, none spilled: the buffered rows in
+    /// order.
     Sorted(SortedBatches),
-    /// The spilled runs and the rows still in memory, merged. The files are
+    /// The spilled runs and the runs in memory, merged. The files are
     /// deleted when the merge is dropped.
     Merging {
         merge: RunMerge,
@@ -142,19 +150,44 @@ impl RunKeys for KeyEncoder {
     }
 }
 
+/// Rows sorted at a time in memory: their keys stay in the CPU caches while
+/// they are compared. Larger inputs are sorted in runs of this many rows,
+/// then merged.
+const SORTED_RUN_ROWS: usize = 1 << 16;
+
 impl SortState {
-    /// Sorts the buffered rows into a run, writes it to a spill file and
-    /// frees their memory.
+    /// Writes everything in memory to a spill file as one sorted run (the
+    /// in-memory runs and the buffered rows, merged) and frees its memory.
     fn spill(&mut self, schema: &SchemaRef) -> Result<()> {
-        let sorted = self.take_sorted();
-        let file = self.write_run(schema, |sink| sorted.into_iter().try_for_each(|b| sink(b?)))?;
+        let in_memory = self.take_in_memory();
+        let mut merge = self.merge(&[], in_memory)?;
+        let file = self.write_run(schema, |sink| {
+            while let Some(batch) = merge.next_batch(&self.encoder, OUTPUT_BATCH_ROWS, false)? {
+                sink(batch)?;
+            }
+            Ok(())
+        })?;
         self.runs.push(file);
         self.reservation.free();
         Ok(())
     }
 
+    /// Takes the runs in memory out, oldest first: the sorted runs, then the
+    /// buffered rows sorted.
+    fn take_in_memory(&mut self) -> Vec<Run> {
+        let mut runs: Vec<Run> = mem::take(&mut self.sorted_runs)
+            .into_iter()
+            .map(|run| Box::new(run.into_iter().map(Ok)) as Run)
+            .collect();
+        if !self.buffered.is_empty() {
+            runs.push(Box::new(self.take_sorted()));
+        }
+        runs
+    }
+
     /// Takes the buffered rows out in order, as a run.
     fn take_sorted(&mut self) -> SortedBatches {
+        self.buffered_rows = 0;
         let buffered = mem::take(&mut self.buffered);
         let rows: Vec<&Rows> = buffered.iter().map(|b| &b.rows).collect();
         let mut positions: Vec<(usize, usize)> = buffered
@@ -191,14 +224,14 @@ impl SortState {
         Ok(file)
     }
 
-    /// A merge of spilled runs `files`, followed by `in_memory` if any.
-    fn merge(&self, files: &[SpillFile], in_memory: Option<SortedBatches>) -> Result<RunMerge> {
+    /// A merge of spilled runs `files`, followed by the runs `in_memory`.
+    fn merge(&self, files: &[SpillFile], in_memory: Vec<Run>) -> Result<RunMerge> {
         let mut runs = files
             .iter()
             .map(|file| Ok(Box::new(self.reservation.read_spill(file)?) as Run))
             .collect::<Result<Vec<_>>>()?;
         // The rows still in memory arrived last.
-        runs.extend(in_memory.map(|sorted| Box::new(sorted) as Run));
+        runs.extend(in_memory);
         RunMerge::try_new(runs, &self.encoder)
     }
 
@@ -207,7 +240,7 @@ impl SortState {
     /// are consecutive, so runs stay in arrival order and the sort stays
     /// stable.
     fn merge_runs_to_fan_in(&mut self, schema: &SchemaRef) -> Result<()> {
-        let in_memory = usize::from(!self.buffered.is_empty());
+        let in_memory = usize::from(!self.buffered.is_empty() || !self.sorted_runs.is_empty());
         while self.runs.len() + in_memory > self.merge_fan_in {
             let mut merged = Vec::new();
             let mut runs = mem::take(&mut self.runs).into_iter().peekable();
@@ -217,7 +250,7 @@ impl SortState {
                     merged.extend(group);
                     continue;
                 }
-                let mut merge = self.merge(&group, None)?;
+                let mut merge = self.merge(&group, Vec::new())?;
                 merged.push(self.write_run(schema, |sink| {
                     while let Some(batch) =
                         merge.next_batch(&self.encoder, OUTPUT_BATCH_ROWS, false)?
@@ -238,15 +271,15 @@ impl SortState {
         let Some(schema) = self.schema.clone() else {
             return Ok(None);
         };
-        if self.runs.is_empty() {
+        if self.runs.is_empty() && self.sorted_runs.is_empty() {
             let sorted = self.take_sorted();
             return Ok(Some(Emitting::Sorted(sorted)));
         }
         self.merge_runs_to_fan_in(&schema)?;
         let runs = mem::take(&mut self.runs);
-        let in_memory = self.take_sorted();
+        let in_memory = self.take_in_memory();
         Ok(Some(Emitting::Merging {
-            merge: self.merge(&runs, Some(in_memory))?,
+            merge: self.merge(&runs, in_memory)?,
             _runs: runs,
         }))
     }
@@ -272,10 +305,14 @@ impl Operator for SortState {
         if !fits && !self.reservation.can_spill() {
             return Err(self.reservation.exhausted(bytes));
         }
+        self.buffered_rows += batch.num_rows();
         self.buffered.push(Buffered { batch, rows });
         if !fits {
             // The batch that did not fit goes into the run with the others.
             self.spill(&schema)?;
+        } else if self.buffered_rows >= SORTED_RUN_ROWS {
+            let run = self.take_sorted().collect::<Result<Vec<_>>>()?;
+            self.sorted_runs.push(run);
         }
         Ok(())
     }
