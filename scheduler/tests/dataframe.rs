@@ -15,8 +15,8 @@ use weir_engine::expr::{Compiled, Expr, SortExpr, cast, col, lit};
 use weir_engine::graph::{JobGraph, ShuffleMode, VertexId};
 use weir_engine::memory::MemoryPool;
 use weir_engine::operators::{
-    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Sort, SortKey,
-    joined_schema,
+    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, NestedLoopJoin,
+    Sort, SortKey, joined_schema,
 };
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::MemorySource;
@@ -499,4 +499,82 @@ async fn joins_spill_and_survive_failures_with_identical_results() {
             "round {round}: no spill file is left behind"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_without_keys_match_the_nested_loop_operator_alone() {
+    let (left, right) = (table(15, 400), table(16, 300));
+    let types = [
+        JoinType::Inner,
+        JoinType::Left,
+        JoinType::Full,
+        JoinType::LeftAnti,
+        JoinType::RightSemi,
+    ];
+    let condition = || col("k").lt(col("k2") - lit(40i32));
+    // The reference: the renaming projection and the nested-loop join alone.
+    let flow = Dataflow::new("reference");
+    let (sink, renamed) = CollectSink::new();
+    right_side(&flow, &right).write(Arc::new(sink));
+    MiniCluster::new(test_config(1))
+        .run(flow.build(ShuffleMode::AllBlocking, 1).expect("builds"))
+        .await
+        .expect("renames");
+    let renamed = renamed.batches();
+    let (lschema, rschema) = (left[0].schema(), renamed[0].schema());
+    let both = joined_schema(&lschema, &rschema);
+    let expected: Vec<Vec<String>> = types
+        .iter()
+        .map(|&join_type| {
+            let join = NestedLoopJoin::try_new(
+                join_type,
+                Arc::clone(&lschema),
+                Arc::clone(&rschema),
+                Compiled::new(&condition(), &both).expect("compiles"),
+                JoinSide::Right,
+            )
+            .expect("plans");
+            let out = drive(
+                &join,
+                &[left.clone(), renamed.clone()],
+                MemoryPool::unbounded(),
+            )
+            .expect("joins");
+            sorted_rows(&out)
+        })
+        .collect();
+    for threshold in [0, u64::MAX] {
+        let flow = Dataflow::new("theta-joins")
+            .with_parallelism(4)
+            .with_broadcast_threshold(threshold);
+        let l = flow.read(source("left", &left));
+        let r = right_side(&flow, &right);
+        let outputs: Vec<Collected> = types
+            .iter()
+            .map(|&join_type| {
+                let (sink, output) = CollectSink::new();
+                l.join(&r, join_type, &[], Some(condition()))
+                    .expect("plans")
+                    .write(Arc::new(sink));
+                output
+            })
+            .collect();
+        MiniCluster::new(test_config(4))
+            .run(flow.build(ShuffleMode::AllBlocking, 4).expect("builds"))
+            .await
+            .expect("the job succeeds");
+        for ((join_type, output), expected) in types.iter().zip(&outputs).zip(&expected) {
+            assert_eq!(
+                &sorted_rows(&output.batches()),
+                expected,
+                "{join_type:?}, broadcast threshold {threshold}"
+            );
+        }
+    }
+    let flow = Dataflow::new("no-condition");
+    let err = flow
+        .read(source("left", &left))
+        .join(&right_side(&flow, &right), JoinType::Inner, &[], None)
+        .expect_err("needs a condition");
+    assert!(err.to_string().contains("needs a condition"), "{err}");
 }

@@ -31,8 +31,8 @@ use weir_exchange::Partitioner;
 use crate::expr::{Compiled, Expr, SortExpr};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
-    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit, Project,
-    Sort, SortKey, TopN, Union, joined_schema,
+    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit,
+    NestedLoopJoin, Project, Sort, SortKey, TopN, Union, joined_schema,
 };
 use crate::{Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
@@ -287,7 +287,8 @@ impl DataFrame {
 
     /// This dataframe (left) joined with `right` on equal `on` columns
     /// (left name, right name), with an optional residual `filter` over the
-    /// columns of both. Column names must differ between the sides (rename
+    /// columns of both. Without `on`, the filter is the join condition
+    /// (a nested-loop join: broadcast as below, or in one subtask). Column names must differ between the sides (rename
     /// with [`select`](Self::select) and `.alias(...)`).
     ///
     /// When one side is estimated below the broadcast threshold and the join
@@ -345,6 +346,29 @@ impl DataFrame {
             };
             let inputs = vec![edge(&left, JoinSide::Left), edge(&right, JoinSide::Right)];
             (left, right, inputs, build, parallelism, Partitioning::Any)
+        } else if on.is_empty() {
+            // No keys to partition on: every pair must meet in one subtask.
+            let gather = |df: &DataFrame| {
+                if df.parallelism == 1 {
+                    df.node.forward()
+                } else {
+                    df.node.rebalance()
+                }
+            };
+            let build = if self.smaller_than(right) {
+                JoinSide::Left
+            } else {
+                JoinSide::Right
+            };
+            let inputs = vec![gather(self), gather(right)];
+            (
+                self.clone(),
+                right.clone(),
+                inputs,
+                build,
+                1,
+                Partitioning::Any,
+            )
         } else {
             let types = self.key_types(right, &left_keys, &right_keys)?;
             let left = self.with_key_types(&left_keys, &types)?;
@@ -383,16 +407,20 @@ impl DataFrame {
             .collect::<Result<Vec<_>>>()?;
         let both = joined_schema(&left.schema, &right.schema);
         let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
-        let join = HashJoin::try_new(
-            join_type,
-            Arc::clone(&left.schema),
-            Arc::clone(&right.schema),
-            on,
-            filter,
-            build,
-        )?;
-        let schema = Arc::clone(join.schema());
-        let node = self.flow.add(Arc::new(join), inputs, parallelism);
+        let (lschema, rschema) = (Arc::clone(&left.schema), Arc::clone(&right.schema));
+        let (join, schema): (Arc<dyn OperatorFactory>, SchemaRef) = if on.is_empty() {
+            let condition = filter.ok_or_else(|| {
+                Error::Plan("a join without equal keys needs a condition (the filter)".into())
+            })?;
+            let join = NestedLoopJoin::try_new(join_type, lschema, rschema, condition, build)?;
+            let schema = Arc::clone(join.schema());
+            (Arc::new(join), schema)
+        } else {
+            let join = HashJoin::try_new(join_type, lschema, rschema, on, filter, build)?;
+            let schema = Arc::clone(join.schema());
+            (Arc::new(join), schema)
+        };
+        let node = self.flow.add(join, inputs, parallelism);
         Ok(DataFrame {
             flow: self.flow.clone(),
             node,
