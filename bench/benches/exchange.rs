@@ -15,6 +15,7 @@ use arrow::array::RecordBatch;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use weir_bench::{BATCH_ROWS, data_bytes, lineitem_batches, lineitem_schema, q6_filter};
+use weir_engine::task::CPU_QUEUE_DEPTH;
 use weir_exchange::blocking::{
     BlockingFormat, BlockingOptions, BlockingPartitionWriter, Compression, SubpartitionReader,
 };
@@ -28,8 +29,6 @@ const CHANNEL_BATCHES: usize = 64;
 /// Distinct batches the hand-off benches cycle through, so the kernel does
 /// not always find the same batch in the cache.
 const HANDOFF_BATCHES: usize = 8;
-/// Events a task queues on its CPU worker (the engine's `CPU_QUEUE_DEPTH`).
-const TASK_QUEUE_DEPTH: usize = 4;
 /// Batches written to one blocking partition per iteration.
 const BLOCKING_BATCHES: usize = 16;
 /// The job whose files the blocking benches write.
@@ -176,7 +175,7 @@ fn handoff(c: &mut Criterion) {
                 let batches = Arc::clone(&batches);
                 run_on_worker(&rt, async move {
                     let start = Instant::now();
-                    let mut worker = cpu::Worker::new((), TASK_QUEUE_DEPTH);
+                    let mut worker = cpu::Worker::new((), CPU_QUEUE_DEPTH);
                     for batch in batches.iter().cycle().take(iters as usize) {
                         if !worker.has_room() {
                             black_box(worker.next_result().await);

@@ -133,6 +133,18 @@ impl Compiled {
     }
 }
 
+/// Each expression with the name of the column it makes: its alias, or the
+/// expression as written (`sum(x)`), as DataFusion names it.
+pub fn named(exprs: impl IntoIterator<Item = Expr>) -> Vec<(Expr, String)> {
+    exprs
+        .into_iter()
+        .map(|e| {
+            let name = e.schema_name().to_string();
+            (e, name)
+        })
+        .collect()
+}
+
 /// The schema of the columns `exprs` produce, named by their fields.
 pub fn output_schema(exprs: &[Compiled]) -> SchemaRef {
     Arc::new(Schema::new(

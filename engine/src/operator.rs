@@ -15,11 +15,15 @@ pub struct Output {
     watermark: Option<i64>,
 }
 
+/// Rows of the batches operators emit (at most): the batch size weir's
+/// sources and operators work in.
+pub const OUTPUT_BATCH_ROWS: usize = 8192;
+
 /// Rows after which an [`Output`] counts as full: an operator emitting
 /// a large result in [`Operator::finish`] stops there and returns
 /// [`Progress::More`], so the task writes the rows out before it asks for
 /// more.
-pub const OUTPUT_FULL_ROWS: usize = 8 * 8192;
+pub const OUTPUT_FULL_ROWS: usize = 8 * OUTPUT_BATCH_ROWS;
 
 /// Whether [`Operator::finish`] emitted everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,8 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use crate::memory::MemoryPool;
+use crate::memory::{MemoryConfig, MemoryPool};
+use crate::operator::{OUTPUT_BATCH_ROWS, OUTPUT_FULL_ROWS};
 use crate::{OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// A small deterministic random number generator (64-bit LCG with a
@@ -253,6 +254,20 @@ impl Emitted {
         all
     }
 
+    /// Asserts that `finish` emitted in more than two parts, none above
+    /// one full [`Output`] and one batch.
+    ///
+    /// # Panics
+    /// When it did not, naming `what`.
+    pub fn assert_in_parts(&self, what: &str) {
+        assert!(self.more() > 1, "{what}: finish emits in parts");
+        let largest = self.largest_part();
+        assert!(
+            largest <= OUTPUT_FULL_ROWS + OUTPUT_BATCH_ROWS,
+            "{what}: a part holds {largest} rows"
+        );
+    }
+
     /// The calls of `finish` that returned [`Progress::More`].
     pub fn more(&self) -> usize {
         self.finish
@@ -300,6 +315,45 @@ pub fn drive_in_parts(
         if progress == Progress::Done {
             return Ok(emitted);
         }
+    }
+}
+
+/// A spill directory of its own for one test, removed when dropped.
+#[derive(Debug)]
+pub struct SpillDir(tempfile::TempDir);
+
+impl SpillDir {
+    /// A new, empty directory under the system's temporary directory.
+    ///
+    /// # Panics
+    /// When the directory cannot be created.
+    pub fn new() -> Self {
+        Self(
+            tempfile::Builder::new()
+                .prefix("weir-spill-test-")
+                .tempdir()
+                .expect("a temporary directory can be created"),
+        )
+    }
+
+    /// A memory pool of `budget` bytes spilling here (or not at all).
+    pub fn pool(&self, budget: usize, spill: bool) -> MemoryPool {
+        MemoryPool::new(MemoryConfig {
+            budget,
+            spill,
+            spill_dir: self.0.path().to_path_buf(),
+        })
+    }
+
+    /// The files in the directory now.
+    pub fn files(&self) -> usize {
+        std::fs::read_dir(self.0.path()).map_or(0, |d| d.count())
+    }
+}
+
+impl Default for SpillDir {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -5,21 +5,18 @@
 //! one after the other or interleaved, in memory and spilled.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{take, take_record_batch};
 use arrow::datatypes::DataType;
 use datafusion_common::ScalarValue;
 use weir_engine::expr::{Compiled, Expr, col, lit};
-use weir_engine::memory::{MemoryConfig, MemoryPool};
-use weir_engine::operator::OUTPUT_FULL_ROWS;
+use weir_engine::memory::MemoryPool;
 use weir_engine::operators::{HashJoin, JoinSide, JoinType, NestedLoopJoin, joined_schema};
 use weir_engine::testing::{
-    ColumnKind, ColumnSpec, Rng, drive, drive_in_parts, random_batch, rebatch, sorted_rows,
-    task_info,
+    ColumnKind, ColumnSpec, Rng, SpillDir, drive, drive_in_parts, random_batch, rebatch,
+    sorted_rows, task_info,
 };
 use weir_engine::{Error, OperatorFactory, Output, Progress, Result};
 
@@ -111,6 +108,16 @@ struct Case {
 }
 
 impl Case {
+    /// `left` and `right` joined on `lk1 = rk1`, without a filter.
+    fn on_first_key(left: RecordBatch, right: RecordBatch) -> Self {
+        Self {
+            left,
+            right,
+            on: vec![("lk1".into(), "rk1".into())],
+            filter: None,
+        }
+    }
+
     fn schemas(&self) -> (arrow::datatypes::SchemaRef, arrow::datatypes::SchemaRef) {
         (self.left.schema(), self.right.schema())
     }
@@ -413,12 +420,7 @@ fn hash_join_keys_of_different_types_compare_in_the_wider_one() {
             ],
             70,
         );
-        let case = Case {
-            left,
-            right,
-            on: vec![("lk1".into(), "rk1".into())],
-            filter: None,
-        };
+        let case = Case::on_first_key(left, right);
         let matches = case.reference_matches();
         assert!(!matches.is_empty());
         for join_type in JoinType::ALL {
@@ -441,12 +443,7 @@ fn hash_join_keys_of_different_types_compare_in_the_wider_one() {
 #[test]
 fn many_duplicates_make_output_batches_of_at_most_8192_rows() {
     let (left, right) = random_case(3, [ColumnKind::Boolean, ColumnKind::Int32], [300, 200], 2);
-    let case = Case {
-        left,
-        right,
-        on: vec![("lk1".into(), "rk1".into())],
-        filter: None,
-    };
+    let case = Case::on_first_key(left, right);
     let matches = case.reference_matches();
     assert!(matches.len() > 8192 * 2);
     for build in [JoinSide::Left, JoinSide::Right] {
@@ -530,40 +527,6 @@ fn nested_loop_join_matches_the_reference() {
     }
 }
 
-/// A spill directory of its own, removed at the end of the test.
-struct SpillDir(PathBuf);
-
-impl SpillDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "weir-join-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("spill dir");
-        Self(dir)
-    }
-
-    fn pool(&self, budget: usize, spill: bool) -> MemoryPool {
-        MemoryPool::new(MemoryConfig {
-            budget,
-            spill,
-            spill_dir: self.0.clone(),
-        })
-    }
-
-    fn is_empty(&self) -> bool {
-        std::fs::read_dir(&self.0).expect("list").next().is_none()
-    }
-}
-
-impl Drop for SpillDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 const TINY_BUDGET: usize = 48 * 1024;
 
 /// `batch` cut into batches of `rows` rows (slices of it).
@@ -614,7 +577,7 @@ fn hash_join_spills_under_a_tiny_budget_with_identical_results() {
                 assert!(pool.spill_files() > 0, "{what}: nothing spilled");
                 let want = expected(join_type, &case.left, &case.right, &matches, join.schema());
                 check(&what, &output, join.schema(), &want);
-                assert!(dir.is_empty(), "{what}: spill files left behind");
+                assert!(dir.files() == 0, "{what}: spill files left behind");
             }
         }
     }
@@ -658,23 +621,13 @@ fn large_build_case() -> Case {
         [200_000, 2000],
         400_000,
     );
-    Case {
-        left,
-        right,
-        on: vec![("lk1".into(), "rk1".into())],
-        filter: None,
-    }
+    Case::on_first_key(left, right)
 }
 
 #[test]
 fn the_hashed_reference_agrees_with_the_nested_loop() {
     let (left, right) = random_case(22, [ColumnKind::Int64, ColumnKind::Int32], [500, 300], 200);
-    let case = Case {
-        left,
-        right,
-        on: vec![("lk1".into(), "rk1".into())],
-        filter: None,
-    };
+    let case = Case::on_first_key(left, right);
     let mut hashed = hashed_matches(&case);
     hashed.sort_unstable();
     assert!(!hashed.is_empty());
@@ -694,16 +647,11 @@ fn the_build_rows_of_a_large_outer_join_are_emitted_in_parts_in_memory_and_spill
             let what = format!("{} {label}", join.name());
             let inputs = [compact(&case.left, 8192), compact(&case.right, 8192)];
             let emitted = drive_in_parts(&join, &inputs, pool.clone()).expect(&what);
-            assert!(emitted.more() > 1, "{what}: finish emits in parts");
-            assert!(
-                emitted.largest_part() <= OUTPUT_FULL_ROWS + 8192,
-                "{what}: a part holds {} rows",
-                emitted.largest_part()
-            );
+            emitted.assert_in_parts(&what);
             assert_eq!(pool.spill_files() > 0, label == "spilled", "{what}");
             check(&what, &emitted.all(), join.schema(), &want);
             assert_eq!(pool.used(), 0, "{what}: memory returned");
-            assert!(dir.is_empty(), "{what}: spill files left behind");
+            assert!(dir.files() == 0, "{what}: spill files left behind");
         }
     }
 }
@@ -711,12 +659,7 @@ fn the_build_rows_of_a_large_outer_join_are_emitted_in_parts_in_memory_and_spill
 #[test]
 fn an_oversized_partition_is_split_again() {
     let (left, right) = random_case(9, [ColumnKind::Int64, ColumnKind::Int32], [6000, 300], 3000);
-    let case = Case {
-        left,
-        right,
-        on: vec![("lk1".into(), "rk1".into())],
-        filter: None,
-    };
+    let case = Case::on_first_key(left, right);
     let matches = case.reference_matches();
     let dir = SpillDir::new();
     let pool = dir.pool(12 * 1024, true);
@@ -746,7 +689,7 @@ fn an_oversized_partition_is_split_again() {
             join.schema(),
         ),
     );
-    assert!(dir.is_empty());
+    assert!(dir.files() == 0);
 }
 
 fn assert_exhausted(err: Error, factory: &dyn OperatorFactory, spill: bool) {
@@ -764,12 +707,7 @@ fn assert_exhausted(err: Error, factory: &dyn OperatorFactory, spill: bool) {
 #[test]
 fn without_spilling_the_joins_fail_with_resources_exhausted() {
     let (left, right) = random_case(4, [ColumnKind::Utf8, ColumnKind::Int32], [1500, 1500], 500);
-    let case = Case {
-        left,
-        right,
-        on: vec![("lk1".into(), "rk1".into())],
-        filter: None,
-    };
+    let case = Case::on_first_key(left, right);
     let (ls, rs) = case.schemas();
     let condition =
         Compiled::new(&col("lv").lt(col("rv")), &joined_schema(&ls, &rs)).expect("condition");
@@ -805,7 +743,7 @@ fn without_spilling_the_joins_fail_with_resources_exhausted() {
                 let message = err.to_string();
                 assert!(message.contains("spilling is disabled"), "{message}");
                 assert_exhausted(err, join.as_ref(), false);
-                assert!(dir.is_empty());
+                assert!(dir.files() == 0);
             }
         }
     }
@@ -815,12 +753,7 @@ fn without_spilling_the_joins_fail_with_resources_exhausted() {
 fn a_key_too_frequent_to_fit_fails_after_splitting_and_leaves_no_files() {
     // Every row has the same key: splitting cannot make the build side fit.
     let (left, right) = random_case(6, [ColumnKind::Int32, ColumnKind::Int32], [4000, 50], 1);
-    let case = Case {
-        left,
-        right,
-        on: vec![("lk1".into(), "rk1".into())],
-        filter: None,
-    };
+    let case = Case::on_first_key(left, right);
     let dir = SpillDir::new();
     let pool = dir.pool(TINY_BUDGET, true);
     let join = case.hash_join(JoinType::Inner, JoinSide::Left);
@@ -833,5 +766,5 @@ fn a_key_too_frequent_to_fit_fails_after_splitting_and_leaves_no_files() {
     .expect_err("cannot fit");
     assert_exhausted(err, &join, true);
     assert!(pool.spill_files() > 0);
-    assert!(dir.is_empty(), "spill files left behind");
+    assert!(dir.files() == 0, "spill files left behind");
 }

@@ -11,12 +11,12 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use common::test_config;
 use weir_engine::dataframe::Dataflow;
-use weir_engine::expr::{Compiled, Expr, SortExpr, cast, col, lit};
+use weir_engine::expr::{Compiled, Expr, SortExpr, cast, col, lit, named};
 use weir_engine::graph::{JobGraph, ShuffleMode, VertexId};
 use weir_engine::memory::MemoryPool;
 use weir_engine::operators::{
     AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, NestedLoopJoin,
-    Sort, SortKey, joined_schema,
+    Project, Sort, SortKey, joined_schema,
 };
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::MemorySource;
@@ -111,6 +111,68 @@ async fn filter_select_union_matches_the_reference() {
     }
 }
 
+/// A plan failing one random subtask (of the first `subtasks`) of a random
+/// vertex of `graph` on its first attempt, after at most `max_record`
+/// records.
+fn random_failure(rng: &mut Rng, graph: &JobGraph, subtasks: u64, max_record: u64) -> FailurePlan {
+    let vertex = rng.below(graph.vertices.len() as u64) as u32;
+    let subtask = rng.below(subtasks) as u32;
+    FailurePlan::none().fail_task(VertexId(vertex), subtask, 0, 1 + rng.below(max_record))
+}
+
+/// Asserts that each of `outputs` collected exactly the rows of `expected`
+/// (as multisets), naming the output with `label`.
+fn assert_outputs(
+    outputs: &[Collected],
+    expected: &[Vec<String>],
+    label: impl Fn(usize) -> String,
+) {
+    assert_eq!(outputs.len(), expected.len());
+    for (i, (output, expected)) in outputs.iter().zip(expected).enumerate() {
+        assert_eq!(&sorted_rows(&output.batches()), expected, "{}", label(i));
+    }
+}
+
+/// Runs the job `job` builds `rounds` times with `memory_per_slot` bytes per
+/// slot: once as is, then each time with a random task failing. Every time
+/// the outputs must be `expected`, something must have spilled, and no
+/// spill file may be left behind.
+async fn spill_and_fail(
+    memory_per_slot: usize,
+    rounds: usize,
+    rng: &mut Rng,
+    max_record: u64,
+    job: impl Fn() -> (JobGraph, Vec<Collected>),
+    expected: &[Vec<String>],
+) {
+    let spill_dir = tempfile::tempdir().expect("temp dir");
+    let config = JobConfig {
+        memory_per_slot,
+        spill_dir: spill_dir.path().to_path_buf(),
+        ..test_config(4)
+    };
+    for round in 0..rounds {
+        let (graph, outputs) = job();
+        let plan = if round == 0 {
+            FailurePlan::none()
+        } else {
+            random_failure(rng, &graph, 2, max_record)
+        };
+        let summary = MiniCluster::new(config.clone())
+            .run_with_failures(graph, plan)
+            .await
+            .expect("the job succeeds");
+        let spilled: u64 = summary.vertices.iter().map(|v| v.metrics.spill_files).sum();
+        assert!(spilled > 0, "round {round}: the job spilled");
+        assert_outputs(&outputs, expected, |i| format!("round {round}, output {i}"));
+        let left_behind = std::fs::read_dir(spill_dir.path()).expect("list").count();
+        assert_eq!(
+            left_behind, 0,
+            "round {round}: no spill file is left behind"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_task_changes_nothing() {
     let (left, right) = (table(3, 3000), table(4, 2000));
@@ -118,12 +180,10 @@ async fn a_failed_task_changes_nothing() {
     let mut rng = Rng::new(5);
     for round in 0..6 {
         let (graph, output) = filter_select_union(&left, &right, 2, ShuffleMode::AllBlocking);
-        let vertex = rng.below(graph.vertices.len() as u64) as u32;
-        let subtask = rng.below(2) as u32;
-        let plan = FailurePlan::none().fail_task(VertexId(vertex), subtask, 0, 1 + rng.below(500));
+        let plan = random_failure(&mut rng, &graph, 2, 500);
         let (restarts, got) = run(graph, &output, plan).await;
         assert_eq!(restarts, 1, "round {round}: the failure happened");
-        assert_eq!(got, expected, "round {round}: v{vertex}.{subtask} failed");
+        assert_eq!(got, expected, "round {round}");
     }
 }
 
@@ -145,14 +205,7 @@ fn sorted_reference(left: &[RecordBatch]) -> Vec<String> {
     let kept = drive(&filter, &[left.to_vec()], MemoryPool::unbounded()).expect("filters");
     let keys = order()
         .iter()
-        .map(|k| {
-            let key = if k.asc {
-                SortKey::asc(compile(&k.expr))
-            } else {
-                SortKey::desc(compile(&k.expr))
-            };
-            key.with_nulls_first(k.nulls_first)
-        })
+        .map(|k| SortKey::compile(k, &schema).expect("compiles"))
         .collect();
     let sort = Sort::try_new(keys).expect("sortable keys");
     rows(&drive(&sort, &[kept], MemoryPool::unbounded()).expect("sorts"))
@@ -199,7 +252,7 @@ fn aggregations(
     left: &[RecordBatch],
     parallelism: usize,
     mode: ShuffleMode,
-) -> (JobGraph, [Collected; 3]) {
+) -> (JobGraph, Vec<Collected>) {
     let flow = Dataflow::new("aggregations").with_parallelism(parallelism);
     let table = flow.read(source("left", left));
     let outputs = [
@@ -214,7 +267,10 @@ fn aggregations(
         planned.expect("plans").write(Arc::new(sink));
         output
     });
-    (flow.build(mode, parallelism).expect("builds"), outputs)
+    (
+        flow.build(mode, parallelism).expect("builds"),
+        outputs.into(),
+    )
 }
 
 fn measures() -> Vec<Expr> {
@@ -230,17 +286,8 @@ fn measures() -> Vec<Expr> {
 
 /// What [`aggregations`] must produce, from the operators run in one
 /// subtask over all rows.
-fn aggregation_reference(left: &[RecordBatch]) -> [Vec<String>; 3] {
+fn aggregation_reference(left: &[RecordBatch]) -> Vec<Vec<String>> {
     let schema = left[0].schema();
-    let named = |exprs: Vec<Expr>| {
-        exprs
-            .into_iter()
-            .map(|e| {
-                let name = e.schema_name().to_string();
-                (e, name)
-            })
-            .collect::<Vec<_>>()
-    };
     let single = |group_by| {
         HashAggregate::try_new(
             AggregateMode::Single,
@@ -250,26 +297,17 @@ fn aggregation_reference(left: &[RecordBatch]) -> [Vec<String>; 3] {
         )
         .expect("plans")
     };
-    let pairs = drive(
-        &weir_engine::operators::Project::new(vec![
-            (
-                Compiled::new(&col("k"), &schema).expect("compiles"),
-                "k".into(),
-            ),
-            (
-                Compiled::new(&col("s"), &schema).expect("compiles"),
-                "s".into(),
-            ),
-        ]),
-        &[left.to_vec()],
-        MemoryPool::unbounded(),
-    )
-    .expect("projects");
-    let distinct = Distinct::try_new(AggregateMode::Single, &pairs[0].schema()).expect("plans");
+    let compile = |e: &Expr| Compiled::new(e, &schema).expect("compiles");
+    let project = Project::new(vec![
+        (compile(&col("k")), "k".into()),
+        (compile(&col("s")), "s".into()),
+    ]);
+    let pairs = drive(&project, &[left.to_vec()], MemoryPool::unbounded()).expect("projects");
+    let distinct = Distinct::try_new(AggregateMode::Single, project.schema()).expect("plans");
     let run = |factory: &dyn weir_engine::OperatorFactory, input: Vec<RecordBatch>| {
         sorted_rows(&drive(factory, &[input], MemoryPool::unbounded()).expect("runs"))
     };
-    [
+    vec![
         run(&single(vec![col("k"), col("s")]), left.to_vec()),
         run(&single(vec![]), left.to_vec()),
         run(&distinct, pairs),
@@ -287,13 +325,9 @@ async fn aggregations_match_the_single_phase_operators() {
                 .run(graph)
                 .await
                 .expect("the job succeeds");
-            for (output, expected) in outputs.iter().zip(&expected) {
-                assert_eq!(
-                    &sorted_rows(&output.batches()),
-                    expected,
-                    "parallelism {parallelism}, {mode}"
-                );
-            }
+            assert_outputs(&outputs, &expected, |i| {
+                format!("output {i}, parallelism {parallelism}, {mode}")
+            });
         }
     }
 }
@@ -302,41 +336,8 @@ async fn aggregations_match_the_single_phase_operators() {
 async fn aggregations_spill_and_survive_failures_with_identical_results() {
     let left = table(8, 20_000);
     let expected = aggregation_reference(&left);
-    let spill_dir = tempfile::tempdir().expect("temp dir");
-    let config = JobConfig {
-        memory_per_slot: 64 << 10,
-        spill_dir: spill_dir.path().to_path_buf(),
-        ..test_config(4)
-    };
-    let mut rng = Rng::new(9);
-    for round in 0..4 {
-        let (graph, outputs) = aggregations(&left, 2, ShuffleMode::AllBlocking);
-        let plan = if round == 0 {
-            FailurePlan::none()
-        } else {
-            let vertex = rng.below(graph.vertices.len() as u64) as u32;
-            FailurePlan::none().fail_task(
-                VertexId(vertex),
-                rng.below(2) as u32,
-                0,
-                1 + rng.below(2000),
-            )
-        };
-        let summary = MiniCluster::new(config.clone())
-            .run_with_failures(graph, plan)
-            .await
-            .expect("the job succeeds");
-        let spilled: u64 = summary.vertices.iter().map(|v| v.metrics.spill_files).sum();
-        assert!(spilled > 0, "round {round}: the final aggregates spilled");
-        for (output, expected) in outputs.iter().zip(&expected) {
-            assert_eq!(&sorted_rows(&output.batches()), expected, "round {round}");
-        }
-        let left_behind = std::fs::read_dir(spill_dir.path()).expect("list").count();
-        assert_eq!(
-            left_behind, 0,
-            "round {round}: no spill file is left behind"
-        );
-    }
+    let job = || aggregations(&left, 2, ShuffleMode::AllBlocking);
+    spill_and_fail(64 << 10, 4, &mut Rng::new(9), 2000, job, &expected).await;
 }
 
 /// The right side of the join tests: `table(seed)` with its columns renamed
@@ -384,18 +385,23 @@ fn joins(
     )
 }
 
-/// What [`joins`] must produce: the renaming projection and the hash join
-/// alone in one subtask.
-fn join_reference(left: &[RecordBatch], right: &[RecordBatch]) -> Vec<Vec<String>> {
-    let rschema = right[0].schema();
-    let compile = |e: &Expr| Compiled::new(e, &rschema).expect("compiles");
-    let rename = weir_engine::operators::Project::new(vec![
+/// The rows [`right_side`] reads, computed by the renaming projection alone.
+fn renamed_right(right: &[RecordBatch]) -> Vec<RecordBatch> {
+    let schema = right[0].schema();
+    let compile = |e: &Expr| Compiled::new(e, &schema).expect("compiles");
+    let rename = Project::new(vec![
         (compile(&cast(col("k"), DataType::Int32)), "k2".into()),
         (compile(&col("s")), "s2".into()),
         (compile(&col("d")), "d2".into()),
     ]);
-    let renamed = drive(&rename, &[right.to_vec()], MemoryPool::unbounded()).expect("renames");
-    let (lschema, rschema) = (left[0].schema(), Arc::clone(rename.schema()));
+    drive(&rename, &[right.to_vec()], MemoryPool::unbounded()).expect("renames")
+}
+
+/// What [`joins`] must produce: the renaming projection and the hash join
+/// alone in one subtask.
+fn join_reference(left: &[RecordBatch], right: &[RecordBatch]) -> Vec<Vec<String>> {
+    let renamed = renamed_right(right);
+    let (lschema, rschema) = (left[0].schema(), renamed[0].schema());
     let both = joined_schema(&lschema, &rschema);
     JoinType::ALL
         .iter()
@@ -444,14 +450,10 @@ async fn joins_match_the_operator_alone_partitioned_and_broadcast() {
                 .run(graph)
                 .await
                 .expect("the job succeeds");
-            for ((join_type, output), expected) in JoinType::ALL.iter().zip(&outputs).zip(&expected)
-            {
-                assert_eq!(
-                    &sorted_rows(&output.batches()),
-                    expected,
-                    "{join_type:?}, parallelism {parallelism}, broadcast threshold {threshold}"
-                );
-            }
+            assert_outputs(&outputs, &expected, |i| {
+                let join_type = JoinType::ALL[i];
+                format!("{join_type:?}, parallelism {parallelism}, broadcast threshold {threshold}")
+            });
         }
     }
 }
@@ -460,45 +462,8 @@ async fn joins_match_the_operator_alone_partitioned_and_broadcast() {
 async fn joins_spill_and_survive_failures_with_identical_results() {
     let (left, right) = (table(12, 6000), table(13, 6000));
     let expected = join_reference(&left, &right);
-    let spill_dir = tempfile::tempdir().expect("temp dir");
-    let config = JobConfig {
-        memory_per_slot: 256 << 10,
-        spill_dir: spill_dir.path().to_path_buf(),
-        ..test_config(4)
-    };
-    let mut rng = Rng::new(14);
-    for round in 0..3 {
-        let (graph, outputs) = joins(&left, &right, 2, 0);
-        let plan = if round == 0 {
-            FailurePlan::none()
-        } else {
-            let vertex = rng.below(graph.vertices.len() as u64) as u32;
-            FailurePlan::none().fail_task(
-                VertexId(vertex),
-                rng.below(2) as u32,
-                0,
-                1 + rng.below(1000),
-            )
-        };
-        let summary = MiniCluster::new(config.clone())
-            .run_with_failures(graph, plan)
-            .await
-            .expect("the job succeeds");
-        let spilled: u64 = summary.vertices.iter().map(|v| v.metrics.spill_files).sum();
-        assert!(spilled > 0, "round {round}: the joins spilled");
-        for ((join_type, output), expected) in JoinType::ALL.iter().zip(&outputs).zip(&expected) {
-            assert_eq!(
-                &sorted_rows(&output.batches()),
-                expected,
-                "round {round}, {join_type:?}"
-            );
-        }
-        let left_behind = std::fs::read_dir(spill_dir.path()).expect("list").count();
-        assert_eq!(
-            left_behind, 0,
-            "round {round}: no spill file is left behind"
-        );
-    }
+    let job = || joins(&left, &right, 2, 0);
+    spill_and_fail(256 << 10, 3, &mut Rng::new(14), 1000, job, &expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,14 +478,7 @@ async fn joins_without_keys_match_the_nested_loop_operator_alone() {
     ];
     let condition = || col("k").lt(col("k2") - lit(40i32));
     // The reference: the renaming projection and the nested-loop join alone.
-    let flow = Dataflow::new("reference");
-    let (sink, renamed) = CollectSink::new();
-    right_side(&flow, &right).write(Arc::new(sink));
-    MiniCluster::new(test_config(1))
-        .run(flow.build(ShuffleMode::AllBlocking, 1).expect("builds"))
-        .await
-        .expect("renames");
-    let renamed = renamed.batches();
+    let renamed = renamed_right(&right);
     let (lschema, rschema) = (left[0].schema(), renamed[0].schema());
     let both = joined_schema(&lschema, &rschema);
     let expected: Vec<Vec<String>> = types
@@ -563,13 +521,9 @@ async fn joins_without_keys_match_the_nested_loop_operator_alone() {
             .run(flow.build(ShuffleMode::AllBlocking, 4).expect("builds"))
             .await
             .expect("the job succeeds");
-        for ((join_type, output), expected) in types.iter().zip(&outputs).zip(&expected) {
-            assert_eq!(
-                &sorted_rows(&output.batches()),
-                expected,
-                "{join_type:?}, broadcast threshold {threshold}"
-            );
-        }
+        assert_outputs(&outputs, &expected, |i| {
+            format!("{:?}, broadcast threshold {threshold}", types[i])
+        });
     }
     let flow = Dataflow::new("no-condition");
     let err = flow

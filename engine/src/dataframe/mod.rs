@@ -28,7 +28,7 @@ use datafusion_expr::cast;
 use datafusion_expr::type_coercion::binary::comparison_coercion;
 use weir_exchange::Partitioner;
 
-use crate::expr::{Compiled, Expr, SortExpr};
+use crate::expr::{Compiled, Expr, SortExpr, named};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
     AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit,
@@ -181,9 +181,9 @@ impl DataFrame {
     /// # Errors
     /// [`Error::Expr`] when an expression does not type against the schema.
     pub fn select(&self, exprs: Vec<Expr>) -> Result<DataFrame> {
-        let compiled = exprs
-            .iter()
-            .map(|e| Ok((Compiled::new(e, &self.schema)?, e.schema_name().to_string())))
+        let compiled = named(exprs)
+            .into_iter()
+            .map(|(e, name)| Ok((Compiled::new(&e, &self.schema)?, name)))
             .collect::<Result<Vec<_>>>()?;
         let project = Project::new(compiled);
         let schema = Arc::clone(project.schema());
@@ -253,15 +253,6 @@ impl DataFrame {
     /// [`Error::Expr`] when an expression does not type against the schema
     /// or is not an aggregate.
     pub fn aggregate(&self, group_by: Vec<Expr>, aggregates: Vec<Expr>) -> Result<DataFrame> {
-        let named = |exprs: Vec<Expr>| {
-            exprs
-                .into_iter()
-                .map(|e| {
-                    let name = e.schema_name().to_string();
-                    (e, name)
-                })
-                .collect::<Vec<_>>()
-        };
         let (group_by, aggregates) = (named(group_by), named(aggregates));
         let keys: Vec<String> = group_by.iter().map(|(_, name)| name.clone()).collect();
         let make =
@@ -318,6 +309,11 @@ impl DataFrame {
                 clash.name()
             )));
         }
+        if on.is_empty() && filter.is_none() {
+            return Err(Error::Plan(
+                "a join without equal keys needs a condition (the filter)".into(),
+            ));
+        }
         let left_keys: Vec<String> = on.iter().map(|(l, _)| l.to_string()).collect();
         let right_keys: Vec<String> = on.iter().map(|(_, r)| r.to_string()).collect();
         let threshold = self.flow.state.borrow().broadcast_threshold;
@@ -326,63 +322,26 @@ impl DataFrame {
             small(right) && join_type.can_broadcast(JoinSide::Right),
             small(self) && join_type.can_broadcast(JoinSide::Left),
         );
-        let plan = if broadcast_right || broadcast_left {
+        let JoinPlacement {
+            left,
+            right,
+            inputs,
+            build,
+            parallelism,
+            partitioning,
+        } = if broadcast_right || broadcast_left {
             let build = if broadcast_right && (!broadcast_left || right.smaller_than(self)) {
                 JoinSide::Right
             } else {
                 JoinSide::Left
             };
-            let (left, right) = (self.clone(), right.clone());
-            let parallelism = match build {
-                JoinSide::Right => left.parallelism,
-                JoinSide::Left => right.parallelism,
-            };
-            let edge = |df: &DataFrame, side| {
-                if side == build {
-                    df.node.broadcast()
-                } else {
-                    df.node.forward().pipelined()
-                }
-            };
-            let inputs = vec![edge(&left, JoinSide::Left), edge(&right, JoinSide::Right)];
-            (left, right, inputs, build, parallelism, Partitioning::Any)
+            JoinPlacement::broadcast(self, right, build)
         } else if on.is_empty() {
-            // No keys to partition on: every pair must meet in one subtask.
-            let gather = |df: &DataFrame| {
-                if df.parallelism == 1 {
-                    df.node.forward()
-                } else {
-                    df.node.rebalance()
-                }
-            };
-            let build = if self.smaller_than(right) {
-                JoinSide::Left
-            } else {
-                JoinSide::Right
-            };
-            let inputs = vec![gather(self), gather(right)];
-            (
-                self.clone(),
-                right.clone(),
-                inputs,
-                build,
-                1,
-                Partitioning::Any,
-            )
+            JoinPlacement::gathered(self, right)
         } else {
             let types = self.key_types(right, &left_keys, &right_keys)?;
             let left = self.with_key_types(&left_keys, &types)?;
             let right = right.with_key_types(&right_keys, &types)?;
-            let parallelism = self.flow.parallelism();
-            let build = if left.smaller_than(&right) {
-                JoinSide::Left
-            } else {
-                JoinSide::Right
-            };
-            let inputs = vec![
-                left.keyed_input(&left_keys, parallelism),
-                right.keyed_input(&right_keys, parallelism),
-            ];
             let partitioning = match join_type {
                 JoinType::Inner | JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => {
                     Partitioning::Hash(left_keys.clone())
@@ -392,9 +351,8 @@ impl DataFrame {
                 }
                 JoinType::Full => Partitioning::Any,
             };
-            (left, right, inputs, build, parallelism, partitioning)
+            JoinPlacement::partitioned(left, right, &left_keys, &right_keys, partitioning)
         };
-        let (left, right, inputs, build, parallelism, partitioning) = plan;
         let on = left_keys
             .iter()
             .zip(&right_keys)
@@ -409,9 +367,7 @@ impl DataFrame {
         let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
         let (lschema, rschema) = (Arc::clone(&left.schema), Arc::clone(&right.schema));
         let (join, schema): (Arc<dyn OperatorFactory>, SchemaRef) = if on.is_empty() {
-            let condition = filter.ok_or_else(|| {
-                Error::Plan("a join without equal keys needs a condition (the filter)".into())
-            })?;
+            let condition = filter.expect("checked above: a join without keys has a condition");
             let join = NestedLoopJoin::try_new(join_type, lschema, rschema, condition, build)?;
             let schema = Arc::clone(join.schema());
             (Arc::new(join), schema)
@@ -526,7 +482,7 @@ impl DataFrame {
         }
         let node = self.flow.add(
             Arc::new(last),
-            vec![partial.node.with(Partitioner::hash(keys.iter().cloned()))],
+            vec![partial.keyed_input(keys, self.parallelism)],
             self.parallelism,
         );
         Ok(DataFrame {
@@ -537,6 +493,16 @@ impl DataFrame {
             partitioning: Partitioning::Hash(keys.to_vec()),
             estimated_bytes: self.estimated_bytes,
         })
+    }
+
+    /// The input edge that brings every row of this step to a step in one
+    /// subtask.
+    fn gather_input(&self) -> Input {
+        if self.parallelism == 1 {
+            self.node.forward()
+        } else {
+            self.node.rebalance()
+        }
     }
 
     /// Whether this side is estimated smaller than `other` (an unknown size
@@ -624,12 +590,7 @@ impl DataFrame {
     /// A step in one subtask reading every subtask of this one (as is when
     /// this one has one subtask).
     fn gathered(&self, factory: Arc<dyn OperatorFactory>, schema: SchemaRef) -> DataFrame {
-        let input = if self.parallelism == 1 {
-            self.node.forward()
-        } else {
-            self.node.rebalance()
-        };
-        let node = self.flow.add(factory, vec![input], 1);
+        let node = self.flow.add(factory, vec![self.gather_input()], 1);
         DataFrame {
             flow: self.flow.clone(),
             node,
@@ -642,11 +603,7 @@ impl DataFrame {
 
     fn sort_keys(&self, keys: &[SortExpr]) -> Result<Vec<SortKey>> {
         keys.iter()
-            .map(|k| {
-                let key = SortKey::asc(Compiled::new(&k.expr, &self.schema)?);
-                let key = if k.asc { key } else { SortKey::desc(key.expr) };
-                Ok(key.with_nulls_first(k.nulls_first))
-            })
+            .map(|k| SortKey::compile(k, &self.schema))
             .collect()
     }
 
@@ -658,6 +615,86 @@ impl DataFrame {
                 self.partitioning.clone()
             }
             _ => Partitioning::Any,
+        }
+    }
+}
+
+/// Where a join runs and how its two inputs reach it.
+struct JoinPlacement {
+    left: DataFrame,
+    right: DataFrame,
+    inputs: Vec<Input>,
+    build: JoinSide,
+    parallelism: usize,
+    partitioning: Partitioning,
+}
+
+impl JoinPlacement {
+    /// The `build` side broadcast to every subtask of the other, which
+    /// stays where it is.
+    fn broadcast(left: &DataFrame, right: &DataFrame, build: JoinSide) -> Self {
+        let edge = |df: &DataFrame, side| {
+            if side == build {
+                df.node.broadcast()
+            } else {
+                df.node.forward().pipelined()
+            }
+        };
+        Self {
+            inputs: vec![edge(left, JoinSide::Left), edge(right, JoinSide::Right)],
+            parallelism: match build {
+                JoinSide::Right => left.parallelism,
+                JoinSide::Left => right.parallelism,
+            },
+            left: left.clone(),
+            right: right.clone(),
+            build,
+            partitioning: Partitioning::Any,
+        }
+    }
+
+    /// Both sides in one subtask, where every pair can meet; the smaller
+    /// builds.
+    fn gathered(left: &DataFrame, right: &DataFrame) -> Self {
+        Self {
+            inputs: vec![left.gather_input(), right.gather_input()],
+            build: Self::smaller(left, right),
+            left: left.clone(),
+            right: right.clone(),
+            parallelism: 1,
+            partitioning: Partitioning::Any,
+        }
+    }
+
+    /// Both sides hash-partitioned on their keys over the job's
+    /// parallelism; the smaller builds.
+    fn partitioned(
+        left: DataFrame,
+        right: DataFrame,
+        left_keys: &[String],
+        right_keys: &[String],
+        partitioning: Partitioning,
+    ) -> Self {
+        let parallelism = left.flow.parallelism();
+        Self {
+            inputs: vec![
+                left.keyed_input(left_keys, parallelism),
+                right.keyed_input(right_keys, parallelism),
+            ],
+            build: Self::smaller(&left, &right),
+            left,
+            right,
+            parallelism,
+            partitioning,
+        }
+    }
+
+    /// The side estimated smaller (the right when it cannot tell).
+    fn smaller(left: &DataFrame, right: &DataFrame) -> JoinSide {
+        if left.smaller_than(right) {
+            JoinSide::Left
+        } else {
+            JoinSide::Right
         }
     }
 }

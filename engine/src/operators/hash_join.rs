@@ -19,11 +19,10 @@ use self::remaining::Remaining;
 use super::join::grace::SpillPartitions;
 use super::join::hash_table::JoinTable;
 use super::join::keys::{JoinKeys, KeyEncoder};
-use super::join::{
-    BufferedBatches, JoinOutput, JoinSide, JoinType, MatchBitmap, OUTPUT_BATCH_ROWS, in_context,
-};
+use super::join::{BufferedBatches, JoinOutput, JoinSide, JoinType, MatchBitmap, in_context};
 use crate::expr::Compiled;
 use crate::memory::MemoryReservation;
+use crate::operator::OUTPUT_BATCH_ROWS;
 use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// Joins input 0 (left) and input 1 (right) on equal keys.

@@ -8,10 +8,11 @@ use arrow::datatypes::SchemaRef;
 
 use super::join::{
     BufferedBatches, Candidates, JoinOutput, JoinSide, JoinType, LoneBatches, MatchBitmap,
-    OUTPUT_BATCH_ROWS, in_context,
+    in_context,
 };
 use crate::expr::Compiled;
 use crate::memory::MemoryReservation;
+use crate::operator::OUTPUT_BATCH_ROWS;
 use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// Joins input 0 (left) and input 1 (right) on an arbitrary condition.

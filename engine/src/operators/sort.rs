@@ -23,8 +23,9 @@ use arrow::row::Rows;
 use weir_exchange::spill::SpillFile;
 
 use super::run_merge::{Run, RunKeys, RunMerge};
-use super::sort_key::{self, KeyEncoder, OUTPUT_BATCH_ROWS, SortKey};
+use super::sort_key::{self, KeyEncoder, SortKey};
 use crate::memory::MemoryReservation;
+use crate::operator::OUTPUT_BATCH_ROWS;
 use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// Runs merged at once by default.

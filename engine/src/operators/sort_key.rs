@@ -10,13 +10,11 @@ use std::fmt;
 
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
+use arrow::datatypes::Schema;
 use arrow::row::{RowConverter, Rows, SortField};
 
-use crate::expr::Compiled;
+use crate::expr::{Compiled, SortExpr};
 use crate::{Error, Result};
-
-/// Rows per emitted batch.
-pub(crate) const OUTPUT_BATCH_ROWS: usize = 8192;
 
 /// One key of an ordering: an expression, its direction and where its nulls
 /// go.
@@ -48,6 +46,19 @@ impl SortKey {
             descending: true,
             nulls_first: true,
         }
+    }
+
+    /// The key a DataFusion sort expression (`expr.sort(asc, nulls_first)`)
+    /// asks for, typed against `schema`.
+    ///
+    /// # Errors
+    /// [`Error::Expr`](crate::Error::Expr) when the expression does not type.
+    pub fn compile(sort: &SortExpr, schema: &Schema) -> Result<Self> {
+        Ok(Self {
+            expr: Compiled::new(&sort.expr, schema)?,
+            descending: !sort.asc,
+            nulls_first: sort.nulls_first,
+        })
     }
 
     /// The same key with nulls placed first (`true`) or last.

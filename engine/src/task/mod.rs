@@ -27,7 +27,7 @@ use crate::memory::MemoryPool;
 
 pub use chain::OperatorChain;
 pub use metrics::{PartitionWritten, TaskMetrics, TaskReport};
-pub use run::run_task;
+pub use run::{CPU_QUEUE_DEPTH, run_task};
 
 /// Who a running task is.
 #[derive(Debug, Clone)]

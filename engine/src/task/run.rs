@@ -15,7 +15,7 @@ use crate::{Error, Result, Sink};
 /// has written out. Enough for the pool to take a run of batches per
 /// hand-off while the task reads and writes; few enough that a task holds
 /// little beyond what its channels bound.
-const CPU_QUEUE_DEPTH: usize = 4;
+pub const CPU_QUEUE_DEPTH: usize = 4;
 
 /// Runs one subtask attempt to its end.
 ///

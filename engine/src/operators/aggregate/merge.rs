@@ -4,7 +4,7 @@
 //! and writes them as state rows (group keys, then state columns) to a
 //! spill run, then starts again empty. At the end the runs are merged by
 //! key, [`MERGE_FAN_IN`] at a time: rows of equal keys are gathered into
-//! the same chunk of at most [`BATCH_ROWS`] rows, their states merged, and
+//! the same chunk of at most [`OUTPUT_BATCH_ROWS`] rows, their states merged, and
 //! the chunk emitted as final values (last pass) or as a new sorted run
 //! (earlier passes). The last pass is resumable: the operator emits from it
 //! until its output is full and goes on at the next call. Memory while
@@ -20,8 +20,9 @@ use weir_exchange::spill::SpillFile;
 
 use super::groups::GroupOrder;
 use super::plan::AggregatePlan;
-use super::state::{BATCH_ROWS, Emit, GroupBatches, GroupedState};
+use super::state::{Emit, GroupBatches, GroupedState};
 use crate::memory::MemoryReservation;
+use crate::operator::OUTPUT_BATCH_ROWS;
 use crate::operators::run_merge::{Run, RunKeys, RunMerge};
 use crate::{Error, Result};
 
@@ -30,8 +31,8 @@ const MERGE_FAN_IN: usize = 16;
 
 /// Rows gathered per merged chunk before it is cut at the next key change;
 /// a key occurs at most once per run, so a chunk stays within
-/// [`BATCH_ROWS`].
-const CHUNK_ROWS: usize = BATCH_ROWS - MERGE_FAN_IN;
+/// [`OUTPUT_BATCH_ROWS`].
+const CHUNK_ROWS: usize = OUTPUT_BATCH_ROWS - MERGE_FAN_IN;
 
 /// The spill runs of one aggregate, deleted when dropped.
 pub(super) struct SpilledRuns {

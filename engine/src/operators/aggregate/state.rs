@@ -14,9 +14,7 @@ use datafusion_expr::{EmitTo, GroupsAccumulator};
 use super::groups::{GroupOrder, GroupTable};
 use super::plan::AggregatePlan;
 use crate::Result;
-
-/// Rows per emitted batch.
-pub(super) const BATCH_ROWS: usize = 8192;
+use crate::operator::OUTPUT_BATCH_ROWS;
 
 /// What [`GroupedState::drain`] emits per group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +112,7 @@ impl GroupedState {
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
     }
 
-    /// Emits every group in `order` as batches of at most [`BATCH_ROWS`]
+    /// Emits every group in `order` as batches of at most [`OUTPUT_BATCH_ROWS`]
     /// rows, and starts again empty.
     pub(super) fn drain(
         &mut self,
@@ -203,7 +201,7 @@ impl GroupedState {
 }
 
 /// Groups taken out of a [`GroupedState`]: their keys and their states or
-/// values, assembled into batches of at most [`BATCH_ROWS`] rows one at a
+/// values, assembled into batches of at most [`OUTPUT_BATCH_ROWS`] rows one at a
 /// time, so that a caller can stop after any batch and go on later.
 pub(super) struct GroupBatches {
     plan: Arc<AggregatePlan>,
@@ -222,7 +220,7 @@ impl GroupBatches {
     /// The next batch of groups, `None` when all were emitted.
     pub(super) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let start = self.next;
-        let rows = BATCH_ROWS.min(self.keys.len() - start);
+        let rows = OUTPUT_BATCH_ROWS.min(self.keys.len() - start);
         if rows == 0 {
             return Ok(None);
         }

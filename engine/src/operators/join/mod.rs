@@ -24,9 +24,6 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use crate::memory::MemoryReservation;
 use crate::{Error, Result};
 
-/// Rows per output batch.
-pub(crate) const OUTPUT_BATCH_ROWS: usize = 8192;
-
 /// One of a join's two inputs: input 0 is the left, input 1 the right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JoinSide {

@@ -8,8 +8,9 @@ use arrow::buffer::BooleanBuffer;
 use arrow::compute::{filter_record_batch, prep_null_mask_filter, take_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
 
-use super::{JoinSide, JoinType, LoneRows, OUTPUT_BATCH_ROWS, joined_schema};
+use super::{JoinSide, JoinType, LoneRows, joined_schema};
 use crate::expr::Compiled;
+use crate::operator::OUTPUT_BATCH_ROWS;
 use crate::{Error, Output, Result};
 
 /// Which rows of one side have found a match so far.
