@@ -157,7 +157,7 @@ impl Task {
                 (input, event) = &mut read, if reading && room => match event {
                     Some(event) => {
                         self.dispatch(event?)?;
-                        read = Box::pin(input.next());
+                        read.set(input.next());
                     }
                     None => reading = false,
                 },
