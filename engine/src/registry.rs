@@ -18,7 +18,7 @@ pub trait SourceConnector: Send + Sync + Debug {
     fn name(&self) -> &'static str;
 
     /// The options it accepts; any other option is an error.
-    fn option_names(&self) -> &'static [&'static str];
+    fn option_names(&self) -> Vec<&'static str>;
 
     /// Builds a source from validated options.
     ///
@@ -33,7 +33,7 @@ pub trait SinkConnector: Send + Sync + Debug {
     fn name(&self) -> &'static str;
 
     /// The options it accepts; any other option is an error.
-    fn option_names(&self) -> &'static [&'static str];
+    fn option_names(&self) -> Vec<&'static str>;
 
     /// Builds a sink from validated options.
     ///
@@ -75,7 +75,7 @@ impl ConnectorRegistry {
             .sources
             .get(name)
             .ok_or_else(|| unknown("source", name, self.sources.keys()))?;
-        check_options(name, connector.option_names(), options)?;
+        check_options(name, &connector.option_names(), options)?;
         connector.create(options)
     }
 
@@ -89,7 +89,7 @@ impl ConnectorRegistry {
             .sinks
             .get(name)
             .ok_or_else(|| unknown("sink", name, self.sinks.keys()))?;
-        check_options(name, connector.option_names(), options)?;
+        check_options(name, &connector.option_names(), options)?;
         connector.create(options)
     }
 }

@@ -1,6 +1,7 @@
 //! The sink contract.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
@@ -12,7 +13,9 @@ use crate::{Result, TaskInfo};
 /// Contract: nothing a sink writes becomes visible to readers before
 /// `finish` returned, and an attempt that never reaches `finish` (it failed
 /// or was cancelled) leaves nothing visible: a rerun of the subtask writes
-/// its output anew, never twice.
+/// its output anew, never twice. Sinks of external systems go further and
+/// stage their output until the whole job succeeded
+/// ([`SinkFactory::commit_job`]).
 #[async_trait]
 pub trait Sink: Send {
     /// Writes one batch.
@@ -28,7 +31,18 @@ pub trait Sink: Send {
     async fn finish(&mut self) -> Result<()>;
 }
 
-/// Creates the sink of each subtask attempt.
+/// The end of a successful job, as a sink vertex sees it.
+#[derive(Debug, Clone)]
+pub struct JobCommit {
+    /// The job's id (as in [`TaskInfo::job_id`]).
+    pub job_id: Arc<str>,
+    /// The attempt of each subtask whose output counts, by subtask index.
+    pub attempts: Vec<u32>,
+}
+
+/// Creates the sink of each subtask attempt, and publishes or discards their
+/// output when the job ends.
+#[async_trait]
 pub trait SinkFactory: Send + Sync + Debug {
     /// The sink's name in plans and summaries.
     fn name(&self) -> String;
@@ -38,4 +52,24 @@ pub trait SinkFactory: Send + Sync + Debug {
     /// # Errors
     /// When the sink cannot be opened.
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Sink>>;
+
+    /// Every subtask of the job finished: makes the output of the attempts
+    /// in `commit` visible. Called once per job, after every task ended.
+    ///
+    /// # Errors
+    /// When the output cannot be published; the job fails.
+    async fn commit_job(&self, commit: &JobCommit) -> Result<()> {
+        let _ = commit;
+        Ok(())
+    }
+
+    /// The job failed or was cancelled: removes whatever its attempts
+    /// staged. Called once per job, after every task ended.
+    ///
+    /// # Errors
+    /// When staged output cannot be removed (reported, the job fails anyway).
+    async fn abort_job(&self, job_id: &str) -> Result<()> {
+        let _ = job_id;
+        Ok(())
+    }
 }

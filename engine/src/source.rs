@@ -1,11 +1,13 @@
 //! The source contract.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
+use crate::expr::Expr;
 use crate::{Result, TaskInfo};
 
 /// Whether a source ends.
@@ -34,6 +36,19 @@ pub trait Source: Send {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
 }
 
+/// What a scan asks of a source: the columns to produce and the predicates
+/// rows must pass.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRequest {
+    /// The columns to produce, by index into the source's schema, in this
+    /// order (`None`: every column).
+    pub projection: Option<Vec<usize>>,
+    /// Predicates over the source's columns, all of which a row must pass.
+    /// A source uses them to skip data it can prove fails them; it may still
+    /// produce rows that fail (the planner filters after the source).
+    pub filters: Vec<Expr>,
+}
+
 /// Creates the source of each subtask attempt.
 pub trait SourceFactory: Send + Sync + Debug {
     /// The source's name in plans and summaries.
@@ -55,6 +70,17 @@ pub trait SourceFactory: Send + Sync + Debug {
     /// Whether every attempt reads the same records in the same order.
     fn is_deterministic(&self) -> bool {
         true
+    }
+
+    /// A source that reads only what `request` asks for, or `None` when the
+    /// source cannot narrow its reads (the planner then projects and
+    /// filters after it).
+    ///
+    /// # Errors
+    /// When the request does not fit the source (a column out of range).
+    fn scan(&self, request: &ScanRequest) -> Result<Option<Arc<dyn SourceFactory>>> {
+        let _ = request;
+        Ok(None)
     }
 
     /// Creates the source for one subtask attempt.

@@ -218,6 +218,7 @@ pub fn task_info(memory: MemoryPool) -> TaskInfo {
         attempt: 0,
         max_parallelism: weir_exchange::partitioner::DEFAULT_MAX_PARALLELISM,
         memory,
+        counters: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ struct SlowWriter {
     rows: Arc<AtomicU64>,
 }
 
+#[async_trait]
 impl SinkFactory for SlowSink {
     fn name(&self) -> String {
         "slow".to_string()
@@ -63,6 +64,7 @@ fn info(vertex: u32, name: &str) -> TaskInfo {
         attempt: 0,
         max_parallelism: 128,
         memory: weir_engine::memory::MemoryPool::unbounded(),
+        counters: Default::default(),
     }
 }
 

@@ -26,8 +26,8 @@ impl SourceConnector for TextConnector {
         "text"
     }
 
-    fn option_names(&self) -> &'static [&'static str] {
-        &["path"]
+    fn option_names(&self) -> Vec<&'static str> {
+        vec!["path"]
     }
 
     fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>> {

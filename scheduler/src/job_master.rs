@@ -9,6 +9,7 @@ use std::time::Instant;
 use futures::FutureExt;
 use object_store::ObjectStoreExt;
 use tokio::task::{AbortHandle, JoinSet};
+use weir_engine::JobCommit;
 use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
@@ -26,7 +27,7 @@ use crate::region::RegionId;
 use crate::slot::SlotPool;
 use crate::strategy::SchedulingStrategy;
 use crate::summary::{JobSummary, RegionEvent, RegionEventKind, VertexSummary};
-use crate::{Error, JobConfig, Result};
+use crate::{Error, JobConfig, Result, SubtaskId};
 
 /// Where a region is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,9 +106,15 @@ impl JobMaster {
     /// Runs the job to its end and removes its partition files, whether it
     /// succeeded or failed.
     pub async fn run(mut self) -> Result<JobSummary> {
-        let outcome = self.drive().await;
+        let mut outcome = self.drive().await;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        if outcome.is_ok() {
+            outcome = self.commit_sinks().await;
+        }
+        if outcome.is_err() {
+            self.abort_sinks().await;
+        }
         let spill_dir = self.spill_dir();
         if spill_dir.exists()
             && let Err(e) = tokio::fs::remove_dir_all(&spill_dir).await
@@ -124,6 +131,51 @@ impl JobMaster {
             );
         }
         outcome.map(|()| self.summary())
+    }
+
+    /// Publishes the output of every sink vertex, as written by the final
+    /// attempt of each of its subtasks.
+    async fn commit_sinks(&self) -> Result<()> {
+        for vertex in &self.graph.job.vertices {
+            let Some(sink) = &vertex.chain.sink else {
+                continue;
+            };
+            let attempts = (0..vertex.parallelism)
+                .map(|index| {
+                    self.attempts[self.graph.dense(SubtaskId {
+                        vertex: vertex.id,
+                        index: index as u32,
+                    })]
+                })
+                .collect();
+            let commit = JobCommit {
+                job_id: Arc::clone(&self.job_id),
+                attempts,
+            };
+            sink.commit_job(&commit).await.map_err(|e| {
+                self.failed(format!("sink '{}' could not commit: {e}", sink.name()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Discards what the sinks staged for a job that did not succeed.
+    async fn abort_sinks(&self) {
+        for sink in self
+            .graph
+            .job
+            .vertices
+            .iter()
+            .filter_map(|v| v.chain.sink.as_ref())
+        {
+            if let Err(e) = sink.abort_job(&self.job_id).await {
+                tracing::warn!(
+                    "sink '{}' could not remove the staged output of job {}: {e}",
+                    sink.name(),
+                    self.job_id
+                );
+            }
+        }
     }
 
     async fn drive(&mut self) -> Result<()> {
@@ -330,6 +382,7 @@ impl JobMaster {
                 attempt,
                 max_parallelism: self.graph.job.max_parallelism,
                 memory: self.task_memory(s),
+                counters: Default::default(),
             },
             chain: vertex.chain.clone(),
             inputs,
@@ -569,13 +622,18 @@ impl JobMaster {
                 name: v.name.clone(),
                 parallelism: v.parallelism,
                 metrics: Default::default(),
+                counters: Default::default(),
             })
             .collect();
         let mut shuffle_bytes = 0;
         for (s, report) in self.reports.iter().enumerate() {
             if let Some(report) = report {
                 let vertex = self.graph.subtasks[s].vertex;
-                vertices[vertex.0 as usize].metrics.add(&report.metrics);
+                let summary = &mut vertices[vertex.0 as usize];
+                summary.metrics.add(&report.metrics);
+                for (name, n) in &report.counters {
+                    *summary.counters.entry(name).or_default() += n;
+                }
                 shuffle_bytes += report.partitions.iter().map(|p| p.stats.bytes).sum::<u64>();
             }
         }

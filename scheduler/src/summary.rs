@@ -1,5 +1,6 @@
 //! What a finished job did.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub struct VertexSummary {
     pub parallelism: usize,
     /// Its records and bytes.
     pub metrics: TaskMetrics,
+    /// The named counters of its source, operators and sink (files and row
+    /// groups read, bad records dropped, files written...).
+    pub counters: BTreeMap<&'static str, u64>,
 }
 
 /// A scheduling event of a region.
@@ -159,6 +163,14 @@ impl fmt::Display for JobSummary {
             .collect();
         if !spilled.is_empty() {
             writeln!(f, "  spilled: {}", spilled.join(", "))?;
+        }
+        for v in self.vertices.iter().filter(|v| !v.counters.is_empty()) {
+            let counters: Vec<String> = v
+                .counters
+                .iter()
+                .map(|(name, n)| format!("{name}: {n}"))
+                .collect();
+            writeln!(f, "  {}: {}", v.id, counters.join(", "))?;
         }
         let reruns: Vec<String> = self
             .attempts

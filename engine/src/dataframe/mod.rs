@@ -92,6 +92,73 @@ impl Dataflow {
         self
     }
 
+    /// Reads the columns `projection` (all when `None`) of the rows of
+    /// `source` that pass `filter`, letting the source skip what it can
+    /// prove the filter rejects ([`SourceFactory::scan`]).
+    ///
+    /// # Errors
+    /// [`Error::Plan`] for an unknown column; [`Error::Expr`] when the filter
+    /// does not type against the source's schema; the source's own error.
+    pub fn scan(
+        &self,
+        source: Arc<dyn SourceFactory>,
+        projection: Option<&[&str]>,
+        filter: Option<Expr>,
+    ) -> Result<DataFrame> {
+        let schema = source.schema();
+        let index_of = |name: &str| {
+            schema.index_of(name).map_err(|_| {
+                let columns: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
+                Error::Plan(format!(
+                    "source '{}' has no column '{name}' (columns: {})",
+                    source.name(),
+                    columns.join(", ")
+                ))
+            })
+        };
+        // The source reads the projected columns and those the filter needs.
+        let read = projection
+            .map(|names| {
+                let mut read = names
+                    .iter()
+                    .map(|n| index_of(n))
+                    .collect::<Result<Vec<_>>>()?;
+                for column in filter.iter().flat_map(Expr::column_refs) {
+                    let i = index_of(&column.name)?;
+                    if !read.contains(&i) {
+                        read.push(i);
+                    }
+                }
+                Ok::<_, Error>(read)
+            })
+            .transpose()?;
+        let request = crate::ScanRequest {
+            projection: read,
+            filters: filter.iter().cloned().collect(),
+        };
+        let scanned = match source.scan(&request)? {
+            Some(narrowed) => self.read(narrowed),
+            None => self.read(source),
+        };
+        let filtered = match filter {
+            Some(filter) => scanned.filter(filter)?,
+            None => scanned,
+        };
+        let produced: Vec<&str> = filtered
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        match projection {
+            Some(names) if names != produced.as_slice() => {
+                filtered.select(names.iter().map(|n| crate::expr::col(*n)).collect())
+            }
+            _ => Ok(filtered),
+        }
+    }
+
     /// Reads `source`.
     pub fn read(&self, source: Arc<dyn SourceFactory>) -> DataFrame {
         let schema = source.schema();

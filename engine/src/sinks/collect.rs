@@ -58,6 +58,7 @@ impl Collected {
     }
 }
 
+#[async_trait]
 impl SinkFactory for CollectSink {
     fn name(&self) -> String {
         "collect".to_string()

@@ -1,5 +1,7 @@
 //! What a task counts.
 
+use std::collections::BTreeMap;
+
 use weir_exchange::ResultPartitionId;
 use weir_exchange::blocking::PartitionFileStats;
 
@@ -50,4 +52,6 @@ pub struct TaskReport {
     pub metrics: TaskMetrics,
     /// The blocking partitions it completed.
     pub partitions: Vec<PartitionWritten>,
+    /// The named counters of its source, operators and sink.
+    pub counters: BTreeMap<&'static str, u64>,
 }

@@ -10,6 +10,7 @@
 //! channel makes the task wait, so it stops reading its own input.
 
 mod chain;
+mod counters;
 mod input;
 mod metrics;
 mod output;
@@ -26,6 +27,7 @@ use crate::graph::{Chain, VertexId};
 use crate::memory::MemoryPool;
 
 pub use chain::OperatorChain;
+pub use counters::Counters;
 pub use metrics::{PartitionWritten, TaskMetrics, TaskReport};
 pub use run::{CPU_QUEUE_DEPTH, run_task};
 
@@ -48,6 +50,8 @@ pub struct TaskInfo {
     pub max_parallelism: usize,
     /// The memory budget the task's stateful operators share.
     pub memory: MemoryPool,
+    /// The task's named counters (reported with the task).
+    pub counters: Counters,
 }
 
 impl fmt::Display for TaskInfo {

@@ -287,6 +287,7 @@ impl Task {
         Ok(TaskReport {
             metrics: self.metrics,
             partitions,
+            counters: self.info.counters.snapshot(),
         })
     }
 }
