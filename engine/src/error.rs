@@ -26,6 +26,13 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The input is invalid: a corrupt or truncated file, a malformed
+    /// record, schemas that disagree. Running again fails the same way.
+    #[error("bad input: {message}")]
+    BadInput {
+        /// What is wrong, naming the file and the line, row group or column.
+        message: String,
+    },
     /// A failure injected on purpose by a test's failure plan.
     #[error("injected failure in {task} at record {record}")]
     InjectedFailure {
@@ -80,12 +87,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Whether running the same task again may succeed. An invalid job, an
-    /// invalid expression or an operator over its memory budget fails the
-    /// same way every time.
+    /// invalid expression, bad input or an operator over its memory budget
+    /// fails the same way every time.
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            Error::Plan(_) | Error::ResourcesExhausted { .. } | Error::Expr { .. }
+            Error::Plan(_)
+                | Error::ResourcesExhausted { .. }
+                | Error::Expr { .. }
+                | Error::BadInput { .. }
         )
     }
 

@@ -8,7 +8,10 @@
 //!
 //! - [`text`]: lines of text files (local or object store), one row per line.
 
+pub mod error;
 pub mod text;
+
+pub use error::{Error, Result};
 
 use std::sync::Arc;
 
