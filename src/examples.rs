@@ -38,9 +38,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 ];
 
 /// Builds example `name`.
-pub fn build(name: &str, input: Option<&str>, rows: u64, parallelism: usize) -> Result<ExampleJob> {
+pub async fn build(
+    name: &str,
+    input: Option<&str>,
+    rows: u64,
+    parallelism: usize,
+) -> Result<ExampleJob> {
     match name {
-        "wordcount" => wordcount(input.unwrap_or("data/text"), parallelism),
+        "wordcount" => wordcount(input.unwrap_or("data/text"), parallelism).await,
         "numbers" => numbers(rows, parallelism),
         other => {
             let names: Vec<_> = EXAMPLES.iter().map(|(n, _)| *n).collect();
@@ -52,11 +57,12 @@ pub fn build(name: &str, input: Option<&str>, rows: u64, parallelism: usize) -> 
     }
 }
 
-fn wordcount(input: &str, parallelism: usize) -> Result<ExampleJob> {
+async fn wordcount(input: &str, parallelism: usize) -> Result<ExampleJob> {
     let registry = weir_formats::registry();
     let options = ConnectorOptions::from([("path".to_string(), input.to_string())]);
     let text = registry
         .source("text", &options)
+        .await
         .with_context(|| format!("cannot read the input of wordcount at '{input}'"))?;
     let mut job = JobBuilder::new("wordcount").with_parallelism(parallelism);
     let lines = job.source(text);

@@ -91,12 +91,13 @@ impl JobOptions {
         Ok(config)
     }
 
-    fn job(
+    async fn job(
         &self,
         name: &str,
         config: &JobConfig,
     ) -> Result<(weir_engine::graph::JobGraph, examples::ExampleJob)> {
-        let example = examples::build(name, self.input.as_deref(), self.rows, config.parallelism)?;
+        let example =
+            examples::build(name, self.input.as_deref(), self.rows, config.parallelism).await?;
         let graph = example
             .builder
             .clone()
@@ -115,7 +116,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(Cli::parse())));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -124,7 +128,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Examples => {
             for (name, about) in examples::EXAMPLES {
@@ -138,7 +142,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let config = options.config()?;
-            let (graph, _) = options.job(&job, &config)?;
+            let (graph, _) = options.job(&job, &config).await?;
             let explain = Explain::try_new(&graph)?;
             match format {
                 Format::Text => println!("{explain}"),
@@ -148,9 +152,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run { job, options, top } => {
             let config = options.config()?;
-            let (graph, example) = options.job(&job, &config)?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            let summary = runtime.block_on(MiniCluster::new(config).run(graph))?;
+            let (graph, example) = options.job(&job, &config).await?;
+            let summary = MiniCluster::new(config).run(graph).await?;
             let batches = example.output.batches();
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             if let Some(ranked) = examples::top_rows(&batches, example.rank_by, top)? {

@@ -7,12 +7,16 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+
 use crate::{Error, Result, SinkFactory, SourceFactory};
 
 /// Connector options, as given in `WITH (...)` clauses or on the command line.
 pub type ConnectorOptions = BTreeMap<String, String>;
 
 /// Builds sources of one kind from options.
+#[async_trait]
 pub trait SourceConnector: Send + Sync + Debug {
     /// The connector's name (`'connector' = '...'`).
     fn name(&self) -> &'static str;
@@ -20,14 +24,17 @@ pub trait SourceConnector: Send + Sync + Debug {
     /// The options it accepts; any other option is an error.
     fn option_names(&self) -> Vec<&'static str>;
 
-    /// Builds a source from validated options.
+    /// Builds a source from validated options. It may read the input to
+    /// learn its schema and size (list files, read footers or a sample).
     ///
     /// # Errors
-    /// When a required option is missing or a value is invalid.
-    fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>>;
+    /// When a required option is missing or a value is invalid, or the
+    /// input cannot be read.
+    async fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>>;
 }
 
 /// Builds sinks of one kind from options.
+#[async_trait]
 pub trait SinkConnector: Send + Sync + Debug {
     /// The connector's name.
     fn name(&self) -> &'static str;
@@ -35,11 +42,17 @@ pub trait SinkConnector: Send + Sync + Debug {
     /// The options it accepts; any other option is an error.
     fn option_names(&self) -> Vec<&'static str>;
 
-    /// Builds a sink from validated options.
+    /// Builds a sink from validated options and the schema of the rows it
+    /// will write.
     ///
     /// # Errors
-    /// When a required option is missing or a value is invalid.
-    fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SinkFactory>>;
+    /// When a required option is missing or a value is invalid, or the
+    /// destination cannot be prepared.
+    async fn create(
+        &self,
+        options: &ConnectorOptions,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn SinkFactory>>;
 }
 
 /// Source and sink connectors by name.
@@ -70,13 +83,17 @@ impl ConnectorRegistry {
     /// # Errors
     /// An unknown connector or option (the message lists the valid ones), or
     /// the connector's own error.
-    pub fn source(&self, name: &str, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>> {
+    pub async fn source(
+        &self,
+        name: &str,
+        options: &ConnectorOptions,
+    ) -> Result<Arc<dyn SourceFactory>> {
         let connector = self
             .sources
             .get(name)
             .ok_or_else(|| unknown("source", name, self.sources.keys()))?;
         check_options(name, &connector.option_names(), options)?;
-        connector.create(options)
+        connector.create(options).await
     }
 
     /// Builds a sink of connector `name`.
@@ -84,13 +101,18 @@ impl ConnectorRegistry {
     /// # Errors
     /// An unknown connector or option (the message lists the valid ones), or
     /// the connector's own error.
-    pub fn sink(&self, name: &str, options: &ConnectorOptions) -> Result<Arc<dyn SinkFactory>> {
+    pub async fn sink(
+        &self,
+        name: &str,
+        options: &ConnectorOptions,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn SinkFactory>> {
         let connector = self
             .sinks
             .get(name)
             .ok_or_else(|| unknown("sink", name, self.sinks.keys()))?;
         check_options(name, &connector.option_names(), options)?;
-        connector.create(options)
+        connector.create(options, schema).await
     }
 }
 

@@ -16,6 +16,8 @@
 //! - [`cpu`]: the one rayon pool on which CPU work runs, and the hand-off from
 //!   async (tokio) code to it.
 //! - [`spill`]: local spill files of operators over their memory budget.
+//! - [`store_url`]: object store URLs (local paths, `file://`, `s3://`,
+//!   `memory://`) for shuffle roots and connectors.
 //!
 //! Errors that drive failover ([`Error::PartitionNotFound`],
 //! [`Error::PartitionCorrupt`]) are typed variants, never strings.
@@ -29,8 +31,10 @@ pub mod hash;
 pub mod partitioner;
 mod shuffle_root;
 pub mod spill;
+pub mod store_url;
 
 pub use error::{Error, Result};
 pub use event::Event;
 pub use partitioner::{PartitionRouter, Partitioner};
 pub use shuffle_root::{ResultPartitionId, ShuffleRoot};
+pub use store_url::StoreUrl;

@@ -1,5 +1,6 @@
 //! Where blocking result partitions live.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -7,10 +8,11 @@ use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, Result, StoreUrl};
 
 /// Identifies one blocking result partition: the output of one attempt of
 /// one producer subtask on one edge (an intermediate dataset) of a job.
@@ -44,27 +46,30 @@ pub struct ShuffleRoot {
 }
 
 impl ShuffleRoot {
-    /// Opens a shuffle root from a URL: `memory://`, `file:///dir`, or a plain
-    /// local path (created when missing).
+    /// Opens a shuffle root from a URL: `memory://` (private to this root),
+    /// a plain local path or `file:///dir` (created when missing), or an
+    /// object store URL such as `s3://bucket/prefix` (see [`StoreUrl`]).
     ///
     /// # Errors
-    /// When the scheme is not supported or the directory cannot be created.
+    /// When the URL is not supported or the directory cannot be created.
     pub fn try_new(url: &str) -> Result<Self> {
-        if url == "memory://" || url.starts_with("memory://") {
+        if url.starts_with("memory://") {
             return Ok(Self {
                 store: Arc::new(InMemory::new()),
                 url: url.to_string(),
                 local_dir: None,
             });
         }
-        let dir = if let Some(rest) = url.strip_prefix("file://") {
-            std::path::PathBuf::from(rest)
-        } else if url.contains("://") {
-            return Err(Error::Config(format!(
-                "unsupported shuffle root '{url}': use a local directory, file:///dir or memory://"
-            )));
-        } else {
-            std::path::PathBuf::from(url)
+        let location = StoreUrl::parse(url, &BTreeMap::new())?;
+        let Some(dir) = location.local_path() else {
+            return Ok(Self {
+                store: Arc::new(PrefixStore::new(
+                    Arc::clone(location.store()),
+                    location.path().clone(),
+                )),
+                url: url.to_string(),
+                local_dir: None,
+            });
         };
         std::fs::create_dir_all(&dir).map_err(|e| {
             Error::Config(format!(

@@ -21,6 +21,7 @@ const BATCH_LINES: usize = 8192;
 #[derive(Debug)]
 pub struct TextConnector;
 
+#[async_trait]
 impl SourceConnector for TextConnector {
     fn name(&self) -> &'static str {
         "text"
@@ -30,7 +31,7 @@ impl SourceConnector for TextConnector {
         vec!["path"]
     }
 
-    fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>> {
+    async fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>> {
         let path = options.get("path").ok_or_else(|| Error::Connector {
             connector: "text".to_string(),
             message: "option 'path' is required".to_string(),
