@@ -259,9 +259,38 @@ impl Drop for MemoryReservation {
     }
 }
 
+/// Parses a size: a number of bytes, optionally followed by a unit (`b`,
+/// `kb`, `mb`, `gb`, `tb` or `kib`, `mib`, ...; both mean powers of 1024, as
+/// in Flink's memory options), case-insensitive, with or without a space.
+pub fn parse_bytes(value: &str) -> Option<usize> {
+    let value = value.trim().to_ascii_lowercase();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: usize = number.parse().ok()?;
+    let shift = match unit.trim() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1usize.checked_shl(shift)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("64 mb"), Some(64 << 20));
+        assert_eq!(parse_bytes("1GiB"), Some(1 << 30));
+        assert_eq!(parse_bytes("12 parsecs"), None);
+    }
 
     fn pool(budget: usize) -> MemoryPool {
         MemoryPool::new(MemoryConfig {

@@ -9,6 +9,8 @@
 //! - [`text`]: lines of text files (local or object store), one row per line.
 
 pub mod error;
+pub mod file_sink;
+pub mod file_source;
 pub mod hive;
 pub mod listing;
 pub mod text;

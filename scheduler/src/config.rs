@@ -7,6 +7,8 @@ use weir_engine::graph::ShuffleMode;
 use weir_exchange::blocking::{BlockingFormat, BlockingOptions, Compression};
 use weir_exchange::channel::ChannelBounds;
 
+use weir_engine::memory::parse_bytes;
+
 use crate::failover::restart::RestartStrategy;
 use crate::{Error, Result};
 
@@ -349,27 +351,6 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(millis / 1e3))
 }
 
-/// Parses a size: a number of bytes, optionally followed by a unit (`b`,
-/// `kb`, `mb`, `gb`, `tb` or `kib`, `mib`, ...; both mean powers of 1024, as
-/// in Flink's memory options), case-insensitive, with or without a space.
-pub fn parse_bytes(value: &str) -> Option<usize> {
-    let value = value.trim().to_ascii_lowercase();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: usize = number.parse().ok()?;
-    let shift = match unit.trim() {
-        "" | "b" | "bytes" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return None,
-    };
-    number.checked_mul(1usize.checked_shl(shift)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,18 +398,5 @@ mod tests {
         assert_eq!(parse_duration("2 min"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("15"), Some(Duration::from_millis(15)));
         assert_eq!(parse_duration("soon"), None);
-    }
-
-    #[test]
-    fn sizes_parse_with_units() {
-        assert_eq!(parse_bytes("4096"), Some(4096));
-        assert_eq!(parse_bytes("64 mb"), Some(64 << 20));
-        assert_eq!(parse_bytes("1GiB"), Some(1 << 30));
-        assert_eq!(parse_bytes("12 parsecs"), None);
-        let mut config = JobConfig::default();
-        config.set("memory.per-slot", "2 mb").expect("valid");
-        assert_eq!(config.memory_per_slot, 2 << 20);
-        let err = config.set("memory.per-slot", "lots").expect_err("invalid");
-        assert!(err.to_string().contains("memory.per-slot"), "{err}");
     }
 }

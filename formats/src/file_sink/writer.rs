@@ -1,0 +1,234 @@
+//! One subtask attempt of a file sink: routes rows to partition
+//! directories, encodes them on the CPU pool and uploads the files into the
+//! attempt's staging directory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{cast, take_record_batch};
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use tokio::io::AsyncWriteExt;
+use weir_engine::task::Counters;
+use weir_engine::{Sink, TaskInfo};
+
+use super::{FileEncoder, FileSink};
+use crate::hive::escape;
+use crate::{Error, Result};
+
+/// A file being written.
+struct OpenFile {
+    location: Path,
+    upload: BufWriter,
+    encoder: Option<Box<dyn FileEncoder>>,
+    rows: usize,
+    uploaded: usize,
+}
+
+/// Writes one subtask attempt's files.
+pub(super) struct FileSinkWriter {
+    sink: FileSink,
+    dir: Path,
+    subtask: usize,
+    job_id: Arc<str>,
+    file_schema: SchemaRef,
+    open: HashMap<String, OpenFile>,
+    next_file: usize,
+    counters: Counters,
+}
+
+impl FileSinkWriter {
+    pub(super) fn new(sink: FileSink, dir: Path, task: &TaskInfo) -> Self {
+        Self {
+            file_schema: sink.file_schema(),
+            sink,
+            dir,
+            subtask: task.subtask,
+            job_id: Arc::clone(&task.job_id),
+            open: HashMap::new(),
+            next_file: 0,
+            counters: task.counters.clone(),
+        }
+    }
+
+    /// The batch's rows grouped by partition directory (in order of first
+    /// appearance), without the partition columns.
+    fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
+        let columns = &self.sink.partition_columns;
+        let data = batch.project(
+            &(0..batch.num_columns())
+                .filter(|i| !columns.contains(i))
+                .collect::<Vec<_>>(),
+        )?;
+        if columns.is_empty() {
+            return Ok(vec![(String::new(), data)]);
+        }
+        let texts = columns
+            .iter()
+            .map(|&i| cast(batch.column(i), &DataType::Utf8))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|&i| batch.schema_ref().field(i).name().as_str())
+            .collect();
+        let mut order: Vec<String> = Vec::new();
+        let mut rows: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut dir = String::new();
+        for row in 0..batch.num_rows() {
+            dir.clear();
+            for (name, text) in names.iter().zip(&texts) {
+                let text = text.as_string::<i32>();
+                let value = text.is_valid(row).then(|| text.value(row));
+                dir.push_str(&format!("{}={}/", escape(Some(name)), escape(value)));
+            }
+            match rows.get_mut(&dir) {
+                Some(indices) => indices.push(row as u32),
+                None => {
+                    order.push(dir.clone());
+                    rows.insert(dir.clone(), vec![row as u32]);
+                }
+            }
+        }
+        order
+            .into_iter()
+            .map(|dir| {
+                let indices = UInt32Array::from(rows.remove(&dir).unwrap_or_default());
+                Ok((dir, take_record_batch(&data, &indices)?))
+            })
+            .collect()
+    }
+
+    fn open_file(&mut self, dir: &str) -> Result<&mut OpenFile> {
+        if !self.open.contains_key(dir) {
+            let mut location = self.dir.clone();
+            for segment in dir.split('/').filter(|s| !s.is_empty()) {
+                location = location.join(segment);
+            }
+            let location = location.join(format!(
+                "part-{:05}-{:05}-{}.{}",
+                self.subtask,
+                self.next_file,
+                self.job_id,
+                self.sink.format.extension()
+            ));
+            self.next_file += 1;
+            let file = OpenFile {
+                upload: BufWriter::new(Arc::clone(self.sink.store()), location.clone()),
+                location,
+                encoder: Some(self.sink.format.encoder(&self.file_schema)?),
+                rows: 0,
+                uploaded: 0,
+            };
+            self.open.insert(dir.to_string(), file);
+        }
+        self.open.get_mut(dir).ok_or_else(|| Error::Option {
+            option: "path".to_string(),
+            message: "a file vanished while open".to_string(),
+        })
+    }
+
+    /// Writes `batch` into the files of directory `dir`, rolling over at
+    /// the row and byte limits.
+    async fn write_partition(&mut self, dir: &str, batch: RecordBatch) -> Result<()> {
+        let max_rows = self.sink.options.max_rows_per_file.unwrap_or(usize::MAX);
+        let max_bytes = self.sink.options.max_bytes_per_file.unwrap_or(usize::MAX);
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let file = self.open_file(dir)?;
+            let rows = (batch.num_rows() - offset).min(max_rows - file.rows);
+            let piece = batch.slice(offset, rows);
+            offset += rows;
+            let encoder = file.encoder.take();
+            let (encoder, encoded) = weir_engine::cpu::run(move || match encoder {
+                Some(mut encoder) => {
+                    let encoded = encoder.encode(&piece);
+                    let buffered = encoder.buffered_bytes();
+                    (Some(encoder), encoded.map(|bytes| (bytes, buffered)))
+                }
+                None => (None, Ok((Vec::new(), 0))),
+            })
+            .await;
+            file.encoder = encoder;
+            let (bytes, buffered) = encoded?;
+            file.rows += rows;
+            file.uploaded += bytes.len();
+            let location = file.location.clone();
+            if !bytes.is_empty() {
+                file.upload
+                    .put(Bytes::from(bytes))
+                    .await
+                    .map_err(|source| self.store_error(&location, source))?;
+            }
+            let file = self.open.get(dir).map(|f| (f.rows, f.uploaded));
+            if let Some((rows, uploaded)) = file
+                && (rows >= max_rows || uploaded + buffered >= max_bytes)
+            {
+                self.close(dir).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the file open in `dir`.
+    async fn close(&mut self, dir: &str) -> Result<()> {
+        let Some(mut file) = self.open.remove(dir) else {
+            return Ok(());
+        };
+        let encoder = file.encoder.take();
+        let rest = weir_engine::cpu::run(move || match encoder {
+            Some(mut encoder) => encoder.finish(),
+            None => Ok(Vec::new()),
+        })
+        .await?;
+        let size = file.uploaded + rest.len();
+        if !rest.is_empty() {
+            file.upload
+                .put(Bytes::from(rest))
+                .await
+                .map_err(|source| self.store_error(&file.location, source))?;
+        }
+        file.upload.shutdown().await.map_err(|e| Error::Store {
+            url: self.sink.root.url_of(&file.location),
+            source: object_store::Error::Generic {
+                store: "upload",
+                source: Box::new(e),
+            },
+        })?;
+        self.counters.add("files written", 1);
+        self.counters.add("bytes written", size as u64);
+        Ok(())
+    }
+
+    fn store_error(&self, location: &Path, source: object_store::Error) -> Error {
+        Error::Store {
+            url: self.sink.root.url_of(location),
+            source,
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for FileSinkWriter {
+    async fn write_batch(&mut self, batch: RecordBatch) -> weir_engine::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        for (dir, rows) in self.split(&batch)? {
+            self.write_partition(&dir, rows).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> weir_engine::Result<()> {
+        let mut dirs: Vec<String> = self.open.keys().cloned().collect();
+        dirs.sort();
+        for dir in dirs {
+            self.close(&dir).await?;
+        }
+        Ok(())
+    }
+}

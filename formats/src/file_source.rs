@@ -1,0 +1,304 @@
+//! What every file source shares: the table's files, its schema (the
+//! files' columns, then the partition columns), the split of files over
+//! subtasks, and the projection of what is read.
+//!
+//! Formats read a whole file at a time ([`WholeFileFormat`]: CSV, JSON
+//! lines, Arrow IPC) through [`WholeFileSource`]; Parquet reads row groups
+//! and has its own source, built on the same [`FileTable`].
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use weir_engine::task::Counters;
+use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
+
+use crate::hive::constant_columns;
+use crate::listing::{FileListing, ListedFile};
+use crate::{Error, Result};
+
+/// A table of files: what is read and how it looks.
+#[derive(Debug, Clone)]
+pub struct FileTable {
+    /// The table's files and partition columns.
+    pub listing: Arc<FileListing>,
+    /// The files to read (partition filters applied), in path order.
+    pub files: Arc<Vec<ListedFile>>,
+    /// The columns the files hold.
+    pub file_schema: SchemaRef,
+    /// The columns produced, by index into [`FileTable::table_schema`].
+    pub projection: Option<Vec<usize>>,
+}
+
+impl FileTable {
+    /// A table of every listed file, whose files hold `file_schema`.
+    pub fn new(listing: FileListing, file_schema: SchemaRef) -> Self {
+        Self {
+            files: Arc::new(listing.files.clone()),
+            listing: Arc::new(listing),
+            file_schema,
+            projection: None,
+        }
+    }
+
+    /// The columns of the table: the files' columns, then the partition
+    /// columns.
+    pub fn table_schema(&self) -> SchemaRef {
+        let fields = self
+            .file_schema
+            .fields()
+            .iter()
+            .chain(self.listing.partitions.schema().fields().iter())
+            .cloned()
+            .collect::<Vec<_>>();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The schema of the batches produced.
+    pub fn output_schema(&self) -> SchemaRef {
+        let table = self.table_schema();
+        match &self.projection {
+            Some(columns) => Arc::new(
+                table
+                    .project(columns)
+                    .unwrap_or_else(|_| table.as_ref().clone()),
+            ),
+            None => table,
+        }
+    }
+
+    /// The same table narrowed to a scan request: projected, and without the
+    /// files whose partition values fail the filters.
+    ///
+    /// # Errors
+    /// A projected column out of range, or a filter that cannot be evaluated.
+    pub fn scanned(&self, request: &ScanRequest) -> Result<Self> {
+        let width = self.table_schema().fields().len();
+        if let Some(bad) = request.projection.iter().flatten().find(|&&i| i >= width) {
+            return Err(Error::Option {
+                option: "projection".to_string(),
+                message: format!("column {bad} is out of range: the table has {width} columns"),
+            });
+        }
+        let kept = self.listing.prune(&request.filters)?;
+        let kept: HashSet<&Path> = kept.iter().map(|f| &f.location).collect();
+        let files = self
+            .files
+            .iter()
+            .filter(|f| kept.contains(&f.location))
+            .cloned()
+            .collect();
+        Ok(Self {
+            listing: Arc::clone(&self.listing),
+            files: Arc::new(files),
+            file_schema: Arc::clone(&self.file_schema),
+            projection: request.projection.clone(),
+        })
+    }
+
+    /// The file columns a projection needs, by index into the file schema
+    /// (`None`: all of them).
+    pub fn file_projection(&self) -> Option<Vec<usize>> {
+        let width = self.file_schema.fields().len();
+        self.projection
+            .as_ref()
+            .map(|p| p.iter().copied().filter(|&i| i < width).collect())
+    }
+
+    /// Completes a batch read from `file` (holding the columns of
+    /// [`FileTable::file_projection`], in file order): appends the partition
+    /// values and puts the columns in the projection's order.
+    ///
+    /// # Errors
+    /// When the batch does not fit the schema.
+    pub fn complete(&self, file: &ListedFile, batch: &RecordBatch) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let file_columns = self.file_projection();
+        let partitions = constant_columns(&file.partition_values, rows)?;
+        let width = self.file_schema.fields().len();
+        let column = |table_index: usize| {
+            if table_index < width {
+                let position = match &file_columns {
+                    Some(read) => read.iter().position(|&i| i == table_index),
+                    None => Some(table_index),
+                };
+                position.map(|p| Arc::clone(batch.column(p)))
+            } else {
+                partitions.get(table_index - width).cloned()
+            }
+        };
+        let indices: Vec<usize> = match &self.projection {
+            Some(p) => p.clone(),
+            None => (0..self.table_schema().fields().len()).collect(),
+        };
+        let columns = indices
+            .iter()
+            .map(|&i| {
+                column(i).ok_or_else(|| Error::Corrupt {
+                    file: file.url.clone(),
+                    message: format!("column {i} was not read"),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            self.output_schema(),
+            columns,
+            &options,
+        )?)
+    }
+
+    /// The files subtask `subtask` of `parallelism` reads: every
+    /// `parallelism`-th, so each attempt reads the same files in the same
+    /// order.
+    pub fn files_of(&self, subtask: usize, parallelism: usize) -> VecDeque<ListedFile> {
+        self.files
+            .iter()
+            .skip(subtask)
+            .step_by(parallelism.max(1))
+            .cloned()
+            .collect()
+    }
+
+    /// The total size of the files to read.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// A format whose files are decoded whole (CSV, JSON lines, Arrow IPC).
+pub trait WholeFileFormat: Send + Sync + Debug + 'static {
+    /// The format's name.
+    fn name(&self) -> &'static str;
+
+    /// Decodes one file's bytes into batches of the columns `projection`
+    /// (indices into `schema`, `None`: all). Runs on the CPU pool.
+    ///
+    /// # Errors
+    /// A corrupt file, or a bad record under the `fail` policy; both name
+    /// the file.
+    fn decode(
+        &self,
+        file: &ListedFile,
+        bytes: Bytes,
+        schema: &SchemaRef,
+        projection: Option<&[usize]>,
+        counters: &Counters,
+    ) -> Result<Vec<RecordBatch>>;
+}
+
+/// A source reading whole files of one format.
+#[derive(Debug, Clone)]
+pub struct WholeFileSource<F> {
+    table: FileTable,
+    format: Arc<F>,
+}
+
+impl<F: WholeFileFormat> WholeFileSource<F> {
+    /// A source of `table`'s files in `format`.
+    pub fn new(table: FileTable, format: Arc<F>) -> Self {
+        Self { table, format }
+    }
+
+    /// The table read.
+    pub fn table(&self) -> &FileTable {
+        &self.table
+    }
+}
+
+impl<F: WholeFileFormat> SourceFactory for WholeFileSource<F> {
+    fn name(&self) -> String {
+        format!("{}({})", self.format.name(), self.table.listing.root)
+    }
+
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.table.output_schema()
+    }
+
+    fn estimated_bytes(&self) -> Option<u64> {
+        Some(self.table.total_bytes())
+    }
+
+    fn scan(&self, request: &ScanRequest) -> weir_engine::Result<Option<Arc<dyn SourceFactory>>> {
+        Ok(Some(Arc::new(Self {
+            table: self.table.scanned(request)?,
+            format: Arc::clone(&self.format),
+        })))
+    }
+
+    fn create(&self, task: &TaskInfo) -> weir_engine::Result<Box<dyn Source>> {
+        Ok(Box::new(WholeFileReader {
+            files: self.table.files_of(task.subtask, task.parallelism),
+            table: self.table.clone(),
+            format: Arc::clone(&self.format),
+            pending: VecDeque::new(),
+            counters: task.counters.clone(),
+        }))
+    }
+}
+
+struct WholeFileReader<F> {
+    table: FileTable,
+    format: Arc<F>,
+    files: VecDeque<ListedFile>,
+    pending: VecDeque<RecordBatch>,
+    counters: Counters,
+}
+
+#[async_trait]
+impl<F: WholeFileFormat> Source for WholeFileReader<F> {
+    async fn next_batch(&mut self) -> weir_engine::Result<Option<RecordBatch>> {
+        while self.pending.is_empty() {
+            let Some(file) = self.files.pop_front() else {
+                return Ok(None);
+            };
+            let store = self.table.listing.store();
+            let bytes = store
+                .get(&file.location)
+                .await
+                .map_err(|source| Error::Store {
+                    url: file.url.clone(),
+                    source,
+                })?
+                .bytes()
+                .await
+                .map_err(|source| Error::Store {
+                    url: file.url.clone(),
+                    source,
+                })?;
+            self.counters.add("files read", 1);
+            self.counters.add("bytes read", bytes.len() as u64);
+            let (format, table, counters) = (
+                Arc::clone(&self.format),
+                self.table.clone(),
+                self.counters.clone(),
+            );
+            self.pending = weir_engine::cpu::run(move || {
+                let projection = table.file_projection();
+                format
+                    .decode(
+                        &file,
+                        bytes,
+                        &table.file_schema,
+                        projection.as_deref(),
+                        &counters,
+                    )?
+                    .iter()
+                    .map(|batch| table.complete(&file, batch))
+                    .collect::<Result<VecDeque<_>>>()
+            })
+            .await?;
+        }
+        Ok(self.pending.pop_front())
+    }
+}
