@@ -7,8 +7,10 @@
 //! it; [`register_all`] registers every connector of this crate.
 //!
 //! - [`text`]: lines of text files (local or object store), one row per line.
+//! - [`parquet`]: pruning Parquet reads with a scan's filters.
 
 pub mod error;
+pub mod parquet;
 pub mod text;
 
 pub use error::{Error, Result};
