@@ -47,6 +47,15 @@ pub enum Error {
         /// Names both files and the column.
         message: String,
     },
+    /// A scan filter cannot be typed against the table's schema (an unknown
+    /// column, incompatible types).
+    #[error("filter {filter}: {message}")]
+    Filter {
+        /// The filter, as displayed.
+        filter: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Arrow failed on data the connector produced or was given.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
@@ -63,6 +72,10 @@ impl From<Error> for EngineError {
                 message: e.to_string(),
             },
             Error::Option { .. } => EngineError::Plan(e.to_string()),
+            Error::Filter { filter, message } => EngineError::Expr {
+                expr: filter,
+                message,
+            },
             Error::Corrupt { .. } | Error::BadRecord { .. } | Error::SchemaMismatch { .. } => {
                 EngineError::BadInput {
                     message: e.to_string(),

@@ -7,12 +7,14 @@
 //! it; [`register_all`] registers every connector of this crate.
 //!
 //! - [`text`]: lines of text files (local or object store), one row per line.
+//! - [`parquet`]: pruning Parquet reads with a scan's filters.
 
 pub mod error;
 pub mod file_sink;
 pub mod file_source;
 pub mod hive;
 pub mod listing;
+pub mod parquet;
 pub mod text;
 
 pub use error::{Error, Result};
