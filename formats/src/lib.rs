@@ -15,6 +15,7 @@ pub mod file_source;
 pub mod hive;
 pub mod listing;
 pub mod parquet;
+pub mod schema_merge;
 pub mod text;
 
 pub use error::{Error, Result};
@@ -26,6 +27,8 @@ use weir_engine::registry::ConnectorRegistry;
 /// Registers every connector of this crate.
 pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_source(Arc::new(text::TextConnector));
+    registry.register_source(Arc::new(parquet::ParquetConnector));
+    registry.register_sink(Arc::new(parquet::ParquetConnector));
 }
 
 /// A registry with every connector of this crate.

@@ -204,6 +204,31 @@ impl FileSink {
         Ok(sink)
     }
 
+    /// A sink configured by connector options: `path` (with the object
+    /// store options) and the [`FILE_SINK_OPTIONS`].
+    ///
+    /// # Errors
+    /// As [`FileSink::try_new`], and [`Error::Option`] for a missing or
+    /// invalid `path`.
+    pub async fn from_options(
+        options: &ConnectorOptions,
+        format: Arc<dyn FileFormat>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let root =
+            StoreUrl::parse(required_path(options)?, options).map_err(|e| Error::Option {
+                option: "path".to_string(),
+                message: e.to_string(),
+            })?;
+        Self::try_new(
+            root,
+            format,
+            schema,
+            FileSinkOptions::from_options(options)?,
+        )
+        .await
+    }
+
     /// The schema of the files (the rows without their partition columns).
     pub fn file_schema(&self) -> SchemaRef {
         let fields: Vec<_> = self
@@ -289,6 +314,17 @@ impl FileSink {
             Err(e) => Err(self.store_error(e)),
         }
     }
+}
+
+/// The `path` option, which every file connector requires.
+///
+/// # Errors
+/// [`Error::Option`] when it is missing.
+pub fn required_path(options: &ConnectorOptions) -> Result<&str> {
+    options.get("path").map(String::as_str).ok_or_else(|| Error::Option {
+        option: "path".to_string(),
+        message: "is required: a file, directory or glob (a local path, file://, s3:// or memory:// URL)".to_string(),
+    })
 }
 
 fn column_list(schema: &Schema) -> String {
