@@ -13,7 +13,9 @@ pub mod error;
 pub mod file_sink;
 pub mod file_source;
 pub mod hive;
+pub mod ipc;
 pub mod listing;
+pub mod options;
 pub mod parquet;
 pub mod schema_merge;
 pub mod text;
@@ -29,6 +31,8 @@ pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_source(Arc::new(text::TextConnector));
     registry.register_source(Arc::new(parquet::ParquetConnector));
     registry.register_sink(Arc::new(parquet::ParquetConnector));
+    registry.register_source(Arc::new(ipc::IpcConnector));
+    registry.register_sink(Arc::new(ipc::IpcConnector));
 }
 
 /// A registry with every connector of this crate.

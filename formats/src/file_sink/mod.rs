@@ -31,6 +31,7 @@ use weir_exchange::StoreUrl;
 
 pub use encoder::{FileEncoder, FileFormat, SharedBuffer};
 
+use crate::options::required_path;
 use crate::{Error, Result};
 
 /// The hidden directory under a sink's root where attempts stage files.
@@ -314,17 +315,6 @@ impl FileSink {
             Err(e) => Err(self.store_error(e)),
         }
     }
-}
-
-/// The `path` option, which every file connector requires.
-///
-/// # Errors
-/// [`Error::Option`] when it is missing.
-pub fn required_path(options: &ConnectorOptions) -> Result<&str> {
-    options.get("path").map(String::as_str).ok_or_else(|| Error::Option {
-        option: "path".to_string(),
-        message: "is required: a file, directory or glob (a local path, file://, s3:// or memory:// URL)".to_string(),
-    })
 }
 
 fn column_list(schema: &Schema) -> String {

@@ -10,9 +10,9 @@ use weir_exchange::store_url::STORE_OPTIONS;
 
 use super::ParquetSource;
 use super::sink::{PARQUET_SINK_OPTIONS, ParquetFormat};
-use crate::file_sink::{FILE_SINK_OPTIONS, FileSink, required_path};
+use crate::file_sink::{FILE_SINK_OPTIONS, FileSink};
 use crate::listing::FileListing;
-use crate::{Error, Result};
+use crate::options::{bool_option, required_path};
 
 /// Reads and writes Parquet tables.
 ///
@@ -23,22 +23,6 @@ use crate::{Error, Result};
 /// store options ([`STORE_OPTIONS`]).
 #[derive(Debug)]
 pub struct ParquetConnector;
-
-/// Parses a boolean option (`true` / `false`), `default` when absent.
-///
-/// # Errors
-/// [`Error::Option`] for any other value.
-pub fn bool_option(options: &ConnectorOptions, name: &str, default: bool) -> Result<bool> {
-    match options.get(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if v == "true" => Ok(true),
-        Some(v) if v == "false" => Ok(false),
-        Some(v) => Err(Error::Option {
-            option: name.to_string(),
-            message: format!("'{v}' is not 'true' or 'false'"),
-        }),
-    }
-}
 
 #[async_trait]
 impl SourceConnector for ParquetConnector {

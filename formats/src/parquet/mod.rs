@@ -22,7 +22,7 @@ mod sink;
 mod source;
 mod statistics;
 
-pub use connector::{ParquetConnector, bool_option};
+pub use connector::ParquetConnector;
 pub use plan::PruningPlan;
 pub use prune::RowGroups;
 pub use sink::{PARQUET_SINK_OPTIONS, ParquetFormat};
