@@ -113,6 +113,19 @@ impl StoreUrl {
     fn local(path: &str) -> Result<Self> {
         let absolute = std::path::absolute(path)
             .map_err(|e| Error::Config(format!("'{path}' is not a valid path: {e}")))?;
+        // `a/../b` names `b`: resolve `.` and `..` without touching the disk
+        // (the path may not exist yet).
+        let mut normal = std::path::PathBuf::new();
+        for component in absolute.components() {
+            match component {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                other => normal.push(other),
+            }
+        }
+        let absolute = normal;
         let path = Path::from_absolute_path(&absolute)
             .map_err(|e| Error::Config(format!("'{path}' is not a valid path: {e}")))?;
         Ok(Self {
