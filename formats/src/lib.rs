@@ -7,9 +7,20 @@
 //! it; [`register_all`] registers every connector of this crate.
 //!
 //! - [`text`]: lines of text files (local or object store), one row per line.
+//! - [`csv`]: the CSV format: options, schema inference, decoder, encoder.
+//! - [`json`]: the JSON-lines format: schema inference, decoder, encoder.
+//! - [`bad_records`]: what decoders do with records they cannot decode.
+//! - [`schema_string`]: schemas given as text (`id BIGINT, name VARCHAR`).
 
+pub mod bad_records;
+pub mod csv;
 pub mod error;
+pub mod json;
+pub mod schema_string;
 pub mod text;
+
+#[cfg(test)]
+mod test_batches;
 
 pub use error::{Error, Result};
 

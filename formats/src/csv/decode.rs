@@ -1,0 +1,339 @@
+//! Decoding CSV bytes into record batches.
+//!
+//! The normal path is arrow's vectorised CSV decoder, a batch at a time.
+//! When a batch fails (a record with the wrong number of fields, a value
+//! that does not parse, invalid UTF-8), the decoder goes over the records of
+//! that batch one at a time: it splits them with the same dialect, decodes
+//! each on its own, keeps the good ones in order and hands the bad ones to
+//! the [`BadRecords`] policy with their line and reason. Then it goes back
+//! to the normal path.
+
+use std::sync::Arc;
+
+use arrow::array::timezone::Tz;
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::compute::concat_batches;
+use arrow::csv::ReaderBuilder;
+use arrow::csv::reader::Decoder;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use regex::Regex;
+use weir_engine::operator::OUTPUT_BATCH_ROWS;
+
+use super::CsvOptions;
+use super::records::{Lines, Record, Splitter};
+use crate::bad_records::{BadRecords, Decoded};
+use crate::schema_string::nullable;
+use crate::{Error, Result};
+
+/// Decodes the bytes of CSV files with a known schema.
+///
+/// Columns are matched by position; the header's names are not checked.
+/// Every output column is nullable. Values are parsed as arrow's CSV reader
+/// does: booleans `true`/`false` (any case), dates `YYYY-MM-DD`, timestamps
+/// RFC 3339 or `YYYY-MM-DD hh:mm:ss[.f]` (in the column's time zone when it
+/// has none), decimals with at most the column's scale.
+#[derive(Debug, Clone)]
+pub struct CsvDecoder {
+    /// The file's columns, all nullable.
+    schema: SchemaRef,
+    /// The columns to produce, by index into `schema`.
+    projection: Option<Vec<usize>>,
+    /// The schema of the batches produced.
+    output: SchemaRef,
+    options: CsvOptions,
+    /// Matches the null string, when it is set and not empty (arrow's
+    /// default matches the empty string).
+    null_regex: Option<Regex>,
+    policy: BadRecords,
+    batch_size: usize,
+}
+
+impl CsvDecoder {
+    /// A decoder of files with `schema`'s columns in `options`' dialect,
+    /// handling bad records by `policy`.
+    ///
+    /// # Errors
+    /// [`Error::Option`] when a column's type cannot be read from CSV (a
+    /// nested or binary type) or its time zone is invalid.
+    pub fn try_new(schema: &Schema, options: CsvOptions, policy: BadRecords) -> Result<Self> {
+        for field in schema.fields() {
+            check_type(field)?;
+        }
+        let null_regex = match options.null_string.as_deref() {
+            None | Some("") => None,
+            Some(null) => Some(
+                Regex::new(&format!("^{}$", regex::escape(null))).map_err(|e| Error::Option {
+                    option: "csv.null-string".to_string(),
+                    message: e.to_string(),
+                })?,
+            ),
+        };
+        let schema = nullable(schema);
+        Ok(Self {
+            output: Arc::clone(&schema),
+            schema,
+            projection: None,
+            options,
+            null_regex,
+            policy,
+            batch_size: OUTPUT_BATCH_ROWS,
+        })
+    }
+
+    /// Produces only the columns at `projection` (indexes into the schema),
+    /// in that order. Values of the other columns are not parsed, so they
+    /// cannot make a record bad; every record still needs all the fields.
+    ///
+    /// # Errors
+    /// When an index is out of range.
+    pub fn with_projection(mut self, projection: Vec<usize>) -> Result<Self> {
+        self.output = Arc::new(self.schema.project(&projection)?);
+        self.projection = Some(projection);
+        Ok(self)
+    }
+
+    /// Produces batches of at most `rows` rows (default 8192).
+    pub fn with_batch_size(mut self, rows: usize) -> Self {
+        self.batch_size = rows.max(1);
+        self
+    }
+
+    /// The schema of the batches produced.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.output)
+    }
+
+    /// Decodes the whole of a file's `bytes` (header included when the
+    /// dialect has one). `file` names the file in bad records and errors.
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] for the first bad record under
+    /// [`BadRecords::Fail`]; [`Error::Arrow`] if arrow fails on records it
+    /// decoded one at a time.
+    pub fn decode(&self, file: &str, bytes: &[u8]) -> Result<Decoded> {
+        let mut decoded = Decoded::default();
+        let mut lines = Lines::new(bytes);
+        let mut pos = match self.options.header {
+            true => Splitter::new(&self.options)
+                .next(bytes)
+                .map_or(bytes.len(), |header| header.consumed),
+            false => 0,
+        };
+        let mut fast: Option<Decoder> = None;
+        loop {
+            let decoder = fast.get_or_insert_with(|| self.arrow_decoder(None, self.batch_size));
+            match read_batch(decoder, &bytes[pos..]) {
+                Ok(Some((batch, consumed))) => {
+                    decoded.batches.push(self.finish(batch)?);
+                    pos += consumed;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    // The arrow decoder is left mid-batch: start a new one
+                    // after the records gone over one at a time.
+                    fast = None;
+                    match self.decode_slowly(file, bytes, pos, &mut lines, &mut decoded)? {
+                        0 => break,
+                        consumed => pos += consumed,
+                    }
+                }
+            }
+        }
+        Ok(decoded)
+    }
+
+    /// Goes over the next batch of records from `pos` one at a time; returns
+    /// the bytes they took.
+    fn decode_slowly(
+        &self,
+        file: &str,
+        bytes: &[u8],
+        pos: usize,
+        lines: &mut Lines<'_>,
+        decoded: &mut Decoded,
+    ) -> Result<usize> {
+        let mut splitter = Splitter::new(&self.options);
+        let mut good = Vec::new();
+        let mut consumed = 0;
+        for _ in 0..self.batch_size {
+            let at = pos + consumed;
+            let Some(record) = splitter.next(&bytes[at..]) else {
+                break;
+            };
+            consumed += record.consumed;
+            match self.decode_record(&record) {
+                Ok(batch) => good.push(batch),
+                Err(reason) => decoded.reject(
+                    self.policy,
+                    file,
+                    lines.at(at + record.start),
+                    record.raw,
+                    reason,
+                )?,
+            }
+        }
+        if !good.is_empty() {
+            let batch = concat_batches(&self.output, &good)?;
+            decoded.batches.push(self.finish(batch)?);
+        }
+        Ok(consumed)
+    }
+
+    /// Decodes one record on its own, or says why it is bad.
+    fn decode_record(&self, record: &Record<'_>) -> Result<RecordBatch, String> {
+        let fields = self.schema.fields();
+        if record.len() != fields.len() {
+            return Err(format!(
+                "expected {} fields, found {}",
+                fields.len(),
+                record.len()
+            ));
+        }
+        if let Some(field) = fields
+            .iter()
+            .zip(record.fields())
+            .find_map(|(field, value)| std::str::from_utf8(value).is_err().then_some(field))
+        {
+            return Err(format!("column '{}': invalid UTF-8", field.name()));
+        }
+        match read_batch(&mut self.arrow_decoder(None, 1), record.raw) {
+            Ok(Some((batch, _))) => Ok(batch),
+            Ok(None) => Err("no record".to_string()),
+            Err(error) => Err(self.explain(record, &error)),
+        }
+    }
+
+    /// Names the first column of `record` whose value does not parse.
+    fn explain(&self, record: &Record<'_>, error: &ArrowError) -> String {
+        let columns = match &self.projection {
+            Some(projection) => projection.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        for column in columns {
+            let mut decoder = self.arrow_decoder(Some(vec![column]), 1);
+            if read_batch(&mut decoder, record.raw).is_err() {
+                let field = self.schema.field(column);
+                let value = record.fields().nth(column).unwrap_or_default();
+                return format!(
+                    "column '{}': cannot parse '{}' as {}",
+                    field.name(),
+                    String::from_utf8_lossy(value),
+                    field.data_type()
+                );
+            }
+        }
+        error.to_string()
+    }
+
+    /// An arrow decoder of headerless records in this dialect, producing
+    /// `projection` (the decoder's own when `None`).
+    fn arrow_decoder(&self, projection: Option<Vec<usize>>, batch_size: usize) -> Decoder {
+        let mut builder = ReaderBuilder::new(Arc::clone(&self.schema))
+            .with_header(false)
+            .with_delimiter(self.options.delimiter)
+            .with_quote(self.options.quote)
+            .with_batch_size(batch_size);
+        if let Some(escape) = self.options.escape {
+            builder = builder.with_escape(escape);
+        }
+        if let Some(comment) = self.options.comment {
+            builder = builder.with_comment(comment);
+        }
+        if let Some(regex) = &self.null_regex {
+            builder = builder.with_null_regex(regex.clone());
+        }
+        if let Some(projection) = projection.or_else(|| self.projection.clone()) {
+            builder = builder.with_projection(projection);
+        }
+        builder.build_decoder()
+    }
+
+    /// Applies the null semantics arrow cannot: without a null string, an
+    /// empty value of a string column is the empty string, not null.
+    fn finish(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.options.null_string.is_some() {
+            return Ok(batch);
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|column| match column.data_type() {
+                // Arrow leaves null strings empty: dropping the null
+                // buffer makes them empty strings.
+                DataType::Utf8 if column.null_count() > 0 => {
+                    let (offsets, values, _) = column.as_string::<i32>().clone().into_parts();
+                    Ok(Arc::new(StringArray::try_new(offsets, values, None)?) as ArrayRef)
+                }
+                _ => Ok(Arc::clone(column)),
+            })
+            .collect::<Result<Vec<_>, ArrowError>>()?;
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+}
+
+/// Decodes the next batch of records of `input` (up to the decoder's batch
+/// size); returns it and the bytes it took, or `None` at the end.
+fn read_batch(
+    decoder: &mut Decoder,
+    input: &[u8],
+) -> Result<Option<(RecordBatch, usize)>, ArrowError> {
+    let mut consumed = 0;
+    loop {
+        // An empty rest tells the decoder the input ended.
+        let read = decoder.decode(&input[consumed..])?;
+        if read == 0 {
+            break;
+        }
+        consumed += read;
+    }
+    Ok(decoder.flush()?.map(|batch| (batch, consumed)))
+}
+
+/// Checks that arrow's CSV reader and writer handle `field`'s type.
+fn check_type(field: &Field) -> Result<()> {
+    let supported = match field.data_type() {
+        DataType::Boolean
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..)
+        | DataType::Date32
+        | DataType::Date64
+        | DataType::Time32(TimeUnit::Second | TimeUnit::Millisecond)
+        | DataType::Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond)
+        | DataType::Timestamp(_, None)
+        | DataType::Utf8 => true,
+        DataType::Timestamp(_, Some(tz)) => {
+            tz.parse::<Tz>().map_err(|e| Error::Option {
+                option: "schema".to_string(),
+                message: format!("column '{}': {e}", field.name()),
+            })?;
+            true
+        }
+        _ => false,
+    };
+    if supported {
+        Ok(())
+    } else {
+        Err(Error::Option {
+            option: "schema".to_string(),
+            message: format!(
+                "column '{}': CSV cannot hold type {}",
+                field.name(),
+                field.data_type()
+            ),
+        })
+    }
+}
