@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
 
 use crate::{Error, Result};
 
@@ -100,6 +102,20 @@ impl Decoded {
     /// How many bad records were skipped, dropped or dead-lettered.
     pub fn bad_records(&self) -> u64 {
         self.dropped + self.dead_letters.len() as u64
+    }
+
+    /// Adds good rows decoded in parts as one batch.
+    pub(crate) fn push_rows(
+        &mut self,
+        schema: &SchemaRef,
+        mut parts: Vec<RecordBatch>,
+    ) -> Result<()> {
+        match parts.len() {
+            0 => {}
+            1 => self.batches.append(&mut parts),
+            _ => self.batches.push(concat_batches(schema, &parts)?),
+        }
+        Ok(())
     }
 
     /// Handles a bad record by `policy`: fails, counts it, or keeps it.

@@ -17,6 +17,7 @@ pub mod csv;
 pub mod error;
 pub mod json;
 pub mod schema_string;
+mod separate;
 pub mod text;
 
 #[cfg(test)]

@@ -2,17 +2,16 @@
 //!
 //! The normal path is arrow's vectorised CSV decoder, a batch at a time.
 //! When a batch fails (a record with the wrong number of fields, a value
-//! that does not parse, invalid UTF-8), the decoder goes over the records of
-//! that batch one at a time: it splits them with the same dialect, decodes
-//! each on its own, keeps the good ones in order and hands the bad ones to
-//! the [`BadRecords`] policy with their line and reason. Then it goes back
-//! to the normal path.
+//! that does not parse, invalid UTF-8), the decoder splits that batch's
+//! records with the same dialect, checks their fields, and decodes the rest
+//! in groups halved until they decode: it keeps the good
+//! records in order and hands the bad ones to the [`BadRecords`] policy with
+//! their line and reason. Then it goes back to the normal path.
 
 use std::sync::Arc;
 
 use arrow::array::timezone::Tz;
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::compute::concat_batches;
 use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Decoder;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -24,6 +23,7 @@ use super::CsvOptions;
 use super::records::{Lines, Record, Splitter};
 use crate::bad_records::{BadRecords, Decoded};
 use crate::schema_string::nullable;
+use crate::separate::separate;
 use crate::{Error, Result};
 
 /// Decodes the bytes of CSV files with a known schema.
@@ -109,16 +109,17 @@ impl CsvDecoder {
     ///
     /// # Errors
     /// [`Error::BadRecord`] for the first bad record under
-    /// [`BadRecords::Fail`]; [`Error::Arrow`] if arrow fails on records it
-    /// decoded one at a time.
+    /// [`BadRecords::Fail`]; [`Error::Arrow`] if arrow cannot put the good
+    /// rows of a batch together.
     pub fn decode(&self, file: &str, bytes: &[u8]) -> Result<Decoded> {
         let mut decoded = Decoded::default();
         let mut lines = Lines::new(bytes);
-        let mut pos = match self.options.header {
-            true => Splitter::new(&self.options)
+        let mut pos = if self.options.header {
+            Splitter::new(&self.options)
                 .next(bytes)
-                .map_or(bytes.len(), |header| header.consumed),
-            false => 0,
+                .map_or(bytes.len(), |header| header.consumed)
+        } else {
+            0
         };
         let mut fast: Option<Decoder> = None;
         loop {
@@ -143,8 +144,8 @@ impl CsvDecoder {
         Ok(decoded)
     }
 
-    /// Goes over the next batch of records from `pos` one at a time; returns
-    /// the bytes they took.
+    /// Splits the next batch of records from `pos` and tells the bad ones
+    /// from the good ones; returns the bytes they took.
     fn decode_slowly(
         &self,
         file: &str,
@@ -154,34 +155,42 @@ impl CsvDecoder {
         decoded: &mut Decoded,
     ) -> Result<usize> {
         let mut splitter = Splitter::new(&self.options);
-        let mut good = Vec::new();
+        let mut ranges = Vec::new();
+        let mut reasons = Vec::new();
         let mut consumed = 0;
-        for _ in 0..self.batch_size {
+        while ranges.len() < self.batch_size {
             let at = pos + consumed;
             let Some(record) = splitter.next(&bytes[at..]) else {
                 break;
             };
             consumed += record.consumed;
-            match self.decode_record(&record) {
-                Ok(batch) => good.push(batch),
-                Err(reason) => decoded.reject(
-                    self.policy,
-                    file,
-                    lines.at(at + record.start),
-                    record.raw,
-                    reason,
-                )?,
+            let start = at + record.start;
+            ranges.push(start..start + record.raw.len());
+            reasons.push(self.check_fields(&record).err());
+        }
+        let good = separate(
+            bytes,
+            &ranges,
+            &mut reasons,
+            |text: &[u8], rows| self.decode_exactly(text, rows),
+            |raw: &[u8], error| self.explain(raw, &error),
+        );
+        for (range, reason) in ranges.iter().zip(reasons) {
+            if let Some(reason) = reason {
+                let line = lines.at(range.start);
+                decoded.reject(self.policy, file, line, &bytes[range.clone()], reason)?;
             }
         }
-        if !good.is_empty() {
-            let batch = concat_batches(&self.output, &good)?;
-            decoded.batches.push(self.finish(batch)?);
-        }
+        let good = good
+            .into_iter()
+            .map(|rows| self.finish(rows))
+            .collect::<Result<Vec<_>>>()?;
+        decoded.push_rows(&self.output, good)?;
         Ok(consumed)
     }
 
-    /// Decodes one record on its own, or says why it is bad.
-    fn decode_record(&self, record: &Record<'_>) -> Result<RecordBatch, String> {
+    /// Checks a record's number of fields and their encoding.
+    fn check_fields(&self, record: &Record<'_>) -> Result<(), String> {
         let fields = self.schema.fields();
         if record.len() != fields.len() {
             return Err(format!(
@@ -190,29 +199,42 @@ impl CsvDecoder {
                 record.len()
             ));
         }
-        if let Some(field) = fields
+        match fields
             .iter()
             .zip(record.fields())
-            .find_map(|(field, value)| std::str::from_utf8(value).is_err().then_some(field))
+            .find(|(_, value)| std::str::from_utf8(value).is_err())
         {
-            return Err(format!("column '{}': invalid UTF-8", field.name()));
-        }
-        match read_batch(&mut self.arrow_decoder(None, 1), record.raw) {
-            Ok(Some((batch, _))) => Ok(batch),
-            Ok(None) => Err("no record".to_string()),
-            Err(error) => Err(self.explain(record, &error)),
+            Some((field, _)) => Err(format!("column '{}': invalid UTF-8", field.name())),
+            None => Ok(()),
         }
     }
 
-    /// Names the first column of `record` whose value does not parse.
-    fn explain(&self, record: &Record<'_>, error: &ArrowError) -> String {
+    /// Decodes `text` into exactly `rows` rows.
+    fn decode_exactly(&self, text: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
+        match read_batch(&mut self.arrow_decoder(None, rows), text)? {
+            Some((batch, consumed)) if batch.num_rows() == rows && consumed == text.len() => {
+                Ok(batch)
+            }
+            _ => Err(ArrowError::CsvError(format!(
+                "the text of {rows} records holds another number of records"
+            ))),
+        }
+    }
+
+    /// Why the record `raw` does not decode: names the first column whose
+    /// value does not parse, else repeats arrow's `error`.
+    fn explain(&self, raw: &[u8], error: &ArrowError) -> String {
+        let mut splitter = Splitter::new(&self.options);
+        let Some(record) = splitter.next(raw) else {
+            return error.to_string();
+        };
         let columns = match &self.projection {
             Some(projection) => projection.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
         for column in columns {
             let mut decoder = self.arrow_decoder(Some(vec![column]), 1);
-            if read_batch(&mut decoder, record.raw).is_err() {
+            if read_batch(&mut decoder, raw).is_err() {
                 let field = self.schema.field(column);
                 let value = record.fields().nth(column).unwrap_or_default();
                 return format!(

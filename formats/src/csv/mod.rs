@@ -18,3 +18,6 @@ pub use options::CsvOptions;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod prop_tests;

@@ -82,7 +82,7 @@ fn every_type_round_trips_with_a_null_string() {
 fn without_a_null_string_string_nulls_come_back_empty() {
     let batch = every_type();
     let options = CsvOptions::default();
-    let text = encode(&[batch.clone()], &options);
+    let text = encode(std::slice::from_ref(&batch), &options);
     let decoded = CsvDecoder::try_new(&batch.schema(), options, BadRecords::Fail)
         .unwrap()
         .decode("f.csv", &text)

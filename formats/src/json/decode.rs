@@ -1,16 +1,15 @@
 //! Decoding JSON-lines bytes into record batches.
 //!
-//! The normal path is arrow's JSON decoder over a batch of lines at once,
-//! taken when every line looks like one object and arrow decodes exactly one
-//! row per line. Otherwise the decoder goes over the lines of that batch one
-//! at a time: it decodes each on its own, keeps the good ones in order and
-//! hands the bad ones to the [`BadRecords`] policy with their line and
+//! Lines are decoded a batch at a time by arrow's JSON decoder, requiring
+//! exactly one row per line. A batch that fails is decoded again in groups
+//! of lines halved until they decode: the good lines are kept in order and
+//! the bad ones handed to the [`BadRecords`] policy with their line and
 //! reason.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::json::ReaderBuilder;
@@ -20,6 +19,7 @@ use weir_engine::operator::OUTPUT_BATCH_ROWS;
 use super::lines::{Line, Lines, looks_like_object};
 use crate::bad_records::{BadRecords, Decoded};
 use crate::schema_string::nullable;
+use crate::separate::separate;
 use crate::{Error, Result};
 
 /// Decodes the bytes of JSON-lines files with a known schema.
@@ -27,7 +27,7 @@ use crate::{Error, Result};
 /// Every output column is nullable. Values are converted as arrow's JSON
 /// reader does: a number or a numeric string fits a numeric column, a
 /// string holding a date or timestamp fits a date or timestamp column; a
-/// value of another JSON type (a string where a number is expected, an
+/// value of another JSON type (a boolean where a number is expected, an
 /// object where a string is) makes the line a bad record.
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
@@ -50,7 +50,7 @@ impl JsonDecoder {
             policy,
             batch_size: OUTPUT_BATCH_ROWS,
         };
-        decoder.arrow_decoder().map_err(|e| Error::Option {
+        decoder.arrow_decoder(1).map_err(|e| Error::Option {
             option: "schema".to_string(),
             message: format!("JSON cannot hold the schema: {e}"),
         })?;
@@ -73,103 +73,90 @@ impl JsonDecoder {
     ///
     /// # Errors
     /// [`Error::BadRecord`] for the first bad record under
-    /// [`BadRecords::Fail`]; [`Error::Arrow`] if arrow fails on lines it
-    /// decoded one at a time.
+    /// [`BadRecords::Fail`]; [`Error::Arrow`] if arrow cannot put the good
+    /// rows of a batch together.
     pub fn decode(&self, file: &str, bytes: &[u8]) -> Result<Decoded> {
         let mut decoded = Decoded::default();
         let mut lines = Lines::new(bytes);
         let mut batch: Vec<Line> = Vec::with_capacity(self.batch_size);
-        let mut fast: Option<Decoder> = None;
         loop {
             batch.clear();
             batch.extend(lines.by_ref().take(self.batch_size));
-            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-                break;
-            };
-            let decoder = match &mut fast {
-                Some(decoder) => decoder,
-                None => fast.insert(self.arrow_decoder()?),
-            };
-            let all_objects = batch
-                .iter()
-                .all(|line| looks_like_object(&bytes[line.start..line.end]));
-            let rows = match all_objects {
-                true => read_rows(decoder, &bytes[first.start..last.end], batch.len()).ok(),
-                false => None,
-            };
-            match rows {
-                Some(rows) => decoded.batches.push(rows),
-                None => {
-                    // The arrow decoder may be left mid-record.
-                    fast = None;
-                    self.decode_slowly(file, bytes, &batch, &mut decoded)?;
-                }
+            if batch.is_empty() {
+                return Ok(decoded);
             }
+            self.decode_lines(file, bytes, &batch, &mut decoded)?;
         }
-        Ok(decoded)
     }
 
-    /// Goes over `batch`'s lines one at a time.
-    fn decode_slowly(
+    /// Decodes a batch of lines.
+    fn decode_lines(
         &self,
         file: &str,
         bytes: &[u8],
         batch: &[Line],
         decoded: &mut Decoded,
     ) -> Result<()> {
-        let mut good = Vec::new();
-        for line in batch {
-            let text = &bytes[line.start..line.end];
-            match self.decode_line(text) {
-                Ok(row) => good.push(row),
-                Err(reason) => decoded.reject(self.policy, file, line.number, text, reason)?,
+        let ranges: Vec<Range<usize>> = batch.iter().map(|line| line.start..line.end).collect();
+        let mut reasons: Vec<Option<String>> = ranges
+            .iter()
+            .map(|range| {
+                (!looks_like_object(&bytes[range.clone()])).then(|| "not a JSON object".to_string())
+            })
+            .collect();
+        let good = separate(
+            bytes,
+            &ranges,
+            &mut reasons,
+            |text: &[u8], rows| self.decode_exactly(text, rows),
+            |_: &[u8], reason| reason,
+        );
+        for ((line, range), reason) in batch.iter().zip(&ranges).zip(reasons) {
+            if let Some(reason) = reason {
+                decoded.reject(
+                    self.policy,
+                    file,
+                    line.number,
+                    &bytes[range.clone()],
+                    reason,
+                )?;
             }
         }
-        if !good.is_empty() {
-            decoded.batches.push(concat_batches(&self.schema, &good)?);
-        }
-        Ok(())
+        decoded.push_rows(&self.schema, good)
     }
 
-    /// Decodes one line on its own, or says why it is bad.
-    fn decode_line(&self, text: &[u8]) -> Result<RecordBatch, String> {
-        if !looks_like_object(text) {
-            return Err("not a JSON object".to_string());
+    /// Decodes `text` into exactly `rows` rows, or says why not.
+    fn decode_exactly(&self, text: &[u8], rows: usize) -> Result<RecordBatch, String> {
+        let mut decoder = self.arrow_decoder(rows).map_err(|e| reason(&e))?;
+        let mut consumed = 0;
+        while consumed < text.len() {
+            match decoder.decode(&text[consumed..]).map_err(|e| reason(&e))? {
+                // The decoder is full: more values than lines.
+                0 => return Err("more JSON values than lines".to_string()),
+                read => consumed += read,
+            }
         }
-        let mut decoder = self.arrow_decoder().map_err(|e| reason(&e))?;
-        read_rows(&mut decoder, text, 1)
+        match decoder.flush().map_err(|e| reason(&e))? {
+            Some(batch) if batch.num_rows() == rows => Ok(batch),
+            batch => Err(format!(
+                "{} JSON values on {rows} line(s)",
+                batch.as_ref().map_or(0, RecordBatch::num_rows)
+            )),
+        }
     }
 
-    fn arrow_decoder(&self) -> Result<Decoder, ArrowError> {
+    fn arrow_decoder(&self, batch_size: usize) -> Result<Decoder, ArrowError> {
         ReaderBuilder::new(Arc::clone(&self.schema))
-            .with_batch_size(self.batch_size)
+            .with_batch_size(batch_size)
             .build_decoder()
     }
 }
 
-/// Decodes `input` into exactly `rows` rows, or says why not.
-fn read_rows(decoder: &mut Decoder, input: &[u8], rows: usize) -> Result<RecordBatch, String> {
-    let mut consumed = 0;
-    while consumed < input.len() {
-        match decoder.decode(&input[consumed..]).map_err(|e| reason(&e))? {
-            // The decoder is full: more values than rows.
-            0 => return Err(format!("expected {rows} JSON object(s), found more")),
-            read => consumed += read,
-        }
-    }
-    match decoder.flush().map_err(|e| reason(&e))? {
-        Some(batch) if batch.num_rows() == rows => Ok(batch),
-        batch => Err(format!(
-            "expected {rows} JSON object(s), found {}",
-            batch.as_ref().map_or(0, RecordBatch::num_rows)
-        )),
-    }
-}
-
-/// Arrow's message without its "Json error: " prefix.
+/// Arrow's message, naming columns as the CSV decoder does.
 fn reason(error: &ArrowError) -> String {
-    match error {
+    let message = match error {
         ArrowError::JsonError(message) => message.clone(),
         other => other.to_string(),
-    }
+    };
+    message.replace("whilst decoding field ", "column ")
 }

@@ -15,3 +15,8 @@ mod lines;
 pub use decode::JsonDecoder;
 pub use encode::JsonEncoder;
 pub use infer::infer_schema;
+
+#[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
+mod tests;
