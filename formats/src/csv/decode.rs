@@ -10,17 +10,17 @@
 
 use std::sync::Arc;
 
-use arrow::array::timezone::Tz;
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Decoder;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use regex::Regex;
 use weir_engine::operator::OUTPUT_BATCH_ROWS;
 
 use super::CsvOptions;
 use super::records::{Lines, Record, Splitter};
+use super::values::ValueType;
 use crate::bad_records::{BadRecords, Decoded};
 use crate::schema_string::nullable;
 use crate::separate::separate;
@@ -41,6 +41,9 @@ pub struct CsvDecoder {
     projection: Option<Vec<usize>>,
     /// The schema of the batches produced.
     output: SchemaRef,
+    /// How each produced column's values parse (`None`: every value does,
+    /// or the column is not produced).
+    values: Vec<Option<ValueType>>,
     options: CsvOptions,
     /// Matches the null string, when it is set and not empty (arrow's
     /// default matches the empty string).
@@ -57,9 +60,18 @@ impl CsvDecoder {
     /// [`Error::Option`] when a column's type cannot be read from CSV (a
     /// nested or binary type) or its time zone is invalid.
     pub fn try_new(schema: &Schema, options: CsvOptions, policy: BadRecords) -> Result<Self> {
-        for field in schema.fields() {
-            check_type(field)?;
-        }
+        let values = schema
+            .fields()
+            .iter()
+            .map(|field| match ValueType::of(field.data_type()) {
+                Ok(ValueType::Text) => Ok(None),
+                Ok(value_type) => Ok(Some(value_type)),
+                Err(message) => Err(Error::Option {
+                    option: "schema".to_string(),
+                    message: format!("column '{}': {message}", field.name()),
+                }),
+            })
+            .collect::<Result<Vec<_>>>()?;
         let null_regex = match options.null_string.as_deref() {
             None | Some("") => None,
             Some(null) => Some(
@@ -74,6 +86,7 @@ impl CsvDecoder {
             output: Arc::clone(&schema),
             schema,
             projection: None,
+            values,
             options,
             null_regex,
             policy,
@@ -83,12 +96,18 @@ impl CsvDecoder {
 
     /// Produces only the columns at `projection` (indexes into the schema),
     /// in that order. Values of the other columns are not parsed, so they
-    /// cannot make a record bad; every record still needs all the fields.
+    /// cannot make a record bad; every record still needs all the fields,
+    /// in UTF-8.
     ///
     /// # Errors
     /// When an index is out of range.
     pub fn with_projection(mut self, projection: Vec<usize>) -> Result<Self> {
         self.output = Arc::new(self.schema.project(&projection)?);
+        for (column, values) in self.values.iter_mut().enumerate() {
+            if !projection.contains(&column) {
+                *values = None;
+            }
+        }
         self.projection = Some(projection);
         Ok(self)
     }
@@ -166,7 +185,7 @@ impl CsvDecoder {
             consumed += record.consumed;
             let start = at + record.start;
             ranges.push(start..start + record.raw.len());
-            reasons.push(self.check_fields(&record).err());
+            reasons.push(self.check_record(&record).err());
         }
         let good = separate(
             bytes,
@@ -189,8 +208,9 @@ impl CsvDecoder {
         Ok(consumed)
     }
 
-    /// Checks a record's number of fields and their encoding.
-    fn check_fields(&self, record: &Record<'_>) -> Result<(), String> {
+    /// Checks a record's number of fields, their encoding and, when a value
+    /// looks bad, whether arrow decodes the record.
+    fn check_record(&self, record: &Record<'_>) -> Result<(), String> {
         let fields = self.schema.fields();
         if record.len() != fields.len() {
             return Err(format!(
@@ -199,14 +219,32 @@ impl CsvDecoder {
                 record.len()
             ));
         }
-        match fields
-            .iter()
-            .zip(record.fields())
-            .find(|(_, value)| std::str::from_utf8(value).is_err())
-        {
-            Some((field, _)) => Err(format!("column '{}': invalid UTF-8", field.name())),
-            None => Ok(()),
+        match self.suspect(record) {
+            Some(reason) if self.decode_exactly(record.raw, 1).is_err() => Err(reason),
+            _ => Ok(()),
         }
+    }
+
+    /// The first field of `record` that is not UTF-8 or, in a produced
+    /// column, does not parse: why the record is bad, if it is.
+    fn suspect(&self, record: &Record<'_>) -> Option<String> {
+        let columns = self.schema.fields().iter().zip(&self.values);
+        for ((field, values), value) in columns.zip(record.fields()) {
+            let Ok(value) = std::str::from_utf8(value) else {
+                return Some(format!("column '{}': invalid UTF-8", field.name()));
+            };
+            match values {
+                Some(values) if !self.options.is_null(value) && !values.parses(value) => {
+                    return Some(format!(
+                        "column '{}': cannot parse '{value}' as {}",
+                        field.name(),
+                        field.data_type()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Decodes `text` into exactly `rows` rows.
@@ -225,27 +263,10 @@ impl CsvDecoder {
     /// value does not parse, else repeats arrow's `error`.
     fn explain(&self, raw: &[u8], error: &ArrowError) -> String {
         let mut splitter = Splitter::new(&self.options);
-        let Some(record) = splitter.next(raw) else {
-            return error.to_string();
-        };
-        let columns = match &self.projection {
-            Some(projection) => projection.clone(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
-        for column in columns {
-            let mut decoder = self.arrow_decoder(Some(vec![column]), 1);
-            if read_batch(&mut decoder, raw).is_err() {
-                let field = self.schema.field(column);
-                let value = record.fields().nth(column).unwrap_or_default();
-                return format!(
-                    "column '{}': cannot parse '{}' as {}",
-                    field.name(),
-                    String::from_utf8_lossy(value),
-                    field.data_type()
-                );
-            }
-        }
-        error.to_string()
+        splitter
+            .next(raw)
+            .and_then(|record| self.suspect(&record))
+            .unwrap_or_else(|| error.to_string())
     }
 
     /// An arrow decoder of headerless records in this dialect, producing
@@ -310,52 +331,4 @@ fn read_batch(
         consumed += read;
     }
     Ok(decoder.flush()?.map(|batch| (batch, consumed)))
-}
-
-/// Checks that arrow's CSV reader and writer handle `field`'s type.
-fn check_type(field: &Field) -> Result<()> {
-    let supported = match field.data_type() {
-        DataType::Boolean
-        | DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Float16
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Decimal32(..)
-        | DataType::Decimal64(..)
-        | DataType::Decimal128(..)
-        | DataType::Decimal256(..)
-        | DataType::Date32
-        | DataType::Date64
-        | DataType::Time32(TimeUnit::Second | TimeUnit::Millisecond)
-        | DataType::Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond)
-        | DataType::Timestamp(_, None)
-        | DataType::Utf8 => true,
-        DataType::Timestamp(_, Some(tz)) => {
-            tz.parse::<Tz>().map_err(|e| Error::Option {
-                option: "schema".to_string(),
-                message: format!("column '{}': {e}", field.name()),
-            })?;
-            true
-        }
-        _ => false,
-    };
-    if supported {
-        Ok(())
-    } else {
-        Err(Error::Option {
-            option: "schema".to_string(),
-            message: format!(
-                "column '{}': CSV cannot hold type {}",
-                field.name(),
-                field.data_type()
-            ),
-        })
-    }
 }

@@ -1,12 +1,21 @@
 //! Inferring a CSV file's schema from its first records.
 
-use arrow::array::timezone::Tz;
-use arrow::compute::kernels::cast_utils::{Parser, string_to_datetime};
-use arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use super::CsvOptions;
 use super::records::{Record, Splitter};
+use super::values::ValueType;
 use crate::{Error, Result};
+
+/// The types a column can be inferred as, narrowest first (`Utf8` when
+/// none fits).
+const CANDIDATES: [DataType; 5] = [
+    DataType::Boolean,
+    DataType::Int64,
+    DataType::Float64,
+    DataType::Date32,
+    DataType::Timestamp(TimeUnit::Microsecond, None),
+];
 
 /// Infers the schema of a CSV file from its first `max_records` records
 /// (the header not counted; see
@@ -14,12 +23,13 @@ use crate::{Error, Result};
 ///
 /// Each column gets the narrowest of `Boolean`, `Int64`, `Float64`,
 /// `Date32`, `Timestamp(Microsecond, None)` that all its sampled non-null
-/// values parse as (as the decoder parses them), else `Utf8`; a column with
-/// no value is `Utf8`. Null values are as [`CsvOptions`] describes. Names
-/// come from the header (an empty name becomes `column_<i>`, a repeated one
-/// gets a `_2`, `_3`... suffix), or are `column_1`, `column_2`... without
-/// one. Records with another number of fields than the first are skipped.
-/// Every field is nullable.
+/// values parse as (as the decoder parses them; a date column holds dates
+/// alone), else `Utf8`; a column with no value is `Utf8`. Null values are
+/// as [`CsvOptions`] describes for non-string columns. Names come from the
+/// header (an empty name becomes `column_<i>`, a repeated one gets a `_2`,
+/// `_3`... suffix), or are `column_1`, `column_2`... without one. Records
+/// with another number of fields than the first are skipped. Every field is
+/// nullable.
 ///
 /// # Errors
 /// [`Error::Corrupt`] when the file has no record.
@@ -29,14 +39,21 @@ pub fn infer_schema(
     options: &CsvOptions,
     max_records: usize,
 ) -> Result<Schema> {
-    let utc: Tz = "+00:00".parse()?;
-    let mut splitter = Splitter::new(options);
-    let first = splitter.next(bytes).ok_or_else(|| Error::Corrupt {
+    let corrupt = |message: String| Error::Corrupt {
         file: file.to_string(),
-        message: "no records to infer a schema from".to_string(),
-    })?;
+        message,
+    };
+    let value_types = CANDIDATES
+        .iter()
+        .map(ValueType::of)
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(corrupt)?;
+    let mut splitter = Splitter::new(options);
+    let first = splitter
+        .next(bytes)
+        .ok_or_else(|| corrupt("no records to infer a schema from".to_string()))?;
     let mut pos = first.consumed;
-    let mut columns: Vec<Column> = vec![Column::default(); first.len()];
+    let mut columns = vec![Column::default(); first.len()];
     let names: Vec<String> = if options.header {
         unique_names(
             first
@@ -48,7 +65,7 @@ pub fn infer_schema(
     };
     let mut sampled = 0;
     if !options.header && max_records > 0 {
-        observe(&mut columns, &first, options, &utc);
+        observe(&mut columns, &first, options, &value_types);
         sampled += 1;
     }
     while sampled < max_records {
@@ -58,7 +75,7 @@ pub fn infer_schema(
         pos += record.consumed;
         sampled += 1;
         if record.len() == columns.len() {
-            observe(&mut columns, &record, options, &utc);
+            observe(&mut columns, &record, options, &value_types);
         }
     }
     let fields: Vec<Field> = names
@@ -70,27 +87,18 @@ pub fn infer_schema(
 }
 
 /// Narrows each column's candidate types by the record's values.
-fn observe(columns: &mut [Column], record: &Record<'_>, options: &CsvOptions, utc: &Tz) {
+fn observe(
+    columns: &mut [Column],
+    record: &Record<'_>,
+    options: &CsvOptions,
+    value_types: &[ValueType],
+) {
     for (column, value) in columns.iter_mut().zip(record.fields()) {
         match std::str::from_utf8(value) {
-            Ok(value) if is_null(value, options) => {}
-            Ok(value) => {
-                column.seen = true;
-                column.narrow(value, utc);
-            }
-            Err(_) => {
-                column.seen = true;
-                column.candidates = 0;
-            }
+            Ok(value) if options.is_null(value) => {}
+            Ok(value) => column.narrow(value, value_types),
+            Err(_) => column.narrow_to_text(),
         }
-    }
-}
-
-/// Whether the decoder reads `value` as null in a non-string column.
-fn is_null(value: &str, options: &CsvOptions) -> bool {
-    match &options.null_string {
-        None => value.is_empty(),
-        Some(null) => value == null,
     }
 }
 
@@ -114,16 +122,10 @@ fn unique_names(names: impl Iterator<Item = String>) -> Vec<String> {
     unique
 }
 
-const BOOLEAN: u8 = 1;
-const INT64: u8 = 1 << 1;
-const FLOAT64: u8 = 1 << 2;
-const DATE32: u8 = 1 << 3;
-const TIMESTAMP: u8 = 1 << 4;
-
-/// The types a column's values so far all parse as.
+/// The candidates a column's values so far all parse as.
 #[derive(Clone, Copy)]
 struct Column {
-    /// A set of the type bits above.
+    /// Bit `i` stands for `CANDIDATES[i]`.
     candidates: u8,
     /// Whether the column had a non-null value.
     seen: bool,
@@ -132,49 +134,36 @@ struct Column {
 impl Default for Column {
     fn default() -> Self {
         Self {
-            candidates: BOOLEAN | INT64 | FLOAT64 | DATE32 | TIMESTAMP,
+            candidates: (1 << CANDIDATES.len()) - 1,
             seen: false,
         }
     }
 }
 
 impl Column {
-    fn narrow(&mut self, value: &str, utc: &Tz) {
-        let mut parses = 0;
-        if self.candidates & BOOLEAN != 0
-            && (value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"))
-        {
-            parses |= BOOLEAN;
+    fn narrow(&mut self, value: &str, value_types: &[ValueType]) {
+        self.seen = true;
+        for (i, (data_type, value_type)) in CANDIDATES.iter().zip(value_types).enumerate() {
+            // Arrow's date parser also takes a timestamp's date: only a date
+            // alone makes a date column.
+            let fits = value_type.parses(value)
+                && (*data_type != DataType::Date32 || value.len() <= "yyyy-mm-dd".len());
+            if !fits {
+                self.candidates &= !(1 << i);
+            }
         }
-        if self.candidates & INT64 != 0 && Int64Type::parse(value).is_some() {
-            parses |= INT64;
-        }
-        if self.candidates & FLOAT64 != 0 && Float64Type::parse(value).is_some() {
-            parses |= FLOAT64;
-        }
-        // Arrow's date parser also takes a timestamp's date: only a date
-        // alone makes a date column.
-        if self.candidates & DATE32 != 0 && value.len() <= 10 && Date32Type::parse(value).is_some()
-        {
-            parses |= DATE32;
-        }
-        // The decoder reads a timestamp without time zone as UTC.
-        if self.candidates & TIMESTAMP != 0 && string_to_datetime(utc, value).is_ok() {
-            parses |= TIMESTAMP;
-        }
-        self.candidates &= parses;
+    }
+
+    fn narrow_to_text(&mut self) {
+        self.seen = true;
+        self.candidates = 0;
     }
 
     fn data_type(&self) -> DataType {
-        let narrowest = [
-            (BOOLEAN, DataType::Boolean),
-            (INT64, DataType::Int64),
-            (FLOAT64, DataType::Float64),
-            (DATE32, DataType::Date32),
-            (TIMESTAMP, DataType::Timestamp(TimeUnit::Microsecond, None)),
-        ]
-        .into_iter()
-        .find(|(bit, _)| self.seen && self.candidates & bit != 0);
-        narrowest.map_or(DataType::Utf8, |(_, data_type)| data_type)
+        let narrowest = CANDIDATES
+            .iter()
+            .enumerate()
+            .find(|(i, _)| self.seen && self.candidates & (1 << i) != 0);
+        narrowest.map_or(DataType::Utf8, |(_, data_type)| data_type.clone())
     }
 }

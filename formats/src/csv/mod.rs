@@ -10,6 +10,7 @@ mod encode;
 mod infer;
 mod options;
 mod records;
+mod values;
 
 pub use decode::CsvDecoder;
 pub use encode::CsvEncoder;

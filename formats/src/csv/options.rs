@@ -113,6 +113,11 @@ impl CsvOptions {
         Ok(())
     }
 
+    /// Whether `value` is null in a column that is not a string one.
+    pub(super) fn is_null(&self, value: &str) -> bool {
+        value == self.null_string.as_deref().unwrap_or_default()
+    }
+
     /// A record splitter with this dialect (the one arrow's CSV reader
     /// builds from the same settings).
     pub(super) fn splitter(&self) -> csv_core::Reader {

@@ -1,10 +1,10 @@
 //! Decoding JSON-lines bytes into record batches.
 //!
 //! Lines are decoded a batch at a time by arrow's JSON decoder, requiring
-//! exactly one row per line. A batch that fails is decoded again in groups
-//! of lines halved until they decode: the good lines are kept in order and
-//! the bad ones handed to the [`BadRecords`] policy with their line and
-//! reason.
+//! exactly one row per line. In a batch that fails, lines that are not
+//! objects are set aside, and the others decoded in groups halved until
+//! they decode: the good lines are kept in order and the bad ones handed to
+//! the [`BadRecords`] policy with their line and reason.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -104,6 +104,12 @@ impl JsonDecoder {
                 (!looks_like_object(&bytes[range.clone()])).then(|| "not a JSON object".to_string())
             })
             .collect();
+        if let (Some(first), Some(last)) = (ranges.first(), ranges.last())
+            && reasons.iter().all(Option::is_none)
+            && let Ok(rows) = self.decode_exactly(&bytes[first.start..last.end], ranges.len())
+        {
+            return decoded.push_rows(&self.schema, vec![rows]);
+        }
         let good = separate(
             bytes,
             &ranges,
