@@ -3,10 +3,11 @@
 //! The normal path is arrow's vectorised CSV decoder, a batch at a time.
 //! When a batch fails (a record with the wrong number of fields, a value
 //! that does not parse, invalid UTF-8), the decoder splits that batch's
-//! records with the same dialect, checks their fields, and decodes the rest
-//! in groups halved until they decode: it keeps the good
-//! records in order and hands the bad ones to the [`BadRecords`] policy with
-//! their line and reason. Then it goes back to the normal path.
+//! records with the same dialect and checks their fields (count, UTF-8, and
+//! values with arrow's parsers, arrow having the last word), then decodes
+//! the others in groups halved until they decode. It keeps the good records
+//! in order and hands the bad ones to the [`BadRecords`] policy with their
+//! line and reason, then goes back to the normal path.
 
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ pub struct CsvDecoder {
     output: SchemaRef,
     /// How each produced column's values parse (`None`: every value does,
     /// or the column is not produced).
-    values: Vec<Option<ValueType>>,
+    value_types: Vec<Option<ValueType>>,
     options: CsvOptions,
     /// Matches the null string, when it is set and not empty (arrow's
     /// default matches the empty string).
@@ -60,7 +61,7 @@ impl CsvDecoder {
     /// [`Error::Option`] when a column's type cannot be read from CSV (a
     /// nested or binary type) or its time zone is invalid.
     pub fn try_new(schema: &Schema, options: CsvOptions, policy: BadRecords) -> Result<Self> {
-        let values = schema
+        let value_types = schema
             .fields()
             .iter()
             .map(|field| match ValueType::of(field.data_type()) {
@@ -86,7 +87,7 @@ impl CsvDecoder {
             output: Arc::clone(&schema),
             schema,
             projection: None,
-            values,
+            value_types,
             options,
             null_regex,
             policy,
@@ -103,9 +104,9 @@ impl CsvDecoder {
     /// When an index is out of range.
     pub fn with_projection(mut self, projection: Vec<usize>) -> Result<Self> {
         self.output = Arc::new(self.schema.project(&projection)?);
-        for (column, values) in self.values.iter_mut().enumerate() {
+        for (column, value_type) in self.value_types.iter_mut().enumerate() {
             if !projection.contains(&column) {
-                *values = None;
+                *value_type = None;
             }
         }
         self.projection = Some(projection);
@@ -142,7 +143,7 @@ impl CsvDecoder {
         };
         let mut fast: Option<Decoder> = None;
         loop {
-            let decoder = fast.get_or_insert_with(|| self.arrow_decoder(None, self.batch_size));
+            let decoder = fast.get_or_insert_with(|| self.arrow_decoder(self.batch_size));
             match read_batch(decoder, &bytes[pos..]) {
                 Ok(Some((batch, consumed))) => {
                     decoded.batches.push(self.finish(batch)?);
@@ -150,8 +151,8 @@ impl CsvDecoder {
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    // The arrow decoder is left mid-batch: start a new one
-                    // after the records gone over one at a time.
+                    // The arrow decoder is left mid-batch: a new one starts
+                    // after the records decoded slowly.
                     fast = None;
                     match self.decode_slowly(file, bytes, pos, &mut lines, &mut decoded)? {
                         0 => break,
@@ -228,13 +229,13 @@ impl CsvDecoder {
     /// The first field of `record` that is not UTF-8 or, in a produced
     /// column, does not parse: why the record is bad, if it is.
     fn suspect(&self, record: &Record<'_>) -> Option<String> {
-        let columns = self.schema.fields().iter().zip(&self.values);
-        for ((field, values), value) in columns.zip(record.fields()) {
+        let columns = self.schema.fields().iter().zip(&self.value_types);
+        for ((field, value_type), value) in columns.zip(record.fields()) {
             let Ok(value) = std::str::from_utf8(value) else {
                 return Some(format!("column '{}': invalid UTF-8", field.name()));
             };
-            match values {
-                Some(values) if !self.options.is_null(value) && !values.parses(value) => {
+            match value_type {
+                Some(value_type) if !self.options.is_null(value) && !value_type.parses(value) => {
                     return Some(format!(
                         "column '{}': cannot parse '{value}' as {}",
                         field.name(),
@@ -249,7 +250,7 @@ impl CsvDecoder {
 
     /// Decodes `text` into exactly `rows` rows.
     fn decode_exactly(&self, text: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
-        match read_batch(&mut self.arrow_decoder(None, rows), text)? {
+        match read_batch(&mut self.arrow_decoder(rows), text)? {
             Some((batch, consumed)) if batch.num_rows() == rows && consumed == text.len() => {
                 Ok(batch)
             }
@@ -269,9 +270,8 @@ impl CsvDecoder {
             .unwrap_or_else(|| error.to_string())
     }
 
-    /// An arrow decoder of headerless records in this dialect, producing
-    /// `projection` (the decoder's own when `None`).
-    fn arrow_decoder(&self, projection: Option<Vec<usize>>, batch_size: usize) -> Decoder {
+    /// An arrow decoder of headerless records in this dialect.
+    fn arrow_decoder(&self, batch_size: usize) -> Decoder {
         let mut builder = ReaderBuilder::new(Arc::clone(&self.schema))
             .with_header(false)
             .with_delimiter(self.options.delimiter)
@@ -286,8 +286,8 @@ impl CsvDecoder {
         if let Some(regex) = &self.null_regex {
             builder = builder.with_null_regex(regex.clone());
         }
-        if let Some(projection) = projection.or_else(|| self.projection.clone()) {
-            builder = builder.with_projection(projection);
+        if let Some(projection) = &self.projection {
+            builder = builder.with_projection(projection.clone());
         }
         builder.build_decoder()
     }

@@ -25,7 +25,9 @@ pub struct CsvOptions {
     /// is doubled.
     pub quote: u8,
     /// A byte that escapes the next one inside quoted fields when reading
-    /// (`csv.escape`, default none). The encoder always doubles quotes.
+    /// (`csv.escape`, default none). The encoder always doubles quotes and
+    /// does not escape this byte, so quoted values holding it do not
+    /// round-trip.
     pub escape: Option<u8>,
     /// The text of a null value (`csv.null-string`, default not set; see
     /// above).

@@ -1,10 +1,11 @@
 //! Decoding JSON-lines bytes into record batches.
 //!
 //! Lines are decoded a batch at a time by arrow's JSON decoder, requiring
-//! exactly one row per line. In a batch that fails, lines that are not
-//! objects are set aside, and the others decoded in groups halved until
-//! they decode: the good lines are kept in order and the bad ones handed to
-//! the [`BadRecords`] policy with their line and reason.
+//! exactly one row per line. Lines that do not look like objects are set
+//! aside; when the others fail to decode together, they are decoded in
+//! groups halved until they decode. The good lines are kept in order and
+//! the bad ones handed to the [`BadRecords`] policy with their line and
+//! reason.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ impl JsonDecoder {
         }
     }
 
-    /// Decodes a batch of lines.
+    /// Decodes a batch of lines: in one go when they are all good.
     fn decode_lines(
         &self,
         file: &str,
@@ -104,12 +105,6 @@ impl JsonDecoder {
                 (!looks_like_object(&bytes[range.clone()])).then(|| "not a JSON object".to_string())
             })
             .collect();
-        if let (Some(first), Some(last)) = (ranges.first(), ranges.last())
-            && reasons.iter().all(Option::is_none)
-            && let Ok(rows) = self.decode_exactly(&bytes[first.start..last.end], ranges.len())
-        {
-            return decoded.push_rows(&self.schema, vec![rows]);
-        }
         let good = separate(
             bytes,
             &ranges,
