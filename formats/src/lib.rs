@@ -11,6 +11,9 @@
 //!   statistics, page-index and row-filter pushdown; written with a codec,
 //!   row group and page sizes.
 //! - [`ipc`]: Arrow IPC files (and streams).
+//! - [`csv`] and [`json`]: CSV and JSON-lines files: options, schema
+//!   inference or a schema string ([`schema_string`]), decoders that keep
+//!   or report [`bad_records`], encoders.
 //! - [`text`]: lines of text files, one row per line.
 //!
 //! What the file connectors share:
@@ -24,16 +27,24 @@
 //! - [`options`] and [`error`]: options and errors naming the file, line or
 //!   option at fault.
 
+pub mod bad_records;
+pub mod csv;
 pub mod error;
 pub mod file_sink;
 pub mod file_source;
 pub mod hive;
 pub mod ipc;
+pub mod json;
 pub mod listing;
 pub mod options;
 pub mod parquet;
 pub mod schema_merge;
+pub mod schema_string;
+mod separate;
 pub mod text;
+
+#[cfg(test)]
+mod test_batches;
 
 pub use error::{Error, Result};
 
