@@ -27,6 +27,10 @@ use weir_engine::registry::ConnectorOptions;
 use weir_engine::{Sink, SinkFactory, SourceFactory, TaskInfo};
 use weir_scheduler::{JobConfig, MiniCluster};
 
+/// A scan benchmark: its name, the columns read (all when `None`), the
+/// filter.
+type ScanCase<'a> = (&'a str, Option<&'a [&'a str]>, Option<Expr>);
+
 /// Rows of `lineitem` at scale factor 1.
 const ROWS: u64 = 6_001_215;
 
@@ -124,7 +128,7 @@ fn scans(c: &mut Criterion) {
         cast(lit("1995-01-01"), DataType::Date32),
         cast(lit("1995-01-31"), DataType::Date32),
     );
-    let cases: [(&str, Option<&[&str]>, Option<Expr>); 6] = [
+    let cases: [ScanCase; 6] = [
         ("1-column", Some(&["l_orderkey"]), None),
         ("2-columns", Some(&["l_orderkey", "l_extendedprice"]), None),
         ("all-columns", None, None),

@@ -17,6 +17,9 @@ use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use weir_engine::task::Counters;
+use weir_exchange::StoreUrl;
+
+use crate::bad_records::{BadRecord, Decoded, dead_letter_json_lines};
 use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
 
 use crate::hive::constant_columns;
@@ -178,7 +181,8 @@ pub trait WholeFileFormat: Send + Sync + Debug + 'static {
     fn name(&self) -> &'static str;
 
     /// Decodes one file's bytes into batches of the columns `projection`
-    /// (indices into `schema`, `None`: all). Runs on the CPU pool.
+    /// (indices into `schema`, `None`: all), with the bad records it
+    /// dropped or kept aside. Runs on the CPU pool.
     ///
     /// # Errors
     /// A corrupt file, or a bad record under the `fail` policy; both name
@@ -189,8 +193,7 @@ pub trait WholeFileFormat: Send + Sync + Debug + 'static {
         bytes: Bytes,
         schema: &SchemaRef,
         projection: Option<&[usize]>,
-        counters: &Counters,
-    ) -> Result<Vec<RecordBatch>>;
+    ) -> Result<Decoded>;
 }
 
 /// A source reading whole files of one format.
@@ -198,12 +201,24 @@ pub trait WholeFileFormat: Send + Sync + Debug + 'static {
 pub struct WholeFileSource<F> {
     table: FileTable,
     format: Arc<F>,
+    dead_letters: Option<StoreUrl>,
 }
 
 impl<F: WholeFileFormat> WholeFileSource<F> {
     /// A source of `table`'s files in `format`.
     pub fn new(table: FileTable, format: Arc<F>) -> Self {
-        Self { table, format }
+        Self {
+            table,
+            format,
+            dead_letters: None,
+        }
+    }
+
+    /// Writes the records the format keeps aside (`bad-records` =
+    /// `dead-letter`) under `dir`, one JSON-lines file per subtask.
+    pub fn with_dead_letters(mut self, dir: StoreUrl) -> Self {
+        self.dead_letters = Some(dir);
+        self
     }
 
     /// The table read.
@@ -233,16 +248,22 @@ impl<F: WholeFileFormat> SourceFactory for WholeFileSource<F> {
         Ok(Some(Arc::new(Self {
             table: self.table.scanned(request)?,
             format: Arc::clone(&self.format),
+            dead_letters: self.dead_letters.clone(),
         })))
     }
 
     fn create(&self, task: &TaskInfo) -> weir_engine::Result<Box<dyn Source>> {
+        let dead_letters = self.dead_letters.as_ref().map(|dir| {
+            let name = format!("bad-records-{}-{:05}.jsonl", task.job_id, task.subtask);
+            (dir.with_path(dir.path().clone().join(name)), Vec::new())
+        });
         Ok(Box::new(WholeFileReader {
             files: self.table.files_of(task.subtask, task.parallelism),
             table: self.table.clone(),
             format: Arc::clone(&self.format),
             pending: VecDeque::new(),
             counters: task.counters.clone(),
+            dead_letters,
         }))
     }
 }
@@ -253,6 +274,31 @@ struct WholeFileReader<F> {
     files: VecDeque<ListedFile>,
     pending: VecDeque<RecordBatch>,
     counters: Counters,
+    /// Where this subtask's dead letters go, and those kept so far.
+    dead_letters: Option<(StoreUrl, Vec<BadRecord>)>,
+}
+
+impl<F> WholeFileReader<F> {
+    /// Writes the dead letters of this subtask, replacing what an earlier
+    /// attempt wrote (every attempt reads the same records).
+    async fn write_dead_letters(&mut self) -> Result<()> {
+        let Some((file, records)) = &mut self.dead_letters else {
+            return Ok(());
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let bytes = dead_letter_json_lines(records);
+        file.store()
+            .put(file.path(), bytes.into())
+            .await
+            .map_err(|source| Error::Store {
+                url: file.to_string(),
+                source,
+            })?;
+        records.clear();
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -260,6 +306,7 @@ impl<F: WholeFileFormat> Source for WholeFileReader<F> {
     async fn next_batch(&mut self) -> weir_engine::Result<Option<RecordBatch>> {
         while self.pending.is_empty() {
             let Some(file) = self.files.pop_front() else {
+                self.write_dead_letters().await?;
                 return Ok(None);
             };
             let store = self.table.listing.store();
@@ -278,26 +325,31 @@ impl<F: WholeFileFormat> Source for WholeFileReader<F> {
                 })?;
             self.counters.add("files read", 1);
             self.counters.add("bytes read", bytes.len() as u64);
-            let (format, table, counters) = (
-                Arc::clone(&self.format),
-                self.table.clone(),
-                self.counters.clone(),
-            );
-            self.pending = weir_engine::cpu::run(move || {
+            let (format, table) = (Arc::clone(&self.format), self.table.clone());
+            let decoded = weir_engine::cpu::run(move || {
                 let projection = table.file_projection();
-                format
-                    .decode(
-                        &file,
-                        bytes,
-                        &table.file_schema,
-                        projection.as_deref(),
-                        &counters,
-                    )?
+                let decoded =
+                    format.decode(&file, bytes, &table.file_schema, projection.as_deref())?;
+                let batches = decoded
+                    .batches
                     .iter()
                     .map(|batch| table.complete(&file, batch))
-                    .collect::<Result<VecDeque<_>>>()
+                    .collect::<Result<VecDeque<_>>>()?;
+                Ok::<_, Error>((batches, decoded.dropped, decoded.dead_letters))
             })
             .await?;
+            let (batches, dropped, dead_letters) = decoded;
+            self.pending = batches;
+            if dropped > 0 {
+                self.counters.add("bad records dropped", dropped);
+            }
+            if !dead_letters.is_empty() {
+                self.counters
+                    .add("bad records dead-lettered", dead_letters.len() as u64);
+                if let Some((_, kept)) = &mut self.dead_letters {
+                    kept.extend(dead_letters);
+                }
+            }
         }
         Ok(self.pending.pop_front())
     }

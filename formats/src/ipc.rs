@@ -18,10 +18,10 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use weir_engine::registry::{ConnectorOptions, SinkConnector, SourceConnector};
-use weir_engine::task::Counters;
 use weir_engine::{SinkFactory, SourceFactory};
 use weir_exchange::store_url::STORE_OPTIONS;
 
+use crate::bad_records::Decoded;
 use crate::file_sink::{FILE_SINK_OPTIONS, FileEncoder, FileFormat, FileSink, SharedBuffer};
 use crate::file_source::{FileTable, WholeFileFormat, WholeFileSource};
 use crate::listing::{FileListing, ListedFile};
@@ -127,8 +127,7 @@ impl WholeFileFormat for IpcFormat {
         bytes: Bytes,
         schema: &SchemaRef,
         projection: Option<&[usize]>,
-        _counters: &Counters,
-    ) -> Result<Vec<RecordBatch>> {
+    ) -> Result<Decoded> {
         let corrupt = |e: arrow::error::ArrowError| Error::Corrupt {
             file: file.url.clone(),
             message: format!("not a readable Arrow IPC file: {e}"),
@@ -144,7 +143,14 @@ impl WholeFileFormat for IpcFormat {
             let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(corrupt)?;
             read_all(reader.schema(), reader, &target).map_err(corrupt)?
         };
-        batches.iter().map(|b| conform(b, &target)).collect()
+        Ok(Decoded {
+            batches: batches
+                .iter()
+                .map(|b| conform(b, &target))
+                .collect::<Result<_>>()?,
+            dropped: 0,
+            dead_letters: Vec::new(),
+        })
     }
 }
 

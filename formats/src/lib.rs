@@ -42,6 +42,7 @@ pub mod schema_merge;
 pub mod schema_string;
 mod separate;
 pub mod text;
+pub mod text_source;
 
 #[cfg(test)]
 mod test_batches;
@@ -59,6 +60,10 @@ pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_sink(Arc::new(parquet::ParquetConnector));
     registry.register_source(Arc::new(ipc::IpcConnector));
     registry.register_sink(Arc::new(ipc::IpcConnector));
+    registry.register_source(Arc::new(csv::CsvConnector));
+    registry.register_sink(Arc::new(csv::CsvConnector));
+    registry.register_source(Arc::new(json::JsonConnector));
+    registry.register_sink(Arc::new(json::JsonConnector));
 }
 
 /// A registry with every connector of this crate.

@@ -5,6 +5,7 @@
 //! whose quoted field holds line breaks takes several lines and the next
 //! record's line number counts them.
 
+mod connector;
 mod decode;
 mod encode;
 mod infer;
@@ -12,6 +13,7 @@ mod options;
 mod records;
 mod values;
 
+pub use connector::{CsvConnector, CsvFormat};
 pub use decode::CsvDecoder;
 pub use encode::CsvEncoder;
 pub use infer::infer_schema;

@@ -7,11 +7,13 @@
 //! values do not fit the schema, is a bad record; fields not in the schema
 //! are ignored, fields missing from a line are null.
 
+mod connector;
 mod decode;
 mod encode;
 mod infer;
 mod lines;
 
+pub use connector::{JsonConnector, JsonFormat};
 pub use decode::JsonDecoder;
 pub use encode::JsonEncoder;
 pub use infer::infer_schema;

@@ -1,0 +1,155 @@
+//! The `csv` connector: CSV tables as sources and sinks.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use bytes::Bytes;
+use weir_engine::registry::{ConnectorOptions, SinkConnector, SourceConnector};
+use weir_engine::{SinkFactory, SourceFactory};
+use weir_exchange::store_url::STORE_OPTIONS;
+
+use super::{CsvDecoder, CsvEncoder, CsvOptions, infer_schema};
+use crate::Result;
+use crate::bad_records::{BadRecords, Decoded};
+use crate::file_sink::{FILE_SINK_OPTIONS, FileEncoder, FileFormat, FileSink};
+use crate::file_source::WholeFileFormat;
+use crate::listing::ListedFile;
+use crate::schema_string::DEFAULT_INFER_RECORDS;
+use crate::text_source::{TEXT_SOURCE_OPTIONS, open_source};
+
+/// Reads and writes CSV tables.
+///
+/// Source options: `path`, `schema` (else inferred from the first file),
+/// `bad-records` (`fail` | `drop` | `dead-letter`), `bad-records.path`, and
+/// the dialect ([`CsvOptions::OPTION_NAMES`]). Sink options: `path`, the
+/// file sink's and the dialect. Both take the object store options.
+#[derive(Debug)]
+pub struct CsvConnector;
+
+/// CSV files: decoded for the source, encoded for the sink.
+#[derive(Debug, Clone)]
+pub struct CsvFormat {
+    options: CsvOptions,
+    policy: BadRecords,
+}
+
+impl WholeFileFormat for CsvFormat {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    fn decode(
+        &self,
+        file: &ListedFile,
+        bytes: Bytes,
+        schema: &SchemaRef,
+        projection: Option<&[usize]>,
+    ) -> Result<Decoded> {
+        let mut decoder = CsvDecoder::try_new(schema, self.options.clone(), self.policy)?;
+        if let Some(projection) = projection {
+            decoder = decoder.with_projection(projection.to_vec())?;
+        }
+        decoder.decode(&file.url, &bytes)
+    }
+}
+
+impl FileFormat for CsvFormat {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    fn extension(&self) -> &'static str {
+        "csv"
+    }
+
+    fn encoder(&self, _schema: &SchemaRef) -> Result<Box<dyn FileEncoder>> {
+        Ok(Box::new(CsvFileEncoder(CsvEncoder::new(
+            self.options.clone(),
+        ))))
+    }
+}
+
+struct CsvFileEncoder(CsvEncoder);
+
+impl FileEncoder for CsvFileEncoder {
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.0.encode(batch, &mut out)?;
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        0
+    }
+}
+
+#[async_trait]
+impl SourceConnector for CsvConnector {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    fn option_names(&self) -> Vec<&'static str> {
+        let mut names = vec!["path"];
+        names.extend(TEXT_SOURCE_OPTIONS);
+        names.extend(CsvOptions::OPTION_NAMES);
+        names.extend(STORE_OPTIONS);
+        names
+    }
+
+    async fn create(
+        &self,
+        options: &ConnectorOptions,
+    ) -> weir_engine::Result<Arc<dyn SourceFactory>> {
+        let dialect = CsvOptions::from_options(options)?;
+        let policy = BadRecords::from_options(options)?;
+        let format = CsvFormat {
+            options: dialect.clone(),
+            policy,
+        };
+        let infer_dialect = dialect.clone();
+        Ok(open_source(
+            options,
+            policy,
+            format,
+            |url, head| infer_schema(url, head, &infer_dialect, DEFAULT_INFER_RECORDS),
+            |declared| Ok(CsvDecoder::try_new(declared, dialect, policy)?.schema()),
+        )
+        .await?)
+    }
+}
+
+#[async_trait]
+impl SinkConnector for CsvConnector {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+
+    fn option_names(&self) -> Vec<&'static str> {
+        let mut names = vec!["path"];
+        names.extend(FILE_SINK_OPTIONS);
+        names.extend(CsvOptions::OPTION_NAMES);
+        names.extend(STORE_OPTIONS);
+        names
+    }
+
+    async fn create(
+        &self,
+        options: &ConnectorOptions,
+        schema: SchemaRef,
+    ) -> weir_engine::Result<Arc<dyn SinkFactory>> {
+        let format = Arc::new(CsvFormat {
+            options: CsvOptions::from_options(options)?,
+            policy: BadRecords::Fail,
+        });
+        Ok(Arc::new(
+            FileSink::from_options(options, format, schema).await?,
+        ))
+    }
+}
