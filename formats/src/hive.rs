@@ -57,12 +57,16 @@ pub fn unescape(segment: &str) -> std::result::Result<Option<String>, String> {
 ///
 /// # Errors
 /// When a value does not decode.
-pub fn parse_segments(dirs: &[&str]) -> std::result::Result<Vec<(String, Option<String>)>, String> {
+pub fn parse_segments(dirs: &[&str]) -> std::result::Result<PartitionPairs, String> {
     dirs.iter()
         .filter_map(|segment| segment.split_once('='))
         .map(|(key, value)| Ok((key.to_string(), unescape(value)?)))
         .collect()
 }
+
+/// The `key=value` pairs of one file's directories (a `None` value is the
+/// default partition).
+pub type PartitionPairs = Vec<(String, Option<String>)>;
 
 /// The partition columns of a table: their names, types, and every file's
 /// values.
@@ -78,7 +82,7 @@ impl PartitionColumns {
     ///
     /// # Errors
     /// [`Error::SchemaMismatch`] naming two files whose keys disagree.
-    pub fn infer(files: &[(String, Vec<(String, Option<String>)>)]) -> Result<Self> {
+    pub fn infer(files: &[(String, PartitionPairs)]) -> Result<Self> {
         let Some((first_file, first)) = files.first() else {
             return Ok(Self {
                 schema: Arc::new(Schema::empty()),

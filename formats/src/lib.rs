@@ -13,8 +13,11 @@ pub mod error;
 pub mod file_sink;
 pub mod file_source;
 pub mod hive;
+pub mod ipc;
 pub mod listing;
+pub mod options;
 pub mod parquet;
+pub mod schema_merge;
 pub mod text;
 
 pub use error::{Error, Result};
@@ -26,6 +29,10 @@ use weir_engine::registry::ConnectorRegistry;
 /// Registers every connector of this crate.
 pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_source(Arc::new(text::TextConnector));
+    registry.register_source(Arc::new(parquet::ParquetConnector));
+    registry.register_sink(Arc::new(parquet::ParquetConnector));
+    registry.register_source(Arc::new(ipc::IpcConnector));
+    registry.register_sink(Arc::new(ipc::IpcConnector));
 }
 
 /// A registry with every connector of this crate.

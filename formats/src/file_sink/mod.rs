@@ -31,6 +31,7 @@ use weir_exchange::StoreUrl;
 
 pub use encoder::{FileEncoder, FileFormat, SharedBuffer};
 
+use crate::options::required_path;
 use crate::{Error, Result};
 
 /// The hidden directory under a sink's root where attempts stage files.
@@ -202,6 +203,31 @@ impl FileSink {
             }
         }
         Ok(sink)
+    }
+
+    /// A sink configured by connector options: `path` (with the object
+    /// store options) and the [`FILE_SINK_OPTIONS`].
+    ///
+    /// # Errors
+    /// As [`FileSink::try_new`], and [`Error::Option`] for a missing or
+    /// invalid `path`.
+    pub async fn from_options(
+        options: &ConnectorOptions,
+        format: Arc<dyn FileFormat>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let root =
+            StoreUrl::parse(required_path(options)?, options).map_err(|e| Error::Option {
+                option: "path".to_string(),
+                message: e.to_string(),
+            })?;
+        Self::try_new(
+            root,
+            format,
+            schema,
+            FileSinkOptions::from_options(options)?,
+        )
+        .await
     }
 
     /// The schema of the files (the rows without their partition columns).

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::buffered::BufWriter;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use tokio::io::AsyncWriteExt;
 use weir_engine::task::Counters;
 use weir_engine::{Sink, TaskInfo};
@@ -106,7 +106,12 @@ impl FileSinkWriter {
         if !self.open.contains_key(dir) {
             let mut location = self.dir.clone();
             for segment in dir.split('/').filter(|s| !s.is_empty()) {
-                location = location.join(segment);
+                // Escaped segments are plain text: stored as they are.
+                let part = PathPart::parse(segment).map_err(|e| Error::Option {
+                    option: "partition-by".to_string(),
+                    message: format!("directory '{segment}': {e}"),
+                })?;
+                location = location.join(part);
             }
             let location = location.join(format!(
                 "part-{:05}-{:05}-{}.{}",
