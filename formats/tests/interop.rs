@@ -3,6 +3,7 @@
 //! by weir, and CSV and JSON lines go both ways with DuckDB. Contents are
 //! compared exactly in the canonical form of `support::canonical`.
 
+mod common;
 mod support;
 
 use std::path::Path;
@@ -16,10 +17,11 @@ use arrow::array::{
     UInt64Array,
 };
 use arrow::buffer::NullBuffer;
-use arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type, Schema, TimeUnit};
 use serde_json::Value;
 use support::canonical::{PRELUDE, Table, assert_duckdb, assert_same_rows, duckdb_checks};
-use support::{options, read, run_python, with_path, write};
+use support::run_python;
+use weir_scheduler::FailurePlan;
 
 /// Rows of the test tables.
 const ROWS: usize = 100;
@@ -220,7 +222,10 @@ fn all_types() -> Vec<Column> {
                 row.map(|row| match row {
                     0 => Vec::new(),
                     1 => vec![0, 1, 2, 255],
-                    _ => (row as u32).wrapping_mul(2_654_435_761).to_le_bytes().to_vec(),
+                    _ => (row as u32)
+                        .wrapping_mul(2_654_435_761)
+                        .to_le_bytes()
+                        .to_vec(),
                 })
             }))),
         ),
@@ -432,21 +437,48 @@ fn path_text(path: &Path) -> String {
     path.to_str().expect("a UTF-8 temp path").to_string()
 }
 
+/// Writes `batches` as a `connector` table at `dir` (parallelism 2), with
+/// `extra` options.
+async fn weir_writes(connector: &str, dir: &Path, extra: &[(&str, &str)], batches: &[RecordBatch]) {
+    let path = path_text(dir);
+    let mut pairs = vec![("path", path.as_str())];
+    pairs.extend_from_slice(extra);
+    common::write(connector, batches, &pairs, FailurePlan::none(), 0)
+        .await
+        .unwrap_or_else(|e| panic!("weir writing {connector} to {path}: {e}"));
+}
+
+/// What weir reads from the `connector` table at `dir` (parallelism 3),
+/// with `extra` options.
+async fn weir_reads(connector: &str, dir: &Path, extra: &[(&str, &str)]) -> Vec<RecordBatch> {
+    let path = path_text(dir);
+    let mut pairs = vec![("path", path.as_str())];
+    pairs.extend_from_slice(extra);
+    let source = common::source(connector, &pairs)
+        .await
+        .unwrap_or_else(|e| panic!("weir reading {connector} from {path}: {e}"));
+    common::read(source, None, None).await.0
+}
+
 /// What pyarrow reads from the Parquet files under `dir` (a dataset, hive
-/// partitions as columns), and per file the codecs and row groups.
+/// partitions as columns), and per file its row groups, its codecs (as
+/// DuckDB names them: pyarrow calls LZ4_RAW `LZ4`) and the Parquet logical
+/// type of every column.
 fn pyarrow_reads(dir: &Path) -> (Table, Vec<Value>) {
     let program = format!(
         "{PRELUDE}\n{}",
         r#"
-import pyarrow.dataset as ds, pyarrow.parquet as pq
+import duckdb, pyarrow.dataset as ds, pyarrow.parquet as pq
 dataset = ds.dataset(sys.argv[1], format="parquet", partitioning="hive")
 files = []
 for path in sorted(dataset.files):
-    meta = pq.ParquetFile(path).metadata
-    codecs = sorted({meta.row_group(g).column(c).compression
-                     for g in range(meta.num_row_groups) for c in range(meta.num_columns)})
-    files.append({"path": path, "row_groups": meta.num_row_groups, "codecs": codecs,
-                  "created_by": meta.created_by})
+    parquet = pq.ParquetFile(path)
+    codecs = duckdb.execute(
+        f"SELECT DISTINCT compression FROM parquet_metadata({sql_string(path)}) ORDER BY 1").fetchall()
+    columns = [parquet.schema.column(i) for i in range(len(parquet.schema))]
+    files.append({"path": path, "row_groups": parquet.metadata.num_row_groups,
+                  "codecs": [c for (c,) in codecs],
+                  "logical_types": {c.path: str(c.logical_type) for c in columns}})
 print(table_json(dataset.to_table()))
 print(json.dumps(files))
 "#
@@ -510,14 +542,11 @@ async fn pyarrow_and_duckdb_read_every_type_weir_writes() {
     let expected = Table::from_batches(&input);
     let dir = tempfile::tempdir().expect("temp dir");
     let table = dir.path().join("t");
-    write(
+    weir_writes(
         "parquet",
-        &options([
-            ("path", &path_text(&table)),
-            ("parquet.row-group-rows", "16"),
-        ]),
+        &table,
+        &[("parquet.row-group-rows", "16")],
         &input,
-        2,
     )
     .await;
 
@@ -534,13 +563,30 @@ async fn pyarrow_and_duckdb_read_every_type_weir_writes() {
             file["row_groups"].as_u64() > Some(1),
             "row groups of at most 16 rows: {file}"
         );
+        for c in &columns {
+            let DataType::Timestamp(unit, tz) = c.array.data_type() else {
+                continue;
+            };
+            let logical = file["logical_types"][c.name].as_str().unwrap_or_default();
+            let unit = match unit {
+                TimeUnit::Millisecond => "milliseconds",
+                TimeUnit::Microsecond => "microseconds",
+                _ => "nanoseconds",
+            };
+            assert!(
+                logical.contains(&format!("isAdjustedToUTC={}", tz.is_some()))
+                    && logical.contains(&format!("timeUnit={unit}")),
+                "{}: {logical}",
+                c.name
+            );
+        }
     }
 
     assert_duckdb(&duckdb_parquet_view(&table), &duckdb_checks(&input));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pyarrow_reads_every_codec_weir_writes() {
+async fn pyarrow_and_duckdb_read_every_codec_weir_writes() {
     let input = batches(&all_types(), 50);
     let expected = Table::from_batches(&input);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -552,13 +598,7 @@ async fn pyarrow_reads_every_codec_weir_writes() {
         ("zstd", "ZSTD"),
     ] {
         let table = dir.path().join(codec);
-        write(
-            "parquet",
-            &options([("path", &path_text(&table)), ("parquet.compression", codec)]),
-            &input,
-            1,
-        )
-        .await;
+        weir_writes("parquet", &table, &[("parquet.compression", codec)], &input).await;
         let (read, files) = pyarrow_reads(&table);
         assert_same_rows(&read.rows, &expected.rows, codec);
         for file in &files {
@@ -568,6 +608,7 @@ async fn pyarrow_reads_every_codec_weir_writes() {
                 "{codec}: {file}"
             );
         }
+        assert_duckdb(&duckdb_parquet_view(&table), &duckdb_checks(&input));
     }
 }
 
@@ -613,24 +654,13 @@ def table(n):
 
 /// Asserts that weir reads exactly `truth` from the table at `path`.
 async fn assert_weir_reads(path: &Path, truth: &Table, what: &str) {
-    for parallelism in [1, 3] {
-        let batches = read(
-            "parquet",
-            &with_path(&Default::default(), path_text(path)),
-            parallelism,
-        )
-        .await;
-        let got = Table::from_batches(&batches);
-        assert_same_rows(
-            &got.rows,
-            &truth.rows,
-            &format!("{what}, parallelism {parallelism}"),
-        );
-        if let Some(batch) = batches.first() {
-            let schema = batch.schema();
-            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            assert_eq!(names, truth.names(), "{what}: the columns");
-        }
+    let batches = weir_reads("parquet", path, &[]).await;
+    let got = Table::from_batches(&batches);
+    assert_same_rows(&got.rows, &truth.rows, what);
+    if let Some(batch) = batches.first() {
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, truth.names(), "{what}: the columns");
     }
 }
 
@@ -665,7 +695,10 @@ variants = {
     "plain": {"use_dictionary": False, "compression": "none"},
     "encodings": {"use_dictionary": False, "column_encoding": plain_encodings},
     "page_v2": {"data_page_version": "2.0", "data_page_size": 64, "row_group_size": 25},
-    "legacy_v1": {"version": "1.0", "use_dictionary": ["utf8"]},
+    "legacy_v1": {"version": "1.0", "use_dictionary": ["utf8"], "coerce_timestamps": "us",
+                  "allow_truncated_timestamps": True},
+    "v2_4": {"version": "2.4", "write_statistics": False, "coerce_timestamps": "us",
+             "allow_truncated_timestamps": True},
 }
 result = {}
 for name, kwargs in variants.items():
@@ -678,7 +711,7 @@ print(json.dumps(result))
         dir.path(),
         &[],
     );
-    assert_eq!(variants.len(), 7);
+    assert_eq!(variants.len(), 8);
     for (variant, truth) in &variants {
         assert_eq!(truth.rows.len(), 60, "{variant}");
         assert_weir_reads(
@@ -725,7 +758,7 @@ SELECT
     CASE WHEN i % 7 = 2 THEN NULL ELSE i % 3 = 0 END AS flag,
     CASE WHEN i % 7 = 3 THEN NULL ELSE 'd' || i || CASE WHEN i % 5 = 0 THEN ' ä,"x"' ELSE '' END END AS utf8,
     CASE WHEN i % 7 = 4 THEN NULL ELSE ('\x00\xFF' || i)::BLOB END AS bin,
-    CASE WHEN i % 7 = 5 THEN NULL ELSE DATE '1999-12-31' + i * 40 END AS date,
+    CASE WHEN i % 7 = 5 THEN NULL ELSE DATE '1999-12-31' + (i * 40)::INTEGER END AS date,
     CASE WHEN i % 7 = 6 THEN NULL ELSE TIMESTAMP '2024-01-01 00:00:00.123456' + INTERVAL (i * 3601) SECOND END AS ts,
     CASE WHEN i % 7 = 0 THEN NULL ELSE TIMESTAMPTZ '2024-06-01 12:00:00+00' + INTERVAL (i) HOUR END AS ts_tz,
     CASE WHEN i % 7 = 1 THEN NULL ELSE (i * 12.34 - 300)::DECIMAL(9, 2) END AS dec_9_2,
@@ -836,7 +869,7 @@ fn duckdb_reads(reader: &str) -> Table {
         "{PRELUDE}\n{}",
         r#"
 import duckdb
-print(table_json(duckdb.connect().execute("SELECT * FROM " + sys.argv[1]).fetch_arrow_table()))
+print(table_json(duckdb.connect().execute("SELECT * FROM " + sys.argv[1]).to_arrow_table()))
 "#
     );
     Table::from_python(&run_python(&program, [reader]))
@@ -848,13 +881,7 @@ async fn duckdb_reads_the_csv_weir_writes() {
     let expected = Table::from_batches(&input);
     let dir = tempfile::tempdir().expect("temp dir");
     let table = dir.path().join("csv");
-    write(
-        "csv",
-        &options([("path", &path_text(&table)), ("csv.null-string", "NULL")]),
-        &input,
-        2,
-    )
-    .await;
+    weir_writes("csv", &table, &[("csv.null-string", "NULL")], &input).await;
     let read = duckdb_reads(&format!(
         "read_csv('{}/*.csv', header = true, nullstr = 'NULL', columns = {TEXT_COLUMNS})",
         path_text(&table)
@@ -868,7 +895,7 @@ async fn duckdb_reads_the_json_lines_weir_writes() {
     let expected = Table::from_batches(&input);
     let dir = tempfile::tempdir().expect("temp dir");
     let table = dir.path().join("json");
-    write("json", &options([("path", &path_text(&table))]), &input, 2).await;
+    weir_writes("json", &table, &[], &input).await;
     let read = duckdb_reads(&format!(
         "read_json('{}/*.json*', format = 'newline_delimited', columns = {TEXT_COLUMNS})",
         path_text(&table)
@@ -894,29 +921,28 @@ SELECT i - 3 AS id,
        CASE WHEN i % 7 = 2 THEN NULL
             ELSE ['comma, ', 'quote "', 'line' || chr(10) || 'break ', 'ünï ', 'plain'][1 + i % 5] || i END AS name,
        CASE WHEN i % 7 = 3 THEN NULL ELSE i % 2 = 0 END AS ok,
-       CASE WHEN i % 7 = 4 THEN NULL ELSE DATE '2022-01-08' + i END AS day
+       CASE WHEN i % 7 = 4 THEN NULL ELSE DATE '2022-01-08' + i::INTEGER END AS day
 FROM range(100) r(i)
 """
 os.makedirs(os.path.join(out, "csv"))
 path = os.path.join(out, "csv", "data.csv")
 con.execute(f"COPY ({query}) TO {sql_string(path)} (HEADER, NULLSTR 'NULL')")
-print(json.dumps({"csv": json.loads(table_json(con.execute(query).fetch_arrow_table()))}))
+print(json.dumps({"csv": json.loads(table_json(con.execute(query).to_arrow_table()))}))
 "#,
         dir.path(),
         &[],
     );
     let (_, truth) = &variants[0];
-    let batches = read(
+    let batches = weir_reads(
         "csv",
-        &options([
-            ("path", &path_text(&dir.path().join("csv"))),
+        &dir.path().join("csv"),
+        &[
             ("csv.null-string", "NULL"),
             (
                 "schema",
                 "id BIGINT, amount DOUBLE, name VARCHAR, ok BOOLEAN, day DATE",
             ),
-        ]),
-        2,
+        ],
     )
     .await;
     assert_same_rows(

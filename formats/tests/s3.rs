@@ -2,6 +2,7 @@
 //! read back exactly, commits that happen once even when a task fails,
 //! failed jobs that leave nothing visible, and the write modes.
 
+mod common;
 mod support;
 
 use std::sync::Arc;
@@ -12,9 +13,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field, Schema};
 use support::canonical::{Table, assert_same_rows};
-use support::{MotoServer, Options, read, sink_vertex, test_config, try_write, with_path, write};
-use weir_scheduler::FailurePlan;
-use weir_scheduler::failover::restart::RestartStrategy;
+use support::{MotoServer, Options, pairs};
+use weir_engine::graph::VertexId;
+use weir_scheduler::{FailurePlan, JobSummary};
 
 /// `rows` rows numbered from `first`, of several types with nulls, the
 /// partition column `region` last, in batches of 20 rows.
@@ -117,14 +118,33 @@ impl Bucket {
 
     /// Sink or source options for table `prefix`, and `extra`.
     fn options(&self, prefix: &str, extra: &[(&str, &str)]) -> Options {
-        let mut options = with_path(
-            &self.server.options(),
-            format!("s3://{}/{prefix}", self.name),
-        );
+        let mut options = self.server.options();
+        options.insert("path".to_string(), format!("s3://{}/{prefix}", self.name));
         for (key, value) in extra {
             options.insert(key.to_string(), value.to_string());
         }
         options
+    }
+
+    /// Writes `batches` to table `prefix` (parallelism 2) with `extra`
+    /// options, failing tasks as `plan` says, restarting up to `restarts`
+    /// times.
+    async fn try_write(
+        &self,
+        prefix: &str,
+        extra: &[(&str, &str)],
+        batches: &[RecordBatch],
+        plan: FailurePlan,
+        restarts: u32,
+    ) -> weir_scheduler::Result<JobSummary> {
+        let options = self.options(prefix, extra);
+        common::write("parquet", batches, &pairs(&options), plan, restarts).await
+    }
+
+    async fn write(&self, prefix: &str, extra: &[(&str, &str)], batches: &[RecordBatch]) {
+        self.try_write(prefix, extra, batches, FailurePlan::none(), 0)
+            .await
+            .unwrap_or_else(|e| panic!("writing s3://{}/{prefix}: {e}", self.name));
     }
 
     fn keys(&self, prefix: &str) -> Vec<String> {
@@ -133,7 +153,11 @@ impl Bucket {
 
     /// The rows weir reads from table `prefix`.
     async fn rows(&self, prefix: &str) -> Table {
-        Table::from_batches(&read("parquet", &self.options(prefix, &[]), 2).await)
+        let options = self.options(prefix, &[]);
+        let source = common::source("parquet", &pairs(&options))
+            .await
+            .unwrap_or_else(|e| panic!("reading s3://{}/{prefix}: {e}", self.name));
+        Table::from_batches(&common::read(source, None, None).await.0)
     }
 }
 
@@ -168,13 +192,9 @@ fn the_s3_server_serves_buckets() {
 async fn a_partitioned_parquet_table_round_trips_through_s3() {
     let bucket = Bucket::new("roundtrip");
     let input = table(0, 200);
-    write(
-        "parquet",
-        &bucket.options("t", &[("partition-by", "region")]),
-        &input,
-        2,
-    )
-    .await;
+    bucket
+        .write("t", &[("partition-by", "region")], &input)
+        .await;
     let keys = bucket.keys("t/");
     let files = assert_only_published_files(&keys, "t");
     assert!(files >= 4, "3 regions and nulls from 2 subtasks: {keys:#?}");
@@ -188,36 +208,26 @@ async fn a_partitioned_parquet_table_round_trips_through_s3() {
     assert_same_rows(&got.rows, &Table::from_batches(&input).rows, "read back");
 }
 
+/// Options that make the sink write many small files, so that a failing
+/// attempt has uploaded some before it fails.
+const SMALL_FILES: [(&str, &str); 2] =
+    [("partition-by", "region"), ("sink.rolling.max-rows", "10")];
+
+/// The write job's only vertex: the source chained to the sink.
+const SINK_VERTEX: VertexId = VertexId(0);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_task_failure_still_commits_exactly_once() {
     let bucket = Bucket::new("failover");
     let input = table(0, 300);
-    let options = bucket.options(
-        "t",
-        &[("partition-by", "region"), ("sink.rolling.max-rows", "10")],
-    );
-    // Find the sink's vertex the way the job will be built.
-    let graph = support::copy_job(
-        "probe",
-        support::memory_source(&input),
-        weir_formats::registry()
-            .sink("parquet", &options, input[0].schema())
-            .await
-            .expect("the sink"),
-        2,
-    );
-    let vertex = sink_vertex(&graph);
     for (subtask, at_record) in [(0, 70), (1, 140)] {
         let prefix = format!("t{subtask}");
-        let options = bucket.options(
-            &prefix,
-            &[("partition-by", "region"), ("sink.rolling.max-rows", "10")],
-        );
-        let plan = FailurePlan::none().fail_task(vertex, subtask, 0, at_record);
-        let summary = try_write("parquet", &options, &input, 2, test_config(), plan)
+        let plan = FailurePlan::none().fail_task(SINK_VERTEX, subtask, 0, at_record);
+        let summary = bucket
+            .try_write(&prefix, &SMALL_FILES, &input, plan, 3)
             .await
             .expect("the job recovers");
-        assert!(summary.restarts >= 1, "the failure happened");
+        assert_eq!(summary.restarts, 1, "the failure happened");
         assert_only_published_files(&bucket.keys(&format!("{prefix}/")), &prefix);
         let got = bucket.rows(&prefix).await;
         assert_same_rows(
@@ -232,34 +242,11 @@ async fn a_sink_task_failure_still_commits_exactly_once() {
 async fn a_job_that_fails_for_good_leaves_nothing_visible() {
     let bucket = Bucket::new("failing");
     let input = table(0, 300);
-    let no_restarts = weir_scheduler::JobConfig {
-        restart: RestartStrategy::None,
-        ..test_config()
-    };
-    let options = bucket.options(
-        "t",
-        &[("partition-by", "region"), ("sink.rolling.max-rows", "10")],
-    );
-    let graph = support::copy_job(
-        "probe",
-        support::memory_source(&input),
-        weir_formats::registry()
-            .sink("parquet", &options, input[0].schema())
-            .await
-            .expect("the sink"),
-        2,
-    );
-    let plan = FailurePlan::none().fail_task(sink_vertex(&graph), 1, 0, 120);
-    let error = try_write(
-        "parquet",
-        &options,
-        &input,
-        2,
-        no_restarts.clone(),
-        plan.clone(),
-    )
-    .await
-    .expect_err("the job fails");
+    let plan = FailurePlan::none().fail_task(SINK_VERTEX, 1, 0, 120);
+    let error = bucket
+        .try_write("t", &SMALL_FILES, &input, plan.clone(), 0)
+        .await
+        .expect_err("the job fails");
     assert!(error.to_string().contains("failed"), "{error}");
     assert_eq!(
         bucket.keys(""),
@@ -269,13 +256,16 @@ async fn a_job_that_fails_for_good_leaves_nothing_visible() {
 
     // A failed overwrite leaves the table as it was.
     let first = table(5000, 40);
-    write("parquet", &bucket.options("t", &[]), &first, 2).await;
+    bucket.write("t", &[], &first).await;
     let before = bucket.keys("t/");
-    let overwrite = bucket.options(
-        "t",
-        &[("sink.mode", "overwrite"), ("sink.rolling.max-rows", "10")],
-    );
-    try_write("parquet", &overwrite, &input, 2, no_restarts, plan)
+    bucket
+        .try_write(
+            "t",
+            &[("sink.mode", "overwrite"), ("sink.rolling.max-rows", "10")],
+            &input,
+            plan,
+            0,
+        )
         .await
         .expect_err("the job fails");
     assert_eq!(bucket.keys("t/"), before, "the table is untouched");
@@ -292,31 +282,17 @@ async fn overwrite_replaces_and_append_adds() {
         Table::from_batches(&all).rows
     };
 
-    write("parquet", &bucket.options("t", &[]), &a, 2).await;
+    bucket.write("t", &[], &a).await;
     assert_same_rows(&bucket.rows("t").await.rows, &expect(&[&a]), "first write");
-
-    write(
-        "parquet",
-        &bucket.options("t", &[("sink.mode", "append")]),
-        &b,
-        2,
-    )
-    .await;
+    bucket.write("t", &[("sink.mode", "append")], &b).await;
     assert_same_rows(&bucket.rows("t").await.rows, &expect(&[&a, &b]), "appended");
-    write("parquet", &bucket.options("t", &[]), &b, 1).await;
+    bucket.write("t", &[], &b).await;
     assert_same_rows(
         &bucket.rows("t").await.rows,
         &expect(&[&a, &b, &b]),
         "appending is the default",
     );
-
-    write(
-        "parquet",
-        &bucket.options("t", &[("sink.mode", "overwrite")]),
-        &c,
-        2,
-    )
-    .await;
+    bucket.write("t", &[("sink.mode", "overwrite")], &c).await;
     assert_same_rows(&bucket.rows("t").await.rows, &expect(&[&c]), "overwritten");
 
     let refused = weir_formats::registry()
@@ -329,13 +305,9 @@ async fn overwrite_replaces_and_append_adds() {
         .map(|_| ())
         .expect_err("the table exists");
     assert!(refused.to_string().contains("sink.mode"), "{refused}");
-    write(
-        "parquet",
-        &bucket.options("fresh", &[("sink.mode", "error-if-exists")]),
-        &c,
-        2,
-    )
-    .await;
+    bucket
+        .write("fresh", &[("sink.mode", "error-if-exists")], &c)
+        .await;
     assert_same_rows(
         &bucket.rows("fresh").await.rows,
         &expect(&[&c]),

@@ -1,7 +1,8 @@
-//! What the formats crate's integration tests share: a Python environment
-//! with real external parts (an S3-compatible server, pyarrow, DuckDB), a
-//! moto S3 server per test, and jobs that read and write through the
-//! connector registry on the mini-cluster.
+//! What the interop tests share: a Python environment with real external
+//! parts (an S3-compatible server, pyarrow, DuckDB), a moto S3 server per
+//! test, and (in [`canonical`]) table contents in a form both Rust and
+//! Python produce. The jobs that write and read through the connector
+//! registry are the file connector tests' (`tests/common`).
 //!
 //! The Python environment lives in `<workspace>/target/test-python`. The
 //! first test that needs it creates it (`python3 -m venv`, then
@@ -21,17 +22,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-use arrow::array::RecordBatch;
-use weir_engine::SourceFactory;
-use weir_engine::dataframe::Dataflow;
-use weir_engine::graph::{JobGraph, ShuffleMode, VertexId};
-use weir_engine::sinks::CollectSink;
-use weir_engine::sources::MemorySource;
-use weir_scheduler::failover::restart::RestartStrategy;
-use weir_scheduler::{FailurePlan, JobConfig, JobSummary, MiniCluster};
 
 /// Connector options.
 pub type Options = BTreeMap<String, String>;
@@ -44,18 +36,11 @@ pub fn workspace_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// `options` with `path` set to `path`.
-pub fn with_path(options: &Options, path: impl Into<String>) -> Options {
-    let mut options = options.clone();
-    options.insert("path".to_string(), path.into());
+/// `options` as the `(key, value)` pairs the shared test jobs take.
+pub fn pairs(options: &Options) -> Vec<(&str, &str)> {
     options
-}
-
-/// Options from `(key, value)` pairs.
-pub fn options<const N: usize>(pairs: [(&str, &str); N]) -> Options {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }
 
@@ -250,8 +235,9 @@ where
 {
     let output = command_output(Command::new(python_env()).arg("-c").arg(code).args(args));
     if !output.status.success() {
+        // The program first, its errors last, where they are seen.
         panic!(
-            "the Python program failed: {}\n--- program\n{code}",
+            "a Python program failed\n--- program\n{code}\n--- {}",
             describe(&output)
         );
     }
@@ -375,13 +361,16 @@ impl MotoServer {
 
     /// The object store options of weir's connectors for this server.
     pub fn options(&self) -> Options {
-        options([
-            ("s3.endpoint", &self.endpoint()),
+        [
+            ("s3.endpoint", self.endpoint().as_str()),
             ("s3.region", "us-east-1"),
             ("s3.access-key-id", "test"),
             ("s3.secret-access-key", "test"),
             ("s3.allow-http", "true"),
-        ])
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     /// The keys under `prefix` in `bucket`, sorted, as boto3 lists them.
@@ -410,130 +399,4 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-// ---------------------------------------------------------------------------
-// Jobs through the connector registry.
-
-/// Slots of the mini-cluster in these tests.
-pub const SLOTS: usize = 4;
-
-/// A configuration for tests: partitions in memory, restarts at once.
-pub fn test_config() -> JobConfig {
-    JobConfig {
-        slots: SLOTS,
-        shuffle_root: "memory://".to_string(),
-        restart: RestartStrategy::FixedDelay {
-            attempts: 5,
-            delay: Duration::ZERO,
-        },
-        ..JobConfig::default()
-    }
-}
-
-/// A job that reads `source` and writes it to `sink` at `parallelism`.
-pub fn copy_job(
-    name: &str,
-    source: Arc<dyn SourceFactory>,
-    sink: Arc<dyn weir_engine::SinkFactory>,
-    parallelism: usize,
-) -> JobGraph {
-    let flow = Dataflow::new(name).with_parallelism(parallelism);
-    flow.read(source).write(sink);
-    flow.build(ShuffleMode::AllBlocking, SLOTS)
-        .expect("the job builds")
-}
-
-/// The vertex of `graph` that holds its sink.
-pub fn sink_vertex(graph: &JobGraph) -> VertexId {
-    graph
-        .vertices
-        .iter()
-        .find(|v| v.chain.sink.is_some())
-        .expect("the job has a sink")
-        .id
-}
-
-/// A source over `batches` (which share one schema).
-pub fn memory_source(batches: &[RecordBatch]) -> Arc<dyn SourceFactory> {
-    let schema = batches.first().expect("at least one batch").schema();
-    Arc::new(MemorySource::try_new("input", schema, batches.to_vec()).expect("one schema"))
-}
-
-/// Writes `batches` with sink connector `connector` at `parallelism` with
-/// `config`, failing tasks as `plan` says.
-///
-/// # Errors
-/// The job's error.
-pub async fn try_write(
-    connector: &str,
-    options: &Options,
-    batches: &[RecordBatch],
-    parallelism: usize,
-    config: JobConfig,
-    plan: FailurePlan,
-) -> weir_scheduler::Result<JobSummary> {
-    let source = memory_source(batches);
-    let sink = weir_formats::registry()
-        .sink(connector, options, source.schema())
-        .await?;
-    let graph = copy_job(&format!("write-{connector}"), source, sink, parallelism);
-    MiniCluster::new(config)
-        .run_with_failures(graph, plan)
-        .await
-}
-
-/// Writes `batches` with sink connector `connector` at `parallelism`.
-///
-/// # Panics
-/// When the job fails.
-pub async fn write(
-    connector: &str,
-    options: &Options,
-    batches: &[RecordBatch],
-    parallelism: usize,
-) {
-    try_write(
-        connector,
-        options,
-        batches,
-        parallelism,
-        test_config(),
-        FailurePlan::none(),
-    )
-    .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "writing {connector} to {:?} failed: {e}",
-            options.get("path")
-        )
-    });
-}
-
-/// Every row source connector `connector` reads, at `parallelism`.
-///
-/// # Panics
-/// When the source cannot be created or the job fails.
-pub async fn read(connector: &str, options: &Options, parallelism: usize) -> Vec<RecordBatch> {
-    let source = weir_formats::registry()
-        .source(connector, options)
-        .await
-        .unwrap_or_else(|e| panic!("{connector} source of {:?}: {e}", options.get("path")));
-    let (sink, output) = CollectSink::new();
-    let graph = copy_job(
-        &format!("read-{connector}"),
-        source,
-        Arc::new(sink),
-        parallelism,
-    );
-    MiniCluster::new(test_config())
-        .run(graph)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "reading {connector} from {:?} failed: {e}",
-                options.get("path")
-            )
-        });
-    output.batches()
 }
