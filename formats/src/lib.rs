@@ -6,8 +6,23 @@
 //! name, which is how SQL's `'connector' = '...'` and the command line find
 //! it; [`register_all`] registers every connector of this crate.
 //!
-//! - [`text`]: lines of text files (local or object store), one row per line.
-//! - [`parquet`]: pruning Parquet reads with a scan's filters.
+//! Connectors:
+//! - [`parquet`]: Parquet tables, read by row group with projection,
+//!   statistics, page-index and row-filter pushdown; written with a codec,
+//!   row group and page sizes.
+//! - [`ipc`]: Arrow IPC files (and streams).
+//! - [`text`]: lines of text files, one row per line.
+//!
+//! What the file connectors share:
+//! - [`listing`]: a table's files — a file, a directory or a glob in any
+//!   object store (local paths, `file://`, `s3://`, `memory://`) — and
+//!   [`hive`] partition directories as columns;
+//! - [`file_source`]: splitting files over subtasks, projections, partition
+//!   columns; [`schema_merge`]: one schema for files that differ;
+//! - [`file_sink`]: writes staged per attempt and committed with the job,
+//!   hive-partitioned, rolling files, append / overwrite / error-if-exists;
+//! - [`options`] and [`error`]: options and errors naming the file, line or
+//!   option at fault.
 
 pub mod error;
 pub mod file_sink;
