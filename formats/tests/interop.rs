@@ -1,7 +1,8 @@
 //! weir's files against other implementations: Parquet that weir writes is
 //! read by pyarrow and DuckDB, Parquet that pyarrow and DuckDB write is read
-//! by weir, and CSV and JSON lines go both ways with DuckDB. Contents are
-//! compared exactly in the canonical form of `support::canonical`.
+//! by weir, Arrow IPC goes both ways with pyarrow, and CSV and JSON lines
+//! go both ways with DuckDB. Contents are compared exactly in the canonical
+//! form of `support::canonical`.
 
 mod common;
 mod support;
@@ -807,6 +808,68 @@ print(json.dumps(result))
             &format!("DuckDB {variant}"),
         )
         .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyarrow_reads_the_arrow_ipc_weir_writes() {
+    let columns = all_types();
+    let input = batches(&columns, 25);
+    let expected = Table::from_batches(&input);
+    let types: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| (c.name.to_string(), c.pyarrow.to_string()))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for codec in ["none", "lz4", "zstd"] {
+        let table = dir.path().join(codec);
+        weir_writes("ipc", &table, &[("ipc.compression", codec)], &input).await;
+        let program = format!(
+            "{PRELUDE}\n{}",
+            r#"
+import glob, os
+paths = sorted(glob.glob(os.path.join(sys.argv[1], "**", "*.arrow"), recursive=True))
+assert len(paths) == 2, paths
+print(table_json(pa.concat_tables(pa.ipc.open_file(p).read_all() for p in paths)))
+"#
+        );
+        let read = Table::from_python(&run_python(&program, [&table]));
+        assert_eq!(read.schema, types, "{codec}: pyarrow's schema");
+        assert_same_rows(&read.rows, &expected.rows, &format!("pyarrow, IPC {codec}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_reads_the_arrow_ipc_pyarrow_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let variants = python_tables(
+        r#"
+import os, pyarrow.feather as feather
+out, t = sys.argv[1], table(60)
+result = {}
+def write(name, writer_of, options=None):
+    os.makedirs(os.path.join(out, name))
+    with writer_of(os.path.join(out, name, "data.arrow"), t.schema, options=options) as writer:
+        for batch in t.to_batches(max_chunksize=16):
+            writer.write_batch(batch)
+    result[name] = json.loads(table_json(t))
+write("file", pa.ipc.new_file)
+write("file_zstd", pa.ipc.new_file, pa.ipc.IpcWriteOptions(compression="zstd"))
+write("file_lz4", pa.ipc.new_file, pa.ipc.IpcWriteOptions(compression="lz4"))
+write("stream", pa.ipc.new_stream)
+os.makedirs(os.path.join(out, "feather"))
+feather.write_feather(t.combine_chunks(), os.path.join(out, "feather", "data.arrow"), chunksize=25)
+result["feather"] = json.loads(table_json(t))
+print(json.dumps(result))
+"#,
+        dir.path(),
+        &[],
+    );
+    assert_eq!(variants.len(), 5);
+    for (variant, truth) in &variants {
+        let batches = weir_reads("ipc", &dir.path().join(variant), &[]).await;
+        let got = Table::from_batches(&batches);
+        assert_same_rows(&got.rows, &truth.rows, &format!("pyarrow IPC {variant}"));
     }
 }
 
