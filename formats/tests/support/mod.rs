@@ -207,8 +207,13 @@ fn remove_dir(dir: &Path) {
     }
 }
 
+/// Runs `command` to its end; Python settings of the caller's environment
+/// that would mix other packages into the test environment are left out.
 fn command_output(command: &mut Command) -> Output {
     command
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .env_remove("PYTHONSTARTUP")
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
@@ -285,6 +290,8 @@ impl MotoServer {
             let log = tempfile::NamedTempFile::new().expect("a log file");
             let child = Command::new(&moto)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env_remove("PYTHONPATH")
+                .env_remove("PYTHONHOME")
                 .stdin(Stdio::null())
                 .stdout(log.reopen().expect("the log file"))
                 .stderr(log.reopen().expect("the log file"))
