@@ -2,11 +2,15 @@
 the same cases as `cargo bench -p weir-bench --bench scan`: 1, 2 and all
 columns, with and without `l_shipdate` in January 1995. Each engine streams
 the result as Arrow record batches and drops them. Prints the median of 5
-runs per case and rows per second.
+runs per case and rows per second, then, when criterion's results of the
+weir benchmark are under target/criterion, weir's medians and the ratios
+(bench/scan-compare.sh runs both in one go).
 
     python bench/peers/scan.py [target/tpch/sf1/lineitem.parquet]
 """
 
+import json
+import os
 import statistics
 import sys
 import time
@@ -52,7 +56,18 @@ def median_seconds(run):
     return statistics.median(times), rows
 
 
+def weir_median_ms(name):
+    """weir's median for case `name` from criterion's last run, if any."""
+    path = os.path.join("target", "criterion", "parquet-scan", name.replace("/", "_"),
+                        "new", "estimates.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["median"]["point_estimate"] / 1e6
+
+
 def main():
+    medians = {}
     con = duckdb.connect()
     con.execute("SET threads = 1")
     config = datafusion.SessionConfig().with_target_partitions(1)
@@ -67,8 +82,21 @@ def main():
             ("datafusion", lambda: datafusion_scan(ctx, df_sql)),
         ]:
             seconds, rows = median_seconds(run)
+            medians[(name, engine)] = seconds * 1000
             print(f"{name:<28} {engine:<11} {seconds * 1000:9.1f} ms  {rows:>9} rows  "
                   f"{6001215 / seconds / 1e6:7.1f} M rows/s scanned")
+
+    print()
+    print(f"{'case':<28} {'weir ms':>9} {'duckdb ms':>10} {'datafusion ms':>14} "
+          f"{'weir/duckdb':>12} {'weir/datafusion':>16}")
+    for name, _, _ in CASES:
+        weir = weir_median_ms(name)
+        if weir is None:
+            print(f"{name:<28} (no weir result: run cargo bench -p weir-bench --bench scan)")
+            continue
+        duck, fusion = medians[(name, "duckdb")], medians[(name, "datafusion")]
+        print(f"{name:<28} {weir:9.1f} {duck:10.1f} {fusion:14.1f} "
+              f"{weir / duck:12.2f} {weir / fusion:16.2f}")
 
 
 if __name__ == "__main__":
