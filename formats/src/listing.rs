@@ -88,7 +88,7 @@ impl FileListing {
         }
         let mut pairs = Vec::with_capacity(metas.len());
         for meta in &metas {
-            let dirs = relative_dirs(&meta.location, root.path(), root.local_path().is_some());
+            let dirs = relative_dirs(&meta.location, root.path());
             let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
             let url = root.url_of(&meta.location);
             let parsed = parse_segments(&dirs).map_err(|message| Error::Corrupt {
@@ -215,7 +215,7 @@ async fn list_under(
     let mut files: Vec<ObjectMeta> = listed
         .into_iter()
         .filter(|meta| {
-            let relative = relative_parts(&meta.location, prefix, root.local_path().is_some());
+            let relative = relative_parts(&meta.location, prefix);
             let hidden = relative.iter().any(|p| p.starts_with(['_', '.']));
             !hidden && pattern.is_none_or(|p| p.matches_with(&relative.join("/"), options))
         })
@@ -224,27 +224,19 @@ async fn list_under(
     Ok(files)
 }
 
-/// The segments of `location` below `prefix`, as the names they stand for.
-/// A local store escapes file names into path segments (`%` as `%25`...),
-/// which `local` undoes; object stores keep keys as they are.
-fn relative_parts(location: &Path, prefix: &Path, local: bool) -> Vec<String> {
+/// The segments of `location` below `prefix`, as the store names them (file
+/// names on disk, keys in object stores).
+fn relative_parts(location: &Path, prefix: &Path) -> Vec<String> {
     match location.prefix_match(prefix) {
-        Some(parts) => parts
-            .map(|p| match local {
-                true => percent_encoding::percent_decode_str(p.as_ref())
-                    .decode_utf8_lossy()
-                    .into_owned(),
-                false => p.as_ref().to_string(),
-            })
-            .collect(),
+        Some(parts) => parts.map(|p| p.as_ref().to_string()).collect(),
         None => Vec::new(),
     }
 }
 
 /// The directory segments of `location` below `prefix` (without the file
 /// name).
-fn relative_dirs(location: &Path, prefix: &Path, local: bool) -> Vec<String> {
-    let mut parts = relative_parts(location, prefix, local);
+fn relative_dirs(location: &Path, prefix: &Path) -> Vec<String> {
+    let mut parts = relative_parts(location, prefix);
     parts.pop();
     parts
 }
@@ -271,10 +263,7 @@ mod tests {
         listing
             .files
             .iter()
-            .map(|f| {
-                let local = listing.root.local_path().is_some();
-                relative_parts(&f.location, listing.root.path(), local).join("/")
-            })
+            .map(|f| relative_parts(&f.location, listing.root.path()).join("/"))
             .collect()
     }
 

@@ -350,3 +350,57 @@ async fn unknown_options_and_codecs_list_the_valid_ones() {
         .to_string();
     assert!(e.contains("lzma") && e.contains("snappy"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_values_cannot_leave_the_sink_root() {
+    let outer = tempfile::tempdir().expect("dir");
+    let root = outer.path().join("table");
+    let path = root.to_str().expect("utf-8");
+    let hostile = [
+        "../../escaped",
+        "..",
+        ".",
+        "/absolute/path",
+        "a/b",
+        "back\\slash",
+        "nul\0byte",
+        "_hidden",
+        ".dot",
+        "k=v",
+        "%2e%2e",
+    ];
+    let keys = arrow::array::StringArray::from(hostile.to_vec());
+    let ids = arrow::array::Int64Array::from_iter_values(0..hostile.len() as i64);
+    let batch = RecordBatch::try_from_iter([
+        ("id", Arc::new(ids) as arrow::array::ArrayRef),
+        ("key", Arc::new(keys) as arrow::array::ArrayRef),
+    ])
+    .expect("batch");
+    write(
+        std::slice::from_ref(&batch),
+        &[("path", path), ("partition-by", "key")],
+        FailurePlan::none(),
+        0,
+    )
+    .await
+    .expect("write");
+    // Nothing was written beside the root, and every file is one directory
+    // deep under it.
+    let beside: Vec<_> = std::fs::read_dir(outer.path()).expect("outer").collect();
+    assert_eq!(
+        beside.len(),
+        1,
+        "only the table's root is in the parent directory"
+    );
+    let (files, hidden) = files_under(&root);
+    assert!(!hidden, "{files:?}");
+    assert_eq!(files.len(), hostile.len(), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with("key=") && f.matches('/').count() == 1),
+        "{files:?}"
+    );
+    let (output, _) = read(source(&[("path", path)]).await.expect("source"), None, None).await;
+    assert_same_rows(&sorted_rows(&output), &sorted_rows(&[batch]));
+}
