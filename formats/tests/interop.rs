@@ -587,6 +587,57 @@ async fn pyarrow_and_duckdb_read_every_type_weir_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyarrow_and_duckdb_read_the_hive_partitions_weir_writes() {
+    let mut columns = all_types();
+    columns.retain(|c| ["i64", "utf8", "f64", "date", "dec_9_2"].contains(&c.name));
+    let regions = [
+        "eu",
+        "us west",
+        "a/b",
+        "ü=%",
+        ".dot",
+        "_under",
+        "comma,plus+",
+    ];
+    columns.push(column(
+        "region",
+        "string",
+        Arc::new(StringArray::from_iter(
+            rows_of(40).map(|row| row.map(|row| regions[row % regions.len()])),
+        )),
+    ));
+    columns.push(column(
+        "year",
+        "int64",
+        Arc::new(Int64Array::from_iter(
+            (0..ROWS).map(|row| Some(2020 + (row % 3) as i64)),
+        )),
+    ));
+    let input = batches(&columns, 25);
+    let expected = Table::from_batches(&input);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = dir.path().join("t");
+    weir_writes(
+        "parquet",
+        &table,
+        &[("partition-by", "region,year")],
+        &input,
+    )
+    .await;
+
+    let (read, _) = pyarrow_reads(&table);
+    assert_same_rows(&read.rows, &expected.rows, "pyarrow");
+    let read = duckdb_reads(&format!(
+        "SELECT * FROM read_parquet('{}/**/*.parquet', hive_partitioning = true, \
+         hive_types = {{'region': VARCHAR, 'year': BIGINT}})",
+        path_text(&table)
+    ));
+    assert_same_rows(&read.rows, &expected.rows, "DuckDB");
+    let back = Table::from_batches(&weir_reads("parquet", &table, &[]).await);
+    assert_same_rows(&back.rows, &expected.rows, "weir");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyarrow_and_duckdb_read_every_codec_weir_writes() {
     let input = batches(&all_types(), 50);
     let expected = Table::from_batches(&input);
@@ -926,16 +977,16 @@ fn text_table() -> Vec<RecordBatch> {
 const TEXT_COLUMNS: &str =
     "{'id': 'BIGINT', 'amount': 'DOUBLE', 'name': 'VARCHAR', 'ok': 'BOOLEAN', 'day': 'DATE'}";
 
-/// What DuckDB reads with `reader` (`read_csv(...)`, `read_json(...)`).
-fn duckdb_reads(reader: &str) -> Table {
+/// What DuckDB's `query` returns.
+fn duckdb_reads(query: &str) -> Table {
     let program = format!(
         "{PRELUDE}\n{}",
         r#"
 import duckdb
-print(table_json(duckdb.connect().execute("SELECT * FROM " + sys.argv[1]).to_arrow_table()))
+print(table_json(duckdb.connect().execute(sys.argv[1]).to_arrow_table()))
 "#
     );
-    Table::from_python(&run_python(&program, [reader]))
+    Table::from_python(&run_python(&program, [query]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -945,11 +996,31 @@ async fn duckdb_reads_the_csv_weir_writes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = dir.path().join("csv");
     weir_writes("csv", &table, &[("csv.null-string", "NULL")], &input).await;
-    let read = duckdb_reads(&format!(
-        "read_csv('{}/*.csv', header = true, nullstr = 'NULL', columns = {TEXT_COLUMNS})",
-        path_text(&table)
-    ));
-    assert_same_rows(&read.rows, &expected.rows, "DuckDB reading weir's CSV");
+    let files = format!("{}/*.csv", path_text(&table));
+    for (reader, what) in [
+        (
+            format!(
+                "SELECT * FROM read_csv('{files}', header = true, nullstr = 'NULL', columns = {TEXT_COLUMNS})"
+            ),
+            "with the columns given",
+        ),
+        (
+            format!("SELECT * FROM read_csv('{files}', nullstr = 'NULL')"),
+            "detecting the dialect and types",
+        ),
+    ] {
+        let read = duckdb_reads(&reader);
+        assert_eq!(
+            read.names(),
+            ["id", "amount", "name", "ok", "day"],
+            "{what}"
+        );
+        assert_same_rows(
+            &read.rows,
+            &expected.rows,
+            &format!("DuckDB reading weir's CSV {what}"),
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -959,19 +1030,32 @@ async fn duckdb_reads_the_json_lines_weir_writes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = dir.path().join("json");
     weir_writes("json", &table, &[], &input).await;
-    let read = duckdb_reads(&format!(
-        "read_json('{}/*.json*', format = 'newline_delimited', columns = {TEXT_COLUMNS})",
-        path_text(&table)
-    ));
-    assert_same_rows(
-        &read.rows,
-        &expected.rows,
-        "DuckDB reading weir's JSON lines",
-    );
+    let files = format!("{}/*.jsonl", path_text(&table));
+    for (reader, what) in [
+        (
+            format!(
+                "SELECT * FROM read_json('{files}', format = 'newline_delimited', \
+                 columns = {TEXT_COLUMNS})"
+            ),
+            "with the columns given",
+        ),
+        // DuckDB detects integers as HUGEINT, which pyarrow sees as decimals.
+        (
+            format!("SELECT * REPLACE (id::BIGINT AS id) FROM read_json('{files}')"),
+            "detecting the types",
+        ),
+    ] {
+        let read = duckdb_reads(&reader);
+        assert_same_rows(
+            &read.rows,
+            &expected.rows,
+            &format!("DuckDB reading weir's JSON lines {what}"),
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weir_reads_the_csv_duckdb_writes() {
+async fn weir_reads_the_csv_and_json_duckdb_writes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let variants = python_tables(
         r#"
@@ -987,30 +1071,35 @@ SELECT i - 3 AS id,
        CASE WHEN i % 7 = 4 THEN NULL ELSE DATE '2022-01-08' + i::INTEGER END AS day
 FROM range(100) r(i)
 """
-os.makedirs(os.path.join(out, "csv"))
-path = os.path.join(out, "csv", "data.csv")
-con.execute(f"COPY ({query}) TO {sql_string(path)} (HEADER, NULLSTR 'NULL')")
-print(json.dumps({"csv": json.loads(table_json(con.execute(query).to_arrow_table()))}))
+truth = json.loads(table_json(con.execute(query).to_arrow_table()))
+result = {}
+for name, copy_options in {"csv": "HEADER, NULLSTR 'NULL'", "json": "FORMAT json"}.items():
+    os.makedirs(os.path.join(out, name))
+    path = os.path.join(out, name, "data." + name)
+    con.execute(f"COPY ({query}) TO {sql_string(path)} ({copy_options})")
+    result[name] = truth
+print(json.dumps(result))
 "#,
         dir.path(),
         &[],
     );
-    let (_, truth) = &variants[0];
-    let batches = weir_reads(
-        "csv",
-        &dir.path().join("csv"),
-        &[
-            ("csv.null-string", "NULL"),
-            (
-                "schema",
-                "id BIGINT, amount DOUBLE, name VARCHAR, ok BOOLEAN, day DATE",
-            ),
-        ],
-    )
-    .await;
-    assert_same_rows(
-        &Table::from_batches(&batches).rows,
-        &truth.rows,
-        "weir reading DuckDB's CSV",
-    );
+    let schema = "id BIGINT, amount DOUBLE, name VARCHAR, ok BOOLEAN, day DATE";
+    for (format, truth) in &variants {
+        let mut options = vec![("schema", schema)];
+        // Inferred from CSV as given; JSON has no dates, they stay strings.
+        let mut given = vec![true];
+        if format == "csv" {
+            options.push(("csv.null-string", "NULL"));
+            given.push(false);
+        }
+        for given in given {
+            let options = if given { &options[..] } else { &options[1..] };
+            let batches = weir_reads(format, &dir.path().join(format), options).await;
+            assert_same_rows(
+                &Table::from_batches(&batches).rows,
+                &truth.rows,
+                &format!("weir reading DuckDB's {format}, schema given: {given}"),
+            );
+        }
+    }
 }

@@ -18,7 +18,8 @@ use weir_engine::graph::VertexId;
 use weir_scheduler::{FailurePlan, JobSummary};
 
 /// `rows` rows numbered from `first`, of several types with nulls, the
-/// partition column `region` last, in batches of 20 rows.
+/// partition column `region` last (with values that need escaping in a
+/// key), in batches of 20 rows.
 fn table(first: i64, rows: i64) -> Vec<RecordBatch> {
     let ids: Vec<i64> = (first..first + rows).collect();
     let nullable = |i: i64, k: i64| (i + k) % 6 != 0;
@@ -82,7 +83,8 @@ fn table(first: i64, rows: i64) -> Vec<RecordBatch> {
         (
             "region",
             Arc::new(StringArray::from_iter(ids.iter().map(|&i| {
-                (i % 11 != 5).then_some(["eu", "us", "ap"][(i % 3) as usize])
+                (i % 11 != 5)
+                    .then_some(["eu", "us west", "a/b", "ü=%", ".hidden"][(i % 5) as usize])
             }))),
         ),
     ];
@@ -197,7 +199,7 @@ async fn a_partitioned_parquet_table_round_trips_through_s3() {
         .await;
     let keys = bucket.keys("t/");
     let files = assert_only_published_files(&keys, "t");
-    assert!(files >= 4, "3 regions and nulls from 2 subtasks: {keys:#?}");
+    assert!(files >= 6, "5 regions and nulls from 2 subtasks: {keys:#?}");
     assert!(
         keys.iter()
             .any(|k| k.starts_with("t/region=__HIVE_DEFAULT_PARTITION__/")),
