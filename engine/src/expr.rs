@@ -145,6 +145,13 @@ pub fn named(exprs: impl IntoIterator<Item = Expr>) -> Vec<(Expr, String)> {
         .collect()
 }
 
+/// The names of `schema`'s columns, comma-separated, for messages that
+/// list the valid ones.
+pub fn column_list(schema: &Schema) -> String {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names.join(", ")
+}
+
 /// The schema of the columns `exprs` produce, named by their fields.
 pub fn output_schema(exprs: &[Compiled]) -> SchemaRef {
     Arc::new(Schema::new(

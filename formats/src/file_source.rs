@@ -35,45 +35,46 @@ pub struct FileTable {
     pub files: Arc<Vec<ListedFile>>,
     /// The columns the files hold.
     pub file_schema: SchemaRef,
-    /// The columns produced, by index into [`FileTable::table_schema`].
-    pub projection: Option<Vec<usize>>,
+    /// The columns produced, by index into the table schema.
+    projection: Option<Vec<usize>>,
+    /// The file columns the projection needs (set with it).
+    file_columns: Option<Vec<usize>>,
+    /// The file columns, then the partition columns.
+    table_schema: SchemaRef,
+    /// The projected table schema, which every batch carries.
+    output_schema: SchemaRef,
 }
 
 impl FileTable {
     /// A table of every listed file, whose files hold `file_schema`.
     pub fn new(listing: FileListing, file_schema: SchemaRef) -> Self {
+        let fields = file_schema
+            .fields()
+            .iter()
+            .chain(listing.partitions.schema().fields().iter())
+            .cloned()
+            .collect::<Vec<_>>();
+        let table_schema = Arc::new(Schema::new(fields));
         Self {
             files: Arc::new(listing.files.clone()),
             listing: Arc::new(listing),
             file_schema,
             projection: None,
+            file_columns: None,
+            output_schema: Arc::clone(&table_schema),
+            table_schema,
         }
     }
 
     /// The columns of the table: the files' columns, then the partition
     /// columns.
-    pub fn table_schema(&self) -> SchemaRef {
-        let fields = self
-            .file_schema
-            .fields()
-            .iter()
-            .chain(self.listing.partitions.schema().fields().iter())
-            .cloned()
-            .collect::<Vec<_>>();
-        Arc::new(Schema::new(fields))
+    pub fn table_schema(&self) -> &SchemaRef {
+        &self.table_schema
     }
 
     /// The schema of the batches produced.
     pub fn output_schema(&self) -> SchemaRef {
-        let table = self.table_schema();
-        match &self.projection {
-            Some(columns) => Arc::new(
-                table
-                    .project(columns)
-                    .unwrap_or_else(|_| table.as_ref().clone()),
-            ),
-            None => table,
-        }
+        Arc::clone(&self.output_schema)
     }
 
     /// The same table narrowed to a scan request: projected, and without the
@@ -82,7 +83,7 @@ impl FileTable {
     /// # Errors
     /// A projected column out of range, or a filter that cannot be evaluated.
     pub fn scanned(&self, request: &ScanRequest) -> Result<Self> {
-        let width = self.table_schema().fields().len();
+        let width = self.table_schema.fields().len();
         if let Some(bad) = request.projection.iter().flatten().find(|&&i| i >= width) {
             return Err(Error::Option {
                 option: "projection".to_string(),
@@ -97,21 +98,35 @@ impl FileTable {
             .filter(|f| kept.contains(&f.location))
             .cloned()
             .collect();
+        let file_width = self.file_schema.fields().len();
+        let (output_schema, file_columns) = match &request.projection {
+            Some(columns) => (
+                Arc::new(self.table_schema.project(columns)?),
+                Some(
+                    columns
+                        .iter()
+                        .copied()
+                        .filter(|&i| i < file_width)
+                        .collect(),
+                ),
+            ),
+            None => (Arc::clone(&self.table_schema), None),
+        };
         Ok(Self {
             listing: Arc::clone(&self.listing),
             files: Arc::new(files),
             file_schema: Arc::clone(&self.file_schema),
             projection: request.projection.clone(),
+            file_columns,
+            table_schema: Arc::clone(&self.table_schema),
+            output_schema,
         })
     }
 
     /// The file columns a projection needs, by index into the file schema
     /// (`None`: all of them).
-    pub fn file_projection(&self) -> Option<Vec<usize>> {
-        let width = self.file_schema.fields().len();
-        self.projection
-            .as_ref()
-            .map(|p| p.iter().copied().filter(|&i| i < width).collect())
+    pub fn file_projection(&self) -> Option<&[usize]> {
+        self.file_columns.as_deref()
     }
 
     /// Completes a batch read from `file` (holding the columns of
@@ -136,13 +151,13 @@ impl FileTable {
                 partitions.get(table_index - width).cloned()
             }
         };
-        let indices: Vec<usize> = match &self.projection {
-            Some(p) => p.clone(),
-            None => (0..self.table_schema().fields().len()).collect(),
+        let all = 0..self.table_schema.fields().len();
+        let indices: Box<dyn Iterator<Item = usize>> = match &self.projection {
+            Some(p) => Box::new(p.iter().copied()),
+            None => Box::new(all),
         };
         let columns = indices
-            .iter()
-            .map(|&i| {
+            .map(|i| {
                 column(i).ok_or_else(|| Error::Corrupt {
                     file: file.url.clone(),
                     message: format!("column {i} was not read"),
@@ -151,7 +166,7 @@ impl FileTable {
             .collect::<Result<Vec<_>>>()?;
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(RecordBatch::try_new_with_options(
-            self.output_schema(),
+            Arc::clone(&self.output_schema),
             columns,
             &options,
         )?)
@@ -327,9 +342,8 @@ impl<F: WholeFileFormat> Source for WholeFileReader<F> {
             self.counters.add("bytes read", bytes.len() as u64);
             let (format, table) = (Arc::clone(&self.format), self.table.clone());
             let decoded = weir_engine::cpu::run(move || {
-                let projection = table.file_projection();
                 let decoded =
-                    format.decode(&file, bytes, &table.file_schema, projection.as_deref())?;
+                    format.decode(&file, bytes, &table.file_schema, table.file_projection())?;
                 let batches = decoded
                     .batches
                     .iter()

@@ -19,13 +19,12 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use weir_engine::registry::{ConnectorOptions, SinkConnector, SourceConnector};
 use weir_engine::{SinkFactory, SourceFactory};
-use weir_exchange::store_url::STORE_OPTIONS;
 
 use crate::bad_records::Decoded;
-use crate::file_sink::{FILE_SINK_OPTIONS, FileEncoder, FileFormat, FileSink, SharedBuffer};
+use crate::file_sink::{FileEncoder, FileFormat, FileSink, SharedBuffer};
 use crate::file_source::{FileTable, WholeFileFormat, WholeFileSource};
 use crate::listing::{FileListing, ListedFile};
-use crate::options::{bool_option, required_path};
+use crate::options::{bool_option, required_path, sink_options, source_options};
 use crate::schema_merge::{conform, unify};
 use crate::{Error, Result};
 
@@ -224,9 +223,7 @@ impl SourceConnector for IpcConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path", "schema.merge"];
-        names.extend(STORE_OPTIONS);
-        names
+        source_options(&["schema.merge"])
     }
 
     async fn create(
@@ -257,10 +254,7 @@ impl SinkConnector for IpcConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path", "ipc.compression"];
-        names.extend(FILE_SINK_OPTIONS);
-        names.extend(STORE_OPTIONS);
-        names
+        sink_options(&["ipc.compression"])
     }
 
     async fn create(

@@ -1,7 +1,9 @@
 //! Options every file connector shares.
 
 use weir_engine::registry::ConnectorOptions;
+use weir_exchange::store_url::STORE_OPTIONS;
 
+use crate::file_sink::FILE_SINK_OPTIONS;
 use crate::{Error, Result};
 
 /// The `path` option, which every file connector requires.
@@ -30,4 +32,21 @@ pub fn bool_option(options: &ConnectorOptions, name: &str, default: bool) -> Res
             message: format!("'{v}' is not 'true' or 'false'"),
         }),
     }
+}
+
+/// The options of a file source: `path`, the source's own `extra`, and the
+/// object store options.
+pub fn source_options(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut names = vec!["path"];
+    names.extend_from_slice(extra);
+    names.extend(STORE_OPTIONS);
+    names
+}
+
+/// The options of a file sink: `path`, the file sink's, the format's own
+/// `extra`, and the object store options.
+pub fn sink_options(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut names = source_options(&FILE_SINK_OPTIONS);
+    names.extend_from_slice(extra);
+    names
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::compute::cast;
-use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 
 use crate::{Error, Result};
 
@@ -110,18 +110,18 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    let nullable: Vec<Field> = target.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let schema = Arc::new(Schema::new(nullable));
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     Ok(RecordBatch::try_new_with_options(
-        schema, columns, &options,
+        Arc::clone(target),
+        columns,
+        &options,
     )?)
 }
 
 #[cfg(test)]
 mod tests {
     use arrow::array::{Int32Array, StringArray};
-    use arrow::datatypes::DataType;
+    use arrow::datatypes::{DataType, Field};
 
     use super::*;
 

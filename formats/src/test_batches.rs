@@ -217,3 +217,45 @@ pub(crate) fn every_type() -> RecordBatch {
     )
     .expect("columns match the schema")
 }
+
+/// What a decoder property test feeds in: `records` (a good record, how it
+/// is corrupted if at all, blank lines before it) rendered as text after
+/// `header` (none when empty).
+pub(crate) struct Assembled<'a, G> {
+    /// The input text.
+    pub text: String,
+    /// Line number and raw text of every corrupted record.
+    pub bad: Vec<(u64, String)>,
+    /// The records left good, in order.
+    pub good: Vec<&'a G>,
+}
+
+/// Renders `records` with `render`, lines ending in `newline`.
+pub(crate) fn assemble<'a, G, C: Copy>(
+    header: &str,
+    records: &'a [(G, Option<C>, usize)],
+    newline: &str,
+    render: impl Fn(&G, Option<C>) -> String,
+) -> Assembled<'a, G> {
+    let mut text = String::new();
+    if !header.is_empty() {
+        text.push_str(header);
+        text.push_str(newline);
+    }
+    let mut bad = Vec::new();
+    for (good, corruption, blank_lines) in records {
+        text.push_str(&newline.repeat(*blank_lines));
+        let record = render(good, *corruption);
+        if corruption.is_some() {
+            bad.push((text.matches('\n').count() as u64 + 1, record.clone()));
+        }
+        text.push_str(&record);
+        text.push_str(newline);
+    }
+    let good = records
+        .iter()
+        .filter(|(_, corruption, _)| corruption.is_none())
+        .map(|(good, _, _)| good)
+        .collect();
+    Assembled { text, bad, good }
+}

@@ -85,6 +85,17 @@ async fn stream_format_files_projections_and_partition_filters() {
         1,
         "p=1 is pruned by its directory"
     );
+    // A partition filter inside a conjunction prunes files too.
+    let both = col("p")
+        .eq(weir_engine::expr::lit(2_i64))
+        .and(col("c0").is_not_null());
+    let table = source("ipc", &[("path", path)]).await.expect("source");
+    let (_, summary) = read(table, Some(&["c0", "p"]), Some(both)).await;
+    assert_eq!(
+        counter(&summary, "files read"),
+        1,
+        "p=1 is pruned inside AND"
+    );
 }
 
 #[tokio::test]

@@ -26,9 +26,10 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion_expr::cast;
 use datafusion_expr::type_coercion::binary::comparison_coercion;
+use datafusion_expr::utils::split_conjunction_owned;
 use weir_exchange::Partitioner;
 
-use crate::expr::{Compiled, Expr, SortExpr, named};
+use crate::expr::{Compiled, Expr, SortExpr, column_list, named};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
     AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit,
@@ -108,12 +109,10 @@ impl Dataflow {
         let schema = source.schema();
         let index_of = |name: &str| {
             schema.index_of(name).map_err(|_| {
-                let columns: Vec<&str> =
-                    schema.fields().iter().map(|f| f.name().as_str()).collect();
                 Error::Plan(format!(
                     "source '{}' has no column '{name}' (columns: {})",
                     source.name(),
-                    columns.join(", ")
+                    column_list(&schema)
                 ))
             })
         };
@@ -133,9 +132,14 @@ impl Dataflow {
                 Ok::<_, Error>(read)
             })
             .transpose()?;
+        // Each conjunct on its own: a source may use some and not others
+        // (partition columns prune files, file columns row groups).
         let request = crate::ScanRequest {
             projection: read,
-            filters: filter.iter().cloned().collect(),
+            filters: filter
+                .clone()
+                .map(split_conjunction_owned)
+                .unwrap_or_default(),
         };
         let scanned = match source.scan(&request)? {
             Some(narrowed) => self.read(narrowed),

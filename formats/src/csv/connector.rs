@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use weir_engine::registry::{ConnectorOptions, SinkConnector, SourceConnector};
 use weir_engine::{SinkFactory, SourceFactory};
-use weir_exchange::store_url::STORE_OPTIONS;
 
 use super::{CsvDecoder, CsvEncoder, CsvOptions, infer_schema};
 use crate::Result;
 use crate::bad_records::{BadRecords, Decoded};
-use crate::file_sink::{FILE_SINK_OPTIONS, FileEncoder, FileFormat, FileSink};
+use crate::file_sink::{FileEncoder, FileFormat, FileSink, RowTextEncoder};
 use crate::file_source::WholeFileFormat;
 use crate::listing::ListedFile;
+use crate::options::{sink_options, source_options};
 use crate::schema_string::DEFAULT_INFER_RECORDS;
 use crate::text_source::{TEXT_SOURCE_OPTIONS, open_source};
 
@@ -65,27 +65,10 @@ impl FileFormat for CsvFormat {
     }
 
     fn encoder(&self, _schema: &SchemaRef) -> Result<Box<dyn FileEncoder>> {
-        Ok(Box::new(CsvFileEncoder(CsvEncoder::new(
-            self.options.clone(),
-        ))))
-    }
-}
-
-struct CsvFileEncoder(CsvEncoder);
-
-impl FileEncoder for CsvFileEncoder {
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.0.encode(batch, &mut out)?;
-        Ok(out)
-    }
-
-    fn finish(&mut self) -> Result<Vec<u8>> {
-        Ok(Vec::new())
-    }
-
-    fn buffered_bytes(&self) -> usize {
-        0
+        let mut encoder = CsvEncoder::new(self.options.clone());
+        Ok(Box::new(RowTextEncoder(
+            move |batch: &RecordBatch, out: &mut Vec<u8>| encoder.encode(batch, out),
+        )))
     }
 }
 
@@ -96,10 +79,8 @@ impl SourceConnector for CsvConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path"];
-        names.extend(TEXT_SOURCE_OPTIONS);
+        let mut names = source_options(&TEXT_SOURCE_OPTIONS);
         names.extend(CsvOptions::OPTION_NAMES);
-        names.extend(STORE_OPTIONS);
         names
     }
 
@@ -132,11 +113,7 @@ impl SinkConnector for CsvConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path"];
-        names.extend(FILE_SINK_OPTIONS);
-        names.extend(CsvOptions::OPTION_NAMES);
-        names.extend(STORE_OPTIONS);
-        names
+        sink_options(CsvOptions::OPTION_NAMES)
     }
 
     async fn create(

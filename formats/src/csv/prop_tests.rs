@@ -15,6 +15,7 @@ use proptest::prelude::*;
 use super::{CsvDecoder, CsvOptions};
 use crate::bad_records::BadRecords;
 use crate::schema_string::parse_schema;
+use crate::test_batches::{Assembled, assemble};
 
 const SCHEMA: &str = "id BIGINT, name VARCHAR, price DECIMAL(10,2), day DATE, ok BOOLEAN";
 
@@ -144,22 +145,8 @@ proptest! {
         batch_size in 1usize..8,
     ) {
         let newline = if crlf { "\r\n" } else { "\n" };
-        let mut text = format!("id,name,price,day,ok{newline}");
-        let mut bad = Vec::new();
-        for (good, corruption, blank_lines) in &records {
-            text.push_str(&newline.repeat(*blank_lines));
-            let record = good.text(*corruption);
-            if corruption.is_some() {
-                bad.push((text.matches('\n').count() as u64 + 1, record.clone()));
-            }
-            text.push_str(&record);
-            text.push_str(newline);
-        }
-        let good_records: Vec<&Good> = records
-            .iter()
-            .filter(|(_, corruption, _)| corruption.is_none())
-            .map(|(good, _, _)| good)
-            .collect();
+        let Assembled { text, bad, good: good_records } =
+            assemble("id,name,price,day,ok", &records, newline, Good::text);
         let expected = expected(&good_records);
 
         for policy in [BadRecords::Drop, BadRecords::DeadLetter] {

@@ -84,3 +84,26 @@ impl Write for SharedBuffer {
         Ok(())
     }
 }
+
+/// An encoder of a row-wise text format (CSV, JSON lines): every batch
+/// becomes its bytes at once, nothing is buffered and nothing ends a file.
+pub struct RowTextEncoder<F>(pub F);
+
+impl<F> FileEncoder for RowTextEncoder<F>
+where
+    F: FnMut(&RecordBatch, &mut Vec<u8>) -> Result<()> + Send,
+{
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        (self.0)(batch, &mut out)?;
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        0
+    }
+}

@@ -25,11 +25,12 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use weir_engine::expr::column_list;
 use weir_engine::registry::ConnectorOptions;
 use weir_engine::{JobCommit, Sink, SinkFactory, TaskInfo};
 use weir_exchange::StoreUrl;
 
-pub use encoder::{FileEncoder, FileFormat, SharedBuffer};
+pub use encoder::{FileEncoder, FileFormat, RowTextEncoder, SharedBuffer};
 
 use crate::options::required_path;
 use crate::{Error, Result};
@@ -292,19 +293,14 @@ impl FileSink {
         for meta in listed {
             self.delete(&meta.location).await?;
         }
-        if let Some(dir) = self.root.local_path() {
-            // Local stores keep empty directories: remove the staging tree.
-            let staging = dir.join(STAGING_DIR);
-            let relative: Vec<_> = prefix
-                .prefix_match(self.root.path())
-                .into_iter()
-                .flatten()
-                .collect();
-            let local = relative
-                .iter()
-                .fold(dir.clone(), |p, part| p.join(part.as_ref()));
-            let _ = std::fs::remove_dir_all(&local);
-            let _ = std::fs::remove_dir(&staging);
+        // Local stores keep empty directories: remove the staging tree, and
+        // the staging directory when no other job stages there.
+        if let (Some(tree), Some(root)) = (
+            self.root.with_path(prefix.clone()).local_path(),
+            self.root.local_path(),
+        ) {
+            let _ = tokio::fs::remove_dir_all(&tree).await;
+            let _ = tokio::fs::remove_dir(root.join(STAGING_DIR)).await;
         }
         Ok(())
     }
@@ -315,11 +311,6 @@ impl FileSink {
             Err(e) => Err(self.store_error(e)),
         }
     }
-}
-
-fn column_list(schema: &Schema) -> String {
-    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    names.join(", ")
 }
 
 #[async_trait]

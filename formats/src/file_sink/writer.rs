@@ -3,6 +3,7 @@
 //! attempt's staging directory.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
@@ -71,69 +72,73 @@ impl FileSinkWriter {
             .iter()
             .map(|&i| cast(batch.column(i), &DataType::Utf8))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let names: Vec<&str> = columns
-            .iter()
-            .map(|&i| batch.schema_ref().field(i).name().as_str())
-            .collect();
-        let mut order: Vec<String> = Vec::new();
-        let mut rows: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut dir = String::new();
+        let texts: Vec<_> = texts.iter().map(|t| t.as_string::<i32>()).collect();
+        // Rows grouped by their partition values (borrowed from the batch),
+        // in order of first appearance; each group is escaped once.
+        let mut groups: HashMap<Vec<Option<&str>>, usize> = HashMap::new();
+        let mut order: Vec<(Vec<Option<&str>>, Vec<u32>)> = Vec::new();
         for row in 0..batch.num_rows() {
-            dir.clear();
-            for (name, text) in names.iter().zip(&texts) {
-                let text = text.as_string::<i32>();
-                let value = text.is_valid(row).then(|| text.value(row));
-                dir.push_str(&format!("{}={}/", escape(Some(name)), escape(value)));
-            }
-            match rows.get_mut(&dir) {
-                Some(indices) => indices.push(row as u32),
+            let key: Vec<Option<&str>> = texts
+                .iter()
+                .map(|t| t.is_valid(row).then(|| t.value(row)))
+                .collect();
+            match groups.get(&key) {
+                Some(&group) => order[group].1.push(row as u32),
                 None => {
-                    order.push(dir.clone());
-                    rows.insert(dir.clone(), vec![row as u32]);
+                    groups.insert(key.clone(), order.len());
+                    order.push((key, vec![row as u32]));
                 }
             }
         }
+        let schema = batch.schema_ref();
         order
             .into_iter()
-            .map(|dir| {
-                let indices = UInt32Array::from(rows.remove(&dir).unwrap_or_default());
-                Ok((dir, take_record_batch(&data, &indices)?))
+            .map(|(values, rows)| {
+                let dir: String = columns
+                    .iter()
+                    .zip(values)
+                    .map(|(&i, value)| {
+                        format!(
+                            "{}={}/",
+                            escape(Some(schema.field(i).name())),
+                            escape(value)
+                        )
+                    })
+                    .collect();
+                Ok((dir, take_record_batch(&data, &UInt32Array::from(rows))?))
             })
             .collect()
     }
 
     fn open_file(&mut self, dir: &str) -> Result<&mut OpenFile> {
-        if !self.open.contains_key(dir) {
-            let mut location = self.dir.clone();
-            for segment in dir.split('/').filter(|s| !s.is_empty()) {
-                // Escaped segments are plain text: stored as they are.
-                let part = PathPart::parse(segment).map_err(|e| Error::Option {
-                    option: "partition-by".to_string(),
-                    message: format!("directory '{segment}': {e}"),
-                })?;
-                location = location.join(part);
-            }
-            let location = location.join(format!(
-                "part-{:05}-{:05}-{}.{}",
-                self.subtask,
-                self.next_file,
-                self.job_id,
-                self.sink.format.extension()
-            ));
-            self.next_file += 1;
-            let file = OpenFile {
-                upload: BufWriter::new(Arc::clone(self.sink.store()), location.clone()),
-                location,
-                encoder: Some(self.sink.format.encoder(&self.file_schema)?),
-                rows: 0,
-                uploaded: 0,
-            };
-            self.open.insert(dir.to_string(), file);
+        let entry = match self.open.entry(dir.to_string()) {
+            Entry::Occupied(open) => return Ok(open.into_mut()),
+            Entry::Vacant(entry) => entry,
+        };
+        let mut location = self.dir.clone();
+        for segment in dir.split('/').filter(|s| !s.is_empty()) {
+            // Escaped segments are plain text: stored as they are.
+            let part = PathPart::parse(segment).map_err(|e| Error::Option {
+                option: "partition-by".to_string(),
+                message: format!("directory '{segment}': {e}"),
+            })?;
+            location = location.join(part);
         }
-        self.open.get_mut(dir).ok_or_else(|| Error::Option {
-            option: "path".to_string(),
-            message: "a file vanished while open".to_string(),
-        })
+        let location = location.join(format!(
+            "part-{:05}-{:05}-{}.{}",
+            self.subtask,
+            self.next_file,
+            self.job_id,
+            self.sink.format.extension()
+        ));
+        self.next_file += 1;
+        Ok(entry.insert(OpenFile {
+            upload: BufWriter::new(Arc::clone(self.sink.store()), location.clone()),
+            location,
+            encoder: Some(self.sink.format.encoder(&self.file_schema)?),
+            rows: 0,
+            uploaded: 0,
+        }))
     }
 
     /// Writes `batch` into the files of directory `dir`, rolling over at
@@ -161,6 +166,7 @@ impl FileSinkWriter {
             let (bytes, buffered) = encoded?;
             file.rows += rows;
             file.uploaded += bytes.len();
+            let full = file.rows >= max_rows || file.uploaded + buffered >= max_bytes;
             let location = file.location.clone();
             if !bytes.is_empty() {
                 file.upload
@@ -168,10 +174,7 @@ impl FileSinkWriter {
                     .await
                     .map_err(|source| self.store_error(&location, source))?;
             }
-            let file = self.open.get(dir).map(|f| (f.rows, f.uploaded));
-            if let Some((rows, uploaded)) = file
-                && (rows >= max_rows || uploaded + buffered >= max_bytes)
-            {
+            if full {
                 self.close(dir).await?;
             }
         }

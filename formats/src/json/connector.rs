@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use weir_engine::registry::{ConnectorOptions, SinkConnector, SourceConnector};
 use weir_engine::{SinkFactory, SourceFactory};
-use weir_exchange::store_url::STORE_OPTIONS;
 
 use super::{JsonDecoder, JsonEncoder, infer_schema};
 use crate::Result;
 use crate::bad_records::{BadRecords, Decoded};
-use crate::file_sink::{FILE_SINK_OPTIONS, FileEncoder, FileFormat, FileSink};
+use crate::file_sink::{FileEncoder, FileFormat, FileSink, RowTextEncoder};
 use crate::file_source::WholeFileFormat;
 use crate::listing::ListedFile;
+use crate::options::{sink_options, source_options};
 use crate::schema_string::DEFAULT_INFER_RECORDS;
 use crate::text_source::{TEXT_SOURCE_OPTIONS, open_source};
 
@@ -46,18 +46,13 @@ impl WholeFileFormat for JsonFormat {
         schema: &SchemaRef,
         projection: Option<&[usize]>,
     ) -> Result<Decoded> {
-        let decoded = JsonDecoder::try_new(schema, self.policy)?.decode(&file.url, &bytes)?;
-        match projection {
-            None => Ok(decoded),
-            Some(columns) => Ok(Decoded {
-                batches: decoded
-                    .batches
-                    .iter()
-                    .map(|b| b.project(columns))
-                    .collect::<std::result::Result<_, _>>()?,
-                ..decoded
-            }),
-        }
+        // Fields outside the schema are ignored: decoding with the projected
+        // schema builds only the columns asked for.
+        let projected = match projection {
+            Some(columns) => schema.project(columns)?,
+            None => schema.as_ref().clone(),
+        };
+        JsonDecoder::try_new(&projected, self.policy)?.decode(&file.url, &bytes)
     }
 }
 
@@ -71,25 +66,10 @@ impl FileFormat for JsonFormat {
     }
 
     fn encoder(&self, _schema: &SchemaRef) -> Result<Box<dyn FileEncoder>> {
-        Ok(Box::new(JsonFileEncoder(JsonEncoder::new())))
-    }
-}
-
-struct JsonFileEncoder(JsonEncoder);
-
-impl FileEncoder for JsonFileEncoder {
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.0.encode(batch, &mut out)?;
-        Ok(out)
-    }
-
-    fn finish(&mut self) -> Result<Vec<u8>> {
-        Ok(Vec::new())
-    }
-
-    fn buffered_bytes(&self) -> usize {
-        0
+        let mut encoder = JsonEncoder::new();
+        Ok(Box::new(RowTextEncoder(
+            move |batch: &RecordBatch, out: &mut Vec<u8>| encoder.encode(batch, out),
+        )))
     }
 }
 
@@ -100,10 +80,7 @@ impl SourceConnector for JsonConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path"];
-        names.extend(TEXT_SOURCE_OPTIONS);
-        names.extend(STORE_OPTIONS);
-        names
+        source_options(&TEXT_SOURCE_OPTIONS)
     }
 
     async fn create(
@@ -129,10 +106,7 @@ impl SinkConnector for JsonConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path"];
-        names.extend(FILE_SINK_OPTIONS);
-        names.extend(STORE_OPTIONS);
-        names
+        sink_options(&[])
     }
 
     async fn create(

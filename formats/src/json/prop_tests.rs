@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::JsonDecoder;
 use crate::bad_records::BadRecords;
 use crate::schema_string::parse_schema;
+use crate::test_batches::{Assembled, assemble};
 
 const SCHEMA: &str = "id BIGINT, name VARCHAR, score DOUBLE, ok BOOLEAN";
 
@@ -150,22 +151,8 @@ proptest! {
         batch_size in 1usize..8,
     ) {
         let newline = if crlf { "\r\n" } else { "\n" };
-        let mut text = String::new();
-        let mut bad = Vec::new();
-        for (good, corruption, blank_lines) in &records {
-            text.push_str(&newline.repeat(*blank_lines));
-            let line = good.text(*corruption);
-            if corruption.is_some() {
-                bad.push((text.matches('\n').count() as u64 + 1, line.clone()));
-            }
-            text.push_str(&line);
-            text.push_str(newline);
-        }
-        let good_records: Vec<&Good> = records
-            .iter()
-            .filter(|(_, corruption, _)| corruption.is_none())
-            .map(|(good, _, _)| good)
-            .collect();
+        let Assembled { text, bad, good: good_records } =
+            assemble("", &records, newline, Good::text);
 
         for policy in [BadRecords::Drop, BadRecords::DeadLetter] {
             let decoder = JsonDecoder::try_new(&parse_schema(SCHEMA).unwrap(), policy)

@@ -6,13 +6,12 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use weir_engine::registry::{ConnectorOptions, SinkConnector, SourceConnector};
 use weir_engine::{SinkFactory, SourceFactory};
-use weir_exchange::store_url::STORE_OPTIONS;
 
 use super::ParquetSource;
 use super::sink::{PARQUET_SINK_OPTIONS, ParquetFormat};
-use crate::file_sink::{FILE_SINK_OPTIONS, FileSink};
+use crate::file_sink::FileSink;
 use crate::listing::FileListing;
-use crate::options::{bool_option, required_path};
+use crate::options::{bool_option, required_path, sink_options, source_options};
 
 /// Reads and writes Parquet tables.
 ///
@@ -31,9 +30,7 @@ impl SourceConnector for ParquetConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path", "schema.merge"];
-        names.extend(STORE_OPTIONS);
-        names
+        source_options(&["schema.merge"])
     }
 
     async fn create(
@@ -53,11 +50,7 @@ impl SinkConnector for ParquetConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec!["path"];
-        names.extend(FILE_SINK_OPTIONS);
-        names.extend(PARQUET_SINK_OPTIONS);
-        names.extend(STORE_OPTIONS);
-        names
+        sink_options(&PARQUET_SINK_OPTIONS)
     }
 
     async fn create(

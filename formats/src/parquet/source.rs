@@ -10,7 +10,7 @@
 //! group's column chunks while the current one decodes — and decoded on the
 //! CPU pool.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use bytes::Bytes;
 use datafusion_expr::Expr;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
+use object_store::path::Path;
 use parquet::DecodeResult;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -102,15 +103,11 @@ impl ParquetSource {
 
     /// The splits of the files still read, in order.
     fn splits(&self) -> Vec<RowGroupSplit> {
+        let read: HashSet<&Path> = self.table.files.iter().map(|f| &f.location).collect();
         self.files
             .iter()
             .enumerate()
-            .filter(|(_, f)| {
-                self.table
-                    .files
-                    .iter()
-                    .any(|t| t.location == f.listed.location)
-            })
+            .filter(|(_, f)| read.contains(&f.listed.location))
             .flat_map(|(file, f)| {
                 (0..f.metadata.metadata().num_row_groups())
                     .map(move |row_group| RowGroupSplit { file, row_group })
@@ -319,12 +316,10 @@ impl ParquetReader {
         let file = self.source.files[read.file].clone();
         let metadata = &file.metadata;
         let table = &self.source.table;
-        let wanted = table.file_schema.project(
-            &table
-                .file_projection()
-                .unwrap_or_else(|| (0..table.file_schema.fields().len()).collect()),
-        )?;
-        let target = Arc::new(wanted);
+        let target = match table.file_projection() {
+            Some(columns) => Arc::new(table.file_schema.project(columns)?),
+            None => Arc::clone(&table.file_schema),
+        };
         let file_schema = metadata.schema();
         let roots: Vec<usize> = target
             .fields()
