@@ -133,6 +133,12 @@ impl Compiled {
     }
 }
 
+/// A reference to the column named exactly `name`. Unlike [`col`], which
+/// reads `a.b` as column `b` of relation `a`, the name is taken as it is.
+pub fn column(name: &str) -> Expr {
+    Expr::Column(datafusion_common::Column::from_name(name))
+}
+
 /// Each expression with the name of the column it makes: its alias, or the
 /// expression as written (`sum(x)`), as DataFusion names it.
 pub fn named(exprs: impl IntoIterator<Item = Expr>) -> Vec<(Expr, String)> {

@@ -78,6 +78,33 @@ impl ConnectorRegistry {
         self.sinks.insert(connector.name(), connector);
     }
 
+    /// The names of every connector, sources and sinks, in order.
+    pub fn connector_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .sources
+            .keys()
+            .chain(self.sinks.keys())
+            .copied()
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The options connector `name` takes, as a source or as a sink, or
+    /// `None` for an unknown connector.
+    pub fn option_names(&self, name: &str) -> Option<Vec<&'static str>> {
+        let source = self.sources.get(name).map(|c| c.option_names());
+        let sink = self.sinks.get(name).map(|c| c.option_names());
+        if source.is_none() && sink.is_none() {
+            return None;
+        }
+        let mut names: Vec<&'static str> = source.into_iter().chain(sink).flatten().collect();
+        names.sort_unstable();
+        names.dedup();
+        Some(names)
+    }
+
     /// Builds a source of connector `name`.
     ///
     /// # Errors

@@ -157,7 +157,7 @@ impl Dataflow {
             .collect();
         match projection {
             Some(names) if names != produced.as_slice() => {
-                filtered.select(names.iter().map(|n| crate::expr::col(*n)).collect())
+                filtered.select(names.iter().map(|n| crate::expr::column(n)).collect())
             }
             _ => Ok(filtered),
         }
@@ -235,6 +235,14 @@ impl DataFrame {
     /// How the rows are spread over subtasks.
     pub fn partitioning(&self) -> &Partitioning {
         &self.partitioning
+    }
+
+    /// This dataframe with its size estimated at `bytes` (what decides
+    /// whether a join broadcasts it), for steps whose output the planner
+    /// knows to be small, such as a one-row aggregate.
+    pub fn with_estimated_bytes(mut self, bytes: Option<u64>) -> DataFrame {
+        self.estimated_bytes = bytes;
+        self
     }
 
     /// The rows for which `predicate` is true.
@@ -429,8 +437,8 @@ impl DataFrame {
             .zip(&right_keys)
             .map(|(l, r)| {
                 Ok((
-                    Compiled::new(&crate::expr::col(l.as_str()), &left.schema)?,
-                    Compiled::new(&crate::expr::col(r.as_str()), &right.schema)?,
+                    Compiled::new(&crate::expr::column(l), &left.schema)?,
+                    Compiled::new(&crate::expr::column(r), &right.schema)?,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -636,7 +644,7 @@ impl DataFrame {
             .iter()
             .zip(cast_to)
             .map(|(f, to)| {
-                let column = crate::expr::col(f.name().as_str());
+                let column = crate::expr::column(f.name());
                 match to {
                     Some(to) => cast(column, to.clone()).alias(f.name()),
                     None => column,

@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion_expr::Expr;
@@ -149,7 +149,47 @@ async fn read_footer(store: Arc<dyn ObjectStore>, listed: ListedFile) -> Result<
     };
     let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
         .map_err(|e| corrupt(e.to_string()))?;
+    // View strings and binaries (what some writers declare in the Arrow
+    // schema they embed) are read as plain ones, the types weir's
+    // operators work on; the bytes in the file are the same.
+    let metadata = match without_views(metadata.schema()) {
+        Some(plain) => ArrowReaderMetadata::try_new(
+            Arc::clone(metadata.metadata()),
+            ArrowReaderOptions::new().with_schema(plain),
+        )
+        .map_err(|e| corrupt(e.to_string()))?,
+        None => metadata,
+    };
     Ok(ParquetFile { listed, metadata })
+}
+
+/// `schema` with `Utf8View` and `BinaryView` columns as `Utf8` and `Binary`,
+/// or `None` when it has none.
+fn without_views(schema: &SchemaRef) -> Option<SchemaRef> {
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    };
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| plain(f.data_type()).is_some())
+    {
+        return None;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match plain(f.data_type()) {
+            Some(t) => f.as_ref().clone().with_data_type(t),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
 }
 
 impl SourceFactory for ParquetSource {

@@ -1,0 +1,13 @@
+//! The SQL front end: scripts of statements parsed and planned with
+//! DataFusion's SQL planner, optimized with a chosen set of its logical
+//! rules, and translated into weir job graphs.
+
+mod catalog;
+mod error;
+mod optimize;
+mod session;
+mod translate;
+
+pub use catalog::TableDef;
+pub use error::SqlError;
+pub use session::{Insert, Query, QueryJob, RUNTIME_MODE, Script, Session};

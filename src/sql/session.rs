@@ -1,0 +1,521 @@
+//! Scripts of SQL statements, run Flink-SQL style: `CREATE TABLE ... WITH
+//! (...)`, `CREATE VIEW`, `SET 'key' = 'value'`, `INSERT INTO`, `SELECT`.
+//!
+//! Declarations and settings apply in order. Each `SELECT` becomes a job
+//! of its own whose rows are handed back; all `INSERT`s of a script become
+//! one job writing every target, as a Flink statement set does.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion_expr::LogicalPlan;
+use datafusion_sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion_sql::planner::{ParserOptions, SqlToRel};
+use datafusion_sql::resolve::resolve_table_references;
+use datafusion_sql::sqlparser::ast::{
+    self, CreateTableOptions, Expr as SqlExpr, ObjectName, ObjectNamePart, Spanned, SqlOption,
+    Statement, TableObject, Value,
+};
+use datafusion_sql::sqlparser::dialect::GenericDialect;
+use datafusion_sql::sqlparser::tokenizer::Span;
+use weir_engine::dataframe::Dataflow;
+use weir_engine::expr::column;
+use weir_engine::graph::JobGraph;
+use weir_engine::registry::{ConnectorOptions, ConnectorRegistry};
+use weir_engine::sinks::{CollectSink, Collected};
+use weir_scheduler::JobConfig;
+
+use super::SqlError;
+use super::catalog::{Catalog, TableDef};
+use super::optimize::optimize;
+use super::translate::Translator;
+
+type Result<T> = std::result::Result<T, SqlError>;
+
+/// The setting that picks batch or streaming execution.
+pub const RUNTIME_MODE: &str = "execution.runtime-mode";
+
+/// A `SELECT` of a script, planned and optimized.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Where the statement is in the script.
+    pub span: Span,
+    /// The optimized logical plan.
+    pub plan: LogicalPlan,
+    /// The settings in force where the statement stands.
+    pub config: JobConfig,
+}
+
+/// An `INSERT INTO` of a script, planned and optimized.
+#[derive(Debug, Clone)]
+pub struct Insert {
+    /// Where the statement is in the script.
+    pub span: Span,
+    /// The table written.
+    pub table: String,
+    /// The optimized plan of the rows written.
+    pub plan: LogicalPlan,
+}
+
+/// What a script asks to run, once its declarations and settings are
+/// applied.
+#[derive(Debug, Default)]
+pub struct Script {
+    /// The `SELECT`s, each its own job.
+    pub queries: Vec<Query>,
+    /// The `INSERT`s, together one job.
+    pub inserts: Vec<Insert>,
+}
+
+/// A job built from a query: its graph and where its rows arrive.
+pub struct QueryJob {
+    /// The graph to run.
+    pub graph: JobGraph,
+    /// The rows, once the job has run.
+    pub output: Collected,
+}
+
+/// Declared tables and views, and the settings, of a sequence of scripts.
+pub struct Session {
+    catalog: Catalog,
+    config: JobConfig,
+}
+
+impl Session {
+    /// A session with no tables, `config` as its settings, and tables
+    /// opened with `registry`'s connectors.
+    pub fn new(registry: ConnectorRegistry, config: JobConfig) -> Self {
+        Self {
+            catalog: Catalog::new(registry),
+            config,
+        }
+    }
+
+    /// The settings as the statements so far left them.
+    pub fn config(&self) -> &JobConfig {
+        &self.config
+    }
+
+    /// Declares table `name` read with `connector` and `options`, as
+    /// `CREATE TABLE name WITH ('connector' = ..., ...)` does.
+    ///
+    /// # Errors
+    /// An unknown connector or option, or a name already taken.
+    pub fn register_table(
+        &mut self,
+        name: &str,
+        connector: &str,
+        options: ConnectorOptions,
+    ) -> Result<()> {
+        check_connector(
+            self.catalog.registry(),
+            connector,
+            options.keys().map(|k| (k, Span::empty())),
+        )?;
+        self.catalog
+            .create_table(
+                name,
+                TableDef {
+                    connector: connector.to_string(),
+                    options,
+                    columns: None,
+                },
+                false,
+            )
+            .map_err(SqlError::new)
+    }
+
+    /// Applies the declarations and settings of `text` and plans its
+    /// queries and inserts.
+    ///
+    /// # Errors
+    /// The first statement that does not parse, plan or apply, with its
+    /// place in `text`.
+    pub async fn execute(&mut self, text: &str) -> Result<Script> {
+        let statements = DFParserBuilder::new(text)
+            .with_dialect(&GenericDialect {})
+            .build()
+            .and_then(|mut p| p.parse_statements())
+            .map_err(SqlError::planner)?;
+        let mut script = Script::default();
+        for statement in statements {
+            let span = statement_span(&statement);
+            self.statement(statement, &mut script)
+                .await
+                .map_err(|e| e.at(span))?;
+        }
+        Ok(script)
+    }
+
+    async fn statement(&mut self, statement: DFStatement, script: &mut Script) -> Result<()> {
+        let span = statement_span(&statement);
+        let DFStatement::Statement(sql) = statement else {
+            return Err(not_a_script_statement());
+        };
+        match *sql {
+            Statement::Query(query) => {
+                let plan = self.plan(Statement::Query(query)).await?;
+                script.queries.push(Query {
+                    span,
+                    plan: self.optimized(plan)?,
+                    config: self.config.clone(),
+                });
+            }
+            Statement::Insert(insert) => {
+                let TableObject::TableName(name) = &insert.table else {
+                    return Err(SqlError::new(
+                        "INSERT INTO a table function is not supported",
+                    ));
+                };
+                let table = table_name(name)?;
+                let Some(def) = self.catalog.table(&table) else {
+                    return Err(SqlError::new(format!(
+                        "table '{table}' not found (declared: {})",
+                        self.catalog.names().join(", ")
+                    ))
+                    .at(name.span()));
+                };
+                let declared = def.columns.clone();
+                if !insert.columns.is_empty() {
+                    return Err(SqlError::new(
+                        "a column list in INSERT is not supported: select every column of the table, in its order",
+                    ));
+                }
+                let Some(source) = insert.source else {
+                    return Err(SqlError::new(
+                        "INSERT needs a query (INSERT INTO t SELECT ...)",
+                    ));
+                };
+                let plan = self.plan(Statement::Query(source)).await?;
+                let plan = self.optimized(plan)?;
+                check_insert(&table, declared.as_ref(), &plan)?;
+                script.inserts.push(Insert { span, table, plan });
+            }
+            Statement::CreateTable(create) => self.create_table(create)?,
+            Statement::CreateView(view) => {
+                let name = table_name(&view.name)?;
+                if !view.columns.is_empty() {
+                    return Err(SqlError::new(
+                        "column names after a view's name are not supported: alias the columns in its query",
+                    ));
+                }
+                let plan = self.plan(Statement::Query(view.query)).await?;
+                self.catalog
+                    .create_view(&name, plan, view.or_replace)
+                    .map_err(SqlError::new)?;
+            }
+            Statement::Set(set) => self.set(set)?,
+            _ => return Err(not_a_script_statement()),
+        }
+        Ok(())
+    }
+
+    /// Plans `statement` after opening the tables it reads.
+    async fn plan(&mut self, statement: Statement) -> Result<LogicalPlan> {
+        let statement = DFStatement::Statement(Box::new(statement));
+        let (relations, _) =
+            resolve_table_references(&statement, true).map_err(SqlError::planner)?;
+        for relation in relations {
+            self.catalog.open(relation.table()).await?;
+        }
+        let context = self.catalog.context();
+        SqlToRel::new_with_options(&context, parser_options())
+            .statement_to_plan(statement)
+            .map_err(SqlError::planner)
+    }
+
+    fn optimized(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        optimize(plan, self.catalog.options()).map_err(SqlError::planner)
+    }
+
+    fn create_table(&mut self, create: ast::CreateTable) -> Result<()> {
+        let name = table_name(&create.name)?;
+        if create.query.is_some() {
+            return Err(SqlError::new(
+                "CREATE TABLE ... AS SELECT is not supported: declare the table, then INSERT INTO it",
+            ));
+        }
+        let pairs = match create.table_options {
+            CreateTableOptions::With(options) => options,
+            CreateTableOptions::None => Vec::new(),
+            _ => {
+                return Err(SqlError::new(
+                    "table options go in WITH ('connector' = '...', ...)",
+                ));
+            }
+        };
+        let mut connector = None;
+        let mut options = ConnectorOptions::new();
+        let mut spans = Vec::new();
+        for option in &pairs {
+            let SqlOption::KeyValue { key, value } = option else {
+                return Err(SqlError::new("expected 'key' = 'value' in WITH (...)")
+                    .at(Spanned::span(option)));
+            };
+            let value = option_value(value)?;
+            if key.value == "connector" {
+                connector = Some((value, key.span));
+            } else {
+                spans.push((key.value.clone(), key.span));
+                options.insert(key.value.clone(), value);
+            }
+        }
+        let Some((connector, connector_span)) = connector else {
+            return Err(SqlError::new(format!(
+                "table '{name}' has no connector: add WITH ('connector' = '...') (connectors: {})",
+                self.catalog.registry().connector_names().join(", ")
+            )));
+        };
+        check_connector(
+            self.catalog.registry(),
+            &connector,
+            spans.iter().map(|(k, s)| (k, *s)),
+        )
+        .map_err(|e| e.at(connector_span))?;
+        let columns = if create.columns.is_empty() {
+            None
+        } else {
+            let context = self.catalog.context();
+            let schema = SqlToRel::new_with_options(&context, parser_options())
+                .build_schema(create.columns)
+                .map_err(SqlError::planner)?;
+            Some(Arc::new(schema))
+        };
+        if create.if_not_exists && self.catalog.table(&name).is_some() {
+            return Ok(());
+        }
+        self.catalog
+            .create_table(
+                &name,
+                TableDef {
+                    connector,
+                    options,
+                    columns,
+                },
+                create.or_replace,
+            )
+            .map_err(SqlError::new)
+    }
+
+    fn set(&mut self, set: ast::Set) -> Result<()> {
+        let ast::Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        else {
+            return Err(SqlError::new("expected SET 'key' = 'value'"));
+        };
+        let key = variable.to_string();
+        let key = key.trim_matches(|c| c == '\'' || c == '"' || c == '`');
+        let [value] = values.as_slice() else {
+            return Err(SqlError::new(format!("SET '{key}' takes one value")));
+        };
+        let value = option_value(value)?;
+        if key == RUNTIME_MODE {
+            // Bounded inputs run either way; streaming pipelines every
+            // exchange and deploys every task at once.
+            return match value.as_str() {
+                "batch" => Ok(()),
+                "streaming" => self
+                    .config
+                    .set("execution.batch-shuffle-mode", "all-pipelined")
+                    .map_err(|e| SqlError::new(e.to_string())),
+                _ => Err(SqlError::new(format!(
+                    "'{RUNTIME_MODE}' = '{value}': expected batch or streaming"
+                ))),
+            };
+        }
+        self.config
+            .set(key, &value)
+            .map_err(|e| SqlError::new(e.to_string()))
+    }
+
+    /// The job that runs `query` and collects its rows.
+    ///
+    /// # Errors
+    /// A plan node or expression weir cannot run.
+    pub fn query_job(&self, name: &str, query: &Query) -> Result<QueryJob> {
+        let config = &query.config;
+        let flow = Dataflow::new(name).with_parallelism(config.parallelism);
+        let df = Translator::new(&flow).output(&query.plan)?;
+        let (sink, output) = CollectSink::new();
+        df.write(Arc::new(sink));
+        Ok(QueryJob {
+            graph: build(&flow, config)?,
+            output,
+        })
+    }
+
+    /// The one job that runs every insert of `script`, or `None` when it
+    /// has none.
+    ///
+    /// # Errors
+    /// A target whose sink cannot be created, or a plan weir cannot run.
+    pub async fn insert_job(&self, script: &Script) -> Result<Option<JobGraph>> {
+        if script.inserts.is_empty() {
+            return Ok(None);
+        }
+        let targets: Vec<&str> = script.inserts.iter().map(|i| i.table.as_str()).collect();
+        let flow = Dataflow::new(format!("insert into {}", targets.join(", ")))
+            .with_parallelism(self.config.parallelism);
+        for insert in &script.inserts {
+            let at = |e: SqlError| e.at(insert.span);
+            let def = self
+                .catalog
+                .table(&insert.table)
+                .ok_or_else(|| SqlError::new(format!("table '{}' not found", insert.table)))
+                .map_err(at)?;
+            let df = Translator::new(&flow).output(&insert.plan).map_err(at)?;
+            let df = match &def.columns {
+                Some(declared) => df
+                    .select(
+                        declared
+                            .fields()
+                            .iter()
+                            .zip(df.schema().fields())
+                            .map(|(to, from)| {
+                                let e = column(from.name());
+                                if to.data_type() == from.data_type() {
+                                    e.alias(to.name())
+                                } else {
+                                    datafusion_expr::cast(e, to.data_type().clone())
+                                        .alias(to.name())
+                                }
+                            })
+                            .collect(),
+                    )
+                    .map_err(|e| SqlError::new(e.to_string()))
+                    .map_err(at)?,
+                None => df,
+            };
+            let sink = self
+                .catalog
+                .registry()
+                .sink(&def.connector, &def.options, Arc::clone(df.schema()))
+                .await
+                .map_err(|e| SqlError::new(format!("table '{}': {e}", insert.table)))
+                .map_err(at)?;
+            df.write(sink);
+        }
+        build(&flow, &self.config).map(Some)
+    }
+}
+
+fn build(flow: &Dataflow, config: &JobConfig) -> Result<JobGraph> {
+    flow.builder()
+        .with_chaining(config.chaining)
+        .with_max_parallelism(config.max_parallelism)
+        .build(config.shuffle_mode, config.slots)
+        .map_err(|e| SqlError::new(e.to_string()))
+}
+
+fn parser_options() -> ParserOptions {
+    ParserOptions {
+        parse_float_as_decimal: true,
+        map_string_types_to_utf8view: false,
+        collect_spans: true,
+        ..ParserOptions::new()
+    }
+}
+
+fn not_a_script_statement() -> SqlError {
+    SqlError::new(
+        "statement not supported in a weir script (supported: CREATE TABLE, CREATE VIEW, SET, INSERT INTO, SELECT)",
+    )
+}
+
+fn statement_span(statement: &DFStatement) -> Span {
+    match statement {
+        DFStatement::Statement(s) => Spanned::span(s.as_ref()),
+        _ => Span::empty(),
+    }
+}
+
+/// The name of a table, view or sink: one identifier, lower-cased unless
+/// quoted.
+fn table_name(name: &ObjectName) -> Result<String> {
+    match name.0.as_slice() {
+        [ObjectNamePart::Identifier(ident)] => Ok(match ident.quote_style {
+            Some(_) => ident.value.clone(),
+            None => ident.value.to_lowercase(),
+        }),
+        _ => Err(SqlError::new(format!(
+            "'{name}': weir has no schemas or catalogs, name tables with one identifier"
+        ))
+        .at(name.span())),
+    }
+}
+
+/// An option's value: a string, number or boolean literal, as text.
+fn option_value(value: &SqlExpr) -> Result<String> {
+    let bad = || {
+        SqlError::new(format!(
+            "option value {value} must be a literal such as 'text', 42 or true"
+        ))
+        .at(Spanned::span(value))
+    };
+    match value {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
+            Value::Number(n, _) => Ok(n.to_string()),
+            Value::Boolean(b) => Ok(b.to_string()),
+            _ => Err(bad()),
+        },
+        SqlExpr::Identifier(ident) => Ok(ident.value.clone()),
+        _ => Err(bad()),
+    }
+}
+
+/// An unknown connector, or an option it does not take, pointing at the
+/// option.
+fn check_connector<'k>(
+    registry: &ConnectorRegistry,
+    connector: &str,
+    options: impl Iterator<Item = (&'k String, Span)>,
+) -> Result<()> {
+    let Some(valid) = registry.option_names(connector) else {
+        return Err(SqlError::new(format!(
+            "unknown connector '{connector}' (connectors: {})",
+            registry.connector_names().join(", ")
+        )));
+    };
+    for (key, span) in options {
+        if !valid.contains(&key.as_str()) {
+            return Err(SqlError::new(format!(
+                "connector '{connector}' has no option '{key}' (options: connector, {})",
+                valid.join(", ")
+            ))
+            .at(span));
+        }
+    }
+    Ok(())
+}
+
+/// The rows of `plan` must fit the table's declared columns: as many, of
+/// types that cast.
+fn check_insert(table: &str, declared: Option<&SchemaRef>, plan: &LogicalPlan) -> Result<()> {
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    let produced: Schema = plan.schema().as_arrow().clone();
+    if produced.fields().len() != declared.fields().len() {
+        return Err(SqlError::new(format!(
+            "INSERT INTO {table}: the query gives {} columns ({}), the table has {} ({})",
+            produced.fields().len(),
+            weir_engine::expr::column_list(&produced),
+            declared.fields().len(),
+            weir_engine::expr::column_list(declared)
+        )));
+    }
+    for (to, from) in declared.fields().iter().zip(produced.fields()) {
+        if !arrow::compute::can_cast_types(from.data_type(), to.data_type()) {
+            return Err(SqlError::new(format!(
+                "INSERT INTO {table}: column '{}' is {}, which cannot be written as {} ({})",
+                from.name(),
+                from.data_type(),
+                to.name(),
+                to.data_type()
+            )));
+        }
+    }
+    Ok(())
+}
