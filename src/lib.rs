@@ -2,4 +2,5 @@
 //! dataflow engine. The SQL front end ([`sql`]) turns scripts of
 //! statements into job graphs that the scheduler runs.
 
+pub mod config;
 pub mod sql;

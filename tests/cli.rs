@@ -84,7 +84,12 @@ fn shuffle_modes_and_formats_give_the_same_counts() {
 fn explain_json_lists_vertices_edges_and_regions() {
     let out = weir(&["explain", "wordcount", "-p", "2", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let explained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        explained["logical_plan"].is_null(),
+        "a built-in job has no SQL"
+    );
+    let plan = &explained["graph"];
     assert_eq!(plan["vertices"].as_array().unwrap().len(), 2);
     let edge = &plan["edges"][0];
     assert_eq!(edge["partitioner"], "hash(word)");
@@ -118,7 +123,7 @@ fn explain_json_lists_vertices_edges_and_regions() {
         "execution.batch-shuffle-mode=all-pipelined",
     ]);
     let plan: serde_json::Value = serde_json::from_slice(&pipelined.stdout).unwrap();
-    assert_eq!(plan["regions"].as_array().unwrap().len(), 1);
+    assert_eq!(plan["graph"]["regions"].as_array().unwrap().len(), 1);
 }
 
 #[test]

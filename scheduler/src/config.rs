@@ -91,6 +91,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
     ),
     ("worker.slots", "slots of the embedded worker (number)"),
     (
+        "execution.runtime-mode",
+        "batch | streaming (streaming pipelines every exchange)",
+    ),
+    (
         "execution.batch-shuffle-mode",
         "all-blocking | all-pipelined | auto",
     ),
@@ -193,6 +197,13 @@ impl JobConfig {
             || parse_duration(value).ok_or_else(|| bad("a duration such as '1 s' or '200 ms'"));
         match key {
             "parallelism.default" => self.parallelism = positive()?,
+            // Bounded inputs run in either mode; streaming pipelines every
+            // exchange, so every task is deployed at once.
+            "execution.runtime-mode" => match value {
+                "batch" => {}
+                "streaming" => self.shuffle_mode = ShuffleMode::AllPipelined,
+                _ => return Err(bad("batch or streaming")),
+            },
             "worker.slots" => self.slots = positive()?,
             "execution.batch-shuffle-mode" => {
                 self.shuffle_mode = value.parse().map_err(Error::Config)?

@@ -150,6 +150,55 @@ impl Explain {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("the plan serializes")
     }
+
+    /// The plan in Graphviz's dot language: a box per vertex with its
+    /// operators, parallelism and the pipelined regions its subtasks are
+    /// in, and an arrow per edge labelled with its partitioner and mode
+    /// (dashed when blocking: a region border).
+    pub fn to_dot(&self) -> String {
+        let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = String::new();
+        let _ = writeln!(out, "digraph \"{}\" {{", quote(&self.job));
+        let _ = writeln!(
+            out,
+            "  rankdir=LR;\n  node [shape=box, fontname=monospace];"
+        );
+        for v in &self.vertices {
+            let regions: Vec<&str> = self
+                .regions
+                .iter()
+                .filter(|r| r.subtasks.iter().any(|s| s.vertex == v.id))
+                .map(|r| r.id.as_str())
+                .collect();
+            let mut label = format!(
+                "{} (parallelism {}; regions {})",
+                v.id,
+                v.parallelism,
+                regions.join(", ")
+            );
+            for op in &v.operators {
+                label.push_str("\\l");
+                label.push_str(&quote(op));
+            }
+            let _ = writeln!(out, "  \"{}\" [label=\"{label}\\l\"];", v.id);
+        }
+        for e in &self.edges {
+            let style = match e.mode {
+                ExchangeMode::Blocking => "dashed",
+                ExchangeMode::Pipelined => "solid",
+            };
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [label=\"{} {}\", style={style}];",
+                e.source,
+                e.target,
+                quote(&e.partitioner),
+                e.mode
+            );
+        }
+        let _ = writeln!(out, "}}");
+        out
+    }
 }
 
 fn join<T: fmt::Display>(items: &[T]) -> String {

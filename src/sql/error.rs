@@ -44,6 +44,38 @@ impl SqlError {
         }
     }
 
+    /// A parser error, placed where the parser stopped (its message says
+    /// "at Line: L, Column: C"), under the token there.
+    pub fn parser(e: DataFusionError, text: &str) -> Self {
+        let mut error = Self::planner(e);
+        if error.span.is_none()
+            && let Some((line, column)) = parser_location(&error.message)
+        {
+            let token = text
+                .lines()
+                .nth(line as usize - 1)
+                .map(|l| {
+                    l.chars()
+                        .skip(column as usize - 1)
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .count()
+                })
+                .unwrap_or(0)
+                .max(1) as u64;
+            error.span = Some(Span::new(
+                Location { line, column },
+                Location {
+                    line,
+                    column: column + token,
+                },
+            ));
+            if let Some(at) = error.message.find(" at Line: ") {
+                error.message.truncate(at);
+            }
+        }
+        error
+    }
+
     /// The line and column the error starts at.
     pub fn location(&self) -> Option<Location> {
         self.span.map(|s| s.start)
@@ -83,15 +115,29 @@ impl SqlError {
     }
 }
 
+/// The place in a parser message: "... at Line: 2, Column: 1".
+fn parser_location(message: &str) -> Option<(u64, u64)> {
+    let rest = &message[message.find("at Line: ")? + "at Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let (line, column) = (line.parse().ok()?, column.parse().ok()?);
+    (line > 0 && column > 0).then_some((line, column))
+}
+
 /// Planner messages without DataFusion's error-kind prefixes.
 fn tidy(message: &str) -> String {
-    let mut m = message.trim();
+    // Of a chain "rule\ncaused by\ncause", the cause says what is wrong.
+    let mut m = message
+        .rsplit("caused by\n")
+        .next()
+        .unwrap_or(message)
+        .trim();
     for prefix in [
         "Error during planning: ",
         "Schema error: ",
         "This feature is not implemented: ",
         "SQL error: ",
-        "Optimizer rule",
+        "sql parser error: ",
     ] {
         if let Some(rest) = m.strip_prefix(prefix) {
             m = rest;

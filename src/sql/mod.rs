@@ -10,4 +10,4 @@ mod translate;
 
 pub use catalog::TableDef;
 pub use error::SqlError;
-pub use session::{Insert, Query, QueryJob, RUNTIME_MODE, Script, Session};
+pub use session::{Insert, Query, QueryJob, Script, Session};

@@ -32,9 +32,6 @@ use super::translate::Translator;
 
 type Result<T> = std::result::Result<T, SqlError>;
 
-/// The setting that picks batch or streaming execution.
-pub const RUNTIME_MODE: &str = "execution.runtime-mode";
-
 /// A `SELECT` of a script, planned and optimized.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -136,19 +133,31 @@ impl Session {
             .with_dialect(&GenericDialect {})
             .build()
             .and_then(|mut p| p.parse_statements())
-            .map_err(SqlError::planner)?;
+            .map_err(|e| SqlError::parser(e, text))?;
         let mut script = Script::default();
+        // Where the previous statement ended: statements the parser gives
+        // no place (SET) are placed after it.
+        let mut cursor = ast_location(1, 1);
         for statement in statements {
-            let span = statement_span(&statement);
-            self.statement(statement, &mut script)
+            let span = match statement_span(&statement) {
+                s if s == Span::empty() => Span::new(cursor, cursor),
+                s => s,
+            };
+            cursor = span.end;
+            self.statement(statement, span, text, &mut script)
                 .await
                 .map_err(|e| e.at(span))?;
         }
         Ok(script)
     }
 
-    async fn statement(&mut self, statement: DFStatement, script: &mut Script) -> Result<()> {
-        let span = statement_span(&statement);
+    async fn statement(
+        &mut self,
+        statement: DFStatement,
+        span: Span,
+        text: &str,
+        script: &mut Script,
+    ) -> Result<()> {
         let DFStatement::Statement(sql) = statement else {
             return Err(not_a_script_statement());
         };
@@ -191,7 +200,7 @@ impl Session {
                 check_insert(&table, declared.as_ref(), &plan)?;
                 script.inserts.push(Insert { span, table, plan });
             }
-            Statement::CreateTable(create) => self.create_table(create)?,
+            Statement::CreateTable(create) => self.create_table(create, span, text)?,
             Statement::CreateView(view) => {
                 let name = table_name(&view.name)?;
                 if !view.columns.is_empty() {
@@ -204,7 +213,7 @@ impl Session {
                     .create_view(&name, plan, view.or_replace)
                     .map_err(SqlError::new)?;
             }
-            Statement::Set(set) => self.set(set)?,
+            Statement::Set(set) => self.set(set, span, text)?,
             _ => return Err(not_a_script_statement()),
         }
         Ok(())
@@ -228,7 +237,10 @@ impl Session {
         optimize(plan, self.catalog.options()).map_err(SqlError::planner)
     }
 
-    fn create_table(&mut self, create: ast::CreateTable) -> Result<()> {
+    fn create_table(&mut self, create: ast::CreateTable, span: Span, text: &str) -> Result<()> {
+        // Option keys and values are quoted strings, which carry no place
+        // of their own: find them in the statement's text.
+        let place = |literal: &str| quoted_span(text, span, literal);
         let name = table_name(&create.name)?;
         if create.query.is_some() {
             return Err(SqlError::new(
@@ -254,9 +266,10 @@ impl Session {
             };
             let value = option_value(value)?;
             if key.value == "connector" {
-                connector = Some((value, key.span));
+                let at = place(&value);
+                connector = Some((value, at));
             } else {
-                spans.push((key.value.clone(), key.span));
+                spans.push((key.value.clone(), place(&key.value)));
                 options.insert(key.value.clone(), value);
             }
         }
@@ -297,7 +310,7 @@ impl Session {
             .map_err(SqlError::new)
     }
 
-    fn set(&mut self, set: ast::Set) -> Result<()> {
+    fn set(&mut self, set: ast::Set, span: Span, text: &str) -> Result<()> {
         let ast::Set::SingleAssignment {
             variable, values, ..
         } = set
@@ -310,23 +323,9 @@ impl Session {
             return Err(SqlError::new(format!("SET '{key}' takes one value")));
         };
         let value = option_value(value)?;
-        if key == RUNTIME_MODE {
-            // Bounded inputs run either way; streaming pipelines every
-            // exchange and deploys every task at once.
-            return match value.as_str() {
-                "batch" => Ok(()),
-                "streaming" => self
-                    .config
-                    .set("execution.batch-shuffle-mode", "all-pipelined")
-                    .map_err(|e| SqlError::new(e.to_string())),
-                _ => Err(SqlError::new(format!(
-                    "'{RUNTIME_MODE}' = '{value}': expected batch or streaming"
-                ))),
-            };
-        }
         self.config
             .set(key, &value)
-            .map_err(|e| SqlError::new(e.to_string()))
+            .map_err(|e| SqlError::new(e.to_string()).at(quoted_span(text, span, key)))
     }
 
     /// The job that runs `query` and collects its rows.
@@ -421,6 +420,53 @@ fn not_a_script_statement() -> SqlError {
     SqlError::new(
         "statement not supported in a weir script (supported: CREATE TABLE, CREATE VIEW, SET, INSERT INTO, SELECT)",
     )
+}
+
+/// Where `'literal'` first appears in `text` inside `within`, or `within`
+/// when it cannot be found.
+fn quoted_span(text: &str, within: Span, literal: &str) -> Span {
+    let needle = format!("'{literal}'");
+    let start = Some(offset_of(text, within.start));
+    let end = if within.end == within.start {
+        text.len()
+    } else {
+        text.len().min(offset_of(text, within.end))
+    };
+    let Some(found) = start.and_then(|s| text[s..end].find(&needle).map(|i| s + i)) else {
+        return within;
+    };
+    let before = &text[..found];
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count() as u64
+        + 1;
+    let width = needle.chars().count() as u64;
+    Span::new(
+        ast_location(line, column),
+        ast_location(line, column + width),
+    )
+}
+
+/// The byte offset of a 1-based line and column (in characters) of `text`.
+fn offset_of(text: &str, at: datafusion_sql::sqlparser::tokenizer::Location) -> usize {
+    let (mut line, mut column) = (1, 1);
+    for (offset, c) in text.char_indices() {
+        if (line, column) >= (at.line, at.column) {
+            return offset;
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    text.len()
+}
+
+fn ast_location(line: u64, column: u64) -> datafusion_sql::sqlparser::tokenizer::Location {
+    datafusion_sql::sqlparser::tokenizer::Location { line, column }
 }
 
 fn statement_span(statement: &DFStatement) -> Span {

@@ -74,7 +74,10 @@ impl<'a> Translator<'a> {
             .columns
             .iter()
             .zip(plan.schema().fields())
-            .map(|(physical, field)| column(physical).alias(field.name()))
+            .map(|(physical, field)| match physical == field.name() {
+                true => column(physical),
+                false => column(physical).alias(field.name()),
+            })
             .collect();
         let identity = planned.df.schema().fields().len() == exprs.len()
             && planned

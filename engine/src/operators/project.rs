@@ -40,7 +40,11 @@ impl OperatorFactory for Project {
             .exprs
             .iter()
             .map(|(e, name)| {
-                let shown = e.to_string();
+                // The name is shown once, after the expression.
+                let shown = match e.expr() {
+                    datafusion_expr::Expr::Alias(alias) => alias.expr.to_string(),
+                    other => other.to_string(),
+                };
                 if shown == *name {
                     shown
                 } else {

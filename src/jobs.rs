@@ -1,0 +1,335 @@
+//! Running and explaining jobs: SQL scripts and the built-in examples.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use datafusion_expr::LogicalPlan;
+use weir::sql::{Script as Planned, Session, SqlError};
+use weir_engine::graph::JobGraph;
+use weir_engine::registry::ConnectorOptions;
+use weir_scheduler::explain::Explain;
+use weir_scheduler::{JobConfig, MiniCluster};
+
+use crate::JobOptions;
+use crate::examples;
+use crate::output::{RowFormat, write_rows};
+
+/// Whether `job` names a script rather than a built-in job.
+pub fn is_script(job: &str) -> bool {
+    job.ends_with(".sql") || Path::new(job).is_file()
+}
+
+/// The text of a script and the name errors call it by.
+pub struct Script {
+    name: String,
+    text: String,
+}
+
+impl Script {
+    /// The script in file `path`.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn read(path: &str) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the script {path}"))?;
+        Ok(Self {
+            name: path.to_string(),
+            text,
+        })
+    }
+
+    /// The statements of `file` followed by `sql`.
+    ///
+    /// # Errors
+    /// The file cannot be read, or there are no statements at all.
+    pub fn inline(file: Option<&Path>, sql: Option<&str>) -> Result<Self> {
+        let mut text = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the script {}", path.display()))?,
+            None => String::new(),
+        };
+        if let Some(sql) = sql {
+            if !text.trim_end().is_empty() {
+                if !text.trim_end().ends_with(';') {
+                    text.push(';');
+                }
+                text.push('\n');
+            }
+            text.push_str(sql);
+        }
+        if text.trim().is_empty() {
+            bail!("no SQL to run: give a query (weir sql \"SELECT ...\") or a script (-f FILE)");
+        }
+        let name = match file {
+            Some(path) => path.display().to_string(),
+            None => "<command line>".to_string(),
+        };
+        Ok(Self { name, text })
+    }
+
+    fn error(&self, e: SqlError) -> anyhow::Error {
+        anyhow!("{}", e.render(&self.name, &self.text))
+    }
+}
+
+/// A session with the command line's `--table`s registered.
+fn session(tables: &[String], config: JobConfig) -> Result<Session> {
+    let registry = weir_formats::registry();
+    let connectors = registry.connector_names();
+    let mut session = Session::new(registry, config);
+    for table in tables {
+        let (name, location) = table
+            .split_once('=')
+            .with_context(|| format!("--table '{table}' is not of the form name=path"))?;
+        let (connector, path) = match location.split_once(':') {
+            Some((c, path)) if connectors.contains(&c) => (c.to_string(), path),
+            _ => (connector_of(location)?, location),
+        };
+        let options = ConnectorOptions::from([("path".to_string(), path.to_string())]);
+        session
+            .register_table(name.trim(), &connector, options)
+            .map_err(|e| anyhow!("--table {table}: {e}"))?;
+    }
+    Ok(session)
+}
+
+/// The connector of a path, by its extension (for a directory, by the
+/// extension of the files in it).
+fn connector_of(path: &str) -> Result<String> {
+    let by_extension = |p: &Path| match p.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => Some("parquet"),
+        Some("csv") => Some("csv"),
+        Some("json" | "jsonl" | "ndjson") => Some("json"),
+        Some("arrow" | "ipc" | "feather" | "arrows") => Some("ipc"),
+        _ => None,
+    };
+    /// The format of the first data file under `dir` (partition
+    /// directories included; hidden and `_` names skipped, as reads do).
+    fn first_under(
+        dir: &Path,
+        by_extension: &dyn Fn(&Path) -> Option<&'static str>,
+    ) -> Option<&'static str> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        entries.iter().find_map(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name.starts_with('_') {
+                return None;
+            }
+            let path = e.path();
+            if path.is_dir() {
+                first_under(&path, by_extension)
+            } else {
+                by_extension(&path)
+            }
+        })
+    }
+    let local = Path::new(path);
+    let found = by_extension(local).or_else(|| first_under(local, &by_extension));
+    found.map(str::to_string).with_context(|| {
+        format!(
+            "cannot tell the format of '{path}' from its extension: write --table name=parquet:{path} (or csv:, json:, ipc:)"
+        )
+    })
+}
+
+/// Runs every query of `script` (printing its rows), then its inserts as
+/// one job; with `summaries`, prints each job's summary after it.
+pub async fn run_script(
+    script: &Script,
+    tables: &[String],
+    config: JobConfig,
+    format: RowFormat,
+    summaries: bool,
+) -> Result<()> {
+    let mut session = session(tables, config)?;
+    let planned = session
+        .execute(&script.text)
+        .await
+        .map_err(|e| script.error(e))?;
+    if planned.queries.is_empty() && planned.inserts.is_empty() {
+        bail!(
+            "{} has no SELECT or INSERT INTO: nothing to run",
+            script.name
+        );
+    }
+    let mut stdout = std::io::stdout();
+    for (i, query) in planned.queries.iter().enumerate() {
+        let job = session
+            .query_job(&format!("query {}", i + 1), query)
+            .map_err(|e| script.error(e))?;
+        let summary = MiniCluster::new(query.config.clone())
+            .run(job.graph)
+            .await?;
+        let batches = job.output.batches();
+        write_rows(&mut stdout, &batches, format)?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if summaries {
+            println!("{summary}");
+        } else {
+            eprintln!("{rows} row(s) in {:.3} s", summary.wall_time.as_secs_f64());
+        }
+    }
+    if let Some(graph) = session
+        .insert_job(&planned)
+        .await
+        .map_err(|e| script.error(e))?
+    {
+        let summary = MiniCluster::new(session.config().clone())
+            .run(graph)
+            .await?;
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// A job to explain: its logical plan (SQL jobs) and its graphs.
+pub struct Explained {
+    logical: Option<String>,
+    /// The job graph, execution graph and regions.
+    pub graph: Explain,
+}
+
+/// The jobs of `script`, explained.
+pub async fn explain_script(
+    script: &Script,
+    tables: &[String],
+    config: JobConfig,
+) -> Result<Vec<Explained>> {
+    let mut session = session(tables, config)?;
+    let planned: Planned = session
+        .execute(&script.text)
+        .await
+        .map_err(|e| script.error(e))?;
+    let mut jobs = Vec::new();
+    for (i, query) in planned.queries.iter().enumerate() {
+        let job = session
+            .query_job(&format!("query {}", i + 1), query)
+            .map_err(|e| script.error(e))?;
+        jobs.push(explained(Some(&query.plan), &job.graph)?);
+    }
+    if let Some(graph) = session
+        .insert_job(&planned)
+        .await
+        .map_err(|e| script.error(e))?
+    {
+        let plans: Vec<String> = planned
+            .inserts
+            .iter()
+            .map(|i| format!("INSERT INTO {}\n{}", i.table, i.plan.display_indent()))
+            .collect();
+        let mut job = explained(None, &graph)?;
+        job.logical = Some(plans.join("\n\n"));
+        jobs.push(job);
+    }
+    if jobs.is_empty() {
+        bail!(
+            "{} has no SELECT or INSERT INTO: nothing to explain",
+            script.name
+        );
+    }
+    Ok(jobs)
+}
+
+fn explained(plan: Option<&LogicalPlan>, graph: &JobGraph) -> Result<Explained> {
+    Ok(Explained {
+        logical: plan.map(|p| p.display_indent().to_string()),
+        graph: Explain::try_new(graph)?,
+    })
+}
+
+/// Built-in job `name`, explained.
+pub async fn explain_example(
+    name: &str,
+    options: &JobOptions,
+    config: &JobConfig,
+) -> Result<Vec<Explained>> {
+    let (graph, _) = example_job(name, options, config).await?;
+    Ok(vec![explained(None, &graph)?])
+}
+
+/// The jobs as text: each one's logical plan, then its graphs.
+pub fn explain_text(jobs: &[Explained]) -> String {
+    let mut out = Vec::new();
+    for job in jobs {
+        let mut text = String::new();
+        if let Some(plan) = &job.logical {
+            text.push_str("== Logical plan\n");
+            text.push_str(plan);
+            text.push_str("\n\n");
+        }
+        text.push_str(&job.graph.to_string());
+        out.push(text);
+    }
+    out.join("\n\n")
+}
+
+/// The jobs as a JSON array of `{logical_plan, graph}` objects.
+pub fn explain_json(jobs: &[Explained]) -> String {
+    let values: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            serde_json::json!({
+                "logical_plan": job.logical,
+                "graph": serde_json::to_value(&job.graph).expect("the plan serializes"),
+            })
+        })
+        .collect();
+    if values.len() == 1 {
+        serde_json::to_string_pretty(&values[0])
+    } else {
+        serde_json::to_string_pretty(&values)
+    }
+    .expect("serializes")
+}
+
+async fn example_job(
+    name: &str,
+    options: &JobOptions,
+    config: &JobConfig,
+) -> Result<(JobGraph, examples::ExampleJob)> {
+    let example = examples::build(
+        name,
+        options.input.as_deref(),
+        options.rows,
+        config.parallelism,
+    )
+    .await?;
+    let graph = example
+        .builder
+        .clone()
+        .with_chaining(config.chaining)
+        .with_max_parallelism(config.max_parallelism)
+        .build(config.shuffle_mode, config.slots)?;
+    Ok((graph, example))
+}
+
+/// Runs built-in job `name` and prints its top rows and summary.
+pub async fn run_example(
+    name: &str,
+    options: &JobOptions,
+    config: JobConfig,
+    top: usize,
+) -> Result<()> {
+    let (graph, example) = example_job(name, options, &config).await?;
+    let summary = MiniCluster::new(config).run(graph).await?;
+    let batches = example.output.batches();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if let Some(ranked) = examples::top_rows(&batches, example.rank_by, top)? {
+        println!(
+            "top {} of {rows} result rows by {}:",
+            ranked.num_rows(),
+            example.rank_by
+        );
+        println!("{}", arrow::util::pretty::pretty_format_batches(&[ranked])?);
+    } else {
+        println!("the job produced no rows");
+    }
+    println!("{summary}");
+    Ok(())
+}

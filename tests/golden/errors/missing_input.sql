@@ -1,0 +1,2 @@
+CREATE TABLE t WITH ('connector' = 'parquet', 'path' = 'data/no-such-dir/*.parquet');
+SELECT * FROM t;

@@ -1,0 +1,5 @@
+CREATE TABLE lineitem WITH ('connector' = 'parquet', 'path' = 'data/tpch/sf0.01/lineitem.parquet');
+
+SELECT l_returnflag, sum(l_quantity)
+FROM lineitem
+GROUP BY l_linestatus;

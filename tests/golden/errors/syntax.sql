@@ -1,0 +1,2 @@
+-- A misspelt keyword.
+SELEC 1;

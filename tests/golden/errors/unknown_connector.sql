@@ -1,0 +1,2 @@
+CREATE TABLE t WITH ('connector' = 'parquett', 'path' = 'x.parquet');
+SELECT * FROM t;

@@ -1,0 +1,6 @@
+CREATE TABLE t WITH (
+    'connector' = 'csv',
+    'path' = 'x.csv',
+    'delimeter' = ';'
+);
+SELECT * FROM t;

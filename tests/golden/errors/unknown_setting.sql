@@ -1,0 +1,2 @@
+SET 'parallelism.defualt' = '2';
+SELECT 1;

@@ -1,0 +1,277 @@
+//! End-to-end tests of SQL through the `weir` command line: scripts, ad-hoc
+//! queries, output formats, explain (golden files) and error messages
+//! (golden files).
+//!
+//! Golden files live in `tests/golden`. Run with `WEIR_BLESS=1` to rewrite
+//! them from the current output after checking the difference is wanted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("WEIR_CONFIG")
+        .output()
+        .expect("weir runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `actual` with this machine's paths replaced, so golden files hold the
+/// same text everywhere.
+fn portable(actual: &str) -> String {
+    let root = root().display().to_string();
+    actual
+        .replace(&format!("file://{root}"), "file://$ROOT")
+        .replace(&root, "$ROOT")
+}
+
+/// Compares `actual` with golden file `name`, or writes it under
+/// `WEIR_BLESS=1`.
+fn golden(name: &str, actual: &str) {
+    let path: PathBuf = root().join("tests/golden").join(name);
+    let actual = portable(actual);
+    if std::env::var_os("WEIR_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("a directory")).expect("creates");
+        std::fs::write(&path, &actual).expect("writes");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with WEIR_BLESS=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "output differs from {} (run with WEIR_BLESS=1 to accept it)",
+        path.display()
+    );
+}
+
+const TPCH_TABLES: [&str; 8] = [
+    "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+];
+
+fn tpch_tables() -> Vec<String> {
+    TPCH_TABLES
+        .iter()
+        .flat_map(|t| {
+            [
+                "--table".to_string(),
+                format!("{t}=data/tpch/sf0.01/{t}.parquet"),
+            ]
+        })
+        .collect()
+}
+
+fn with_tables<'a>(args: &[&'a str], tables: &'a [String]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(tables.iter().map(String::as_str));
+    all
+}
+
+#[test]
+fn explain_of_tpch_queries_matches_the_golden_files() {
+    let tables = tpch_tables();
+    for (query, format) in [
+        ("q01", "text"),
+        ("q03", "text"),
+        ("q17", "text"),
+        ("q03", "json"),
+        ("q05", "dot"),
+    ] {
+        let script = format!("data/tpch/queries/{query}.sql");
+        let out = weir(&with_tables(
+            &["explain", &script, "-p", "2", "--format", format],
+            &tables,
+        ));
+        assert!(out.status.success(), "{query}: {}", text(&out.stderr));
+        golden(&format!("explain/{query}.{format}"), &text(&out.stdout));
+    }
+}
+
+#[test]
+fn error_messages_match_the_golden_files() {
+    let dir = root().join("tests/golden/errors");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the error scripts")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 8, "{} error scripts", scripts.len());
+    for script in scripts {
+        let relative = script
+            .strip_prefix(root())
+            .expect("under the root")
+            .display()
+            .to_string();
+        let out = weir(&["run", &relative]);
+        assert!(!out.status.success(), "{relative} must fail");
+        let name = script.file_name().expect("a name").to_string_lossy();
+        golden(
+            &format!("errors/{}", name.replace(".sql", ".txt")),
+            &text(&out.stderr),
+        );
+    }
+}
+
+#[test]
+fn the_example_etl_job_writes_partitioned_parquet() {
+    let out = weir(&["run", "data/jobs/revenue_by_nation.sql"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("files written"), "{summary}");
+    // Read back with weir: one row per nation and year, 25 nations in each
+    // of the 7 order years, and every year's partition directory present.
+    let out = weir(&[
+        "sql",
+        "SELECT order_year, count(*) AS nations, sum(orders) AS orders FROM revenue GROUP BY order_year ORDER BY order_year",
+        "--table",
+        "revenue=target/example-output/revenue_by_nation",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "order_year,nations,orders");
+    assert_eq!(lines.len(), 8, "{csv}");
+    for (line, year) in lines[1..].iter().zip(1992..) {
+        assert!(line.starts_with(&format!("{year},25,")), "{csv}");
+    }
+    for year in 1992..=1998 {
+        let dir = root().join(format!(
+            "target/example-output/revenue_by_nation/order_year={year}"
+        ));
+        assert!(dir.is_dir(), "{}", dir.display());
+    }
+    // The same totals straight from the sources, in one query.
+    let tables = tpch_tables();
+    let out = weir(&with_tables(
+        &[
+            "sql",
+            "SELECT count(DISTINCT o_orderkey) AS orders FROM lineitem JOIN orders ON l_orderkey = o_orderkey WHERE l_returnflag <> 'R'",
+            "--format",
+            "csv",
+        ],
+        &tables,
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let direct: u64 = text(&out.stdout)
+        .lines()
+        .nth(1)
+        .expect("a row")
+        .parse()
+        .expect("a count");
+    let summed: u64 = lines[1..]
+        .iter()
+        .map(|l| {
+            l.rsplit(',')
+                .next()
+                .expect("orders")
+                .parse::<u64>()
+                .expect("a count")
+        })
+        .sum();
+    assert_eq!(summed, direct, "orders per year add up to all orders");
+}
+
+#[test]
+fn sql_prints_tables_csv_and_json() {
+    let query = "SELECT * FROM (VALUES (1, 'a'), (2, NULL)) AS t(x, y) ORDER BY x DESC";
+    let out = weir(&["sql", query]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "+---+---+\n| x | y |\n+---+---+\n| 2 |   |\n| 1 | a |\n+---+---+\n"
+    );
+    let out = weir(&["sql", query, "--format", "csv"]);
+    assert_eq!(text(&out.stdout), "x,y\n2,\n1,a\n");
+    let out = weir(&["sql", query, "--format", "json"]);
+    assert_eq!(text(&out.stdout), "[{\"x\":2},{\"x\":1,\"y\":\"a\"}]\n");
+    assert!(
+        text(&out.stderr).contains("2 row(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn sql_runs_a_script_then_the_query() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("tables.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE nation WITH ('connector' = 'parquet', 'path' = 'data/tpch/sf0.01/nation.parquet');\n\
+         CREATE VIEW asia AS SELECT n_name FROM nation WHERE n_regionkey = 2",
+    )
+    .expect("writes");
+    let out = weir(&[
+        "sql",
+        "-f",
+        script.to_str().expect("utf-8"),
+        "SELECT n_name FROM asia ORDER BY n_name",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "n_name\nCHINA\nINDIA\nINDONESIA\nJAPAN\nVIETNAM\n"
+    );
+}
+
+#[test]
+fn settings_come_from_file_environment_flags_and_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "[parallelism]\ndefault = 3\n").expect("writes");
+    let explain = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            "explain",
+            "data/tpch/queries/q06.sql",
+            "--format",
+            "json",
+            "--table",
+            "lineitem=data/tpch/sf0.01/lineitem.parquet",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(&args)
+            .current_dir(root())
+            .env_remove("WEIR_CONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        plan["graph"]["vertices"][0]["parallelism"]
+            .as_u64()
+            .expect("a parallelism")
+    };
+    let file = config.to_str().expect("utf-8");
+    assert_eq!(explain(&["--config", file], &[]), 3);
+    assert_eq!(explain(&[], &[("WEIR_CONFIG", file)]), 3);
+    assert_eq!(
+        explain(&["--config", file], &[("WEIR_PARALLELISM_DEFAULT", "2")]),
+        2
+    );
+    assert_eq!(
+        explain(
+            &["--config", file, "-p", "4"],
+            &[("WEIR_PARALLELISM_DEFAULT", "2")]
+        ),
+        4
+    );
+}
