@@ -27,10 +27,22 @@ pub trait SourceConnector: Send + Sync + Debug {
     /// Builds a source from validated options. It may read the input to
     /// learn its schema and size (list files, read footers or a sample).
     ///
+    /// `declared` holds the columns the user declared, when any
+    /// (`CREATE TABLE t (id BIGINT, ...) WITH (...)`). A connector may use
+    /// them as its schema: CSV and JSON do when no `schema` option is given,
+    /// instead of inferring one, and generators such as `datagen` need them.
+    /// Connectors whose input carries its own schema (Parquet, IPC) may
+    /// ignore them: the caller checks the declared columns against the
+    /// source's schema and casts to them.
+    ///
     /// # Errors
     /// When a required option is missing or a value is invalid, or the
     /// input cannot be read.
-    async fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>>;
+    async fn create(
+        &self,
+        options: &ConnectorOptions,
+        declared: Option<SchemaRef>,
+    ) -> Result<Arc<dyn SourceFactory>>;
 }
 
 /// Builds sinks of one kind from options.
@@ -105,7 +117,8 @@ impl ConnectorRegistry {
         Some(names)
     }
 
-    /// Builds a source of connector `name`.
+    /// Builds a source of connector `name`, given the columns the user
+    /// declared for it, if any (see [`SourceConnector::create`]).
     ///
     /// # Errors
     /// An unknown connector or option (the message lists the valid ones), or
@@ -114,13 +127,14 @@ impl ConnectorRegistry {
         &self,
         name: &str,
         options: &ConnectorOptions,
+        declared: Option<SchemaRef>,
     ) -> Result<Arc<dyn SourceFactory>> {
         let connector = self
             .sources
             .get(name)
             .ok_or_else(|| unknown("source", name, self.sources.keys()))?;
         check_options(name, &connector.option_names(), options)?;
-        connector.create(options).await
+        connector.create(options, declared).await
     }
 
     /// Builds a sink of connector `name`.
