@@ -15,6 +15,8 @@
 //!   inference or a schema string ([`schema_string`]), decoders that keep
 //!   or report [`bad_records`], encoders.
 //! - [`text`]: lines of text files, one row per line.
+//! - [`datagen`]: generated rows of the columns a table declares, random
+//!   or in sequence, the same at any parallelism.
 //!
 //! What the file connectors share:
 //! - [`listing`]: a table's files — a file, a directory or a glob in any
@@ -29,6 +31,7 @@
 
 pub mod bad_records;
 pub mod csv;
+pub mod datagen;
 pub mod error;
 pub mod file_sink;
 pub mod file_source;
@@ -64,6 +67,7 @@ pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_sink(Arc::new(csv::CsvConnector));
     registry.register_source(Arc::new(json::JsonConnector));
     registry.register_sink(Arc::new(json::JsonConnector));
+    registry.register_source(Arc::new(datagen::DatagenConnector));
 }
 
 /// A registry with every connector of this crate.
