@@ -17,6 +17,8 @@
 //! - [`text`]: lines of text files, one row per line.
 //! - [`datagen`]: generated rows of the columns a table declares, random
 //!   or in sequence, the same at any parallelism.
+//! - [`print`] and [`blackhole`]: sinks that print every row (as Flink
+//!   does) or discard them.
 //!
 //! What the file connectors share:
 //! - [`listing`]: a table's files — a file, a directory or a glob in any
@@ -30,6 +32,7 @@
 //!   option at fault.
 
 pub mod bad_records;
+pub mod blackhole;
 pub mod csv;
 pub mod datagen;
 pub mod error;
@@ -41,6 +44,7 @@ pub mod json;
 pub mod listing;
 pub mod options;
 pub mod parquet;
+pub mod print;
 pub mod schema_merge;
 pub mod schema_string;
 mod separate;
@@ -68,6 +72,8 @@ pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_source(Arc::new(json::JsonConnector));
     registry.register_sink(Arc::new(json::JsonConnector));
     registry.register_source(Arc::new(datagen::DatagenConnector));
+    registry.register_sink(Arc::new(print::PrintConnector));
+    registry.register_sink(Arc::new(blackhole::BlackholeConnector));
 }
 
 /// A registry with every connector of this crate.
