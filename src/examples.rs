@@ -61,7 +61,7 @@ async fn wordcount(input: &str, parallelism: usize) -> Result<ExampleJob> {
     let registry = weir_formats::registry();
     let options = ConnectorOptions::from([("path".to_string(), input.to_string())]);
     let text = registry
-        .source("text", &options)
+        .source("text", &options, None)
         .await
         .with_context(|| format!("cannot read the input of wordcount at '{input}'"))?;
     let mut job = JobBuilder::new("wordcount").with_parallelism(parallelism);

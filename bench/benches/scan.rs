@@ -122,7 +122,7 @@ fn scans(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let path = lineitem();
     let source = runtime
-        .block_on(weir_formats::registry().source("parquet", &options(&[("path", &path)])))
+        .block_on(weir_formats::registry().source("parquet", &options(&[("path", &path)]), None))
         .expect("lineitem");
     let january_1995 = col("l_shipdate").between(
         cast(lit("1995-01-01"), DataType::Date32),

@@ -21,16 +21,30 @@ pub trait SourceConnector: Send + Sync + Debug {
     /// The connector's name (`'connector' = '...'`).
     fn name(&self) -> &'static str;
 
-    /// The options it accepts; any other option is an error.
+    /// The options it accepts; any other option is an error. A name may
+    /// hold `*` segments, each standing for one dot-free segment
+    /// (`fields.*.kind` accepts `fields.id.kind`).
     fn option_names(&self) -> Vec<&'static str>;
 
     /// Builds a source from validated options. It may read the input to
     /// learn its schema and size (list files, read footers or a sample).
     ///
+    /// `declared` holds the columns the user declared, when any
+    /// (`CREATE TABLE t (id BIGINT, ...) WITH (...)`). A connector may use
+    /// them as its schema: CSV and JSON do when no `schema` option is given,
+    /// instead of inferring one, and generators such as `datagen` need them.
+    /// Connectors whose input carries its own schema (Parquet, IPC) may
+    /// ignore them: the caller checks the declared columns against the
+    /// source's schema and casts to them.
+    ///
     /// # Errors
     /// When a required option is missing or a value is invalid, or the
     /// input cannot be read.
-    async fn create(&self, options: &ConnectorOptions) -> Result<Arc<dyn SourceFactory>>;
+    async fn create(
+        &self,
+        options: &ConnectorOptions,
+        declared: Option<SchemaRef>,
+    ) -> Result<Arc<dyn SourceFactory>>;
 }
 
 /// Builds sinks of one kind from options.
@@ -39,7 +53,8 @@ pub trait SinkConnector: Send + Sync + Debug {
     /// The connector's name.
     fn name(&self) -> &'static str;
 
-    /// The options it accepts; any other option is an error.
+    /// The options it accepts; any other option is an error. A name may
+    /// hold `*` segments, as for [`SourceConnector::option_names`].
     fn option_names(&self) -> Vec<&'static str>;
 
     /// Builds a sink from validated options and the schema of the rows it
@@ -92,7 +107,8 @@ impl ConnectorRegistry {
     }
 
     /// The options connector `name` takes, as a source or as a sink, or
-    /// `None` for an unknown connector.
+    /// `None` for an unknown connector. Names with `*` segments are
+    /// patterns (see [`option_matches`]).
     pub fn option_names(&self, name: &str) -> Option<Vec<&'static str>> {
         let source = self.sources.get(name).map(|c| c.option_names());
         let sink = self.sinks.get(name).map(|c| c.option_names());
@@ -105,7 +121,8 @@ impl ConnectorRegistry {
         Some(names)
     }
 
-    /// Builds a source of connector `name`.
+    /// Builds a source of connector `name`, given the columns the user
+    /// declared for it, if any (see [`SourceConnector::create`]).
     ///
     /// # Errors
     /// An unknown connector or option (the message lists the valid ones), or
@@ -114,13 +131,14 @@ impl ConnectorRegistry {
         &self,
         name: &str,
         options: &ConnectorOptions,
+        declared: Option<SchemaRef>,
     ) -> Result<Arc<dyn SourceFactory>> {
         let connector = self
             .sources
             .get(name)
             .ok_or_else(|| unknown("source", name, self.sources.keys()))?;
         check_options(name, &connector.option_names(), options)?;
-        connector.create(options).await
+        connector.create(options, declared).await
     }
 
     /// Builds a sink of connector `name`.
@@ -151,9 +169,25 @@ fn unknown<'a>(kind: &str, name: &str, valid: impl Iterator<Item = &'a &'static 
     }
 }
 
+/// Whether option `key` is one that `pattern` names: the same dot-separated
+/// segments, where a `*` segment of the pattern stands for any non-empty
+/// segment of the key (`fields.*.kind` matches `fields.id.kind`, not
+/// `fields.kind` or `fields.a.b.kind`).
+pub fn option_matches(pattern: &str, key: &str) -> bool {
+    let mut keys = key.split('.');
+    for expected in pattern.split('.') {
+        match keys.next() {
+            Some(segment) if expected == "*" && !segment.is_empty() => {}
+            Some(segment) if segment == expected => {}
+            _ => return false,
+        }
+    }
+    keys.next().is_none()
+}
+
 fn check_options(name: &str, valid: &[&str], options: &ConnectorOptions) -> Result<()> {
     for key in options.keys() {
-        if !valid.contains(&key.as_str()) {
+        if !valid.iter().any(|pattern| option_matches(pattern, key)) {
             return Err(Error::Connector {
                 connector: name.to_string(),
                 message: format!("unknown option '{key}' (valid: {})", valid.join(", ")),
@@ -161,4 +195,45 @@ fn check_options(name: &str, valid: &[&str], options: &ConnectorOptions) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_one_segment_per_star() {
+        assert!(option_matches("path", "path"));
+        assert!(!option_matches("path", "paths"));
+        assert!(option_matches("fields.*.kind", "fields.id.kind"));
+        assert!(option_matches("fields.*.kind", "fields.ID_2.kind"));
+        assert!(!option_matches("fields.*.kind", "fields.kind"));
+        assert!(!option_matches("fields.*.kind", "fields..kind"));
+        assert!(!option_matches("fields.*.kind", "fields.a.b.kind"));
+        assert!(!option_matches("fields.*.kind", "fields.id.kind.x"));
+        assert!(!option_matches("fields.*.kind", "fields.id"));
+        assert!(!option_matches("fields.*.kind", "other.id.kind"));
+        assert!(option_matches("*", "anything"));
+        assert!(!option_matches("*", "any.thing"));
+    }
+
+    #[test]
+    fn unknown_options_list_the_patterns() {
+        let valid = ["number-of-rows", "fields.*.kind", "fields.*.min"];
+        let options = |key: &str| ConnectorOptions::from([(key.to_string(), "1".to_string())]);
+        check_options("gen", &valid, &options("fields.id.kind")).expect("a pattern's option");
+        check_options("gen", &valid, &options("number-of-rows")).expect("a plain option");
+        let e = check_options("gen", &valid, &options("fields.id.size"))
+            .expect_err("no pattern has it")
+            .to_string();
+        assert!(
+            e.contains("unknown option 'fields.id.size'")
+                && e.contains("number-of-rows, fields.*.kind, fields.*.min"),
+            "{e}"
+        );
+        let e = check_options("gen", &valid, &options("fields.a.b.kind"))
+            .expect_err("a star is one segment")
+            .to_string();
+        assert!(e.contains("'fields.a.b.kind'"), "{e}");
+    }
 }

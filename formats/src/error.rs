@@ -56,6 +56,15 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// The declared columns do not suit the connector: it needs them and
+    /// none were declared, or it cannot produce a column's type.
+    #[error("{message}")]
+    DeclaredColumns {
+        /// The connector's name.
+        connector: &'static str,
+        /// What is wrong, naming the column.
+        message: String,
+    },
     /// Arrow failed on data the connector produced or was given.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
@@ -72,6 +81,10 @@ impl From<Error> for EngineError {
                 message: e.to_string(),
             },
             Error::Option { .. } => EngineError::Plan(e.to_string()),
+            Error::DeclaredColumns { connector, message } => EngineError::Connector {
+                connector: connector.to_string(),
+                message,
+            },
             Error::Filter { filter, message } => EngineError::Expr {
                 expr: filter,
                 message,

@@ -15,6 +15,10 @@
 //!   inference or a schema string ([`schema_string`]), decoders that keep
 //!   or report [`bad_records`], encoders.
 //! - [`text`]: lines of text files, one row per line.
+//! - [`datagen`]: generated rows of the columns a table declares, random
+//!   or in sequence, the same at any parallelism.
+//! - [`print`] and [`blackhole`]: sinks that print every row (as Flink
+//!   does) or discard them.
 //!
 //! What the file connectors share:
 //! - [`listing`]: a table's files — a file, a directory or a glob in any
@@ -28,7 +32,9 @@
 //!   option at fault.
 
 pub mod bad_records;
+pub mod blackhole;
 pub mod csv;
+pub mod datagen;
 pub mod error;
 pub mod file_sink;
 pub mod file_source;
@@ -38,6 +44,7 @@ pub mod json;
 pub mod listing;
 pub mod options;
 pub mod parquet;
+pub mod print;
 pub mod schema_merge;
 pub mod schema_string;
 mod separate;
@@ -64,6 +71,9 @@ pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_sink(Arc::new(csv::CsvConnector));
     registry.register_source(Arc::new(json::JsonConnector));
     registry.register_sink(Arc::new(json::JsonConnector));
+    registry.register_source(Arc::new(datagen::DatagenConnector));
+    registry.register_sink(Arc::new(print::PrintConnector));
+    registry.register_sink(Arc::new(blackhole::BlackholeConnector));
 }
 
 /// A registry with every connector of this crate.

@@ -38,6 +38,7 @@ impl SourceConnector for TextConnector {
     async fn create(
         &self,
         options: &ConnectorOptions,
+        _declared: Option<SchemaRef>,
     ) -> weir_engine::Result<Arc<dyn SourceFactory>> {
         let listing = FileListing::list(required_path(options)?, options).await?;
         let schema = Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)]));

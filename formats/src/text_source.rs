@@ -24,19 +24,24 @@ pub const TEXT_SOURCE_OPTIONS: [&str; 3] = ["schema", BadRecords::OPTION, "bad-r
 /// Bytes read from the head of the first file to infer a schema.
 const INFER_HEAD: u64 = 1 << 20;
 
-/// The schema of a text table: the `schema` option, or else what `infer`
-/// makes of the complete records in the first megabyte of the first file.
+/// The schema of a text table: the `schema` option, else the `declared`
+/// columns, or else what `infer` makes of the complete records in the first
+/// megabyte of the first file.
 ///
 /// # Errors
 /// An invalid `schema` string, or a first file that cannot be read or
 /// inferred from.
 async fn table_schema(
     options: &ConnectorOptions,
+    declared: Option<SchemaRef>,
     listing: &FileListing,
     infer: impl FnOnce(&str, &[u8]) -> Result<Schema>,
 ) -> Result<SchemaRef> {
     if let Some(text) = options.get("schema") {
         return Ok(Arc::new(parse_schema(text)?));
+    }
+    if let Some(declared) = declared {
+        return Ok(declared);
     }
     let first = &listing.files[0];
     let head = listing
@@ -60,13 +65,15 @@ async fn table_schema(
 }
 
 /// A source of the text table the options name, whose files `format`
-/// decodes: the schema comes from the `schema` option or `infer`, made
-/// nullable by `decoded_schema` (what the format's decoder produces).
+/// decodes: the schema comes from the `schema` option, the `declared`
+/// columns or `infer`, made nullable by `decoded_schema` (what the format's
+/// decoder produces).
 ///
 /// # Errors
 /// Invalid options, no files, or a schema that cannot be inferred.
 pub async fn open_source<F: WholeFileFormat>(
     options: &ConnectorOptions,
+    declared: Option<SchemaRef>,
     policy: BadRecords,
     format: F,
     infer: impl FnOnce(&str, &[u8]) -> Result<Schema>,
@@ -74,8 +81,8 @@ pub async fn open_source<F: WholeFileFormat>(
 ) -> Result<Arc<dyn SourceFactory>> {
     let dead_letters = dead_letter_dir(options, policy)?;
     let listing = FileListing::list(required_path(options)?, options).await?;
-    let declared = table_schema(options, &listing, infer).await?;
-    let schema = decoded_schema(&declared)?;
+    let schema = table_schema(options, declared, &listing, infer).await?;
+    let schema = decoded_schema(&schema)?;
     let source = WholeFileSource::new(FileTable::new(listing, schema), Arc::new(format));
     Ok(Arc::new(match dead_letters {
         Some(dir) => source.with_dead_letters(dir),

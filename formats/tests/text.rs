@@ -149,3 +149,44 @@ async fn dead_letters_need_a_path() {
         .to_string();
     assert!(e.contains("dead-letter"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_columns_are_the_schema_unless_one_is_given() {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("dir");
+    // Inference would make CSV's `code` a number (and drop its zeros) and
+    // JSON's a BIGINT.
+    let csv = write_file(dir.path(), "rows.csv", "code,name\n007,a\n042,b\n");
+    let json = write_file(
+        dir.path(),
+        "rows.jsonl",
+        "{\"code\":7,\"name\":\"a\"}\n{\"code\":42,\"name\":\"b\"}\n",
+    );
+    let cases = [
+        ("csv", &csv, DataType::Utf8, ["007|a", "042|b"]),
+        ("json", &json, DataType::Int32, ["42|b", "7|a"]),
+    ];
+    for (connector, path, code, expected) in cases {
+        let declared = Arc::new(Schema::new(vec![
+            Field::new("code", code.clone(), true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let table = declared_source(connector, &[("path", path)], Some(declared))
+            .await
+            .expect("source");
+        assert_eq!(table.schema().field(0).data_type(), &code);
+        let (rows, _) = read(table, None, None).await;
+        assert_same_rows(&sorted_rows(&rows), &expected.map(String::from));
+        // The `schema` option wins over the declared columns.
+        let declared = Arc::new(Schema::new(vec![Field::new("code", code, true)]));
+        let table = declared_source(
+            connector,
+            &[("path", path), ("schema", "code BIGINT, name VARCHAR")],
+            Some(declared),
+        )
+        .await
+        .expect("source");
+        assert_eq!(table.schema().field(0).data_type(), &DataType::Int64);
+    }
+}

@@ -206,7 +206,7 @@ impl Catalog {
         };
         let source = self
             .registry
-            .source(&def.connector, &def.options)
+            .source(&def.connector, &def.options, def.columns.clone())
             .await
             .map_err(|e| SqlError::new(format!("table '{name}': {e}")))?;
         let schema = match &def.columns {

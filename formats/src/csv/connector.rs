@@ -21,7 +21,8 @@ use crate::text_source::{TEXT_SOURCE_OPTIONS, open_source};
 
 /// Reads and writes CSV tables.
 ///
-/// Source options: `path`, `schema` (else inferred from the first file),
+/// Source options: `path`, `schema` (else the declared columns, else
+/// inferred from the first file),
 /// `bad-records` (`fail` | `drop` | `dead-letter`), `bad-records.path`, and
 /// the dialect ([`CsvOptions::OPTION_NAMES`]). Sink options: `path`, the
 /// file sink's and the dialect. Both take the object store options.
@@ -87,6 +88,7 @@ impl SourceConnector for CsvConnector {
     async fn create(
         &self,
         options: &ConnectorOptions,
+        declared: Option<SchemaRef>,
     ) -> weir_engine::Result<Arc<dyn SourceFactory>> {
         let dialect = CsvOptions::from_options(options)?;
         let policy = BadRecords::from_options(options)?;
@@ -97,10 +99,11 @@ impl SourceConnector for CsvConnector {
         let infer_dialect = dialect.clone();
         Ok(open_source(
             options,
+            declared,
             policy,
             format,
             |url, head| infer_schema(url, head, &infer_dialect, DEFAULT_INFER_RECORDS),
-            |declared| Ok(CsvDecoder::try_new(declared, dialect, policy)?.schema()),
+            |schema| Ok(CsvDecoder::try_new(schema, dialect, policy)?.schema()),
         )
         .await?)
     }

@@ -21,7 +21,8 @@ use crate::text_source::{TEXT_SOURCE_OPTIONS, open_source};
 
 /// Reads and writes JSON-lines tables (one object per line).
 ///
-/// Source options: `path`, `schema` (else inferred from the first file),
+/// Source options: `path`, `schema` (else the declared columns, else
+/// inferred from the first file),
 /// `bad-records` (`fail` | `drop` | `dead-letter`), `bad-records.path`.
 /// Sink options: `path` and the file sink's. Both take the object store
 /// options.
@@ -86,14 +87,16 @@ impl SourceConnector for JsonConnector {
     async fn create(
         &self,
         options: &ConnectorOptions,
+        declared: Option<SchemaRef>,
     ) -> weir_engine::Result<Arc<dyn SourceFactory>> {
         let policy = BadRecords::from_options(options)?;
         Ok(open_source(
             options,
+            declared,
             policy,
             JsonFormat { policy },
             |url, head| infer_schema(url, head, DEFAULT_INFER_RECORDS),
-            |declared| Ok(JsonDecoder::try_new(declared, policy)?.schema()),
+            |schema| Ok(JsonDecoder::try_new(schema, policy)?.schema()),
         )
         .await?)
     }

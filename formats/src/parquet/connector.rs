@@ -36,6 +36,7 @@ impl SourceConnector for ParquetConnector {
     async fn create(
         &self,
         options: &ConnectorOptions,
+        _declared: Option<SchemaRef>,
     ) -> weir_engine::Result<Arc<dyn SourceFactory>> {
         let listing = FileListing::list(required_path(options)?, options).await?;
         let merge = bool_option(options, "schema.merge", false)?;

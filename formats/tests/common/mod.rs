@@ -51,8 +51,18 @@ pub async fn source(
     connector: &str,
     pairs: &[(&str, &str)],
 ) -> weir_engine::Result<Arc<dyn SourceFactory>> {
+    declared_source(connector, pairs, None).await
+}
+
+/// A source of `connector` with options `pairs` and the columns a
+/// `CREATE TABLE` declared, if any.
+pub async fn declared_source(
+    connector: &str,
+    pairs: &[(&str, &str)],
+    declared: Option<SchemaRef>,
+) -> weir_engine::Result<Arc<dyn SourceFactory>> {
     weir_formats::registry()
-        .source(connector, &options(pairs))
+        .source(connector, &options(pairs), declared)
         .await
 }
 
