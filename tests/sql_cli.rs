@@ -275,3 +275,29 @@ fn settings_come_from_file_environment_flags_and_set() {
         4
     );
 }
+
+#[test]
+fn datagen_print_and_blackhole_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("gen.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE numbers (id BIGINT, grp INT) WITH (\n\
+         \x20   'connector' = 'datagen', 'number-of-rows' = '1000',\n\
+         \x20   'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '1000',\n\
+         \x20   'fields.grp.min' = '0', 'fields.grp.max' = '3');\n\
+         CREATE TABLE out WITH ('connector' = 'print', 'print-identifier' = 'sums');\n\
+         CREATE TABLE nowhere WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT count(*) AS n, sum(id) AS total FROM numbers;\n\
+         INSERT INTO nowhere SELECT * FROM numbers WHERE grp = 1;\n",
+    )
+    .expect("writes");
+    let out = weir(&["run", script.to_str().expect("utf-8"), "-p", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("sums> +I[1000, 500500]"), "{stdout}");
+    assert!(
+        stdout.contains("rows written"),
+        "the summary counts: {stdout}"
+    );
+}

@@ -21,7 +21,7 @@ use datafusion_sql::sqlparser::tokenizer::Span;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::expr::column;
 use weir_engine::graph::JobGraph;
-use weir_engine::registry::{ConnectorOptions, ConnectorRegistry};
+use weir_engine::registry::{ConnectorOptions, ConnectorRegistry, option_matches};
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_scheduler::JobConfig;
 
@@ -525,7 +525,7 @@ fn check_connector<'k>(
         )));
     };
     for (key, span) in options {
-        if !valid.contains(&key.as_str()) {
+        if !valid.iter().any(|v| option_matches(v, key)) {
             return Err(SqlError::new(format!(
                 "connector '{connector}' has no option '{key}' (options: connector, {})",
                 valid.join(", ")
