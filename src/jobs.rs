@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use datafusion_expr::LogicalPlan;
-use weir::sql::{Script as Planned, Session, SqlError};
+use weir::sql::{Insert, Query, QueryJob, Session, SqlError};
 use weir_engine::graph::JobGraph;
 use weir_engine::registry::ConnectorOptions;
 use weir_scheduler::explain::Explain;
@@ -138,15 +137,17 @@ fn connector_of(path: &str) -> Result<String> {
     })
 }
 
-/// Runs every query of `script` (printing its rows), then its inserts as
-/// one job; with `summaries`, prints each job's summary after it.
-pub async fn run_script(
-    script: &Script,
-    tables: &[String],
+/// The jobs of a script, all built before any runs: each query's, then
+/// the one of its inserts.
+struct ScriptJobs {
+    queries: Vec<(Query, QueryJob)>,
+    inserts: Option<(Vec<Insert>, JobGraph)>,
+    /// The settings after the script's statements, which the inserts run
+    /// with.
     config: JobConfig,
-    format: RowFormat,
-    summaries: bool,
-) -> Result<()> {
+}
+
+async fn build_jobs(script: &Script, tables: &[String], config: JobConfig) -> Result<ScriptJobs> {
     let mut session = session(tables, config)?;
     let planned = session
         .execute(&script.text)
@@ -158,14 +159,41 @@ pub async fn run_script(
             script.name
         );
     }
+    let inserts = session
+        .insert_job(&planned)
+        .await
+        .map_err(|e| script.error(e))?;
+    let queries = planned
+        .queries
+        .into_iter()
+        .enumerate()
+        .map(|(i, query)| {
+            let job = session
+                .query_job(&format!("query {}", i + 1), &query)
+                .map_err(|e| script.error(e))?;
+            Ok((query, job))
+        })
+        .collect::<Result<_>>()?;
+    Ok(ScriptJobs {
+        queries,
+        inserts: inserts.map(|graph| (planned.inserts, graph)),
+        config: session.config().clone(),
+    })
+}
+
+/// Runs every query of `script` (printing its rows), then its inserts as
+/// one job; with `summaries`, prints each job's summary after it.
+pub async fn run_script(
+    script: &Script,
+    tables: &[String],
+    config: JobConfig,
+    format: RowFormat,
+    summaries: bool,
+) -> Result<()> {
+    let jobs = build_jobs(script, tables, config).await?;
     let mut stdout = std::io::stdout();
-    for (i, query) in planned.queries.iter().enumerate() {
-        let job = session
-            .query_job(&format!("query {}", i + 1), query)
-            .map_err(|e| script.error(e))?;
-        let summary = MiniCluster::new(query.config.clone())
-            .run(job.graph)
-            .await?;
+    for (query, job) in jobs.queries {
+        let summary = MiniCluster::new(query.config).run(job.graph).await?;
         let batches = job.output.batches();
         write_rows(&mut stdout, &batches, format)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -175,14 +203,8 @@ pub async fn run_script(
             eprintln!("{rows} row(s) in {:.3} s", summary.wall_time.as_secs_f64());
         }
     }
-    if let Some(graph) = session
-        .insert_job(&planned)
-        .await
-        .map_err(|e| script.error(e))?
-    {
-        let summary = MiniCluster::new(session.config().clone())
-            .run(graph)
-            .await?;
+    if let Some((_, graph)) = jobs.inserts {
+        let summary = MiniCluster::new(jobs.config).run(graph).await?;
         println!("{summary}");
     }
     Ok(())
@@ -201,46 +223,25 @@ pub async fn explain_script(
     tables: &[String],
     config: JobConfig,
 ) -> Result<Vec<Explained>> {
-    let mut session = session(tables, config)?;
-    let planned: Planned = session
-        .execute(&script.text)
-        .await
-        .map_err(|e| script.error(e))?;
-    let mut jobs = Vec::new();
-    for (i, query) in planned.queries.iter().enumerate() {
-        let job = session
-            .query_job(&format!("query {}", i + 1), query)
-            .map_err(|e| script.error(e))?;
-        jobs.push(explained(Some(&query.plan), &job.graph)?);
+    let jobs = build_jobs(script, tables, config).await?;
+    let mut explained = Vec::new();
+    for (query, job) in &jobs.queries {
+        explained.push(Explained {
+            logical: Some(query.plan.display_indent().to_string()),
+            graph: Explain::try_new(&job.graph)?,
+        });
     }
-    if let Some(graph) = session
-        .insert_job(&planned)
-        .await
-        .map_err(|e| script.error(e))?
-    {
-        let plans: Vec<String> = planned
-            .inserts
+    if let Some((inserts, graph)) = &jobs.inserts {
+        let plans: Vec<String> = inserts
             .iter()
             .map(|i| format!("INSERT INTO {}\n{}", i.table, i.plan.display_indent()))
             .collect();
-        let mut job = explained(None, &graph)?;
-        job.logical = Some(plans.join("\n\n"));
-        jobs.push(job);
+        explained.push(Explained {
+            logical: Some(plans.join("\n\n")),
+            graph: Explain::try_new(graph)?,
+        });
     }
-    if jobs.is_empty() {
-        bail!(
-            "{} has no SELECT or INSERT INTO: nothing to explain",
-            script.name
-        );
-    }
-    Ok(jobs)
-}
-
-fn explained(plan: Option<&LogicalPlan>, graph: &JobGraph) -> Result<Explained> {
-    Ok(Explained {
-        logical: plan.map(|p| p.display_indent().to_string()),
-        graph: Explain::try_new(graph)?,
-    })
+    Ok(explained)
 }
 
 /// Built-in job `name`, explained.
@@ -250,7 +251,10 @@ pub async fn explain_example(
     config: &JobConfig,
 ) -> Result<Vec<Explained>> {
     let (graph, _) = example_job(name, options, config).await?;
-    Ok(vec![explained(None, &graph)?])
+    Ok(vec![Explained {
+        logical: None,
+        graph: Explain::try_new(&graph)?,
+    }])
 }
 
 /// The jobs as text: each one's logical plan, then its graphs.

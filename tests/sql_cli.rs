@@ -237,10 +237,11 @@ fn settings_come_from_file_environment_flags_and_set() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("weir.toml");
     std::fs::write(&config, "[parallelism]\ndefault = 3\n").expect("writes");
-    let explain = |extra: &[&str], env: &[(&str, &str)]| {
+    // The parallelism `explain` gives the first vertex of `script`'s job.
+    let explain = |script: &str, extra: &[&str], env: &[(&str, &str)]| {
         let mut args = vec![
             "explain",
-            "data/tpch/queries/q06.sql",
+            script,
             "--format",
             "json",
             "--table",
@@ -260,20 +261,23 @@ fn settings_come_from_file_environment_flags_and_set() {
             .as_u64()
             .expect("a parallelism")
     };
+    let q06 = "data/tpch/queries/q06.sql";
     let file = config.to_str().expect("utf-8");
-    assert_eq!(explain(&["--config", file], &[]), 3);
-    assert_eq!(explain(&[], &[("WEIR_CONFIG", file)]), 3);
-    assert_eq!(
-        explain(&["--config", file], &[("WEIR_PARALLELISM_DEFAULT", "2")]),
-        2
-    );
-    assert_eq!(
-        explain(
-            &["--config", file, "-p", "4"],
-            &[("WEIR_PARALLELISM_DEFAULT", "2")]
-        ),
-        4
-    );
+    let env = [("WEIR_PARALLELISM_DEFAULT", "2")];
+    assert_eq!(explain(q06, &["--config", file], &[]), 3);
+    assert_eq!(explain(q06, &[], &[("WEIR_CONFIG", file)]), 3);
+    assert_eq!(explain(q06, &["--config", file], &env), 2);
+    assert_eq!(explain(q06, &["--config", file, "-p", "4"], &env), 4);
+    // The script's SET overrides every source before it.
+    let with_set = dir.path().join("set.sql");
+    let query = std::fs::read_to_string(root().join(q06)).expect("q06");
+    std::fs::write(
+        &with_set,
+        format!("SET 'parallelism.default' = '1';\n{query}"),
+    )
+    .expect("writes");
+    let with_set = with_set.to_str().expect("utf-8");
+    assert_eq!(explain(with_set, &["--config", file, "-p", "4"], &env), 1);
 }
 
 #[test]

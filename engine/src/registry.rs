@@ -106,19 +106,27 @@ impl ConnectorRegistry {
         names
     }
 
-    /// The options connector `name` takes, as a source or as a sink, or
-    /// `None` for an unknown connector. Names with `*` segments are
-    /// patterns (see [`option_matches`]).
-    pub fn option_names(&self, name: &str) -> Option<Vec<&'static str>> {
+    /// The options connector `name` takes, as a source or as a sink. Names
+    /// with `*` segments are patterns (see [`option_matches`]).
+    ///
+    /// # Errors
+    /// An unknown connector (the message lists the known ones).
+    pub fn option_names(&self, name: &str) -> Result<Vec<&'static str>> {
         let source = self.sources.get(name).map(|c| c.option_names());
         let sink = self.sinks.get(name).map(|c| c.option_names());
         if source.is_none() && sink.is_none() {
-            return None;
+            return Err(Error::Connector {
+                connector: name.to_string(),
+                message: format!(
+                    "unknown connector (connectors: {})",
+                    self.connector_names().join(", ")
+                ),
+            });
         }
         let mut names: Vec<&'static str> = source.into_iter().chain(sink).flatten().collect();
         names.sort_unstable();
         names.dedup();
-        Some(names)
+        Ok(names)
     }
 
     /// Builds a source of connector `name`, given the columns the user
@@ -185,16 +193,25 @@ pub fn option_matches(pattern: &str, key: &str) -> bool {
     keys.next().is_none()
 }
 
-fn check_options(name: &str, valid: &[&str], options: &ConnectorOptions) -> Result<()> {
-    for key in options.keys() {
-        if !valid.iter().any(|pattern| option_matches(pattern, key)) {
-            return Err(Error::Connector {
-                connector: name.to_string(),
-                message: format!("unknown option '{key}' (valid: {})", valid.join(", ")),
-            });
-        }
+/// Checks that connector `connector` takes option `key`, one of the
+/// options `valid` names (patterns included, see [`option_matches`]).
+///
+/// # Errors
+/// [`Error::Connector`] naming the option and listing the valid ones.
+pub fn check_option(connector: &str, valid: &[&str], key: &str) -> Result<()> {
+    if valid.iter().any(|pattern| option_matches(pattern, key)) {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::Connector {
+        connector: connector.to_string(),
+        message: format!("unknown option '{key}' (valid: {})", valid.join(", ")),
+    })
+}
+
+fn check_options(name: &str, valid: &[&str], options: &ConnectorOptions) -> Result<()> {
+    options
+        .keys()
+        .try_for_each(|key| check_option(name, valid, key))
 }
 
 #[cfg(test)]

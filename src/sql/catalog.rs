@@ -18,6 +18,7 @@ use datafusion_expr::{
     AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableProviderFilterPushDown,
     TableSource, WindowUDF,
 };
+use datafusion_sql::planner::ParserOptions;
 use weir_engine::SourceFactory;
 use weir_engine::registry::{ConnectorOptions, ConnectorRegistry};
 
@@ -89,18 +90,13 @@ impl Catalog {
     /// An empty catalog whose tables are opened with `registry`'s
     /// connectors.
     pub fn new(registry: ConnectorRegistry) -> Self {
-        let mut scalars = HashMap::new();
-        for f in datafusion_functions::all_default_functions() {
-            for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
-                scalars.insert(name.to_string(), Arc::clone(&f));
-            }
-        }
-        let mut aggregates = HashMap::new();
-        for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
-            for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
-                aggregates.insert(name.to_string(), Arc::clone(&f));
-            }
-        }
+        let scalars = by_name(datafusion_functions::all_default_functions(), |f| {
+            (f.name(), f.aliases())
+        });
+        let aggregates = by_name(
+            datafusion_functions_aggregate::all_default_aggregate_functions(),
+            |f| (f.name(), f.aliases()),
+        );
         let planners: Vec<Arc<dyn ExprPlanner>> = vec![
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
@@ -110,6 +106,7 @@ impl Catalog {
         let mut options = ConfigOptions::default();
         options.sql_parser.parse_float_as_decimal = true;
         options.sql_parser.map_string_types_to_utf8view = false;
+        options.sql_parser.collect_spans = true;
         options.optimizer.filter_null_join_keys = true;
         Self {
             registry,
@@ -230,6 +227,23 @@ impl Catalog {
     pub fn options(&self) -> &ConfigOptions {
         &self.options
     }
+
+    /// The SQL parser's part of the planner options.
+    pub fn parser_options(&self) -> ParserOptions {
+        ParserOptions::from(&self.options.sql_parser)
+    }
+
+    /// The message for a table or view `name` that is not declared.
+    pub fn not_found(&self, name: &str) -> String {
+        let known = self.names();
+        if known.is_empty() {
+            format!(
+                "table '{name}' not found (none are declared; use CREATE TABLE or --table name=path)"
+            )
+        } else {
+            format!("table '{name}' not found (declared: {})", known.join(", "))
+        }
+    }
 }
 
 /// Declared columns must be in the input, with types it can be cast to.
@@ -276,15 +290,7 @@ impl ContextProvider for PlannerContext<'_> {
         if let Some(table) = self.catalog.opened.get(key) {
             return Ok(Arc::clone(table) as Arc<dyn TableSource>);
         }
-        let known = self.catalog.names();
-        let known = if known.is_empty() {
-            "none are declared; use CREATE TABLE or --table name=path".to_string()
-        } else {
-            format!("declared: {}", known.join(", "))
-        };
-        Err(DataFusionError::Plan(format!(
-            "table '{key}' not found ({known})"
-        )))
+        Err(DataFusionError::Plan(self.catalog.not_found(key)))
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
@@ -330,6 +336,21 @@ impl ContextProvider for PlannerContext<'_> {
     fn udwf_names(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// Functions by their names and aliases.
+fn by_name<F>(
+    functions: Vec<Arc<F>>,
+    names: impl Fn(&F) -> (&str, &[String]),
+) -> HashMap<String, Arc<F>> {
+    let mut by_name = HashMap::new();
+    for f in functions {
+        let (name, aliases) = names(&f);
+        for name in std::iter::once(name).chain(aliases.iter().map(String::as_str)) {
+            by_name.insert(name.to_string(), Arc::clone(&f));
+        }
+    }
+    by_name
 }
 
 /// The table behind a scan, when it is one of the catalog's.

@@ -160,3 +160,27 @@ impl fmt::Display for SqlError {
 }
 
 impl std::error::Error for SqlError {}
+
+impl From<DataFusionError> for SqlError {
+    fn from(e: DataFusionError) -> Self {
+        Self::planner(e)
+    }
+}
+
+impl From<weir_engine::Error> for SqlError {
+    fn from(e: weir_engine::Error) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+impl From<weir_scheduler::Error> for SqlError {
+    fn from(e: weir_scheduler::Error) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+impl From<arrow::error::ArrowError> for SqlError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Self::new(e.to_string())
+    }
+}

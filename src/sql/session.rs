@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_expr::LogicalPlan;
 use datafusion_sql::parser::{DFParserBuilder, Statement as DFStatement};
-use datafusion_sql::planner::{ParserOptions, SqlToRel};
+use datafusion_sql::planner::SqlToRel;
 use datafusion_sql::resolve::resolve_table_references;
 use datafusion_sql::sqlparser::ast::{
     self, CreateTableOptions, Expr as SqlExpr, ObjectName, ObjectNamePart, Spanned, SqlOption,
@@ -21,7 +21,7 @@ use datafusion_sql::sqlparser::tokenizer::Span;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::expr::column;
 use weir_engine::graph::JobGraph;
-use weir_engine::registry::{ConnectorOptions, ConnectorRegistry, option_matches};
+use weir_engine::registry::{ConnectorOptions, ConnectorRegistry, check_option};
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_scheduler::JobConfig;
 
@@ -178,11 +178,7 @@ impl Session {
                 };
                 let table = table_name(name)?;
                 let Some(def) = self.catalog.table(&table) else {
-                    return Err(SqlError::new(format!(
-                        "table '{table}' not found (declared: {})",
-                        self.catalog.names().join(", ")
-                    ))
-                    .at(name.span()));
+                    return Err(SqlError::new(self.catalog.not_found(&table)).at(name.span()));
                 };
                 let declared = def.columns.clone();
                 if !insert.columns.is_empty() {
@@ -222,19 +218,18 @@ impl Session {
     /// Plans `statement` after opening the tables it reads.
     async fn plan(&mut self, statement: Statement) -> Result<LogicalPlan> {
         let statement = DFStatement::Statement(Box::new(statement));
-        let (relations, _) =
-            resolve_table_references(&statement, true).map_err(SqlError::planner)?;
+        let (relations, _) = resolve_table_references(&statement, true)?;
         for relation in relations {
             self.catalog.open(relation.table()).await?;
         }
         let context = self.catalog.context();
-        SqlToRel::new_with_options(&context, parser_options())
+        SqlToRel::new_with_options(&context, self.catalog.parser_options())
             .statement_to_plan(statement)
-            .map_err(SqlError::planner)
+            .map_err(SqlError::from)
     }
 
     fn optimized(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
-        optimize(plan, self.catalog.options()).map_err(SqlError::planner)
+        Ok(optimize(plan, self.catalog.options())?)
     }
 
     fn create_table(&mut self, create: ast::CreateTable, span: Span, text: &str) -> Result<()> {
@@ -289,9 +284,8 @@ impl Session {
             None
         } else {
             let context = self.catalog.context();
-            let schema = SqlToRel::new_with_options(&context, parser_options())
-                .build_schema(create.columns)
-                .map_err(SqlError::planner)?;
+            let schema = SqlToRel::new_with_options(&context, self.catalog.parser_options())
+                .build_schema(create.columns)?;
             Some(Arc::new(schema))
         };
         if create.if_not_exists && self.catalog.table(&name).is_some() {
@@ -325,7 +319,7 @@ impl Session {
         let value = option_value(value)?;
         self.config
             .set(key, &value)
-            .map_err(|e| SqlError::new(e.to_string()).at(quoted_span(text, span, key)))
+            .map_err(|e| SqlError::from(e).at(quoted_span(text, span, key)))
     }
 
     /// The job that runs `query` and collects its rows.
@@ -335,11 +329,12 @@ impl Session {
     pub fn query_job(&self, name: &str, query: &Query) -> Result<QueryJob> {
         let config = &query.config;
         let flow = Dataflow::new(name).with_parallelism(config.parallelism);
-        let df = Translator::new(&flow).output(&query.plan)?;
+        let at = |e: SqlError| e.at(query.span);
+        let df = Translator::new(&flow).output(&query.plan).map_err(at)?;
         let (sink, output) = CollectSink::new();
         df.write(Arc::new(sink));
         Ok(QueryJob {
-            graph: build(&flow, config)?,
+            graph: build(&flow, config).map_err(at)?,
             output,
         })
     }
@@ -382,8 +377,7 @@ impl Session {
                             })
                             .collect(),
                     )
-                    .map_err(|e| SqlError::new(e.to_string()))
-                    .map_err(at)?,
+                    .map_err(|e| at(e.into()))?,
                 None => df,
             };
             let sink = self
@@ -404,16 +398,7 @@ fn build(flow: &Dataflow, config: &JobConfig) -> Result<JobGraph> {
         .with_chaining(config.chaining)
         .with_max_parallelism(config.max_parallelism)
         .build(config.shuffle_mode, config.slots)
-        .map_err(|e| SqlError::new(e.to_string()))
-}
-
-fn parser_options() -> ParserOptions {
-    ParserOptions {
-        parse_float_as_decimal: true,
-        map_string_types_to_utf8view: false,
-        collect_spans: true,
-        ..ParserOptions::new()
-    }
+        .map_err(SqlError::from)
 }
 
 fn not_a_script_statement() -> SqlError {
@@ -426,13 +411,13 @@ fn not_a_script_statement() -> SqlError {
 /// when it cannot be found.
 fn quoted_span(text: &str, within: Span, literal: &str) -> Span {
     let needle = format!("'{literal}'");
-    let start = Some(offset_of(text, within.start));
+    let start = offset_of(text, within.start);
     let end = if within.end == within.start {
         text.len()
     } else {
-        text.len().min(offset_of(text, within.end))
+        offset_of(text, within.end)
     };
-    let Some(found) = start.and_then(|s| text[s..end].find(&needle).map(|i| s + i)) else {
+    let Some(found) = text[start..end].find(&needle).map(|i| start + i) else {
         return within;
     };
     let before = &text[..found];
@@ -518,20 +503,9 @@ fn check_connector<'k>(
     connector: &str,
     options: impl Iterator<Item = (&'k String, Span)>,
 ) -> Result<()> {
-    let Some(valid) = registry.option_names(connector) else {
-        return Err(SqlError::new(format!(
-            "unknown connector '{connector}' (connectors: {})",
-            registry.connector_names().join(", ")
-        )));
-    };
+    let valid = registry.option_names(connector)?;
     for (key, span) in options {
-        if !valid.iter().any(|v| option_matches(v, key)) {
-            return Err(SqlError::new(format!(
-                "connector '{connector}' has no option '{key}' (options: connector, {})",
-                valid.join(", ")
-            ))
-            .at(span));
-        }
+        check_option(connector, &valid, key).map_err(|e| SqlError::from(e).at(span))?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{DFSchema, NullEquality};
@@ -46,10 +46,6 @@ pub struct Translator<'a> {
 
 type Result<T> = std::result::Result<T, SqlError>;
 
-fn engine(e: weir_engine::Error) -> SqlError {
-    SqlError::new(e.to_string())
-}
-
 fn unsupported(what: impl std::fmt::Display) -> SqlError {
     SqlError::new(format!("{what} is not supported yet"))
 }
@@ -79,19 +75,7 @@ impl<'a> Translator<'a> {
                 false => column(physical).alias(field.name()),
             })
             .collect();
-        let identity = planned.df.schema().fields().len() == exprs.len()
-            && planned
-                .df
-                .schema()
-                .fields()
-                .iter()
-                .zip(plan.schema().fields())
-                .zip(&planned.columns)
-                .all(|((f, logical), physical)| f.name() == logical.name() && f.name() == physical);
-        if identity {
-            return Ok(planned.df);
-        }
-        planned.df.select(exprs).map_err(engine)
+        Ok(planned.df.select(exprs)?)
     }
 
     /// Translates `plan`.
@@ -114,7 +98,7 @@ impl<'a> Translator<'a> {
                     ],
                 )?;
                 Ok(Planned {
-                    df: input.df.filter(predicate).map_err(engine)?,
+                    df: input.df.filter(predicate)?,
                     columns: input.columns,
                 })
             }
@@ -125,8 +109,7 @@ impl<'a> Translator<'a> {
                 let df = match s.fetch {
                     Some(fetch) => input.df.top_n(keys, 0, fetch),
                     None => input.df.sort(keys),
-                }
-                .map_err(engine)?;
+                }?;
                 Ok(Planned {
                     df,
                     columns: input.columns,
@@ -141,7 +124,7 @@ impl<'a> Translator<'a> {
                 let mut df = first.df;
                 for input in inputs {
                     let other = self.exact(input)?;
-                    df = df.union(&other.df).map_err(engine)?;
+                    df = df.union(&other.df)?;
                 }
                 Ok(Planned {
                     df,
@@ -151,7 +134,7 @@ impl<'a> Translator<'a> {
             LogicalPlan::Distinct(lp::Distinct::All(input)) => {
                 let input = self.exact(input)?;
                 Ok(Planned {
-                    df: input.df.distinct().map_err(engine)?,
+                    df: input.df.distinct()?,
                     columns: input.columns,
                 })
             }
@@ -185,26 +168,9 @@ impl<'a> Translator<'a> {
     /// columns riding along from below).
     fn exact(&mut self, plan: &LogicalPlan) -> Result<Planned> {
         let planned = self.plan(plan)?;
-        let names: Vec<&str> = planned
-            .df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        if names
-            == planned
-                .columns
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-        {
-            return Ok(planned);
-        }
         let df = planned
             .df
-            .select(planned.columns.iter().map(|c| column(c)).collect())
-            .map_err(engine)?;
+            .select(planned.columns.iter().map(|c| column(c)).collect())?;
         Ok(Planned {
             df,
             columns: planned.columns,
@@ -241,9 +207,7 @@ impl<'a> Translator<'a> {
             _ => false,
         };
         let df = if !names.iter().any(|n| differs(n)) {
-            self.flow
-                .scan(Arc::clone(source), Some(&names), filter)
-                .map_err(engine)?
+            self.flow.scan(Arc::clone(source), Some(&names), filter)?
         } else {
             // Declared types differ from the input's: cast first, then
             // filter on the declared types.
@@ -253,10 +217,7 @@ impl<'a> Translator<'a> {
                     read.push(c.name.as_str());
                 }
             }
-            let raw = self
-                .flow
-                .scan(Arc::clone(source), Some(&read), None)
-                .map_err(engine)?;
+            let raw = self.flow.scan(Arc::clone(source), Some(&read), None)?;
             let cast_exprs =
                 read.iter()
                     .map(|name| {
@@ -268,9 +229,9 @@ impl<'a> Translator<'a> {
                         }
                     })
                     .collect();
-            let cast = raw.select(cast_exprs).map_err(engine)?;
+            let cast = raw.select(cast_exprs)?;
             match filter {
-                Some(f) => cast.filter(f).map_err(engine)?,
+                Some(f) => cast.filter(f)?,
                 None => cast,
             }
         };
@@ -313,19 +274,7 @@ impl<'a> Translator<'a> {
             });
             columns.push(name);
         }
-        let unchanged = input.df.schema().fields().len() == columns.len()
-            && input
-                .df
-                .schema()
-                .fields()
-                .iter()
-                .zip(&exprs)
-                .all(|(f, e)| matches!(e, Expr::Column(c) if &c.name == f.name()));
-        let df = if unchanged {
-            input.df
-        } else {
-            input.df.select(exprs).map_err(engine)?
-        };
+        let df = input.df.select(exprs)?;
         Ok(Planned { df, columns })
     }
 
@@ -340,16 +289,14 @@ impl<'a> Translator<'a> {
         let mut found = Vec::new();
         let mut rewritten = Vec::with_capacity(exprs.len());
         for e in exprs {
-            let e = e
-                .transform_up(|e| match e {
-                    Expr::ScalarSubquery(subquery) => {
-                        let name = self.fresh("scalar_subquery");
-                        found.push((subquery, name.clone()));
-                        Ok(Transformed::yes(column(&name)))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })
-                .map_err(df_error)?;
+            let e = e.transform_up(|e| match e {
+                Expr::ScalarSubquery(subquery) => {
+                    let name = self.fresh("scalar_subquery");
+                    found.push((subquery, name.clone()));
+                    Ok(Transformed::yes(column(&name)))
+                }
+                other => Ok(Transformed::no(other)),
+            })?;
             rewritten.push(e.data);
         }
         let mut fields = Vec::with_capacity(found.len());
@@ -370,8 +317,7 @@ impl<'a> Translator<'a> {
             };
             let one_row = value
                 .df
-                .select(vec![column(value_column).alias(name)])
-                .map_err(engine)?
+                .select(vec![column(value_column).alias(name)])?
                 .with_estimated_bytes(Some(0));
             fields.push(Field::new(
                 name,
@@ -380,10 +326,9 @@ impl<'a> Translator<'a> {
             ));
             input.df = input
                 .df
-                .join(&one_row, JoinType::Left, &[], Some(lit(true)))
-                .map_err(engine)?;
+                .join(&one_row, JoinType::Left, &[], Some(lit(true)))?;
         }
-        let schema = DFSchema::try_from(Schema::new(fields)).map_err(df_error)?;
+        let schema = DFSchema::try_from(Schema::new(fields))?;
         let columns = found.into_iter().map(|(_, name)| name).collect();
         Ok((input, rewritten, Scalars { schema, columns }))
     }
@@ -421,16 +366,16 @@ impl<'a> Translator<'a> {
             aggregates.push(physical(unaliased(e), &inputs)?.alias(&name));
             columns.push(name);
         }
-        let df = input.df.aggregate(group_by, aggregates).map_err(engine)?;
+        let df = input.df.aggregate(group_by, aggregates)?;
         Ok(Planned { df, columns })
     }
 
     fn limit(&mut self, l: &lp::Limit) -> Result<Planned> {
-        let skip = match l.get_skip_type().map_err(df_error)? {
+        let skip = match l.get_skip_type()? {
             SkipType::Literal(n) => n,
             SkipType::UnsupportedExpr => return Err(unsupported("an OFFSET that is not a number")),
         };
-        let fetch = match l.get_fetch_type().map_err(df_error)? {
+        let fetch = match l.get_fetch_type()? {
             FetchType::Literal(n) => n,
             FetchType::UnsupportedExpr => return Err(unsupported("a LIMIT that is not a number")),
         };
@@ -438,7 +383,7 @@ impl<'a> Translator<'a> {
         if let (LogicalPlan::Sort(s), Some(fetch)) = (l.input.as_ref(), fetch) {
             let input = self.plan(&s.input)?;
             let keys = sort_keys(&s.expr, s.input.schema(), &input.columns)?;
-            let df = input.df.top_n(keys, skip, fetch).map_err(engine)?;
+            let df = input.df.top_n(keys, skip, fetch)?;
             return Ok(Planned {
                 df,
                 columns: input.columns,
@@ -504,7 +449,7 @@ impl<'a> Translator<'a> {
                     exprs.push(column(name));
                 }
             }
-            right.df = right.df.select(exprs).map_err(engine)?;
+            right.df = right.df.select(exprs)?;
         }
         let filter = j
             .filter
@@ -528,10 +473,7 @@ impl<'a> Translator<'a> {
             .zip(&right_keys)
             .map(|(l, r)| (l.as_str(), r.as_str()))
             .collect();
-        let df = left
-            .df
-            .join(&right.df, join_type, &on, filter)
-            .map_err(engine)?;
+        let df = left.df.join(&right.df, join_type, &on, filter)?;
         let columns = match join_type {
             JoinType::LeftSemi | JoinType::LeftAnti => left.columns,
             JoinType::RightSemi | JoinType::RightAnti => right.columns,
@@ -570,74 +512,40 @@ impl<'a> Translator<'a> {
                 .map(|f| column(f.name()))
                 .collect();
             exprs.extend(computed);
-            side.df = side.df.select(exprs).map_err(engine)?;
+            side.df = side.df.select(exprs)?;
         }
         Ok(names)
     }
 
     fn values(&mut self, v: &lp::Values) -> Result<Planned> {
-        let none = RecordBatch::try_new_with_options(
-            Arc::new(Schema::empty()),
-            vec![],
-            &RecordBatchOptions::new().with_row_count(Some(1)),
-        )
-        .map_err(|e| SqlError::new(e.to_string()))?;
-        let columns: Vec<String> = v
-            .schema
+        let (columns, schema) = self.renamed(&v.schema);
+        let one_row = rows_without_columns(1)?;
+        let arrays = schema
             .fields()
             .iter()
-            .map(|f| self.fresh(f.name()))
-            .collect();
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
-        for (i, field) in v.schema.fields().iter().enumerate() {
-            let cells = v
-                .values
-                .iter()
-                .map(|row| {
-                    let cell = datafusion_expr::cast(row[i].clone(), field.data_type().clone());
-                    Compiled::new(&cell, none.schema_ref())
-                        .and_then(|c| c.evaluate(&none))
-                        .map_err(engine)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let refs: Vec<&dyn arrow::array::Array> = cells.iter().map(|c| c.as_ref()).collect();
-            arrays.push(arrow::compute::concat(&refs).map_err(|e| SqlError::new(e.to_string()))?);
-        }
-        let schema: SchemaRef = Arc::new(Schema::new(
-            v.schema
-                .fields()
-                .iter()
-                .zip(&columns)
-                .map(|(f, name)| Field::new(name, f.data_type().clone(), true))
-                .collect::<Vec<_>>(),
-        ));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
-            .map_err(|e| SqlError::new(e.to_string()))?;
-        self.memory(schema, vec![batch], columns)
+            .enumerate()
+            .map(|(i, field)| {
+                let cells = v
+                    .values
+                    .iter()
+                    .map(|row| {
+                        let cell = datafusion_expr::cast(row[i].clone(), field.data_type().clone());
+                        Ok(Compiled::new(&cell, one_row.schema_ref())?.evaluate(&one_row)?)
+                    })
+                    .collect::<Result<Vec<ArrayRef>>>()?;
+                let refs: Vec<&dyn Array> = cells.iter().map(AsRef::as_ref).collect();
+                Ok(arrow::compute::concat(&refs)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
+        self.memory(schema, batch, columns)
     }
 
     fn empty(&mut self, e: &lp::EmptyRelation) -> Result<Planned> {
-        let columns: Vec<String> = e
-            .schema
-            .fields()
-            .iter()
-            .map(|f| self.fresh(f.name()))
-            .collect();
-        let schema: SchemaRef = Arc::new(Schema::new(
-            e.schema
-                .fields()
-                .iter()
-                .zip(&columns)
-                .map(|(f, name)| f.as_ref().clone().with_name(name))
-                .collect::<Vec<_>>(),
-        ));
+        let (columns, schema) = self.renamed(&e.schema);
         let rows = usize::from(e.produce_one_row);
         let batch = if schema.fields().is_empty() {
-            RecordBatch::try_new_with_options(
-                Arc::clone(&schema),
-                vec![],
-                &RecordBatchOptions::new().with_row_count(Some(rows)),
-            )
+            rows_without_columns(rows)?
         } else {
             // A row of an empty relation with columns is all nulls.
             let arrays = schema
@@ -645,24 +553,49 @@ impl<'a> Translator<'a> {
                 .iter()
                 .map(|f| arrow::array::new_null_array(f.data_type(), rows))
                 .collect();
-            RecordBatch::try_new(Arc::clone(&schema), arrays)
-        }
-        .map_err(|e| SqlError::new(e.to_string()))?;
-        self.memory(schema, vec![batch], columns)
+            RecordBatch::try_new(Arc::clone(&schema), arrays)?
+        };
+        self.memory(schema, batch, columns)
+    }
+
+    /// Fresh physical names for the fields of `schema`, and the schema of
+    /// rows with those names.
+    fn renamed(&mut self, schema: &DFSchema) -> (Vec<String>, SchemaRef) {
+        let columns: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| self.fresh(f.name()))
+            .collect();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, name)| f.as_ref().clone().with_name(name))
+            .collect();
+        (columns, Arc::new(Schema::new(fields)))
     }
 
     fn memory(
         &mut self,
         schema: SchemaRef,
-        batches: Vec<RecordBatch>,
+        batch: RecordBatch,
         columns: Vec<String>,
     ) -> Result<Planned> {
-        let source = MemorySource::try_new("values", schema, batches).map_err(engine)?;
+        let source = MemorySource::try_new("values", schema, vec![batch])?;
         Ok(Planned {
             df: self.flow.read(Arc::new(source)),
             columns,
         })
     }
+}
+
+/// `rows` rows of no columns.
+fn rows_without_columns(rows: usize) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 /// The columns scalar subqueries were joined in as.
@@ -685,10 +618,6 @@ fn at_most_one_row(plan: &LogicalPlan) -> bool {
         }
         _ => false,
     }
-}
-
-fn df_error(e: datafusion_common::DataFusionError) -> SqlError {
-    SqlError::new(e.strip_backtrace())
 }
 
 /// `e` without the aliases around it.
@@ -723,7 +652,7 @@ fn physical(e: &Expr, inputs: &[(&DFSchema, &[String])]) -> Result<Expr> {
             other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
-        .map_err(df_error)
+        .map_err(SqlError::planner)
 }
 
 /// A scan filter over the table's own column names.

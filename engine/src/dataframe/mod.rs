@@ -149,17 +149,9 @@ impl Dataflow {
             Some(filter) => scanned.filter(filter)?,
             None => scanned,
         };
-        let produced: Vec<&str> = filtered
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         match projection {
-            Some(names) if names != produced.as_slice() => {
-                filtered.select(names.iter().map(|n| crate::expr::column(n)).collect())
-            }
-            _ => Ok(filtered),
+            Some(names) => filtered.select(names.iter().map(|n| crate::expr::column(n)).collect()),
+            None => Ok(filtered),
         }
     }
 
@@ -260,6 +252,15 @@ impl DataFrame {
     /// # Errors
     /// [`Error::Expr`] when an expression does not type against the schema.
     pub fn select(&self, exprs: Vec<Expr>) -> Result<DataFrame> {
+        // Every column as it is, in order: nothing to do.
+        let fields = self.schema.fields();
+        let identity = exprs.len() == fields.len()
+            && exprs.iter().zip(fields.iter()).all(|(e, f)| {
+                matches!(e, Expr::Column(c) if c.relation.is_none() && &c.name == f.name())
+            });
+        if identity {
+            return Ok(self.clone());
+        }
         let compiled = named(exprs)
             .into_iter()
             .map(|(e, name)| Ok((Compiled::new(&e, &self.schema)?, name)))
@@ -812,6 +813,16 @@ mod tests {
         let graph = flow.build(ShuffleMode::AllBlocking, 3).expect("builds");
         assert_eq!(graph.vertices.len(), 1, "one chained vertex");
         assert_eq!(graph.vertices[0].parallelism, 3);
+    }
+
+    #[test]
+    fn selecting_every_column_in_order_adds_no_step() {
+        let flow = Dataflow::new("identity");
+        let df = flow.read(source(6));
+        let same = df.select(vec![col("k"), col("v")]).expect("plans");
+        assert_eq!(same.node, df.node, "no project step");
+        let swapped = df.select(vec![col("v"), col("k")]).expect("plans");
+        assert_ne!(swapped.node, df.node);
     }
 
     #[test]
