@@ -154,7 +154,7 @@ impl SinkFactory for PrintSink {
 
 /// What starts every line subtask `subtask` (of `parallelism`) prints, as
 /// Flink's print sink writes it.
-pub fn line_prefix(identifier: Option<&str>, subtask: usize, parallelism: usize) -> String {
+pub(crate) fn line_prefix(identifier: Option<&str>, subtask: usize, parallelism: usize) -> String {
     let mut prefix = identifier.unwrap_or_default().to_string();
     if parallelism > 1 {
         if !prefix.is_empty() {
@@ -173,7 +173,7 @@ pub fn line_prefix(identifier: Option<&str>, subtask: usize, parallelism: usize)
 ///
 /// # Errors
 /// When Arrow cannot display a column's type.
-pub fn format_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Result<()> {
+pub(crate) fn format_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Result<()> {
     let options = FormatOptions::default().with_null("null");
     let columns = batch
         .columns()
@@ -187,9 +187,7 @@ pub fn format_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Resul
             if i > 0 {
                 out.push_str(", ");
             }
-            write!(out, "{}", column.value(row)).map_err(|e| {
-                arrow::error::ArrowError::ComputeError(format!("cannot display a value: {e}"))
-            })?;
+            column.value(row).write(out)?;
         }
         out.push_str("]\n");
     }
@@ -237,6 +235,21 @@ mod tests {
         assert_eq!(line_prefix(Some("out"), 0, 1), "out> ");
         assert_eq!(line_prefix(Some("out"), 1, 2), "out:2> ");
         assert_eq!(line_prefix(Some(""), 1, 2), "2> ");
+    }
+
+    #[test]
+    fn standard_error_picks_stderr() {
+        let options = |pairs: &[(&str, &str)]| -> ConnectorOptions {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let sink = PrintSink::from_options(&options(&[("standard-error", "true")]))
+            .expect("valid options");
+        assert!(matches!(sink.target, PrintTarget::Stderr));
+        let sink = PrintSink::from_options(&options(&[])).expect("valid options");
+        assert!(matches!(sink.target, PrintTarget::Stdout));
     }
 
     #[test]

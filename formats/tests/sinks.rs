@@ -45,21 +45,10 @@ async fn run(rows: u64, parallelism: usize, sink: Arc<dyn SinkFactory>) -> JobSu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blackhole_counts_what_it_discards() {
-    let sink = weir_formats::registry()
-        .sink("blackhole", &options(&[]), Arc::new(Schema::empty()))
-        .await
-        .expect("sink");
+    let sink = sink("blackhole", &[], Arc::new(Schema::empty())).await;
     let summary = run(20_000, 3, sink).await;
     assert_eq!(counter(&summary, "rows written"), 20_000);
-    let e = weir_formats::registry()
-        .sink(
-            "blackhole",
-            &options(&[("path", "x")]),
-            Arc::new(Schema::empty()),
-        )
-        .await
-        .expect_err("no options")
-        .to_string();
+    let e = sink_error("blackhole", &[("path", "x")]).await;
     assert!(e.contains("unknown option 'path'"), "{e}");
 }
 
@@ -99,28 +88,18 @@ async fn print_writes_one_line_per_row_with_flinks_prefixes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn print_to_standard_error_from_options() {
-    let sink = weir_formats::registry()
-        .sink(
-            "print",
-            &options(&[
-                ("print-identifier", "stderr-test"),
-                ("standard-error", "true"),
-            ]),
-            Arc::new(Schema::empty()),
-        )
-        .await
-        .expect("sink");
+    let sink = sink(
+        "print",
+        &[
+            ("print-identifier", "stderr-test"),
+            ("standard-error", "true"),
+        ],
+        Arc::new(Schema::empty()),
+    )
+    .await;
     assert_eq!(sink.name(), "print(stderr-test)");
     let summary = run(3, 2, sink).await;
     assert_eq!(counter(&summary, "rows written"), 3);
-    let e = weir_formats::registry()
-        .sink(
-            "print",
-            &options(&[("standard-error", "sometimes")]),
-            Arc::new(Schema::empty()),
-        )
-        .await
-        .expect_err("not a boolean")
-        .to_string();
+    let e = sink_error("print", &[("standard-error", "sometimes")]).await;
     assert!(e.contains("standard-error"), "{e}");
 }

@@ -8,8 +8,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, LargeStringBuilder, PrimitiveArray, StringArray, StringBuilder,
-    StringViewBuilder,
+    ArrayBuilder, ArrayRef, BooleanArray, LargeStringBuilder, PrimitiveArray, StringArray,
+    StringBuilder, StringViewBuilder,
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::compute::{CastOptions, cast_with_options};
@@ -22,10 +22,6 @@ use arrow::datatypes::{
 use weir_exchange::hash::mix64;
 
 use crate::{Error, Result};
-
-/// The properties of a column, as in `fields.<column>.<property>`.
-pub const FIELD_PROPERTIES: [&str; 7] =
-    ["kind", "min", "max", "start", "end", "length", "null-rate"];
 
 /// The length of random strings unless `length` says otherwise.
 const DEFAULT_LENGTH: usize = 10;
@@ -92,7 +88,7 @@ impl ColumnGenerator {
     ///
     /// # Errors
     /// [`Error::DeclaredColumns`] for a type datagen cannot generate;
-    /// [`Error::Option`] for an unknown property, a value that does not
+    /// [`Error::Option`] for a value that does not
     /// parse or fit the column's type, or a property that does not apply to
     /// the column's kind or type.
     pub fn try_new(
@@ -114,16 +110,6 @@ impl ColumnGenerator {
             option: option(property),
             message,
         };
-        if let Some(unknown) = properties
-            .keys()
-            .copied()
-            .find(|p| !FIELD_PROPERTIES.contains(p))
-        {
-            return Err(invalid(
-                unknown,
-                format!("unknown property (valid: {})", FIELD_PROPERTIES.join(", ")),
-            ));
-        }
         let get = |property: &str| properties.get(property).map(|v| v.trim());
         let refuse = |properties: &[&str], why: &str| -> Result<()> {
             match properties.iter().find(|p| get(p).is_some()) {
@@ -182,7 +168,9 @@ impl ColumnGenerator {
     /// How many rows a sequence column has values for (`None`: any number).
     pub fn sequence_len(&self) -> Option<u64> {
         match self.values {
-            Values::Sequence { start, end } => Some((end as i128 - start as i128 + 1) as u64),
+            Values::Sequence { start, end } => {
+                Some(u64::try_from(end as i128 - start as i128 + 1).unwrap_or(u64::MAX))
+            }
             _ => None,
         }
     }
@@ -204,7 +192,14 @@ impl ColumnGenerator {
     pub fn generate(&self, rows: Range<u64>) -> Result<ArrayRef> {
         let valid =
             |row: u64| self.null_rate == 0.0 || unit(draw(self.null_stream, row)) >= self.null_rate;
-        let int = |row: u64| self.integral(row);
+        // A decimal sequence counts whole numbers: 10^scale unscaled units.
+        let factor = match self.field.data_type() {
+            DataType::Decimal32(_, scale)
+            | DataType::Decimal64(_, scale)
+            | DataType::Decimal128(_, scale) => 10i128.pow(u32::from(scale.unsigned_abs())),
+            _ => 1,
+        };
+        let int = |row: u64| self.integral(row, factor);
         let float = |row: u64| self.float(row);
         Ok(match self.field.data_type() {
             DataType::Boolean => Arc::new(
@@ -251,38 +246,32 @@ impl ColumnGenerator {
                     ),
                 }
             }
-            DataType::Utf8 => {
-                self.strings(rows, valid, StringBuilder::new(), |b| Arc::new(b.finish()))
-            }
-            DataType::LargeUtf8 => self.strings(rows, valid, LargeStringBuilder::new(), |b| {
-                Arc::new(b.finish())
-            }),
-            DataType::Utf8View => self.strings(rows, valid, StringViewBuilder::new(), |b| {
-                Arc::new(b.finish())
-            }),
+            DataType::Utf8 => self.strings(rows, valid, StringBuilder::new()),
+            DataType::LargeUtf8 => self.strings(rows, valid, LargeStringBuilder::new()),
+            DataType::Utf8View => self.strings(rows, valid, StringViewBuilder::new()),
             other => unreachable!("type {other} passed the category check"),
         })
     }
 
-    /// An integral value: a random one, or the sequence's (scaled for
-    /// decimals).
-    fn integral(&self, row: u64) -> i128 {
+    /// An integral value: a random one, or the sequence's times `factor`
+    /// (the unscaled units of one for decimals).
+    fn integral(&self, row: u64, factor: i128) -> i128 {
         match self.values {
             Values::Integral { min, max } => {
-                let span = (max - min) as u128 + 1;
-                min + (u128::from(draw(self.stream, row)) % span) as i128
+                // Up to 2 * 10^38 values (DECIMAL(38)): more than i128
+                // holds, so the offset from `min` is added wrapping.
+                let span = max.abs_diff(min) + 1;
+                let low = u128::from(draw(self.stream, row));
+                // Spans wider than one draw (decimals of 19 digits and
+                // more) take a second draw for the high bits.
+                let bits = if span > 1 << 64 {
+                    (u128::from(draw(substream(self.stream, u64::MAX), row)) << 64) | low
+                } else {
+                    low
+                };
+                min.wrapping_add((bits % span) as i128)
             }
-            Values::Sequence { start, .. } => {
-                let value = start as i128 + row as i128;
-                match self.field.data_type() {
-                    DataType::Decimal32(_, scale)
-                    | DataType::Decimal64(_, scale)
-                    | DataType::Decimal128(_, scale) => {
-                        value * 10i128.pow(u32::from(scale.unsigned_abs()))
-                    }
-                    _ => value,
-                }
-            }
+            Values::Sequence { start, .. } => (start as i128 + row as i128) * factor,
             _ => 0,
         }
     }
@@ -298,17 +287,14 @@ impl ColumnGenerator {
     }
 
     /// A string column, built with `builder` (of any string array type).
-    fn strings<B: StringAppend>(
-        &self,
-        rows: Range<u64>,
-        valid: impl Fn(u64) -> bool,
-        mut builder: B,
-        finish: impl FnOnce(&mut B) -> ArrayRef,
-    ) -> ArrayRef {
+    fn strings<B>(&self, rows: Range<u64>, valid: impl Fn(u64) -> bool, mut builder: B) -> ArrayRef
+    where
+        B: ArrayBuilder + for<'a> Extend<Option<&'a str>>,
+    {
         let mut text = String::new();
         for row in rows {
             if !valid(row) {
-                builder.append_null();
+                builder.extend([None]);
                 continue;
             }
             text.clear();
@@ -327,32 +313,11 @@ impl ColumnGenerator {
                 }
                 _ => {}
             }
-            builder.append(&text);
+            builder.extend([Some(text.as_str())]);
         }
-        finish(&mut builder)
+        builder.finish()
     }
 }
-
-/// The string builders of the three string array types.
-trait StringAppend {
-    fn append(&mut self, value: &str);
-    fn append_null(&mut self);
-}
-
-macro_rules! string_append {
-    ($($builder:ty),*) => {$(
-        impl StringAppend for $builder {
-            fn append(&mut self, value: &str) {
-                self.append_value(value);
-            }
-            fn append_null(&mut self) {
-                <$builder>::append_null(self);
-            }
-        }
-    )*};
-}
-
-string_append!(StringBuilder, LargeStringBuilder, StringViewBuilder);
 
 /// The values drawn for a random column of `category`, checked against its
 /// type.
@@ -659,6 +624,30 @@ mod tests {
                 .iter()
                 .any(|v| *v > u64::MAX / 2)
         );
+    }
+
+    #[test]
+    fn wide_decimals_draw_over_their_whole_range() {
+        let c = column(DataType::Decimal128(38, 0), &[]).expect("column");
+        let values = c.generate(0..1000).expect("values");
+        let values = values.as_primitive::<Decimal128Type>().values();
+        let limit = 10i128.pow(38);
+        assert!(values.iter().all(|v| v.abs() < limit));
+        // Both halves of the range, and values far from its ends.
+        assert!(values.iter().any(|v| *v > limit / 2));
+        assert!(values.iter().any(|v| *v < -limit / 2));
+        assert!(values.iter().any(|v| v.abs() < limit / 4));
+    }
+
+    #[test]
+    fn the_widest_sequence_has_every_row() {
+        let (start, end) = (i64::MIN.to_string(), i64::MAX.to_string());
+        let c = column(
+            DataType::Int64,
+            &[("kind", "sequence"), ("start", &start), ("end", &end)],
+        )
+        .expect("column");
+        assert_eq!(c.sequence_len(), Some(u64::MAX));
     }
 
     #[test]

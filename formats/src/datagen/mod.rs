@@ -43,7 +43,7 @@ use weir_engine::SourceFactory;
 use weir_engine::expr::column_list;
 use weir_engine::registry::{ConnectorOptions, SourceConnector};
 
-pub use column::{ColumnGenerator, FIELD_PROPERTIES};
+use column::ColumnGenerator;
 pub use source::DatagenSource;
 
 use crate::{Error, Result};
@@ -94,7 +94,9 @@ impl DatagenSource {
     /// # Errors
     /// [`Error::DeclaredColumns`] when no columns are declared or one has
     /// a type datagen cannot generate; [`Error::Option`] for a missing,
-    /// unknown or invalid option, or one naming a column not declared.
+    /// or invalid option, or one naming a column not declared. Option names
+    /// are not checked again: the registry checks them against
+    /// [`DATAGEN_OPTIONS`] before the connector is called.
     pub fn try_from_options(
         declared: Option<SchemaRef>,
         options: &ConnectorOptions,
@@ -129,11 +131,6 @@ impl DatagenSource {
                     .entry(column)
                     .or_default()
                     .insert(property, value.as_str());
-            } else if !DATAGEN_OPTIONS.contains(&key.as_str()) {
-                return Err(Error::Option {
-                    option: key.clone(),
-                    message: format!("unknown option (valid: {})", DATAGEN_OPTIONS.join(", ")),
-                });
             }
         }
         let seed = number::<u64>(options, "seed", "a number")?.unwrap_or(0);

@@ -78,6 +78,19 @@ pub async fn sink(
         .expect("sink")
 }
 
+/// The error that building a sink of `connector` with `pairs` gives.
+pub async fn sink_error(connector: &str, pairs: &[(&str, &str)]) -> String {
+    weir_formats::registry()
+        .sink(
+            connector,
+            &options(pairs),
+            Arc::new(arrow::datatypes::Schema::empty()),
+        )
+        .await
+        .expect_err("an invalid sink")
+        .to_string()
+}
+
 /// Random rows of every column kind, with nulls, and a low-cardinality
 /// `region` column to partition by.
 pub fn table(rows: usize, seed: u64) -> Vec<RecordBatch> {
