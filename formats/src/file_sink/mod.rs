@@ -148,6 +148,12 @@ pub struct FileSink {
     schema: SchemaRef,
     /// The indices of the partition columns in `schema`.
     partition_columns: Vec<usize>,
+    /// Held (shared) by every upload being completed, the step that makes
+    /// a staged file appear. Completions run as tasks of their own, so a
+    /// subtask cancelled while one is on the wire cannot leave it to land
+    /// later; [`abort_job`](SinkFactory::abort_job) takes the lock
+    /// exclusively, waiting for them, before it removes the staged files.
+    completing: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl FileSink {
@@ -188,6 +194,7 @@ impl FileSink {
             options,
             schema,
             partition_columns,
+            completing: Arc::default(),
         };
         if sink.options.mode == WriteMode::ErrorIfExists {
             let existing = sink.visible_files().await?;
@@ -358,6 +365,7 @@ impl SinkFactory for FileSink {
     }
 
     async fn abort_job(&self, job_id: &str) -> weir_engine::Result<()> {
+        let _no_upload_in_flight = self.completing.write().await;
         self.remove_all(&self.staging(job_id)).await?;
         Ok(())
     }

@@ -199,7 +199,18 @@ impl FileSinkWriter {
                 .await
                 .map_err(|source| self.store_error(&file.location, source))?;
         }
-        file.upload.shutdown().await.map_err(|e| Error::Store {
+        // The completion runs on its own (see `FileSink::completing`).
+        let in_flight = Arc::clone(&self.sink.completing).read_owned().await;
+        let mut upload = file.upload;
+        let completed = tokio::spawn(async move {
+            let completed = upload.shutdown().await;
+            drop(in_flight);
+            completed
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|completed| completed);
+        completed.map_err(|e| Error::Store {
             url: self.sink.root.url_of(&file.location),
             source: object_store::Error::Generic {
                 store: "upload",
