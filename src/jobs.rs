@@ -12,6 +12,7 @@ use weir_scheduler::{JobConfig, MiniCluster};
 use crate::JobOptions;
 use crate::examples;
 use crate::output::{RowFormat, write_rows};
+use crate::progress::{ProgressMode, run_job};
 
 /// Whether `job` names a script rather than a built-in job.
 pub fn is_script(job: &str) -> bool {
@@ -189,11 +190,12 @@ pub async fn run_script(
     config: JobConfig,
     format: RowFormat,
     summaries: bool,
+    progress: ProgressMode,
 ) -> Result<()> {
     let jobs = build_jobs(script, tables, config).await?;
     let mut stdout = std::io::stdout();
     for (query, job) in jobs.queries {
-        let summary = MiniCluster::new(query.config).run(job.graph).await?;
+        let summary = run_job(&MiniCluster::new(query.config), job.graph, progress).await?;
         let batches = job.output.batches();
         write_rows(&mut stdout, &batches, format)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -204,7 +206,7 @@ pub async fn run_script(
         }
     }
     if let Some((_, graph)) = jobs.inserts {
-        let summary = MiniCluster::new(jobs.config).run(graph).await?;
+        let summary = run_job(&MiniCluster::new(jobs.config), graph, progress).await?;
         println!("{summary}");
     }
     Ok(())
@@ -319,9 +321,10 @@ pub async fn run_example(
     options: &JobOptions,
     config: JobConfig,
     top: usize,
+    progress: ProgressMode,
 ) -> Result<()> {
     let (graph, example) = example_job(name, options, &config).await?;
-    let summary = MiniCluster::new(config).run(graph).await?;
+    let summary = run_job(&MiniCluster::new(config), graph, progress).await?;
     let batches = example.output.batches();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if let Some(ranked) = examples::top_rows(&batches, example.rank_by, top)? {

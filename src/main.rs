@@ -8,6 +8,7 @@
 mod examples;
 mod jobs;
 mod output;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use weir_scheduler::JobConfig;
 
 use crate::output::RowFormat;
+use crate::progress::ProgressMode;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -47,6 +49,9 @@ enum Command {
         /// Rows printed of a built-in job's output.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// How the progress of jobs running over a second is shown.
+        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+        progress: ProgressMode,
     },
     /// Run SQL queries and print their rows, over tables declared in a
     /// script (`-f`) or on the command line (`--table`).
@@ -61,6 +66,9 @@ enum Command {
         /// How rows are printed.
         #[arg(long, value_enum, default_value_t = RowFormat::Table)]
         format: RowFormat,
+        /// How the progress of jobs running over a second is shown.
+        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+        progress: ProgressMode,
     },
     /// Print a job's logical plan, JobGraph, ExecutionGraph and pipelined
     /// regions.
@@ -187,13 +195,14 @@ async fn run(cli: Cli) -> Result<()> {
             options,
             format,
             top,
+            progress,
         } => {
             let config = options.config()?;
             if jobs::is_script(&job) {
                 let script = jobs::Script::read(&job)?;
-                jobs::run_script(&script, &options.tables, config, format, true).await
+                jobs::run_script(&script, &options.tables, config, format, true, progress).await
             } else {
-                jobs::run_example(&job, &options, config, top).await
+                jobs::run_example(&job, &options, config, top, progress).await
             }
         }
         Command::Sql {
@@ -201,10 +210,11 @@ async fn run(cli: Cli) -> Result<()> {
             file,
             options,
             format,
+            progress,
         } => {
             let config = options.config()?;
             let script = jobs::Script::inline(file.as_deref(), sql.as_deref())?;
-            jobs::run_script(&script, &options.tables, config, format, false).await
+            jobs::run_script(&script, &options.tables, config, format, false, progress).await
         }
     }
 }

@@ -305,3 +305,96 @@ fn datagen_print_and_blackhole_tables() {
         "the summary counts: {stdout}"
     );
 }
+
+/// A script whose query runs about 3 s: a throttled generator, grouped.
+fn slow_script(dir: &Path) -> PathBuf {
+    let script = dir.join("slow.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE numbers (id BIGINT, grp INT) WITH (\n\
+         \x20   'connector' = 'datagen', 'number-of-rows' = '3000', 'rows-per-second' = '1000',\n\
+         \x20   'fields.grp.min' = '0', 'fields.grp.max' = '3');\n\
+         SELECT grp, count(*) AS n FROM numbers GROUP BY grp ORDER BY grp;\n",
+    )
+    .expect("writes");
+    script
+}
+
+#[test]
+fn progress_is_logged_without_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = slow_script(dir.path());
+    let script = script.to_str().expect("utf-8");
+    let out = weir(&["run", script, "-p", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("rows read")).collect();
+    assert!(
+        lines.len() >= 2,
+        "a line at 1 s and one per region: {stderr}"
+    );
+    let mut read_before = 0;
+    for line in &lines {
+        assert!(line.contains("regions done"), "{line}");
+        let counts = line
+            .split(" rows read")
+            .next()
+            .and_then(|head| head.rsplit(", ").next())
+            .expect("a count of rows");
+        let (read, rest) = counts.split_once(" of ").expect("read of expected");
+        let read: u64 = read.parse().expect("a number");
+        assert_eq!(rest, "3000", "{line}");
+        assert!(read_before <= read && read <= 3000, "{line}");
+        read_before = read;
+    }
+    assert!(
+        text(&out.stdout).contains("| grp |"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let quiet = weir(&["run", script, "-p", "2", "--progress", "none"]);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert!(!text(&quiet.stderr).contains("rows read"));
+}
+
+#[test]
+fn progress_is_a_bar_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = slow_script(dir.path());
+    // `script` runs the command on a pseudo-terminal and copies what it
+    // writes there (standard output and error both) to its own output.
+    let command = format!(
+        "{} run {} -p 2",
+        env!("CARGO_BIN_EXE_weir"),
+        script.display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(root())
+        .env("TERM", "xterm")
+        .env_remove("WEIR_CONFIG")
+        .output()
+        .expect("script runs");
+    let terminal = text(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(terminal.contains("rows read"), "{terminal}");
+    assert!(terminal.contains("regions done"), "{terminal}");
+    assert!(
+        terminal.contains("/3,000 rows read"),
+        "the bar counts of the expected rows: {terminal}"
+    );
+    // The bar redraws in place and is cleared before the summary.
+    assert!(
+        terminal.contains('\r') || terminal.contains("\x1b["),
+        "{terminal}"
+    );
+    assert!(
+        !terminal.contains("] job '"),
+        "no log lines on a terminal: {terminal}"
+    );
+    assert!(
+        terminal.contains("job '"),
+        "the summary follows: {terminal}"
+    );
+}

@@ -37,7 +37,7 @@ def duckdb_run(sql):
     con.execute(f"SET threads={THREADS}")
     for t in TABLES:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{DATA / (t + '.parquet')}')")
-    return con.sql(sql).arrow().num_rows
+    return con.sql(sql).to_arrow_table().num_rows
 
 
 def datafusion_run(sql):

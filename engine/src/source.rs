@@ -67,6 +67,13 @@ pub trait SourceFactory: Send + Sync + Debug {
         None
     }
 
+    /// How many input rows the source covers in all, when it can tell
+    /// cheaply (progress is reported as the rows covered of these; see
+    /// [`crate::task::ScanProgress`]).
+    fn estimated_rows(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether every attempt reads the same records in the same order.
     fn is_deterministic(&self) -> bool {
         true

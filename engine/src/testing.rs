@@ -219,6 +219,7 @@ pub fn task_info(memory: MemoryPool) -> TaskInfo {
         max_parallelism: weir_exchange::partitioner::DEFAULT_MAX_PARALLELISM,
         memory,
         counters: Default::default(),
+        scanned: Default::default(),
     }
 }
 

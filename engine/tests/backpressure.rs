@@ -65,6 +65,7 @@ fn info(vertex: u32, name: &str) -> TaskInfo {
         max_parallelism: 128,
         memory: weir_engine::memory::MemoryPool::unbounded(),
         counters: Default::default(),
+        scanned: Default::default(),
     }
 }
 

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use weir_engine::task::Counters;
+use weir_engine::task::{Counters, ScanProgress};
 use weir_exchange::StoreUrl;
 
 use crate::bad_records::{BadRecord, Decoded, dead_letter_json_lines};
@@ -278,6 +278,7 @@ impl<F: WholeFileFormat> SourceFactory for WholeFileSource<F> {
             format: Arc::clone(&self.format),
             pending: VecDeque::new(),
             counters: task.counters.clone(),
+            scanned: task.scanned.clone(),
             dead_letters,
         }))
     }
@@ -289,6 +290,8 @@ struct WholeFileReader<F> {
     files: VecDeque<ListedFile>,
     pending: VecDeque<RecordBatch>,
     counters: Counters,
+    /// Gets the bad records passed over (the task counts the rows emitted).
+    scanned: ScanProgress,
     /// Where this subtask's dead letters go, and those kept so far.
     dead_letters: Option<(StoreUrl, Vec<BadRecord>)>,
 }
@@ -354,6 +357,7 @@ impl<F: WholeFileFormat> Source for WholeFileReader<F> {
             .await?;
             let (batches, dropped, dead_letters) = decoded;
             self.pending = batches;
+            self.scanned.add(dropped + dead_letters.len() as u64);
             if dropped > 0 {
                 self.counters.add("bad records dropped", dropped);
             }

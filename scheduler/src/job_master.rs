@@ -9,12 +9,12 @@ use std::time::Instant;
 use futures::FutureExt;
 use object_store::ObjectStoreExt;
 use tokio::task::{AbortHandle, JoinSet};
-use weir_engine::JobCommit;
 use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
     InputChannel, OutputSpec, OutputTarget, TaskDeployment, TaskInfo, TaskReport, run_task,
 };
+use weir_engine::{Boundedness, JobCommit};
 use weir_exchange::ResultPartitionId;
 use weir_exchange::ShuffleRoot;
 use weir_exchange::channel::{ChannelReceiver, ChannelSender, pipelined_channel};
@@ -23,6 +23,7 @@ use crate::execution_graph::{ExecutionGraph, PartitionKey};
 use crate::failover::restart::RestartTracker;
 use crate::failover::{FailoverStrategy, FailoverView};
 use crate::failure_plan::{FailurePlan, PartitionDamage};
+use crate::progress::JobProgress;
 use crate::region::RegionId;
 use crate::slot::SlotPool;
 use crate::strategy::SchedulingStrategy;
@@ -65,6 +66,7 @@ pub(crate) struct JobMaster {
     running: HashMap<usize, AbortHandle>,
     timeline: Vec<RegionEvent>,
     started: Instant,
+    progress: JobProgress,
 }
 
 /// What a job master needs to run a job.
@@ -76,11 +78,26 @@ pub(crate) struct JobSetup {
     pub root: ShuffleRoot,
     pub strategy: Box<dyn SchedulingStrategy>,
     pub failover: Box<dyn FailoverStrategy>,
+    pub progress: JobProgress,
 }
 
 impl JobMaster {
     pub fn new(setup: JobSetup) -> Self {
         let subtasks = setup.graph.subtasks.len();
+        let rows_expected = setup
+            .graph
+            .job
+            .vertices
+            .iter()
+            .filter_map(|v| v.chain.source.as_ref())
+            .map(|source| match source.boundedness() {
+                Boundedness::Bounded => source.estimated_rows(),
+                Boundedness::Unbounded => None,
+            })
+            .sum();
+        setup
+            .progress
+            .start(setup.graph.regions.len(), rows_expected);
         Self {
             job_id: setup.job_id,
             states: vec![RegionState::Waiting; setup.graph.regions.len()],
@@ -99,6 +116,7 @@ impl JobMaster {
             running: HashMap::new(),
             timeline: Vec::new(),
             started: Instant::now(),
+            progress: setup.progress,
             graph: setup.graph,
         }
     }
@@ -383,6 +401,11 @@ impl JobMaster {
                 max_parallelism: self.graph.job.max_parallelism,
                 memory: self.task_memory(s),
                 counters: Default::default(),
+                scanned: if vertex.chain.source.is_some() {
+                    self.progress.source_attempt(s)
+                } else {
+                    Default::default()
+                },
             },
             chain: vertex.chain.clone(),
             inputs,
@@ -442,6 +465,7 @@ impl JobMaster {
                             kind: RegionEventKind::Finished,
                             at_ms: self.started.elapsed().as_millis() as u64,
                         });
+                        self.report_progress();
                     }
                 }
                 Ok(())
@@ -529,6 +553,7 @@ impl JobMaster {
             }
             self.attempts[s] += 1;
             self.reports[s] = None;
+            self.progress.forget(s);
         }
         for key in &info.produces {
             self.complete.remove(key);
@@ -540,6 +565,17 @@ impl JobMaster {
             kind: RegionEventKind::Restarted,
             at_ms: self.started.elapsed().as_millis() as u64,
         });
+        self.report_progress();
+    }
+
+    /// Tells the job's progress the regions finished and the restarts.
+    fn report_progress(&self) {
+        let finished = self
+            .states
+            .iter()
+            .filter(|s| **s == RegionState::Finished)
+            .count();
+        self.progress.update(finished, self.restarts.restarts());
     }
 
     /// Damages the partitions the failure plan names before the first

@@ -11,7 +11,7 @@ use crate::execution_graph::ExecutionGraph;
 use crate::failover::{FailoverStrategy, RegionFailover, RestartAllFailover};
 use crate::job_master::{JobMaster, JobSetup};
 use crate::strategy::{EagerStrategy, LazyTopologicalStrategy, SchedulingStrategy};
-use crate::{FailoverKind, FailurePlan, JobConfig, JobSummary, Result};
+use crate::{FailoverKind, FailurePlan, JobConfig, JobProgress, JobSummary, Result};
 
 static JOB_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -46,6 +46,21 @@ impl MiniCluster {
     /// # Errors
     /// When the job cannot be scheduled or fails for good.
     pub async fn run_with_failures(&self, job: JobGraph, plan: FailurePlan) -> Result<JobSummary> {
+        self.run_with(job, plan, JobProgress::default()).await
+    }
+
+    /// Runs `job` with failures injected as `plan` says
+    /// ([`FailurePlan::none`] outside tests), keeping `progress` up to date
+    /// as it goes (read it from another task).
+    ///
+    /// # Errors
+    /// When the job cannot be scheduled or fails for good.
+    pub async fn run_with(
+        &self,
+        job: JobGraph,
+        plan: FailurePlan,
+        progress: JobProgress,
+    ) -> Result<JobSummary> {
         let strategy: Box<dyn SchedulingStrategy> = if job.is_bounded() {
             Box::new(LazyTopologicalStrategy)
         } else {
@@ -66,6 +81,7 @@ impl MiniCluster {
             root,
             strategy,
             failover,
+            progress,
         })
         .run()
         .await

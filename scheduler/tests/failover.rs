@@ -13,7 +13,7 @@ use weir_engine::testing::Rng;
 use weir_exchange::Partitioner;
 use weir_scheduler::failure_plan::PartitionDamage;
 use weir_scheduler::{
-    FailoverKind, FailurePlan, JobConfig, JobSummary, MiniCluster, RegionId, SubtaskId,
+    FailoverKind, FailurePlan, JobConfig, JobProgress, JobSummary, MiniCluster, RegionId, SubtaskId,
 };
 
 const ROWS: u64 = 20_000;
@@ -31,10 +31,17 @@ async fn run(
     plan: FailurePlan,
 ) -> (JobSummary, RecordBatch) {
     let job = three_stage(ROWS, parallelism, hash(), b_to_c);
+    let progress = JobProgress::default();
     let summary = MiniCluster::new(config)
-        .run_with_failures(job.graph, plan)
+        .run_with(job.graph, plan, progress.clone())
         .await
         .unwrap();
+    // Restarted sources count their rows once, from their last attempt.
+    let done = progress.snapshot();
+    assert_eq!((done.rows_scanned, done.rows_expected), (ROWS, Some(ROWS)));
+    assert_eq!(done.regions_finished, done.regions);
+    assert_eq!(done.regions, summary.regions);
+    assert_eq!(done.restarts, summary.restarts);
     (summary, sorted(&job.output.batches()))
 }
 

@@ -75,6 +75,10 @@ impl SourceFactory for SequenceGenerator {
         Arc::clone(&self.schema)
     }
 
+    fn estimated_rows(&self) -> Option<u64> {
+        self.rows
+    }
+
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Source>> {
         let p = task.parallelism.max(1) as u64;
         let i = task.subtask as u64;

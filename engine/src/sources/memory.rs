@@ -67,6 +67,10 @@ impl SourceFactory for MemorySource {
         )
     }
 
+    fn estimated_rows(&self) -> Option<u64> {
+        Some(self.batches.iter().map(|b| b.num_rows() as u64).sum())
+    }
+
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Source>> {
         let share = self
             .batches

@@ -15,6 +15,7 @@ mod input;
 mod metrics;
 mod output;
 mod run;
+mod scan_progress;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use chain::OperatorChain;
 pub use counters::Counters;
 pub use metrics::{PartitionWritten, TaskMetrics, TaskReport};
 pub use run::{CPU_QUEUE_DEPTH, run_task};
+pub use scan_progress::ScanProgress;
 
 /// Who a running task is.
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ pub struct TaskInfo {
     pub memory: MemoryPool,
     /// The task's named counters (reported with the task).
     pub counters: Counters,
+    /// The input rows its source has covered, for a source task (read live
+    /// by the job master).
+    pub scanned: ScanProgress,
 }
 
 impl fmt::Display for TaskInfo {

@@ -61,6 +61,7 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         })
         .collect();
     let progress = InputProgress::new(&inputs.iter().map(Vec::len).collect::<Vec<_>>());
+    let scans = source.is_some();
     let input = match source {
         Some(source) => TaskInput::Source(source),
         None => TaskInput::Gates(InputGates::new(inputs)),
@@ -78,6 +79,7 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         sink,
         metrics: TaskMetrics::default(),
         progress,
+        scans,
         fail_at_record,
     };
     match task.run(input).await {
@@ -133,6 +135,8 @@ struct Task {
     sink: Option<Box<dyn Sink>>,
     metrics: TaskMetrics,
     progress: InputProgress,
+    /// Whether the input is a source (whose rows count as scanned).
+    scans: bool,
     fail_at_record: Option<u64>,
 }
 
@@ -219,6 +223,9 @@ impl Task {
         let before = self.metrics.rows_in;
         self.metrics.rows_in += batch.num_rows() as u64;
         self.metrics.bytes_in += batch_data_bytes(batch) as u64;
+        if self.scans {
+            self.info.scanned.add(batch.num_rows() as u64);
+        }
         match self.fail_at_record {
             Some(at) if before < at && at <= self.metrics.rows_in => Err(Error::InjectedFailure {
                 task: self.info.to_string(),

@@ -94,6 +94,10 @@ impl SourceFactory for DatagenSource {
         Some(row.saturating_mul(self.rows))
     }
 
+    fn estimated_rows(&self) -> Option<u64> {
+        Some(self.rows)
+    }
+
     fn scan(&self, request: &ScanRequest) -> weir_engine::Result<Option<Arc<dyn SourceFactory>>> {
         let Some(projection) = &request.projection else {
             return Ok(None);

@@ -30,7 +30,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::push_decoder::{ParquetPushDecoder, ParquetPushDecoderBuilder};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataPushDecoder};
 use tokio::task::JoinHandle;
-use weir_engine::task::Counters;
+use weir_engine::task::{Counters, ScanProgress};
 use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
 
 use super::PruningPlan;
@@ -51,6 +51,13 @@ const FOOTERS_IN_FLIGHT: usize = 16;
 struct ParquetFile {
     listed: ListedFile,
     metadata: ArrowReaderMetadata,
+}
+
+impl ParquetFile {
+    /// The rows of row group `row_group`.
+    fn rows_in(&self, row_group: usize) -> u64 {
+        self.metadata.metadata().row_group(row_group).num_rows() as u64
+    }
 }
 
 /// A row group of a file: the unit of splitting.
@@ -209,6 +216,15 @@ impl SourceFactory for ParquetSource {
         Some(self.table.total_bytes())
     }
 
+    fn estimated_rows(&self) -> Option<u64> {
+        Some(
+            self.splits()
+                .iter()
+                .map(|split| self.files[split.file].rows_in(split.row_group))
+                .sum(),
+        )
+    }
+
     fn scan(&self, request: &ScanRequest) -> weir_engine::Result<Option<Arc<dyn SourceFactory>>> {
         let table = self.table.scanned(request)?;
         let file_schema = &self.table.file_schema;
@@ -263,6 +279,7 @@ impl SourceFactory for ParquetSource {
             current: None,
             pending: VecDeque::new(),
             counters: task.counters.clone(),
+            scanned: task.scanned.clone(),
         }))
     }
 }
@@ -289,6 +306,10 @@ struct Decoding {
     /// Whether pages are skipped (then nothing is fetched ahead: the decoder
     /// asks for the pages it needs).
     selective: bool,
+    /// The rows of the row groups read.
+    rows: u64,
+    /// The rows decoded so far.
+    emitted: u64,
 }
 
 type Fetched = std::result::Result<(Vec<Range<u64>>, Vec<Bytes>), object_store::Error>;
@@ -345,6 +366,9 @@ struct ParquetReader {
     current: Option<Decoding>,
     pending: VecDeque<RecordBatch>,
     counters: Counters,
+    /// Gets the rows passed over unread: pruned row groups, and the rows
+    /// of a file that page skipping and the row filter removed.
+    scanned: ScanProgress,
 }
 
 impl ParquetReader {
@@ -399,6 +423,9 @@ impl ParquetReader {
                 selection.skipped_row_count() as u64,
             );
         }
+        let rows_of = |groups: &[usize]| groups.iter().map(|&g| file.rows_in(g)).sum::<u64>();
+        let rows = rows_of(&kept);
+        self.scanned.add(rows_of(&read.row_groups) - rows);
         if kept.is_empty() {
             return Ok(true);
         }
@@ -428,6 +455,8 @@ impl ParquetReader {
             prefetch: None,
             leaves: Arc::new(leaves),
             selective,
+            rows,
+            emitted: 0,
             file,
         });
         Ok(true)
@@ -457,6 +486,7 @@ impl ParquetReader {
             Step::Batches(batches) => {
                 decoding.state = Some(state);
                 for batch in batches {
+                    decoding.emitted += batch.num_rows() as u64;
                     let conformed = conform(&batch, &decoding.target)?;
                     let completed = self
                         .source
@@ -508,6 +538,8 @@ impl ParquetReader {
                 if let Some(ahead) = decoding.prefetch.take() {
                     ahead.abort();
                 }
+                self.scanned
+                    .add(decoding.rows.saturating_sub(decoding.emitted));
                 self.current = None;
             }
         }

@@ -16,7 +16,7 @@ use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::MemorySource;
 use weir_engine::testing::{ColumnKind, ColumnSpec, Rng, random_batch, rebatch, sorted_rows};
 use weir_engine::{SinkFactory, SourceFactory};
-use weir_scheduler::{FailurePlan, JobConfig, JobSummary, MiniCluster};
+use weir_scheduler::{FailurePlan, JobConfig, JobProgress, JobSummary, MiniCluster};
 
 pub fn options(pairs: &[(&str, &str)]) -> ConnectorOptions {
     pairs
@@ -136,10 +136,19 @@ pub async fn read(
     let rows = flow.scan(source, projection, filter).expect("scan");
     let (collect, collected): (CollectSink, Collected) = CollectSink::new();
     rows.write(Arc::new(collect));
+    let progress = JobProgress::default();
     let summary = MiniCluster::new(config(0))
-        .run(graph(&flow))
+        .run_with(graph(&flow), FailurePlan::none(), progress.clone())
         .await
         .expect("read job");
+    let done = progress.snapshot();
+    assert_eq!(done.regions_finished, done.regions);
+    if let Some(expected) = done.rows_expected {
+        assert_eq!(
+            done.rows_scanned, expected,
+            "a finished read covers every row of its input"
+        );
+    }
     (collected.batches(), summary)
 }
 
