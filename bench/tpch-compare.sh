@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# TPC-H on Parquet: weir, then DuckDB, Polars and DataFusion in the same run,
-# on the same files, with the same number of threads; prints per-query
-# medians, ratios and geometric means.
+# TPC-H on Parquet: weir (in its default all-blocking shuffle mode, then
+# all-pipelined), then DuckDB, Polars and DataFusion in the same run, on the
+# same files, with the same number of threads; prints per-query medians,
+# ratios and geometric means.
 #
 #   bench/tpch-compare.sh [SCALE] [THREADS]      (defaults: 1 and the core count)
 #
@@ -20,5 +21,8 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check duckdb polars 'datafusion==55.*' pyarrow
 cargo build --release -p weir-bench --bin tpch
 out="target/tpch/weir-sf$scale-t$threads.jsonl"
+pipelined="target/tpch/all-pipelined.jsonl"
 target/release/tpch "$data" --threads "$threads" --runs 3 | tee "$out"
-"$venv/bin/python" bench/peers/tpch.py "$data" "$threads" "$out"
+target/release/tpch "$data" --threads "$threads" --runs 3 \
+  -D execution.batch-shuffle-mode=all-pipelined | tee "$pipelined"
+"$venv/bin/python" bench/peers/tpch.py "$data" "$threads" "$out" "$pipelined"

@@ -6,7 +6,11 @@ each time); prints the medians in milliseconds. With weir's JSON lines
 it also prints weir's medians, the ratios peer/weir per query and their
 geometric means (bench/tpch-compare.sh runs both in one go).
 
-    python bench/peers/tpch.py DIR THREADS [weir.jsonl]
+    python bench/peers/tpch.py DIR THREADS [weir.jsonl [weir-other.jsonl]]
+
+A second weir file (another configuration of weir, such as
+`-D execution.batch-shuffle-mode=all-pipelined`) adds a column of its
+medians and its ratio to the first.
 """
 
 import json
@@ -27,6 +31,7 @@ import polars as pl  # noqa: E402
 
 DATA = Path(sys.argv[1] if len(sys.argv) > 1 else "target/tpch/sf1")
 WEIR = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+OTHER = Path(sys.argv[4]) if len(sys.argv) > 4 else None
 QUERIES = Path(__file__).resolve().parents[2] / "data" / "tpch" / "queries"
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 RUNS = 3
@@ -66,19 +71,26 @@ def timed(run, sql):
     return statistics.median(millis), rows
 
 
-def weir_medians():
-    if WEIR is None or not WEIR.exists():
+def weir_medians(path):
+    if path is None or not path.exists():
         return {}
     out = {}
-    for line in WEIR.read_text().splitlines():
+    for line in path.read_text().splitlines():
         record = json.loads(line)
         if "median_ms" in record:
             out[record["query"]] = record["median_ms"]
     return out
 
 
+def geomean(ratios):
+    if not ratios:
+        return "n/a"
+    return f"{math.exp(sum(map(math.log, ratios)) / len(ratios)):.2f} ({len(ratios)} q)"
+
+
 def main():
-    weir = weir_medians()
+    weir = weir_medians(WEIR)
+    other = weir_medians(OTHER)
     results = {}
     for path in sorted(QUERIES.glob("q*.sql")):
         q = path.stem
@@ -92,6 +104,9 @@ def main():
                 print(f"{q} {name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}", file=sys.stderr)
     names = [n for n, _ in ENGINES]
     header = ["query", "weir ms"] + [f"{n} ms" for n in names] + [f"{n}/weir" for n in names]
+    if other:
+        header += [f"weir ({OTHER.stem}) ms", "weir/that"]
+    other_ratios = []
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     ratios = {n: [] for n in names}
@@ -106,11 +121,21 @@ def main():
                 cells.append(f"{ratio:.2f}")
             else:
                 cells.append("n/a")
+        if other:
+            o = other.get(q)
+            cells.append(f"{o:.0f}" if o else "n/a")
+            if w and o:
+                other_ratios.append(w / o)
+                cells.append(f"{w / o:.2f}")
+            else:
+                cells.append("n/a")
         print("| " + " | ".join(cells) + " |")
     geo = ["geomean", ""] + [""] * len(names)
     for n in names:
         r = ratios[n]
-        geo.append(f"{math.exp(sum(map(math.log, r)) / len(r)):.2f} ({len(r)} q)" if r else "n/a")
+        geo.append(geomean(r))
+    if other:
+        geo += ["", geomean(other_ratios)]
     print("| " + " | ".join(geo) + " |")
     print(f"\nthreads {THREADS}, {RUNS} runs per query, medians; a ratio above 1 means weir was faster")
 

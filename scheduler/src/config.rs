@@ -56,8 +56,31 @@ pub struct JobConfig {
     pub spill_dir: std::path::PathBuf,
 }
 
-/// Default memory per slot: 256 MiB.
-pub const DEFAULT_MEMORY_PER_SLOT: usize = 256 << 20;
+/// The least default memory per slot: 256 MiB.
+pub const MIN_DEFAULT_MEMORY_PER_SLOT: usize = 256 << 20;
+
+/// The default memory per slot: half the machine's memory split over one
+/// slot per core (as DuckDB and Flink give most of a machine's memory to
+/// their operators), but at least [`MIN_DEFAULT_MEMORY_PER_SLOT`].
+pub fn default_memory_per_slot(cores: usize) -> usize {
+    physical_memory()
+        .map_or(0, |bytes| bytes / 2 / cores.max(1))
+        .max(MIN_DEFAULT_MEMORY_PER_SLOT)
+}
+
+/// The machine's memory in bytes, where the system says (Linux).
+fn physical_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
 
 impl Default for JobConfig {
     fn default() -> Self {
@@ -76,7 +99,7 @@ impl Default for JobConfig {
             channel: ChannelBounds::default(),
             failover: FailoverKind::Region,
             restart: RestartStrategy::default(),
-            memory_per_slot: DEFAULT_MEMORY_PER_SLOT,
+            memory_per_slot: default_memory_per_slot(cores),
             spill: true,
             spill_dir: std::env::temp_dir().join("weir-spill"),
         }
@@ -365,6 +388,20 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_memory_is_half_the_machine_over_the_cores() {
+        let total = physical_memory().expect("/proc/meminfo says the memory");
+        assert!(total > 0);
+        assert_eq!(
+            default_memory_per_slot(2),
+            (total / 4).max(MIN_DEFAULT_MEMORY_PER_SLOT)
+        );
+        assert_eq!(
+            default_memory_per_slot(usize::MAX),
+            MIN_DEFAULT_MEMORY_PER_SLOT
+        );
+    }
 
     #[test]
     fn unknown_keys_list_the_valid_ones() {

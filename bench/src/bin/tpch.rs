@@ -9,7 +9,8 @@
 //!
 //! `--threads N` sizes the CPU pool, the parallelism and the slots, as the
 //! peers get N threads in `bench/peers/tpch.py`; `--queries 1,6,14` picks
-//! queries.
+//! queries; `-D key=value` sets a configuration option (as `weir run -D`),
+//! e.g. `-D execution.batch-shuffle-mode=all-pipelined`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,6 +28,7 @@ struct Args {
     threads: usize,
     runs: usize,
     queries: Vec<usize>,
+    options: Vec<(String, String)>,
 }
 
 fn args() -> Result<Args, String> {
@@ -36,6 +38,7 @@ fn args() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         runs: 3,
         queries: (1..=22).collect(),
+        options: Vec::new(),
     };
     let number = |flag: &str, value: Option<String>| {
         value
@@ -47,6 +50,13 @@ fn args() -> Result<Args, String> {
         match arg.as_str() {
             "--threads" => parsed.threads = number("--threads", args.next())?,
             "--runs" => parsed.runs = number("--runs", args.next())?,
+            "-D" => {
+                let option = args.next().unwrap_or_default();
+                let (key, value) = option
+                    .split_once('=')
+                    .ok_or_else(|| format!("-D takes key=value, not '{option}'"))?;
+                parsed.options.push((key.to_string(), value.to_string()));
+            }
             "--queries" => {
                 parsed.queries = args
                     .next()
@@ -64,15 +74,20 @@ fn args() -> Result<Args, String> {
     Ok(parsed)
 }
 
-fn config(threads: usize) -> JobConfig {
+fn config(threads: usize, options: &[(String, String)]) -> Result<JobConfig, String> {
     let mut config = JobConfig::default();
-    for (key, value) in [
-        ("parallelism.default", threads.to_string()),
-        ("worker.slots", threads.to_string()),
-    ] {
-        config.set(key, &value).expect("valid options");
+    let threads = threads.to_string();
+    let sized = [
+        ("parallelism.default", &threads),
+        ("worker.slots", &threads),
+    ];
+    for (key, value) in sized
+        .into_iter()
+        .chain(options.iter().map(|(k, v)| (k.as_str(), v)))
+    {
+        config.set(key, value).map_err(|e| e.to_string())?;
     }
-    config
+    Ok(config)
 }
 
 async fn run_query(data: &Path, text: &str, config: &JobConfig) -> Result<usize, String> {
@@ -111,7 +126,13 @@ fn main() {
         .build()
         .expect("a runtime");
     let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/tpch/queries");
-    let config = config(args.threads);
+    let config = match config(args.threads, &args.options) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     for q in &args.queries {
         let path = queries.join(format!("q{q:02}.sql"));
         let text =

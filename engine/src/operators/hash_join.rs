@@ -10,6 +10,7 @@
 mod remaining;
 
 use std::sync::Arc;
+use weir_exchange::event::batch_data_bytes;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -162,7 +163,7 @@ impl HashJoinOperator {
                     &mut self.pending
                 };
                 if let Err(batch) = buffer.try_push(batch, &mut self.reservation) {
-                    self.spill(batch.get_array_memory_size())?;
+                    self.spill(batch_data_bytes(&batch))?;
                     self.write_spilled(side, &batch)?;
                 }
                 Ok(())

@@ -5,6 +5,7 @@
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
+use weir_exchange::event::batch_data_bytes;
 
 use super::join::{
     BufferedBatches, Candidates, JoinOutput, JoinSide, JoinType, LoneBatches, MatchBitmap,
@@ -118,7 +119,7 @@ impl NestedLoopJoinOperator {
                 };
                 buffer
                     .try_push(batch, &mut self.reservation)
-                    .map_err(|batch| self.reservation.exhausted(batch.get_array_memory_size()))
+                    .map_err(|batch| self.reservation.exhausted(batch_data_bytes(&batch)))
             }
             BuildState::Ready(build, matched) if !is_build => {
                 probe(&self.output, build, matched.as_mut(), &batch, out)

@@ -14,6 +14,7 @@
 
 use std::mem;
 use std::sync::Arc;
+use weir_exchange::event::batch_data_bytes;
 
 use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
@@ -299,9 +300,8 @@ impl Operator for SortState {
         let schema = Arc::clone(self.schema.get_or_insert_with(|| batch.schema()));
         let rows = self.encoder.encode(&batch)?;
         // The batch, its keys and its share of the positions sorted later.
-        let bytes = batch.get_array_memory_size()
-            + rows.size()
-            + batch.num_rows() * size_of::<(usize, usize)>();
+        let bytes =
+            batch_data_bytes(&batch) + rows.size() + batch.num_rows() * size_of::<(usize, usize)>();
         let fits = self.reservation.try_grow(bytes);
         if !fits && !self.reservation.can_spill() {
             return Err(self.reservation.exhausted(bytes));

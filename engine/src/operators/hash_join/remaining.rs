@@ -8,6 +8,7 @@
 //! joined for the next call. A part therefore ends after the probe batch
 //! or the batch of build rows that filled it.
 
+use weir_exchange::event::batch_data_bytes;
 use weir_exchange::spill::SpillFile;
 
 use super::{HashJoinOperator, probe_table};
@@ -189,7 +190,7 @@ impl HashJoinOperator {
         let mut overflow = None;
         for batch in self.read_spilled(build.as_ref())?.into_iter().flatten() {
             if let Err(batch) = collected.try_push(batch?, &mut self.reservation) {
-                overflow = Some(batch.get_array_memory_size());
+                overflow = Some(batch_data_bytes(&batch));
                 break;
             }
         }

@@ -17,6 +17,7 @@ pub(crate) use output::{Candidates, JoinOutput, LoneBatches, MatchBitmap};
 
 use std::fmt;
 use std::sync::Arc;
+use weir_exchange::event::batch_data_bytes;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -225,7 +226,7 @@ impl BufferedBatches {
         batch: RecordBatch,
         reservation: &mut MemoryReservation,
     ) -> Result<(), RecordBatch> {
-        let bytes = batch.get_array_memory_size();
+        let bytes = batch_data_bytes(&batch);
         if reservation.try_grow(bytes) {
             self.bytes += bytes;
             self.batches.push(batch);
