@@ -306,12 +306,7 @@ async fn example_job(
         config.parallelism,
     )
     .await?;
-    let graph = example
-        .builder
-        .clone()
-        .with_chaining(config.chaining)
-        .with_max_parallelism(config.max_parallelism)
-        .build(config.shuffle_mode, config.slots)?;
+    let graph = config.build(example.builder.clone())?;
     Ok((graph, example))
 }
 

@@ -13,6 +13,8 @@
 //! - [`task`]: the task loop that drives one subtask's chain between its input
 //!   gates and its result partitions, its CPU work on the shared rayon pool
 //!   ([`weir_exchange::cpu`]) and its I/O on tokio.
+//! - [`event_time`]: event-time columns and the watermarks sources
+//!   generate from them.
 //! - [`dataframe`]: the dataframe API that builds relational jobs.
 //! - [`expr`]: expressions (DataFusion's `Expr`, typed and evaluated over
 //!   record batches) and [`memory`]: the budgets stateful operators spill
@@ -28,6 +30,7 @@
 
 pub mod dataframe;
 mod error;
+pub mod event_time;
 pub mod expr;
 pub mod graph;
 pub mod memory;

@@ -34,6 +34,20 @@ pub trait Source: Send {
     /// # Errors
     /// When the input cannot be read; the task fails.
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+
+    /// The splits this subtask reads, known before it reads any. A split is
+    /// a part of the input with an event-time order of its own (a
+    /// generator's share, a partition of a log); watermarks follow each
+    /// split and take the slowest. The default is one split, `0`.
+    fn splits(&self) -> Vec<u32> {
+        vec![0]
+    }
+
+    /// The split the batch `next_batch` last returned came from (one of
+    /// [`splits`](Self::splits)).
+    fn last_split(&self) -> u32 {
+        0
+    }
 }
 
 /// What a scan asks of a source: the columns to produce and the predicates

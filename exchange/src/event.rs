@@ -12,6 +12,19 @@ pub struct Barrier {
     pub timestamp_ms: i64,
 }
 
+/// Whether a channel's event time is moving. A channel whose producer has
+/// nothing to send for a while (an idle source split) goes idle, so that
+/// the consumer's watermark, the minimum over its channels, is not held
+/// back by it; it is active again with its next record or watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatermarkStatus {
+    /// The producer has records or watermarks to send.
+    Active,
+    /// The producer has been quiet for its idle timeout: leave it out of
+    /// the minimum until it is active again.
+    Idle,
+}
+
 /// What flows on an edge. Within one process a batch moves as a
 /// reference-counted [`RecordBatch`]; it is never copied or serialized.
 #[derive(Debug, Clone)]
@@ -21,6 +34,8 @@ pub enum Event {
     /// Event time has advanced to this timestamp (ms): no record with a
     /// smaller timestamp will follow on this channel.
     Watermark(i64),
+    /// The producer's event time went idle or became active again.
+    WatermarkStatus(WatermarkStatus),
     /// A checkpoint barrier.
     Barrier(Barrier),
     /// The producer has sent everything: nothing follows on this channel.

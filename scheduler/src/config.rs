@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weir_engine::graph::ShuffleMode;
+use weir_engine::graph::{JobBuilder, JobGraph, RuntimeMode, ShuffleMode};
 use weir_exchange::blocking::{BlockingFormat, BlockingOptions, Compression};
 use weir_exchange::channel::ChannelBounds;
 
@@ -30,7 +30,9 @@ pub struct JobConfig {
     pub parallelism: usize,
     /// Slots of the embedded worker.
     pub slots: usize,
-    /// Exchange mode of edges that do not set their own (bounded jobs).
+    /// Batch or streaming (`None`: streaming when a source is unbounded).
+    pub runtime_mode: Option<RuntimeMode>,
+    /// Exchange mode of edges that do not set their own (batch jobs).
     pub shuffle_mode: ShuffleMode,
     /// Operator chaining on or off.
     pub chaining: bool,
@@ -88,6 +90,7 @@ impl Default for JobConfig {
         Self {
             parallelism: cores,
             slots: cores,
+            runtime_mode: None,
             shuffle_mode: ShuffleMode::AllBlocking,
             chaining: true,
             max_parallelism: weir_exchange::partitioner::DEFAULT_MAX_PARALLELISM,
@@ -194,6 +197,18 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
 ];
 
 impl JobConfig {
+    /// Builds `job` as these settings say: runtime mode, shuffle mode,
+    /// chaining and key groups.
+    ///
+    /// # Errors
+    /// As [`JobBuilder::build`].
+    pub fn build(&self, job: JobBuilder) -> weir_engine::Result<JobGraph> {
+        job.with_chaining(self.chaining)
+            .with_max_parallelism(self.max_parallelism)
+            .with_runtime_mode(self.runtime_mode)
+            .build(self.shuffle_mode, self.slots)
+    }
+
     /// Sets one option by key.
     ///
     /// # Errors
@@ -222,11 +237,9 @@ impl JobConfig {
             "parallelism.default" => self.parallelism = positive()?,
             // Bounded inputs run in either mode; streaming pipelines every
             // exchange, so every task is deployed at once.
-            "execution.runtime-mode" => match value {
-                "batch" => {}
-                "streaming" => self.shuffle_mode = ShuffleMode::AllPipelined,
-                _ => return Err(bad("batch or streaming")),
-            },
+            "execution.runtime-mode" => {
+                self.runtime_mode = Some(value.parse().map_err(|_| bad("batch or streaming"))?)
+            }
             "worker.slots" => self.slots = positive()?,
             "execution.batch-shuffle-mode" => {
                 self.shuffle_mode = value.parse().map_err(Error::Config)?

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use weir_engine::graph::JobGraph;
+use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_exchange::ShuffleRoot;
 
 use crate::execution_graph::ExecutionGraph;
@@ -15,8 +15,8 @@ use crate::{FailoverKind, FailurePlan, JobConfig, JobProgress, JobSummary, Resul
 
 static JOB_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Runs jobs in this process: bounded jobs region by region (lazy
-/// topological scheduling), unbounded jobs all at once (eager).
+/// Runs jobs in this process: batch jobs region by region (lazy
+/// topological scheduling), streaming jobs all at once (eager).
 #[derive(Debug, Clone, Default)]
 pub struct MiniCluster {
     config: JobConfig,
@@ -61,10 +61,9 @@ impl MiniCluster {
         plan: FailurePlan,
         progress: JobProgress,
     ) -> Result<JobSummary> {
-        let strategy: Box<dyn SchedulingStrategy> = if job.is_bounded() {
-            Box::new(LazyTopologicalStrategy)
-        } else {
-            Box::new(EagerStrategy)
+        let strategy: Box<dyn SchedulingStrategy> = match job.mode {
+            RuntimeMode::Batch => Box::new(LazyTopologicalStrategy),
+            RuntimeMode::Streaming => Box::new(EagerStrategy),
         };
         let failover: Box<dyn FailoverStrategy> = match self.config.failover {
             FailoverKind::Region => Box::new(RegionFailover),

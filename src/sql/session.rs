@@ -394,11 +394,7 @@ impl Session {
 }
 
 fn build(flow: &Dataflow, config: &JobConfig) -> Result<JobGraph> {
-    flow.builder()
-        .with_chaining(config.chaining)
-        .with_max_parallelism(config.max_parallelism)
-        .build(config.shuffle_mode, config.slots)
-        .map_err(SqlError::from)
+    config.build(flow.builder()).map_err(SqlError::from)
 }
 
 fn not_a_script_statement() -> SqlError {

@@ -29,11 +29,12 @@ use datafusion_expr::type_coercion::binary::comparison_coercion;
 use datafusion_expr::utils::split_conjunction_owned;
 use weir_exchange::Partitioner;
 
+use crate::event_time::WatermarkStrategy;
 use crate::expr::{Compiled, Expr, SortExpr, column_list, named};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
     AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit,
-    NestedLoopJoin, Project, Sort, SortKey, TopN, Union, joined_schema,
+    NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate, joined_schema,
 };
 use crate::{Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
@@ -106,6 +107,23 @@ impl Dataflow {
         projection: Option<&[&str]>,
         filter: Option<Expr>,
     ) -> Result<DataFrame> {
+        self.scan_with_watermarks(source, projection, filter, None)
+    }
+
+    /// As [`scan`](Self::scan), with the source's tasks generating
+    /// watermarks as `watermarks` says (its time column is read whether or
+    /// not the projection keeps it).
+    ///
+    /// # Errors
+    /// As [`scan`](Self::scan); a watermark column that is not a time
+    /// column of the source.
+    pub fn scan_with_watermarks(
+        &self,
+        source: Arc<dyn SourceFactory>,
+        projection: Option<&[&str]>,
+        filter: Option<Expr>,
+        watermarks: Option<WatermarkStrategy>,
+    ) -> Result<DataFrame> {
         let schema = source.schema();
         let index_of = |name: &str| {
             schema.index_of(name).map_err(|_| {
@@ -123,8 +141,13 @@ impl Dataflow {
                     .iter()
                     .map(|n| index_of(n))
                     .collect::<Result<Vec<_>>>()?;
-                for column in filter.iter().flat_map(Expr::column_refs) {
-                    let i = index_of(&column.name)?;
+                let needed = filter
+                    .iter()
+                    .flat_map(Expr::column_refs)
+                    .map(|c| c.name.as_str())
+                    .chain(watermarks.iter().map(|w| w.column.as_str()));
+                for column in needed {
+                    let i = index_of(column)?;
                     if !read.contains(&i) {
                         read.push(i);
                     }
@@ -141,9 +164,10 @@ impl Dataflow {
                 .map(split_conjunction_owned)
                 .unwrap_or_default(),
         };
-        let scanned = match source.scan(&request)? {
-            Some(narrowed) => self.read(narrowed),
-            None => self.read(source),
+        let read = source.scan(&request)?.unwrap_or(source);
+        let scanned = match watermarks {
+            Some(strategy) => self.read_with_watermarks(read, strategy)?,
+            None => self.read(read),
         };
         let filtered = match filter {
             Some(filter) => scanned.filter(filter)?,
@@ -174,6 +198,25 @@ impl Dataflow {
             partitioning: Partitioning::Any,
             estimated_bytes,
         }
+    }
+
+    /// Reads `source`, its tasks generating watermarks as `strategy` says.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when the strategy's column is not a time column of
+    /// the source.
+    pub fn read_with_watermarks(
+        &self,
+        source: Arc<dyn SourceFactory>,
+        strategy: WatermarkStrategy,
+    ) -> Result<DataFrame> {
+        strategy.column_index(&source.schema())?;
+        let df = self.read(source);
+        self.state
+            .borrow_mut()
+            .builder
+            .set_watermarks(df.node, strategy)?;
+        Ok(df)
     }
 
     /// The job as built so far, to build with other settings (chaining, max
@@ -338,6 +381,82 @@ impl DataFrame {
         let make =
             |mode| HashAggregate::try_new(mode, &self.schema, group_by.clone(), aggregates.clone());
         self.two_phase(&keys, make, |agg: &HashAggregate| agg.output_schema())
+    }
+
+    /// One row per group of `group_by` and event-time `window` over the
+    /// times in `time_column`, with the group columns, `window_start`,
+    /// `window_end` and the values of `aggregates`; each row is emitted
+    /// when the watermark passes its window's end (or at the end of
+    /// bounded input). The rows of each group meet in one subtask through
+    /// a hash exchange on the group columns (all in one subtask without
+    /// `group_by`).
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when `time_column` is not a time column;
+    /// [`Error::Expr`] when an expression does not type or is not an
+    /// aggregate.
+    pub fn window_aggregate(
+        &self,
+        window: Window,
+        time_column: &str,
+        group_by: Vec<Expr>,
+        aggregates: Vec<Expr>,
+    ) -> Result<DataFrame> {
+        let (input, group_by) = self.with_group_columns(named(group_by))?;
+        let keys: Vec<String> = group_by.iter().map(|(_, name)| name.clone()).collect();
+        let aggregate = WindowAggregate::try_new(
+            window,
+            &input.schema,
+            time_column,
+            group_by,
+            named(aggregates),
+        )?;
+        let schema = aggregate.output_schema();
+        if keys.is_empty() {
+            return Ok(input.gathered(Arc::new(aggregate), schema));
+        }
+        let node = self.flow.add(
+            Arc::new(aggregate),
+            vec![input.keyed_input(&keys, self.parallelism)],
+            self.parallelism,
+        );
+        Ok(DataFrame {
+            flow: self.flow.clone(),
+            node,
+            schema,
+            parallelism: self.parallelism,
+            partitioning: Partitioning::Hash(keys),
+            estimated_bytes: self.estimated_bytes,
+        })
+    }
+
+    /// This dataframe with a column for each group expression that is not a
+    /// column already (named as the expression), and the group keys as
+    /// those columns.
+    fn with_group_columns(
+        &self,
+        group_by: Vec<(Expr, String)>,
+    ) -> Result<(DataFrame, Vec<(Expr, String)>)> {
+        let computed: Vec<Expr> = group_by
+            .iter()
+            .filter(|(e, name)| !matches!(e, Expr::Column(c) if &c.name == name))
+            .map(|(e, name)| e.clone().alias(name))
+            .collect();
+        let keys = group_by
+            .iter()
+            .map(|(_, name)| (crate::expr::column(name), name.clone()))
+            .collect();
+        if computed.is_empty() {
+            return Ok((self.clone(), keys));
+        }
+        let mut exprs: Vec<Expr> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| crate::expr::column(f.name()))
+            .collect();
+        exprs.extend(computed);
+        Ok((self.select(exprs)?, keys))
     }
 
     /// The distinct rows (SELECT DISTINCT), in two phases as

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use weir_exchange::Partitioner;
 
+use crate::event_time::WatermarkStrategy;
 use crate::{Boundedness, OperatorFactory, SinkFactory, SourceFactory};
 
 pub use builder::{Input, JobBuilder, NodeId, ShuffleMode};
@@ -43,12 +44,49 @@ impl fmt::Display for ExchangeMode {
     }
 }
 
+/// Whether a job runs as a batch job (lazily, region by region, with
+/// blocking exchanges as the shuffle mode says) or as a streaming job (every
+/// task at once, every exchange pipelined, watermarks and checkpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeMode {
+    /// Bounded input, run region by region.
+    Batch,
+    /// Everything at once; the only mode for unbounded input.
+    Streaming,
+}
+
+impl std::str::FromStr for RuntimeMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "batch" => Ok(RuntimeMode::Batch),
+            "streaming" => Ok(RuntimeMode::Streaming),
+            other => Err(format!(
+                "unknown runtime mode '{other}' (valid: batch, streaming)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RuntimeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeMode::Batch => "batch",
+            RuntimeMode::Streaming => "streaming",
+        })
+    }
+}
+
 /// The operators one task runs, in order: an optional source, the operators,
 /// an optional sink.
 #[derive(Debug, Clone, Default)]
 pub struct Chain {
     /// The source at the head, for a source vertex.
     pub source: Option<Arc<dyn SourceFactory>>,
+    /// How the source's tasks generate watermarks, if they do.
+    pub watermarks: Option<WatermarkStrategy>,
     /// The operators, applied in order.
     pub operators: Vec<Arc<dyn OperatorFactory>>,
     /// The sink at the end, for a sink vertex.
@@ -59,9 +97,14 @@ impl Chain {
     /// The names of the chained pieces, in order.
     pub fn names(&self) -> Vec<String> {
         let source = self.source.iter().map(|s| s.name());
+        let watermarks = self.watermarks.iter().map(|w| w.to_string());
         let operators = self.operators.iter().map(|o| o.name());
         let sink = self.sink.iter().map(|s| s.name());
-        source.chain(operators).chain(sink).collect()
+        source
+            .chain(watermarks)
+            .chain(operators)
+            .chain(sink)
+            .collect()
     }
 
     /// Whether every chained piece is deterministic.
@@ -123,6 +166,8 @@ pub struct JobGraph {
     pub edges: Vec<JobEdge>,
     /// The number of key groups of keyed exchanges and state.
     pub max_parallelism: usize,
+    /// How the job runs.
+    pub mode: RuntimeMode,
 }
 
 impl JobGraph {
@@ -141,12 +186,5 @@ impl JobGraph {
     /// The edges out of `vertex`, in id order.
     pub fn outputs(&self, vertex: VertexId) -> Vec<&JobEdge> {
         self.edges.iter().filter(|e| e.source == vertex).collect()
-    }
-
-    /// Whether every source of the job ends.
-    pub fn is_bounded(&self) -> bool {
-        self.vertices
-            .iter()
-            .all(|v| v.boundedness() != Some(Boundedness::Unbounded))
     }
 }

@@ -16,6 +16,7 @@ mod sort;
 mod sort_key;
 mod top_n;
 mod union;
+mod window;
 
 pub use aggregate::{AggregateMode, HashAggregate};
 pub use distinct::Distinct;
@@ -30,6 +31,7 @@ pub use sort::Sort;
 pub use sort_key::SortKey;
 pub use top_n::TopN;
 pub use union::Union;
+pub use window::{WINDOW_END, WINDOW_START, Window, WindowAggregate};
 
 use arrow::array::RecordBatch;
 

@@ -2,6 +2,7 @@
 
 use futures::stream::{self, BoxStream, SelectAll, StreamExt};
 use weir_exchange::blocking::SubpartitionReader;
+use weir_exchange::event::WatermarkStatus;
 use weir_exchange::{Error as ExchangeError, Event};
 
 use super::InputChannel;
@@ -16,14 +17,15 @@ pub(crate) enum TaskInput {
 impl TaskInput {
     /// The next event, handing the input back so that the read can be kept
     /// pending across other work (a source's read need not be cancel-safe).
-    /// `None` when the input ended; a source's batches come as input 0.
+    /// `None` when the input ended; a source's batches come as input 0, on
+    /// the channel numbered by their split.
     pub async fn next(self) -> (Self, Option<Result<InputEvent>>) {
         match self {
             Self::Source(mut source) => {
                 let event = source.next_batch().await.transpose().map(|batch| {
                     batch.map(|batch| InputEvent {
                         input: 0,
-                        channel: 0,
+                        channel: source.last_split() as usize,
                         event: Event::Batch(batch),
                     })
                 });
@@ -169,18 +171,25 @@ fn blocking_stream(
     .boxed()
 }
 
-/// Which channels of which inputs are still open, and the event time they
-/// reached: a task's watermark is the minimum over all its channels.
+/// Which channels of which inputs are still open, the event time they
+/// reached and whether they are idle: a task's watermark is the minimum over
+/// its open, active channels, and the task is idle when all of them are.
 pub(crate) struct InputProgress {
     open: Vec<usize>,
     watermarks: Vec<Vec<i64>>,
+    idle: Vec<Vec<bool>>,
     current: i64,
+    /// Whether the task announced itself idle downstream.
+    task_idle: bool,
 }
 
-/// What the end of one channel means for the task.
-pub(crate) struct ChannelEnded {
+/// What one event on a channel means for the task.
+#[derive(Debug, Default)]
+pub(crate) struct ProgressChange {
     /// The channel was its input's last open one.
     pub input_ended: bool,
+    /// The task went idle or became active.
+    pub status: Option<WatermarkStatus>,
     /// The task's watermark advanced to this.
     pub watermark: Option<i64>,
 }
@@ -191,7 +200,9 @@ impl InputProgress {
         Self {
             open: channels.to_vec(),
             watermarks: channels.iter().map(|&n| vec![i64::MIN; n]).collect(),
+            idle: channels.iter().map(|&n| vec![false; n]).collect(),
             current: i64::MIN,
+            task_idle: false,
         }
     }
 
@@ -210,29 +221,110 @@ impl InputProgress {
         self.advance()
     }
 
-    /// A channel reached its end of partition.
-    pub fn on_end(&mut self, input: usize, channel: usize) -> ChannelEnded {
-        self.watermarks[input][channel] = i64::MAX;
-        self.open[input] -= 1;
-        ChannelEnded {
-            input_ended: self.open[input] == 0,
+    /// A channel went idle or became active again.
+    pub fn on_status(
+        &mut self,
+        input: usize,
+        channel: usize,
+        status: WatermarkStatus,
+    ) -> ProgressChange {
+        self.idle[input][channel] = status == WatermarkStatus::Idle;
+        ProgressChange {
+            input_ended: false,
+            status: self.update_status(),
             watermark: self.advance(),
         }
     }
 
-    /// The minimum over all channels, when it moved forward and some channel
-    /// is still open.
-    fn advance(&mut self) -> Option<i64> {
-        let min = self
-            .watermarks
+    /// A channel reached its end of partition.
+    pub fn on_end(&mut self, input: usize, channel: usize) -> ProgressChange {
+        self.watermarks[input][channel] = i64::MAX;
+        self.idle[input][channel] = false;
+        self.open[input] -= 1;
+        ProgressChange {
+            input_ended: self.open[input] == 0,
+            status: self.update_status(),
+            watermark: self.advance(),
+        }
+    }
+
+    /// The open channels: those that have not ended.
+    fn open_channels(&self) -> impl Iterator<Item = (i64, bool)> + '_ {
+        self.watermarks
             .iter()
             .flatten()
-            .copied()
-            .min()
-            .unwrap_or(i64::MAX);
-        (min > self.current && min != i64::MAX).then(|| {
+            .zip(self.idle.iter().flatten())
+            .filter(|(w, _)| **w != i64::MAX)
+            .map(|(w, idle)| (*w, *idle))
+    }
+
+    /// The task is idle when it has open channels and all are idle.
+    fn update_status(&mut self) -> Option<WatermarkStatus> {
+        let idle = {
+            let mut open = self.open_channels().peekable();
+            open.peek().is_some() && open.all(|(_, idle)| idle)
+        };
+        (idle != self.task_idle).then(|| {
+            self.task_idle = idle;
+            if idle {
+                WatermarkStatus::Idle
+            } else {
+                WatermarkStatus::Active
+            }
+        })
+    }
+
+    /// The minimum over the active open channels, when it moved forward.
+    fn advance(&mut self) -> Option<i64> {
+        let min = self
+            .open_channels()
+            .filter(|(_, idle)| !idle)
+            .map(|(w, _)| w)
+            .min()?;
+        (min > self.current).then(|| {
             self.current = min;
             min
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_channels_do_not_hold_the_watermark_back() {
+        let mut p = InputProgress::new(&[2, 1]);
+        assert_eq!(p.on_watermark(0, 0, 10), None);
+        assert_eq!(p.on_watermark(0, 1, 20), None);
+        assert_eq!(p.on_watermark(1, 0, 5), Some(5));
+        let change = p.on_status(1, 0, WatermarkStatus::Idle);
+        assert_eq!((change.status, change.watermark), (None, Some(10)));
+        p.on_status(0, 0, WatermarkStatus::Idle);
+        let change = p.on_status(0, 1, WatermarkStatus::Idle);
+        assert_eq!(change.status, Some(WatermarkStatus::Idle));
+        // Back from idle behind the others: the watermark never goes back.
+        let change = p.on_status(1, 0, WatermarkStatus::Active);
+        assert_eq!(
+            (change.status, change.watermark),
+            (Some(WatermarkStatus::Active), None)
+        );
+        let end = p.on_end(1, 0);
+        assert!(end.input_ended);
+        // Only idle channels are left open.
+        assert_eq!(end.status, Some(WatermarkStatus::Idle));
+    }
+
+    #[test]
+    fn ended_channels_release_the_watermark() {
+        let mut p = InputProgress::new(&[2]);
+        assert_eq!(p.on_watermark(0, 0, 7), None);
+        let end = p.on_end(0, 1);
+        assert_eq!((end.input_ended, end.watermark), (false, Some(7)));
+        let end = p.on_end(0, 0);
+        assert_eq!(
+            (end.input_ended, end.watermark, end.status),
+            (true, None, None)
+        );
     }
 }

@@ -1,14 +1,17 @@
 //! The task loop.
 
+use std::time::Instant;
+
 use arrow::array::RecordBatch;
-use weir_exchange::event::batch_data_bytes;
+use weir_exchange::event::{WatermarkStatus, batch_data_bytes};
 use weir_exchange::{Event, PartitionRouter, cpu};
 
 use super::chain::{ChainOutput, OperatorChain};
-use super::input::{InputEvent, InputGates, InputProgress, TaskInput};
+use super::input::{InputEvent, InputGates, InputProgress, ProgressChange, TaskInput};
 use super::metrics::{TaskMetrics, TaskReport};
 use super::output::OutputWriter;
 use super::{OutputTarget, TaskDeployment, TaskInfo};
+use crate::event_time::WatermarkGenerator;
 use crate::{Error, Result, Sink};
 
 /// How many events a task hands to its CPU worker ahead of the results it
@@ -43,6 +46,15 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         .map(|f| f.create(&info))
         .collect::<Result<Vec<_>>>()?;
     let source = chain.source.as_ref().map(|s| s.create(&info)).transpose()?;
+    let watermarks = match (&chain.source, &chain.watermarks, &source) {
+        (Some(factory), Some(strategy), Some(source)) => Some(WatermarkGenerator::try_new(
+            strategy,
+            &factory.schema(),
+            &source.splits(),
+            Instant::now(),
+        )?),
+        _ => None,
+    };
     let sink = chain.sink.as_ref().map(|s| s.create(&info)).transpose()?;
     let routers = outputs
         .iter()
@@ -80,6 +92,7 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         metrics: TaskMetrics::default(),
         progress,
         scans,
+        watermarks,
         fail_at_record,
     };
     match task.run(input).await {
@@ -137,6 +150,8 @@ struct Task {
     progress: InputProgress,
     /// Whether the input is a source (whose rows count as scanned).
     scans: bool,
+    /// The watermarks of a source task, when its source has a strategy.
+    watermarks: Option<WatermarkGenerator>,
     fail_at_record: Option<u64>,
 }
 
@@ -148,10 +163,14 @@ impl Task {
         for input in self.progress.empty_inputs() {
             self.submit(move |chain| chain.end_of_input(input), None);
         }
+        if let Some(status) = self.watermarks.as_mut().and_then(|g| g.start()) {
+            self.send_status(status);
+        }
         let mut reading = true;
         let mut read = Box::pin(input.next());
         while reading || self.cpu.in_flight() > 0 {
             let room = self.cpu.has_room();
+            let tick = self.watermarks.as_ref().and_then(|g| g.next_tick());
             tokio::select! {
                 // Results first: output leaves as soon as it is ready.
                 biased;
@@ -165,6 +184,16 @@ impl Task {
                     }
                     None => reading = false,
                 },
+                () = sleep_until(tick), if reading && room && tick.is_some() => {
+                    if let Some(generator) = &mut self.watermarks {
+                        let update = generator.on_tick(Instant::now());
+                        self.apply(0, ProgressChange {
+                            input_ended: false,
+                            status: update.status,
+                            watermark: update.watermark,
+                        });
+                    }
+                }
             }
         }
         // Finishing emits in parts: each is written out (and waits for room
@@ -194,28 +223,73 @@ impl Task {
         match event {
             Event::Batch(batch) => {
                 self.count_in(&batch)?;
+                let Some(generator) = &mut self.watermarks else {
+                    self.submit(move |chain| chain.process_batch(input, batch), None);
+                    return Ok(());
+                };
+                // A source batch: its split is active, and its times may
+                // advance the watermark, which follows the batch.
+                let split = channel as u32;
+                let status = generator.activate(split, Instant::now());
+                let watermark = generator.observe(split, &batch)?;
+                if let Some(status) = status {
+                    self.send_status(status);
+                }
                 self.submit(move |chain| chain.process_batch(input, batch), None);
+                self.apply(
+                    input,
+                    ProgressChange {
+                        watermark,
+                        ..ProgressChange::default()
+                    },
+                );
             }
             Event::Watermark(w) => {
                 if let Some(min) = self.progress.on_watermark(input, channel, w) {
                     self.submit(move |chain| chain.on_watermark(min), None);
                 }
             }
+            Event::WatermarkStatus(status) => {
+                let change = self.progress.on_status(input, channel, status);
+                self.apply(input, change);
+            }
             Event::Barrier(barrier) => self.submit(
                 move |chain| chain.on_barrier(barrier),
                 Some(Event::Barrier(barrier)),
             ),
             Event::EndOfPartition => {
-                let ended = self.progress.on_end(input, channel);
-                if ended.input_ended {
-                    self.submit(move |chain| chain.end_of_input(input), None);
-                }
-                if let Some(min) = ended.watermark {
-                    self.submit(move |chain| chain.on_watermark(min), None);
-                }
+                let change = self.progress.on_end(input, channel);
+                self.apply(input, change);
             }
         }
         Ok(())
+    }
+
+    /// Queues what a change of the inputs' progress asks for: the end of
+    /// `input`, a status for the outputs, a watermark for the chain.
+    fn apply(&mut self, input: usize, change: ProgressChange) {
+        let ProgressChange {
+            input_ended,
+            status,
+            watermark,
+        } = change;
+        if input_ended {
+            self.submit(move |chain| chain.end_of_input(input), None);
+        }
+        if let Some(status) = status {
+            self.send_status(status);
+        }
+        if let Some(min) = watermark {
+            self.submit(move |chain| chain.on_watermark(min), None);
+        }
+    }
+
+    /// Sends a watermark status to every output, after what is queued.
+    fn send_status(&mut self, status: WatermarkStatus) {
+        self.submit(
+            |_| Ok(Default::default()),
+            Some(Event::WatermarkStatus(status)),
+        );
     }
 
     /// Counts an incoming batch; fails here when a test asked for it.
@@ -296,5 +370,13 @@ impl Task {
             partitions,
             counters: self.info.counters.snapshot(),
         })
+    }
+}
+
+/// Waits until `at`; never when there is no `at`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

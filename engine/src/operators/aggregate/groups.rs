@@ -8,7 +8,7 @@ use arrow::row::RowConverter;
 use datafusion_common::HashMap;
 
 /// Groups by key; a table without key columns has exactly one group.
-pub(super) struct GroupTable {
+pub(crate) struct GroupTable {
     converter: RowConverter,
     keyless: bool,
     index: HashMap<Box<[u8]>, usize>,
@@ -17,7 +17,7 @@ pub(super) struct GroupTable {
 
 /// The order in which [`GroupTable::drain`] hands out groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum GroupOrder {
+pub(crate) enum GroupOrder {
     /// By group index: the order accumulators emit their values in.
     FirstSeen,
     /// By key bytes: the order of a spill run.
@@ -26,14 +26,14 @@ pub(super) enum GroupOrder {
 
 /// Groups taken out of a table: their keys in row format, and (when not in
 /// first-seen order) the group index of each.
-pub(super) struct DrainedGroups {
-    pub(super) keys: Vec<Box<[u8]>>,
-    pub(super) indices: Option<Vec<u64>>,
+pub(crate) struct DrainedGroups {
+    pub(crate) keys: Vec<Box<[u8]>>,
+    pub(crate) indices: Option<Vec<u64>>,
 }
 
 impl GroupTable {
     /// An empty table for keys converted by `converter`.
-    pub(super) fn new(converter: RowConverter, keyless: bool) -> Self {
+    pub(crate) fn new(converter: RowConverter, keyless: bool) -> Self {
         Self {
             converter,
             keyless,
@@ -43,13 +43,13 @@ impl GroupTable {
     }
 
     /// Groups held.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         if self.keyless { 1 } else { self.index.len() }
     }
 
     /// Looks up the group of every row of `keys` (a batch of `rows` rows),
     /// adding the groups not seen yet; writes the group indexes to `groups`.
-    pub(super) fn intern(
+    pub(crate) fn intern(
         &mut self,
         keys: &[ArrayRef],
         rows: usize,
@@ -79,13 +79,13 @@ impl GroupTable {
     }
 
     /// Bytes held by the table.
-    pub(super) fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         let entry = size_of::<(Box<[u8]>, usize)>() + 1;
         self.converter.size() + self.key_bytes + self.index.capacity() * entry
     }
 
     /// Takes every group out, leaving the table empty.
-    pub(super) fn drain(&mut self, order: GroupOrder) -> DrainedGroups {
+    pub(crate) fn drain(&mut self, order: GroupOrder) -> DrainedGroups {
         self.key_bytes = 0;
         let index = std::mem::take(&mut self.index);
         if self.keyless {

@@ -27,10 +27,11 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_expr::Expr;
 
-use self::groups::GroupOrder;
+pub(crate) use self::groups::GroupOrder;
 use self::merge::{MergedGroups, SpilledRuns};
-use self::plan::AggregatePlan;
-use self::state::{Emit, GroupBatches, GroupedState};
+pub(crate) use self::plan::AggregatePlan;
+use self::state::GroupBatches;
+pub(crate) use self::state::{Emit, GroupedState};
 use crate::memory::MemoryReservation;
 use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 

@@ -24,38 +24,38 @@ use crate::{Error, Result};
 
 /// A hash aggregate's typed description, shared by all its subtasks.
 #[derive(Debug, Clone)]
-pub(super) struct AggregatePlan {
-    pub(super) mode: AggregateMode,
-    pub(super) name: String,
+pub(crate) struct AggregatePlan {
+    pub(crate) mode: AggregateMode,
+    pub(crate) name: String,
     /// The schema of the rows being aggregated.
-    pub(super) input_schema: SchemaRef,
+    pub(crate) input_schema: SchemaRef,
     /// The group keys over the input rows (evaluated in `Partial` and
     /// `Single`; in `Final` the keys are the leading state columns).
-    pub(super) group_by: Vec<Compiled>,
-    pub(super) key_fields: Vec<FieldRef>,
-    pub(super) aggregates: Vec<PlannedAggregate>,
+    pub(crate) group_by: Vec<Compiled>,
+    pub(crate) key_fields: Vec<FieldRef>,
+    pub(crate) aggregates: Vec<PlannedAggregate>,
     /// Group keys then every aggregate's state columns: what `Partial`
     /// emits, `Final` consumes and spill runs hold.
-    pub(super) state_schema: SchemaRef,
+    pub(crate) state_schema: SchemaRef,
     /// What this mode emits.
-    pub(super) output_schema: SchemaRef,
+    pub(crate) output_schema: SchemaRef,
 }
 
 /// One aggregate function, planned against the input rows.
 #[derive(Debug, Clone)]
-pub(super) struct PlannedAggregate {
-    pub(super) function: Arc<AggregateFunctionExpr>,
+pub(crate) struct PlannedAggregate {
+    pub(crate) function: Arc<AggregateFunctionExpr>,
     /// Arguments, then the expressions of an `ORDER BY` inside the call.
     arguments: Vec<Arc<dyn PhysicalExpr>>,
     filter: Option<Arc<dyn PhysicalExpr>>,
     /// Its columns in the state schema.
-    pub(super) states: Range<usize>,
+    pub(crate) states: Range<usize>,
 }
 
 impl AggregatePlan {
     /// Types the group keys and aggregates against `input` (the schema of
     /// the rows being aggregated, in every mode).
-    pub(super) fn try_new(
+    pub(crate) fn try_new(
         mode: AggregateMode,
         input: &Schema,
         group_by: &[(Expr, String)],
@@ -121,12 +121,12 @@ impl AggregatePlan {
 
     /// Whether this mode consumes state rows (`Final`) rather than input
     /// rows.
-    pub(super) fn consumes_states(&self) -> bool {
+    pub(crate) fn consumes_states(&self) -> bool {
         self.mode == AggregateMode::Final
     }
 
     /// A row converter for the group keys (row bytes compare as the keys).
-    pub(super) fn key_converter(&self) -> Result<RowConverter> {
+    pub(crate) fn key_converter(&self) -> Result<RowConverter> {
         let fields = self
             .key_fields
             .iter()
@@ -136,7 +136,7 @@ impl AggregatePlan {
     }
 
     /// Fresh accumulators, one per aggregate, holding no group.
-    pub(super) fn accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
+    pub(crate) fn accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
         self.aggregates
             .iter()
             .map(|a| {
@@ -147,7 +147,7 @@ impl AggregatePlan {
     }
 
     /// An error of this operator while `doing` something.
-    pub(super) fn error(&self, doing: impl fmt::Display, cause: impl fmt::Display) -> Error {
+    pub(crate) fn error(&self, doing: impl fmt::Display, cause: impl fmt::Display) -> Error {
         Error::Operator {
             operator: self.name.clone(),
             message: format!("{doing}: {cause}"),
@@ -210,7 +210,7 @@ impl PlannedAggregate {
     }
 
     /// The argument columns of `batch`, and the rows its `FILTER` keeps.
-    pub(super) fn arguments(
+    pub(crate) fn arguments(
         &self,
         batch: &RecordBatch,
     ) -> datafusion_common::Result<(Vec<ArrayRef>, Option<BooleanArray>)> {

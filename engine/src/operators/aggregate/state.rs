@@ -18,7 +18,7 @@ use crate::operator::OUTPUT_BATCH_ROWS;
 
 /// What [`GroupedState::drain`] emits per group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Emit {
+pub(crate) enum Emit {
     /// Group keys and the aggregates' state columns (the state schema).
     States,
     /// Group keys and final aggregate values (the output schema).
@@ -26,7 +26,7 @@ pub(super) enum Emit {
 }
 
 /// A group table and one accumulator per aggregate.
-pub(super) struct GroupedState {
+pub(crate) struct GroupedState {
     plan: Arc<AggregatePlan>,
     table: GroupTable,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
@@ -36,7 +36,7 @@ pub(super) struct GroupedState {
 
 impl GroupedState {
     /// An empty state.
-    pub(super) fn try_new(plan: &Arc<AggregatePlan>) -> Result<Self> {
+    pub(crate) fn try_new(plan: &Arc<AggregatePlan>) -> Result<Self> {
         Ok(Self {
             table: GroupTable::new(plan.key_converter()?, plan.key_fields.is_empty()),
             accumulators: plan.accumulators()?,
@@ -46,7 +46,7 @@ impl GroupedState {
     }
 
     /// Aggregates a batch of input rows.
-    pub(super) fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+    pub(crate) fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             // Accumulators take every group up to the total as seen in a
             // batch without nulls: the keyless group must not be, here.
@@ -72,7 +72,7 @@ impl GroupedState {
     }
 
     /// Merges a batch of state rows (group keys, then state columns).
-    pub(super) fn merge(&mut self, batch: &RecordBatch) -> Result<()> {
+    pub(crate) fn merge(&mut self, batch: &RecordBatch) -> Result<()> {
         let plan = Arc::clone(&self.plan);
         let columns = batch.columns();
         let key_count = plan.key_fields.len();
@@ -101,12 +101,12 @@ impl GroupedState {
     }
 
     /// Groups held.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.table.len()
     }
 
     /// Bytes held by keys and accumulators.
-    pub(super) fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.table.size()
             + self.groups.capacity() * size_of::<usize>()
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
@@ -114,7 +114,7 @@ impl GroupedState {
 
     /// Emits every group in `order` as batches of at most [`OUTPUT_BATCH_ROWS`]
     /// rows, and starts again empty.
-    pub(super) fn drain(
+    pub(crate) fn drain(
         &mut self,
         order: GroupOrder,
         emit: Emit,
@@ -129,7 +129,7 @@ impl GroupedState {
 
     /// Takes every group out in `order`, to be emitted batch by batch, and
     /// starts again empty.
-    pub(super) fn take_groups(&mut self, order: GroupOrder, emit: Emit) -> Result<GroupBatches> {
+    pub(crate) fn take_groups(&mut self, order: GroupOrder, emit: Emit) -> Result<GroupBatches> {
         let plan = Arc::clone(&self.plan);
         if plan.key_fields.is_empty() {
             // A global aggregate has its one group even over no rows.
@@ -203,7 +203,7 @@ impl GroupedState {
 /// Groups taken out of a [`GroupedState`]: their keys and their states or
 /// values, assembled into batches of at most [`OUTPUT_BATCH_ROWS`] rows one at a
 /// time, so that a caller can stop after any batch and go on later.
-pub(super) struct GroupBatches {
+pub(crate) struct GroupBatches {
     plan: Arc<AggregatePlan>,
     schema: SchemaRef,
     /// Decodes the keys back into columns; `None` without group keys.
@@ -218,7 +218,7 @@ pub(super) struct GroupBatches {
 
 impl GroupBatches {
     /// The next batch of groups, `None` when all were emitted.
-    pub(super) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+    pub(crate) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let start = self.next;
         let rows = OUTPUT_BATCH_ROWS.min(self.keys.len() - start);
         if rows == 0 {

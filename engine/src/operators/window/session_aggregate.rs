@@ -1,0 +1,281 @@
+//! Session window aggregates: the records of a key less than a gap apart
+//! form one window.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::{
+    SortColumn, concat, concat_batches, lexsort_to_indices, take, take_record_batch,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::Rows;
+use datafusion_expr::Expr;
+use weir_exchange::event::batch_data_bytes;
+
+use super::{WINDOW_END, WINDOW_START, WindowContext, times_column, window_fields};
+use crate::event_time::event_times_ms;
+use crate::expr::column;
+use crate::memory::MemoryReservation;
+use crate::operators::aggregate::{AggregateMode, AggregatePlan, Emit, GroupOrder, GroupedState};
+use crate::{Error, Operator, Output, Progress, Result};
+
+/// The aggregate plan of a session window: over the input rows with each
+/// row's session as two more columns, grouped by the keys and the session,
+/// so that its output is the keys, `window_start`, `window_end` and the
+/// aggregates.
+pub(super) fn plan(
+    input: &Schema,
+    time_type: &DataType,
+    group_by: &[(Expr, String)],
+    aggregates: &[(Expr, String)],
+) -> Result<AggregatePlan> {
+    for name in [WINDOW_START, WINDOW_END] {
+        if input.field_with_name(name).is_ok() {
+            return Err(Error::Plan(format!(
+                "a session window adds the column '{name}', which its input already has: rename it"
+            )));
+        }
+    }
+    let mut fields: Vec<Arc<Field>> = input.fields().to_vec();
+    fields.extend(window_fields(time_type));
+    let with_session = Schema::new(fields);
+    let mut keys = group_by.to_vec();
+    keys.extend([WINDOW_START, WINDOW_END].map(|name| (column(name), name.to_string())));
+    AggregatePlan::try_new(AggregateMode::Single, &with_session, &keys, aggregates)
+}
+
+/// Records waiting for their session to close.
+#[derive(Default)]
+struct Buffered {
+    batches: Vec<RecordBatch>,
+    times: Vec<Int64Array>,
+    /// Whether each record was already late when it came.
+    late: Vec<BooleanArray>,
+    /// The earliest time buffered: no session ends before it plus the gap.
+    earliest: Option<i64>,
+    bytes: usize,
+}
+
+/// A session window aggregate over one subtask's keys.
+pub(super) struct SessionAggregateOperator {
+    gap: i64,
+    plan: Arc<AggregatePlan>,
+    context: WindowContext,
+    /// The number of group keys (the plan's keys also hold the session).
+    keys: usize,
+    time_type: DataType,
+    with_session: SchemaRef,
+    buffered: Buffered,
+    watermark: i64,
+    reservation: MemoryReservation,
+}
+
+impl SessionAggregateOperator {
+    pub(super) fn try_new(
+        gap: i64,
+        plan: &Arc<AggregatePlan>,
+        context: WindowContext,
+    ) -> Result<Self> {
+        let time_type = plan
+            .input_schema
+            .field(context.time_column)
+            .data_type()
+            .clone();
+        Ok(Self {
+            gap,
+            keys: plan.key_fields.len() - 2,
+            with_session: Arc::clone(&plan.input_schema),
+            plan: Arc::clone(plan),
+            reservation: context.task.memory.reservation(context.name.clone()),
+            context,
+            time_type,
+            buffered: Buffered::default(),
+            watermark: i64::MIN,
+        })
+    }
+
+    /// The group keys of `batch`, in row format.
+    fn key_rows(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
+        if self.keys == 0 {
+            return Ok(None);
+        }
+        let keys = self.plan.group_by[..self.keys]
+            .iter()
+            .map(|key| key.evaluate(batch))
+            .collect::<Result<Vec<_>>>()?;
+        let converter = arrow::row::RowConverter::new(
+            self.plan.key_fields[..self.keys]
+                .iter()
+                .map(|f| arrow::row::SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        Ok(Some(converter.convert_columns(&keys)?))
+    }
+
+    /// Emits the sessions that end at or before `until`; keeps the others.
+    fn fire(&mut self, until: i64, output: &mut Output) -> Result<()> {
+        match self.buffered.earliest {
+            Some(earliest) if earliest.saturating_add(self.gap) <= until => {}
+            _ => return Ok(()),
+        }
+        let buffered = std::mem::take(&mut self.buffered);
+        let all = concat_batches(&buffered.batches[0].schema(), &buffered.batches)?;
+        let times = concat_arrays::<Int64Array>(&buffered.times)?;
+        let late = concat_arrays::<BooleanArray>(&buffered.late)?;
+        // Sorted by key, then time: a session is a run of one key whose
+        // times are less than the gap apart.
+        let mut sort: Vec<SortColumn> = self.plan.group_by[..self.keys]
+            .iter()
+            .map(|key| {
+                Ok(SortColumn {
+                    values: key.evaluate(&all)?,
+                    options: None,
+                })
+            })
+            .collect::<Result<_>>()?;
+        sort.push(SortColumn {
+            values: Arc::new(times.clone()),
+            options: None,
+        });
+        let order = lexsort_to_indices(&sort, None)?;
+        let keys = self.key_rows(&take_record_batch(&all, &order)?)?;
+        let sorted_times = take(&times, &order, None)?;
+        let sorted_times = sorted_times
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("times are Int64");
+        let (mut fired, mut starts, mut ends, mut kept) = (vec![], vec![], vec![], vec![]);
+        let mut first = 0;
+        let rows = order.len();
+        for i in 1..=rows {
+            let same_session = i < rows
+                && keys.as_ref().is_none_or(|k| k.row(i) == k.row(i - 1))
+                && sorted_times.value(i) - sorted_times.value(i - 1) < self.gap;
+            if same_session {
+                continue;
+            }
+            let session = first..i;
+            let (start, end) = (
+                sorted_times.value(first),
+                sorted_times.value(i - 1).saturating_add(self.gap),
+            );
+            let members = session.clone().map(|j| order.value(j));
+            if end > until {
+                kept.extend(members);
+            } else if session.clone().all(|j| late.value(order.value(j) as usize)) {
+                self.context.drop_late(session.len());
+            } else {
+                fired.extend(members);
+                starts.extend(std::iter::repeat_n(start, session.len()));
+                ends.extend(std::iter::repeat_n(end, session.len()));
+            }
+            first = i;
+        }
+        if !fired.is_empty() {
+            let rows = take_record_batch(&all, &UInt32Array::from(fired))?;
+            let mut columns = rows.columns().to_vec();
+            columns.push(times_column(Int64Array::from(starts), &self.time_type)?);
+            columns.push(times_column(Int64Array::from(ends), &self.time_type)?);
+            let with_session = RecordBatch::try_new(Arc::clone(&self.with_session), columns)?;
+            let mut state = GroupedState::try_new(&self.plan)?;
+            state.update(&with_session)?;
+            let mut groups = state.take_groups(GroupOrder::FirstSeen, Emit::Values)?;
+            while let Some(batch) = groups.next_batch()? {
+                output.emit(RecordBatch::try_new(
+                    Arc::clone(&self.context.output_schema),
+                    batch.columns().to_vec(),
+                )?);
+            }
+        }
+        if !kept.is_empty() {
+            let kept = UInt32Array::from(kept);
+            self.buffer(
+                take_record_batch(&all, &kept)?,
+                downcast::<Int64Array>(take(&times, &kept, None)?),
+                downcast::<BooleanArray>(take(&late, &kept, None)?),
+            );
+        }
+        self.account()
+    }
+
+    fn buffer(&mut self, batch: RecordBatch, times: Int64Array, late: BooleanArray) {
+        let earliest = arrow::compute::min(&times);
+        let buffered = &mut self.buffered;
+        buffered.bytes += batch_data_bytes(&batch);
+        buffered.batches.push(batch);
+        buffered.times.push(times);
+        buffered.late.push(late);
+        buffered.earliest = match (buffered.earliest, earliest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn account(&mut self) -> Result<()> {
+        let size = self.buffered.bytes;
+        if self.reservation.try_resize(size) {
+            Ok(())
+        } else {
+            Err(self
+                .reservation
+                .exhausted(size.saturating_sub(self.reservation.size())))
+        }
+    }
+}
+
+fn concat_arrays<A: Array + Clone + 'static>(arrays: &[A]) -> Result<A> {
+    let refs: Vec<&dyn Array> = arrays.iter().map(|a| a as &dyn Array).collect();
+    Ok(downcast::<A>(concat(&refs)?))
+}
+
+fn downcast<A: Array + Clone + 'static>(array: ArrayRef) -> A {
+    array
+        .as_any()
+        .downcast_ref::<A>()
+        .expect("the array keeps its type")
+        .clone()
+}
+
+impl Operator for SessionAggregateOperator {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _output: &mut Output,
+    ) -> Result<()> {
+        let times = event_times_ms(batch.column(self.context.time_column))?;
+        let (batch, times) = if times.null_count() > 0 {
+            let keep = arrow::compute::is_not_null(&times)?;
+            self.context.task.counters.add(
+                "records without event time dropped",
+                times.null_count() as u64,
+            );
+            let times = downcast::<Int64Array>(arrow::compute::filter(&times, &keep)?);
+            (arrow::compute::filter_record_batch(&batch, &keep)?, times)
+        } else {
+            (batch, times)
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        // A record whose own session would already have closed is late
+        // unless it joins a session that is still open.
+        let (gap, watermark) = (self.gap, self.watermark);
+        let late = BooleanArray::from_unary(&times, |t| t.saturating_add(gap) - 1 <= watermark);
+        self.buffer(batch, times, late);
+        self.account()
+    }
+
+    fn on_watermark(&mut self, watermark: i64, output: &mut Output) -> Result<()> {
+        self.watermark = watermark;
+        self.fire(watermark.saturating_add(1), output)?;
+        output.emit_watermark(watermark);
+        Ok(())
+    }
+
+    fn finish(&mut self, output: &mut Output) -> Result<Progress> {
+        self.fire(i64::MAX, output)?;
+        self.reservation.free();
+        Ok(Progress::Done)
+    }
+}
