@@ -50,6 +50,7 @@ pub mod schema_string;
 mod separate;
 pub mod text;
 pub mod text_source;
+mod throttle;
 
 #[cfg(test)]
 mod test_batches;

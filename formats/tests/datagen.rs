@@ -244,8 +244,8 @@ async fn bad_tables_are_clear_errors() {
         ),
         (
             Some(Arc::clone(&declared)),
-            vec![],
-            &["number-of-rows", "unbounded"],
+            vec![("number-of-rows", "-5")],
+            &["'number-of-rows'", "'-5' is not a number of rows"],
         ),
         (
             Some(Arc::clone(&declared)),

@@ -32,7 +32,7 @@ pub mod slot;
 pub mod strategy;
 pub mod summary;
 
-pub use config::{CONFIG_KEYS, FailoverKind, JobConfig};
+pub use config::{CONFIG_KEYS, FailoverKind, JobConfig, parse_duration};
 pub use error::{Error, Result};
 pub use execution_graph::{ExecutionGraph, SubtaskId};
 pub use failure_plan::FailurePlan;

@@ -15,14 +15,17 @@ use datafusion_common::config::ConfigOptions;
 use datafusion_common::{DataFusionError, TableReference, plan_err};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{
-    AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableProviderFilterPushDown,
-    TableSource, WindowUDF,
+    AggregateUDF, Expr, Extension, HigherOrderUDF, LogicalPlan, LogicalPlanBuilder, ScalarUDF,
+    TableProviderFilterPushDown, TableSource, WindowUDF,
 };
 use datafusion_sql::planner::ParserOptions;
 use weir_engine::SourceFactory;
+use weir_engine::event_time::WatermarkStrategy;
 use weir_engine::registry::{ConnectorOptions, ConnectorRegistry};
 
 use super::SqlError;
+use super::flink_syntax::WINDOW_FUNCTIONS;
+use super::window_tvf::{WindowTvf, window_of};
 
 /// A table declared by `CREATE TABLE` or on the command line.
 #[derive(Debug, Clone)]
@@ -33,6 +36,9 @@ pub struct TableDef {
     pub options: ConnectorOptions,
     /// The declared columns, if any.
     pub columns: Option<SchemaRef>,
+    /// How its watermarks follow its event times (`WATERMARK FOR`), if
+    /// they do.
+    pub watermarks: Option<WatermarkStrategy>,
 }
 
 /// A table opened for reading: its source and the schema queries see.
@@ -42,6 +48,8 @@ pub struct SourceTable {
     pub source: Arc<dyn SourceFactory>,
     /// The columns queries see: the declared ones, else the source's.
     pub schema: SchemaRef,
+    /// Its watermarks, if it has event time.
+    pub watermarks: Option<WatermarkStrategy>,
 }
 
 impl TableSource for SourceTable {
@@ -213,8 +221,17 @@ impl Catalog {
             }
             None => source.schema(),
         };
-        self.opened
-            .insert(name.to_string(), Arc::new(SourceTable { source, schema }));
+        if let Some(strategy) = &def.watermarks {
+            strategy
+                .column_index(&source.schema())
+                .map_err(|e| SqlError::new(format!("table '{name}': {e}")))?;
+        }
+        let table = SourceTable {
+            source,
+            schema,
+            watermarks: def.watermarks.clone(),
+        };
+        self.opened.insert(name.to_string(), Arc::new(table));
         Ok(())
     }
 
@@ -291,6 +308,46 @@ impl ContextProvider for PlannerContext<'_> {
             return Ok(Arc::clone(table) as Arc<dyn TableSource>);
         }
         Err(DataFusionError::Plan(self.catalog.not_found(key)))
+    }
+
+    /// The window table functions (TUMBLE, HOP, CUMULATE, SESSION) over a
+    /// table or view.
+    fn get_table_function_source(
+        &self,
+        name: &str,
+        args: Vec<Expr>,
+    ) -> datafusion_common::Result<Arc<dyn TableSource>> {
+        let function = name.to_lowercase();
+        if !WINDOW_FUNCTIONS.contains(&function.as_str()) {
+            return plan_err!(
+                "unknown table function '{name}' (table functions: {})",
+                WINDOW_FUNCTIONS.join(", ")
+            );
+        }
+        let [Expr::Column(input), Expr::Column(time), intervals @ ..] = args.as_slice() else {
+            return plan_err!(
+                "{}: the first arguments are the table and its time column: \
+                 {}(TABLE t, DESCRIPTOR(ts), ...)",
+                function.to_uppercase(),
+                function.to_uppercase()
+            );
+        };
+        let window = window_of(&function, intervals)?;
+        let key = input.name.as_str();
+        let plan = if let Some(view) = self.catalog.views.get(key) {
+            view.plan.clone()
+        } else if let Some(table) = self.catalog.opened.get(key) {
+            LogicalPlanBuilder::scan(key, Arc::clone(table) as Arc<dyn TableSource>, None)?
+                .build()?
+        } else {
+            return Err(DataFusionError::Plan(self.catalog.not_found(key)));
+        };
+        let node = WindowTvf::try_new(plan, time.name.clone(), window)?;
+        Ok(Arc::new(ViewTable {
+            plan: LogicalPlan::Extension(Extension {
+                node: Arc::new(node),
+            }),
+        }))
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {

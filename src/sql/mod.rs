@@ -4,9 +4,12 @@
 
 mod catalog;
 mod error;
+mod event_time;
+mod flink_syntax;
 mod optimize;
 mod session;
 mod translate;
+mod window_tvf;
 
 pub use catalog::TableDef;
 pub use error::SqlError;

@@ -19,14 +19,18 @@ use datafusion_sql::sqlparser::ast::{
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::tokenizer::Span;
 use weir_engine::dataframe::Dataflow;
+use weir_engine::event_time::WatermarkStrategy;
 use weir_engine::expr::column;
 use weir_engine::graph::JobGraph;
 use weir_engine::registry::{ConnectorOptions, ConnectorRegistry, check_option};
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_scheduler::JobConfig;
+use weir_scheduler::parse_duration;
 
 use super::SqlError;
 use super::catalog::{Catalog, TableDef};
+use super::event_time::{IDLE_TIMEOUT_OPTION, watermark_strategy};
+use super::flink_syntax::{Lifted, lift};
 use super::optimize::optimize;
 use super::translate::Translator;
 
@@ -76,6 +80,8 @@ pub struct QueryJob {
 pub struct Session {
     catalog: Catalog,
     config: JobConfig,
+    /// What the script being executed had lifted out before parsing.
+    lifted: Lifted,
 }
 
 impl Session {
@@ -85,6 +91,7 @@ impl Session {
         Self {
             catalog: Catalog::new(registry),
             config,
+            lifted: Lifted::default(),
         }
     }
 
@@ -116,6 +123,7 @@ impl Session {
                     connector: connector.to_string(),
                     options,
                     columns: None,
+                    watermarks: None,
                 },
                 false,
             )
@@ -129,7 +137,8 @@ impl Session {
     /// The first statement that does not parse, plan or apply, with its
     /// place in `text`.
     pub async fn execute(&mut self, text: &str) -> Result<Script> {
-        let statements = DFParserBuilder::new(text)
+        self.lifted = lift(text)?;
+        let statements = DFParserBuilder::new(self.lifted.text.as_str())
             .with_dialect(&GenericDialect {})
             .build()
             .and_then(|mut p| p.parse_statements())
@@ -219,8 +228,13 @@ impl Session {
     async fn plan(&mut self, statement: Statement) -> Result<LogicalPlan> {
         let statement = DFStatement::Statement(Box::new(statement));
         let (relations, _) = resolve_table_references(&statement, true)?;
-        for relation in relations {
-            self.catalog.open(relation.table()).await?;
+        let windowed = self.lifted.window_inputs.clone();
+        for relation in relations
+            .iter()
+            .map(|r| r.table())
+            .chain(windowed.iter().map(String::as_str))
+        {
+            self.catalog.open(relation).await?;
         }
         let context = self.catalog.context();
         SqlToRel::new_with_options(&context, self.catalog.parser_options())
@@ -252,6 +266,7 @@ impl Session {
             }
         };
         let mut connector = None;
+        let mut idle_timeout = None;
         let mut options = ConnectorOptions::new();
         let mut spans = Vec::new();
         for option in &pairs {
@@ -263,6 +278,14 @@ impl Session {
             if key.value == "connector" {
                 let at = place(&value);
                 connector = Some((value, at));
+            } else if key.value == IDLE_TIMEOUT_OPTION {
+                let timeout = parse_duration(&value).ok_or_else(|| {
+                    SqlError::new(format!(
+                        "'{IDLE_TIMEOUT_OPTION}' = '{value}': expected a duration such as '10 s'"
+                    ))
+                    .at(place(&value))
+                })?;
+                idle_timeout = Some((timeout, place(&key.value)));
             } else {
                 spans.push((key.value.clone(), place(&key.value)));
                 options.insert(key.value.clone(), value);
@@ -288,6 +311,7 @@ impl Session {
                 .build_schema(create.columns)?;
             Some(Arc::new(schema))
         };
+        let watermarks = self.watermarks_of(span, columns.as_ref(), idle_timeout)?;
         if create.if_not_exists && self.catalog.table(&name).is_some() {
             return Ok(());
         }
@@ -298,10 +322,44 @@ impl Session {
                     connector,
                     options,
                     columns,
+                    watermarks,
                 },
                 create.or_replace,
             )
             .map_err(SqlError::new)
+    }
+
+    /// The watermarks of the table created by the statement at `span`:
+    /// its `WATERMARK FOR` clause, its columns declared and its idle
+    /// timeout option.
+    fn watermarks_of(
+        &self,
+        span: Span,
+        columns: Option<&SchemaRef>,
+        idle_timeout: Option<(std::time::Duration, Span)>,
+    ) -> Result<Option<WatermarkStrategy>> {
+        let inside = |s: Span| span.start <= s.start && s.end <= span.end;
+        let mut clauses = self.lifted.watermarks.iter().filter(|c| inside(c.span));
+        let Some(clause) = clauses.next() else {
+            return match idle_timeout {
+                Some((_, at)) => Err(SqlError::new(format!(
+                    "'{IDLE_TIMEOUT_OPTION}' needs event time: declare WATERMARK FOR column AS ..."
+                ))
+                .at(at)),
+                None => Ok(None),
+            };
+        };
+        if let Some(second) = clauses.next() {
+            return Err(SqlError::new("a table has at most one WATERMARK").at(second.span));
+        }
+        let context = self.catalog.context();
+        let strategy = watermark_strategy(clause, idle_timeout.map(|(t, _)| t), &context)?;
+        if let Some(columns) = columns {
+            strategy
+                .column_index(columns)
+                .map_err(|e| SqlError::from(e).at(clause.span))?;
+        }
+        Ok(Some(strategy))
     }
 
     fn set(&mut self, set: ast::Set, span: Span, text: &str) -> Result<()> {

@@ -29,6 +29,8 @@ use weir_engine::sources::MemorySource;
 use super::SqlError;
 use super::catalog::source_table;
 
+mod windows;
+
 /// A translated plan node: its dataframe, and the column of the dataframe
 /// that holds each field of the node's logical schema, in order.
 pub struct Planned {
@@ -143,6 +145,10 @@ impl<'a> Translator<'a> {
             LogicalPlan::Values(v) => self.values(v),
             LogicalPlan::EmptyRelation(e) => self.empty(e),
             LogicalPlan::Window(_) => Err(unsupported("a window function (OVER ...)")),
+            LogicalPlan::Extension(_) => Err(unsupported(
+                "using the rows of a window table function other than grouped by \
+                 window_start and window_end",
+            )),
             LogicalPlan::Distinct(lp::Distinct::On(_)) => Err(unsupported("DISTINCT ON")),
             LogicalPlan::Unnest(_) => Err(unsupported("UNNEST")),
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("a recursive query")),
@@ -206,8 +212,10 @@ impl<'a> Translator<'a> {
             (Ok(declared), Ok(found)) => declared.data_type() != found.data_type(),
             _ => false,
         };
+        let watermarks = table.watermarks.clone();
         let df = if !names.iter().any(|n| differs(n)) {
-            self.flow.scan(Arc::clone(source), Some(&names), filter)?
+            self.flow
+                .scan_with_watermarks(Arc::clone(source), Some(&names), filter, watermarks)?
         } else {
             // Declared types differ from the input's: cast first, then
             // filter on the declared types.
@@ -217,7 +225,12 @@ impl<'a> Translator<'a> {
                     read.push(c.name.as_str());
                 }
             }
-            let raw = self.flow.scan(Arc::clone(source), Some(&read), None)?;
+            let raw = self.flow.scan_with_watermarks(
+                Arc::clone(source),
+                Some(&read),
+                None,
+                watermarks,
+            )?;
             let cast_exprs =
                 read.iter()
                     .map(|name| {
@@ -334,6 +347,9 @@ impl<'a> Translator<'a> {
     }
 
     fn aggregate(&mut self, a: &lp::Aggregate) -> Result<Planned> {
+        if let Some(windowed) = self.windowed(&a.input)? {
+            return self.window_aggregate(a, windowed);
+        }
         let input = self.plan(&a.input)?;
         let inputs = [(a.input.schema().as_ref(), input.columns.as_slice())];
         let mut fields = a.schema.fields().iter();

@@ -36,7 +36,7 @@ use crate::operators::{
     AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit,
     NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate, joined_schema,
 };
-use crate::{Error, OperatorFactory, Result, SinkFactory, SourceFactory};
+use crate::{Boundedness, Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
 /// Below this many estimated bytes, a join input is broadcast to every
 /// subtask of the other side instead of both being hash-partitioned.
@@ -183,6 +183,7 @@ impl Dataflow {
     pub fn read(&self, source: Arc<dyn SourceFactory>) -> DataFrame {
         let schema = source.schema();
         let estimated_bytes = source.estimated_bytes();
+        let bounded = source.boundedness() == Boundedness::Bounded;
         let parallelism = self.parallelism();
         let node = {
             let mut state = self.state.borrow_mut();
@@ -197,6 +198,7 @@ impl Dataflow {
             parallelism,
             partitioning: Partitioning::Any,
             estimated_bytes,
+            bounded,
         }
     }
 
@@ -259,6 +261,8 @@ pub struct DataFrame {
     parallelism: usize,
     partitioning: Partitioning,
     estimated_bytes: Option<u64>,
+    /// Whether the rows end (every source upstream is bounded).
+    bounded: bool,
 }
 
 impl DataFrame {
@@ -361,6 +365,7 @@ impl DataFrame {
                 .estimated_bytes
                 .zip(other.estimated_bytes)
                 .map(|(a, b)| a + b),
+            bounded: self.bounded && other.bounded,
         })
     }
 
@@ -376,6 +381,10 @@ impl DataFrame {
     /// [`Error::Expr`] when an expression does not type against the schema
     /// or is not an aggregate.
     pub fn aggregate(&self, group_by: Vec<Expr>, aggregates: Vec<Expr>) -> Result<DataFrame> {
+        self.ends(
+            "an aggregate",
+            "aggregate per event-time window (window_aggregate; TUMBLE, HOP, CUMULATE or SESSION in SQL)",
+        )?;
         let (group_by, aggregates) = (named(group_by), named(aggregates));
         let keys: Vec<String> = group_by.iter().map(|(_, name)| name.clone()).collect();
         let make =
@@ -427,6 +436,7 @@ impl DataFrame {
             parallelism: self.parallelism,
             partitioning: Partitioning::Hash(keys),
             estimated_bytes: self.estimated_bytes,
+            bounded: self.bounded,
         })
     }
 
@@ -465,6 +475,10 @@ impl DataFrame {
     /// # Errors
     /// [`Error::Plan`] when a column's type cannot be grouped on.
     pub fn distinct(&self) -> Result<DataFrame> {
+        self.ends(
+            "DISTINCT",
+            "group the rows per event-time window (window_aggregate)",
+        )?;
         let keys: Vec<String> = self
             .schema
             .fields()
@@ -497,6 +511,12 @@ impl DataFrame {
         on: &[(&str, &str)],
         filter: Option<Expr>,
     ) -> Result<DataFrame> {
+        for side in [self, right] {
+            side.ends(
+                "a join",
+                "join bounded inputs (window and interval joins are not supported yet)",
+            )?;
+        }
         if let Some(clash) = self
             .schema
             .fields()
@@ -583,6 +603,7 @@ impl DataFrame {
             parallelism,
             partitioning,
             estimated_bytes: None,
+            bounded: true,
         })
     }
 
@@ -594,6 +615,7 @@ impl DataFrame {
     /// [`Error::Expr`] when a key does not type against the schema, or
     /// [`Error::Plan`] when its type cannot be sorted.
     pub fn sort(&self, keys: Vec<SortExpr>) -> Result<DataFrame> {
+        self.ends("a sort", "sort bounded input, or the rows of each window")?;
         let sort = Sort::try_new(self.sort_keys(&keys)?)?;
         Ok(self.gathered(Arc::new(sort), Arc::clone(&self.schema)))
     }
@@ -605,6 +627,7 @@ impl DataFrame {
     /// # Errors
     /// As [`sort`](Self::sort).
     pub fn top_n(&self, keys: Vec<SortExpr>, offset: usize, fetch: usize) -> Result<DataFrame> {
+        self.ends("ORDER BY ... LIMIT", "rank bounded input")?;
         let keys = self.sort_keys(&keys)?;
         let mut input = self.clone();
         if self.parallelism > 1 {
@@ -638,6 +661,18 @@ impl DataFrame {
         state.builder.set_parallelism(node, self.parallelism);
     }
 
+    /// Fails when the rows never end: `what` would wait for their end
+    /// forever; `instead` says what to do.
+    fn ends(&self, what: &str, instead: &str) -> Result<()> {
+        if self.bounded {
+            Ok(())
+        } else {
+            Err(Error::Plan(format!(
+                "{what} over unbounded input would never emit anything: {instead}"
+            )))
+        }
+    }
+
     /// A step on the same subtasks, chained onto this one.
     fn chained(&self, factory: Arc<dyn OperatorFactory>, schema: SchemaRef) -> DataFrame {
         let node = self
@@ -650,6 +685,7 @@ impl DataFrame {
             parallelism: self.parallelism,
             partitioning: self.partitioning.clone(),
             estimated_bytes: self.estimated_bytes,
+            bounded: self.bounded,
         }
     }
 
@@ -691,6 +727,7 @@ impl DataFrame {
             parallelism: self.parallelism,
             partitioning: Partitioning::Hash(keys.to_vec()),
             estimated_bytes: self.estimated_bytes,
+            bounded: self.bounded,
         })
     }
 
@@ -797,6 +834,7 @@ impl DataFrame {
             parallelism: 1,
             partitioning: Partitioning::Any,
             estimated_bytes: self.estimated_bytes,
+            bounded: self.bounded,
         }
     }
 

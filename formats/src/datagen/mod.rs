@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Table options:
-//! - `number-of-rows`: how many rows (required unless a sequence column
-//!   bounds them: unbounded generation is not supported yet);
+//! - `number-of-rows`: how many rows; without it (and without a sequence
+//!   column, which also bounds the rows) the table is unbounded, and jobs
+//!   reading it run in streaming mode;
 //! - `rows-per-second`: a throttle, over all subtasks (default: none);
 //! - `seed`: picks the random values (default 0).
 //!
@@ -150,21 +151,13 @@ impl DatagenSource {
             .iter()
             .filter_map(ColumnGenerator::sequence_len)
             .min();
+        // Without a bound, the table is unbounded (a streaming source).
         let rows = match (
             number::<u64>(options, "number-of-rows", "a number of rows")?,
             sequence,
         ) {
-            (Some(rows), Some(sequence)) => rows.min(sequence),
-            (Some(rows), None) => rows,
-            (None, Some(sequence)) => sequence,
-            (None, None) => {
-                return Err(Error::Option {
-                    option: "number-of-rows".to_string(),
-                    message: "is required: datagen cannot generate unbounded tables yet \
-                              (a 'sequence' column also bounds the rows)"
-                        .to_string(),
-                });
-            }
+            (Some(rows), Some(sequence)) => Some(rows.min(sequence)),
+            (rows, sequence) => rows.or(sequence),
         };
         let rows_per_second = match number::<f64>(options, "rows-per-second", "a positive number")?
         {
@@ -235,16 +228,17 @@ mod tests {
             ("fields.id.start", "5"),
             ("fields.id.end", "14"),
         ];
-        assert_eq!(bounded(&sequence), 10);
+        assert_eq!(bounded(&sequence), Some(10));
         assert_eq!(
             bounded(&[sequence.as_slice(), &[("number-of-rows", "4")]].concat()),
-            4
+            Some(4)
         );
         assert_eq!(
             bounded(&[sequence.as_slice(), &[("number-of-rows", "40")]].concat()),
-            10
+            Some(10)
         );
-        assert_eq!(bounded(&[("number-of-rows", "40")]), 40);
+        assert_eq!(bounded(&[("number-of-rows", "40")]), Some(40));
+        assert_eq!(bounded(&[]), None);
     }
 
     #[test]
@@ -252,11 +246,6 @@ mod tests {
         let e = error(None, &[("number-of-rows", "1")]);
         assert!(
             e.contains("datagen needs declared columns: CREATE TABLE t (id BIGINT, ...) WITH ('connector' = 'datagen', ...)"),
-            "{e}"
-        );
-        let e = error(Some(schema()), &[]);
-        assert!(
-            e.contains("'number-of-rows': is required") && e.contains("unbounded"),
             "{e}"
         );
         let e = error(

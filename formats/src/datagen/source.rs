@@ -1,42 +1,47 @@
 //! The `datagen` source: generated rows of declared columns.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
-use tokio::time::Instant;
 use weir_engine::task::Counters;
 use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
 use weir_exchange::cpu;
 
 use super::ColumnGenerator;
 use crate::Result;
+use crate::throttle::Throttle;
 
 /// Rows per generated batch (fewer when throttled).
 const BATCH_ROWS: usize = 8192;
 
-/// Throttled subtasks emit about this many batches per second.
-const THROTTLED_BATCHES_PER_SECOND: f64 = 10.0;
-
-/// Rows numbered `0..rows` whose values are pure functions of the seed,
-/// the column and the row number. Subtask `i` of `p` generates the rows
-/// `rows*i/p .. rows*(i+1)/p`, so the table is the same at any parallelism,
-/// and every attempt generates the same rows: the source is deterministic.
+/// Rows numbered from 0 whose values are pure functions of the seed, the
+/// column and the row number, so that the table is the same at any
+/// parallelism and every attempt generates the same rows: the source is
+/// deterministic.
+///
+/// A bounded table of `rows` rows gives subtask `i` of `p` the rows
+/// `rows*i/p .. rows*(i+1)/p`. An unbounded table is cut into blocks of
+/// 8192 rows dealt round-robin to `p` splits, one per subtask: split `s`
+/// generates blocks `s, s + p, s + 2p, ...`, each in row order.
 #[derive(Debug, Clone)]
 pub struct DatagenSource {
     schema: SchemaRef,
     columns: Arc<[ColumnGenerator]>,
-    rows: u64,
+    rows: Option<u64>,
     rows_per_second: Option<f64>,
 }
 
 impl DatagenSource {
-    /// `rows` rows of `columns` (the declared columns or a projection of
-    /// them), at most `rows_per_second` in all (`None`: as fast as they
-    /// are generated).
-    pub fn new(columns: Vec<ColumnGenerator>, rows: u64, rows_per_second: Option<f64>) -> Self {
+    /// `rows` rows (`None`: unbounded) of `columns` (the declared columns or
+    /// a projection of them), at most `rows_per_second` in all (`None`: as
+    /// fast as they are generated).
+    pub fn new(
+        columns: Vec<ColumnGenerator>,
+        rows: Option<u64>,
+        rows_per_second: Option<f64>,
+    ) -> Self {
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
@@ -51,8 +56,8 @@ impl DatagenSource {
         }
     }
 
-    /// The number of rows the table has.
-    pub fn rows(&self) -> u64 {
+    /// The number of rows the table has (`None`: unbounded).
+    pub fn rows(&self) -> Option<u64> {
         self.rows
     }
 
@@ -78,11 +83,17 @@ impl DatagenSource {
 
 impl SourceFactory for DatagenSource {
     fn name(&self) -> String {
-        format!("datagen(rows={})", self.rows)
+        match self.rows {
+            Some(rows) => format!("datagen(rows={rows})"),
+            None => "datagen(unbounded)".to_string(),
+        }
     }
 
     fn boundedness(&self) -> Boundedness {
-        Boundedness::Bounded
+        match self.rows {
+            Some(_) => Boundedness::Bounded,
+            None => Boundedness::Unbounded,
+        }
     }
 
     fn schema(&self) -> SchemaRef {
@@ -91,11 +102,11 @@ impl SourceFactory for DatagenSource {
 
     fn estimated_bytes(&self) -> Option<u64> {
         let row: u64 = self.columns.iter().map(ColumnGenerator::value_bytes).sum();
-        Some(row.saturating_mul(self.rows))
+        self.rows.map(|rows| row.saturating_mul(rows))
     }
 
     fn estimated_rows(&self) -> Option<u64> {
-        Some(self.rows)
+        self.rows
     }
 
     fn scan(&self, request: &ScanRequest) -> weir_engine::Result<Option<Arc<dyn SourceFactory>>> {
@@ -121,52 +132,75 @@ impl SourceFactory for DatagenSource {
     }
 
     fn create(&self, task: &TaskInfo) -> weir_engine::Result<Box<dyn Source>> {
-        let p = task.parallelism.max(1) as u128;
-        let i = task.subtask as u128;
-        let rows = u128::from(self.rows);
-        let (next, end) = ((rows * i / p) as u64, (rows * (i + 1) / p) as u64);
-        let throttle = self.rows_per_second.map(|total| {
-            // The rate is the table's: each subtask takes its share.
-            let rate = total / p as f64;
-            Throttle {
-                rate,
-                batch_rows: ((rate / THROTTLED_BATCHES_PER_SECOND).ceil() as usize)
-                    .clamp(1, BATCH_ROWS),
-                started: None,
-                emitted: 0,
+        let p = task.parallelism.max(1) as u64;
+        let i = task.subtask as u64;
+        let position = match self.rows {
+            Some(rows) => {
+                let (rows, p, i) = (u128::from(rows), u128::from(p), u128::from(i));
+                RowPosition::Range {
+                    next: (rows * i / p) as u64,
+                    end: (rows * (i + 1) / p) as u64,
+                }
             }
-        });
+            None => RowPosition::Blocks {
+                split: i,
+                splits: p,
+                next: i * BATCH_ROWS as u64,
+            },
+        };
+        // The rate is the table's: each subtask takes its share.
+        let throttle = self
+            .rows_per_second
+            .map(|total| Throttle::new(total / p as f64, BATCH_ROWS));
         Ok(Box::new(DatagenReader {
             schema: Arc::clone(&self.schema),
             columns: Arc::clone(&self.columns),
-            next,
-            end,
+            position,
             throttle,
             counters: task.counters.clone(),
         }))
     }
 }
 
-/// Holds a subtask to its share of `rows-per-second`.
-struct Throttle {
-    /// Rows per second for this subtask.
-    rate: f64,
-    batch_rows: usize,
-    started: Option<Instant>,
-    emitted: u64,
+/// Where a subtask is in the rows it generates.
+#[derive(Debug, Clone, Copy)]
+enum RowPosition {
+    /// The rows `next..end` of a bounded table are left.
+    Range { next: u64, end: u64 },
+    /// Split `split` of `splits` of an unbounded table, at row `next`.
+    Blocks { split: u64, splits: u64, next: u64 },
 }
 
-impl Throttle {
-    /// Waits until the rows emitted so far are due.
-    async fn wait(&mut self) {
-        let started = *self.started.get_or_insert_with(Instant::now);
-        let due = Duration::try_from_secs_f64(self.emitted as f64 / self.rate)
-            .ok()
-            .and_then(|wait| started.checked_add(wait));
-        match due {
-            Some(due) => tokio::time::sleep_until(due).await,
-            // Not due before the clock ends: a rate that small never is.
-            None => std::future::pending().await,
+impl RowPosition {
+    /// The next rows, at most `count` and within one block; `None` once a
+    /// bounded range is done.
+    fn take(&mut self, count: usize) -> Option<std::ops::Range<u64>> {
+        let count = count as u64;
+        match self {
+            RowPosition::Range { next, end } => {
+                let rows = *next..(*end).min(next.saturating_add(count));
+                *next = rows.end;
+                (!rows.is_empty()).then_some(rows)
+            }
+            RowPosition::Blocks { splits, next, .. } => {
+                let block = BATCH_ROWS as u64;
+                let block_end = (*next / block + 1) * block;
+                let rows = *next..block_end.min(*next + count);
+                // The split's next block is `splits` blocks on.
+                *next = if rows.end == block_end {
+                    block_end + (*splits - 1) * block
+                } else {
+                    rows.end
+                };
+                Some(rows)
+            }
+        }
+    }
+
+    fn split(&self) -> u32 {
+        match self {
+            RowPosition::Range { .. } => 0,
+            RowPosition::Blocks { split, .. } => *split as u32,
         }
     }
 }
@@ -175,8 +209,7 @@ impl Throttle {
 struct DatagenReader {
     schema: SchemaRef,
     columns: Arc<[ColumnGenerator]>,
-    next: u64,
-    end: u64,
+    position: RowPosition,
     throttle: Option<Throttle>,
     counters: Counters,
 }
@@ -184,23 +217,51 @@ struct DatagenReader {
 #[async_trait]
 impl Source for DatagenReader {
     async fn next_batch(&mut self) -> weir_engine::Result<Option<RecordBatch>> {
-        if self.next >= self.end {
-            return Ok(None);
-        }
         let mut count = BATCH_ROWS;
         if let Some(throttle) = &mut self.throttle {
             throttle.wait().await;
-            count = throttle.batch_rows;
+            count = throttle.batch_rows();
         }
-        let rows = self.next..self.end.min(self.next.saturating_add(count as u64));
+        let Some(rows) = self.position.take(count) else {
+            return Ok(None);
+        };
         let (schema, columns) = (Arc::clone(&self.schema), Arc::clone(&self.columns));
         let generated = rows.end - rows.start;
         let batch = cpu::run(move || DatagenSource::generate(schema, &columns, rows)).await?;
-        self.next += generated;
         if let Some(throttle) = &mut self.throttle {
-            throttle.emitted += generated;
+            throttle.emitted(generated);
         }
         self.counters.add("rows generated", generated);
         Ok(Some(batch))
+    }
+
+    fn splits(&self) -> Vec<u32> {
+        vec![self.position.split()]
+    }
+
+    fn last_split(&self) -> u32 {
+        self.position.split()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unbounded_splits_deal_blocks_round_robin() {
+        let block = BATCH_ROWS as u64;
+        let mut split = RowPosition::Blocks {
+            split: 1,
+            splits: 3,
+            next: block,
+        };
+        assert_eq!(split.take(5000), Some(block..block + 5000));
+        assert_eq!(split.take(5000), Some(block + 5000..2 * block));
+        assert_eq!(split.take(5000), Some(4 * block..4 * block + 5000));
+        let mut range = RowPosition::Range { next: 3, end: 10 };
+        assert_eq!(range.take(5), Some(3..8));
+        assert_eq!(range.take(5), Some(8..10));
+        assert_eq!(range.take(5), None);
     }
 }

@@ -47,7 +47,7 @@ pub const WINDOW_END: &str = "window_end";
 
 /// How records are assigned to windows by their event time. Lengths are
 /// milliseconds; windows are aligned to the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
 pub enum Window {
     /// Back-to-back windows of `size`: each record is in one.
     Tumble {

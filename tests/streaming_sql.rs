@@ -1,0 +1,211 @@
+//! Event time in SQL: tables with a `WATERMARK FOR` clause, grouped by
+//! Flink's window table functions (TUMBLE, HOP, CUMULATE, SESSION). The
+//! same script over the same bounded input gives the same rows in batch
+//! mode and in streaming mode (windows firing on watermarks), at any
+//! parallelism; a small input gives the rows worked out by hand.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use weir::sql::Session;
+use weir_engine::testing::{Rng, sorted_rows};
+use weir_scheduler::{JobConfig, MiniCluster};
+
+/// A CSV file of bids: `auction, price, date_time`, times mostly rising,
+/// each up to a second out of order.
+fn write_bids(path: &Path, rows: usize) {
+    let mut rng = Rng::new(11);
+    let mut text = String::from("auction,price,date_time\n");
+    for i in 0..rows {
+        let ms = 1_700_000_000_000i64 + i as i64 * 37 - rng.below(1000) as i64;
+        let time = chrono_text(ms);
+        writeln!(text, "{},{},{time}", rng.below(12), rng.below(500)).expect("writes");
+    }
+    std::fs::write(path, text).expect("writes the bids");
+}
+
+/// `ms` since the epoch as `YYYY-MM-DD HH:MM:SS.mmm` (UTC).
+fn chrono_text(ms: i64) -> String {
+    let array = arrow::array::TimestampMillisecondArray::from(vec![ms]);
+    arrow::util::display::ArrayFormatter::try_new(&array, &Default::default())
+        .expect("formats")
+        .value(0)
+        .to_string()
+        .replace('T', " ")
+}
+
+fn declare(path: &Path) -> String {
+    format!(
+        "CREATE TABLE bid (
+            auction BIGINT,
+            price BIGINT,
+            date_time TIMESTAMP(3),
+            WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+        ) WITH ('connector' = 'csv', 'path' = '{}');",
+        path.display()
+    )
+}
+
+async fn run(script: &str, mode: &str, parallelism: usize) -> Result<Vec<RecordBatch>, String> {
+    let mut config = JobConfig::default();
+    for (key, value) in [
+        ("execution.runtime-mode", mode),
+        ("parallelism.default", &parallelism.to_string()),
+        ("worker.slots", "4"),
+        ("shuffle.root", "memory://"),
+    ] {
+        config.set(key, value).expect("valid");
+    }
+    let mut session = Session::new(weir_formats::registry(), config.clone());
+    let planned = session.execute(script).await.map_err(|e| e.to_string())?;
+    let job = session
+        .query_job("windows", &planned.queries[0])
+        .map_err(|e| e.to_string())?;
+    MiniCluster::new(config)
+        .run(job.graph)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(job.output.batches())
+}
+
+const WINDOWS: [&str; 4] = [
+    "TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)",
+    "HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '5' SECOND)",
+    "CUMULATE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+    "SESSION(TABLE bid PARTITION BY auction, DESCRIPTOR(date_time), INTERVAL '400' MILLISECOND)",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_functions_give_the_same_rows_in_batch_and_streaming_mode() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bids = dir.path().join("bids.csv");
+    write_bids(&bids, 3000);
+    for window in WINDOWS {
+        let script = format!(
+            "{}
+            SELECT auction, window_start, window_end, count(*) AS bids, sum(price) AS total,
+                   max(date_time) AS last
+            FROM TABLE({window})
+            WHERE price > 10
+            GROUP BY window_start, window_end, auction;",
+            declare(&bids)
+        );
+        let batch = sorted_rows(&run(&script, "batch", 1).await.expect("runs in batch mode"));
+        assert!(batch.len() > 10, "{window}: {batch:?}");
+        for parallelism in [1, 3] {
+            let streaming = run(&script, "streaming", parallelism)
+                .await
+                .expect("runs in streaming mode");
+            assert_eq!(
+                sorted_rows(&streaming),
+                batch,
+                "{window} at parallelism {parallelism}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_hold_the_rows_their_definitions_say() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bids = dir.path().join("bids.csv");
+    std::fs::write(
+        &bids,
+        "auction,price,date_time
+1,10,2024-01-01 00:00:01.000
+1,20,2024-01-01 00:00:04.999
+2,5,2024-01-01 00:00:05.000
+1,1,2024-01-01 00:00:09.000
+2,7,2024-01-01 00:00:05.300
+",
+    )
+    .expect("writes");
+    let query = |window: &str| {
+        format!(
+            "{}
+            SELECT auction, window_start, window_end, sum(price) AS total
+            FROM TABLE({window})
+            GROUP BY auction, window_start, window_end;",
+            declare(&bids)
+        )
+    };
+    let at = |s: &str| format!("2024-01-01T00:00:{s}");
+    let tumble = run(
+        &query("TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '5' SECOND)"),
+        "streaming",
+        2,
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        sorted_rows(&tumble),
+        vec![
+            format!("1|{}|{}|30", at("00"), at("05")),
+            format!("1|{}|{}|1", at("05"), at("10")),
+            format!("2|{}|{}|12", at("05"), at("10")),
+        ]
+    );
+    let session = run(
+        &query("SESSION(TABLE bid, DESCRIPTOR(date_time), INTERVAL '4' SECOND)"),
+        "streaming",
+        1,
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        sorted_rows(&session),
+        vec![
+            // 1 s and 4.999 s are less than 4 s apart; 9 s is not.
+            format!("1|{}|{}|30", at("01"), at("08.999")),
+            format!("1|{}|{}|1", at("09"), at("13")),
+            format!("2|{}|{}|12", at("05"), at("09.300")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn streaming_sql_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bids = dir.path().join("bids.csv");
+    write_bids(&bids, 10);
+    let cases = [
+        (
+            "SELECT auction, count(*) FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) GROUP BY auction",
+            "must be grouped by both window_start and window_end",
+        ),
+        (
+            "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(nope), INTERVAL '10' SECOND))",
+            "the window's time column 'nope' is not a column of its input",
+        ),
+        (
+            "SELECT * FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))",
+            "HOP(TABLE t, DESCRIPTOR(ts), slide, size)",
+        ),
+        (
+            "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '1' MONTH))",
+            "is not a fixed interval",
+        ),
+        (
+            "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))",
+            "other than grouped by window_start and window_end",
+        ),
+    ];
+    for (query, expected) in cases {
+        let script = format!("{}\n{query};", declare(&bids));
+        let e = run(&script, "batch", 1).await.expect_err(query);
+        assert!(e.contains(expected), "{query}: {e}");
+    }
+    let bad_watermark = format!(
+        "CREATE TABLE t (ts TIMESTAMP(3), WATERMARK FOR ts AS ts + INTERVAL '1' SECOND)
+         WITH ('connector' = 'csv', 'path' = '{}'); SELECT * FROM t;",
+        bids.display()
+    );
+    let e = run(&bad_watermark, "batch", 1)
+        .await
+        .expect_err("bad watermark");
+    assert!(
+        e.contains("the watermark must be the time column less an interval"),
+        "{e}"
+    );
+}
