@@ -209,3 +209,42 @@ async fn streaming_sql_errors_say_what_to_do() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_bids_per_auction_and_window_in_both_modes() {
+    // Nexmark's bids, shuffled in groups of 50 and 4 s out of order at
+    // most; tumbling and sliding counts per auction.
+    let table = "CREATE TABLE bid (
+            auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3),
+            WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+        ) WITH ('connector' = 'nexmark', 'number-of-events' = '30000',
+                'base-time' = '1700000000000', 'out-of-order-group-size' = '50');";
+    for window in [
+        "TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '500' MILLISECOND)",
+        "HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '100' MILLISECOND, INTERVAL '1' SECOND)",
+    ] {
+        let script = format!(
+            "{table}
+            SELECT auction, window_start, window_end, count(*) AS bids, max(price) AS top
+            FROM TABLE({window})
+            GROUP BY auction, window_start, window_end;"
+        );
+        let batch = sorted_rows(&run(&script, "batch", 1).await.expect("runs in batch mode"));
+        let streaming = run(&script, "streaming", 2)
+            .await
+            .expect("runs in streaming mode");
+        assert_eq!(sorted_rows(&streaming), batch, "{window}");
+        let counted: usize = batch
+            .iter()
+            .map(|row| {
+                row.split('|')
+                    .nth(3)
+                    .expect("bids")
+                    .parse::<usize>()
+                    .expect("a count")
+            })
+            .sum();
+        let per_window = if window.starts_with("HOP") { 10 } else { 1 };
+        assert_eq!(counted, 30_000 * per_window, "{window}");
+    }
+}

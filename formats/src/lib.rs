@@ -17,6 +17,7 @@
 //! - [`text`]: lines of text files, one row per line.
 //! - [`datagen`]: generated rows of the columns a table declares, random
 //!   or in sequence, the same at any parallelism.
+//! - [`nexmark`]: the Nexmark benchmark's people, auctions and bids.
 //! - [`print`] and [`blackhole`]: sinks that print every row (as Flink
 //!   does) or discard them.
 //!
@@ -42,6 +43,7 @@ pub mod hive;
 pub mod ipc;
 pub mod json;
 pub mod listing;
+pub mod nexmark;
 pub mod options;
 pub mod parquet;
 pub mod print;
@@ -73,6 +75,7 @@ pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_source(Arc::new(json::JsonConnector));
     registry.register_sink(Arc::new(json::JsonConnector));
     registry.register_source(Arc::new(datagen::DatagenConnector));
+    registry.register_source(Arc::new(nexmark::NexmarkConnector));
     registry.register_sink(Arc::new(print::PrintConnector));
     registry.register_sink(Arc::new(blackhole::BlackholeConnector));
 }

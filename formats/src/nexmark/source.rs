@@ -1,0 +1,471 @@
+//! The Nexmark source: events of one kind as record batches.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt32Array,
+};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
+use nexmark::EventGenerator;
+use nexmark::config::NexmarkConfig;
+use nexmark::event::{Event, EventType};
+use weir_engine::task::Counters;
+use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
+use weir_exchange::cpu;
+
+use super::{NexmarkTable, table_schema};
+use crate::throttle::Throttle;
+
+/// Events per generated batch (fewer when throttled).
+const BATCH_EVENTS: usize = 8192;
+
+/// Nexmark's own event rate, when none is given.
+const DEFAULT_EVENTS_PER_SECOND: u64 = 10_000;
+
+/// How many events, how fast and how out of order.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rates {
+    /// Events of the table's kind in all (`None`: unbounded).
+    pub events: Option<u64>,
+    /// Events per second, of event time and of production.
+    pub per_second: Option<u64>,
+    /// Events are shuffled in groups of this many.
+    pub group: u64,
+    /// The time of the first event (ms since the epoch).
+    pub base_time: u64,
+}
+
+/// Nexmark events of one kind (see the [module](super) for the options).
+#[derive(Debug, Clone)]
+pub struct NexmarkSource {
+    table: NexmarkTable,
+    /// The table's columns produced, in order.
+    columns: Vec<usize>,
+    schema: SchemaRef,
+    rates: Rates,
+}
+
+impl NexmarkSource {
+    pub(super) fn new(table: NexmarkTable, columns: Vec<usize>, rates: Rates) -> Self {
+        let all = table_schema(table);
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|&i| all.field(i).clone())
+                .collect::<Vec<_>>(),
+        ));
+        Self {
+            table,
+            columns,
+            schema,
+            rates,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.table {
+            NexmarkTable::Person => "person",
+            NexmarkTable::Auction => "auction",
+            NexmarkTable::Bid => "bid",
+        }
+    }
+}
+
+impl SourceFactory for NexmarkSource {
+    fn name(&self) -> String {
+        match self.rates.events {
+            Some(events) => format!("nexmark({}, events={events})", self.kind()),
+            None => format!("nexmark({}, unbounded)", self.kind()),
+        }
+    }
+
+    fn boundedness(&self) -> Boundedness {
+        match self.rates.events {
+            Some(_) => Boundedness::Bounded,
+            None => Boundedness::Unbounded,
+        }
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn estimated_rows(&self) -> Option<u64> {
+        self.rates.events
+    }
+
+    fn scan(&self, request: &ScanRequest) -> weir_engine::Result<Option<Arc<dyn SourceFactory>>> {
+        let Some(projection) = &request.projection else {
+            return Ok(None);
+        };
+        let columns = projection
+            .iter()
+            .map(|&i| {
+                self.columns.get(i).copied().ok_or_else(|| {
+                    weir_engine::Error::Plan(format!(
+                        "{} has {} columns, no column {i}",
+                        self.name(),
+                        self.columns.len()
+                    ))
+                })
+            })
+            .collect::<weir_engine::Result<Vec<_>>>()?;
+        Ok(Some(Arc::new(Self::new(self.table, columns, self.rates))))
+    }
+
+    fn create(&self, task: &TaskInfo) -> weir_engine::Result<Box<dyn Source>> {
+        let p = task.parallelism.max(1) as u64;
+        let i = task.subtask as u64;
+        let rate = self.rates.per_second.unwrap_or(DEFAULT_EVENTS_PER_SECOND) as usize;
+        let config = NexmarkConfig {
+            first_rate: rate,
+            next_rate: rate,
+            base_time: self.rates.base_time,
+            ..NexmarkConfig::default()
+        };
+        let kind = match self.table {
+            NexmarkTable::Person => EventType::Person,
+            NexmarkTable::Auction => EventType::Auction,
+            NexmarkTable::Bid => EventType::Bid,
+        };
+        let generator = EventGenerator::new(config)
+            .with_type_filter(kind)
+            .with_offset(i)
+            .with_step(p);
+        // Events i, i + p, ...: as many as are below the total.
+        let left = self.rates.events.map(|n| n.saturating_sub(i).div_ceil(p));
+        let group = self.rates.group.min(BATCH_EVENTS as u64) as usize;
+        let throttle = self
+            .rates
+            .per_second
+            .map(|total| Throttle::new(total as f64 / p as f64, BATCH_EVENTS));
+        Ok(Box::new(NexmarkReader {
+            generator: Some(generator),
+            source: self.clone(),
+            left,
+            group,
+            throttle,
+            counters: task.counters.clone(),
+        }))
+    }
+}
+
+/// The events of one subtask.
+struct NexmarkReader {
+    /// On the CPU pool while a batch is generated.
+    generator: Option<EventGenerator>,
+    source: NexmarkSource,
+    left: Option<u64>,
+    group: usize,
+    throttle: Option<Throttle>,
+    counters: Counters,
+}
+
+#[async_trait]
+impl Source for NexmarkReader {
+    async fn next_batch(&mut self) -> weir_engine::Result<Option<RecordBatch>> {
+        let mut count = BATCH_EVENTS;
+        if let Some(throttle) = &mut self.throttle {
+            throttle.wait().await;
+            count = throttle.batch_rows();
+        }
+        // Whole shuffled groups, but for the last.
+        count = (count / self.group).max(1) * self.group;
+        if let Some(left) = self.left {
+            count = count.min(left as usize);
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        let mut generator = self.generator.take().expect("the generator is back");
+        let (source, group) = (self.source.clone(), self.group);
+        let (generator, batch) = cpu::run(move || {
+            let batch = events_batch(&source, &mut generator, count, group);
+            (generator, batch)
+        })
+        .await;
+        self.generator = Some(generator);
+        let batch = batch?;
+        if let Some(left) = &mut self.left {
+            *left -= count as u64;
+        }
+        if let Some(throttle) = &mut self.throttle {
+            throttle.emitted(count as u64);
+        }
+        self.counters.add("events generated", count as u64);
+        Ok(Some(batch))
+    }
+}
+
+/// The next `count` events of `generator` as a batch of `source`'s
+/// columns, shuffled within groups of `group` events.
+fn events_batch(
+    source: &NexmarkSource,
+    generator: &mut EventGenerator,
+    count: usize,
+    group: usize,
+) -> weir_engine::Result<RecordBatch> {
+    let all = table_schema(source.table);
+    let mut columns = EventColumns::new(source.table, count);
+    for event in generator.by_ref().take(count) {
+        columns.push(event);
+    }
+    let batch = RecordBatch::try_new(all, columns.finish())?;
+    let batch = batch.project(&source.columns)?;
+    if group <= 1 {
+        return Ok(batch);
+    }
+    Ok(take_record_batch(&batch, &shuffled(count, group))?)
+}
+
+/// The order of `count` events shuffled within groups of `group` (the last
+/// group may be shorter): a permutation by a multiplier prime to the
+/// group's size, as Nexmark's generator shuffles.
+fn shuffled(count: usize, group: usize) -> UInt32Array {
+    let mut order = Vec::with_capacity(count);
+    for start in (0..count).step_by(group) {
+        let n = group.min(count - start);
+        let multiplier = if n % 953 == 0 { 967 } else { 953 };
+        order.extend((0..n).map(|j| (start + (j * multiplier) % n) as u32));
+    }
+    UInt32Array::from(order)
+}
+
+/// Builders of every column of one table.
+enum EventColumns {
+    Person {
+        id: Int64Builder,
+        name: StringBuilder,
+        email: StringBuilder,
+        card: StringBuilder,
+        city: StringBuilder,
+        state: StringBuilder,
+        time: TimestampMillisecondBuilder,
+        extra: StringBuilder,
+    },
+    Auction {
+        id: Int64Builder,
+        item: StringBuilder,
+        description: StringBuilder,
+        initial_bid: Int64Builder,
+        reserve: Int64Builder,
+        time: TimestampMillisecondBuilder,
+        expires: TimestampMillisecondBuilder,
+        seller: Int64Builder,
+        category: Int64Builder,
+        extra: StringBuilder,
+    },
+    Bid {
+        auction: Int64Builder,
+        bidder: Int64Builder,
+        price: Int64Builder,
+        channel: StringBuilder,
+        url: StringBuilder,
+        time: TimestampMillisecondBuilder,
+        extra: StringBuilder,
+    },
+}
+
+impl EventColumns {
+    fn new(table: NexmarkTable, n: usize) -> Self {
+        let int = || Int64Builder::with_capacity(n);
+        let text = || StringBuilder::with_capacity(n, n * 16);
+        let time = || TimestampMillisecondBuilder::with_capacity(n);
+        match table {
+            NexmarkTable::Person => EventColumns::Person {
+                id: int(),
+                name: text(),
+                email: text(),
+                card: text(),
+                city: text(),
+                state: text(),
+                time: time(),
+                extra: text(),
+            },
+            NexmarkTable::Auction => EventColumns::Auction {
+                id: int(),
+                item: text(),
+                description: text(),
+                initial_bid: int(),
+                reserve: int(),
+                time: time(),
+                expires: time(),
+                seller: int(),
+                category: int(),
+                extra: text(),
+            },
+            NexmarkTable::Bid => EventColumns::Bid {
+                auction: int(),
+                bidder: int(),
+                price: int(),
+                channel: text(),
+                url: text(),
+                time: time(),
+                extra: text(),
+            },
+        }
+    }
+
+    /// Appends an event of this table's kind (the generator filters by
+    /// kind, so there are no others).
+    fn push(&mut self, event: Event) {
+        match (self, event) {
+            (
+                EventColumns::Person {
+                    id,
+                    name,
+                    email,
+                    card,
+                    city,
+                    state,
+                    time,
+                    extra,
+                },
+                Event::Person(p),
+            ) => {
+                id.append_value(p.id as i64);
+                name.append_value(&p.name);
+                email.append_value(&p.email_address);
+                card.append_value(&p.credit_card);
+                city.append_value(&p.city);
+                state.append_value(&p.state);
+                time.append_value(p.date_time as i64);
+                extra.append_value(&p.extra);
+            }
+            (
+                EventColumns::Auction {
+                    id,
+                    item,
+                    description,
+                    initial_bid,
+                    reserve,
+                    time,
+                    expires,
+                    seller,
+                    category,
+                    extra,
+                },
+                Event::Auction(a),
+            ) => {
+                id.append_value(a.id as i64);
+                item.append_value(&a.item_name);
+                description.append_value(&a.description);
+                initial_bid.append_value(a.initial_bid as i64);
+                reserve.append_value(a.reserve as i64);
+                time.append_value(a.date_time as i64);
+                expires.append_value(a.expires as i64);
+                seller.append_value(a.seller as i64);
+                category.append_value(a.category as i64);
+                extra.append_value(&a.extra);
+            }
+            (
+                EventColumns::Bid {
+                    auction,
+                    bidder,
+                    price,
+                    channel,
+                    url,
+                    time,
+                    extra,
+                },
+                Event::Bid(b),
+            ) => {
+                auction.append_value(b.auction as i64);
+                bidder.append_value(b.bidder as i64);
+                price.append_value(b.price as i64);
+                channel.append_value(&b.channel);
+                url.append_value(&b.url);
+                time.append_value(b.date_time as i64);
+                extra.append_value(&b.extra);
+            }
+            // The generator filters by kind.
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Vec<ArrayRef> {
+        fn done<B: arrow::array::ArrayBuilder>(mut b: B) -> ArrayRef {
+            b.finish()
+        }
+        match self {
+            EventColumns::Person {
+                id,
+                name,
+                email,
+                card,
+                city,
+                state,
+                time,
+                extra,
+            } => vec![
+                done(id),
+                done(name),
+                done(email),
+                done(card),
+                done(city),
+                done(state),
+                done(time),
+                done(extra),
+            ],
+            EventColumns::Auction {
+                id,
+                item,
+                description,
+                initial_bid,
+                reserve,
+                time,
+                expires,
+                seller,
+                category,
+                extra,
+            } => vec![
+                done(id),
+                done(item),
+                done(description),
+                done(initial_bid),
+                done(reserve),
+                done(time),
+                done(expires),
+                done(seller),
+                done(category),
+                done(extra),
+            ],
+            EventColumns::Bid {
+                auction,
+                bidder,
+                price,
+                channel,
+                url,
+                time,
+                extra,
+            } => vec![
+                done(auction),
+                done(bidder),
+                done(price),
+                done(channel),
+                done(url),
+                done(time),
+                done(extra),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffling_permutes_within_groups() {
+        let order: Vec<u32> = shuffled(10, 4).values().to_vec();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        for (position, source) in order.iter().enumerate() {
+            assert_eq!(position / 4, *source as usize / 4, "{order:?}");
+        }
+        assert_ne!(order, (0..10).collect::<Vec<_>>());
+    }
+}
