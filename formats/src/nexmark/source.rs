@@ -227,13 +227,17 @@ fn shuffled(count: usize, group: usize) -> UInt32Array {
     let mut order = Vec::with_capacity(count);
     for start in (0..count).step_by(group) {
         let n = group.min(count - start);
-        let multiplier = if n % 953 == 0 { 967 } else { 953 };
+        let multiplier = if n.is_multiple_of(953) { 967 } else { 953 };
         order.extend((0..n).map(|j| (start + (j * multiplier) % n) as u32));
     }
     UInt32Array::from(order)
 }
 
 /// Builders of every column of one table.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per batch, never moved in a loop"
+)]
 enum EventColumns {
     Person {
         id: Int64Builder,
