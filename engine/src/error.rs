@@ -72,6 +72,9 @@ pub enum Error {
         #[source]
         source: weir_exchange::spill::SpillError,
     },
+    /// Taking part in a checkpoint, or restoring one, failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// An expression could not be planned or evaluated.
     #[error("expression {expr}: {message}")]
     Expr {

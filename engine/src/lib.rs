@@ -13,6 +13,8 @@
 //! - [`task`]: the task loop that drives one subtask's chain between its input
 //!   gates and its result partitions, its CPU work on the shared rayon pool
 //!   ([`weir_exchange::cpu`]) and its I/O on tokio.
+//! - [`checkpoint`]: what tasks snapshot at checkpoint barriers and
+//!   restore from, keyed state by key group.
 //! - [`event_time`]: event-time columns and the watermarks sources
 //!   generate from them.
 //! - [`dataframe`]: the dataframe API that builds relational jobs.
@@ -28,6 +30,7 @@
 //! The scheduler (`weir-scheduler`) decides where and when tasks run; this
 //! crate knows nothing of regions, slots or failover.
 
+pub mod checkpoint;
 pub mod dataframe;
 mod error;
 pub mod event_time;

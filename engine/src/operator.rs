@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use arrow::array::RecordBatch;
 use weir_exchange::event::Barrier;
 
-use crate::{Result, TaskInfo};
+use crate::{Error, Result, TaskInfo};
 
 /// What an operator emits while it handles one input event.
 #[derive(Debug, Default)]
@@ -123,9 +123,45 @@ pub trait Operator: Send {
     /// A checkpoint barrier arrived on every input. The default does nothing.
     ///
     /// # Errors
-    /// When the operator's state cannot be snapshotted.
+    /// When the operator fails to handle the barrier.
     fn on_barrier(&mut self, _barrier: Barrier, _output: &mut Output) -> Result<()> {
         Ok(())
+    }
+
+    /// The operator's state at a checkpoint, taken after
+    /// [`on_barrier`](Self::on_barrier): record batches (keyed state led by
+    /// a [`KEY_GROUP_COLUMN`](crate::checkpoint::KEY_GROUP_COLUMN)), or
+    /// `None` when it holds none. The operator goes on from the same state.
+    ///
+    /// The default refuses, so that an operator that keeps state never
+    /// takes part in a checkpoint without it: operators without state say
+    /// so by returning `None`.
+    ///
+    /// # Errors
+    /// When the state cannot be snapshotted; the checkpoint fails, the job
+    /// goes on.
+    fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        Err(Error::Checkpoint(
+            "this operator cannot take part in checkpoints".to_string(),
+        ))
+    }
+
+    /// Restores the state of a checkpoint, before any input: the batches
+    /// [`snapshot_state`](Self::snapshot_state) returned in every subtask,
+    /// keyed state narrowed to this subtask's key groups (without the key
+    /// group column).
+    ///
+    /// # Errors
+    /// When the batches are not this operator's state. The default takes
+    /// only no state at all.
+    fn restore_state(&mut self, state: Vec<RecordBatch>) -> Result<()> {
+        if state.iter().all(|b| b.num_rows() == 0) {
+            Ok(())
+        } else {
+            Err(Error::Checkpoint(
+                "this operator has no state to restore".to_string(),
+            ))
+        }
     }
 
     /// Input `input` has ended. The default does nothing.

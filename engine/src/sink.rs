@@ -29,6 +29,25 @@ pub trait Sink: Send {
     /// # Errors
     /// When the output cannot be committed.
     async fn finish(&mut self) -> Result<()>;
+
+    /// A checkpoint barrier reached the sink: make everything written
+    /// since the previous one durable but not yet visible (the first phase
+    /// of a two-phase commit) and return what commits it, which
+    /// [`SinkFactory::commit_checkpoint`] is given once the checkpoint
+    /// completes. `None` when there is nothing to commit.
+    ///
+    /// The default refuses, so that no sink takes part in checkpoints
+    /// without saying how its output survives a restart: a sink whose
+    /// output may be repeated (at least once) returns `None`.
+    ///
+    /// # Errors
+    /// When the output cannot be prepared; the checkpoint fails.
+    async fn prepare_commit(&mut self, checkpoint: u64) -> Result<Option<serde_json::Value>> {
+        let _ = checkpoint;
+        Err(crate::Error::Checkpoint(
+            "this sink cannot take part in checkpoints".to_string(),
+        ))
+    }
 }
 
 /// The end of a successful job, as a sink vertex sees it.
@@ -60,6 +79,22 @@ pub trait SinkFactory: Send + Sync + Debug {
     /// When the output cannot be published; the job fails.
     async fn commit_job(&self, commit: &JobCommit) -> Result<()> {
         let _ = commit;
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint` completed: makes visible what the
+    /// `committables` its subtasks prepared stand for. Called again with
+    /// the same committables when a job restarts from that checkpoint:
+    /// committing twice changes nothing.
+    ///
+    /// # Errors
+    /// When the output cannot be published; the job fails.
+    async fn commit_checkpoint(
+        &self,
+        checkpoint: u64,
+        committables: &[serde_json::Value],
+    ) -> Result<()> {
+        let _ = (checkpoint, committables);
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
+use crate::checkpoint::SplitPosition;
 use crate::expr::Expr;
 use crate::{Result, TaskInfo};
 
@@ -47,6 +48,13 @@ pub trait Source: Send {
     /// [`splits`](Self::splits)).
     fn last_split(&self) -> u32 {
         0
+    }
+
+    /// Where each split is, for a checkpoint: the position after the batch
+    /// `next_batch` last returned. `None` (the default) when the source
+    /// cannot resume from a position: checkpoints of jobs reading it fail.
+    fn positions(&self) -> Option<Vec<SplitPosition>> {
+        None
     }
 }
 
@@ -109,4 +117,20 @@ pub trait SourceFactory: Send + Sync + Debug {
     /// # Errors
     /// When the source cannot be opened.
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Source>>;
+
+    /// Creates the source of a subtask attempt that resumes the splits at
+    /// `positions` (what [`Source::positions`] recorded at a checkpoint,
+    /// dealt to this subtask): it reads those splits, and only those,
+    /// from there on. The default refuses: sources that record positions
+    /// resume from them.
+    ///
+    /// # Errors
+    /// When the positions are not this source's, or it cannot be opened.
+    fn restore(&self, task: &TaskInfo, positions: Vec<SplitPosition>) -> Result<Box<dyn Source>> {
+        let _ = (task, positions);
+        Err(crate::Error::Checkpoint(format!(
+            "source '{}' cannot resume from a checkpoint",
+            self.name()
+        )))
+    }
 }

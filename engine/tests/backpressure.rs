@@ -93,6 +93,7 @@ async fn a_slow_sink_keeps_buffered_bytes_under_the_bound() {
             target: OutputTarget::Pipelined(vec![tx]),
         }],
         fail_at_record: None,
+        checkpoints: None,
     };
     let sink = SlowSink::default();
     let rows = Arc::clone(&sink.rows);
@@ -105,6 +106,7 @@ async fn a_slow_sink_keeps_buffered_bytes_under_the_bound() {
         inputs: vec![vec![InputChannel::Local(rx)]],
         outputs: Vec::new(),
         fail_at_record: None,
+        checkpoints: None,
     };
     let (produced, consumed) = tokio::join!(run_task(producer), run_task(consumer));
     let produced = produced.unwrap();

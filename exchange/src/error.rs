@@ -23,6 +23,21 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A checkpoint file that a restore needs does not exist.
+    #[error("checkpoint file {path} not found")]
+    CheckpointNotFound {
+        /// Where it was expected.
+        path: String,
+    },
+    /// A checkpoint file exists but does not match what its checkpoint
+    /// recorded (truncated, damaged) or cannot be decoded.
+    #[error("checkpoint file {path} is corrupt: {reason}")]
+    CheckpointCorrupt {
+        /// Where it was read.
+        path: String,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// The other side of a pipelined channel went away.
     #[error("pipelined channel closed: {0}")]
     ChannelClosed(&'static str),

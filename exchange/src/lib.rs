@@ -16,6 +16,8 @@
 //! - [`cpu`]: the one rayon pool on which CPU work runs, and the hand-off from
 //!   async (tokio) code to it.
 //! - [`spill`]: local spill files of operators over their memory budget.
+//! - [`checkpoint_store`]: checkpoint state files and metadata, checked
+//!   against their recorded length and checksum.
 //! - [`store_url`]: object store URLs (local paths, `file://`, `s3://`,
 //!   `memory://`) for shuffle roots and connectors.
 //!
@@ -24,6 +26,7 @@
 
 pub mod blocking;
 pub mod channel;
+pub mod checkpoint_store;
 pub mod cpu;
 mod error;
 pub mod event;
@@ -31,10 +34,12 @@ pub mod hash;
 pub mod partitioner;
 mod shuffle_root;
 pub mod spill;
+mod store_root;
 pub mod store_url;
 
 pub use error::{Error, Result};
 pub use event::Event;
 pub use partitioner::{PartitionRouter, Partitioner};
 pub use shuffle_root::{ResultPartitionId, ShuffleRoot};
+pub use store_root::StoreRoot;
 pub use store_url::StoreUrl;

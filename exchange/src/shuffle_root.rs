@@ -1,18 +1,14 @@
 //! Where blocking result partitions live.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, StoreUrl};
+use crate::Result;
+use crate::store_root::StoreRoot;
 
 /// Identifies one blocking result partition: the output of one attempt of
 /// one producer subtask on one edge (an intermediate dataset) of a job.
@@ -40,60 +36,28 @@ impl fmt::Display for ResultPartitionId {
 /// together by [`ShuffleRoot::remove_job`].
 #[derive(Debug, Clone)]
 pub struct ShuffleRoot {
-    store: Arc<dyn ObjectStore>,
-    url: String,
-    local_dir: Option<std::path::PathBuf>,
+    root: StoreRoot,
 }
 
 impl ShuffleRoot {
-    /// Opens a shuffle root from a URL: `memory://` (private to this root),
-    /// a plain local path or `file:///dir` (created when missing), or an
-    /// object store URL such as `s3://bucket/prefix` (see [`StoreUrl`]).
+    /// Opens a shuffle root from a URL (see [`StoreRoot::try_new`]).
     ///
     /// # Errors
     /// When the URL is not supported or the directory cannot be created.
     pub fn try_new(url: &str) -> Result<Self> {
-        if url.starts_with("memory://") {
-            return Ok(Self {
-                store: Arc::new(InMemory::new()),
-                url: url.to_string(),
-                local_dir: None,
-            });
-        }
-        let location = StoreUrl::parse(url, &BTreeMap::new())?;
-        let Some(dir) = location.local_path() else {
-            return Ok(Self {
-                store: Arc::new(PrefixStore::new(
-                    Arc::clone(location.store()),
-                    location.path().clone(),
-                )),
-                url: url.to_string(),
-                local_dir: None,
-            });
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Error::Config(format!(
-                "cannot create shuffle root directory '{}': {e}",
-                dir.display()
-            ))
-        })?;
-        let dir = dir.canonicalize()?;
-        let store = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
         Ok(Self {
-            store: Arc::new(store),
-            url: url.to_string(),
-            local_dir: Some(dir),
+            root: StoreRoot::try_new(url, "shuffle root")?,
         })
     }
 
     /// The URL this root was opened from.
     pub fn url(&self) -> &str {
-        &self.url
+        self.root.url()
     }
 
     /// The object store holding the files.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+        self.root.store()
     }
 
     /// The path of a partition file of `job` with the given file extension.
@@ -110,21 +74,6 @@ impl ShuffleRoot {
     /// # Errors
     /// When the files cannot be listed or deleted.
     pub async fn remove_job(&self, job: &str) -> Result<()> {
-        if let Some(dir) = &self.local_dir {
-            let job_dir = dir.join(job);
-            return match tokio::fs::remove_dir_all(&job_dir).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
-            };
-        }
-        let prefix = Path::from(job);
-        let files: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        for file in files {
-            match self.store.delete(&file.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        self.root.remove_prefix(job).await
     }
 }

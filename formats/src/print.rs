@@ -216,6 +216,15 @@ impl Sink for PrintWriter {
         Ok(())
     }
 
+    /// At least once: what was written stays written, and a restart from
+    /// a checkpoint writes what followed it again.
+    async fn prepare_commit(
+        &mut self,
+        _checkpoint: u64,
+    ) -> weir_engine::Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+
     async fn finish(&mut self) -> weir_engine::Result<()> {
         Ok(())
     }

@@ -56,6 +56,12 @@ pub struct JobConfig {
     /// Where spill files go (a job's files are under a directory of its
     /// own, removed when the job ends).
     pub spill_dir: std::path::PathBuf,
+    /// How often streaming jobs take checkpoints (`None`: never).
+    pub checkpoint_interval: Option<Duration>,
+    /// Where checkpoints are written (directory or URL).
+    pub checkpoint_dir: String,
+    /// How many completed checkpoints are kept.
+    pub checkpoints_retained: usize,
 }
 
 /// The least default memory per slot: 256 MiB.
@@ -105,6 +111,12 @@ impl Default for JobConfig {
             memory_per_slot: default_memory_per_slot(cores),
             spill: true,
             spill_dir: std::env::temp_dir().join("weir-spill"),
+            checkpoint_interval: None,
+            checkpoint_dir: std::env::temp_dir()
+                .join("weir-checkpoints")
+                .display()
+                .to_string(),
+            checkpoints_retained: 1,
         }
     }
 }
@@ -153,6 +165,18 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "true | false: spill when over budget, or fail",
     ),
     ("spill.dir", "directory of spill files"),
+    (
+        "execution.checkpointing.interval",
+        "how often streaming jobs take checkpoints (e.g. 10 s); none by default",
+    ),
+    (
+        "execution.checkpointing.dir",
+        "directory or URL (file://, s3://, memory://) checkpoints are written to",
+    ),
+    (
+        "execution.checkpointing.num-retained",
+        "completed checkpoints kept (number, default 1)",
+    ),
     ("failover.strategy", "region | restart-all"),
     (
         "restart-strategy.type",
@@ -269,6 +293,11 @@ impl JobConfig {
             }
             "spill.enabled" => self.spill = value.parse().map_err(|_| bad("true or false"))?,
             "spill.dir" => self.spill_dir = value.into(),
+            "execution.checkpointing.interval" => {
+                self.checkpoint_interval = Some(duration()?).filter(|d| !d.is_zero())
+            }
+            "execution.checkpointing.dir" => self.checkpoint_dir = value.to_string(),
+            "execution.checkpointing.num-retained" => self.checkpoints_retained = positive()?,
             "failover.strategy" => {
                 self.failover = match value {
                     "region" => FailoverKind::Region,

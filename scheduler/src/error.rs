@@ -23,6 +23,9 @@ pub enum Error {
         /// Why it stopped restarting, and the last task failure.
         cause: String,
     },
+    /// A checkpoint cannot be recorded or restored.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// An engine error outside of a task (building the job).
     #[error(transparent)]
     Engine(#[from] weir_engine::Error),

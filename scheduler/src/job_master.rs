@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use object_store::ObjectStoreExt;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::{AbortHandle, JoinSet};
+use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup};
 use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
@@ -18,7 +20,9 @@ use weir_engine::{Boundedness, JobCommit};
 use weir_exchange::ResultPartitionId;
 use weir_exchange::ShuffleRoot;
 use weir_exchange::channel::{ChannelReceiver, ChannelSender, pipelined_channel};
+use weir_exchange::event::Barrier;
 
+use crate::checkpoint_coordinator::{AckOutcome, CheckpointCoordinator, CheckpointMetadata};
 use crate::execution_graph::{ExecutionGraph, PartitionKey};
 use crate::failover::restart::RestartTracker;
 use crate::failover::{FailoverStrategy, FailoverView};
@@ -67,6 +71,12 @@ pub(crate) struct JobMaster {
     timeline: Vec<RegionEvent>,
     started: Instant,
     progress: JobProgress,
+    /// The checkpoints of a streaming job that takes them.
+    checkpoints: Option<CheckpointCoordinator>,
+    /// Where each running source subtask takes the barriers to inject.
+    triggers: HashMap<usize, UnboundedSender<Barrier>>,
+    /// The checkpoint restarted tasks resume from.
+    restore: Option<CheckpointMetadata>,
 }
 
 /// What a job master needs to run a job.
@@ -79,6 +89,7 @@ pub(crate) struct JobSetup {
     pub strategy: Box<dyn SchedulingStrategy>,
     pub failover: Box<dyn FailoverStrategy>,
     pub progress: JobProgress,
+    pub checkpoints: Option<CheckpointCoordinator>,
 }
 
 impl JobMaster {
@@ -117,6 +128,9 @@ impl JobMaster {
             timeline: Vec::new(),
             started: Instant::now(),
             progress: setup.progress,
+            checkpoints: setup.checkpoints,
+            triggers: HashMap::new(),
+            restore: None,
             graph: setup.graph,
         }
     }
@@ -132,6 +146,16 @@ impl JobMaster {
         }
         if outcome.is_err() {
             self.abort_sinks().await;
+        }
+        if let Some(checkpoints) = &mut self.checkpoints {
+            match (&outcome, checkpoints.latest()) {
+                (Ok(()), _) => checkpoints.remove_all().await,
+                (Err(_), Some(latest)) => tracing::warn!(
+                    "the job failed; its latest checkpoint stays at {}",
+                    checkpoints.checkpoint_url(latest.checkpoint)
+                ),
+                (Err(_), None) => {}
+            }
         }
         let spill_dir = self.spill_dir();
         if spill_dir.exists()
@@ -220,6 +244,7 @@ impl JobMaster {
                     waiting.join(", ")
                 )));
             }
+            let checkpoint_due = self.checkpoints.as_ref().and_then(|c| c.next_trigger());
             tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok((subtask, attempt, result)) => self.on_task_done(subtask, attempt, result).await?,
@@ -227,6 +252,10 @@ impl JobMaster {
                     Err(e) => return Err(self.failed(format!("a task could not be joined: {e}"))),
                 },
                 () = sleep_until(next_restart), if next_restart.is_some() => {}
+                () = sleep_until(checkpoint_due), if checkpoint_due.is_some() => {
+                    self.trigger_checkpoint();
+                }
+                Some(ack) = next_ack(&mut self.checkpoints) => self.on_checkpoint_ack(ack).await?,
             }
         }
     }
@@ -303,7 +332,8 @@ impl JobMaster {
             }
         }
         for &s in &subtasks {
-            let deployment = self.deployment(s, &mut senders, &mut receivers);
+            let triggers = self.trigger_channel(s);
+            let deployment = self.deployment(s, &mut senders, &mut receivers, triggers);
             let attempt = self.attempts[s];
             let handle = self.tasks.spawn(async move {
                 let result = AssertUnwindSafe(run_task(deployment))
@@ -319,11 +349,23 @@ impl JobMaster {
         };
     }
 
+    /// For a source subtask of a job that takes checkpoints: the channel
+    /// its barriers come through (the sender kept here).
+    fn trigger_channel(&mut self, s: usize) -> Option<UnboundedReceiver<Barrier>> {
+        self.checkpoints.as_ref()?;
+        let id = self.graph.subtasks[s];
+        self.graph.job.vertex(id.vertex).chain.source.as_ref()?;
+        let (tx, rx) = unbounded_channel();
+        self.triggers.insert(s, tx);
+        Some(rx)
+    }
+
     fn deployment(
         &self,
         s: usize,
         senders: &mut HashMap<(u32, u32), Vec<ChannelSender>>,
         receivers: &mut HashMap<(u32, u32, u32), ChannelReceiver>,
+        triggers: Option<UnboundedReceiver<Barrier>>,
     ) -> TaskDeployment {
         let id = self.graph.subtasks[s];
         let vertex = self.graph.job.vertex(id.vertex);
@@ -411,7 +453,66 @@ impl JobMaster {
             inputs,
             outputs,
             fail_at_record: self.plan.record_failure(id.vertex, id.index, attempt),
+            checkpoints: self.checkpoints.as_ref().map(|c| CheckpointSetup {
+                store: c.store().clone(),
+                job_dir: c.job_dir().to_string(),
+                acks: c.ack_sender(),
+                triggers,
+                restore: self.restore.as_ref().map(|m| {
+                    m.restore(id.vertex.0 as usize, id.index as usize, vertex.parallelism)
+                }),
+            }),
         }
+    }
+
+    /// Injects the next checkpoint's barrier at every source, when every
+    /// task runs (a job with finished tasks takes no more checkpoints).
+    fn trigger_checkpoint(&mut self) {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return;
+        };
+        if self.running.len() < self.graph.subtasks.len() {
+            checkpoints.postpone();
+            return;
+        }
+        let barrier = checkpoints.trigger();
+        for sender in self.triggers.values() {
+            // A source that is gone fails or finishes: that ends the
+            // checkpoint too.
+            let _ = sender.send(barrier);
+        }
+    }
+
+    /// Records a task's checkpoint acknowledgement; when the checkpoint
+    /// completes, the sinks commit what their tasks prepared for it.
+    async fn on_checkpoint_ack(&mut self, ack: CheckpointAck) -> Result<()> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        match checkpoints.on_ack(ack, &self.graph).await? {
+            AckOutcome::Waiting => {}
+            AckOutcome::Declined { checkpoint, reason } => {
+                tracing::warn!("checkpoint {checkpoint} failed: {reason}");
+            }
+            AckOutcome::Completed(metadata) => {
+                for vertex in &self.graph.job.vertices {
+                    let Some(sink) = &vertex.chain.sink else {
+                        continue;
+                    };
+                    let committables = metadata.committables(vertex.id.0 as usize);
+                    sink.commit_checkpoint(metadata.checkpoint, &committables)
+                        .await
+                        .map_err(|e| {
+                            self.failed(format!(
+                                "sink '{}' could not commit checkpoint {}: {e}",
+                                sink.name(),
+                                metadata.checkpoint
+                            ))
+                        })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The memory of subtask `s`: its region holds `slots` slots of
@@ -442,6 +543,14 @@ impl JobMaster {
             return Ok(());
         }
         self.running.remove(&s);
+        self.triggers.remove(&s);
+        if let Some(checkpoints) = &mut self.checkpoints {
+            let name = &self.graph.job.vertex(self.graph.subtasks[s].vertex).name;
+            let reason = format!("task '{name}' ended before it took part");
+            if let AckOutcome::Declined { checkpoint, reason } = checkpoints.abort(reason).await {
+                tracing::info!("checkpoint {checkpoint} dropped: {reason}");
+            }
+        }
         match result {
             Ok(report) => {
                 for written in &report.partitions {
@@ -514,12 +623,59 @@ impl JobMaster {
                 )
             },
         };
-        let restart = self
-            .failover
-            .regions_to_restart(self.graph.regions.region_of(s), &view);
+        let restart = if self.checkpoints.is_some() {
+            // Every task resumes from the same checkpoint.
+            self.graph.regions.all().iter().map(|r| r.id).collect()
+        } else {
+            self.failover
+                .regions_to_restart(self.graph.regions.region_of(s), &view)
+        };
+        if self.checkpoints.is_some() {
+            self.choose_restore(&error).await?;
+        }
         for region in restart {
             self.reset(region, now + delay);
         }
+        Ok(())
+    }
+
+    /// The checkpoint the restarted tasks resume from: the latest completed
+    /// one, unless `error` says a file of the one being restored is missing
+    /// or corrupt; then the one before it.
+    ///
+    /// # Errors
+    /// When the checkpoint being restored is broken and no older one is
+    /// left: the job fails rather than start over from nothing.
+    async fn choose_restore(&mut self, error: &weir_engine::Error) -> Result<()> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        if let AckOutcome::Declined { checkpoint, .. } =
+            checkpoints.abort("a task failed".to_string()).await
+        {
+            tracing::info!("checkpoint {checkpoint} dropped: a task failed");
+        }
+        let broken = matches!(
+            error,
+            weir_engine::Error::Exchange(
+                weir_exchange::Error::CheckpointCorrupt { .. }
+                    | weir_exchange::Error::CheckpointNotFound { .. }
+            )
+        );
+        if broken && let Some(restoring) = self.restore.as_ref().map(|m| m.checkpoint) {
+            checkpoints.discard_latest().await;
+            tracing::error!(
+                "checkpoint {restoring} cannot be restored ({error}); falling back to an older one"
+            );
+            if checkpoints.latest().is_none() {
+                let cause = format!(
+                    "checkpoint {restoring} cannot be restored ({error}) and no older checkpoint \
+                     is left: not restarting from nothing"
+                );
+                return Err(self.failed(cause));
+            }
+        }
+        self.restore = checkpoints.latest().cloned();
         Ok(())
     }
 
@@ -694,7 +850,16 @@ impl JobMaster {
             shuffle_bytes,
             timeline: self.timeline.clone(),
             wall_time: self.started.elapsed(),
+            checkpoints: self.checkpoints.as_ref().map(|c| c.stats()),
         }
+    }
+}
+
+/// The next checkpoint acknowledgement; never without checkpoints.
+async fn next_ack(checkpoints: &mut Option<CheckpointCoordinator>) -> Option<CheckpointAck> {
+    match checkpoints {
+        Some(checkpoints) => checkpoints.next_ack().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,10 +14,13 @@
 //!   vertex of a region (slot sharing).
 //! - [`failover`]: which regions restart when a task fails (`region`,
 //!   `restart-all`) and when they may restart (restart strategies).
+//! - [`checkpoint_coordinator`]: periodic checkpoints of streaming jobs,
+//!   their metadata and retention, and what restarted tasks resume from.
 //! - [`job_master`] and [`mini_cluster`]: run a job end to end; the embedded
 //!   mini-cluster is the default way jobs run.
 //! - [`explain`] and [`summary`]: what a job looks like and what it did.
 
+pub mod checkpoint_coordinator;
 mod config;
 mod error;
 pub mod execution_graph;

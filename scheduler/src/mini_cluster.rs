@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_exchange::ShuffleRoot;
+use weir_exchange::checkpoint_store::CheckpointStore;
 
+use crate::checkpoint_coordinator::CheckpointCoordinator;
 use crate::execution_graph::ExecutionGraph;
 use crate::failover::{FailoverStrategy, RegionFailover, RestartAllFailover};
 use crate::job_master::{JobMaster, JobSetup};
@@ -69,9 +71,18 @@ impl MiniCluster {
             FailoverKind::Region => Box::new(RegionFailover),
             FailoverKind::RestartAll => Box::new(RestartAllFailover),
         };
+        let job_id = new_job_id();
+        let checkpoints = match (job.mode, self.config.checkpoint_interval) {
+            (RuntimeMode::Streaming, Some(interval)) => Some(CheckpointCoordinator::new(
+                CheckpointStore::try_new(&self.config.checkpoint_dir)?,
+                job_id.clone(),
+                interval,
+                self.config.checkpoints_retained,
+            )),
+            _ => None,
+        };
         let graph = ExecutionGraph::try_new(Arc::new(job))?;
         let root = ShuffleRoot::try_new(&self.config.shuffle_root)?;
-        let job_id = new_job_id();
         JobMaster::new(JobSetup {
             job_id: job_id.into(),
             graph,
@@ -81,6 +92,7 @@ impl MiniCluster {
             strategy,
             failover,
             progress,
+            checkpoints,
         })
         .run()
         .await

@@ -77,6 +77,8 @@ pub struct JobSummary {
     pub timeline: Vec<RegionEvent>,
     /// Wall time from deployment to the end.
     pub wall_time: Duration,
+    /// The checkpoints of a streaming job that took them.
+    pub checkpoints: Option<crate::checkpoint_coordinator::CheckpointStats>,
 }
 
 impl JobSummary {
@@ -171,6 +173,22 @@ impl fmt::Display for JobSummary {
                 .map(|(name, n)| format!("{name}: {n}"))
                 .collect();
             writeln!(f, "  {}: {}", v.id, counters.join(", "))?;
+        }
+        if let Some(c) = &self.checkpoints {
+            write!(
+                f,
+                "  checkpoints: {} completed, {} failed",
+                c.completed, c.failed
+            )?;
+            if let Some(last) = c.last_checkpoint {
+                write!(
+                    f,
+                    "; the last, {last}, took {} ms and wrote {}",
+                    c.last_duration_ms,
+                    human_bytes(c.last_bytes)
+                )?;
+            }
+            writeln!(f)?;
         }
         let reruns: Vec<String> = self
             .attempts

@@ -31,6 +31,11 @@ impl OperatorFactory for Filter {
 }
 
 impl Operator for Filter {
+    /// Stateless: nothing to snapshot.
+    fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        Ok(None)
+    }
+
     fn process_batch(
         &mut self,
         _input: usize,

@@ -42,6 +42,11 @@ impl OperatorFactory for MapBatches {
 }
 
 impl Operator for MapBatches {
+    /// Stateless: nothing to snapshot.
+    fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        Ok(None)
+    }
+
     fn process_batch(
         &mut self,
         _input: usize,

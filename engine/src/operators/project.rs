@@ -61,6 +61,11 @@ impl OperatorFactory for Project {
 }
 
 impl Operator for Project {
+    /// Stateless: nothing to snapshot.
+    fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        Ok(None)
+    }
+
     fn process_batch(
         &mut self,
         _input: usize,

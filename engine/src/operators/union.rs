@@ -34,6 +34,11 @@ impl OperatorFactory for Union {
 }
 
 impl Operator for Union {
+    /// Stateless: nothing to snapshot.
+    fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        Ok(None)
+    }
+
     fn process_batch(
         &mut self,
         input: usize,

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use weir_exchange::cpu;
 use weir_exchange::hash::mix64;
 
-use crate::{Boundedness, Result, Source, SourceFactory, TaskInfo};
+use crate::checkpoint::SplitPosition;
+use crate::{Boundedness, Error, Result, Source, SourceFactory, TaskInfo};
 
 /// Generates rows `(seq, key, value)`: `seq` numbers the rows from 0, `key`
 /// is a pseudo-random function of `seq` in `0..keys`, `value` one in
@@ -82,27 +83,64 @@ impl SourceFactory for SequenceGenerator {
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Source>> {
         let p = task.parallelism.max(1) as u64;
         let i = task.subtask as u64;
-        let (next, end, stride) = match self.rows {
-            Some(rows) => (rows * i / p, rows * (i + 1) / p, 1),
-            None => (i, u64::MAX, p),
+        let split = match self.rows {
+            Some(rows) => GeneratorSplit {
+                id: i as u32,
+                next: rows * i / p,
+                end: rows * (i + 1) / p,
+                stride: 1,
+            },
+            None => GeneratorSplit {
+                id: i as u32,
+                next: i,
+                end: u64::MAX,
+                stride: p,
+            },
         };
-        Ok(Box::new(GeneratorReader {
-            spec: self.clone(),
-            next,
-            end,
-            stride,
-        }))
+        Ok(Box::new(GeneratorReader::new(self.clone(), vec![split])))
+    }
+
+    fn restore(&self, _task: &TaskInfo, positions: Vec<SplitPosition>) -> Result<Box<dyn Source>> {
+        let splits = positions
+            .into_iter()
+            .map(|p| {
+                let mut split: GeneratorSplit = serde_json::from_value(p.position)
+                    .map_err(|e| Error::Checkpoint(format!("generator split {}: {e}", p.split)))?;
+                split.id = p.split;
+                Ok(split)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(GeneratorReader::new(self.clone(), splits)))
     }
 }
 
-struct GeneratorReader {
-    spec: SequenceGenerator,
+/// The rows `next, next + stride, ...` below `end` of one split.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct GeneratorSplit {
+    #[serde(skip)]
+    id: u32,
     next: u64,
     end: u64,
     stride: u64,
 }
 
+/// The splits of one subtask, read in turns.
+struct GeneratorReader {
+    spec: SequenceGenerator,
+    splits: Vec<GeneratorSplit>,
+    /// The split read last.
+    current: usize,
+}
+
 impl GeneratorReader {
+    fn new(spec: SequenceGenerator, splits: Vec<GeneratorSplit>) -> Self {
+        Self {
+            spec,
+            splits,
+            current: 0,
+        }
+    }
+
     fn generate(
         spec: &SequenceGenerator,
         from: u64,
@@ -132,14 +170,41 @@ impl GeneratorReader {
 #[async_trait]
 impl Source for GeneratorReader {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        if self.next >= self.end {
+        // The next split with rows left, in turns.
+        let n = self.splits.len();
+        let Some(index) = (1..=n)
+            .map(|k| (self.current + k) % n)
+            .find(|&k| self.splits[k].next < self.splits[k].end)
+        else {
             return Ok(None);
-        }
-        let remaining = (self.end - self.next).div_ceil(self.stride);
+        };
+        self.current = index;
+        let split = &mut self.splits[index];
+        let remaining = (split.end - split.next).div_ceil(split.stride);
         let count = remaining.min(self.spec.batch_rows as u64) as usize;
-        let (spec, from, stride) = (self.spec.clone(), self.next, self.stride);
+        let (spec, from, stride) = (self.spec.clone(), split.next, split.stride);
+        split.next = split.next.saturating_add(count as u64 * split.stride);
         let batch = cpu::run(move || Self::generate(&spec, from, count, stride)).await?;
-        self.next = self.next.saturating_add(count as u64 * self.stride);
         Ok(Some(batch))
+    }
+
+    fn splits(&self) -> Vec<u32> {
+        self.splits.iter().map(|s| s.id).collect()
+    }
+
+    fn last_split(&self) -> u32 {
+        self.splits.get(self.current).map_or(0, |s| s.id)
+    }
+
+    fn positions(&self) -> Option<Vec<SplitPosition>> {
+        self.splits
+            .iter()
+            .map(|s| {
+                Some(SplitPosition {
+                    split: s.id,
+                    position: serde_json::to_value(s).ok()?,
+                })
+            })
+            .collect()
     }
 }

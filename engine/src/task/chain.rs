@@ -31,6 +31,9 @@ pub struct ChainOutput {
     pub watermark: Option<i64>,
     /// [`finish`](OperatorChain::finish) has more to emit: call it again.
     pub more: bool,
+    /// At a checkpoint barrier: each operator's state, in order, or why
+    /// one could not snapshot it.
+    pub states: Option<Result<Vec<Option<Vec<RecordBatch>>>, String>>,
 }
 
 impl OperatorChain {
@@ -70,7 +73,10 @@ impl OperatorChain {
         self.drive(0, |op, out| op.on_watermark(watermark, out))
     }
 
-    /// Passes an aligned barrier down the chain.
+    /// Passes an aligned barrier down the chain, then snapshots every
+    /// operator's state (an operator that cannot is reported in
+    /// [`ChainOutput::states`], not as an error: the checkpoint fails, the
+    /// task goes on).
     ///
     /// # Errors
     /// The first operator error.
@@ -81,7 +87,28 @@ impl OperatorChain {
             result.batches.extend(step.batches);
             result.watermark = step.watermark.or(result.watermark);
         }
+        result.states = Some(
+            self.operators
+                .iter_mut()
+                .enumerate()
+                .map(|(i, op)| {
+                    op.snapshot_state()
+                        .map_err(|e| format!("operator {} of the chain: {e}", i + 1))
+                })
+                .collect(),
+        );
         Ok(result)
+    }
+
+    /// Restores each operator's state, in chain order, before any input.
+    ///
+    /// # Errors
+    /// The first operator that does not take its state.
+    pub fn restore(&mut self, states: Vec<Vec<RecordBatch>>) -> Result<()> {
+        for (op, state) in self.operators.iter_mut().zip(states) {
+            op.restore_state(state)?;
+        }
+        Ok(())
     }
 
     /// Input `input` of the head ended.
@@ -152,6 +179,7 @@ impl OperatorChain {
             batches,
             watermark,
             more: false,
+            states: None,
         })
     }
 }

@@ -1,5 +1,8 @@
 //! Input gates: the events a task reads, merged over all its channels.
 
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
 use futures::stream::{self, BoxStream, SelectAll, StreamExt};
 use weir_exchange::blocking::SubpartitionReader;
 use weir_exchange::event::WatermarkStatus;
@@ -15,6 +18,15 @@ pub(crate) enum TaskInput {
 }
 
 impl TaskInput {
+    /// Where the splits of a source are (`None` for input gates, or a
+    /// source that cannot say).
+    pub fn positions(&self) -> Option<Vec<crate::checkpoint::SplitPosition>> {
+        match self {
+            Self::Source(source) => source.positions(),
+            Self::Gates(_) => None,
+        }
+    }
+
     /// The next event, handing the input back so that the read can be kept
     /// pending across other work (a source's read need not be cancel-safe).
     /// `None` when the input ended; a source's batches come as input 0, on
@@ -51,13 +63,63 @@ pub(crate) struct InputEvent {
 ///
 /// Pipelined channels are read as events arrive; the channels of a blocking
 /// input are read one after the other, so a rerun reads them in the same
-/// order.
+/// order. A pipelined channel that delivered a checkpoint barrier is not
+/// read again until the barrier arrived on every channel and the task
+/// [releases](Alignment::release) them (aligned checkpoints): what follows
+/// a barrier belongs to the next checkpoint.
 pub(crate) struct InputGates {
     streams: SelectAll<BoxStream<'static, Result<InputEvent>>>,
 }
 
+/// Whether a channel waits for the others to deliver a barrier, and the
+/// task to wake when it may be read again.
+type Waiting = (bool, Option<Waker>);
+
+/// Which pipelined channels wait for the others to deliver a barrier.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Alignment {
+    blocked: Arc<Mutex<Vec<Waiting>>>,
+}
+
+impl Alignment {
+    /// A new channel; its index in the alignment.
+    fn add(&self) -> usize {
+        let mut blocked = self.lock();
+        blocked.push((false, None));
+        blocked.len() - 1
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.blocked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether channel `id` waits; if so, wakes `waker` when it is released.
+    fn waits(&self, id: usize, waker: &Waker) -> bool {
+        let mut blocked = self.lock();
+        let (waiting, wake) = &mut blocked[id];
+        if *waiting {
+            *wake = Some(waker.clone());
+        }
+        *waiting
+    }
+
+    fn block(&self, id: usize) {
+        self.lock()[id].0 = true;
+    }
+
+    /// Every channel reads again.
+    pub fn release(&self) {
+        for (waiting, waker) in self.lock().iter_mut() {
+            *waiting = false;
+            if let Some(waker) = waker.take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
 impl InputGates {
-    pub fn new(inputs: Vec<Vec<InputChannel>>) -> Self {
+    pub fn new(inputs: Vec<Vec<InputChannel>>, alignment: &Alignment) -> Self {
         let mut streams = SelectAll::new();
         for (input, gate) in inputs.into_iter().enumerate() {
             let (local, blocking): (Vec<_>, Vec<_>) = gate
@@ -66,7 +128,7 @@ impl InputGates {
                 .partition(|(_, c)| matches!(c, InputChannel::Local(_)));
             for (channel, spec) in local {
                 if let InputChannel::Local(rx) = spec {
-                    streams.push(local_stream(input, channel, rx));
+                    streams.push(aligned(local_stream(input, channel, rx), alignment.clone()));
                 }
             }
             if !blocking.is_empty() {
@@ -83,6 +145,29 @@ impl InputGates {
     pub async fn next(&mut self) -> Option<Result<InputEvent>> {
         self.streams.next().await
     }
+}
+
+/// `stream`, held back after each barrier until `alignment` releases it.
+fn aligned(
+    mut stream: BoxStream<'static, Result<InputEvent>>,
+    alignment: Alignment,
+) -> BoxStream<'static, Result<InputEvent>> {
+    let id = alignment.add();
+    stream::poll_fn(move |cx| {
+        if alignment.waits(id, cx.waker()) {
+            return Poll::Pending;
+        }
+        let next = stream.poll_next_unpin(cx);
+        if let Poll::Ready(Some(Ok(InputEvent {
+            event: Event::Barrier(_),
+            ..
+        }))) = &next
+        {
+            alignment.block(id);
+        }
+        next
+    })
+    .boxed()
 }
 
 fn local_stream(
@@ -147,7 +232,7 @@ fn blocking_stream(
         event,
     };
     stream::unfold(State::Unopened, move |state| {
-        let (root, job, partition) = (root.clone(), std::sync::Arc::clone(&job), partition.clone());
+        let (root, job, partition) = (root.clone(), Arc::clone(&job), partition.clone());
         async move {
             let mut reader = match state {
                 State::Done => return None,
@@ -204,6 +289,11 @@ impl InputProgress {
             current: i64::MIN,
             task_idle: false,
         }
+    }
+
+    /// The channels that have not ended.
+    pub fn open_channels_count(&self) -> usize {
+        self.open.iter().sum()
     }
 
     /// Inputs without any channel: they ended before the task started.

@@ -10,6 +10,7 @@
 //! channel makes the task wait, so it stops reading its own input.
 
 mod chain;
+mod checkpointing;
 mod counters;
 mod input;
 mod metrics;
@@ -139,4 +140,6 @@ pub struct TaskDeployment {
     pub outputs: Vec<OutputSpec>,
     /// Fail on purpose once this many records have come in (tests).
     pub fail_at_record: Option<u64>,
+    /// How it takes part in checkpoints (streaming jobs that take them).
+    pub checkpoints: Option<crate::checkpoint::CheckpointSetup>,
 }

@@ -3,11 +3,12 @@
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use weir_exchange::event::{WatermarkStatus, batch_data_bytes};
+use weir_exchange::event::{Barrier, WatermarkStatus, batch_data_bytes};
 use weir_exchange::{Event, PartitionRouter, cpu};
 
 use super::chain::{ChainOutput, OperatorChain};
-use super::input::{InputEvent, InputGates, InputProgress, ProgressChange, TaskInput};
+use super::checkpointing::{Participant, restored_states};
+use super::input::{Alignment, InputEvent, InputGates, InputProgress, ProgressChange, TaskInput};
 use super::metrics::{TaskMetrics, TaskReport};
 use super::output::OutputWriter;
 use super::{OutputTarget, TaskDeployment, TaskInfo};
@@ -39,13 +40,23 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         inputs,
         outputs,
         fail_at_record,
+        mut checkpoints,
     } = deployment;
     let operators = chain
         .operators
         .iter()
         .map(|f| f.create(&info))
         .collect::<Result<Vec<_>>>()?;
-    let source = chain.source.as_ref().map(|s| s.create(&info)).transpose()?;
+    let mut operators = OperatorChain::new(operators);
+    let restore = checkpoints.as_mut().and_then(|c| c.restore.take());
+    let source = match (&chain.source, &restore) {
+        (Some(factory), Some(restore)) => Some(factory.restore(&info, restore.splits.clone())?),
+        (Some(factory), None) => Some(factory.create(&info)?),
+        (None, _) => None,
+    };
+    if let (Some(restore), Some(setup)) = (&restore, &checkpoints) {
+        operators.restore(restored_states(&setup.store, restore, &info).await?)?;
+    }
     let watermarks = match (&chain.source, &chain.watermarks, &source) {
         (Some(factory), Some(strategy), Some(source)) => Some(WatermarkGenerator::try_new(
             strategy,
@@ -74,15 +85,17 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         .collect();
     let progress = InputProgress::new(&inputs.iter().map(Vec::len).collect::<Vec<_>>());
     let scans = source.is_some();
+    let alignment = Alignment::default();
     let input = match source {
         Some(source) => TaskInput::Source(source),
-        None => TaskInput::Gates(InputGates::new(inputs)),
+        None => TaskInput::Gates(InputGates::new(inputs, &alignment)),
     };
+    let checkpoints = checkpoints.map(|setup| Participant::new(setup, &info, alignment));
     let mut task = Task {
         info,
         cpu: cpu::Worker::new(
             CpuState {
-                chain: OperatorChain::new(operators),
+                chain: operators,
                 routers,
             },
             CPU_QUEUE_DEPTH,
@@ -93,6 +106,7 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         progress,
         scans,
         watermarks,
+        checkpoints,
         fail_at_record,
     };
     match task.run(input).await {
@@ -121,6 +135,8 @@ struct Routed {
     then: Option<Event>,
     /// The chain has more to emit from `finish`.
     more: bool,
+    /// At a barrier: the operators' states.
+    states: Option<std::result::Result<Vec<Option<Vec<RecordBatch>>>, String>>,
 }
 
 impl CpuState {
@@ -137,6 +153,7 @@ impl CpuState {
             watermark: out.watermark,
             then,
             more: out.more,
+            states: out.states,
         })
     }
 }
@@ -152,6 +169,8 @@ struct Task {
     scans: bool,
     /// The watermarks of a source task, when its source has a strategy.
     watermarks: Option<WatermarkGenerator>,
+    /// Its part in checkpoints, when the job takes them.
+    checkpoints: Option<Participant>,
     fail_at_record: Option<u64>,
 }
 
@@ -171,6 +190,10 @@ impl Task {
         while reading || self.cpu.in_flight() > 0 {
             let room = self.cpu.has_room();
             let tick = self.watermarks.as_ref().and_then(|g| g.next_tick());
+            let triggered = self
+                .checkpoints
+                .as_ref()
+                .is_some_and(|c| c.awaits_trigger());
             tokio::select! {
                 // Results first: output leaves as soon as it is ready.
                 biased;
@@ -180,10 +203,24 @@ impl Task {
                 (input, event) = &mut read, if reading && room => match event {
                     Some(event) => {
                         self.dispatch(event?)?;
+                        // A barrier asked for while the source read goes
+                        // after what it read.
+                        if let Some(barrier) = self
+                            .checkpoints
+                            .as_mut()
+                            .and_then(|c| c.inject(input.positions()))
+                        {
+                            self.submit_barrier(barrier);
+                        }
                         read.set(input.next());
                     }
                     None => reading = false,
                 },
+                Some(barrier) = next_trigger(&mut self.checkpoints), if reading && triggered => {
+                    if let Some(checkpoints) = &mut self.checkpoints {
+                        checkpoints.trigger(barrier);
+                    }
+                }
                 () = sleep_until(tick), if reading && room && tick.is_some() => {
                     if let Some(generator) = &mut self.watermarks {
                         let update = generator.on_tick(Instant::now());
@@ -253,16 +290,42 @@ impl Task {
                 let change = self.progress.on_status(input, channel, status);
                 self.apply(input, change);
             }
-            Event::Barrier(barrier) => self.submit(
-                move |chain| chain.on_barrier(barrier),
-                Some(Event::Barrier(barrier)),
-            ),
+            Event::Barrier(barrier) => {
+                let open = self.progress.open_channels_count();
+                if let Some(aligned) = self
+                    .checkpoints
+                    .as_mut()
+                    .and_then(|c| c.arrive(barrier, open))
+                {
+                    self.submit_barrier(aligned);
+                }
+            }
             Event::EndOfPartition => {
                 let change = self.progress.on_end(input, channel);
                 self.apply(input, change);
+                let open = self.progress.open_channels_count();
+                if let Some(aligned) = self
+                    .checkpoints
+                    .as_mut()
+                    .and_then(|c| c.channel_ended(open))
+                {
+                    self.submit_barrier(aligned);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Passes a barrier (injected, or aligned over every channel) to the
+    /// chain, after everything queued before it; the channels read again.
+    fn submit_barrier(&mut self, barrier: Barrier) {
+        self.submit(
+            move |chain| chain.on_barrier(barrier),
+            Some(Event::Barrier(barrier)),
+        );
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.release();
+        }
     }
 
     /// Queues what a change of the inputs' progress asks for: the end of
@@ -321,7 +384,7 @@ impl Task {
     }
 
     /// Writes one job's routed output to the outputs and the sink.
-    async fn write_out(&mut self, routed: Routed) -> Result<()> {
+    async fn write_out(&mut self, mut routed: Routed) -> Result<()> {
         for batch in &routed.batches {
             self.metrics.rows_out += batch.num_rows() as u64;
             self.metrics.bytes_out += batch_data_bytes(batch) as u64;
@@ -341,8 +404,31 @@ impl Task {
             for writer in &mut self.writers {
                 writer.broadcast(event.clone()).await?;
             }
+            if let (Event::Barrier(barrier), Some(states)) = (event, routed.states.take()) {
+                self.snapshot(barrier, states).await;
+            }
         }
         Ok(())
+    }
+
+    /// The chain snapshotted its state at `barrier`, which went on
+    /// downstream: the sink prepares its commit, and the state is written
+    /// out and acknowledged in the background.
+    async fn snapshot(
+        &mut self,
+        barrier: Barrier,
+        states: std::result::Result<Vec<Option<Vec<RecordBatch>>>, String>,
+    ) {
+        let committable = match &mut self.sink {
+            Some(sink) => sink
+                .prepare_commit(barrier.checkpoint_id)
+                .await
+                .map_err(|e| format!("its sink: {e}")),
+            None => Ok(None),
+        };
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.complete(barrier, states, committable);
+        }
     }
 
     /// Completes every output and the sink.
@@ -370,6 +456,14 @@ impl Task {
             partitions,
             counters: self.info.counters.snapshot(),
         })
+    }
+}
+
+/// The next barrier the coordinator asks a source task to inject.
+async fn next_trigger(checkpoints: &mut Option<Participant>) -> Option<Barrier> {
+    match checkpoints {
+        Some(checkpoints) => checkpoints.next_trigger().await,
+        None => std::future::pending().await,
     }
 }
 

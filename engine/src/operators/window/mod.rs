@@ -160,6 +160,7 @@ impl fmt::Display for Window {
 #[derive(Debug, Clone)]
 pub struct WindowAggregate {
     assigner: Assigner,
+    input_schema: SchemaRef,
     time_column: usize,
     plan: Arc<AggregatePlan>,
     output_schema: SchemaRef,
@@ -217,6 +218,7 @@ impl WindowAggregate {
         };
         Ok(Self {
             assigner,
+            input_schema: Arc::clone(input),
             time_column: time_index,
             plan: Arc::new(plan),
             output_schema,
@@ -239,6 +241,7 @@ impl OperatorFactory for WindowAggregate {
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>> {
         let context = WindowContext {
             name: self.name.clone(),
+            input_schema: Arc::clone(&self.input_schema),
             time_column: self.time_column,
             output_schema: Arc::clone(&self.output_schema),
             task: task.clone(),
@@ -266,12 +269,18 @@ enum Assigner {
 /// What every window operator instance needs besides its state.
 struct WindowContext {
     name: String,
+    /// The schema of the rows aggregated.
+    input_schema: SchemaRef,
     time_column: usize,
     output_schema: SchemaRef,
     task: TaskInfo,
 }
 
 impl WindowContext {
+    fn error(&self, doing: &str, what: &str) -> Error {
+        Error::Checkpoint(format!("{} {doing}: {what}", self.name))
+    }
+
     /// Counts `rows` late records, dropped.
     fn drop_late(&self, rows: usize) {
         if rows > 0 {

@@ -1,17 +1,18 @@
 //! Tumbling, sliding and cumulating window aggregates over panes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow::compute::kernels::partition::partition;
 use arrow::compute::{
     SortOptions, filter_record_batch, is_not_null, sort_to_indices, take_record_batch,
 };
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Field, Schema};
 use weir_exchange::event::batch_data_bytes;
 
 use super::{PaneLayout, WindowContext, add_window};
+use crate::checkpoint::with_key_groups;
 use crate::event_time::event_times_ms;
 use crate::memory::MemoryReservation;
 use crate::operators::aggregate::{AggregatePlan, Emit, GroupOrder, GroupedState};
@@ -24,6 +25,11 @@ enum Pane {
     Open(GroupedState),
     Sealed(Vec<RecordBatch>),
 }
+
+/// The column of snapshotted state holding each row's pane.
+const PANE_COLUMN: &str = "__pane";
+/// The metadata key of snapshotted state holding the windows fired.
+const FIRED_UNTIL: &str = "fired_until";
 
 /// A window aggregate whose windows are made of panes.
 pub(super) struct PaneAggregateOperator {
@@ -179,6 +185,38 @@ impl PaneAggregateOperator {
     }
 }
 
+/// The rows of `batch` by the pane of each (`panes`), in order of pane.
+fn by_pane(batch: &RecordBatch, panes: &Int64Array) -> Result<Vec<(i64, RecordBatch)>> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let (first, last) = (
+        arrow::compute::min(panes).unwrap_or_default(),
+        arrow::compute::max(panes).unwrap_or_default(),
+    );
+    if first == last {
+        return Ok(vec![(first, batch.clone())]);
+    }
+    // Rows of several panes: sorted by pane, then one slice each.
+    let order = sort_to_indices(panes, Some(SortOptions::default()), None)?;
+    let sorted = take_record_batch(batch, &order)?;
+    let sorted_panes = arrow::compute::take(panes, &order, None)?;
+    let starts = sorted_panes
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("panes are Int64");
+    Ok(partition(&[Arc::clone(&sorted_panes)])?
+        .ranges()
+        .into_iter()
+        .map(|range| {
+            (
+                starts.value(range.start),
+                sorted.slice(range.start, range.end - range.start),
+            )
+        })
+        .collect())
+}
+
 /// The states of `pane`, sealing it first if it is open.
 fn seal(pane: &mut Pane) -> Result<&[RecordBatch]> {
     if let Pane::Open(state) = pane {
@@ -220,24 +258,77 @@ impl Operator for PaneAggregateOperator {
         }
         let layout = self.layout;
         let panes: Int64Array = times.unary(|t| layout.pane_start(t));
-        let (first, last) = (
-            arrow::compute::min(&panes).unwrap_or_default(),
-            arrow::compute::max(&panes).unwrap_or_default(),
-        );
-        if first == last {
-            self.add_to_pane(first, &batch)?;
-        } else {
-            // Rows of several panes: sorted by pane, then one slice each.
-            let order = sort_to_indices(&panes, Some(SortOptions::default()), None)?;
-            let sorted = take_record_batch(&batch, &order)?;
-            let sorted_panes = arrow::compute::take(&panes, &order, None)?;
-            let panes = sorted_panes
+        for (pane, rows) in by_pane(&batch, &panes)? {
+            self.add_to_pane(pane, &rows)?;
+        }
+        self.account()
+    }
+
+    /// Seals every pane and snapshots their states: rows of key group,
+    /// pane, keys and states, with the windows fired so far in the
+    /// metadata.
+    fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        let mut fields = vec![Arc::new(Field::new(PANE_COLUMN, DataType::Int64, false))];
+        fields.extend(self.plan.state_schema.fields().iter().cloned());
+        let metadata = HashMap::from([(FIRED_UNTIL.to_string(), self.fired_until.to_string())]);
+        let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
+        let max_parallelism = self.context.task.max_parallelism;
+        let mut state = Vec::new();
+        for (&start, pane) in &mut self.panes {
+            for batch in seal(pane)? {
+                let mut columns: Vec<ArrayRef> =
+                    vec![Arc::new(Int64Array::from(vec![start; batch.num_rows()]))];
+                columns.extend(batch.columns().iter().cloned());
+                let rows = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+                state.push(with_key_groups(
+                    &rows,
+                    &batch.columns()[..self.keys],
+                    max_parallelism,
+                )?);
+            }
+        }
+        if state.is_empty() {
+            let empty = RecordBatch::new_empty(schema);
+            state.push(with_key_groups(
+                &empty,
+                &empty.columns()[1..1 + self.keys],
+                max_parallelism,
+            )?);
+        }
+        self.account()?;
+        Ok(Some(state))
+    }
+
+    /// Takes back sealed panes and the windows fired.
+    fn restore_state(&mut self, state: Vec<RecordBatch>) -> Result<()> {
+        for batch in state {
+            if let Some(fired) = batch.schema().metadata().get(FIRED_UNTIL) {
+                let fired: i64 = fired
+                    .parse()
+                    .map_err(|_| self.context.error("restoring", "a bad fired_until"))?;
+                // Every subtask fired the same windows: the barrier came
+                // after the same watermarks on every channel.
+                self.fired_until = self.fired_until.max(fired);
+            }
+            let panes = batch
+                .column(0)
                 .as_any()
                 .downcast_ref::<Int64Array>()
-                .expect("panes are Int64");
-            for range in partition(&[Arc::clone(&sorted_panes)])?.ranges() {
-                let rows = sorted.slice(range.start, range.end - range.start);
-                self.add_to_pane(panes.value(range.start), &rows)?;
+                .ok_or_else(|| self.context.error("restoring", "state without panes"))?
+                .clone();
+            let states = RecordBatch::try_new(
+                Arc::clone(&self.plan.state_schema),
+                batch.columns()[1..].to_vec(),
+            )?;
+            for (pane, rows) in by_pane(&states, &panes)? {
+                match self
+                    .panes
+                    .entry(pane)
+                    .or_insert_with(|| Pane::Sealed(Vec::new()))
+                {
+                    Pane::Sealed(batches) => batches.push(rows),
+                    Pane::Open(state) => state.merge(&rows)?,
+                }
             }
         }
         self.account()

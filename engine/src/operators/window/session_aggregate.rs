@@ -1,6 +1,7 @@
 //! Session window aggregates: the records of a key less than a gap apart
 //! form one window.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
@@ -13,6 +14,7 @@ use datafusion_expr::Expr;
 use weir_exchange::event::batch_data_bytes;
 
 use super::{WINDOW_END, WINDOW_START, WindowContext, times_column, window_fields};
+use crate::checkpoint::with_key_groups;
 use crate::event_time::event_times_ms;
 use crate::expr::column;
 use crate::memory::MemoryReservation;
@@ -43,6 +45,11 @@ pub(super) fn plan(
     keys.extend([WINDOW_START, WINDOW_END].map(|name| (column(name), name.to_string())));
     AggregatePlan::try_new(AggregateMode::Single, &with_session, &keys, aggregates)
 }
+
+/// The column of snapshotted records saying whether each was late.
+const LATE_COLUMN: &str = "__late";
+/// The metadata key of snapshotted state holding the watermark.
+const WATERMARK: &str = "watermark";
 
 /// Records waiting for their session to close.
 #[derive(Default)]
@@ -263,6 +270,63 @@ impl Operator for SessionAggregateOperator {
         let (gap, watermark) = (self.gap, self.watermark);
         let late = BooleanArray::from_unary(&times, |t| t.saturating_add(gap) - 1 <= watermark);
         self.buffer(batch, times, late);
+        self.account()
+    }
+
+    /// The records waiting for their sessions, led by their key groups and
+    /// followed by whether each was late, with the watermark in the
+    /// metadata.
+    fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
+        let metadata = HashMap::from([(WATERMARK.to_string(), self.watermark.to_string())]);
+        let input = Arc::clone(&self.context.input_schema);
+        let mut fields: Vec<Arc<Field>> = input.fields().to_vec();
+        fields.push(Arc::new(Field::new(LATE_COLUMN, DataType::Boolean, false)));
+        let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
+        let buffered = &self.buffered;
+        let max_parallelism = self.context.task.max_parallelism;
+        let mut state = Vec::new();
+        for (batch, late) in buffered.batches.iter().zip(&buffered.late) {
+            let mut columns = batch.columns().to_vec();
+            columns.push(Arc::new(late.clone()));
+            let rows = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+            let keys = self.plan.group_by[..self.keys]
+                .iter()
+                .map(|key| key.evaluate(batch))
+                .collect::<Result<Vec<_>>>()?;
+            state.push(with_key_groups(&rows, &keys, max_parallelism)?);
+        }
+        if state.is_empty() {
+            let empty = RecordBatch::new_empty(schema);
+            let keys = self.plan.group_by[..self.keys]
+                .iter()
+                .map(|key| key.evaluate(&empty))
+                .collect::<Result<Vec<_>>>()?;
+            state.push(with_key_groups(&empty, &keys, max_parallelism)?);
+        }
+        Ok(Some(state))
+    }
+
+    /// Takes back the records waiting for their sessions.
+    fn restore_state(&mut self, state: Vec<RecordBatch>) -> Result<()> {
+        for batch in state {
+            if let Some(watermark) = batch.schema().metadata().get(WATERMARK) {
+                let watermark: i64 = watermark
+                    .parse()
+                    .map_err(|_| self.context.error("restoring", "a bad watermark"))?;
+                self.watermark = self.watermark.max(watermark);
+            }
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let width = batch.num_columns() - 1;
+            let late = downcast::<BooleanArray>(Arc::clone(batch.column(width)));
+            let rows = RecordBatch::try_new(
+                Arc::clone(&self.context.input_schema),
+                batch.columns()[..width].to_vec(),
+            )?;
+            let times = event_times_ms(rows.column(self.context.time_column))?;
+            self.buffer(rows, times, late);
+        }
         self.account()
     }
 

@@ -1,0 +1,98 @@
+//! A directory of files in an object store that weir owns: the root of
+//! blocking partitions or of checkpoints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::{Error, Result, StoreUrl};
+
+/// Files under one URL: a local directory, `memory://` or any object store
+/// URL, with paths relative to it.
+#[derive(Debug, Clone)]
+pub struct StoreRoot {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    local_dir: Option<std::path::PathBuf>,
+}
+
+impl StoreRoot {
+    /// Opens the root at `url`: `memory://` (private to this root), a plain
+    /// local path or `file:///dir` (created when missing), or an object
+    /// store URL such as `s3://bucket/prefix` (see [`StoreUrl`]). `what`
+    /// names the root in errors.
+    ///
+    /// # Errors
+    /// When the URL is not supported or the directory cannot be created.
+    pub fn try_new(url: &str, what: &str) -> Result<Self> {
+        if url.starts_with("memory://") {
+            return Ok(Self {
+                store: Arc::new(InMemory::new()),
+                url: url.to_string(),
+                local_dir: None,
+            });
+        }
+        let location = StoreUrl::parse(url, &BTreeMap::new())?;
+        let Some(dir) = location.local_path() else {
+            return Ok(Self {
+                store: Arc::new(PrefixStore::new(
+                    Arc::clone(location.store()),
+                    location.path().clone(),
+                )),
+                url: url.to_string(),
+                local_dir: None,
+            });
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create {what} directory '{}': {e}",
+                dir.display()
+            ))
+        })?;
+        let dir = dir.canonicalize()?;
+        let store = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
+        Ok(Self {
+            store: Arc::new(store),
+            url: url.to_string(),
+            local_dir: Some(dir),
+        })
+    }
+
+    /// The URL this root was opened from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The object store holding the files.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Removes every file under `prefix`.
+    ///
+    /// # Errors
+    /// When the files cannot be listed or deleted.
+    pub async fn remove_prefix(&self, prefix: &str) -> Result<()> {
+        if let Some(dir) = &self.local_dir {
+            return match tokio::fs::remove_dir_all(dir.join(prefix)).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            };
+        }
+        let prefix = Path::from(prefix);
+        let files: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        for file in files {
+            match self.store.delete(&file.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,383 @@
+//! The checkpoint coordinator of a streaming job: triggers checkpoints
+//! periodically by injecting barriers at the sources, collects every
+//! task's acknowledgement, records a completed checkpoint's metadata,
+//! keeps the last `execution.checkpointing.num-retained` and removes the
+//! rest; and tells each restarted task what to resume from.
+//!
+//! One checkpoint is in flight at a time. A task that cannot take part
+//! declines it: that checkpoint fails and the job goes on; the next one is
+//! triggered an interval later.
+//!
+//! Layout under the checkpoint directory: `<job>/chk-<n>/` holds the state
+//! files of checkpoint `n` and its `_metadata` (JSON), written last: a
+//! checkpoint without metadata never completed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use weir_engine::checkpoint::{CheckpointAck, SplitPosition, TaskCheckpoint, TaskRestore};
+use weir_engine::graph::JobGraph;
+use weir_exchange::checkpoint_store::CheckpointStore;
+
+use crate::execution_graph::ExecutionGraph;
+use crate::{Error, Result};
+
+/// The file recording a completed checkpoint.
+pub const METADATA_FILE: &str = "_metadata";
+
+/// A completed checkpoint, as its `_metadata` file records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMetadata {
+    /// The checkpoint's number.
+    pub checkpoint: u64,
+    /// When it was triggered (ms since the epoch).
+    pub timestamp_ms: i64,
+    /// The job's number of key groups.
+    pub max_parallelism: usize,
+    /// Every vertex's part, in vertex order.
+    pub vertices: Vec<VertexCheckpoint>,
+}
+
+/// One vertex's part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VertexCheckpoint {
+    /// The vertex's name (what its chain runs).
+    pub name: String,
+    /// Each subtask's part, by subtask index.
+    pub tasks: Vec<TaskCheckpoint>,
+}
+
+impl CheckpointMetadata {
+    /// What subtask `subtask` of `parallelism` of vertex `vertex` resumes
+    /// from: the source splits dealt to it (by split number, round-robin
+    /// over the subtasks) and every subtask's state files.
+    pub fn restore(&self, vertex: usize, subtask: usize, parallelism: usize) -> TaskRestore {
+        let Some(part) = self.vertices.get(vertex) else {
+            return TaskRestore {
+                checkpoint: self.checkpoint,
+                ..TaskRestore::default()
+            };
+        };
+        let mut splits: Vec<&SplitPosition> = part.tasks.iter().flat_map(|t| &t.splits).collect();
+        splits.sort_by_key(|s| s.split);
+        let operators = part.tasks.first().map_or(0, |t| t.operators.len());
+        TaskRestore {
+            checkpoint: self.checkpoint,
+            splits: splits
+                .into_iter()
+                .enumerate()
+                .filter(|(k, _)| k % parallelism == subtask)
+                .map(|(_, s)| s.clone())
+                .collect(),
+            operators: (0..operators)
+                .map(|op| {
+                    part.tasks
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(old, t)| Some((old, t.operators.get(op)?.clone()?)))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The committables the tasks of vertex `vertex` prepared.
+    pub fn committables(&self, vertex: usize) -> Vec<serde_json::Value> {
+        self.vertices
+            .get(vertex)
+            .map(|v| {
+                v.tasks
+                    .iter()
+                    .filter_map(|t| t.committable.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The bytes of its state files.
+    pub fn state_bytes(&self) -> u64 {
+        self.vertices
+            .iter()
+            .flat_map(|v| &v.tasks)
+            .flat_map(|t| t.operators.iter().flatten())
+            .map(|f| f.bytes)
+            .sum()
+    }
+
+    /// Checks that it fits `job`: the same vertices running the same
+    /// chains.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] naming the first vertex that differs.
+    pub fn check_fits(&self, job: &JobGraph) -> Result<()> {
+        if self.vertices.len() != job.vertices.len() {
+            return Err(Error::Checkpoint(format!(
+                "checkpoint {} has {} vertices, the job {}",
+                self.checkpoint,
+                self.vertices.len(),
+                job.vertices.len()
+            )));
+        }
+        for (part, vertex) in self.vertices.iter().zip(&job.vertices) {
+            if part.name != vertex.name {
+                return Err(Error::Checkpoint(format!(
+                    "checkpoint {} was taken of '{}' where the job runs '{}'",
+                    self.checkpoint, part.name, vertex.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A checkpoint in flight.
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    started: Instant,
+    timestamp_ms: i64,
+    /// The parts acknowledged so far, by (vertex, subtask).
+    parts: BTreeMap<(u32, usize), TaskCheckpoint>,
+}
+
+/// What became of an acknowledgement.
+#[derive(Debug)]
+pub enum AckOutcome {
+    /// The checkpoint still waits for other tasks, or the ack was stale.
+    Waiting,
+    /// Every task acknowledged: the checkpoint is complete.
+    Completed(Box<CheckpointMetadata>),
+    /// A task declined: the checkpoint failed.
+    Declined {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// Why, naming the task.
+        reason: String,
+    },
+}
+
+/// Counts of the checkpoints of one job, for its summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CheckpointStats {
+    /// Checkpoints that completed.
+    pub completed: u64,
+    /// Checkpoints that failed (declined, or cut short by a failure).
+    pub failed: u64,
+    /// How long the last completed one took.
+    pub last_duration_ms: u64,
+    /// The bytes of its state files.
+    pub last_bytes: u64,
+    /// The number of the last completed one.
+    pub last_checkpoint: Option<u64>,
+}
+
+/// Triggers and completes the checkpoints of one job.
+pub(crate) struct CheckpointCoordinator {
+    store: CheckpointStore,
+    job_dir: String,
+    interval: Duration,
+    retained: usize,
+    next_id: u64,
+    next_trigger: Instant,
+    pending: Option<Pending>,
+    /// Completed checkpoints, oldest first.
+    completed: VecDeque<CheckpointMetadata>,
+    acks: (
+        UnboundedSender<CheckpointAck>,
+        UnboundedReceiver<CheckpointAck>,
+    ),
+    stats: CheckpointStats,
+}
+
+impl CheckpointCoordinator {
+    pub fn new(
+        store: CheckpointStore,
+        job_dir: String,
+        interval: Duration,
+        retained: usize,
+    ) -> Self {
+        Self {
+            store,
+            job_dir,
+            interval,
+            retained: retained.max(1),
+            next_id: 1,
+            next_trigger: Instant::now() + interval,
+            pending: None,
+            completed: VecDeque::new(),
+            acks: unbounded_channel(),
+            stats: CheckpointStats::default(),
+        }
+    }
+
+    pub fn store(&self) -> &CheckpointStore {
+        &self.store
+    }
+
+    pub fn job_dir(&self) -> &str {
+        &self.job_dir
+    }
+
+    /// Where tasks acknowledge.
+    pub fn ack_sender(&self) -> UnboundedSender<CheckpointAck> {
+        self.acks.0.clone()
+    }
+
+    /// The next acknowledgement.
+    pub async fn next_ack(&mut self) -> Option<CheckpointAck> {
+        self.acks.1.recv().await
+    }
+
+    /// When the next checkpoint is due (none while one is in flight).
+    pub fn next_trigger(&self) -> Option<Instant> {
+        self.pending.is_none().then_some(self.next_trigger)
+    }
+
+    /// Skips a checkpoint that is due now (not every task runs).
+    pub fn postpone(&mut self) {
+        self.next_trigger = Instant::now() + self.interval;
+    }
+
+    /// Starts the next checkpoint: the barrier to inject at every source.
+    pub fn trigger(&mut self) -> weir_exchange::event::Barrier {
+        let id = self.next_id;
+        self.next_id += 1;
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.pending = Some(Pending {
+            id,
+            started: Instant::now(),
+            timestamp_ms,
+            parts: BTreeMap::new(),
+        });
+        weir_exchange::event::Barrier {
+            checkpoint_id: id,
+            timestamp_ms,
+        }
+    }
+
+    /// Records one task's acknowledgement of a job of `graph`.
+    ///
+    /// # Errors
+    /// When a completed checkpoint's metadata cannot be written.
+    pub async fn on_ack(
+        &mut self,
+        ack: CheckpointAck,
+        graph: &ExecutionGraph,
+    ) -> Result<AckOutcome> {
+        let Some(pending) = self.pending.as_mut().filter(|p| p.id == ack.checkpoint) else {
+            return Ok(AckOutcome::Waiting);
+        };
+        let part = match ack.outcome {
+            Ok(part) => part,
+            Err(reason) => {
+                let name = &graph.job.vertices[ack.vertex as usize].name;
+                let reason = format!("task '{name}' [{}]: {reason}", ack.subtask + 1);
+                return Ok(self.abort(reason).await);
+            }
+        };
+        pending.parts.insert((ack.vertex, ack.subtask), part);
+        if pending.parts.len() < graph.subtasks.len() {
+            return Ok(AckOutcome::Waiting);
+        }
+        let pending = self.pending.take().expect("checked above");
+        let mut parts = pending.parts;
+        let metadata = CheckpointMetadata {
+            checkpoint: pending.id,
+            timestamp_ms: pending.timestamp_ms,
+            max_parallelism: graph.job.max_parallelism,
+            vertices: graph
+                .job
+                .vertices
+                .iter()
+                .map(|v| VertexCheckpoint {
+                    name: v.name.clone(),
+                    tasks: (0..v.parallelism)
+                        .map(|s| parts.remove(&(v.id.0, s)).unwrap_or_default())
+                        .collect(),
+                })
+                .collect(),
+        };
+        let json = serde_json::to_vec_pretty(&metadata)
+            .map_err(|e| Error::Checkpoint(format!("checkpoint metadata: {e}")))?;
+        self.store
+            .write_file(&self.metadata_path(metadata.checkpoint), json)
+            .await?;
+        self.stats.completed += 1;
+        self.stats.last_duration_ms = pending.started.elapsed().as_millis() as u64;
+        self.stats.last_bytes = metadata.state_bytes();
+        self.stats.last_checkpoint = Some(metadata.checkpoint);
+        self.completed.push_back(metadata.clone());
+        while self.completed.len() > self.retained {
+            if let Some(old) = self.completed.pop_front() {
+                self.remove(old.checkpoint).await;
+            }
+        }
+        self.next_trigger = Instant::now() + self.interval;
+        Ok(AckOutcome::Completed(Box::new(metadata)))
+    }
+
+    /// Gives up the checkpoint in flight (a task declined or failed, or
+    /// finished before it took part).
+    pub async fn abort(&mut self, reason: String) -> AckOutcome {
+        let Some(pending) = self.pending.take() else {
+            return AckOutcome::Waiting;
+        };
+        self.stats.failed += 1;
+        self.next_trigger = Instant::now() + self.interval;
+        self.remove(pending.id).await;
+        AckOutcome::Declined {
+            checkpoint: pending.id,
+            reason,
+        }
+    }
+
+    /// The latest completed checkpoint, to restart from.
+    pub fn latest(&self) -> Option<&CheckpointMetadata> {
+        self.completed.back()
+    }
+
+    /// Forgets the latest completed checkpoint, which cannot be restored
+    /// (a file of it is missing or corrupt): the next restart falls back
+    /// to the one before.
+    pub async fn discard_latest(&mut self) -> Option<u64> {
+        let broken = self.completed.pop_back()?;
+        self.remove(broken.checkpoint).await;
+        Some(broken.checkpoint)
+    }
+
+    pub fn stats(&self) -> CheckpointStats {
+        self.stats
+    }
+
+    /// Removes every checkpoint of the job (it finished).
+    pub async fn remove_all(&mut self) {
+        if let Err(e) = self.store.remove(&self.job_dir).await {
+            tracing::warn!("could not remove the checkpoints of {}: {e}", self.job_dir);
+        }
+        self.completed.clear();
+    }
+
+    /// Where checkpoint `checkpoint` is.
+    pub fn checkpoint_url(&self, checkpoint: u64) -> String {
+        self.store.url_of(&self.checkpoint_dir(checkpoint))
+    }
+
+    fn checkpoint_dir(&self, checkpoint: u64) -> String {
+        format!("{}/chk-{checkpoint}", self.job_dir)
+    }
+
+    fn metadata_path(&self, checkpoint: u64) -> String {
+        format!("{}/{METADATA_FILE}", self.checkpoint_dir(checkpoint))
+    }
+
+    async fn remove(&self, checkpoint: u64) {
+        let dir = self.checkpoint_dir(checkpoint);
+        if let Err(e) = self.store.remove(&dir).await {
+            tracing::warn!("could not remove checkpoint {dir}: {e}");
+        }
+    }
+}
