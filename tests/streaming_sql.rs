@@ -212,7 +212,7 @@ async fn streaming_sql_errors_say_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nexmark_bids_per_auction_and_window_in_both_modes() {
-    // Nexmark's bids, shuffled in groups of 50 and 4 s out of order at
+    // Nexmark's bids, reversed in groups of 50 and 4 s out of order at
     // most; tumbling and sliding counts per auction.
     let table = "CREATE TABLE bid (
             auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3),

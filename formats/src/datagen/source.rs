@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
+use weir_engine::checkpoint::SplitPosition;
 use weir_engine::task::Counters;
 use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
 use weir_exchange::cpu;
@@ -138,6 +139,7 @@ impl SourceFactory for DatagenSource {
             Some(rows) => {
                 let (rows, p, i) = (u128::from(rows), u128::from(p), u128::from(i));
                 RowPosition::Range {
+                    split: i as u64,
                     next: (rows * i / p) as u64,
                     end: (rows * (i + 1) / p) as u64,
                 }
@@ -148,25 +150,50 @@ impl SourceFactory for DatagenSource {
                 next: i * BATCH_ROWS as u64,
             },
         };
-        // The rate is the table's: each subtask takes its share.
-        let throttle = self
-            .rows_per_second
-            .map(|total| Throttle::new(total / p as f64, BATCH_ROWS));
-        Ok(Box::new(DatagenReader {
-            schema: Arc::clone(&self.schema),
-            columns: Arc::clone(&self.columns),
-            position,
-            throttle,
-            counters: task.counters.clone(),
-        }))
+        Ok(Box::new(self.reader(task, vec![position])))
+    }
+
+    fn restore(
+        &self,
+        task: &TaskInfo,
+        positions: Vec<SplitPosition>,
+    ) -> weir_engine::Result<Box<dyn Source>> {
+        let positions = positions
+            .into_iter()
+            .map(|p| {
+                serde_json::from_value(p.position).map_err(|e| {
+                    weir_engine::Error::Checkpoint(format!("datagen split {}: {e}", p.split))
+                })
+            })
+            .collect::<weir_engine::Result<Vec<RowPosition>>>()?;
+        Ok(Box::new(self.reader(task, positions)))
     }
 }
 
-/// Where a subtask is in the rows it generates.
-#[derive(Debug, Clone, Copy)]
+impl DatagenSource {
+    fn reader(&self, task: &TaskInfo, positions: Vec<RowPosition>) -> DatagenReader {
+        // The rate is the table's: each subtask takes its share.
+        let p = task.parallelism.max(1) as f64;
+        let throttle = self
+            .rows_per_second
+            .map(|total| Throttle::new(total / p, BATCH_ROWS));
+        DatagenReader {
+            schema: Arc::clone(&self.schema),
+            columns: Arc::clone(&self.columns),
+            positions,
+            current: 0,
+            throttle,
+            counters: task.counters.clone(),
+        }
+    }
+}
+
+/// Where a split is in the rows it generates (what a checkpoint records).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum RowPosition {
-    /// The rows `next..end` of a bounded table are left.
-    Range { next: u64, end: u64 },
+    /// The rows `next..end` of a bounded table are left (split `split`).
+    Range { split: u64, next: u64, end: u64 },
     /// Split `split` of `splits` of an unbounded table, at row `next`.
     Blocks { split: u64, splits: u64, next: u64 },
 }
@@ -177,7 +204,7 @@ impl RowPosition {
     fn take(&mut self, count: usize) -> Option<std::ops::Range<u64>> {
         let count = count as u64;
         match self {
-            RowPosition::Range { next, end } => {
+            RowPosition::Range { next, end, .. } => {
                 let rows = *next..(*end).min(next.saturating_add(count));
                 *next = rows.end;
                 (!rows.is_empty()).then_some(rows)
@@ -199,17 +226,18 @@ impl RowPosition {
 
     fn split(&self) -> u32 {
         match self {
-            RowPosition::Range { .. } => 0,
-            RowPosition::Blocks { split, .. } => *split as u32,
+            RowPosition::Range { split, .. } | RowPosition::Blocks { split, .. } => *split as u32,
         }
     }
 }
 
-/// The rows of one subtask.
+/// The rows of one subtask: its splits, read in turns.
 struct DatagenReader {
     schema: SchemaRef,
     columns: Arc<[ColumnGenerator]>,
-    position: RowPosition,
+    positions: Vec<RowPosition>,
+    /// The split read last.
+    current: usize,
     throttle: Option<Throttle>,
     counters: Counters,
 }
@@ -222,9 +250,15 @@ impl Source for DatagenReader {
             throttle.wait().await;
             count = throttle.batch_rows();
         }
-        let Some(rows) = self.position.take(count) else {
+        // The next split with rows left, in turns.
+        let n = self.positions.len();
+        let Some((index, rows)) = (1..=n)
+            .map(|k| (self.current + k) % n)
+            .find_map(|k| self.positions[k].take(count).map(|rows| (k, rows)))
+        else {
             return Ok(None);
         };
+        self.current = index;
         let (schema, columns) = (Arc::clone(&self.schema), Arc::clone(&self.columns));
         let generated = rows.end - rows.start;
         let batch = cpu::run(move || DatagenSource::generate(schema, &columns, rows)).await?;
@@ -236,11 +270,25 @@ impl Source for DatagenReader {
     }
 
     fn splits(&self) -> Vec<u32> {
-        vec![self.position.split()]
+        self.positions.iter().map(RowPosition::split).collect()
     }
 
     fn last_split(&self) -> u32 {
-        self.position.split()
+        self.positions
+            .get(self.current)
+            .map_or(0, RowPosition::split)
+    }
+
+    fn positions(&self) -> Option<Vec<SplitPosition>> {
+        self.positions
+            .iter()
+            .map(|p| {
+                Some(SplitPosition {
+                    split: p.split(),
+                    position: serde_json::to_value(p).ok()?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -259,7 +307,11 @@ mod tests {
         assert_eq!(split.take(5000), Some(block..block + 5000));
         assert_eq!(split.take(5000), Some(block + 5000..2 * block));
         assert_eq!(split.take(5000), Some(4 * block..4 * block + 5000));
-        let mut range = RowPosition::Range { next: 3, end: 10 };
+        let mut range = RowPosition::Range {
+            split: 0,
+            next: 3,
+            end: 10,
+        };
         assert_eq!(range.take(5), Some(3..8));
         assert_eq!(range.take(5), Some(8..10));
         assert_eq!(range.take(5), None);

@@ -10,6 +10,13 @@
 //! fails therefore leaves no visible output, and a rerun subtask's earlier
 //! attempts are never published.
 //!
+//! In checkpoints of streaming jobs it commits in two phases, as Flink's
+//! file sink does: at a barrier an attempt completes the files it is
+//! writing (in progress to pending, still staged), and when the checkpoint
+//! completes they move into the root. A job restarted from a checkpoint
+//! writes what followed it again into new files, and what a failed attempt
+//! staged after the checkpoint is never published: exactly once.
+//!
 //! With `partition-by`, rows go to hive-style `key=value` directories
 //! (values escaped, see [`crate::hive`]) and the partition columns are not
 //! written into the files. Files roll over at `sink.rolling.max-rows` rows
@@ -154,6 +161,8 @@ pub struct FileSink {
     /// later; [`abort_job`](SinkFactory::abort_job) takes the lock
     /// exclusively, waiting for them, before it removes the staged files.
     completing: Arc<tokio::sync::RwLock<()>>,
+    /// Whether `overwrite` mode removed the root's files already.
+    overwritten: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FileSink {
@@ -195,6 +204,7 @@ impl FileSink {
             schema,
             partition_columns,
             completing: Arc::default(),
+            overwritten: Arc::default(),
         };
         if sink.options.mode == WriteMode::ErrorIfExists {
             let existing = sink.visible_files().await?;
@@ -261,6 +271,33 @@ impl FileSink {
 
     fn attempt_dir(&self, job_id: &str, subtask: usize, attempt: u32) -> Path {
         self.staging(job_id).join(format!("{subtask}-{attempt}"))
+    }
+
+    /// Where a file staged under `dir` is published: the same relative
+    /// path under the root.
+    pub(super) fn target_of(&self, dir: &Path, staged: &Path) -> Path {
+        let mut target = self.root.path().clone();
+        for part in staged.prefix_match(dir).into_iter().flatten() {
+            target = target.join(part);
+        }
+        target
+    }
+
+    /// In `overwrite` mode, removes the root's visible files before the
+    /// job publishes its first file (at its first checkpoint, or at its
+    /// end), and never again.
+    async fn overwrite_once(&self) -> Result<()> {
+        if self.options.mode != WriteMode::Overwrite
+            || self
+                .overwritten
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        for file in self.visible_files().await? {
+            self.delete(&file).await?;
+        }
+        Ok(())
     }
 
     fn store_error(&self, source: object_store::Error) -> Error {
@@ -336,11 +373,7 @@ impl SinkFactory for FileSink {
     }
 
     async fn commit_job(&self, commit: &JobCommit) -> weir_engine::Result<()> {
-        if self.options.mode == WriteMode::Overwrite {
-            for file in self.visible_files().await? {
-                self.delete(&file).await?;
-            }
-        }
+        self.overwrite_once().await?;
         for (subtask, attempt) in commit.attempts.iter().enumerate() {
             let dir = self.attempt_dir(&commit.job_id, subtask, *attempt);
             let staged: Vec<_> = self
@@ -350,10 +383,7 @@ impl SinkFactory for FileSink {
                 .await
                 .map_err(|e| self.store_error(e))?;
             for meta in staged {
-                let mut target = self.root.path().clone();
-                for part in meta.location.prefix_match(&dir).into_iter().flatten() {
-                    target = target.join(part);
-                }
+                let target = self.target_of(&dir, &meta.location);
                 self.store()
                     .rename(&meta.location, &target)
                     .await
@@ -361,6 +391,41 @@ impl SinkFactory for FileSink {
             }
         }
         self.remove_all(&self.staging(&commit.job_id)).await?;
+        Ok(())
+    }
+
+    /// Publishes the files the subtasks completed for a checkpoint.
+    /// Committing again (after a restart) finds them published and moves
+    /// nothing.
+    async fn commit_checkpoint(
+        &self,
+        checkpoint: u64,
+        committables: &[serde_json::Value],
+    ) -> weir_engine::Result<()> {
+        #[derive(serde::Deserialize)]
+        struct Committable {
+            files: Vec<(String, String)>,
+        }
+        self.overwrite_once().await?;
+        for committable in committables {
+            let committable: Committable =
+                serde_json::from_value(committable.clone()).map_err(|e| {
+                    weir_engine::Error::Checkpoint(format!(
+                        "{}: checkpoint {checkpoint}: {e}",
+                        self.name()
+                    ))
+                })?;
+            for (staged, target) in committable.files {
+                let (staged, target) = (Path::from(staged), Path::from(target));
+                match self.store().rename(&staged, &target).await {
+                    Ok(()) => {}
+                    // Published by an earlier commit of this checkpoint.
+                    Err(object_store::Error::NotFound { .. })
+                        if self.store().head(&target).await.is_ok() => {}
+                    Err(e) => return Err(self.store_error(e).into()),
+                }
+            }
+        }
         Ok(())
     }
 

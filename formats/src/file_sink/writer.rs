@@ -35,10 +35,13 @@ pub(super) struct FileSinkWriter {
     sink: FileSink,
     dir: Path,
     subtask: usize,
+    attempt: u32,
     job_id: Arc<str>,
     file_schema: SchemaRef,
     open: HashMap<String, OpenFile>,
     next_file: usize,
+    /// The files completed since the last checkpoint barrier.
+    completed: Vec<Path>,
     counters: Counters,
 }
 
@@ -49,9 +52,11 @@ impl FileSinkWriter {
             sink,
             dir,
             subtask: task.subtask,
+            attempt: task.attempt,
             job_id: Arc::clone(&task.job_id),
             open: HashMap::new(),
             next_file: 0,
+            completed: Vec::new(),
             counters: task.counters.clone(),
         }
     }
@@ -124,10 +129,13 @@ impl FileSinkWriter {
             })?;
             location = location.join(part);
         }
+        // Unique per attempt: a restarted attempt's files never replace
+        // those an earlier attempt committed at a checkpoint.
         let location = location.join(format!(
-            "part-{:05}-{:05}-{}.{}",
+            "part-{:05}-{:05}-a{}-{}.{}",
             self.subtask,
             self.next_file,
+            self.attempt,
             self.job_id,
             self.sink.format.extension()
         ));
@@ -219,6 +227,17 @@ impl FileSinkWriter {
         })?;
         self.counters.add("files written", 1);
         self.counters.add("bytes written", size as u64);
+        self.completed.push(file.location);
+        Ok(())
+    }
+
+    /// Completes every open file.
+    async fn close_all(&mut self) -> Result<()> {
+        let mut dirs: Vec<String> = self.open.keys().cloned().collect();
+        dirs.sort();
+        for dir in dirs {
+            self.close(&dir).await?;
+        }
         Ok(())
     }
 
@@ -243,11 +262,24 @@ impl Sink for FileSinkWriter {
     }
 
     async fn finish(&mut self) -> weir_engine::Result<()> {
-        let mut dirs: Vec<String> = self.open.keys().cloned().collect();
-        dirs.sort();
-        for dir in dirs {
-            self.close(&dir).await?;
-        }
-        Ok(())
+        Ok(self.close_all().await?)
+    }
+
+    /// Completes the files being written (in progress to pending): they
+    /// stay staged until the checkpoint completes, and the committable
+    /// names each with where it goes.
+    async fn prepare_commit(
+        &mut self,
+        _checkpoint: u64,
+    ) -> weir_engine::Result<Option<serde_json::Value>> {
+        self.close_all().await?;
+        let files: Vec<(String, String)> = std::mem::take(&mut self.completed)
+            .into_iter()
+            .map(|staged| {
+                let target = self.sink.target_of(&self.dir, &staged);
+                (staged.to_string(), target.to_string())
+            })
+            .collect();
+        Ok((!files.is_empty()).then(|| serde_json::json!({ "files": files })))
     }
 }

@@ -19,16 +19,16 @@
 //!   Nexmark's), and a throttle on how fast they are produced, over all
 //!   subtasks; without it, events are produced as fast as they are
 //!   generated, their times still 1/10,000 s apart;
-//! - `out-of-order-group-size`: events come shuffled in groups of this
-//!   many, so their times are out of order by up to a group (default 1:
-//!   in order);
+//! - `out-of-order-group-size`: events come in reverse order within groups
+//!   of this many, so their times are out of order by up to a group
+//!   (default 1: in order);
 //! - `base-time`: the time of the first event, as milliseconds since the
 //!   epoch (default: when the table is declared).
 //!
 //! Event `n` of a kind is the same on every attempt and at every
 //! parallelism. Subtask `i` of `p` generates events `i, i + p, i + 2p,
 //! ...` of its kind: one split, in event-time order but for the
-//! shuffling within groups.
+//! the reversal within groups.
 
 mod source;
 

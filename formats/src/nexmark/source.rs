@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use nexmark::EventGenerator;
 use nexmark::config::NexmarkConfig;
 use nexmark::event::{Event, EventType};
+use weir_engine::checkpoint::SplitPosition;
 use weir_engine::task::Counters;
 use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
 use weir_exchange::cpu;
@@ -31,7 +32,7 @@ pub(super) struct Rates {
     pub events: Option<u64>,
     /// Events per second, of event time and of production.
     pub per_second: Option<u64>,
-    /// Events are shuffled in groups of this many.
+    /// Events are reversed in groups of this many.
     pub group: u64,
     /// The time of the first event (ms since the epoch).
     pub base_time: u64,
@@ -118,6 +119,37 @@ impl SourceFactory for NexmarkSource {
     fn create(&self, task: &TaskInfo) -> weir_engine::Result<Box<dyn Source>> {
         let p = task.parallelism.max(1) as u64;
         let i = task.subtask as u64;
+        let split = NexmarkSplit {
+            split: i as u32,
+            offset: i,
+            step: p,
+            // Events i, i + p, ...: as many as are below the total.
+            left: self.rates.events.map(|n| n.saturating_sub(i).div_ceil(p)),
+        };
+        Ok(Box::new(self.reader(task, vec![split])))
+    }
+
+    fn restore(
+        &self,
+        task: &TaskInfo,
+        positions: Vec<SplitPosition>,
+    ) -> weir_engine::Result<Box<dyn Source>> {
+        let splits = positions
+            .into_iter()
+            .map(|p| {
+                let mut split: NexmarkSplit = serde_json::from_value(p.position).map_err(|e| {
+                    weir_engine::Error::Checkpoint(format!("nexmark split {}: {e}", p.split))
+                })?;
+                split.split = p.split;
+                Ok(split)
+            })
+            .collect::<weir_engine::Result<Vec<_>>>()?;
+        Ok(Box::new(self.reader(task, splits)))
+    }
+}
+
+impl NexmarkSource {
+    fn reader(&self, task: &TaskInfo, splits: Vec<NexmarkSplit>) -> NexmarkReader {
         let rate = self.rates.per_second.unwrap_or(DEFAULT_EVENTS_PER_SECOND) as usize;
         let config = NexmarkConfig {
             first_rate: rate,
@@ -130,34 +162,52 @@ impl SourceFactory for NexmarkSource {
             NexmarkTable::Auction => EventType::Auction,
             NexmarkTable::Bid => EventType::Bid,
         };
-        let generator = EventGenerator::new(config)
-            .with_type_filter(kind)
-            .with_offset(i)
-            .with_step(p);
-        // Events i, i + p, ...: as many as are below the total.
-        let left = self.rates.events.map(|n| n.saturating_sub(i).div_ceil(p));
-        let group = self.rates.group.min(BATCH_EVENTS as u64) as usize;
-        let throttle = self
-            .rates
-            .per_second
-            .map(|total| Throttle::new(total as f64 / p as f64, BATCH_EVENTS));
-        Ok(Box::new(NexmarkReader {
-            generator: Some(generator),
+        let generators = splits
+            .iter()
+            .map(|s| {
+                Some(
+                    EventGenerator::new(config.clone())
+                        .with_type_filter(kind)
+                        .with_offset(s.offset)
+                        .with_step(s.step.max(1)),
+                )
+            })
+            .collect();
+        let p = task.parallelism.max(1) as f64;
+        NexmarkReader {
+            generators,
+            splits,
+            current: 0,
             source: self.clone(),
-            left,
-            group,
-            throttle,
+            group: self.rates.group.min(BATCH_EVENTS as u64) as usize,
+            throttle: self
+                .rates
+                .per_second
+                .map(|total| Throttle::new(total as f64 / p, BATCH_EVENTS)),
             counters: task.counters.clone(),
-        }))
+        }
     }
 }
 
-/// The events of one subtask.
-struct NexmarkReader {
-    /// On the CPU pool while a batch is generated.
-    generator: Option<EventGenerator>,
-    source: NexmarkSource,
+/// Where one split is: the offset of its next event (of its kind), the
+/// distance between its events, and how many are left (bounded tables).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct NexmarkSplit {
+    #[serde(skip)]
+    split: u32,
+    offset: u64,
+    step: u64,
     left: Option<u64>,
+}
+
+/// The events of one subtask: its splits, read in turns.
+struct NexmarkReader {
+    /// One per split; on the CPU pool while a batch is generated.
+    generators: Vec<Option<EventGenerator>>,
+    splits: Vec<NexmarkSplit>,
+    /// The split read last.
+    current: usize,
+    source: NexmarkSource,
     group: usize,
     throttle: Option<Throttle>,
     counters: Counters,
@@ -166,29 +216,37 @@ struct NexmarkReader {
 #[async_trait]
 impl Source for NexmarkReader {
     async fn next_batch(&mut self) -> weir_engine::Result<Option<RecordBatch>> {
-        let mut count = BATCH_EVENTS;
+        let mut wanted = BATCH_EVENTS;
         if let Some(throttle) = &mut self.throttle {
             throttle.wait().await;
-            count = throttle.batch_rows();
+            wanted = throttle.batch_rows();
         }
-        // Whole shuffled groups, but for the last.
-        count = (count / self.group).max(1) * self.group;
-        if let Some(left) = self.left {
-            count = count.min(left as usize);
-        }
-        if count == 0 {
+        // Whole reversed groups, but for the last.
+        wanted = (wanted / self.group).max(1) * self.group;
+        // The next split with events left, in turns.
+        let n = self.splits.len();
+        let Some(index) = (1..=n)
+            .map(|k| (self.current + k) % n)
+            .find(|&k| self.splits[k].left != Some(0))
+        else {
             return Ok(None);
-        }
-        let mut generator = self.generator.take().expect("the generator is back");
+        };
+        self.current = index;
+        let split = &mut self.splits[index];
+        let count = split.left.map_or(wanted, |left| wanted.min(left as usize));
+        let mut generator = self.generators[index]
+            .take()
+            .expect("the generator is back");
         let (source, group) = (self.source.clone(), self.group);
         let (generator, batch) = cpu::run(move || {
             let batch = events_batch(&source, &mut generator, count, group);
             (generator, batch)
         })
         .await;
-        self.generator = Some(generator);
+        split.offset = generator.offset();
+        self.generators[index] = Some(generator);
         let batch = batch?;
-        if let Some(left) = &mut self.left {
+        if let Some(left) = &mut split.left {
             *left -= count as u64;
         }
         if let Some(throttle) = &mut self.throttle {
@@ -197,10 +255,30 @@ impl Source for NexmarkReader {
         self.counters.add("events generated", count as u64);
         Ok(Some(batch))
     }
+
+    fn splits(&self) -> Vec<u32> {
+        self.splits.iter().map(|s| s.split).collect()
+    }
+
+    fn last_split(&self) -> u32 {
+        self.splits.get(self.current).map_or(0, |s| s.split)
+    }
+
+    fn positions(&self) -> Option<Vec<SplitPosition>> {
+        self.splits
+            .iter()
+            .map(|s| {
+                Some(SplitPosition {
+                    split: s.split,
+                    position: serde_json::to_value(s).ok()?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The next `count` events of `generator` as a batch of `source`'s
-/// columns, shuffled within groups of `group` events.
+/// columns, reversed within groups of `group` events.
 fn events_batch(
     source: &NexmarkSource,
     generator: &mut EventGenerator,
@@ -217,18 +295,16 @@ fn events_batch(
     if group <= 1 {
         return Ok(batch);
     }
-    Ok(take_record_batch(&batch, &shuffled(count, group))?)
+    Ok(take_record_batch(&batch, &reversed(count, group))?)
 }
 
-/// The order of `count` events shuffled within groups of `group` (the last
-/// group may be shorter): a permutation by a multiplier prime to the
-/// group's size, as Nexmark's generator shuffles.
-fn shuffled(count: usize, group: usize) -> UInt32Array {
+/// The order of `count` events reversed within groups of `group` (the last
+/// group may be shorter): each event is out of order by up to a group.
+fn reversed(count: usize, group: usize) -> UInt32Array {
     let mut order = Vec::with_capacity(count);
     for start in (0..count).step_by(group) {
         let n = group.min(count - start);
-        let multiplier = if n.is_multiple_of(953) { 967 } else { 953 };
-        order.extend((0..n).map(|j| (start + (j * multiplier) % n) as u32));
+        order.extend((0..n).rev().map(|j| (start + j) as u32));
     }
     UInt32Array::from(order)
 }
@@ -462,14 +538,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shuffling_permutes_within_groups() {
-        let order: Vec<u32> = shuffled(10, 4).values().to_vec();
+    fn groups_are_reversed() {
+        let order: Vec<u32> = reversed(10, 4).values().to_vec();
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..10).collect::<Vec<_>>());
         for (position, source) in order.iter().enumerate() {
             assert_eq!(position / 4, *source as usize / 4, "{order:?}");
         }
-        assert_ne!(order, (0..10).collect::<Vec<_>>());
+        assert_eq!(order, vec![3, 2, 1, 0, 7, 6, 5, 4, 9, 8]);
     }
 }

@@ -1,0 +1,143 @@
+//! The file sink commits exactly once in streaming jobs: a seeded sequence
+//! of numbers goes both straight into one file sink and, through keyed
+//! window state, into another; tasks fail at random records, the job
+//! resumes from its checkpoints; what the sinks committed has every
+//! sequence number exactly once, and the window values equal those of the
+//! run without failures. Nothing staged is left visible.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use common::*;
+use weir_engine::dataframe::Dataflow;
+use weir_engine::event_time::WatermarkStrategy;
+use weir_engine::expr::aggregate::{count, sum};
+use weir_engine::expr::col;
+use weir_engine::graph::RuntimeMode;
+use weir_engine::operators::Window;
+use weir_engine::sources::SequenceGenerator;
+use weir_engine::testing::{Rng, sorted_rows};
+use weir_scheduler::{FailurePlan, JobConfig, JobSummary, MiniCluster};
+
+const ROWS: u64 = 300_000;
+
+/// Runs the job writing under `out`, with `plan`'s failures.
+async fn run(out: &Path, checkpoints: &Path, plan: FailurePlan, seed: u64) -> JobSummary {
+    let flow = Dataflow::new("exactly-once").with_parallelism(2);
+    let generator = SequenceGenerator::new(Some(ROWS), 23)
+        .with_seed(seed)
+        .with_batch_rows(400);
+    let numbers = flow
+        .read_with_watermarks(
+            Arc::new(generator),
+            WatermarkStrategy::bounded_out_of_orderness("seq", Duration::ZERO),
+        )
+        .expect("reads");
+    let raw = numbers
+        .select(vec![col("seq"), col("key")])
+        .expect("selects");
+    let raw_dir = out.join("raw").display().to_string();
+    raw.write(
+        sink(
+            "csv",
+            &[("path", raw_dir.as_str())],
+            Arc::clone(raw.schema()),
+        )
+        .await,
+    );
+    let windows = numbers
+        .window_aggregate(
+            Window::tumble(Duration::from_millis(3000)).expect("valid"),
+            "seq",
+            vec![col("key")],
+            vec![
+                count(col("value")).alias("n"),
+                sum(col("value")).alias("total"),
+            ],
+        )
+        .expect("windows");
+    let windows_dir = out.join("windows").display().to_string();
+    windows.write(
+        sink(
+            "csv",
+            &[("path", windows_dir.as_str())],
+            Arc::clone(windows.schema()),
+        )
+        .await,
+    );
+    let mut config: JobConfig = config(10);
+    config.runtime_mode = Some(RuntimeMode::Streaming);
+    config.checkpoint_interval = Some(Duration::from_millis(20));
+    config.checkpoint_dir = checkpoints.display().to_string();
+    config.checkpoints_retained = 2;
+    let graph = config.build(flow.builder()).expect("builds");
+    MiniCluster::new(config)
+        .run_with_failures(graph, plan)
+        .await
+        .expect("the job survives its failures")
+}
+
+/// Every row committed under `dir`, read with the CSV connector.
+async fn committed(dir: &Path) -> Vec<RecordBatch> {
+    let (_, hidden) = files_under(dir);
+    assert!(!hidden, "nothing staged is left under {}", dir.display());
+    let path = dir.display().to_string();
+    let table = source("csv", &[("path", path.as_str())])
+        .await
+        .expect("the committed files");
+    read(table, None, None).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_number_is_committed_exactly_once_whatever_fails() {
+    let reference = tempfile::tempdir().expect("a directory");
+    let checkpoints = tempfile::tempdir().expect("a directory");
+    run(reference.path(), checkpoints.path(), FailurePlan::none(), 5).await;
+    let expected_windows = sorted_rows(&committed(&reference.path().join("windows")).await);
+    let mut rng = Rng::new(99);
+    let mut resumed = 0;
+    for round in 0..4 {
+        let out = tempfile::tempdir().expect("a directory");
+        let mut plan = FailurePlan::none();
+        // Vertices: the source (0), the raw sink (1), the windows and their
+        // sink (2); a failure in one of them on each of two attempts.
+        for attempt in 0..2 {
+            let vertex = weir_engine::graph::VertexId(rng.below(3) as u32);
+            let at = 5_000 + rng.below(ROWS / 3);
+            plan = plan.fail_task(vertex, rng.below(2) as u32, attempt, at);
+        }
+        let summary = run(out.path(), checkpoints.path(), plan, 5).await;
+        assert!(summary.restarts >= 1, "round {round}: {summary}");
+        if summary.vertices[0].metrics.rows_in < ROWS {
+            resumed += 1;
+        }
+        // Every sequence number once.
+        let raw = committed(&out.path().join("raw")).await;
+        let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+        for batch in &raw {
+            for seq in batch.column(0).as_primitive::<Int64Type>().values() {
+                *seen.entry(*seq).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            seen.len() as u64,
+            ROWS,
+            "round {round}: every number is there"
+        );
+        let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+        assert!(
+            repeated.is_empty(),
+            "round {round}: committed twice: {repeated:?}"
+        );
+        // The window values of the run without failures.
+        let windows = sorted_rows(&committed(&out.path().join("windows")).await);
+        assert_same_rows(&windows, &expected_windows);
+    }
+    assert!(resumed > 0, "no run resumed from a checkpoint");
+}
