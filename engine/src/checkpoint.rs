@@ -77,6 +77,9 @@ pub struct CheckpointAck {
 pub struct TaskRestore {
     /// The checkpoint it resumes from.
     pub checkpoint: u64,
+    /// Where its state files are, when not in the job's checkpoint
+    /// directory (a savepoint).
+    pub store: Option<weir_exchange::checkpoint_store::CheckpointStore>,
     /// The positions of the splits its source reads from now on.
     pub splits: Vec<SplitPosition>,
     /// For each operator of its chain, the state files of every subtask of

@@ -52,19 +52,21 @@ pub struct VertexCheckpoint {
 impl CheckpointMetadata {
     /// What subtask `subtask` of `parallelism` of vertex `vertex` resumes
     /// from: the source splits dealt to it (by split number, round-robin
-    /// over the subtasks) and every subtask's state files.
-    pub fn restore(&self, vertex: usize, subtask: usize, parallelism: usize) -> TaskRestore {
-        let Some(part) = self.vertices.get(vertex) else {
-            return TaskRestore {
-                checkpoint: self.checkpoint,
-                ..TaskRestore::default()
-            };
-        };
+    /// over the subtasks) and every subtask's state files; `None` when
+    /// the checkpoint holds nothing of the vertex (it starts afresh).
+    pub fn restore(
+        &self,
+        vertex: usize,
+        subtask: usize,
+        parallelism: usize,
+    ) -> Option<TaskRestore> {
+        let part = self.vertices.get(vertex).filter(|v| !v.tasks.is_empty())?;
         let mut splits: Vec<&SplitPosition> = part.tasks.iter().flat_map(|t| &t.splits).collect();
         splits.sort_by_key(|s| s.split);
         let operators = part.tasks.first().map_or(0, |t| t.operators.len());
-        TaskRestore {
+        Some(TaskRestore {
             checkpoint: self.checkpoint,
+            store: None,
             splits: splits
                 .into_iter()
                 .enumerate()
@@ -80,7 +82,7 @@ impl CheckpointMetadata {
                         .collect()
                 })
                 .collect(),
-        }
+        })
     }
 
     /// The committables the tasks of vertex `vertex` prepared.
@@ -106,29 +108,65 @@ impl CheckpointMetadata {
             .sum()
     }
 
-    /// Checks that it fits `job`: the same vertices running the same
-    /// chains.
+    /// This checkpoint made to fit `job`: the same key groups, and the
+    /// same vertex (by name) at every place. With `allow_non_restored`,
+    /// a vertex that differs starts afresh and state of vertices the job
+    /// no longer has is dropped.
     ///
     /// # Errors
-    /// [`Error::Checkpoint`] naming the first vertex that differs.
-    pub fn check_fits(&self, job: &JobGraph) -> Result<()> {
-        if self.vertices.len() != job.vertices.len() {
+    /// [`Error::Checkpoint`] naming the first difference.
+    pub fn fit(mut self, job: &JobGraph, allow_non_restored: bool) -> Result<Self> {
+        if self.max_parallelism != job.max_parallelism {
             return Err(Error::Checkpoint(format!(
-                "checkpoint {} has {} vertices, the job {}",
-                self.checkpoint,
-                self.vertices.len(),
-                job.vertices.len()
+                "checkpoint {} has {} key groups and the job {}: set pipeline.max-parallelism to {}",
+                self.checkpoint, self.max_parallelism, job.max_parallelism, self.max_parallelism
             )));
         }
-        for (part, vertex) in self.vertices.iter().zip(&job.vertices) {
-            if part.name != vertex.name {
-                return Err(Error::Checkpoint(format!(
-                    "checkpoint {} was taken of '{}' where the job runs '{}'",
-                    self.checkpoint, part.name, vertex.name
-                )));
+        let mut parts = std::mem::take(&mut self.vertices).into_iter();
+        for vertex in &job.vertices {
+            let part = parts.next();
+            match part {
+                Some(part) if part.name == vertex.name => self.vertices.push(part),
+                other if allow_non_restored => {
+                    if let Some(dropped) = other.filter(|p| !p.tasks.is_empty()) {
+                        tracing::warn!(
+                            "state of '{}' not restored: the job runs '{}' there",
+                            dropped.name,
+                            vertex.name
+                        );
+                    }
+                    self.vertices.push(VertexCheckpoint {
+                        name: vertex.name.clone(),
+                        tasks: Vec::new(),
+                    });
+                }
+                Some(part) => {
+                    return Err(Error::Checkpoint(format!(
+                        "checkpoint {} holds state of '{}' where the job runs '{}' \
+                         (allow non-restored state to start that vertex afresh)",
+                        self.checkpoint, part.name, vertex.name
+                    )));
+                }
+                None => {
+                    return Err(Error::Checkpoint(format!(
+                        "checkpoint {} has no state of '{}' (allow non-restored state to start it afresh)",
+                        self.checkpoint, vertex.name
+                    )));
+                }
             }
         }
-        Ok(())
+        let left: Vec<String> = parts
+            .filter(|p| !p.tasks.is_empty())
+            .map(|p| p.name)
+            .collect();
+        if !left.is_empty() && !allow_non_restored {
+            return Err(Error::Checkpoint(format!(
+                "checkpoint {} holds state of {} the job does not run (allow non-restored state to drop it)",
+                self.checkpoint,
+                left.join(", ")
+            )));
+        }
+        Ok(self)
     }
 }
 
@@ -140,6 +178,46 @@ struct Pending {
     timestamp_ms: i64,
     /// The parts acknowledged so far, by (vertex, subtask).
     parts: BTreeMap<(u32, usize), TaskCheckpoint>,
+    /// The savepoint it was triggered for, if it was.
+    savepoint: Option<SavepointRequest>,
+}
+
+/// A savepoint asked for: where it goes, and who waits for it.
+#[derive(Debug)]
+pub(crate) struct SavepointRequest {
+    /// The directory or URL it is written to.
+    pub dir: String,
+    /// Who waits for it.
+    pub reply: SavepointReply,
+}
+
+/// Who waits for a savepoint: a request for a savepoint, or to stop with
+/// one.
+#[derive(Debug)]
+pub(crate) enum SavepointReply {
+    /// Answered with the savepoint's URL; the job goes on.
+    Savepoint(tokio::sync::oneshot::Sender<Result<String>>),
+    /// Answered with the savepoint's URL; the job stops once it is taken.
+    Stop(tokio::sync::oneshot::Sender<Result<Option<String>>>),
+}
+
+impl SavepointReply {
+    /// Whether the job stops once the savepoint is taken.
+    fn stops(&self) -> bool {
+        matches!(self, SavepointReply::Stop(_))
+    }
+
+    /// Answers the request (the requester may be gone).
+    pub fn send(self, outcome: Result<String>) {
+        match self {
+            SavepointReply::Savepoint(reply) => {
+                let _ = reply.send(outcome);
+            }
+            SavepointReply::Stop(reply) => {
+                let _ = reply.send(outcome.map(Some));
+            }
+        }
+    }
 }
 
 /// What became of an acknowledgement.
@@ -148,7 +226,13 @@ pub enum AckOutcome {
     /// The checkpoint still waits for other tasks, or the ack was stale.
     Waiting,
     /// Every task acknowledged: the checkpoint is complete.
-    Completed(Box<CheckpointMetadata>),
+    Completed {
+        /// What it recorded.
+        metadata: Box<CheckpointMetadata>,
+        /// Where the savepoint the job stops with was written, when it was
+        /// one.
+        stopped_at: Option<String>,
+    },
     /// A task declined: the checkpoint failed.
     Declined {
         /// The checkpoint.
@@ -177,11 +261,13 @@ pub struct CheckpointStats {
 pub(crate) struct CheckpointCoordinator {
     store: CheckpointStore,
     job_dir: String,
-    interval: Duration,
+    interval: Option<Duration>,
     retained: usize,
     next_id: u64,
-    next_trigger: Instant,
+    next_trigger: Option<Instant>,
     pending: Option<Pending>,
+    /// Savepoints asked for, taken one after the other.
+    savepoints: VecDeque<SavepointRequest>,
     /// Completed checkpoints, oldest first.
     completed: VecDeque<CheckpointMetadata>,
     acks: (
@@ -192,10 +278,12 @@ pub(crate) struct CheckpointCoordinator {
 }
 
 impl CheckpointCoordinator {
+    /// Checkpoints every `interval` (only savepoints asked for when
+    /// `None`) into `store`, under `job_dir`.
     pub fn new(
         store: CheckpointStore,
         job_dir: String,
-        interval: Duration,
+        interval: Option<Duration>,
         retained: usize,
     ) -> Self {
         Self {
@@ -204,8 +292,9 @@ impl CheckpointCoordinator {
             interval,
             retained: retained.max(1),
             next_id: 1,
-            next_trigger: Instant::now() + interval,
+            next_trigger: interval.map(|i| Instant::now() + i),
             pending: None,
+            savepoints: VecDeque::new(),
             completed: VecDeque::new(),
             acks: unbounded_channel(),
             stats: CheckpointStats::default(),
@@ -230,17 +319,36 @@ impl CheckpointCoordinator {
         self.acks.1.recv().await
     }
 
-    /// When the next checkpoint is due (none while one is in flight).
+    /// When the next checkpoint is due (none while one is in flight): now
+    /// when a savepoint waits.
     pub fn next_trigger(&self) -> Option<Instant> {
-        self.pending.is_none().then_some(self.next_trigger)
+        if self.pending.is_some() {
+            return None;
+        }
+        if !self.savepoints.is_empty() {
+            return Some(Instant::now());
+        }
+        self.next_trigger
     }
 
-    /// Skips a checkpoint that is due now (not every task runs).
-    pub fn postpone(&mut self) {
-        self.next_trigger = Instant::now() + self.interval;
+    /// Asks for a savepoint, taken as soon as no checkpoint is in flight.
+    pub fn request_savepoint(&mut self, request: SavepointRequest) {
+        self.savepoints.push_back(request);
     }
 
-    /// Starts the next checkpoint: the barrier to inject at every source.
+    /// Skips a checkpoint that is due now (not every task runs); the
+    /// savepoints waiting fail.
+    pub fn postpone(&mut self, why: &str) {
+        self.next_trigger = self.interval.map(|i| Instant::now() + i);
+        for request in self.savepoints.drain(..) {
+            request
+                .reply
+                .send(Err(Error::Checkpoint(format!("no savepoint taken: {why}"))));
+        }
+    }
+
+    /// Starts the next checkpoint (a savepoint, when one waits): the
+    /// barrier to inject at every source.
     pub fn trigger(&mut self) -> weir_exchange::event::Barrier {
         let id = self.next_id;
         self.next_id += 1;
@@ -252,6 +360,7 @@ impl CheckpointCoordinator {
             started: Instant::now(),
             timestamp_ms,
             parts: BTreeMap::new(),
+            savepoint: self.savepoints.pop_front(),
         });
         weir_exchange::event::Barrier {
             checkpoint_id: id,
@@ -283,7 +392,8 @@ impl CheckpointCoordinator {
         if pending.parts.len() < graph.subtasks.len() {
             return Ok(AckOutcome::Waiting);
         }
-        let pending = self.pending.take().expect("checked above");
+        let mut pending = self.pending.take().expect("checked above");
+        let savepoint = pending.savepoint.take();
         let mut parts = pending.parts;
         let metadata = CheckpointMetadata {
             checkpoint: pending.id,
@@ -316,8 +426,46 @@ impl CheckpointCoordinator {
                 self.remove(old.checkpoint).await;
             }
         }
-        self.next_trigger = Instant::now() + self.interval;
-        Ok(AckOutcome::Completed(Box::new(metadata)))
+        self.next_trigger = self.interval.map(|i| Instant::now() + i);
+        let mut stopped_at = None;
+        if let Some(request) = savepoint {
+            let written = self.write_savepoint(&metadata, &request.dir).await;
+            if request.reply.stops() {
+                stopped_at = written.as_ref().ok().cloned();
+            }
+            request.reply.send(written);
+        }
+        Ok(AckOutcome::Completed {
+            metadata: Box::new(metadata),
+            stopped_at,
+        })
+    }
+
+    /// Copies a completed checkpoint into `dir` as a savepoint: its state
+    /// files and its metadata, whose paths are relative to `dir`.
+    async fn write_savepoint(&self, metadata: &CheckpointMetadata, dir: &str) -> Result<String> {
+        let target = CheckpointStore::try_new(dir)?;
+        let mut copy = metadata.clone();
+        for file in copy
+            .vertices
+            .iter_mut()
+            .flat_map(|v| v.tasks.iter_mut())
+            .flat_map(|t| t.operators.iter_mut().flatten())
+        {
+            let bytes = self.store.read(&file.path).await?;
+            let name = file
+                .path
+                .rsplit('/')
+                .next()
+                .unwrap_or(&file.path)
+                .to_string();
+            target.write_file(&name, bytes.to_vec()).await?;
+            file.path = name;
+        }
+        let json = serde_json::to_vec_pretty(&copy)
+            .map_err(|e| Error::Checkpoint(format!("savepoint metadata: {e}")))?;
+        target.write_file(METADATA_FILE, json).await?;
+        Ok(target.url().to_string())
     }
 
     /// Gives up the checkpoint in flight (a task declined or failed, or
@@ -327,8 +475,13 @@ impl CheckpointCoordinator {
             return AckOutcome::Waiting;
         };
         self.stats.failed += 1;
-        self.next_trigger = Instant::now() + self.interval;
+        self.next_trigger = self.interval.map(|i| Instant::now() + i);
         self.remove(pending.id).await;
+        if let Some(request) = pending.savepoint {
+            request.reply.send(Err(Error::Checkpoint(format!(
+                "the savepoint failed: {reason}"
+            ))));
+        }
         AckOutcome::Declined {
             checkpoint: pending.id,
             reason,
@@ -351,6 +504,24 @@ impl CheckpointCoordinator {
 
     pub fn stats(&self) -> CheckpointStats {
         self.stats
+    }
+
+    /// Reads the savepoint (or checkpoint directory) at `url`.
+    ///
+    /// # Errors
+    /// When it has no readable metadata.
+    pub async fn read_savepoint(url: &str) -> Result<(CheckpointStore, CheckpointMetadata)> {
+        let store = CheckpointStore::try_new(url)?;
+        let bytes = store
+            .read(METADATA_FILE)
+            .await
+            .map_err(|e| Error::Checkpoint(format!("{url} is not a savepoint: {e}")))?;
+        let metadata = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Checkpoint(format!(
+                "the metadata of savepoint {url} is unreadable: {e}"
+            ))
+        })?;
+        Ok((store, metadata))
     }
 
     /// Removes every checkpoint of the job (it finished).

@@ -62,6 +62,11 @@ pub struct JobConfig {
     pub checkpoint_dir: String,
     /// How many completed checkpoints are kept.
     pub checkpoints_retained: usize,
+    /// A savepoint (or retained checkpoint) the job starts from.
+    pub restore_from: Option<String>,
+    /// Whether state of the savepoint that fits no vertex of the job may
+    /// be dropped (otherwise the job does not start).
+    pub allow_non_restored: bool,
 }
 
 /// The least default memory per slot: 256 MiB.
@@ -117,6 +122,8 @@ impl Default for JobConfig {
                 .display()
                 .to_string(),
             checkpoints_retained: 1,
+            restore_from: None,
+            allow_non_restored: false,
         }
     }
 }
@@ -176,6 +183,14 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
     (
         "execution.checkpointing.num-retained",
         "completed checkpoints kept (number, default 1)",
+    ),
+    (
+        "execution.savepoint.path",
+        "a savepoint (directory or URL) the job starts from",
+    ),
+    (
+        "execution.savepoint.ignore-unclaimed-state",
+        "true | false: start vertices the savepoint has no state of afresh",
     ),
     ("failover.strategy", "region | restart-all"),
     (
@@ -298,6 +313,10 @@ impl JobConfig {
             }
             "execution.checkpointing.dir" => self.checkpoint_dir = value.to_string(),
             "execution.checkpointing.num-retained" => self.checkpoints_retained = positive()?,
+            "execution.savepoint.path" => self.restore_from = Some(value.to_string()),
+            "execution.savepoint.ignore-unclaimed-state" => {
+                self.allow_non_restored = value.parse().map_err(|_| bad("true or false"))?
+            }
             "failover.strategy" => {
                 self.failover = match value {
                     "region" => FailoverKind::Region,

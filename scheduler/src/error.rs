@@ -23,6 +23,15 @@ pub enum Error {
         /// Why it stopped restarting, and the last task failure.
         cause: String,
     },
+    /// The job was cancelled.
+    #[error("job '{job}' was cancelled")]
+    Cancelled {
+        /// The job's name.
+        job: String,
+    },
+    /// A request to a running job could not be carried out.
+    #[error("{0}")]
+    Control(String),
     /// A checkpoint cannot be recorded or restored.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

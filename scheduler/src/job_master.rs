@@ -10,7 +10,7 @@ use futures::FutureExt;
 use object_store::ObjectStoreExt;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::{AbortHandle, JoinSet};
-use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup};
+use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup, TaskRestore};
 use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
@@ -22,11 +22,14 @@ use weir_exchange::ShuffleRoot;
 use weir_exchange::channel::{ChannelReceiver, ChannelSender, pipelined_channel};
 use weir_exchange::event::Barrier;
 
-use crate::checkpoint_coordinator::{AckOutcome, CheckpointCoordinator, CheckpointMetadata};
+use crate::checkpoint_coordinator::{
+    AckOutcome, CheckpointCoordinator, CheckpointMetadata, SavepointReply, SavepointRequest,
+};
 use crate::execution_graph::{ExecutionGraph, PartitionKey};
 use crate::failover::restart::RestartTracker;
 use crate::failover::{FailoverStrategy, FailoverView};
 use crate::failure_plan::{FailurePlan, PartitionDamage};
+use crate::job_control::ControlRequest;
 use crate::progress::JobProgress;
 use crate::region::RegionId;
 use crate::slot::SlotPool;
@@ -77,6 +80,13 @@ pub(crate) struct JobMaster {
     triggers: HashMap<usize, UnboundedSender<Barrier>>,
     /// The checkpoint restarted tasks resume from.
     restore: Option<CheckpointMetadata>,
+    /// Where its files are, when not among the job's checkpoints (a
+    /// savepoint the job started from).
+    restore_store: Option<weir_exchange::checkpoint_store::CheckpointStore>,
+    /// Requests from outside (savepoints, stop, cancel).
+    control: Option<UnboundedReceiver<ControlRequest>>,
+    /// Set when the job was asked to stop: with its final savepoint, if any.
+    stopped: Option<Option<String>>,
 }
 
 /// What a job master needs to run a job.
@@ -90,6 +100,12 @@ pub(crate) struct JobSetup {
     pub failover: Box<dyn FailoverStrategy>,
     pub progress: JobProgress,
     pub checkpoints: Option<CheckpointCoordinator>,
+    /// A savepoint to start from, and where its files are.
+    pub restore: Option<(
+        weir_exchange::checkpoint_store::CheckpointStore,
+        CheckpointMetadata,
+    )>,
+    pub control: Option<UnboundedReceiver<ControlRequest>>,
 }
 
 impl JobMaster {
@@ -130,7 +146,10 @@ impl JobMaster {
             progress: setup.progress,
             checkpoints: setup.checkpoints,
             triggers: HashMap::new(),
-            restore: None,
+            restore_store: setup.restore.as_ref().map(|(store, _)| store.clone()),
+            restore: setup.restore.map(|(_, metadata)| metadata),
+            control: setup.control,
+            stopped: None,
             graph: setup.graph,
         }
     }
@@ -141,15 +160,18 @@ impl JobMaster {
         let mut outcome = self.drive().await;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-        if outcome.is_ok() {
+        // A stopped job committed what its last savepoint covers; the rest
+        // of what its tasks wrote is discarded.
+        if outcome.is_ok() && self.stopped.is_none() {
             outcome = self.commit_sinks().await;
         }
-        if outcome.is_err() {
+        if outcome.is_err() || self.stopped.is_some() {
             self.abort_sinks().await;
         }
         if let Some(checkpoints) = &mut self.checkpoints {
             match (&outcome, checkpoints.latest()) {
                 (Ok(()), _) => checkpoints.remove_all().await,
+                (Err(Error::Cancelled { .. }), _) => checkpoints.remove_all().await,
                 (Err(_), Some(latest)) => tracing::warn!(
                     "the job failed; its latest checkpoint stays at {}",
                     checkpoints.checkpoint_url(latest.checkpoint)
@@ -225,6 +247,9 @@ impl JobMaster {
             .check(&self.graph.regions, self.slots.total())
             .map_err(|reason| self.unschedulable(reason))?;
         loop {
+            if self.stopped.is_some() {
+                return Ok(());
+            }
             self.schedule().await;
             if self.states.iter().all(|s| *s == RegionState::Finished) {
                 return Ok(());
@@ -256,6 +281,7 @@ impl JobMaster {
                     self.trigger_checkpoint();
                 }
                 Some(ack) = next_ack(&mut self.checkpoints) => self.on_checkpoint_ack(ack).await?,
+                Some(request) = next_request(&mut self.control) => self.on_request(request)?,
             }
         }
     }
@@ -458,11 +484,63 @@ impl JobMaster {
                 job_dir: c.job_dir().to_string(),
                 acks: c.ack_sender(),
                 triggers,
-                restore: self.restore.as_ref().map(|m| {
-                    m.restore(id.vertex.0 as usize, id.index as usize, vertex.parallelism)
-                }),
+                restore: self
+                    .restore
+                    .as_ref()
+                    .and_then(|m| {
+                        m.restore(id.vertex.0 as usize, id.index as usize, vertex.parallelism)
+                    })
+                    .map(|restore| TaskRestore {
+                        store: self.restore_store.clone(),
+                        ..restore
+                    }),
             }),
         }
+    }
+
+    /// Carries out a request from outside the job.
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] when asked to cancel.
+    fn on_request(&mut self, request: ControlRequest) -> Result<()> {
+        match request {
+            ControlRequest::Cancel => {
+                return Err(Error::Cancelled {
+                    job: self.graph.job.name.clone(),
+                });
+            }
+            ControlRequest::Stop {
+                savepoint: None,
+                reply,
+            } => {
+                self.stopped = Some(None);
+                let _ = reply.send(Ok(None));
+            }
+            ControlRequest::Stop {
+                savepoint: Some(dir),
+                reply,
+            } => self.request_savepoint(dir, SavepointReply::Stop(reply)),
+            ControlRequest::Savepoint { dir, reply } => {
+                self.request_savepoint(dir, SavepointReply::Savepoint(reply));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a savepoint with the coordinator; refuses it when the job
+    /// takes none (a batch job).
+    fn request_savepoint(&mut self, dir: String, reply: SavepointReply) {
+        match &mut self.checkpoints {
+            Some(checkpoints) => checkpoints.request_savepoint(SavepointRequest { dir, reply }),
+            None => reply.send(Err(self.no_savepoints())),
+        }
+    }
+
+    fn no_savepoints(&self) -> Error {
+        Error::Control(format!(
+            "job '{}' runs in batch mode and takes no savepoints",
+            self.graph.job.name
+        ))
     }
 
     /// Injects the next checkpoint's barrier at every source, when every
@@ -472,7 +550,7 @@ impl JobMaster {
             return;
         };
         if self.running.len() < self.graph.subtasks.len() {
-            checkpoints.postpone();
+            checkpoints.postpone("not every task of the job is running");
             return;
         }
         let barrier = checkpoints.trigger();
@@ -494,7 +572,13 @@ impl JobMaster {
             AckOutcome::Declined { checkpoint, reason } => {
                 tracing::warn!("checkpoint {checkpoint} failed: {reason}");
             }
-            AckOutcome::Completed(metadata) => {
+            AckOutcome::Completed {
+                metadata,
+                stopped_at,
+            } => {
+                if let Some(savepoint) = stopped_at {
+                    self.stopped = Some(Some(savepoint));
+                }
                 for vertex in &self.graph.job.vertices {
                     let Some(sink) = &vertex.chain.sink else {
                         continue;
@@ -675,7 +759,10 @@ impl JobMaster {
                 return Err(self.failed(cause));
             }
         }
-        self.restore = checkpoints.latest().cloned();
+        if let Some(latest) = checkpoints.latest() {
+            self.restore = Some(latest.clone());
+            self.restore_store = None;
+        }
         Ok(())
     }
 
@@ -851,7 +938,18 @@ impl JobMaster {
             timeline: self.timeline.clone(),
             wall_time: self.started.elapsed(),
             checkpoints: self.checkpoints.as_ref().map(|c| c.stats()),
+            stopped: self.stopped.clone(),
         }
+    }
+}
+
+/// The next request from outside; never without a control handle.
+async fn next_request(
+    control: &mut Option<UnboundedReceiver<ControlRequest>>,
+) -> Option<ControlRequest> {
+    match control {
+        Some(control) => control.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::execution_graph::ExecutionGraph;
 use crate::failover::{FailoverStrategy, RegionFailover, RestartAllFailover};
 use crate::job_master::{JobMaster, JobSetup};
 use crate::strategy::{EagerStrategy, LazyTopologicalStrategy, SchedulingStrategy};
-use crate::{FailoverKind, FailurePlan, JobConfig, JobProgress, JobSummary, Result};
+use crate::{FailoverKind, FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, Result};
 
 static JOB_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -63,6 +63,23 @@ impl MiniCluster {
         plan: FailurePlan,
         progress: JobProgress,
     ) -> Result<JobSummary> {
+        self.run_with_control(job, plan, progress, JobControl::default())
+            .await
+    }
+
+    /// Runs `job` as [`run_with`](Self::run_with) does, taking requests
+    /// (savepoints, stop, cancel) through `control` while it runs.
+    ///
+    /// # Errors
+    /// When the job cannot be scheduled or restored, fails for good, or is
+    /// cancelled.
+    pub async fn run_with_control(
+        &self,
+        job: JobGraph,
+        plan: FailurePlan,
+        progress: JobProgress,
+        control: JobControl,
+    ) -> Result<JobSummary> {
         let strategy: Box<dyn SchedulingStrategy> = match job.mode {
             RuntimeMode::Batch => Box::new(LazyTopologicalStrategy),
             RuntimeMode::Streaming => Box::new(EagerStrategy),
@@ -72,17 +89,27 @@ impl MiniCluster {
             FailoverKind::RestartAll => Box::new(RestartAllFailover),
         };
         let job_id = new_job_id();
-        let checkpoints = match (job.mode, self.config.checkpoint_interval) {
-            (RuntimeMode::Streaming, Some(interval)) => Some(CheckpointCoordinator::new(
+        // Every streaming job can take savepoints; periodic checkpoints
+        // when an interval is set.
+        let checkpoints = match job.mode {
+            RuntimeMode::Streaming => Some(CheckpointCoordinator::new(
                 CheckpointStore::try_new(&self.config.checkpoint_dir)?,
                 job_id.clone(),
-                interval,
+                self.config.checkpoint_interval,
                 self.config.checkpoints_retained,
             )),
-            _ => None,
+            RuntimeMode::Batch => None,
+        };
+        let restore = match &self.config.restore_from {
+            Some(url) => {
+                let (store, metadata) = CheckpointCoordinator::read_savepoint(url).await?;
+                Some((store, metadata.fit(&job, self.config.allow_non_restored)?))
+            }
+            None => None,
         };
         let graph = ExecutionGraph::try_new(Arc::new(job))?;
         let root = ShuffleRoot::try_new(&self.config.shuffle_root)?;
+        let control = control.start(&job_id);
         JobMaster::new(JobSetup {
             job_id: job_id.into(),
             graph,
@@ -93,6 +120,8 @@ impl MiniCluster {
             failover,
             progress,
             checkpoints,
+            restore,
+            control,
         })
         .run()
         .await

@@ -79,6 +79,9 @@ pub struct JobSummary {
     pub wall_time: Duration,
     /// The checkpoints of a streaming job that took them.
     pub checkpoints: Option<crate::checkpoint_coordinator::CheckpointStats>,
+    /// Set when the job was stopped rather than ran to its end: the URL of
+    /// its final savepoint, if it took one.
+    pub stopped: Option<Option<String>>,
 }
 
 impl JobSummary {
@@ -120,8 +123,13 @@ impl fmt::Display for JobSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "job '{}' finished in {:.3} s ({} region(s), {} scheduling, {} failover, {} restart(s))",
+            "job '{}' {} in {:.3} s ({} region(s), {} scheduling, {} failover, {} restart(s))",
             self.job,
+            match &self.stopped {
+                None => "finished".to_string(),
+                Some(None) => "stopped".to_string(),
+                Some(Some(savepoint)) => format!("stopped with a savepoint at {savepoint}"),
+            },
             self.wall_time.as_secs_f64(),
             self.regions,
             self.scheduling,

@@ -55,7 +55,8 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         (None, _) => None,
     };
     if let (Some(restore), Some(setup)) = (&restore, &checkpoints) {
-        operators.restore(restored_states(&setup.store, restore, &info).await?)?;
+        let store = restore.store.as_ref().unwrap_or(&setup.store);
+        operators.restore(restored_states(store, restore, &info).await?)?;
     }
     let watermarks = match (&chain.source, &chain.watermarks, &source) {
         (Some(factory), Some(strategy), Some(source)) => Some(WatermarkGenerator::try_new(

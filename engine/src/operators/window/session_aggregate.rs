@@ -1,15 +1,17 @@
 //! Session window aggregates: the records of a key less than a gap apart
 //! form one window.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{
-    SortColumn, concat, concat_batches, lexsort_to_indices, take, take_record_batch,
+    SortColumn, concat, concat_batches, filter, filter_record_batch, lexsort_to_indices, take,
+    take_record_batch,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::row::Rows;
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_expr::Expr;
 use weir_exchange::event::batch_data_bytes;
 
@@ -58,9 +60,55 @@ struct Buffered {
     times: Vec<Int64Array>,
     /// Whether each record was already late when it came.
     late: Vec<BooleanArray>,
-    /// The earliest time buffered: no session ends before it plus the gap.
-    earliest: Option<i64>,
     bytes: usize,
+}
+
+/// When each key's open session closes: `gap` after its last record.
+#[derive(Default)]
+struct Closes {
+    /// The last time of each key buffered (keys in row format).
+    last: HashMap<Box<[u8]>, i64>,
+    /// Close times by key, earliest first; an entry is stale when the key's
+    /// last time moved on.
+    queue: BinaryHeap<Reverse<(i64, Box<[u8]>)>>,
+}
+
+impl Closes {
+    /// Records the times of a batch's keys.
+    fn add(&mut self, keys: &Rows, times: &Int64Array, gap: i64) {
+        let mut newest: HashMap<&[u8], i64> = HashMap::new();
+        for (key, time) in keys.iter().zip(times.values()) {
+            let newest = newest.entry(key.data()).or_insert(i64::MIN);
+            *newest = (*newest).max(*time);
+        }
+        for (key, time) in newest {
+            let last = self.last.entry(key.into()).or_insert(i64::MIN);
+            if time > *last {
+                *last = time;
+                self.queue
+                    .push(Reverse((time.saturating_add(gap), key.into())));
+            }
+        }
+    }
+
+    /// The keys whose sessions all close at or before `until`, forgotten.
+    fn closed(&mut self, until: i64, gap: i64) -> HashSet<Box<[u8]>> {
+        let mut closed = HashSet::new();
+        while let Some(Reverse((end, _))) = self.queue.peek()
+            && *end <= until
+        {
+            let Reverse((end, key)) = self.queue.pop().expect("peeked");
+            if self
+                .last
+                .get(&key)
+                .is_some_and(|last| last.saturating_add(gap) == end)
+            {
+                self.last.remove(&key);
+                closed.insert(key);
+            }
+        }
+        closed
+    }
 }
 
 /// A session window aggregate over one subtask's keys.
@@ -70,9 +118,11 @@ pub(super) struct SessionAggregateOperator {
     context: WindowContext,
     /// The number of group keys (the plan's keys also hold the session).
     keys: usize,
+    converter: RowConverter,
     time_type: DataType,
     with_session: SchemaRef,
     buffered: Buffered,
+    closes: Closes,
     watermark: i64,
     reservation: MemoryReservation,
 }
@@ -88,47 +138,73 @@ impl SessionAggregateOperator {
             .field(context.time_column)
             .data_type()
             .clone();
+        let keys = plan.key_fields.len() - 2;
+        let converter = RowConverter::new(
+            plan.key_fields[..keys]
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
         Ok(Self {
             gap,
-            keys: plan.key_fields.len() - 2,
+            keys,
+            converter,
             with_session: Arc::clone(&plan.input_schema),
             plan: Arc::clone(plan),
             reservation: context.task.memory.reservation(context.name.clone()),
             context,
             time_type,
             buffered: Buffered::default(),
+            closes: Closes::default(),
             watermark: i64::MIN,
         })
     }
 
-    /// The group keys of `batch`, in row format.
-    fn key_rows(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
-        if self.keys == 0 {
-            return Ok(None);
-        }
+    /// The group keys of `batch`, in row format (one empty key without
+    /// group keys).
+    fn key_rows(&self, batch: &RecordBatch) -> Result<Rows> {
         let keys = self.plan.group_by[..self.keys]
             .iter()
             .map(|key| key.evaluate(batch))
             .collect::<Result<Vec<_>>>()?;
-        let converter = arrow::row::RowConverter::new(
-            self.plan.key_fields[..self.keys]
-                .iter()
-                .map(|f| arrow::row::SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
-        Ok(Some(converter.convert_columns(&keys)?))
+        if keys.is_empty() {
+            // Every record has the same (empty) key.
+            let converter = RowConverter::new(vec![SortField::new(DataType::Null)])?;
+            return Ok(converter.convert_columns(&[arrow::array::new_null_array(
+                &DataType::Null,
+                batch.num_rows(),
+            )])?);
+        }
+        Ok(self.converter.convert_columns(&keys)?)
     }
 
-    /// Emits the sessions that end at or before `until`; keeps the others.
+    /// Emits the sessions of the keys whose sessions all closed at or
+    /// before `until`; keeps the records of the others.
     fn fire(&mut self, until: i64, output: &mut Output) -> Result<()> {
-        match self.buffered.earliest {
-            Some(earliest) if earliest.saturating_add(self.gap) <= until => {}
-            _ => return Ok(()),
+        let closed = self.closes.closed(until, self.gap);
+        if closed.is_empty() || self.buffered.batches.is_empty() {
+            return Ok(());
         }
         let buffered = std::mem::take(&mut self.buffered);
         let all = concat_batches(&buffered.batches[0].schema(), &buffered.batches)?;
         let times = concat_arrays::<Int64Array>(&buffered.times)?;
         let late = concat_arrays::<BooleanArray>(&buffered.late)?;
+        let keys = self.key_rows(&all)?;
+        let closing: BooleanArray = keys
+            .iter()
+            .map(|key| Some(closed.contains(key.as_ref())))
+            .collect();
+        let kept = arrow::compute::not(&closing)?;
+        if kept.true_count() > 0 {
+            self.buffer(
+                filter_record_batch(&all, &kept)?,
+                downcast::<Int64Array>(filter(&times, &kept)?),
+                downcast::<BooleanArray>(filter(&late, &kept)?),
+            );
+        }
+        let all = filter_record_batch(&all, &closing)?;
+        let times = downcast::<Int64Array>(filter(&times, &closing)?);
+        let late = downcast::<BooleanArray>(filter(&late, &closing)?);
         // Sorted by key, then time: a session is a run of one key whose
         // times are less than the gap apart.
         let mut sort: Vec<SortColumn> = self.plan.group_by[..self.keys]
@@ -146,17 +222,13 @@ impl SessionAggregateOperator {
         });
         let order = lexsort_to_indices(&sort, None)?;
         let keys = self.key_rows(&take_record_batch(&all, &order)?)?;
-        let sorted_times = take(&times, &order, None)?;
-        let sorted_times = sorted_times
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("times are Int64");
-        let (mut fired, mut starts, mut ends, mut kept) = (vec![], vec![], vec![], vec![]);
+        let sorted_times = downcast::<Int64Array>(take(&times, &order, None)?);
+        let (mut fired, mut starts, mut ends) = (vec![], vec![], vec![]);
         let mut first = 0;
         let rows = order.len();
         for i in 1..=rows {
             let same_session = i < rows
-                && keys.as_ref().is_none_or(|k| k.row(i) == k.row(i - 1))
+                && keys.row(i) == keys.row(i - 1)
                 && sorted_times.value(i) - sorted_times.value(i - 1) < self.gap;
             if same_session {
                 continue;
@@ -166,13 +238,10 @@ impl SessionAggregateOperator {
                 sorted_times.value(first),
                 sorted_times.value(i - 1).saturating_add(self.gap),
             );
-            let members = session.clone().map(|j| order.value(j));
-            if end > until {
-                kept.extend(members);
-            } else if session.clone().all(|j| late.value(order.value(j) as usize)) {
+            if session.clone().all(|j| late.value(order.value(j) as usize)) {
                 self.context.drop_late(session.len());
             } else {
-                fired.extend(members);
+                fired.extend(session.clone().map(|j| order.value(j)));
                 starts.extend(std::iter::repeat_n(start, session.len()));
                 ends.extend(std::iter::repeat_n(end, session.len()));
             }
@@ -194,28 +263,23 @@ impl SessionAggregateOperator {
                 )?);
             }
         }
-        if !kept.is_empty() {
-            let kept = UInt32Array::from(kept);
-            self.buffer(
-                take_record_batch(&all, &kept)?,
-                downcast::<Int64Array>(take(&times, &kept, None)?),
-                downcast::<BooleanArray>(take(&late, &kept, None)?),
-            );
-        }
         self.account()
     }
 
+    /// Keeps records for their sessions, noting when each key's closes.
+    fn add(&mut self, batch: RecordBatch, times: Int64Array, late: BooleanArray) -> Result<()> {
+        let keys = self.key_rows(&batch)?;
+        self.closes.add(&keys, &times, self.gap);
+        self.buffer(batch, times, late);
+        Ok(())
+    }
+
     fn buffer(&mut self, batch: RecordBatch, times: Int64Array, late: BooleanArray) {
-        let earliest = arrow::compute::min(&times);
         let buffered = &mut self.buffered;
         buffered.bytes += batch_data_bytes(&batch);
         buffered.batches.push(batch);
         buffered.times.push(times);
         buffered.late.push(late);
-        buffered.earliest = match (buffered.earliest, earliest) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
     }
 
     fn account(&mut self) -> Result<()> {
@@ -257,8 +321,8 @@ impl Operator for SessionAggregateOperator {
                 "records without event time dropped",
                 times.null_count() as u64,
             );
-            let times = downcast::<Int64Array>(arrow::compute::filter(&times, &keep)?);
-            (arrow::compute::filter_record_batch(&batch, &keep)?, times)
+            let times = downcast::<Int64Array>(filter(&times, &keep)?);
+            (filter_record_batch(&batch, &keep)?, times)
         } else {
             (batch, times)
         };
@@ -269,7 +333,7 @@ impl Operator for SessionAggregateOperator {
         // unless it joins a session that is still open.
         let (gap, watermark) = (self.gap, self.watermark);
         let late = BooleanArray::from_unary(&times, |t| t.saturating_add(gap) - 1 <= watermark);
-        self.buffer(batch, times, late);
+        self.add(batch, times, late)?;
         self.account()
     }
 
@@ -325,7 +389,7 @@ impl Operator for SessionAggregateOperator {
                 batch.columns()[..width].to_vec(),
             )?;
             let times = event_times_ms(rows.column(self.context.time_column))?;
-            self.buffer(rows, times, late);
+            self.add(rows, times, late)?;
         }
         self.account()
     }
