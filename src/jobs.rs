@@ -7,12 +7,39 @@ use weir::sql::{Insert, Query, QueryJob, Session, SqlError};
 use weir_engine::graph::JobGraph;
 use weir_engine::registry::ConnectorOptions;
 use weir_scheduler::explain::Explain;
-use weir_scheduler::{JobConfig, MiniCluster};
+use weir_scheduler::{JobConfig, JobControl, MiniCluster};
 
 use crate::JobOptions;
+use crate::control;
 use crate::examples;
 use crate::output::{RowFormat, write_rows};
 use crate::progress::{ProgressMode, run_job};
+
+/// How jobs run from the command line: their progress shown, Ctrl-C and
+/// requests of `weir savepoint`/`stop`/`cancel` taken (see
+/// [`control`](crate::control)).
+pub struct Running {
+    /// How progress is shown.
+    pub progress: ProgressMode,
+    /// Where Ctrl-C stops a job with a savepoint (it cancels without).
+    pub stop_savepoint: Option<String>,
+}
+
+impl Running {
+    /// Runs `graph` on `cluster`.
+    ///
+    /// # Errors
+    /// As the job: it cannot be scheduled, fails for good, or is cancelled.
+    pub async fn run(
+        &self,
+        cluster: &MiniCluster,
+        graph: JobGraph,
+    ) -> weir_scheduler::Result<weir_scheduler::JobSummary> {
+        let control = JobControl::default();
+        let job = run_job(cluster, graph, self.progress, control.clone());
+        control::controlled(&control, self.stop_savepoint.as_deref(), job).await
+    }
+}
 
 /// Whether `job` names a script rather than a built-in job.
 pub fn is_script(job: &str) -> bool {
@@ -190,12 +217,14 @@ pub async fn run_script(
     config: JobConfig,
     format: RowFormat,
     summaries: bool,
-    progress: ProgressMode,
+    running: &Running,
 ) -> Result<()> {
     let jobs = build_jobs(script, tables, config).await?;
     let mut stdout = std::io::stdout();
     for (query, job) in jobs.queries {
-        let summary = run_job(&MiniCluster::new(query.config), job.graph, progress).await?;
+        let summary = running
+            .run(&MiniCluster::new(query.config), job.graph)
+            .await?;
         let batches = job.output.batches();
         write_rows(&mut stdout, &batches, format)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -206,7 +235,7 @@ pub async fn run_script(
         }
     }
     if let Some((_, graph)) = jobs.inserts {
-        let summary = run_job(&MiniCluster::new(jobs.config), graph, progress).await?;
+        let summary = running.run(&MiniCluster::new(jobs.config), graph).await?;
         println!("{summary}");
     }
     Ok(())
@@ -316,10 +345,10 @@ pub async fn run_example(
     options: &JobOptions,
     config: JobConfig,
     top: usize,
-    progress: ProgressMode,
+    running: &Running,
 ) -> Result<()> {
     let (graph, example) = example_job(name, options, &config).await?;
-    let summary = run_job(&MiniCluster::new(config), graph, progress).await?;
+    let summary = running.run(&MiniCluster::new(config), graph).await?;
     let batches = example.output.batches();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if let Some(ranked) = examples::top_rows(&batches, example.rank_by, top)? {

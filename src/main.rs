@@ -5,6 +5,7 @@
 //! `weir explain` prints a job's logical plan, job graph, execution graph
 //! and pipelined regions.
 
+mod control;
 mod examples;
 mod jobs;
 mod output;
@@ -52,7 +53,43 @@ enum Command {
         /// How the progress of jobs running over a second is shown.
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
+        /// Start from this savepoint (or retained checkpoint), at any
+        /// parallelism.
+        #[arg(short = 's', long, value_name = "DIR")]
+        from_savepoint: Option<String>,
+        /// With `--from-savepoint`: start afresh the parts of the job the
+        /// savepoint holds no state of, and drop state no part claims.
+        #[arg(long, requires = "from_savepoint")]
+        allow_non_restored_state: bool,
+        /// On Ctrl-C, stop with a savepoint into this directory (without:
+        /// cancel).
+        #[arg(long, value_name = "DIR")]
+        stop_with_savepoint: Option<String>,
     },
+    /// Take a savepoint of a running streaming job (`weir list` names
+    /// them); the job goes on.
+    Savepoint {
+        /// The job's id, or the start of it.
+        job: String,
+        /// Where the savepoint goes (a directory or object store URL).
+        dir: String,
+    },
+    /// Stop a running job, with a final savepoint when asked: everything
+    /// up to it is committed, nothing after.
+    Stop {
+        /// The job's id, or the start of it.
+        job: String,
+        /// Where the final savepoint goes.
+        #[arg(long, value_name = "DIR")]
+        savepoint: Option<String>,
+    },
+    /// Cancel a running job: its uncommitted output is discarded.
+    Cancel {
+        /// The job's id, or the start of it.
+        job: String,
+    },
+    /// List the jobs `weir run` runs on this machine.
+    List,
     /// Run SQL queries and print their rows, over tables declared in a
     /// script (`-f`) or on the command line (`--table`).
     Sql {
@@ -154,7 +191,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // As shells report a process interrupted by Ctrl-C.
+            let cancelled = e
+                .downcast_ref::<weir_scheduler::Error>()
+                .is_some_and(|e| matches!(e, weir_scheduler::Error::Cancelled { .. }));
+            if cancelled {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -196,13 +241,22 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             top,
             progress,
+            from_savepoint,
+            allow_non_restored_state,
+            stop_with_savepoint,
         } => {
-            let config = options.config()?;
+            let mut config = options.config()?;
+            config.restore_from = from_savepoint;
+            config.allow_non_restored = allow_non_restored_state;
+            let running = jobs::Running {
+                progress,
+                stop_savepoint: stop_with_savepoint,
+            };
             if jobs::is_script(&job) {
                 let script = jobs::Script::read(&job)?;
-                jobs::run_script(&script, &options.tables, config, format, true, progress).await
+                jobs::run_script(&script, &options.tables, config, format, true, &running).await
             } else {
-                jobs::run_example(&job, &options, config, top, progress).await
+                jobs::run_example(&job, &options, config, top, &running).await
             }
         }
         Command::Sql {
@@ -214,7 +268,34 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let config = options.config()?;
             let script = jobs::Script::inline(file.as_deref(), sql.as_deref())?;
-            jobs::run_script(&script, &options.tables, config, format, false, progress).await
+            let running = jobs::Running {
+                progress,
+                stop_savepoint: None,
+            };
+            jobs::run_script(&script, &options.tables, config, format, false, &running).await
+        }
+        Command::Savepoint { job, dir } => {
+            let url = control::send(&job, &control::Request::Savepoint { dir }).await?;
+            println!("{}", url.unwrap_or_default());
+            Ok(())
+        }
+        Command::Stop { job, savepoint } => {
+            match control::send(&job, &control::Request::Stop { savepoint }).await? {
+                Some(url) => println!("stopped with a savepoint at {url}"),
+                None => println!("stopped"),
+            }
+            Ok(())
+        }
+        Command::Cancel { job } => {
+            control::send(&job, &control::Request::Cancel).await?;
+            println!("cancelled");
+            Ok(())
+        }
+        Command::List => {
+            for id in control::running() {
+                println!("{id}");
+            }
+            Ok(())
         }
     }
 }

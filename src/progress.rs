@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_engine::graph::JobGraph;
-use weir_scheduler::{FailurePlan, JobProgress, JobSummary, MiniCluster, ProgressSnapshot};
+use weir_scheduler::{
+    FailurePlan, JobControl, JobProgress, JobSummary, MiniCluster, ProgressSnapshot,
+};
 
 /// How long a job runs before its progress is shown.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
@@ -30,8 +32,8 @@ pub enum ProgressMode {
     None,
 }
 
-/// Runs `job` on `cluster`, showing its progress as `mode` says while it
-/// runs.
+/// Runs `job` on `cluster` under `control`, showing its progress as `mode`
+/// says while it runs.
 ///
 /// # Errors
 /// When the job cannot be scheduled or fails for good.
@@ -39,11 +41,12 @@ pub async fn run_job(
     cluster: &MiniCluster,
     job: JobGraph,
     mode: ProgressMode,
+    control: JobControl,
 ) -> weir_scheduler::Result<JobSummary> {
     let progress = JobProgress::default();
     let mut view = View::new(mode, &job.name);
     let started = Instant::now();
-    let run = cluster.run_with(job, FailurePlan::none(), progress.clone());
+    let run = cluster.run_with_control(job, FailurePlan::none(), progress.clone(), control);
     tokio::pin!(run);
     let mut tick = tokio::time::interval(TICK);
     loop {

@@ -1,0 +1,182 @@
+//! Controlling running jobs from the command line: `weir run` of an
+//! unbounded Nexmark job, `weir list`, `weir savepoint`, `weir stop
+//! --savepoint`, `weir run --from-savepoint` and `weir cancel`. The windows
+//! the two runs commit never repeat, and a cancelled run exits with 130.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn weir(tmp: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp)
+        .env_remove("WEIR_CONFIG");
+    command
+}
+
+fn output(mut command: Command) -> Output {
+    command.output().expect("weir runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The job's script: bids per auction and 2-second window, into CSV files
+/// under `out`, a checkpoint every half second. Bids are generated as
+/// fast as they can be, their times 1/10,000 s apart: event time runs
+/// faster than the clock.
+fn script(dir: &Path, out: &Path) -> std::path::PathBuf {
+    let path = dir.join("bids.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "SET 'execution.checkpointing.interval' = '500 ms';
+             CREATE TABLE bid (
+               auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
+               WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+             ) WITH ('connector' = 'nexmark');
+             CREATE TABLE windows WITH ('connector' = 'csv', 'path' = '{}');
+             INSERT INTO windows
+             SELECT auction, window_start, count(*) AS bids
+             FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND))
+             GROUP BY auction, window_start, window_end;",
+            out.display()
+        ),
+    )
+    .expect("writes the script");
+    path
+}
+
+/// Waits until `weir list` shows a job, and returns its id.
+fn running_job(tmp: &Path, job: &mut Child) -> String {
+    let started = Instant::now();
+    loop {
+        let list = output({
+            let mut c = weir(tmp);
+            c.arg("list");
+            c
+        });
+        if let Some(id) = text(&list.stdout).lines().next() {
+            return id.to_string();
+        }
+        if let Some(status) = job.try_wait().expect("waits") {
+            panic!("the job ended before it was listed: {status}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no job listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The committed windows under `out`: (auction, window start) -> how many
+/// times each was committed.
+fn windows(out: &Path) -> BTreeMap<(String, String), usize> {
+    let mut seen = BTreeMap::new();
+    for entry in std::fs::read_dir(out).expect("the output") {
+        let path = entry.expect("an entry").path();
+        let name = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .to_string();
+        assert!(!name.starts_with('_'), "nothing staged is visible: {name}");
+        for line in std::fs::read_to_string(&path)
+            .expect("reads")
+            .lines()
+            .skip(1)
+        {
+            let fields: Vec<&str> = line.split(',').collect();
+            *seen
+                .entry((fields[0].to_string(), fields[1].to_string()))
+                .or_default() += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn stop_with_a_savepoint_resume_and_cancel() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let out = tmp.path().join("out");
+    let script = script(tmp.path(), &out);
+    let mut first = weir(tmp.path())
+        .args(["run", script.to_str().expect("utf-8"), "--progress", "none"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let id = running_job(tmp.path(), &mut first);
+    std::thread::sleep(Duration::from_millis(2000));
+    let savepoint = tmp.path().join("running-savepoint");
+    let taken = output({
+        let mut c = weir(tmp.path());
+        c.args(["savepoint", &id, savepoint.to_str().expect("utf-8")]);
+        c
+    });
+    assert!(taken.status.success(), "{}", text(&taken.stderr));
+    assert!(savepoint.join("_metadata").exists());
+    let stop_at = tmp.path().join("stop-savepoint");
+    // The start of the id is enough.
+    let stopped = output({
+        let mut c = weir(tmp.path());
+        c.args([
+            "stop",
+            &id[..10],
+            "--savepoint",
+            stop_at.to_str().expect("utf-8"),
+        ]);
+        c
+    });
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    assert!(text(&stopped.stdout).contains("stopped with a savepoint at"));
+    let first = first.wait_with_output().expect("ends");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let before = windows(&out);
+    assert!(!before.is_empty(), "the first run committed windows");
+
+    let mut second = weir(tmp.path())
+        .args([
+            "run",
+            script.to_str().expect("utf-8"),
+            "--progress",
+            "none",
+            "--from-savepoint",
+            stop_at.to_str().expect("utf-8"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let id = running_job(tmp.path(), &mut second);
+    // Long enough for a checkpoint to commit windows.
+    std::thread::sleep(Duration::from_millis(2500));
+    let cancelled = output({
+        let mut c = weir(tmp.path());
+        c.args(["cancel", &id]);
+        c
+    });
+    assert!(cancelled.status.success(), "{}", text(&cancelled.stderr));
+    let second = second.wait_with_output().expect("ends");
+    assert_eq!(second.status.code(), Some(130), "{}", text(&second.stderr));
+    let after = windows(&out);
+    assert!(
+        after.len() > before.len(),
+        "the second run committed windows"
+    );
+    let repeated: Vec<_> = after.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "windows committed twice: {repeated:?}");
+    let none = output({
+        let mut c = weir(tmp.path());
+        c.args(["stop", "job-nope"]);
+        c
+    });
+    assert!(!none.status.success());
+    assert!(
+        text(&none.stderr).contains("no running job 'job-nope'"),
+        "{}",
+        text(&none.stderr)
+    );
+}
