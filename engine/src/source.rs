@@ -26,7 +26,10 @@ pub enum Boundedness {
 /// Contract: `next_batch` does no work before it is first called, returns
 /// `Ok(None)` exactly once at the end of a bounded input, and runs CPU-heavy
 /// work (decoding, generating) through [`weir_exchange::cpu::run`] so that the
-/// async caller is never blocked. Each subtask reads its own disjoint share of
+/// async caller is never blocked. A source with nothing to read for a while
+/// (a quiet unbounded input) returns an empty batch every so often (about
+/// every 100 ms) rather than wait on: checkpoint barriers go in between two
+/// reads, and an empty batch does not count as activity for watermarks. Each subtask reads its own disjoint share of
 /// the input (its splits); together the subtasks read all of it.
 #[async_trait]
 pub trait Source: Send {

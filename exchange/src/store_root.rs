@@ -74,13 +74,19 @@ impl StoreRoot {
         &self.store
     }
 
-    /// Removes every file under `prefix`.
+    /// Removes every file under `prefix` (or the file `prefix` names).
     ///
     /// # Errors
     /// When the files cannot be listed or deleted.
     pub async fn remove_prefix(&self, prefix: &str) -> Result<()> {
         if let Some(dir) = &self.local_dir {
-            return match tokio::fs::remove_dir_all(dir.join(prefix)).await {
+            let path = dir.join(prefix);
+            let removed = if path.is_file() {
+                tokio::fs::remove_file(&path).await
+            } else {
+                tokio::fs::remove_dir_all(&path).await
+            };
+            return match removed {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
                 _ => Ok(()),
             };

@@ -48,6 +48,9 @@ pub struct FailurePlan {
     pub records: Vec<RecordFailure>,
     /// Damaged partition files.
     pub partitions: Vec<PartitionFault>,
+    /// Damage done to a state file of the checkpoint a job first restarts
+    /// from, just before it restarts.
+    pub restored_checkpoint: Option<PartitionDamage>,
 }
 
 impl FailurePlan {
@@ -89,6 +92,14 @@ impl FailurePlan {
             before,
             damage,
         });
+        self
+    }
+
+    /// Deletes or corrupts a state file of the checkpoint the job first
+    /// restarts from, just before it restarts: the restart must fall back
+    /// to an older checkpoint, or fail saying why.
+    pub fn damage_restored_checkpoint(mut self, damage: PartitionDamage) -> Self {
+        self.restored_checkpoint = Some(damage);
         self
     }
 

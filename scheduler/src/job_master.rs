@@ -749,7 +749,8 @@ impl JobMaster {
         if broken && let Some(restoring) = self.restore.as_ref().map(|m| m.checkpoint) {
             checkpoints.discard_latest().await;
             tracing::error!(
-                "checkpoint {restoring} cannot be restored ({error}); falling back to an older one"
+                "checkpoint {restoring} cannot be restored ({error}); falling back to an older \
+                 one: what sinks committed at checkpoint {restoring} may be written again"
             );
             if checkpoints.latest().is_none() {
                 let cause = format!(
@@ -762,6 +763,9 @@ impl JobMaster {
         if let Some(latest) = checkpoints.latest() {
             self.restore = Some(latest.clone());
             self.restore_store = None;
+            if let Some(damage) = self.plan.restored_checkpoint.take() {
+                damage_checkpoint(checkpoints, latest, damage).await;
+            }
         }
         Ok(())
     }
@@ -940,6 +944,39 @@ impl JobMaster {
             checkpoints: self.checkpoints.as_ref().map(|c| c.stats()),
             stopped: self.stopped.clone(),
         }
+    }
+}
+
+/// Deletes or corrupts the first state file of `checkpoint` (tests).
+async fn damage_checkpoint(
+    checkpoints: &CheckpointCoordinator,
+    checkpoint: &CheckpointMetadata,
+    damage: PartitionDamage,
+) {
+    let Some(file) = checkpoint
+        .vertices
+        .iter()
+        .flat_map(|v| &v.tasks)
+        .flat_map(|t| t.operators.iter().flatten())
+        .next()
+    else {
+        return;
+    };
+    let store = checkpoints.store();
+    let done = match damage {
+        PartitionDamage::Delete => store.remove(&file.path).await,
+        PartitionDamage::Corrupt => match store.read(&file.path).await {
+            Ok(bytes) => {
+                let mut bytes = bytes.to_vec();
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x5a;
+                store.write_file(&file.path, bytes).await
+            }
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = done {
+        tracing::warn!("failure plan could not damage {}: {e}", file.path);
     }
 }
 

@@ -20,6 +20,7 @@ use weir_engine::operators::Window;
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::SequenceGenerator;
 use weir_engine::testing::{Rng, sorted_rows};
+use weir_scheduler::failure_plan::PartitionDamage;
 use weir_scheduler::{FailurePlan, JobConfig, JobSummary, MiniCluster};
 
 const ROWS: u64 = 400_000;
@@ -123,4 +124,56 @@ async fn failures_resume_from_checkpoints_exactly_once() {
         }
         assert!(resumed > 0, "{window}: no run resumed from a checkpoint");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_checkpoint_falls_back_to_the_one_before() {
+    let window = windows()[0];
+    let batch = {
+        let mut config = test_config(4);
+        config.runtime_mode = Some(RuntimeMode::Batch);
+        run(window, config, FailurePlan::none()).await.0
+    };
+    for damage in [PartitionDamage::Corrupt, PartitionDamage::Delete] {
+        let dir = tempfile::tempdir().expect("a directory");
+        let config = streaming(dir.path());
+        let (graph, _) = job(window, &config);
+        // The window vertex fails late enough for two checkpoints to have
+        // completed; the latest is damaged before the restart.
+        let plan = FailurePlan::none()
+            .fail_task(graph.vertices[1].id, 0, 0, ROWS / 3)
+            .damage_restored_checkpoint(damage);
+        let (mut rows, summary) = run(window, config, plan).await;
+        assert!(summary.restarts >= 2, "{damage:?}: {summary}");
+        // What the damaged checkpoint had committed comes again from the
+        // one before: every window is there with its values, some twice.
+        let before = rows.len();
+        rows.dedup();
+        assert!(before >= rows.len(), "{damage:?}");
+        assert_eq!(rows.len(), batch.len(), "{damage:?}: {summary}");
+        assert!(
+            rows == batch,
+            "{damage:?}: other windows than without failures"
+        );
+    }
+    // With a single checkpoint kept there is nothing to fall back to: the
+    // job fails, saying so, rather than start over from nothing.
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut config = streaming(dir.path());
+    config.checkpoints_retained = 1;
+    let (graph, _) = job(window, &config);
+    let plan = FailurePlan::none()
+        .fail_task(graph.vertices[1].id, 0, 0, ROWS / 3)
+        .damage_restored_checkpoint(PartitionDamage::Corrupt);
+    let e = MiniCluster::new(config)
+        .run_with_failures(graph, plan)
+        .await
+        .expect_err("nothing to fall back to");
+    let message = e.to_string();
+    assert!(
+        message.contains("cannot be restored")
+            && message.contains("checksum")
+            && message.contains("not restarting from nothing"),
+        "{message}"
+    );
 }

@@ -81,3 +81,139 @@ async fn windows_give_the_same_rows_in_batch_and_streaming_mode() {
         }
     }
 }
+
+/// A source of two splits, one per subtask: subtask 0 counts event times
+/// up from 0 in batches of 50 every few milliseconds, forever; subtask 1
+/// has nothing, ever (it returns empty batches, as quiet sources do).
+#[derive(Debug)]
+struct OneQuietSplit;
+
+struct OneQuietReader {
+    subtask: usize,
+    next: i64,
+}
+
+fn times_schema() -> arrow::datatypes::SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("ts", arrow::datatypes::DataType::Int64, false),
+    ]))
+}
+
+impl weir_engine::SourceFactory for OneQuietSplit {
+    fn name(&self) -> String {
+        "one-quiet-split".into()
+    }
+
+    fn boundedness(&self) -> weir_engine::Boundedness {
+        weir_engine::Boundedness::Unbounded
+    }
+
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        times_schema()
+    }
+
+    fn create(
+        &self,
+        task: &weir_engine::TaskInfo,
+    ) -> weir_engine::Result<Box<dyn weir_engine::Source>> {
+        Ok(Box::new(OneQuietReader {
+            subtask: task.subtask,
+            next: 0,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl weir_engine::Source for OneQuietReader {
+    async fn next_batch(&mut self) -> weir_engine::Result<Option<arrow::array::RecordBatch>> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let rows = if self.subtask == 0 { 50 } else { 0 };
+        let times: Vec<i64> = (self.next..self.next + rows).collect();
+        self.next += rows;
+        Ok(Some(arrow::array::RecordBatch::try_new(
+            times_schema(),
+            vec![Arc::new(arrow::array::Int64Array::from(times))],
+        )?))
+    }
+}
+
+/// Keeps every batch as it arrives (at least once).
+#[derive(Debug, Clone, Default)]
+struct Recording(Arc<std::sync::Mutex<Vec<arrow::array::RecordBatch>>>);
+
+#[async_trait::async_trait]
+impl weir_engine::SinkFactory for Recording {
+    fn name(&self) -> String {
+        "recording".into()
+    }
+
+    fn create(&self, _: &weir_engine::TaskInfo) -> weir_engine::Result<Box<dyn weir_engine::Sink>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl weir_engine::Sink for Recording {
+    async fn write_batch(&mut self, batch: arrow::array::RecordBatch) -> weir_engine::Result<()> {
+        self.0.lock().expect("not poisoned").push(batch);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> weir_engine::Result<()> {
+        Ok(())
+    }
+}
+
+/// The windows fired within `wait` when the quiet split goes idle after
+/// `idle` (never when `None`).
+async fn windows_fired(idle: Option<Duration>, wait: Duration) -> usize {
+    let flow = Dataflow::new("quiet").with_parallelism(2);
+    let mut strategy = WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO);
+    strategy.idle_timeout = idle;
+    let recording = Recording::default();
+    flow.read_with_watermarks(Arc::new(OneQuietSplit), strategy)
+        .and_then(|df| {
+            df.window_aggregate(
+                Window::tumble(Duration::from_millis(100)).expect("valid"),
+                "ts",
+                vec![],
+                vec![count(col("ts")).alias("n")],
+            )
+        })
+        .expect("plans")
+        .write(Arc::new(recording.clone()));
+    let config = test_config(4);
+    let graph = config.build(flow.builder()).expect("builds");
+    let control = weir_scheduler::JobControl::default();
+    let cluster = MiniCluster::new(config);
+    let run = cluster.run_with_control(
+        graph,
+        weir_scheduler::FailurePlan::none(),
+        weir_scheduler::JobProgress::default(),
+        control.clone(),
+    );
+    let watch = async {
+        tokio::time::sleep(wait).await;
+        control.cancel().expect("cancels");
+    };
+    let (outcome, ()) = tokio::join!(run, watch);
+    assert!(outcome.is_err(), "the job was cancelled");
+    let batches = recording.0.lock().expect("not poisoned").clone();
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_split_does_not_hold_the_watermark_back() {
+    let fired = windows_fired(
+        Some(Duration::from_millis(100)),
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert!(
+        fired >= 3,
+        "windows fired while one split was idle: {fired}"
+    );
+    // Without an idle timeout the quiet split holds every window back.
+    let held = windows_fired(None, Duration::from_millis(800)).await;
+    assert_eq!(held, 0);
+}

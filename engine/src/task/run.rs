@@ -259,6 +259,9 @@ impl Task {
             event,
         } = event;
         match event {
+            // A quiet source's empty batch: nothing to do but let barriers
+            // in.
+            Event::Batch(batch) if self.scans && batch.num_rows() == 0 => {}
             Event::Batch(batch) => {
                 self.count_in(&batch)?;
                 let Some(generator) = &mut self.watermarks else {
