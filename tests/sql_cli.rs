@@ -101,6 +101,13 @@ fn explain_of_tpch_queries_matches_the_golden_files() {
 }
 
 #[test]
+fn explain_of_the_streaming_example_matches_its_golden_file() {
+    let out = weir(&["explain", "data/jobs/bids_per_window.sql", "-p", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    golden("explain/bids_per_window.text", &text(&out.stdout));
+}
+
+#[test]
 fn error_messages_match_the_golden_files() {
     let dir = root().join("tests/golden/errors");
     let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
