@@ -34,19 +34,6 @@ pub struct SplitPosition {
     pub position: serde_json::Value,
 }
 
-/// What one task snapshotted at a checkpoint barrier, before its state is
-/// written out.
-#[derive(Debug, Clone, Default)]
-pub struct TaskSnapshot {
-    /// The positions of its source's splits (a source task).
-    pub splits: Vec<SplitPosition>,
-    /// The state of each operator of its chain, in order (`None`: no
-    /// state).
-    pub operators: Vec<Option<Vec<RecordBatch>>>,
-    /// What its sink prepared to commit (a sink task).
-    pub committable: Option<serde_json::Value>,
-}
-
 /// One task's part of a completed checkpoint, as its metadata records it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskCheckpoint {
@@ -56,6 +43,9 @@ pub struct TaskCheckpoint {
     pub operators: Vec<Option<StateFile>>,
     /// What its sink prepared to commit.
     pub committable: Option<serde_json::Value>,
+    /// What the sink of its late records prepared to commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_committable: Option<serde_json::Value>,
 }
 
 /// What a task reports about a checkpoint to the coordinator.

@@ -13,6 +13,7 @@ pub struct Output {
     batches: Vec<RecordBatch>,
     rows: usize,
     watermark: Option<i64>,
+    late: Vec<RecordBatch>,
 }
 
 /// Rows of the batches operators emit (at most): the batch size weir's
@@ -75,10 +76,24 @@ impl Output {
         self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
     }
 
+    /// Sends records that came too late for the operator to the chain's
+    /// side output of late records ([`Chain::late_sink`](crate::graph::Chain)),
+    /// as they came in.
+    pub fn emit_late(&mut self, batch: RecordBatch) {
+        if batch.num_rows() > 0 {
+            self.late.push(batch);
+        }
+    }
+
     /// Takes what was emitted so far.
     pub fn take(&mut self) -> (Vec<RecordBatch>, Option<i64>) {
         self.rows = 0;
         (std::mem::take(&mut self.batches), self.watermark.take())
+    }
+
+    /// Takes the late records emitted so far.
+    pub fn take_late(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.late)
     }
 }
 

@@ -173,11 +173,23 @@ fn stream(
     batches: &[RecordBatch],
     bound: i64,
 ) -> (Vec<RecordBatch>, u64) {
+    let (rows, (_, late)) = stream_with_late(factory, batches, bound);
+    (rows, late)
+}
+
+/// As [`stream`], with the late records the operator emitted and how many
+/// it counted (dropped or emitted).
+fn stream_with_late(
+    factory: &WindowAggregate,
+    batches: &[RecordBatch],
+    bound: i64,
+) -> (Vec<RecordBatch>, (Vec<RecordBatch>, u64)) {
     let info = task_info(MemoryPool::unbounded());
     let mut op = factory.create(&info).expect("creates");
     let mut out = Output::default();
     let mut newest = i64::MIN;
     let mut emitted = Vec::new();
+    let mut late = Vec::new();
     for batch in batches {
         let times = batch
             .column(1)
@@ -190,13 +202,17 @@ fn stream(
         op.on_watermark(newest - bound - 1, &mut out)
             .expect("fires");
         emitted.extend(out.take().0);
+        late.extend(out.take_late());
     }
     op.end_of_input(0, &mut out).expect("ends");
     while op.finish(&mut out).expect("finishes") == Progress::More {
         emitted.extend(out.take().0);
     }
     emitted.extend(out.take().0);
-    (emitted, info.counters.get("late records dropped"))
+    late.extend(out.take_late());
+    let counted = info.counters.get("late records dropped")
+        + info.counters.get("late records to the side output");
+    (emitted, (late, counted))
 }
 
 /// Asserts two sorted row lists are equal, showing what differs.
@@ -297,6 +313,32 @@ fn records_behind_the_watermark_are_late_and_counted() {
             "20|50|1|1|25"
         ]
     );
+}
+
+#[test]
+fn late_records_go_to_the_side_output_when_asked() {
+    for window in [
+        Window::tumble(Duration::from_millis(50)).expect("valid"),
+        Window::session(Duration::from_millis(20)).expect("valid"),
+    ] {
+        let factory = aggregate(window, true).with_late_records();
+        let mut records: Vec<Record> = (0..100).map(|i| ("a".into(), i * 10, 1)).collect();
+        let late: Vec<Record> = (0..7).map(|i| ("b".to_string(), i * 3, 100)).collect();
+        records.extend(late.iter().cloned());
+        let (out, (side, counted)) = stream_with_late(&factory, &batches(&records, 10), 0);
+        assert_eq!(counted, 7, "{window}");
+        // As they came in: the input's columns.
+        assert_eq!(
+            sorted_rows(&side),
+            sorted_rows(&batches(&late, 100)),
+            "{window}"
+        );
+        assert_same(
+            &sorted_rows(&out),
+            &reference(window, &records[..100], true),
+            &window.to_string(),
+        );
+    }
 }
 
 #[test]

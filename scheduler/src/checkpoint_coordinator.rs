@@ -85,14 +85,18 @@ impl CheckpointMetadata {
         })
     }
 
-    /// The committables the tasks of vertex `vertex` prepared.
-    pub fn committables(&self, vertex: usize) -> Vec<serde_json::Value> {
+    /// The committables the tasks of vertex `vertex` prepared for its
+    /// sink, or for the sink of its late records when `late`.
+    pub fn committables(&self, vertex: usize, late: bool) -> Vec<serde_json::Value> {
         self.vertices
             .get(vertex)
             .map(|v| {
                 v.tasks
                     .iter()
-                    .filter_map(|t| t.committable.clone())
+                    .filter_map(|t| match late {
+                        false => t.committable.clone(),
+                        true => t.late_committable.clone(),
+                    })
                     .collect()
             })
             .unwrap_or_default()

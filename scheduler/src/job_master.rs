@@ -197,13 +197,28 @@ impl JobMaster {
         outcome.map(|()| self.summary())
     }
 
-    /// Publishes the output of every sink vertex, as written by the final
-    /// attempt of each of its subtasks.
+    /// Every sink of the job: each vertex's sink, and the sink of its late
+    /// records (`true`).
+    fn sinks(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            &weir_engine::graph::JobVertex,
+            &Arc<dyn weir_engine::SinkFactory>,
+            bool,
+        ),
+    > {
+        self.graph.job.vertices.iter().flat_map(|v| {
+            let main = v.chain.sink.iter().map(move |s| (v, s, false));
+            let late = v.chain.late_sink.iter().map(move |s| (v, s, true));
+            main.chain(late)
+        })
+    }
+
+    /// Publishes the output of every sink, as written by the final attempt
+    /// of each subtask of its vertex.
     async fn commit_sinks(&self) -> Result<()> {
-        for vertex in &self.graph.job.vertices {
-            let Some(sink) = &vertex.chain.sink else {
-                continue;
-            };
+        for (vertex, sink, _) in self.sinks() {
             let attempts = (0..vertex.parallelism)
                 .map(|index| {
                     self.attempts[self.graph.dense(SubtaskId {
@@ -225,13 +240,7 @@ impl JobMaster {
 
     /// Discards what the sinks staged for a job that did not succeed.
     async fn abort_sinks(&self) {
-        for sink in self
-            .graph
-            .job
-            .vertices
-            .iter()
-            .filter_map(|v| v.chain.sink.as_ref())
-        {
+        for (_, sink, _) in self.sinks() {
             if let Err(e) = sink.abort_job(&self.job_id).await {
                 tracing::warn!(
                     "sink '{}' could not remove the staged output of job {}: {e}",
@@ -579,11 +588,8 @@ impl JobMaster {
                 if let Some(savepoint) = stopped_at {
                     self.stopped = Some(Some(savepoint));
                 }
-                for vertex in &self.graph.job.vertices {
-                    let Some(sink) = &vertex.chain.sink else {
-                        continue;
-                    };
-                    let committables = metadata.committables(vertex.id.0 as usize);
+                for (vertex, sink, late) in self.sinks() {
+                    let committables = metadata.committables(vertex.id.0 as usize, late);
                     sink.commit_checkpoint(metadata.checkpoint, &committables)
                         .await
                         .map_err(|e| {

@@ -217,3 +217,64 @@ async fn an_idle_split_does_not_hold_the_watermark_back() {
     let held = windows_fired(None, Duration::from_millis(800)).await;
     assert_eq!(held, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_records_go_to_their_sink_when_asked() {
+    // Times 0, 10, ..., 990 in order, then seven far behind the watermark.
+    let mut times: Vec<i64> = (0..100).map(|i| i * 10).collect();
+    times.extend((0..7).map(|i| i * 3));
+    let batches: Vec<arrow::array::RecordBatch> = times
+        .chunks(10)
+        .map(|chunk| {
+            arrow::array::RecordBatch::try_new(
+                times_schema(),
+                vec![Arc::new(arrow::array::Int64Array::from(chunk.to_vec()))],
+            )
+            .expect("batch")
+        })
+        .collect();
+    let source = weir_engine::sources::MemorySource::try_new("times", times_schema(), batches)
+        .expect("source");
+    let flow = Dataflow::new("late").with_parallelism(1);
+    let (sink, output) = CollectSink::new();
+    let (late_sink, late) = CollectSink::new();
+    flow.read_with_watermarks(
+        Arc::new(source),
+        WatermarkStrategy::bounded_out_of_orderness("ts", Duration::ZERO),
+    )
+    .and_then(|df| {
+        df.window_aggregate_late_to(
+            Window::tumble(Duration::from_millis(100)).expect("valid"),
+            "ts",
+            vec![],
+            vec![count(col("ts")).alias("n")],
+            Some(Arc::new(late_sink)),
+        )
+    })
+    .expect("plans")
+    .write(Arc::new(sink));
+    let mut config = test_config(2);
+    config.runtime_mode = Some(RuntimeMode::Streaming);
+    let graph = config.build(flow.builder()).expect("builds");
+    assert!(
+        graph
+            .vertices
+            .iter()
+            .any(|v| v.name.contains("late records -> collect"))
+    );
+    let summary = MiniCluster::new(config).run(graph).await.expect("runs");
+    let counted: u64 = summary
+        .vertices
+        .iter()
+        .filter_map(|v| v.counters.get("late records to the side output"))
+        .sum();
+    assert_eq!(counted, 7, "{summary}");
+    assert_eq!(
+        sorted_rows(&late.batches()),
+        vec!["0", "12", "15", "18", "3", "6", "9"]
+    );
+    // Ten windows of ten on-time records each.
+    let windows = sorted_rows(&output.batches());
+    assert_eq!(windows.len(), 10);
+    assert!(windows.iter().all(|w| w.ends_with("|10")), "{windows:?}");
+}

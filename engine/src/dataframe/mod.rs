@@ -411,33 +411,63 @@ impl DataFrame {
         group_by: Vec<Expr>,
         aggregates: Vec<Expr>,
     ) -> Result<DataFrame> {
+        self.window_aggregate_late_to(window, time_column, group_by, aggregates, None)
+    }
+
+    /// As [`window_aggregate`](Self::window_aggregate), with the records
+    /// whose windows all fired already (late records) written, as they
+    /// came in, to `late` when given (a side output committed with the
+    /// job's checkpoints) rather than dropped.
+    ///
+    /// # Errors
+    /// As [`window_aggregate`](Self::window_aggregate).
+    pub fn window_aggregate_late_to(
+        &self,
+        window: Window,
+        time_column: &str,
+        group_by: Vec<Expr>,
+        aggregates: Vec<Expr>,
+        late: Option<Arc<dyn SinkFactory>>,
+    ) -> Result<DataFrame> {
         let (input, group_by) = self.with_group_columns(named(group_by))?;
         let keys: Vec<String> = group_by.iter().map(|(_, name)| name.clone()).collect();
-        let aggregate = WindowAggregate::try_new(
+        let mut aggregate = WindowAggregate::try_new(
             window,
             &input.schema,
             time_column,
             group_by,
             named(aggregates),
         )?;
-        let schema = aggregate.output_schema();
-        if keys.is_empty() {
-            return Ok(input.gathered(Arc::new(aggregate), schema));
+        if late.is_some() {
+            aggregate = aggregate.with_late_records();
         }
-        let node = self.flow.add(
-            Arc::new(aggregate),
-            vec![input.keyed_input(&keys, self.parallelism)],
-            self.parallelism,
-        );
-        Ok(DataFrame {
-            flow: self.flow.clone(),
-            node,
-            schema,
-            parallelism: self.parallelism,
-            partitioning: Partitioning::Hash(keys),
-            estimated_bytes: self.estimated_bytes,
-            bounded: self.bounded,
-        })
+        let schema = aggregate.output_schema();
+        let out = if keys.is_empty() {
+            input.gathered(Arc::new(aggregate), schema)
+        } else {
+            let node = self.flow.add(
+                Arc::new(aggregate),
+                vec![input.keyed_input(&keys, self.parallelism)],
+                self.parallelism,
+            );
+            DataFrame {
+                flow: self.flow.clone(),
+                node,
+                schema,
+                parallelism: self.parallelism,
+                partitioning: Partitioning::Hash(keys),
+                estimated_bytes: self.estimated_bytes,
+                bounded: self.bounded,
+            }
+        };
+        if let Some(late) = late {
+            self.flow
+                .state
+                .borrow_mut()
+                .builder
+                .set_late_sink(out.node, late)?;
+        }
+        Ok(out)
     }
 
     /// This dataframe with a column for each group expression that is not a

@@ -123,6 +123,7 @@ struct Node {
     parallelism: Option<usize>,
     inputs: Vec<Input>,
     watermarks: Option<WatermarkStrategy>,
+    late_sink: Option<Arc<dyn SinkFactory>>,
 }
 
 /// Assembles a job from sources, operators and sinks.
@@ -223,6 +224,22 @@ impl JobBuilder {
         Ok(())
     }
 
+    /// Sends the records operator `node` finds too late to `sink` (a side
+    /// output written with the operator's task) instead of dropping them.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when `node` is not an operator.
+    pub fn set_late_sink(&mut self, node: NodeId, sink: Arc<dyn SinkFactory>) -> Result<()> {
+        if !matches!(self.nodes[node.0].kind, NodeKind::Operator(_)) {
+            return Err(Error::Plan(format!(
+                "late records come from operators, and '{}' is not one",
+                self.name_of(node.0)
+            )));
+        }
+        self.nodes[node.0].late_sink = Some(sink);
+        Ok(())
+    }
+
     /// Sets the parallelism of one node.
     pub fn set_parallelism(&mut self, node: NodeId, parallelism: usize) {
         self.nodes[node.0].parallelism = Some(parallelism.max(1));
@@ -234,6 +251,7 @@ impl JobBuilder {
             parallelism: None,
             inputs,
             watermarks: None,
+            late_sink: None,
         });
         NodeId(self.nodes.len() - 1)
     }
@@ -437,7 +455,12 @@ impl JobBuilder {
                     chain.source = Some(Arc::clone(f));
                     chain.watermarks.clone_from(&self.nodes[n].watermarks);
                 }
-                NodeKind::Operator(f) => chain.operators.push(Arc::clone(f)),
+                NodeKind::Operator(f) => {
+                    chain.operators.push(Arc::clone(f));
+                    if let Some(late) = &self.nodes[n].late_sink {
+                        chain.late_sink = Some(Arc::clone(late));
+                    }
+                }
                 NodeKind::Sink(f) => chain.sink = Some(Arc::clone(f)),
             }
         }

@@ -91,6 +91,9 @@ pub struct Chain {
     pub operators: Vec<Arc<dyn OperatorFactory>>,
     /// The sink at the end, for a sink vertex.
     pub sink: Option<Arc<dyn SinkFactory>>,
+    /// Where the records an operator of the chain finds too late go (a
+    /// side output), when they are not dropped.
+    pub late_sink: Option<Arc<dyn SinkFactory>>,
 }
 
 impl Chain {
@@ -100,10 +103,15 @@ impl Chain {
         let watermarks = self.watermarks.iter().map(|w| w.to_string());
         let operators = self.operators.iter().map(|o| o.name());
         let sink = self.sink.iter().map(|s| s.name());
+        let late = self
+            .late_sink
+            .iter()
+            .map(|s| format!("late records -> {}", s.name()));
         source
             .chain(watermarks)
             .chain(operators)
             .chain(sink)
+            .chain(late)
             .collect()
     }
 

@@ -34,6 +34,8 @@ pub struct ChainOutput {
     /// At a checkpoint barrier: each operator's state, in order, or why
     /// one could not snapshot it.
     pub states: Option<Result<Vec<Option<Vec<RecordBatch>>>, String>>,
+    /// Records too late for an operator, for the side output.
+    pub late: Vec<RecordBatch>,
 }
 
 impl OperatorChain {
@@ -85,6 +87,7 @@ impl OperatorChain {
         for level in 0..self.operators.len() {
             let step = self.drive(level, |op, out| op.on_barrier(barrier, out))?;
             result.batches.extend(step.batches);
+            result.late.extend(step.late);
             result.watermark = step.watermark.or(result.watermark);
         }
         result.states = Some(
@@ -134,6 +137,7 @@ impl OperatorChain {
             if level > 0 && !ended {
                 let step = self.drive(level, |op, out| op.end_of_input(0, out))?;
                 result.batches.extend(step.batches);
+                result.late.extend(step.late);
                 self.finishing.1 = true;
             }
             let mut progress = Progress::Done;
@@ -142,6 +146,7 @@ impl OperatorChain {
                 Ok(())
             })?;
             result.batches.extend(step.batches);
+            result.late.extend(step.late);
             result.watermark = step.watermark.or(result.watermark);
             if progress == Progress::More {
                 result.more = true;
@@ -165,6 +170,7 @@ impl OperatorChain {
         let mut out = Output::default();
         first(op.as_mut(), &mut out)?;
         let (mut batches, mut watermark) = out.take();
+        let mut late = out.take_late();
         for op in &mut self.operators[level + 1..] {
             let mut next = Output::default();
             for batch in batches {
@@ -174,12 +180,14 @@ impl OperatorChain {
                 op.on_watermark(w, &mut next)?;
             }
             (batches, watermark) = next.take();
+            late.extend(next.take_late());
         }
         Ok(ChainOutput {
             batches,
             watermark,
             more: false,
             states: None,
+            late,
         })
     }
 }

@@ -121,6 +121,7 @@ impl Participant {
         barrier: Barrier,
         states: std::result::Result<Vec<Option<Vec<RecordBatch>>>, String>,
         committable: std::result::Result<Option<serde_json::Value>, String>,
+        late_committable: std::result::Result<Option<serde_json::Value>, String>,
     ) {
         let checkpoint = barrier.checkpoint_id;
         let splits = match self.positions.front() {
@@ -129,9 +130,9 @@ impl Participant {
         };
         let prepared = (|| {
             let splits = splits.ok_or("its source cannot resume from a position")?;
-            Ok::<_, String>((splits, states?, committable?))
+            Ok::<_, String>((splits, states?, (committable?, late_committable?)))
         })();
-        let (splits, states, committable) = match prepared {
+        let (splits, states, (committable, late_committable)) = match prepared {
             Ok(prepared) => prepared,
             Err(reason) => {
                 self.ack(checkpoint, Err(reason));
@@ -151,6 +152,7 @@ impl Participant {
                     splits,
                     operators,
                     committable,
+                    late_committable,
                 });
             // The coordinator may be gone (the job ended): nothing to tell.
             let _ = acks.send(CheckpointAck {

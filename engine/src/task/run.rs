@@ -68,6 +68,11 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         _ => None,
     };
     let sink = chain.sink.as_ref().map(|s| s.create(&info)).transpose()?;
+    let late_sink = chain
+        .late_sink
+        .as_ref()
+        .map(|s| s.create(&info))
+        .transpose()?;
     let routers = outputs
         .iter()
         .map(|o| {
@@ -103,6 +108,7 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         ),
         writers: outputs.into_iter().map(OutputWriter::new).collect(),
         sink,
+        late_sink,
         metrics: TaskMetrics::default(),
         progress,
         scans,
@@ -138,6 +144,8 @@ struct Routed {
     more: bool,
     /// At a barrier: the operators' states.
     states: Option<std::result::Result<Vec<Option<Vec<RecordBatch>>>, String>>,
+    /// Records too late for an operator, for the side output.
+    late: Vec<RecordBatch>,
 }
 
 impl CpuState {
@@ -155,6 +163,7 @@ impl CpuState {
             then,
             more: out.more,
             states: out.states,
+            late: out.late,
         })
     }
 }
@@ -164,6 +173,8 @@ struct Task {
     cpu: cpu::Worker<CpuState, Result<Routed>>,
     writers: Vec<OutputWriter>,
     sink: Option<Box<dyn Sink>>,
+    /// Where late records go, when they are not dropped.
+    late_sink: Option<Box<dyn Sink>>,
     metrics: TaskMetrics,
     progress: InputProgress,
     /// Whether the input is a source (whose rows count as scanned).
@@ -403,6 +414,11 @@ impl Task {
                 sink.write_batch(batch).await?;
             }
         }
+        if let Some(late) = &mut self.late_sink {
+            for batch in std::mem::take(&mut routed.late) {
+                late.write_batch(batch).await?;
+            }
+        }
         let controls = routed.watermark.map(Event::Watermark).into_iter();
         for event in controls.chain(routed.then) {
             for writer in &mut self.writers {
@@ -423,15 +439,24 @@ impl Task {
         barrier: Barrier,
         states: std::result::Result<Vec<Option<Vec<RecordBatch>>>, String>,
     ) {
-        let committable = match &mut self.sink {
-            Some(sink) => sink
-                .prepare_commit(barrier.checkpoint_id)
-                .await
-                .map_err(|e| format!("its sink: {e}")),
-            None => Ok(None),
-        };
+        let checkpoint = barrier.checkpoint_id;
+        let mut committables = Vec::with_capacity(2);
+        for (sink, what) in [
+            (&mut self.sink, "its sink"),
+            (&mut self.late_sink, "its late records' sink"),
+        ] {
+            committables.push(match sink {
+                Some(sink) => sink
+                    .prepare_commit(checkpoint)
+                    .await
+                    .map_err(|e| format!("{what}: {e}")),
+                None => Ok(None),
+            });
+        }
+        let late = committables.pop().expect("two");
+        let committable = committables.pop().expect("two");
         if let Some(checkpoints) = &mut self.checkpoints {
-            checkpoints.complete(barrier, states, committable);
+            checkpoints.complete(barrier, states, committable, late);
         }
     }
 
@@ -450,7 +475,7 @@ impl Task {
                 }
             }
         }
-        if let Some(sink) = &mut self.sink {
+        for sink in [&mut self.sink, &mut self.late_sink].into_iter().flatten() {
             sink.finish().await?;
         }
         self.metrics.spilled_bytes = self.info.memory.spilled_bytes();

@@ -11,7 +11,9 @@
 //! record arrives after its windows fired.
 //!
 //! Records whose windows have all fired are late: they are dropped and
-//! counted (`late records dropped`).
+//! counted (`late records dropped`), or sent as they came to the side
+//! output of late records when the aggregate has one
+//! ([`WindowAggregate::with_late_records`]).
 //!
 //! Tumbling, sliding and cumulating windows share *panes*: slices of
 //! event time as long as the greatest common divisor of the window's
@@ -36,7 +38,7 @@ use datafusion_expr::Expr;
 
 use super::aggregate::{AggregateMode, AggregatePlan};
 use crate::event_time::check_time_type;
-use crate::{Error, Operator, OperatorFactory, Result, TaskInfo};
+use crate::{Error, Operator, OperatorFactory, Output, Result, TaskInfo};
 
 use panes::PaneLayout;
 
@@ -160,6 +162,7 @@ impl fmt::Display for Window {
 #[derive(Debug, Clone)]
 pub struct WindowAggregate {
     assigner: Assigner,
+    late_output: bool,
     input_schema: SchemaRef,
     time_column: usize,
     plan: Arc<AggregatePlan>,
@@ -218,12 +221,21 @@ impl WindowAggregate {
         };
         Ok(Self {
             assigner,
+            late_output: false,
             input_schema: Arc::clone(input),
             time_column: time_index,
             plan: Arc::new(plan),
             output_schema,
             name,
         })
+    }
+
+    /// The same aggregate sending its late records, as they came in, to the
+    /// side output of its chain ([`Output::emit_late`]) instead of dropping
+    /// them.
+    pub fn with_late_records(mut self) -> Self {
+        self.late_output = true;
+        self
     }
 
     /// The schema of its output: the keys, `window_start`, `window_end`,
@@ -241,6 +253,7 @@ impl OperatorFactory for WindowAggregate {
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>> {
         let context = WindowContext {
             name: self.name.clone(),
+            late_output: self.late_output,
             input_schema: Arc::clone(&self.input_schema),
             time_column: self.time_column,
             output_schema: Arc::clone(&self.output_schema),
@@ -269,6 +282,8 @@ enum Assigner {
 /// What every window operator instance needs besides its state.
 struct WindowContext {
     name: String,
+    /// Whether late records go to the side output (else they are dropped).
+    late_output: bool,
     /// The schema of the rows aggregated.
     input_schema: SchemaRef,
     time_column: usize,
@@ -281,10 +296,18 @@ impl WindowContext {
         Error::Checkpoint(format!("{} {doing}: {what}", self.name))
     }
 
-    /// Counts `rows` late records, dropped.
-    fn drop_late(&self, rows: usize) {
-        if rows > 0 {
-            self.task.counters.add("late records dropped", rows as u64);
+    /// Records whose windows all fired: sent to the side output of late
+    /// records when the aggregate has one, dropped otherwise; counted.
+    fn late(&self, rows: RecordBatch, output: &mut Output) {
+        if rows.num_rows() == 0 {
+            return;
+        }
+        let n = rows.num_rows() as u64;
+        if self.late_output {
+            self.task.counters.add("late records to the side output", n);
+            output.emit_late(rows);
+        } else {
+            self.task.counters.add("late records dropped", n);
         }
     }
 }

@@ -69,9 +69,9 @@ impl PaneAggregateOperator {
     }
 
     /// Adds the rows of `batch`, all of the pane at `start`.
-    fn add_to_pane(&mut self, start: i64, rows: &RecordBatch) -> Result<()> {
+    fn add_to_pane(&mut self, start: i64, rows: &RecordBatch, output: &mut Output) -> Result<()> {
         if self.layout.last_end(start) <= self.fired_until {
-            self.context.drop_late(rows.num_rows());
+            self.context.late(rows.clone(), output);
             return Ok(());
         }
         let pane = match self.panes.remove(&start) {
@@ -238,7 +238,7 @@ impl Operator for PaneAggregateOperator {
         &mut self,
         _input: usize,
         batch: RecordBatch,
-        _output: &mut Output,
+        output: &mut Output,
     ) -> Result<()> {
         let times = event_times_ms(batch.column(self.context.time_column))?;
         let (batch, times) = if times.null_count() > 0 {
@@ -259,7 +259,7 @@ impl Operator for PaneAggregateOperator {
         let layout = self.layout;
         let panes: Int64Array = times.unary(|t| layout.pane_start(t));
         for (pane, rows) in by_pane(&batch, &panes)? {
-            self.add_to_pane(pane, &rows)?;
+            self.add_to_pane(pane, &rows, output)?;
         }
         self.account()
     }

@@ -239,7 +239,10 @@ impl SessionAggregateOperator {
                 sorted_times.value(i - 1).saturating_add(self.gap),
             );
             if session.clone().all(|j| late.value(order.value(j) as usize)) {
-                self.context.drop_late(session.len());
+                let members =
+                    UInt32Array::from_iter_values(session.clone().map(|j| order.value(j)));
+                self.context
+                    .late(take_record_batch(&all, &members)?, output);
             } else {
                 fired.extend(session.clone().map(|j| order.value(j)));
                 starts.extend(std::iter::repeat_n(start, session.len()));
