@@ -248,3 +248,50 @@ async fn nexmark_bids_per_auction_and_window_in_both_modes() {
         assert_eq!(counted, 30_000 * per_window, "{window}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_joins_give_the_same_rows_in_both_modes() {
+    // Nexmark q8: the people who opened an auction in the window they
+    // joined in, as a window join of people and auctions.
+    let tables = "CREATE TABLE person (
+            id BIGINT, name VARCHAR, date_time TIMESTAMP(3),
+            WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+        ) WITH ('connector' = 'nexmark', 'table' = 'person', 'number-of-events' = '3000',
+                'base-time' = '1700000000000', 'events-per-second' = '2000000');
+        CREATE TABLE auction (
+            id BIGINT, seller BIGINT, date_time TIMESTAMP(3),
+            WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+        ) WITH ('connector' = 'nexmark', 'table' = 'auction', 'number-of-events' = '9000',
+                'base-time' = '1700000000000', 'events-per-second' = '2000000');";
+    let query = |join: &str| {
+        format!(
+            "{tables}
+            SELECT P.id, P.name, P.window_start, A.id AS auction
+            FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(date_time), INTERVAL '10' MILLISECOND)) P
+            {join} TABLE(TUMBLE(TABLE auction, DESCRIPTOR(date_time), INTERVAL '10' MILLISECOND)) A
+            ON P.id = A.seller AND P.window_start = A.window_start AND P.window_end = A.window_end;"
+        )
+    };
+    for join in ["JOIN", "LEFT JOIN", "FULL JOIN"] {
+        let script = query(join);
+        let batch = sorted_rows(&run(&script, "batch", 1).await.expect("runs in batch mode"));
+        assert!(!batch.is_empty(), "{join}");
+        let streaming = run(&script, "streaming", 2)
+            .await
+            .expect("runs in streaming mode");
+        assert_eq!(sorted_rows(&streaming), batch, "{join}");
+    }
+    let e = run(
+        &format!(
+            "{tables}
+            SELECT P.id FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(date_time), INTERVAL '10' MILLISECOND)) P
+            JOIN TABLE(TUMBLE(TABLE auction, DESCRIPTOR(date_time), INTERVAL '20' MILLISECOND)) A
+            ON P.id = A.seller AND P.window_start = A.window_start AND P.window_end = A.window_end;"
+        ),
+        "streaming",
+        1,
+    )
+    .await
+    .expect_err("windows differ");
+    assert!(e.contains("the same windows on both sides"), "{e}");
+}

@@ -31,6 +31,8 @@ use super::catalog::source_table;
 
 mod windows;
 
+use windows::is_windowed;
+
 /// A translated plan node: its dataframe, and the column of the dataframe
 /// that holds each field of the node's logical schema, in order.
 pub struct Planned {
@@ -413,6 +415,9 @@ impl<'a> Translator<'a> {
     }
 
     fn join(&mut self, j: &lp::Join) -> Result<Planned> {
+        if is_windowed(&j.left) && is_windowed(&j.right) {
+            return self.window_join(j);
+        }
         let join_type = match j.join_type {
             datafusion_common::JoinType::Inner => JoinType::Inner,
             datafusion_common::JoinType::Left => JoinType::Left,
@@ -435,38 +440,7 @@ impl<'a> Translator<'a> {
             self.key_columns(&mut left, j.on.iter().map(|(l, _)| l), j.left.schema())?;
         let mut right_keys =
             self.key_columns(&mut right, j.on.iter().map(|(_, r)| r), j.right.schema())?;
-        // Columns of the same name on both sides: rename the right's.
-        let taken: HashSet<String> = left
-            .df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        if right
-            .df
-            .schema()
-            .fields()
-            .iter()
-            .any(|f| taken.contains(f.name()))
-        {
-            let mut exprs = Vec::new();
-            for f in right.df.schema().fields() {
-                let name = f.name();
-                if taken.contains(name) {
-                    let fresh = self.fresh(name);
-                    for c in right.columns.iter_mut().chain(right_keys.iter_mut()) {
-                        if c == name {
-                            *c = fresh.clone();
-                        }
-                    }
-                    exprs.push(column(name).alias(fresh));
-                } else {
-                    exprs.push(column(name));
-                }
-            }
-            right.df = right.df.select(exprs)?;
-        }
+        self.rename_clashes(&left.df, &mut right, &mut right_keys)?;
         let filter = j
             .filter
             .as_ref()
@@ -496,6 +470,48 @@ impl<'a> Translator<'a> {
             _ => left.columns.into_iter().chain(right.columns).collect(),
         };
         Ok(Planned { df, columns })
+    }
+
+    /// Renames the columns of `right` that `left` has too (self-joins), in
+    /// `right`'s columns and in `also` (its keys).
+    fn rename_clashes(
+        &mut self,
+        left: &DataFrame,
+        right: &mut Planned,
+        also: &mut [String],
+    ) -> Result<()> {
+        let taken: HashSet<String> = left
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if !right
+            .df
+            .schema()
+            .fields()
+            .iter()
+            .any(|f| taken.contains(f.name()))
+        {
+            return Ok(());
+        }
+        let mut exprs = Vec::new();
+        for f in right.df.schema().fields() {
+            let name = f.name();
+            if taken.contains(name) {
+                let fresh = self.fresh(name);
+                for c in right.columns.iter_mut().chain(also.iter_mut()) {
+                    if c == name {
+                        *c = fresh.clone();
+                    }
+                }
+                exprs.push(column(name).alias(fresh));
+            } else {
+                exprs.push(column(name));
+            }
+        }
+        right.df = right.df.select(exprs)?;
+        Ok(())
     }
 
     /// The columns holding the join keys `keys` of one side, adding a

@@ -34,7 +34,8 @@ use crate::expr::{Compiled, Expr, SortExpr, column_list, named};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
     AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit,
-    NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate, joined_schema,
+    NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate, WindowJoin,
+    joined_schema,
 };
 use crate::{Boundedness, Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
@@ -544,7 +545,7 @@ impl DataFrame {
         for side in [self, right] {
             side.ends(
                 "a join",
-                "join bounded inputs (window and interval joins are not supported yet)",
+                "join the rows of event-time windows (window_join), or bounded inputs",
             )?;
         }
         if let Some(clash) = self
@@ -634,6 +635,91 @@ impl DataFrame {
             partitioning,
             estimated_bytes: None,
             bounded: true,
+        })
+    }
+
+    /// This dataframe (left) joined with `right` window by window: the rows
+    /// of both that fall in the same `window` (tumbling, sliding or
+    /// cumulating) over their time columns `times` (left, right) and have
+    /// equal `on` columns, as a `join_type` join (inner, left, right or
+    /// full) with an optional residual `filter`. Each window's rows come
+    /// out once, when the watermark passes its end, as the left columns,
+    /// the right columns, `window_start` and `window_end`. Both sides are
+    /// hash-partitioned on the keys.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join), and [`Error::Plan`] for a session window,
+    /// a semi or anti join, or time columns that are not times of one
+    /// type.
+    pub fn window_join(
+        &self,
+        right: &DataFrame,
+        window: Window,
+        times: (&str, &str),
+        join_type: JoinType,
+        on: &[(&str, &str)],
+        filter: Option<Expr>,
+    ) -> Result<DataFrame> {
+        if let Some(clash) = self
+            .schema
+            .fields()
+            .iter()
+            .find(|f| right.schema.field_with_name(f.name()).is_ok())
+        {
+            return Err(Error::Plan(format!(
+                "window join: column '{}' is on both sides; rename one side's with select(... .alias(...))",
+                clash.name()
+            )));
+        }
+        if on.is_empty() {
+            return Err(Error::Plan("a window join needs equal keys".into()));
+        }
+        let left_keys: Vec<String> = on.iter().map(|(l, _)| l.to_string()).collect();
+        let right_keys: Vec<String> = on.iter().map(|(_, r)| r.to_string()).collect();
+        let types = self.key_types(right, &left_keys, &right_keys)?;
+        let left = self.with_key_types(&left_keys, &types)?;
+        let right = right.with_key_types(&right_keys, &types)?;
+        let keys = left_keys
+            .iter()
+            .zip(&right_keys)
+            .map(|(l, r)| {
+                Ok((
+                    Compiled::new(&crate::expr::column(l), &left.schema)?,
+                    Compiled::new(&crate::expr::column(r), &right.schema)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let both = joined_schema(&left.schema, &right.schema);
+        let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
+        let join = WindowJoin::try_new(
+            window,
+            join_type,
+            Arc::clone(&left.schema),
+            Arc::clone(&right.schema),
+            times,
+            keys,
+            filter,
+        )?;
+        let schema = Arc::clone(join.schema());
+        let parallelism = self.flow.parallelism();
+        let inputs = vec![
+            left.keyed_input(&left_keys, parallelism),
+            right.keyed_input(&right_keys, parallelism),
+        ];
+        let partitioning = match join_type {
+            JoinType::Inner | JoinType::Left => Partitioning::Hash(left_keys),
+            JoinType::Right => Partitioning::Hash(right_keys),
+            _ => Partitioning::Any,
+        };
+        let node = self.flow.add(Arc::new(join), inputs, parallelism);
+        Ok(DataFrame {
+            flow: self.flow.clone(),
+            node,
+            schema,
+            parallelism,
+            partitioning,
+            estimated_bytes: None,
+            bounded: self.bounded && right.bounded,
         })
     }
 

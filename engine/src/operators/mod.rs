@@ -31,7 +31,7 @@ pub use sort::Sort;
 pub use sort_key::SortKey;
 pub use top_n::TopN;
 pub use union::Union;
-pub use window::{WINDOW_END, WINDOW_START, Window, WindowAggregate};
+pub use window::{WINDOW_END, WINDOW_START, Window, WindowAggregate, WindowJoin};
 
 use arrow::array::RecordBatch;
 

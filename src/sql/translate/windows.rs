@@ -14,6 +14,7 @@ use weir_engine::operators::{WINDOW_END, WINDOW_START, Window};
 use super::{Planned, Result, Translator, physical, unaliased, unsupported};
 use crate::sql::SqlError;
 use crate::sql::window_tvf::{WINDOW_TIME, WindowTvf};
+use weir_engine::operators::JoinType;
 
 /// The rows of a window table function before they are grouped: the input
 /// rows, with the window columns named but not computed.
@@ -29,7 +30,129 @@ fn is_window_column(name: &str) -> bool {
     [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&name)
 }
 
+/// Whether `plan` is the rows of a window table function (below
+/// projections, filters and aliases).
+pub(super) fn is_windowed(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Extension(e) => e.node.as_any().downcast_ref::<WindowTvf>().is_some(),
+        LogicalPlan::SubqueryAlias(a) => is_windowed(&a.input),
+        LogicalPlan::Filter(f) => is_windowed(&f.input),
+        LogicalPlan::Projection(p) => is_windowed(&p.input),
+        _ => false,
+    }
+}
+
 impl Translator<'_> {
+    /// A join of the rows of two window table functions on `window_start`,
+    /// `window_end` and keys: a window join.
+    pub(super) fn window_join(
+        &mut self,
+        j: &datafusion_expr::logical_plan::Join,
+    ) -> Result<Planned> {
+        let join_type = match j.join_type {
+            datafusion_common::JoinType::Inner => JoinType::Inner,
+            datafusion_common::JoinType::Left => JoinType::Left,
+            datafusion_common::JoinType::Right => JoinType::Right,
+            datafusion_common::JoinType::Full => JoinType::Full,
+            other => return Err(unsupported(format!("a {other} window join"))),
+        };
+        let (Some(left), Some(right)) = (self.windowed(&j.left)?, self.windowed(&j.right)?) else {
+            return Err(SqlError::new(
+                "a window join reads two window table functions",
+            ));
+        };
+        if left.window != right.window {
+            return Err(SqlError::new(format!(
+                "a window join needs the same windows on both sides, not {} and {}",
+                left.window, right.window
+            )));
+        }
+        let sides = [
+            (j.left.schema().as_ref(), left.planned.columns.as_slice()),
+            (j.right.schema().as_ref(), right.planned.columns.as_slice()),
+        ];
+        let mut bounds = (false, false);
+        let (mut left_keys, mut right_keys) = (Vec::new(), Vec::new());
+        for (l, r) in &j.on {
+            let (l, r) = (physical(l, &sides[..1])?, physical(r, &sides[1..])?);
+            match (&l, &r) {
+                (Expr::Column(a), Expr::Column(b))
+                    if a.name == WINDOW_START && b.name == WINDOW_START =>
+                {
+                    bounds.0 = true;
+                }
+                (Expr::Column(a), Expr::Column(b))
+                    if a.name == WINDOW_END && b.name == WINDOW_END =>
+                {
+                    bounds.1 = true;
+                }
+                (Expr::Column(a), Expr::Column(b))
+                    if !is_window_column(&a.name) && !is_window_column(&b.name) =>
+                {
+                    left_keys.push(a.name.clone());
+                    right_keys.push(b.name.clone());
+                }
+                _ => {
+                    return Err(unsupported(format!(
+                        "a window join on '{l} = {r}' (join on columns, and on window_start \
+                         and window_end of both sides)"
+                    )));
+                }
+            }
+        }
+        if bounds != (true, true) || left_keys.is_empty() {
+            return Err(SqlError::new(
+                "a window join must join on L.window_start = R.window_start, \
+                 L.window_end = R.window_end and at least one key",
+            ));
+        }
+        let (left_time, mut planned_right) = (left.time, right.planned);
+        let mut also: Vec<String> = right_keys.clone();
+        also.push(right.time);
+        self.rename_clashes(&left.planned.df, &mut planned_right, &mut also)?;
+        let right_time = also.pop().expect("pushed above");
+        let right_keys = also;
+        let filter = j
+            .filter
+            .as_ref()
+            .map(|f| {
+                physical(
+                    f,
+                    &[
+                        (j.left.schema().as_ref(), left.planned.columns.as_slice()),
+                        (j.right.schema().as_ref(), planned_right.columns.as_slice()),
+                    ],
+                )
+            })
+            .transpose()?;
+        if filter
+            .as_ref()
+            .is_some_and(|f| f.column_refs().iter().any(|c| is_window_column(&c.name)))
+        {
+            return Err(unsupported("a window join condition on window columns"));
+        }
+        let on: Vec<(&str, &str)> = left_keys
+            .iter()
+            .zip(&right_keys)
+            .map(|(l, r)| (l.as_str(), r.as_str()))
+            .collect();
+        let df = left.planned.df.window_join(
+            &planned_right.df,
+            left.window,
+            (&left_time, &right_time),
+            join_type,
+            &on,
+            filter,
+        )?;
+        let columns = left
+            .planned
+            .columns
+            .into_iter()
+            .chain(planned_right.columns)
+            .collect();
+        Ok(Planned { df, columns })
+    }
+
     /// `plan` as the rows of a window table function, when it is one
     /// (below projections of columns, filters and aliases).
     pub(super) fn windowed(&mut self, plan: &LogicalPlan) -> Result<Option<Windowed>> {

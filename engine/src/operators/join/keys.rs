@@ -86,7 +86,7 @@ pub(crate) struct KeyEncoder {
 
 impl KeyEncoder {
     /// The key columns of a batch of `side`, in their common types.
-    fn columns(&self, side: JoinSide, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    pub(crate) fn columns(&self, side: JoinSide, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
         self.keys
             .on
             .iter()

@@ -26,6 +26,9 @@
 mod pane_aggregate;
 mod panes;
 mod session_aggregate;
+mod window_join;
+
+pub use window_join::WindowJoin;
 
 use std::fmt;
 use std::sync::Arc;

@@ -186,7 +186,7 @@ impl PaneAggregateOperator {
 }
 
 /// The rows of `batch` by the pane of each (`panes`), in order of pane.
-fn by_pane(batch: &RecordBatch, panes: &Int64Array) -> Result<Vec<(i64, RecordBatch)>> {
+pub(super) fn by_pane(batch: &RecordBatch, panes: &Int64Array) -> Result<Vec<(i64, RecordBatch)>> {
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
