@@ -388,7 +388,9 @@ impl Session {
         let config = &query.config;
         let flow = Dataflow::new(name).with_parallelism(config.parallelism);
         let at = |e: SqlError| e.at(query.span);
-        let df = Translator::new(&flow).output(&query.plan).map_err(at)?;
+        let df = Translator::new(&flow, streaming(config))
+            .output(&query.plan)
+            .map_err(at)?;
         let (sink, output) = CollectSink::new();
         df.write(Arc::new(sink));
         Ok(QueryJob {
@@ -416,7 +418,9 @@ impl Session {
                 .table(&insert.table)
                 .ok_or_else(|| SqlError::new(format!("table '{}' not found", insert.table)))
                 .map_err(at)?;
-            let df = Translator::new(&flow).output(&insert.plan).map_err(at)?;
+            let df = Translator::new(&flow, streaming(&self.config))
+                .output(&insert.plan)
+                .map_err(at)?;
             let df = match &def.columns {
                 Some(declared) => df
                     .select(
@@ -449,6 +453,11 @@ impl Session {
         }
         build(&flow, &self.config).map(Some)
     }
+}
+
+/// Whether the settings ask for streaming mode whatever the sources are.
+fn streaming(config: &JobConfig) -> bool {
+    config.runtime_mode == Some(weir_engine::graph::RuntimeMode::Streaming)
 }
 
 fn build(flow: &Dataflow, config: &JobConfig) -> Result<JobGraph> {

@@ -29,6 +29,7 @@ use weir_engine::sources::MemorySource;
 use super::SqlError;
 use super::catalog::source_table;
 
+mod intervals;
 mod windows;
 
 use windows::is_windowed;
@@ -46,6 +47,9 @@ pub struct Planned {
 pub struct Translator<'a> {
     flow: &'a Dataflow,
     used: HashSet<String>,
+    /// Whether the job runs in streaming mode even over bounded input
+    /// (unbounded input always runs so).
+    streaming: bool,
 }
 
 type Result<T> = std::result::Result<T, SqlError>;
@@ -55,11 +59,13 @@ fn unsupported(what: impl std::fmt::Display) -> SqlError {
 }
 
 impl<'a> Translator<'a> {
-    /// A translator adding to `flow`.
-    pub fn new(flow: &'a Dataflow) -> Self {
+    /// A translator adding to `flow`, for a job in streaming mode when
+    /// `streaming` (or when its input is unbounded).
+    pub fn new(flow: &'a Dataflow, streaming: bool) -> Self {
         Self {
             flow,
             used: HashSet::new(),
+            streaming,
         }
     }
 
@@ -463,6 +469,34 @@ impl<'a> Translator<'a> {
             .zip(&right_keys)
             .map(|(l, r)| (l.as_str(), r.as_str()))
             .collect();
+        // Unbounded inputs joined on times close to each other: an
+        // interval join, which forgets rows the watermark has passed.
+        let names = |df: &DataFrame| -> Vec<String> {
+            df.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        };
+        let interval = filter
+            .as_ref()
+            .filter(|_| self.streaming || !(left.df.is_bounded() && right.df.is_bounded()))
+            .and_then(|f| intervals::interval_of(f, &names(&left.df), &names(&right.df)));
+        if let Some(interval) = interval {
+            if !join_type.emits_pairs() {
+                return Err(unsupported(format!("a {join_type} interval join")));
+            }
+            let df = left.df.interval_join(
+                &right.df,
+                join_type,
+                (&interval.times.0, &interval.times.1),
+                interval.bounds,
+                &on,
+                interval.rest,
+            )?;
+            let columns = left.columns.into_iter().chain(right.columns).collect();
+            return Ok(Planned { df, columns });
+        }
         let df = left.df.join(&right.df, join_type, &on, filter)?;
         let columns = match join_type {
             JoinType::LeftSemi | JoinType::LeftAnti => left.columns,

@@ -33,9 +33,9 @@ use crate::event_time::WatermarkStrategy;
 use crate::expr::{Compiled, Expr, SortExpr, column_list, named};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
-    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, JoinSide, JoinType, Limit,
-    NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate, WindowJoin,
-    joined_schema,
+    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, IntervalJoin, JoinSide, JoinType,
+    Limit, NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate,
+    WindowJoin, joined_schema,
 };
 use crate::{Boundedness, Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
@@ -270,6 +270,11 @@ impl DataFrame {
     /// The columns of the rows.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// Whether the rows end (every source upstream is bounded).
+    pub fn is_bounded(&self) -> bool {
+        self.bounded
     }
 
     /// How the rows are spread over subtasks.
@@ -545,7 +550,7 @@ impl DataFrame {
         for side in [self, right] {
             side.ends(
                 "a join",
-                "join the rows of event-time windows (window_join), or bounded inputs",
+                "join the rows of event-time windows (window_join), rows close in time (interval_join), or bounded inputs",
             )?;
         }
         if let Some(clash) = self
@@ -660,6 +665,66 @@ impl DataFrame {
         on: &[(&str, &str)],
         filter: Option<Expr>,
     ) -> Result<DataFrame> {
+        let keyed = self.keyed_pair(right, "window join", on, filter)?;
+        let join = WindowJoin::try_new(
+            window,
+            join_type,
+            Arc::clone(&keyed.left.schema),
+            Arc::clone(&keyed.right.schema),
+            times,
+            keyed.on.clone(),
+            keyed.filter.clone(),
+        )?;
+        let schema = Arc::clone(join.schema());
+        Ok(keyed.joined(Arc::new(join), schema, join_type))
+    }
+
+    /// This dataframe (left) joined with `right` on equal `on` columns and
+    /// times close to each other: a right row matches a left row when
+    /// `bounds.0 <= right time - left time <= bounds.1` (milliseconds,
+    /// over the time columns `times`), as a `join_type` join (inner, left,
+    /// right or full) with an optional residual `filter`. Pairs come out as
+    /// soon as both rows are there; rows are forgotten once the watermark
+    /// shows they can match no more (when an outer join emits them
+    /// unmatched). Both sides are hash-partitioned on the keys.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join), and [`Error::Plan`] for a semi or anti
+    /// join, bounds the wrong way round or time columns that are not
+    /// times.
+    pub fn interval_join(
+        &self,
+        right: &DataFrame,
+        join_type: JoinType,
+        times: (&str, &str),
+        bounds: (i64, i64),
+        on: &[(&str, &str)],
+        filter: Option<Expr>,
+    ) -> Result<DataFrame> {
+        let keyed = self.keyed_pair(right, "interval join", on, filter)?;
+        let join = IntervalJoin::try_new(
+            join_type,
+            Arc::clone(&keyed.left.schema),
+            Arc::clone(&keyed.right.schema),
+            times,
+            bounds,
+            keyed.on.clone(),
+            keyed.filter.clone(),
+        )?;
+        let schema = Arc::clone(join.schema());
+        Ok(keyed.joined(Arc::new(join), schema, join_type))
+    }
+
+    /// The two sides of a keyed join of `what` (window or interval), each
+    /// with its keys cast to their common types, the compiled keys and
+    /// residual filter.
+    fn keyed_pair(
+        &self,
+        right: &DataFrame,
+        what: &str,
+        on: &[(&str, &str)],
+        filter: Option<Expr>,
+    ) -> Result<KeyedPair> {
         if let Some(clash) = self
             .schema
             .fields()
@@ -667,19 +732,19 @@ impl DataFrame {
             .find(|f| right.schema.field_with_name(f.name()).is_ok())
         {
             return Err(Error::Plan(format!(
-                "window join: column '{}' is on both sides; rename one side's with select(... .alias(...))",
+                "{what}: column '{}' is on both sides; rename one side's with select(... .alias(...))",
                 clash.name()
             )));
         }
         if on.is_empty() {
-            return Err(Error::Plan("a window join needs equal keys".into()));
+            return Err(Error::Plan(format!("a {what} needs equal keys")));
         }
         let left_keys: Vec<String> = on.iter().map(|(l, _)| l.to_string()).collect();
         let right_keys: Vec<String> = on.iter().map(|(_, r)| r.to_string()).collect();
         let types = self.key_types(right, &left_keys, &right_keys)?;
         let left = self.with_key_types(&left_keys, &types)?;
         let right = right.with_key_types(&right_keys, &types)?;
-        let keys = left_keys
+        let on = left_keys
             .iter()
             .zip(&right_keys)
             .map(|(l, r)| {
@@ -691,35 +756,13 @@ impl DataFrame {
             .collect::<Result<Vec<_>>>()?;
         let both = joined_schema(&left.schema, &right.schema);
         let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
-        let join = WindowJoin::try_new(
-            window,
-            join_type,
-            Arc::clone(&left.schema),
-            Arc::clone(&right.schema),
-            times,
-            keys,
+        Ok(KeyedPair {
+            left,
+            right,
+            left_keys,
+            right_keys,
+            on,
             filter,
-        )?;
-        let schema = Arc::clone(join.schema());
-        let parallelism = self.flow.parallelism();
-        let inputs = vec![
-            left.keyed_input(&left_keys, parallelism),
-            right.keyed_input(&right_keys, parallelism),
-        ];
-        let partitioning = match join_type {
-            JoinType::Inner | JoinType::Left => Partitioning::Hash(left_keys),
-            JoinType::Right => Partitioning::Hash(right_keys),
-            _ => Partitioning::Any,
-        };
-        let node = self.flow.add(Arc::new(join), inputs, parallelism);
-        Ok(DataFrame {
-            flow: self.flow.clone(),
-            node,
-            schema,
-            parallelism,
-            partitioning,
-            estimated_bytes: None,
-            bounded: self.bounded && right.bounded,
         })
     }
 
@@ -968,6 +1011,50 @@ impl DataFrame {
                 self.partitioning.clone()
             }
             _ => Partitioning::Any,
+        }
+    }
+}
+
+/// The two sides of a keyed streaming join (window or interval), their
+/// keys cast to common types.
+struct KeyedPair {
+    left: DataFrame,
+    right: DataFrame,
+    left_keys: Vec<String>,
+    right_keys: Vec<String>,
+    on: Vec<(Compiled, Compiled)>,
+    filter: Option<Compiled>,
+}
+
+impl KeyedPair {
+    /// The join `factory` (of output `schema`) over both sides, each
+    /// hash-partitioned on its keys.
+    fn joined(
+        self,
+        factory: Arc<dyn OperatorFactory>,
+        schema: SchemaRef,
+        join_type: JoinType,
+    ) -> DataFrame {
+        let flow = self.left.flow.clone();
+        let parallelism = flow.parallelism();
+        let inputs = vec![
+            self.left.keyed_input(&self.left_keys, parallelism),
+            self.right.keyed_input(&self.right_keys, parallelism),
+        ];
+        let partitioning = match join_type {
+            JoinType::Inner | JoinType::Left => Partitioning::Hash(self.left_keys),
+            JoinType::Right => Partitioning::Hash(self.right_keys),
+            _ => Partitioning::Any,
+        };
+        let node = flow.add(factory, inputs, parallelism);
+        DataFrame {
+            flow,
+            node,
+            schema,
+            parallelism,
+            partitioning,
+            estimated_bytes: None,
+            bounded: self.left.bounded && self.right.bounded,
         }
     }
 }
