@@ -56,14 +56,16 @@ fn socket_of(id: &str) -> PathBuf {
 
 /// Runs `job` (a future running a job through `control`), serving requests
 /// on its socket and taking Ctrl-C as a request to stop (with a savepoint
-/// into `stop_savepoint` when given) or cancel.
+/// into `stop_savepoint` when given) or cancel. A `streaming` job's id is
+/// shown with how to take a savepoint of it or stop it.
 pub async fn controlled<F: Future>(
     control: &JobControl,
+    streaming: bool,
     stop_savepoint: Option<&str>,
     job: F,
 ) -> F::Output {
     tokio::pin!(job);
-    let serve = serve(control);
+    let serve = serve(control, streaming);
     tokio::pin!(serve);
     let mut interrupted = false;
     // The stop asked for by Ctrl-C, ended with the job.
@@ -102,7 +104,7 @@ pub async fn controlled<F: Future>(
 }
 
 /// Serves requests on the job's socket while the job runs; never ends.
-async fn serve(control: &JobControl) {
+async fn serve(control: &JobControl, streaming: bool) {
     // The job id is known once the job started.
     let id = loop {
         if let Some(id) = control.job_id() {
@@ -118,7 +120,9 @@ async fn serve(control: &JobControl) {
         }
     };
     let _remove = SocketFile(socket_of(&id));
-    eprintln!("job {id} running (weir savepoint {id} DIR, weir stop {id} [--savepoint DIR])");
+    if streaming {
+        eprintln!("job {id} running (weir savepoint {id} DIR, weir stop {id} [--savepoint DIR])");
+    }
     // The requests being answered, ended with the job.
     let mut requests = tokio::task::JoinSet::new();
     loop {

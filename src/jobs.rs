@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use weir::sql::{Insert, Query, QueryJob, Session, SqlError};
-use weir_engine::graph::JobGraph;
+use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_engine::registry::ConnectorOptions;
 use weir_scheduler::explain::Explain;
 use weir_scheduler::{JobConfig, JobControl, MiniCluster};
@@ -36,8 +36,9 @@ impl Running {
         graph: JobGraph,
     ) -> weir_scheduler::Result<weir_scheduler::JobSummary> {
         let control = JobControl::default();
+        let streaming = graph.mode == RuntimeMode::Streaming;
         let job = run_job(cluster, graph, self.progress, control.clone());
-        control::controlled(&control, self.stop_savepoint.as_deref(), job).await
+        control::controlled(&control, streaming, self.stop_savepoint.as_deref(), job).await
     }
 }
 

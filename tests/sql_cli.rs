@@ -215,6 +215,25 @@ fn sql_prints_tables_csv_and_json() {
 }
 
 #[test]
+fn mod_is_the_remainder_operator() {
+    let query = "SELECT x, y, MOD(x, y) AS m, MOD(x, y) = x % y AS same, MOD(x, 2.5) AS d \
+                 FROM (VALUES (7, 3), (-7, 3), (7, -3), (NULL, 3), (7, NULL)) AS t(x, y)";
+    let out = weir(&["sql", query, "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "x,y,m,same,d\n7,3,1,true,2.0\n-7,3,-1,true,-2.0\n7,-3,1,true,2.0\n,3,,,\n7,,,,2.0\n"
+    );
+    let out = weir(&["sql", "SELECT MOD(x, 0) FROM (VALUES (1)) AS t(x)"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Divide by zero"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn sql_runs_a_script_then_the_query() {
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("tables.sql");

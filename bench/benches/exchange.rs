@@ -272,8 +272,11 @@ fn blocking(c: &mut Criterion) {
     let bytes: usize = pieces.iter().map(|(_, batch)| data_bytes(batch)).sum();
     let pieces = Arc::new(pieces);
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = ShuffleRoot::try_new(dir.path().to_str().expect("a UTF-8 temporary directory"))
-        .expect("shuffle root");
+    let root = ShuffleRoot::try_new(
+        dir.path().to_str().expect("a UTF-8 temporary directory"),
+        &Default::default(),
+    )
+    .expect("shuffle root");
 
     let mut group = c.benchmark_group("blocking");
     group

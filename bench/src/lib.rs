@@ -13,6 +13,7 @@
 //! clock, so every run and every machine benchmarks the same bytes.
 
 pub mod events;
+pub mod runner;
 
 use std::sync::Arc;
 

@@ -17,8 +17,12 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
+use crate::dataframe::DataFrame;
+use crate::expr::aggregate::{count, sum};
+use crate::expr::col;
 use crate::memory::{MemoryConfig, MemoryPool};
 use crate::operator::{OUTPUT_BATCH_ROWS, OUTPUT_FULL_ROWS};
+use crate::operators::Window;
 use crate::{OperatorFactory, Output, Progress, Result, TaskInfo};
 
 /// A small deterministic random number generator (64-bit LCG with a
@@ -379,6 +383,24 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
         }
     }
     lines
+}
+
+/// The count (`n`) and sum (`total`) of `value` per `key` and `window` of
+/// `seq`, over rows such as [`SequenceGenerator`](crate::sources::SequenceGenerator)
+/// makes: the windowed job of the streaming differential tests.
+///
+/// # Errors
+/// When `numbers` lacks those columns or has no watermarks on `seq`.
+pub fn window_totals(numbers: &DataFrame, window: Window) -> Result<DataFrame> {
+    numbers.window_aggregate(
+        window,
+        "seq",
+        vec![col("key")],
+        vec![
+            count(col("value")).alias("n"),
+            sum(col("value")).alias("total"),
+        ],
+    )
 }
 
 /// The rows of `batches` as a sorted multiset, for results whose order is

@@ -8,6 +8,7 @@
 //! ([`Error::CheckpointNotFound`]): restoring falls back to an older
 //! checkpoint on either, never silently to an empty state.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -41,18 +42,29 @@ pub struct StateFile {
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     root: StoreRoot,
+    options: BTreeMap<String, String>,
 }
 
 impl CheckpointStore {
-    /// Opens the checkpoint directory at `url` (see
+    /// Opens the checkpoint directory at `url` with store `options` (see
     /// [`StoreRoot::try_new`]).
     ///
     /// # Errors
     /// When the URL is not supported or the directory cannot be created.
-    pub fn try_new(url: &str) -> Result<Self> {
+    pub fn try_new(url: &str, options: &BTreeMap<String, String>) -> Result<Self> {
         Ok(Self {
-            root: StoreRoot::try_new(url, "checkpoint")?,
+            root: StoreRoot::try_new(url, "checkpoint", options)?,
+            options: options.clone(),
         })
+    }
+
+    /// Opens another directory, `url`, with this one's store options (a
+    /// savepoint's, next to the checkpoints).
+    ///
+    /// # Errors
+    /// As [`CheckpointStore::try_new`].
+    pub fn open(&self, url: &str) -> Result<Self> {
+        Self::try_new(url, &self.options)
     }
 
     /// The URL it was opened from.
@@ -190,7 +202,8 @@ mod tests {
     #[tokio::test]
     async fn state_files_read_back_and_damage_is_typed() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = CheckpointStore::try_new(dir.path().to_str().expect("utf-8")).expect("store");
+        let store = CheckpointStore::try_new(dir.path().to_str().expect("utf-8"), &BTreeMap::new())
+            .expect("store");
         let batch = batch();
         let file = store
             .write_state(

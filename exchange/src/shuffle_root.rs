@@ -1,5 +1,6 @@
 //! Where blocking result partitions live.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -40,13 +41,14 @@ pub struct ShuffleRoot {
 }
 
 impl ShuffleRoot {
-    /// Opens a shuffle root from a URL (see [`StoreRoot::try_new`]).
+    /// Opens a shuffle root from a URL with store options (see
+    /// [`StoreRoot::try_new`]).
     ///
     /// # Errors
     /// When the URL is not supported or the directory cannot be created.
-    pub fn try_new(url: &str) -> Result<Self> {
+    pub fn try_new(url: &str, options: &BTreeMap<String, String>) -> Result<Self> {
         Ok(Self {
-            root: StoreRoot::try_new(url, "shuffle root")?,
+            root: StoreRoot::try_new(url, "shuffle root", options)?,
         })
     }
 

@@ -25,12 +25,13 @@ pub struct StoreRoot {
 impl StoreRoot {
     /// Opens the root at `url`: `memory://` (private to this root), a plain
     /// local path or `file:///dir` (created when missing), or an object
-    /// store URL such as `s3://bucket/prefix` (see [`StoreUrl`]). `what`
-    /// names the root in errors.
+    /// store URL such as `s3://bucket/prefix` (see [`StoreUrl`]), with
+    /// `options` (the [`STORE_OPTIONS`](crate::store_url::STORE_OPTIONS):
+    /// endpoint, region, credentials). `what` names the root in errors.
     ///
     /// # Errors
     /// When the URL is not supported or the directory cannot be created.
-    pub fn try_new(url: &str, what: &str) -> Result<Self> {
+    pub fn try_new(url: &str, what: &str, options: &BTreeMap<String, String>) -> Result<Self> {
         if url.starts_with("memory://") {
             return Ok(Self {
                 store: Arc::new(InMemory::new()),
@@ -38,7 +39,7 @@ impl StoreRoot {
                 local_dir: None,
             });
         }
-        let location = StoreUrl::parse(url, &BTreeMap::new())?;
+        let location = StoreUrl::parse(url, options)?;
         let Some(dir) = location.local_path() else {
             return Ok(Self {
                 store: Arc::new(PrefixStore::new(

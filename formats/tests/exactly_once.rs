@@ -17,12 +17,11 @@ use arrow::datatypes::Int64Type;
 use common::*;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::event_time::WatermarkStrategy;
-use weir_engine::expr::aggregate::{count, sum};
 use weir_engine::expr::col;
 use weir_engine::graph::RuntimeMode;
 use weir_engine::operators::Window;
 use weir_engine::sources::SequenceGenerator;
-use weir_engine::testing::{Rng, sorted_rows};
+use weir_engine::testing::{Rng, sorted_rows, window_totals};
 use weir_scheduler::{FailurePlan, JobConfig, JobSummary, MiniCluster};
 
 const ROWS: u64 = 300_000;
@@ -51,17 +50,11 @@ async fn run(out: &Path, checkpoints: &Path, plan: FailurePlan, seed: u64) -> Jo
         )
         .await,
     );
-    let windows = numbers
-        .window_aggregate(
-            Window::tumble(Duration::from_millis(3000)).expect("valid"),
-            "seq",
-            vec![col("key")],
-            vec![
-                count(col("value")).alias("n"),
-                sum(col("value")).alias("total"),
-            ],
-        )
-        .expect("windows");
+    let windows = window_totals(
+        &numbers,
+        Window::tumble(Duration::from_millis(3000)).expect("valid"),
+    )
+    .expect("windows");
     let windows_dir = out.join("windows").display().to_string();
     windows.write(
         sink(

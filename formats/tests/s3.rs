@@ -1,21 +1,27 @@
 //! Parquet tables in a real S3-compatible server (moto): partitioned writes
 //! read back exactly, commits that happen once even when a task fails,
-//! failed jobs that leave nothing visible, and the write modes.
+//! failed jobs that leave nothing visible, and the write modes; streaming
+//! jobs whose checkpoints and savepoints live in S3.
 
 mod common;
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
     RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 use support::canonical::{Table, assert_same_rows};
 use support::{MotoServer, Options, pairs};
-use weir_engine::graph::VertexId;
-use weir_scheduler::{FailurePlan, JobSummary};
+use weir_engine::dataframe::Dataflow;
+use weir_engine::event_time::WatermarkStrategy;
+use weir_engine::graph::{RuntimeMode, VertexId};
+use weir_engine::operators::Window;
+use weir_engine::testing::window_totals;
+use weir_scheduler::{FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, MiniCluster};
 
 /// `rows` rows numbered from `first`, of several types with nulls, the
 /// partition column `region` last (with values that need escaping in a
@@ -318,5 +324,141 @@ async fn overwrite_replaces_and_append_adds() {
     assert!(
         bucket.keys("").iter().all(|k| !k.contains("_weir_staging")),
         "no staging is left"
+    );
+}
+
+/// Rows of the streaming jobs below.
+const STREAM_ROWS: u64 = 100_000;
+
+impl Bucket {
+    /// A streaming job: keyed sequence numbers (from `datagen`, 100,000 a
+    /// second) counted and summed per key and tumbling window, committed
+    /// as Parquet table `prefix`, checkpointed every 50 ms into this
+    /// bucket's `checkpoints/` (or starting from `restore`), with the job
+    /// configuration's `s3.*` keys.
+    async fn streaming_job(
+        &self,
+        prefix: &str,
+        restore: Option<String>,
+    ) -> (MiniCluster, weir_engine::graph::JobGraph) {
+        let flow = Dataflow::new("state-in-s3").with_parallelism(2);
+        let last = (STREAM_ROWS - 1).to_string();
+        let numbers = common::declared_source(
+            "datagen",
+            &[
+                ("rows-per-second", "100000"),
+                ("fields.seq.kind", "sequence"),
+                ("fields.seq.start", "0"),
+                ("fields.seq.end", &last),
+                ("fields.key.min", "0"),
+                ("fields.key.max", "12"),
+                ("fields.value.min", "0"),
+                ("fields.value.max", "999"),
+            ],
+            Some(Arc::new(Schema::new(
+                ["seq", "key", "value"]
+                    .map(|c| Field::new(c, DataType::Int64, false))
+                    .to_vec(),
+            ))),
+        )
+        .await
+        .expect("a datagen table");
+        let windows = flow
+            .read_with_watermarks(
+                numbers,
+                WatermarkStrategy::bounded_out_of_orderness("seq", Duration::ZERO),
+            )
+            .and_then(|numbers| {
+                window_totals(
+                    &numbers,
+                    Window::tumble(Duration::from_millis(2000)).expect("valid"),
+                )
+            })
+            .expect("plans");
+        let options = self.options(prefix, &[]);
+        windows
+            .write(common::sink("parquet", &pairs(&options), Arc::clone(windows.schema())).await);
+        let mut config: JobConfig = common::config(5);
+        for (key, value) in self.server.options() {
+            config.set(&key, &value).expect("an s3 key");
+        }
+        config.runtime_mode = Some(RuntimeMode::Streaming);
+        config.checkpoint_interval = Some(Duration::from_millis(50));
+        config.checkpoint_dir = format!("s3://{}/checkpoints", self.name);
+        config.checkpoints_retained = 2;
+        config.restore_from = restore;
+        let graph = config.build(flow.builder()).expect("builds");
+        (MiniCluster::new(config), graph)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_and_savepoints_live_in_s3() {
+    let bucket = Bucket::new("state");
+    let (cluster, graph) = bucket.streaming_job("reference", None).await;
+    let summary = cluster.run(graph).await.expect("runs");
+    let expected = bucket.rows("reference").await.rows;
+    assert!(!expected.is_empty());
+    let checkpoints = summary.checkpoints.expect("a streaming job's checkpoints");
+    assert!(checkpoints.completed > 0, "{summary}");
+    assert_eq!(
+        bucket.keys("checkpoints/"),
+        Vec::<String>::new(),
+        "a finished job's checkpoints are removed"
+    );
+
+    // A source task fails after a third of its rows: the job restarts
+    // from its latest checkpoint in S3 and commits the same rows.
+    let plan = FailurePlan::none().fail_task(VertexId(0), 1, 0, STREAM_ROWS / 6);
+    let (cluster, graph) = bucket.streaming_job("recovered", None).await;
+    let summary = cluster
+        .run_with_failures(graph, plan)
+        .await
+        .expect("recovers");
+    assert_eq!(summary.restarts, 1, "{summary}");
+    assert!(
+        summary.vertices[0].metrics.rows_in < STREAM_ROWS,
+        "resumed from a checkpoint: {summary}"
+    );
+    assert_same_rows(&bucket.rows("recovered").await.rows, &expected, "recovered");
+
+    // Stopped with a savepoint into S3 once a fifth of the rows went
+    // through, then resumed from it: the two runs together commit the
+    // rows of the uninterrupted one.
+    let savepoint = format!("s3://{}/savepoint", bucket.name);
+    let (cluster, graph) = bucket.streaming_job("resumed", None).await;
+    let control = JobControl::default();
+    let progress = JobProgress::default();
+    let run = cluster.run_with_control(
+        graph,
+        FailurePlan::none(),
+        progress.clone(),
+        control.clone(),
+    );
+    let stop = async {
+        while progress.snapshot().rows_scanned < STREAM_ROWS / 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        control.stop(Some(&savepoint)).await
+    };
+    let (summary, taken) = tokio::join!(run, stop);
+    let summary = summary.expect("stops");
+    let taken = taken.expect("the savepoint is taken").expect("a savepoint");
+    assert_eq!(summary.stopped, Some(Some(taken)), "{summary}");
+    assert!(
+        bucket
+            .keys("savepoint/")
+            .contains(&"savepoint/_metadata".to_string()),
+        "{:?}",
+        bucket.keys("savepoint/")
+    );
+    let before = bucket.rows("resumed").await.rows.len();
+    assert!(before < expected.len(), "stopped before the end");
+    let (cluster, graph) = bucket.streaming_job("resumed", Some(savepoint)).await;
+    cluster.run(graph).await.expect("resumes");
+    assert_same_rows(
+        &bucket.rows("resumed").await.rows,
+        &expected,
+        "stopped and resumed",
     );
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use weir_engine::checkpoint::{CheckpointAck, SplitPosition, TaskCheckpoint, TaskRestore};
 use weir_engine::graph::JobGraph;
-use weir_exchange::checkpoint_store::CheckpointStore;
+use weir_exchange::checkpoint_store::{CheckpointStore, StateFile};
 
 use crate::execution_graph::ExecutionGraph;
 use crate::{Error, Result};
@@ -102,14 +102,12 @@ impl CheckpointMetadata {
             .unwrap_or_default()
     }
 
-    /// The bytes of its state files.
-    pub fn state_bytes(&self) -> u64 {
+    /// Its state files.
+    pub fn state_files(&self) -> impl Iterator<Item = &StateFile> {
         self.vertices
             .iter()
             .flat_map(|v| &v.tasks)
             .flat_map(|t| t.operators.iter().flatten())
-            .map(|f| f.bytes)
-            .sum()
     }
 
     /// This checkpoint made to fit `job`: the same key groups, and the
@@ -257,6 +255,8 @@ pub struct CheckpointStats {
     pub last_duration_ms: u64,
     /// The bytes of its state files.
     pub last_bytes: u64,
+    /// The rows of its state files.
+    pub last_rows: u64,
     /// The number of the last completed one.
     pub last_checkpoint: Option<u64>,
 }
@@ -422,7 +422,8 @@ impl CheckpointCoordinator {
             .await?;
         self.stats.completed += 1;
         self.stats.last_duration_ms = pending.started.elapsed().as_millis() as u64;
-        self.stats.last_bytes = metadata.state_bytes();
+        self.stats.last_bytes = metadata.state_files().map(|f| f.bytes).sum();
+        self.stats.last_rows = metadata.state_files().map(|f| f.rows).sum();
         self.stats.last_checkpoint = Some(metadata.checkpoint);
         self.completed.push_back(metadata.clone());
         while self.completed.len() > self.retained {
@@ -448,7 +449,7 @@ impl CheckpointCoordinator {
     /// Copies a completed checkpoint into `dir` as a savepoint: its state
     /// files and its metadata, whose paths are relative to `dir`.
     async fn write_savepoint(&self, metadata: &CheckpointMetadata, dir: &str) -> Result<String> {
-        let target = CheckpointStore::try_new(dir)?;
+        let target = self.store.open(dir)?;
         let mut copy = metadata.clone();
         for file in copy
             .vertices
@@ -510,12 +511,16 @@ impl CheckpointCoordinator {
         self.stats
     }
 
-    /// Reads the savepoint (or checkpoint directory) at `url`.
+    /// Reads the savepoint (or checkpoint directory) at `url`, with store
+    /// `options`.
     ///
     /// # Errors
     /// When it has no readable metadata.
-    pub async fn read_savepoint(url: &str) -> Result<(CheckpointStore, CheckpointMetadata)> {
-        let store = CheckpointStore::try_new(url)?;
+    pub async fn read_savepoint(
+        url: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(CheckpointStore, CheckpointMetadata)> {
+        let store = CheckpointStore::try_new(url, options)?;
         let bytes = store
             .read(METADATA_FILE)
             .await

@@ -1,11 +1,13 @@
 //! Job configuration: Flink-style `key = value` options with defaults that
 //! work with no configuration at all.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use weir_engine::graph::{JobBuilder, JobGraph, RuntimeMode, ShuffleMode};
 use weir_exchange::blocking::{BlockingFormat, BlockingOptions, Compression};
 use weir_exchange::channel::ChannelBounds;
+use weir_exchange::store_url::STORE_OPTIONS;
 
 use weir_engine::memory::parse_bytes;
 
@@ -40,6 +42,10 @@ pub struct JobConfig {
     pub max_parallelism: usize,
     /// Where blocking partitions are written (directory or URL).
     pub shuffle_root: String,
+    /// Endpoint, region and credentials of the object store URLs of the
+    /// shuffle root, checkpoints and savepoints (`s3.*` keys; otherwise
+    /// from the environment).
+    pub store_options: BTreeMap<String, String>,
     /// Format, compression and buffering of blocking partitions.
     pub blocking: BlockingOptions,
     /// Bounds of pipelined channels.
@@ -109,6 +115,7 @@ impl Default for JobConfig {
                 .join("weir-shuffle")
                 .display()
                 .to_string(),
+            store_options: BTreeMap::new(),
             blocking: BlockingOptions::default(),
             channel: ChannelBounds::default(),
             failover: FailoverKind::Region,
@@ -147,7 +154,7 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
     ("pipeline.max-parallelism", "number of key groups (number)"),
     (
         "shuffle.root",
-        "directory or URL (file://, memory://) of blocking partitions",
+        "directory or URL (file://, s3://, memory://) of blocking partitions",
     ),
     ("shuffle.format", "ipc | parquet"),
     ("shuffle.compression", "none | lz4 | zstd"),
@@ -192,6 +199,21 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "execution.savepoint.ignore-unclaimed-state",
         "true | false: start vertices the savepoint has no state of afresh",
     ),
+    (
+        "s3.endpoint",
+        "endpoint of s3:// shuffle roots, checkpoints and savepoints (default: AWS_ENDPOINT_URL, or AWS)",
+    ),
+    ("s3.region", "their region (default: AWS_REGION)"),
+    (
+        "s3.access-key-id",
+        "their credentials (default: AWS_ACCESS_KEY_ID, ...)",
+    ),
+    (
+        "s3.secret-access-key",
+        "the secret key of those credentials",
+    ),
+    ("s3.session-token", "the session token of those credentials"),
+    ("s3.allow-http", "true | false: allow an http:// endpoint"),
     ("failover.strategy", "region | restart-all"),
     (
         "restart-strategy.type",
@@ -316,6 +338,13 @@ impl JobConfig {
             "execution.savepoint.path" => self.restore_from = Some(value.to_string()),
             "execution.savepoint.ignore-unclaimed-state" => {
                 self.allow_non_restored = value.parse().map_err(|_| bad("true or false"))?
+            }
+            _ if STORE_OPTIONS.contains(&key) => {
+                if key == "s3.allow-http" {
+                    value.parse::<bool>().map_err(|_| bad("true or false"))?;
+                }
+                self.store_options
+                    .insert(key.to_string(), value.to_string());
             }
             "failover.strategy" => {
                 self.failover = match value {

@@ -93,7 +93,7 @@ impl MiniCluster {
         // when an interval is set.
         let checkpoints = match job.mode {
             RuntimeMode::Streaming => Some(CheckpointCoordinator::new(
-                CheckpointStore::try_new(&self.config.checkpoint_dir)?,
+                CheckpointStore::try_new(&self.config.checkpoint_dir, &self.config.store_options)?,
                 job_id.clone(),
                 self.config.checkpoint_interval,
                 self.config.checkpoints_retained,
@@ -102,13 +102,14 @@ impl MiniCluster {
         };
         let restore = match &self.config.restore_from {
             Some(url) => {
-                let (store, metadata) = CheckpointCoordinator::read_savepoint(url).await?;
+                let (store, metadata) =
+                    CheckpointCoordinator::read_savepoint(url, &self.config.store_options).await?;
                 Some((store, metadata.fit(&job, self.config.allow_non_restored)?))
             }
             None => None,
         };
         let graph = ExecutionGraph::try_new(Arc::new(job))?;
-        let root = ShuffleRoot::try_new(&self.config.shuffle_root)?;
+        let root = ShuffleRoot::try_new(&self.config.shuffle_root, &self.config.store_options)?;
         let control = control.start(&job_id);
         JobMaster::new(JobSetup {
             job_id: job_id.into(),

@@ -191,9 +191,10 @@ impl fmt::Display for JobSummary {
             if let Some(last) = c.last_checkpoint {
                 write!(
                     f,
-                    "; the last, {last}, took {} ms and wrote {}",
+                    "; the last, {last}, took {} ms and wrote {} ({} rows of state)",
                     c.last_duration_ms,
-                    human_bytes(c.last_bytes)
+                    human_bytes(c.last_bytes),
+                    c.last_rows
                 )?;
             }
             writeln!(f)?;

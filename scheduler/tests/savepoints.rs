@@ -12,13 +12,13 @@ use std::time::Duration;
 use common::test_config;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::event_time::WatermarkStrategy;
-use weir_engine::expr::aggregate::{count, sum};
+use weir_engine::expr::aggregate::count;
 use weir_engine::expr::col;
 use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_engine::operators::Window;
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::SequenceGenerator;
-use weir_engine::testing::sorted_rows;
+use weir_engine::testing::{sorted_rows, window_totals};
 use weir_scheduler::{FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, MiniCluster};
 
 const ROWS: u64 = 600_000;
@@ -32,14 +32,9 @@ fn job(parallelism: usize, config: &JobConfig, keys: u64) -> (JobGraph, Collecte
         WatermarkStrategy::bounded_out_of_orderness("seq", Duration::ZERO),
     )
     .and_then(|df| {
-        df.window_aggregate(
+        window_totals(
+            &df,
             Window::session(Duration::from_millis(60)).expect("valid"),
-            "seq",
-            vec![col("key")],
-            vec![
-                count(col("value")).alias("n"),
-                sum(col("value")).alias("total"),
-            ],
         )
     })
     .expect("plans")

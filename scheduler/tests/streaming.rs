@@ -11,13 +11,13 @@ use std::time::Duration;
 use common::test_config;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::event_time::WatermarkStrategy;
-use weir_engine::expr::aggregate::{count, sum};
+use weir_engine::expr::aggregate::count;
 use weir_engine::expr::col;
 use weir_engine::graph::{ExchangeMode, RuntimeMode};
 use weir_engine::operators::Window;
 use weir_engine::sinks::CollectSink;
 use weir_engine::sources::SequenceGenerator;
-use weir_engine::testing::sorted_rows;
+use weir_engine::testing::{sorted_rows, window_totals};
 use weir_scheduler::MiniCluster;
 
 /// Counts and sums of the generator's values per key and `window` over
@@ -30,17 +30,7 @@ async fn windowed(window: Window, parallelism: usize, mode: RuntimeMode) -> Vec<
         Arc::new(generator),
         WatermarkStrategy::bounded_out_of_orderness("seq", Duration::ZERO),
     )
-    .and_then(|df| {
-        df.window_aggregate(
-            window,
-            "seq",
-            vec![col("key")],
-            vec![
-                count(col("value")).alias("n"),
-                sum(col("value")).alias("total"),
-            ],
-        )
-    })
+    .and_then(|df| window_totals(&df, window))
     .expect("plans")
     .write(Arc::new(sink));
     let mut config = test_config(4);

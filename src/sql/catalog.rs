@@ -25,6 +25,7 @@ use weir_engine::registry::{ConnectorOptions, ConnectorRegistry};
 
 use super::SqlError;
 use super::flink_syntax::WINDOW_FUNCTIONS;
+use super::modulo::Modulo;
 use super::window_tvf::{WindowTvf, window_of};
 
 /// A table declared by `CREATE TABLE` or on the command line.
@@ -98,9 +99,10 @@ impl Catalog {
     /// An empty catalog whose tables are opened with `registry`'s
     /// connectors.
     pub fn new(registry: ConnectorRegistry) -> Self {
-        let scalars = by_name(datafusion_functions::all_default_functions(), |f| {
-            (f.name(), f.aliases())
-        });
+        let functions = datafusion_functions::all_default_functions()
+            .into_iter()
+            .chain([Arc::new(ScalarUDF::new_from_impl(Modulo::default()))]);
+        let scalars = by_name(functions.collect(), |f| (f.name(), f.aliases()));
         let aggregates = by_name(
             datafusion_functions_aggregate::all_default_aggregate_functions(),
             |f| (f.name(), f.aliases()),

@@ -6,6 +6,7 @@ mod catalog;
 mod error;
 mod event_time;
 mod flink_syntax;
+mod modulo;
 mod optimize;
 mod session;
 mod translate;

@@ -16,8 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use weir::sql::Session;
+use weir_bench::runner::{self, or_exit};
 use weir_engine::registry::ConnectorOptions;
 use weir_scheduler::{JobConfig, MiniCluster};
+
+/// The allocator of the `weir` binary, so that jobs here run as they do there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TABLES: [&str; 8] = [
     "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
@@ -112,27 +117,10 @@ async fn run_query(data: &Path, text: &str, config: &JobConfig) -> Result<usize,
 }
 
 fn main() {
-    let args = match args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    weir_exchange::cpu::init_pool(args.threads);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let args = or_exit(args());
+    let runtime = runner::runtime(args.threads);
     let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/tpch/queries");
-    let config = match config(args.threads, &args.options) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let config = or_exit(config(args.threads, &args.options));
     for q in &args.queries {
         let path = queries.join(format!("q{q:02}.sql"));
         let text =

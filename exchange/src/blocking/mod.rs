@@ -520,7 +520,7 @@ mod tests {
     async fn round_trip_every_type_format_and_compression() {
         for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
             for compression in [Compression::None, Compression::Lz4, Compression::Zstd] {
-                let root = ShuffleRoot::try_new("memory://").expect("root");
+                let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
                 check_round_trip(&root, format, compression).await;
             }
         }
@@ -529,7 +529,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn round_trip_in_a_local_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = ShuffleRoot::try_new(dir.path().to_str().expect("utf-8 path")).expect("root");
+        let root = ShuffleRoot::try_new(
+            dir.path().to_str().expect("utf-8 path"),
+            &Default::default(),
+        )
+        .expect("root");
         for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
             check_round_trip(&root, format, Compression::Lz4).await;
         }
@@ -538,7 +542,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn readers_fetch_only_their_own_blocks() {
         for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
-            let root = ShuffleRoot::try_new("memory://").expect("root");
+            let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
             let options = BlockingOptions {
                 format,
                 compression: Compression::None,
@@ -634,7 +638,7 @@ mod tests {
     async fn truncated_files_are_corrupt() {
         for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
             for compression in [Compression::None, Compression::Zstd] {
-                let root = ShuffleRoot::try_new("memory://").expect("root");
+                let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
                 let (path, bytes, expected) = small_partition(&root, format, compression).await;
                 for len in sample_offsets(bytes.len()) {
                     let truncated = PutPayload::from(bytes.slice(..len));
@@ -685,7 +689,7 @@ mod tests {
     async fn flipped_bytes_are_corrupt_or_harmless() {
         for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
             for compression in [Compression::None, Compression::Lz4] {
-                let root = ShuffleRoot::try_new("memory://").expect("root");
+                let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
                 let (path, bytes, expected) = small_partition(&root, format, compression).await;
                 for (i, offset) in sample_offsets(bytes.len()).into_iter().enumerate() {
                     let mut damaged = bytes.to_vec();
@@ -713,7 +717,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn empty_and_foreign_files_are_corrupt() {
         for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
-            let root = ShuffleRoot::try_new("memory://").expect("root");
+            let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
             let path = root.partition_path(JOB, &id(3), format.extension());
             for content in [
                 &b""[..],
@@ -738,7 +742,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn missing_and_aborted_partitions_are_not_found() {
         for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
-            let root = ShuffleRoot::try_new("memory://").expect("root");
+            let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
             let result = SubpartitionReader::open(&root, JOB, id(4), 0, format).await;
             match result {
                 Err(Error::PartitionNotFound { partition, path }) => {
@@ -788,7 +792,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn local_file_appears_only_after_finish() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = ShuffleRoot::try_new(dir.path().to_str().expect("utf-8 path")).expect("root");
+        let root = ShuffleRoot::try_new(
+            dir.path().to_str().expect("utf-8 path"),
+            &Default::default(),
+        )
+        .expect("root");
         let schema = Arc::new(Schema::new(vec![Field::new(
             "payload",
             DataType::Binary,
@@ -887,7 +895,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn parquet_files_are_plain_parquet_grouped_by_subpartition() {
-        let root = ShuffleRoot::try_new("memory://").expect("root");
+        let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
         let options = BlockingOptions {
             format: BlockingFormat::Parquet,
             compression: Compression::Zstd,
@@ -939,7 +947,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn misuse_is_an_error_not_a_panic() {
-        let root = ShuffleRoot::try_new("memory://").expect("root");
+        let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
         let schema = all_types_schema();
         let options = BlockingOptions::default();
         assert!(matches!(
