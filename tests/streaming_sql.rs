@@ -250,6 +250,45 @@ async fn nexmark_bids_per_auction_and_window_in_both_modes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_combined_nexmark_stream_holds_the_bid_tables_bids() {
+    // 50,000 events hold 46,000 bids: per auction and window, the bids of
+    // the combined stream (streaming mode, watermarks on every event) are
+    // those of the bid table (batch mode).
+    let per_window = |from: &str, auction: &str, only_bids: &str| {
+        format!(
+            "SELECT {auction} AS auction, window_start, window_end, count(*) AS bids
+             FROM TABLE(TUMBLE(TABLE {from}, DESCRIPTOR(date_time), INTERVAL '1' SECOND))
+             {only_bids}
+             GROUP BY {auction}, window_start, window_end;"
+        )
+    };
+    let combined = format!(
+        "CREATE TABLE events (
+            event_type INT,
+            bid STRUCT<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR,
+                       url VARCHAR, date_time TIMESTAMP(3), extra VARCHAR>,
+            date_time TIMESTAMP(3),
+            WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+        ) WITH ('connector' = 'nexmark', 'table' = 'events', 'number-of-events' = '50000',
+                'base-time' = '1700000000000');
+        {}",
+        per_window("events", "bid.auction", "WHERE event_type = 2")
+    );
+    let bids = format!(
+        "CREATE TABLE bid WITH ('connector' = 'nexmark', 'number-of-events' = '46000',
+                               'base-time' = '1700000000000');
+        {}",
+        per_window("bid", "auction", "")
+    );
+    let streamed = run(&combined, "streaming", 2)
+        .await
+        .expect("runs in streaming mode");
+    let expected = run(&bids, "batch", 1).await.expect("runs in batch mode");
+    assert_eq!(sorted_rows(&streamed), sorted_rows(&expected));
+    assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn window_joins_give_the_same_rows_in_both_modes() {
     // Nexmark q8: the people who opened an auction in the window they
     // joined in, as a window join of people and auctions.

@@ -1,13 +1,15 @@
 //! The `nexmark` source end to end on the mini-cluster: the same events at
 //! any parallelism, times from the base time at the given rate, events
-//! reversed within groups, unbounded tables run as streaming jobs, and
-//! the errors of bad tables.
+//! reversed within groups, unbounded tables run as streaming jobs, the
+//! combined stream holding the events of the three tables, and the errors
+//! of bad tables.
 
 mod common;
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch, StructArray};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, TimestampMillisecondType};
 use common::*;
 use weir_engine::Boundedness;
@@ -117,12 +119,83 @@ async fn tables_and_columns() {
     assert_eq!(unbounded.name(), "nexmark(bid, unbounded)");
 }
 
+/// The events of `kind` (a struct column of the combined stream) as a
+/// table of that kind's columns.
+fn unpacked(events: &[RecordBatch], kind: &str) -> Vec<RecordBatch> {
+    events
+        .iter()
+        .map(|batch| {
+            let column = batch.column_by_name(kind).expect("a kind's column");
+            let present = arrow::compute::is_not_null(column).expect("a mask");
+            let rows = filter_record_batch(batch, &present).expect("filters");
+            let kind = rows.column_by_name(kind).expect("the column");
+            RecordBatch::from(
+                kind.as_any()
+                    .downcast_ref::<StructArray>()
+                    .expect("a struct"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_combined_stream_holds_the_events_of_every_table() {
+    let base = BASE.to_string();
+    let at = |table: &'static str, n: &'static str| {
+        [
+            ("table", table),
+            ("number-of-events", n),
+            ("base-time", base.as_str()),
+        ]
+    };
+    let all = events(&at("events", "5000"), 1).await;
+    assert_eq!(
+        weir_engine::expr::column_list(&all[0].schema()),
+        "event_type, person, auction, bid, date_time"
+    );
+    assert_eq!(
+        sorted_rows(&events(&at("events", "5000"), 3).await),
+        sorted_rows(&all)
+    );
+    // Nexmark's proportions: 1 person, 3 auctions and 46 bids in 50 events,
+    // each the event of its own table with the same number.
+    for (kind, event_type, n) in [
+        ("person", 0, "100"),
+        ("auction", 1, "300"),
+        ("bid", 2, "4600"),
+    ] {
+        let own = events(&at(kind, n), 1).await;
+        assert_eq!(
+            sorted_rows(&unpacked(&all, kind)),
+            sorted_rows(&own),
+            "{kind}"
+        );
+        for batch in &all {
+            let types = batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int32Type>();
+            let column = batch.column_by_name(kind).expect("a kind's column");
+            for row in 0..batch.num_rows() {
+                assert_eq!(
+                    types.value(row) == event_type,
+                    column.is_valid(row),
+                    "{kind} at {row}"
+                );
+            }
+        }
+    }
+    // The events' times, in order on one subtask.
+    let times = times(&all);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    assert!((BASE..BASE + 1000).contains(&times[times.len() - 1]));
+}
+
 #[tokio::test]
 async fn bad_tables_say_what_is_wrong() {
     let cases: [(&[(&str, &str)], &str); 3] = [
         (
             &[("table", "bids")],
-            "unknown Nexmark table 'bids' (valid: bid, auction, person)",
+            "unknown Nexmark table 'bids' (valid: bid, auction, person, events)",
         ),
         (
             &[("number-of-events", "0")],

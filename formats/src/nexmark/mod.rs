@@ -9,12 +9,23 @@
 //! ) WITH ('connector' = 'nexmark', 'table' = 'bid');
 //! ```
 //!
+//! The combined stream of all three, in the order Nexmark generates them,
+//! is table `events`: `event_type` (0 person, 1 auction, 2 bid, as in
+//! Flink's Nexmark), the struct columns `person`, `auction` and `bid` (the
+//! event in its kind's column, the other two null) and the event's
+//! `date_time`, to declare watermarks on:
+//!
+//! ```sql
+//! CREATE TABLE events WITH ('connector' = 'nexmark', 'table' = 'events');
+//! SELECT bid.auction, bid.price FROM events WHERE event_type = 2;
+//! ```
+//!
 //! Options:
-//! - `table`: `bid` (default), `auction` or `person`: which events, with
-//!   the columns of [`table_schema`] (declared columns must be among
-//!   them, in any order);
-//! - `number-of-events`: how many events of that kind (unbounded when
-//!   absent);
+//! - `table`: `bid` (default), `auction`, `person` or `events`: which
+//!   events, with the columns of [`table_schema`] (declared columns must
+//!   be among them, in any order);
+//! - `number-of-events`: how many events of that kind, or of all kinds for
+//!   `events` (unbounded when absent);
 //! - `events-per-second`: the rate of the events' times (default 10,000,
 //!   Nexmark's), and a throttle on how fast they are produced, over all
 //!   subtasks; without it, events are produced as fast as they are
@@ -26,10 +37,12 @@
 //!   epoch (default: when the table is declared).
 //!
 //! Event `n` of a kind is the same on every attempt and at every
-//! parallelism. Subtask `i` of `p` generates events `i, i + p, i + 2p,
-//! ...` of its kind: one split, in event-time order but for the
-//! the reversal within groups.
+//! parallelism, and the same in its kind's table as in `events`. Subtask
+//! `i` of `p` generates events `i, i + p, i + 2p, ...` of its kind (or of
+//! all): one split, in event-time order but for the reversal within
+//! groups.
 
+mod columns;
 mod source;
 
 use std::str::FromStr;
@@ -62,6 +75,8 @@ pub enum NexmarkTable {
     Auction,
     /// Bids on auctions.
     Bid,
+    /// All three, one event a row.
+    Events,
 }
 
 impl FromStr for NexmarkTable {
@@ -72,9 +87,12 @@ impl FromStr for NexmarkTable {
             "person" => Ok(NexmarkTable::Person),
             "auction" => Ok(NexmarkTable::Auction),
             "bid" => Ok(NexmarkTable::Bid),
+            "events" => Ok(NexmarkTable::Events),
             other => Err(Error::Option {
                 option: "table".into(),
-                message: format!("unknown Nexmark table '{other}' (valid: bid, auction, person)"),
+                message: format!(
+                    "unknown Nexmark table '{other}' (valid: bid, auction, person, events)"
+                ),
             }),
         }
     }
@@ -120,6 +138,19 @@ pub fn table_schema(table: NexmarkTable) -> SchemaRef {
             field("date_time", time()),
             field("extra", text),
         ],
+        NexmarkTable::Events => {
+            let kind = |name: &str, table: NexmarkTable| {
+                let fields = table_schema(table).fields().clone();
+                Field::new(name, DataType::Struct(fields), true)
+            };
+            vec![
+                field("event_type", DataType::Int32),
+                kind("person", NexmarkTable::Person),
+                kind("auction", NexmarkTable::Auction),
+                kind("bid", NexmarkTable::Bid),
+                field("date_time", time()),
+            ]
+        }
     };
     Arc::new(Schema::new(fields))
 }

@@ -1,21 +1,21 @@
-//! The Nexmark source: events of one kind as record batches.
+//! The Nexmark source: events of one kind, or all of them, as record
+//! batches.
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt32Array,
-};
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use nexmark::EventGenerator;
 use nexmark::config::NexmarkConfig;
-use nexmark::event::{Event, EventType};
+use nexmark::event::EventType;
 use weir_engine::checkpoint::SplitPosition;
 use weir_engine::task::Counters;
 use weir_engine::{Boundedness, ScanRequest, Source, SourceFactory, TaskInfo};
 use weir_exchange::cpu;
 
+use super::columns::EventColumns;
 use super::{NexmarkTable, table_schema};
 use crate::throttle::Throttle;
 
@@ -38,7 +38,8 @@ pub(super) struct Rates {
     pub base_time: u64,
 }
 
-/// Nexmark events of one kind (see the [module](super) for the options).
+/// Nexmark events of one kind or all (see the [module](super) for the
+/// options).
 #[derive(Debug, Clone)]
 pub struct NexmarkSource {
     table: NexmarkTable,
@@ -70,6 +71,7 @@ impl NexmarkSource {
             NexmarkTable::Person => "person",
             NexmarkTable::Auction => "auction",
             NexmarkTable::Bid => "bid",
+            NexmarkTable::Events => "events",
         }
     }
 }
@@ -158,19 +160,20 @@ impl NexmarkSource {
             ..NexmarkConfig::default()
         };
         let kind = match self.table {
-            NexmarkTable::Person => EventType::Person,
-            NexmarkTable::Auction => EventType::Auction,
-            NexmarkTable::Bid => EventType::Bid,
+            NexmarkTable::Person => Some(EventType::Person),
+            NexmarkTable::Auction => Some(EventType::Auction),
+            NexmarkTable::Bid => Some(EventType::Bid),
+            NexmarkTable::Events => None,
         };
         let generators = splits
             .iter()
             .map(|s| {
-                Some(
-                    EventGenerator::new(config.clone())
-                        .with_type_filter(kind)
-                        .with_offset(s.offset)
-                        .with_step(s.step.max(1)),
-                )
+                let generator = EventGenerator::new(config.clone());
+                let generator = match kind {
+                    Some(kind) => generator.with_type_filter(kind),
+                    None => generator,
+                };
+                Some(generator.with_offset(s.offset).with_step(s.step.max(1)))
             })
             .collect();
         let p = task.parallelism.max(1) as f64;
@@ -288,9 +291,9 @@ fn events_batch(
     let all = table_schema(source.table);
     let mut columns = EventColumns::new(source.table, count);
     for event in generator.by_ref().take(count) {
-        columns.push(event);
+        columns.push(&event);
     }
-    let batch = RecordBatch::try_new(all, columns.finish())?;
+    let batch = RecordBatch::try_new(all, columns.finish()?)?;
     let batch = batch.project(&source.columns)?;
     if group <= 1 {
         return Ok(batch);
@@ -307,230 +310,6 @@ fn reversed(count: usize, group: usize) -> UInt32Array {
         order.extend((0..n).rev().map(|j| (start + j) as u32));
     }
     UInt32Array::from(order)
-}
-
-/// Builders of every column of one table.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per batch, never moved in a loop"
-)]
-enum EventColumns {
-    Person {
-        id: Int64Builder,
-        name: StringBuilder,
-        email: StringBuilder,
-        card: StringBuilder,
-        city: StringBuilder,
-        state: StringBuilder,
-        time: TimestampMillisecondBuilder,
-        extra: StringBuilder,
-    },
-    Auction {
-        id: Int64Builder,
-        item: StringBuilder,
-        description: StringBuilder,
-        initial_bid: Int64Builder,
-        reserve: Int64Builder,
-        time: TimestampMillisecondBuilder,
-        expires: TimestampMillisecondBuilder,
-        seller: Int64Builder,
-        category: Int64Builder,
-        extra: StringBuilder,
-    },
-    Bid {
-        auction: Int64Builder,
-        bidder: Int64Builder,
-        price: Int64Builder,
-        channel: StringBuilder,
-        url: StringBuilder,
-        time: TimestampMillisecondBuilder,
-        extra: StringBuilder,
-    },
-}
-
-impl EventColumns {
-    fn new(table: NexmarkTable, n: usize) -> Self {
-        let int = || Int64Builder::with_capacity(n);
-        let text = || StringBuilder::with_capacity(n, n * 16);
-        let time = || TimestampMillisecondBuilder::with_capacity(n);
-        match table {
-            NexmarkTable::Person => EventColumns::Person {
-                id: int(),
-                name: text(),
-                email: text(),
-                card: text(),
-                city: text(),
-                state: text(),
-                time: time(),
-                extra: text(),
-            },
-            NexmarkTable::Auction => EventColumns::Auction {
-                id: int(),
-                item: text(),
-                description: text(),
-                initial_bid: int(),
-                reserve: int(),
-                time: time(),
-                expires: time(),
-                seller: int(),
-                category: int(),
-                extra: text(),
-            },
-            NexmarkTable::Bid => EventColumns::Bid {
-                auction: int(),
-                bidder: int(),
-                price: int(),
-                channel: text(),
-                url: text(),
-                time: time(),
-                extra: text(),
-            },
-        }
-    }
-
-    /// Appends an event of this table's kind (the generator filters by
-    /// kind, so there are no others).
-    fn push(&mut self, event: Event) {
-        match (self, event) {
-            (
-                EventColumns::Person {
-                    id,
-                    name,
-                    email,
-                    card,
-                    city,
-                    state,
-                    time,
-                    extra,
-                },
-                Event::Person(p),
-            ) => {
-                id.append_value(p.id as i64);
-                name.append_value(&p.name);
-                email.append_value(&p.email_address);
-                card.append_value(&p.credit_card);
-                city.append_value(&p.city);
-                state.append_value(&p.state);
-                time.append_value(p.date_time as i64);
-                extra.append_value(&p.extra);
-            }
-            (
-                EventColumns::Auction {
-                    id,
-                    item,
-                    description,
-                    initial_bid,
-                    reserve,
-                    time,
-                    expires,
-                    seller,
-                    category,
-                    extra,
-                },
-                Event::Auction(a),
-            ) => {
-                id.append_value(a.id as i64);
-                item.append_value(&a.item_name);
-                description.append_value(&a.description);
-                initial_bid.append_value(a.initial_bid as i64);
-                reserve.append_value(a.reserve as i64);
-                time.append_value(a.date_time as i64);
-                expires.append_value(a.expires as i64);
-                seller.append_value(a.seller as i64);
-                category.append_value(a.category as i64);
-                extra.append_value(&a.extra);
-            }
-            (
-                EventColumns::Bid {
-                    auction,
-                    bidder,
-                    price,
-                    channel,
-                    url,
-                    time,
-                    extra,
-                },
-                Event::Bid(b),
-            ) => {
-                auction.append_value(b.auction as i64);
-                bidder.append_value(b.bidder as i64);
-                price.append_value(b.price as i64);
-                channel.append_value(&b.channel);
-                url.append_value(&b.url);
-                time.append_value(b.date_time as i64);
-                extra.append_value(&b.extra);
-            }
-            // The generator filters by kind.
-            _ => {}
-        }
-    }
-
-    fn finish(self) -> Vec<ArrayRef> {
-        fn done<B: arrow::array::ArrayBuilder>(mut b: B) -> ArrayRef {
-            b.finish()
-        }
-        match self {
-            EventColumns::Person {
-                id,
-                name,
-                email,
-                card,
-                city,
-                state,
-                time,
-                extra,
-            } => vec![
-                done(id),
-                done(name),
-                done(email),
-                done(card),
-                done(city),
-                done(state),
-                done(time),
-                done(extra),
-            ],
-            EventColumns::Auction {
-                id,
-                item,
-                description,
-                initial_bid,
-                reserve,
-                time,
-                expires,
-                seller,
-                category,
-                extra,
-            } => vec![
-                done(id),
-                done(item),
-                done(description),
-                done(initial_bid),
-                done(reserve),
-                done(time),
-                done(expires),
-                done(seller),
-                done(category),
-                done(extra),
-            ],
-            EventColumns::Bid {
-                auction,
-                bidder,
-                price,
-                channel,
-                url,
-                time,
-                extra,
-            } => vec![
-                done(auction),
-                done(bidder),
-                done(price),
-                done(channel),
-                done(url),
-                done(time),
-                done(extra),
-            ],
-        }
-    }
 }
 
 #[cfg(test)]
