@@ -9,6 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
 use common::test_config;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::event_time::WatermarkStrategy;
@@ -23,23 +25,34 @@ use weir_scheduler::{FailurePlan, JobConfig, JobControl, JobProgress, JobSummary
 
 const ROWS: u64 = 600_000;
 
-fn job(parallelism: usize, config: &JobConfig, keys: u64) -> (JobGraph, Collected) {
+/// Counts and sums per key and `window` of what `generator` makes, at
+/// `parallelism`, into a collecting sink.
+fn windowed_job(
+    parallelism: usize,
+    config: &JobConfig,
+    generator: SequenceGenerator,
+    window: Window,
+) -> (JobGraph, Collected) {
     let flow = Dataflow::new("savepoints").with_parallelism(parallelism);
-    let generator = SequenceGenerator::new(Some(ROWS), keys).with_batch_rows(500);
     let (sink, output) = CollectSink::new();
     flow.read_with_watermarks(
-        Arc::new(generator),
+        Arc::new(generator.with_batch_rows(500)),
         WatermarkStrategy::bounded_out_of_orderness("seq", Duration::ZERO),
     )
-    .and_then(|df| {
-        window_totals(
-            &df,
-            Window::session(Duration::from_millis(60)).expect("valid"),
-        )
-    })
+    .and_then(|df| window_totals(&df, window))
     .expect("plans")
     .write(Arc::new(sink));
     (config.build(flow.builder()).expect("builds"), output)
+}
+
+/// The bounded job: sessions of `ROWS` rows over `keys` keys.
+fn job(parallelism: usize, config: &JobConfig, keys: u64) -> (JobGraph, Collected) {
+    windowed_job(
+        parallelism,
+        config,
+        SequenceGenerator::new(Some(ROWS), keys),
+        Window::session(Duration::from_millis(60)).expect("valid"),
+    )
 }
 
 fn streaming() -> JobConfig {
@@ -48,11 +61,9 @@ fn streaming() -> JobConfig {
     config
 }
 
-/// Runs the job, stopping it with a savepoint into `dir` once a fifth of
-/// its rows went through.
-async fn stopped(dir: &str) -> (Vec<String>, JobSummary) {
-    let config = streaming();
-    let (graph, output) = job(2, &config, 41);
+/// Runs `graph`, stopping it with a savepoint into `dir` once its sources
+/// read `rows` rows (within a minute).
+async fn stop_after(graph: JobGraph, config: JobConfig, rows: u64, dir: &str) -> JobSummary {
     let control = JobControl::default();
     let progress = JobProgress::default();
     let cluster = MiniCluster::new(config);
@@ -63,12 +74,15 @@ async fn stopped(dir: &str) -> (Vec<String>, JobSummary) {
         control.clone(),
     );
     let stop = async {
-        while progress.snapshot().rows_scanned < ROWS / 5 {
+        while progress.snapshot().rows_scanned < rows {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         control.stop(Some(dir)).await
     };
-    let (summary, savepoint) = tokio::join!(run, stop);
+    let (summary, savepoint) =
+        tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(run, stop) })
+            .await
+            .expect("the job stops within a minute");
     let summary = summary.expect("the job stops");
     let savepoint = savepoint
         .expect("the savepoint is taken")
@@ -78,6 +92,15 @@ async fn stopped(dir: &str) -> (Vec<String>, JobSummary) {
         summary.to_string().contains("stopped with a savepoint at"),
         "{summary}"
     );
+    summary
+}
+
+/// Runs the job, stopping it with a savepoint into `dir` once a fifth of
+/// its rows went through.
+async fn stopped(dir: &str) -> (Vec<String>, JobSummary) {
+    let config = streaming();
+    let (graph, output) = job(2, &config, 41);
+    let summary = stop_after(graph, config, ROWS / 5, dir).await;
     (sorted_rows(&output.batches()), summary)
 }
 
@@ -113,6 +136,75 @@ async fn stop_with_savepoint_and_resume_at_another_parallelism() {
         );
         assert_eq!(both, uninterrupted, "at parallelism {parallelism}");
     }
+}
+
+/// An unbounded job: counts per key and 100 ms window of `seq`, whose
+/// source has a split per subtask it started with.
+fn unbounded(parallelism: usize, config: &JobConfig) -> (JobGraph, Collected) {
+    windowed_job(
+        parallelism,
+        config,
+        SequenceGenerator::new(None, 7),
+        Window::tumble(Duration::from_millis(100)).expect("valid"),
+    )
+}
+
+/// The `(window_start, n)` of every row of `output`.
+fn window_counts(output: &Collected) -> Vec<(i64, i64)> {
+    let mut counts = Vec::new();
+    for batch in output.batches() {
+        let column = |name: &str| {
+            let array = batch.column_by_name(name).expect("a column");
+            arrow::compute::cast(array, &arrow::datatypes::DataType::Int64).expect("casts")
+        };
+        let (starts, n) = (column("window_start"), column("n"));
+        let (starts, n) = (
+            starts.as_primitive::<Int64Type>(),
+            n.as_primitive::<Int64Type>(),
+        );
+        counts.extend(
+            starts
+                .values()
+                .iter()
+                .copied()
+                .zip(n.values().iter().copied()),
+        );
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbounded_job_resumed_on_more_subtasks_than_splits_goes_on() {
+    let dirs = [
+        tempfile::tempdir().expect("a directory"),
+        tempfile::tempdir().expect("a directory"),
+    ];
+    let [first, second] = dirs.each_ref().map(|d| d.path().display().to_string());
+    let mut config = streaming();
+    config.checkpoint_interval = Some(Duration::from_millis(20));
+    let (graph, before) = unbounded(1, &config);
+    stop_after(graph, config.clone(), 20_000, &first).await;
+    // Resumed at 3: two of the source's subtasks read no split. They stay
+    // up, idle: windows fire, checkpoints complete, a savepoint is taken.
+    config.restore_from = Some(first);
+    let (graph, after) = unbounded(3, &config);
+    let summary = stop_after(graph, config, 20_000, &second).await;
+    let checkpoints = summary.checkpoints.expect("checkpoints");
+    assert!(checkpoints.completed >= 2, "{summary}");
+    // Every window of 100 sequence numbers once, in the one run or the
+    // other, with its 100 rows, from the first on.
+    let mut windows: Vec<(i64, i64)> = window_counts(&before);
+    let resumed = window_counts(&after);
+    assert!(!resumed.is_empty(), "windows fired after the resumption");
+    windows.extend(resumed);
+    let mut totals = std::collections::BTreeMap::new();
+    for (start, n) in windows {
+        *totals.entry(start).or_insert(0) += n;
+    }
+    let starts: Vec<i64> = totals.keys().copied().collect();
+    let expected: Vec<i64> = (0..starts.len() as i64).map(|w| w * 100).collect();
+    assert_eq!(starts, expected, "contiguous windows");
+    assert!(totals.values().all(|&n| n == 100), "{totals:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

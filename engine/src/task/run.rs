@@ -13,7 +13,8 @@ use super::metrics::{TaskMetrics, TaskReport};
 use super::output::OutputWriter;
 use super::{OutputTarget, TaskDeployment, TaskInfo};
 use crate::event_time::WatermarkGenerator;
-use crate::{Error, Result, Sink};
+use crate::sources::SplitlessReader;
+use crate::{Boundedness, Error, Result, Sink};
 
 /// How many events a task hands to its CPU worker ahead of the results it
 /// has written out. Enough for the pool to take a run of batches per
@@ -50,7 +51,18 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
     let mut operators = OperatorChain::new(operators);
     let restore = checkpoints.as_mut().and_then(|c| c.restore.take());
     let source = match (&chain.source, &restore) {
-        (Some(factory), Some(restore)) => Some(factory.restore(&info, restore.splits.clone())?),
+        (Some(factory), Some(restore)) => {
+            let source = factory.restore(&info, restore.splits.clone())?;
+            // Restored at a parallelism above the split count: an
+            // unbounded source's subtasks without splits stay up.
+            Some(
+                if source.splits().is_empty() && factory.boundedness() == Boundedness::Unbounded {
+                    Box::new(SplitlessReader::new(factory.schema()))
+                } else {
+                    source
+                },
+            )
+        }
         (Some(factory), None) => Some(factory.create(&info)?),
         (None, _) => None,
     };
