@@ -41,6 +41,14 @@ pub enum Error {
         /// The record count at which it failed.
         record: u64,
     },
+    /// A task killed on purpose by a test's failure plan, wherever it was.
+    #[error("injected kill of {task} after {after:?}")]
+    InjectedKill {
+        /// The killed task, as `vertex[subtask] attempt N`.
+        task: String,
+        /// How long after its deployment it was killed.
+        after: std::time::Duration,
+    },
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -1,7 +1,7 @@
 //! The file sink commits exactly once in streaming jobs: a seeded sequence
 //! of numbers goes both straight into one file sink and, through keyed
-//! window state, into another; tasks fail at random records, the job
-//! resumes from its checkpoints; what the sinks committed has every
+//! window state, into another; tasks fail at random records or are
+//! killed at random times, the job resumes from its checkpoints; what the sinks committed has every
 //! sequence number exactly once, and the window values equal those of the
 //! run without failures. Nothing staged is left visible.
 
@@ -87,6 +87,29 @@ async fn committed(dir: &Path) -> Vec<RecordBatch> {
     read(table, None, None).await.0
 }
 
+/// Asserts that the sinks under `out` committed every sequence number once
+/// and the windows of the run without failures.
+async fn assert_exactly_once(out: &Path, expected_windows: &[String], what: &str) {
+    let raw = committed(&out.join("raw")).await;
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    for batch in &raw {
+        for seq in batch.column(0).as_primitive::<Int64Type>().values() {
+            *seen.entry(*seq).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len() as u64, ROWS, "{what}: every number is there");
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(repeated.is_empty(), "{what}: committed twice: {repeated:?}");
+    let windows = sorted_rows(&committed(&out.join("windows")).await);
+    assert_same_rows(&windows, expected_windows);
+}
+
+/// Vertices of the job: the source (0), the raw sink (1), the windows and
+/// their sink (2).
+fn random_vertex(rng: &mut Rng) -> weir_engine::graph::VertexId {
+    weir_engine::graph::VertexId(rng.below(3) as u32)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_number_is_committed_exactly_once_whatever_fails() {
     let reference = tempfile::tempdir().expect("a directory");
@@ -95,42 +118,41 @@ async fn every_number_is_committed_exactly_once_whatever_fails() {
     let expected_windows = sorted_rows(&committed(&reference.path().join("windows")).await);
     let mut rng = Rng::new(99);
     let mut resumed = 0;
+    // Failures at random records: one on each of two attempts.
     for round in 0..4 {
         let out = tempfile::tempdir().expect("a directory");
         let mut plan = FailurePlan::none();
-        // Vertices: the source (0), the raw sink (1), the windows and their
-        // sink (2); a failure in one of them on each of two attempts.
         for attempt in 0..2 {
-            let vertex = weir_engine::graph::VertexId(rng.below(3) as u32);
             let at = 5_000 + rng.below(ROWS / 3);
-            plan = plan.fail_task(vertex, rng.below(2) as u32, attempt, at);
+            plan = plan.fail_task(random_vertex(&mut rng), rng.below(2) as u32, attempt, at);
         }
         let summary = run(out.path(), checkpoints.path(), plan, 5).await;
         assert!(summary.restarts >= 1, "round {round}: {summary}");
         if summary.vertices[0].metrics.rows_in < ROWS {
             resumed += 1;
         }
-        // Every sequence number once.
-        let raw = committed(&out.path().join("raw")).await;
-        let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
-        for batch in &raw {
-            for seq in batch.column(0).as_primitive::<Int64Type>().values() {
-                *seen.entry(*seq).or_default() += 1;
-            }
-        }
-        assert_eq!(
-            seen.len() as u64,
-            ROWS,
-            "round {round}: every number is there"
-        );
-        let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
-        assert!(
-            repeated.is_empty(),
-            "round {round}: committed twice: {repeated:?}"
-        );
-        // The window values of the run without failures.
-        let windows = sorted_rows(&committed(&out.path().join("windows")).await);
-        assert_same_rows(&windows, &expected_windows);
+        assert_exactly_once(out.path(), &expected_windows, &format!("round {round}")).await;
     }
     assert!(resumed > 0, "no run resumed from a checkpoint");
+    // Tasks killed at random times, wherever they are: reading, writing,
+    // snapshotting, uploading or preparing their commits.
+    let mut killed = 0;
+    for round in 0..4 {
+        let out = tempfile::tempdir().expect("a directory");
+        let mut plan = FailurePlan::none();
+        for attempt in 0..2 {
+            let after = Duration::from_millis(10 + rng.below(240));
+            plan =
+                plan.kill_task_after(random_vertex(&mut rng), rng.below(2) as u32, attempt, after);
+        }
+        let summary = run(out.path(), checkpoints.path(), plan, 5).await;
+        killed += summary.restarts;
+        assert_exactly_once(
+            out.path(),
+            &expected_windows,
+            &format!("kill round {round}"),
+        )
+        .await;
+    }
+    assert!(killed > 0, "no task was killed while it ran");
 }

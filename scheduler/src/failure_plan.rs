@@ -1,5 +1,7 @@
-//! Failure injection for tests: fail chosen tasks at chosen records, delete
-//! or corrupt chosen partition files.
+//! Failure injection for tests: fail chosen tasks at chosen records, kill
+//! them at chosen times, delete or corrupt chosen partition files.
+
+use std::time::Duration;
 
 use weir_engine::graph::VertexId;
 
@@ -14,6 +16,20 @@ pub struct RecordFailure {
     pub attempt: u32,
     /// The task fails when its input count reaches this record (1-based).
     pub at_record: u64,
+}
+
+/// A task to kill, wherever it is (reading, writing, taking part in a
+/// checkpoint), as a crash would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedKill {
+    /// The vertex.
+    pub vertex: VertexId,
+    /// The subtask index.
+    pub subtask: u32,
+    /// The attempt that is killed (later attempts run normally).
+    pub attempt: u32,
+    /// How long after its deployment.
+    pub after: Duration,
 }
 
 /// What to do to a partition file.
@@ -46,6 +62,8 @@ pub struct PartitionFault {
 pub struct FailurePlan {
     /// Task failures.
     pub records: Vec<RecordFailure>,
+    /// Task kills.
+    pub kills: Vec<TimedKill>,
     /// Damaged partition files.
     pub partitions: Vec<PartitionFault>,
     /// Damage done to a state file of the checkpoint a job first restarts
@@ -77,6 +95,24 @@ impl FailurePlan {
         self
     }
 
+    /// Kills subtask `subtask` of `vertex` on attempt `attempt` `after` its
+    /// deployment, if it still runs: the task stops at whatever it awaits.
+    pub fn kill_task_after(
+        mut self,
+        vertex: VertexId,
+        subtask: u32,
+        attempt: u32,
+        after: Duration,
+    ) -> Self {
+        self.kills.push(TimedKill {
+            vertex,
+            subtask,
+            attempt,
+            after,
+        });
+        self
+    }
+
     /// Damages the partition of producer `producer` on edge `dataset` just
     /// before subtask `before` (vertex, index) is first deployed.
     pub fn damage_partition(
@@ -101,6 +137,13 @@ impl FailurePlan {
     pub fn damage_restored_checkpoint(mut self, damage: PartitionDamage) -> Self {
         self.restored_checkpoint = Some(damage);
         self
+    }
+
+    pub(crate) fn kill(&self, vertex: VertexId, subtask: u32, attempt: u32) -> Option<Duration> {
+        self.kills
+            .iter()
+            .find(|k| k.vertex == vertex && k.subtask == subtask && k.attempt == attempt)
+            .map(|k| k.after)
     }
 
     pub(crate) fn record_failure(

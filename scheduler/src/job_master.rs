@@ -370,12 +370,27 @@ impl JobMaster {
             let triggers = self.trigger_channel(s);
             let deployment = self.deployment(s, &mut senders, &mut receivers, triggers);
             let attempt = self.attempts[s];
+            let id = self.graph.subtasks[s];
+            let kill = self
+                .plan
+                .kill(id.vertex, id.index, attempt)
+                .map(|after| (after, deployment.info.to_string()));
             let handle = self.tasks.spawn(async move {
-                let result = AssertUnwindSafe(run_task(deployment))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| Err(panic_error(panic)));
-                (s, attempt, result)
+                let run = AssertUnwindSafe(run_task(deployment)).catch_unwind();
+                let result = match kill {
+                    Some((after, task)) => tokio::select! {
+                        result = run => result,
+                        () = tokio::time::sleep(after) => {
+                            Ok(Err(weir_engine::Error::InjectedKill { task, after }))
+                        }
+                    },
+                    None => run.await,
+                };
+                (
+                    s,
+                    attempt,
+                    result.unwrap_or_else(|panic| Err(panic_error(panic))),
+                )
             });
             self.running.insert(s, handle);
         }
