@@ -45,6 +45,12 @@ pub struct CheckpointMetadata {
 pub struct VertexCheckpoint {
     /// The vertex's name (what its chain runs).
     pub name: String,
+    /// What its state belongs to ([`Chain::state_name`]): a job's vertex
+    /// resumes from this part when its chain's is the same.
+    ///
+    /// [`Chain::state_name`]: weir_engine::graph::Chain::state_name
+    #[serde(default)]
+    pub state: String,
     /// Each subtask's part, by subtask index.
     pub tasks: Vec<TaskCheckpoint>,
 }
@@ -111,9 +117,10 @@ impl CheckpointMetadata {
     }
 
     /// This checkpoint made to fit `job`: the same key groups, and the
-    /// same vertex (by name) at every place. With `allow_non_restored`,
-    /// a vertex that differs starts afresh and state of vertices the job
-    /// no longer has is dropped.
+    /// same state at every place (the same operators, sources and sinks,
+    /// whatever their connectors: `Chain::state_name`). With
+    /// `allow_non_restored`, a vertex that differs starts afresh and state
+    /// of vertices the job no longer has is dropped.
     ///
     /// # Errors
     /// [`Error::Checkpoint`] naming the first difference.
@@ -128,7 +135,7 @@ impl CheckpointMetadata {
         for vertex in &job.vertices {
             let part = parts.next();
             match part {
-                Some(part) if part.name == vertex.name => self.vertices.push(part),
+                Some(part) if part.state == vertex.chain.state_name() => self.vertices.push(part),
                 other if allow_non_restored => {
                     if let Some(dropped) = other.filter(|p| !p.tasks.is_empty()) {
                         tracing::warn!(
@@ -139,6 +146,7 @@ impl CheckpointMetadata {
                     }
                     self.vertices.push(VertexCheckpoint {
                         name: vertex.name.clone(),
+                        state: vertex.chain.state_name(),
                         tasks: Vec::new(),
                     });
                 }
@@ -409,6 +417,7 @@ impl CheckpointCoordinator {
                 .iter()
                 .map(|v| VertexCheckpoint {
                     name: v.name.clone(),
+                    state: v.chain.state_name(),
                     tasks: (0..v.parallelism)
                         .map(|s| parts.remove(&(v.id.0, s)).unwrap_or_default())
                         .collect(),

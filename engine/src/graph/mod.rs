@@ -115,6 +115,25 @@ impl Chain {
             .collect()
     }
 
+    /// What the chain's state belongs to, to match a savepoint with a job:
+    /// its operators by name, and whether it reads a source and writes
+    /// sinks, whose connectors and options may change between the two.
+    pub fn state_name(&self) -> String {
+        let source = self.source.iter().map(|_| "source".to_string());
+        let operators = self.operators.iter().map(|o| o.name());
+        let sink = self.sink.iter().map(|_| "sink".to_string());
+        let late = self
+            .late_sink
+            .iter()
+            .map(|_| "late records -> sink".to_string());
+        source
+            .chain(operators)
+            .chain(sink)
+            .chain(late)
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    }
+
     /// Whether every chained piece is deterministic.
     pub fn is_deterministic(&self) -> bool {
         self.source.as_ref().is_none_or(|s| s.is_deterministic())
