@@ -223,6 +223,7 @@ pub fn task_info(memory: MemoryPool) -> TaskInfo {
         max_parallelism: weir_exchange::partitioner::DEFAULT_MAX_PARALLELISM,
         memory,
         counters: Default::default(),
+        metrics: Default::default(),
         scanned: Default::default(),
     }
 }

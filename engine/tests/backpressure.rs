@@ -59,13 +59,8 @@ fn info(vertex: u32, name: &str) -> TaskInfo {
         job_id: "backpressure".into(),
         vertex: VertexId(vertex),
         vertex_name: name.into(),
-        subtask: 0,
-        parallelism: 1,
-        attempt: 0,
         max_parallelism: 128,
-        memory: weir_engine::memory::MemoryPool::unbounded(),
-        counters: Default::default(),
-        scanned: Default::default(),
+        ..weir_engine::testing::task_info(weir_engine::memory::MemoryPool::unbounded())
     }
 }
 

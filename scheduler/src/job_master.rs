@@ -14,7 +14,8 @@ use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup, TaskRestore};
 use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
-    InputChannel, OutputSpec, OutputTarget, TaskDeployment, TaskInfo, TaskReport, run_task,
+    Counters, InputChannel, LiveMetrics, OutputSpec, OutputTarget, TaskDeployment, TaskInfo,
+    TaskReport, run_task,
 };
 use weir_engine::{Boundedness, JobCommit};
 use weir_exchange::ResultPartitionId;
@@ -67,6 +68,9 @@ pub(crate) struct JobMaster {
     states: Vec<RegionState>,
     attempts: Vec<u32>,
     reports: Vec<Option<TaskReport>>,
+    /// The counts so far of each subtask's latest attempt, for the summary
+    /// of a job stopped while its tasks ran.
+    live: Vec<Option<(LiveMetrics, Counters)>>,
     complete: HashMap<PartitionKey, u32>,
     lost: HashSet<PartitionKey>,
     tasks: JoinSet<TaskOutcome>,
@@ -137,6 +141,7 @@ impl JobMaster {
             failover: setup.failover,
             attempts: vec![0; subtasks],
             reports: vec![None; subtasks],
+            live: vec![None; subtasks],
             complete: HashMap::new(),
             lost: HashSet::new(),
             tasks: JoinSet::new(),
@@ -369,6 +374,10 @@ impl JobMaster {
         for &s in &subtasks {
             let triggers = self.trigger_channel(s);
             let deployment = self.deployment(s, &mut senders, &mut receivers, triggers);
+            self.live[s] = Some((
+                deployment.info.metrics.clone(),
+                deployment.info.counters.clone(),
+            ));
             let attempt = self.attempts[s];
             let id = self.graph.subtasks[s];
             let kill = self
@@ -493,6 +502,7 @@ impl JobMaster {
                 max_parallelism: self.graph.job.max_parallelism,
                 memory: self.task_memory(s),
                 counters: Default::default(),
+                metrics: Default::default(),
                 scanned: if vertex.chain.source.is_some() {
                     self.progress.source_attempt(s)
                 } else {
@@ -931,14 +941,20 @@ impl JobMaster {
             .collect();
         let mut shuffle_bytes = 0;
         for (s, report) in self.reports.iter().enumerate() {
-            if let Some(report) = report {
-                let vertex = self.graph.subtasks[s].vertex;
-                let summary = &mut vertices[vertex.0 as usize];
-                summary.metrics.add(&report.metrics);
-                for (name, n) in &report.counters {
-                    *summary.counters.entry(name).or_default() += n;
+            let vertex = self.graph.subtasks[s].vertex;
+            let summary = &mut vertices[vertex.0 as usize];
+            let (metrics, counters) = match (report, &self.live[s]) {
+                (Some(report), _) => {
+                    shuffle_bytes += report.partitions.iter().map(|p| p.stats.bytes).sum::<u64>();
+                    (report.metrics, report.counters.clone())
                 }
-                shuffle_bytes += report.partitions.iter().map(|p| p.stats.bytes).sum::<u64>();
+                // Stopped while it ran: what it did so far.
+                (None, Some((metrics, counters))) => (metrics.snapshot(), counters.snapshot()),
+                (None, _) => continue,
+            };
+            summary.metrics.add(&metrics);
+            for (name, n) in counters {
+                *summary.counters.entry(name).or_default() += n;
             }
         }
         JobSummary {

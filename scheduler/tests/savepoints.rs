@@ -92,6 +92,8 @@ async fn stop_after(graph: JobGraph, config: JobConfig, rows: u64, dir: &str) ->
         summary.to_string().contains("stopped with a savepoint at"),
         "{summary}"
     );
+    // What the tasks did until they were stopped.
+    assert!(summary.vertices[0].metrics.rows_in >= rows, "{summary}");
     summary
 }
 

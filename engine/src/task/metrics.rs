@@ -1,6 +1,7 @@
 //! What a task counts.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use weir_exchange::ResultPartitionId;
 use weir_exchange::blocking::PartitionFileStats;
@@ -31,6 +32,23 @@ impl TaskMetrics {
         self.bytes_out += other.bytes_out;
         self.spilled_bytes += other.spilled_bytes;
         self.spill_files += other.spill_files;
+    }
+}
+
+/// A task's counts so far, shared with the job master, which reads them
+/// for a task that reports none (stopped or cancelled).
+#[derive(Debug, Clone, Default)]
+pub struct LiveMetrics(Arc<Mutex<TaskMetrics>>);
+
+impl LiveMetrics {
+    /// Replaces the counts.
+    pub fn set(&self, metrics: TaskMetrics) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = metrics;
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> TaskMetrics {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

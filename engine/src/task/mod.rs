@@ -30,7 +30,7 @@ use crate::memory::MemoryPool;
 
 pub use chain::OperatorChain;
 pub use counters::Counters;
-pub use metrics::{PartitionWritten, TaskMetrics, TaskReport};
+pub use metrics::{LiveMetrics, PartitionWritten, TaskMetrics, TaskReport};
 pub use run::{CPU_QUEUE_DEPTH, run_task};
 pub use scan_progress::ScanProgress;
 
@@ -55,6 +55,9 @@ pub struct TaskInfo {
     pub memory: MemoryPool,
     /// The task's named counters (reported with the task).
     pub counters: Counters,
+    /// Its records and bytes so far (reported with the task, and read live
+    /// by the job master).
+    pub metrics: LiveMetrics,
     /// The input rows its source has covered, for a source task (read live
     /// by the job master).
     pub scanned: ScanProgress,

@@ -387,6 +387,7 @@ impl Task {
         let before = self.metrics.rows_in;
         self.metrics.rows_in += batch.num_rows() as u64;
         self.metrics.bytes_in += batch_data_bytes(batch) as u64;
+        self.info.metrics.set(self.metrics);
         if self.scans {
             self.info.scanned.add(batch.num_rows() as u64);
         }
@@ -416,6 +417,7 @@ impl Task {
             self.metrics.rows_out += batch.num_rows() as u64;
             self.metrics.bytes_out += batch_data_bytes(batch) as u64;
         }
+        self.info.metrics.set(self.metrics);
         for (writer, pieces) in self.writers.iter_mut().zip(routed.pieces) {
             for (subpartition, piece) in pieces {
                 writer.write(subpartition, piece).await?;
