@@ -4,8 +4,8 @@
 //! `$TMPDIR/weir-jobs/<job id>.sock` (a directory only its user can
 //! enter), for requests of `weir savepoint`, `weir stop` and `weir
 //! cancel`, one JSON line each, answered with one JSON line. Ctrl-C cancels
-//! the job, or stops it with a savepoint when `--stop-with-savepoint` says
-//! where; a second Ctrl-C exits at once.
+//! the job, or stops it with a savepoint when `--stop-with-savepoint` asks;
+//! a second Ctrl-C exits at once.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,24 +14,41 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use weir_scheduler::JobControl;
+use weir_scheduler::{JobControl, SavepointTarget};
 
 /// A request to a running job.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Take a savepoint into `dir`; the job goes on.
+    /// Take a savepoint; the job goes on.
     Savepoint {
         /// Where it goes.
-        dir: String,
+        target: SavepointTarget,
     },
-    /// Stop the job, with a savepoint into `savepoint` if given.
+    /// Stop the job, with a final savepoint when asked.
     Stop {
-        /// Where the final savepoint goes.
-        savepoint: Option<String>,
+        /// Where the savepoint goes.
+        savepoint: Option<SavepointTarget>,
     },
     /// Cancel the job.
     Cancel,
+}
+
+/// Where a savepoint asked for with `dir` goes (without: under the job's
+/// `execution.checkpointing.savepoint-dir`): a local directory is made
+/// absolute here, as the job may run in another directory.
+///
+/// # Errors
+/// When the current directory is unknown.
+pub fn savepoint_target(dir: Option<String>) -> Result<SavepointTarget> {
+    let Some(dir) = dir else {
+        return Ok(SavepointTarget::Configured);
+    };
+    if dir.contains("://") {
+        return Ok(SavepointTarget::Dir(dir));
+    }
+    let absolute = std::path::absolute(&dir).with_context(|| format!("locating {dir}"))?;
+    Ok(SavepointTarget::Dir(absolute.display().to_string()))
 }
 
 /// The answer to a request.
@@ -56,12 +73,12 @@ fn socket_of(id: &str) -> PathBuf {
 
 /// Runs `job` (a future running a job through `control`), serving requests
 /// on its socket and taking Ctrl-C as a request to stop (with a savepoint
-/// into `stop_savepoint` when given) or cancel. A `streaming` job's id is
+/// to `stop_savepoint` when given) or cancel. A `streaming` job's id is
 /// shown with how to take a savepoint of it or stop it.
 pub async fn controlled<F: Future>(
     control: &JobControl,
     streaming: bool,
-    stop_savepoint: Option<&str>,
+    stop_savepoint: Option<&SavepointTarget>,
     job: F,
 ) -> F::Output {
     tokio::pin!(job);
@@ -82,12 +99,12 @@ pub async fn controlled<F: Future>(
                 interrupted = true;
                 let control = control.clone();
                 match stop_savepoint {
-                    Some(dir) => {
-                        eprintln!("stopping the job with a savepoint into {dir} (Ctrl-C again to exit at once)");
-                        let dir = dir.to_string();
+                    Some(target) => {
+                        eprintln!("stopping the job with a savepoint (Ctrl-C again to exit at once)");
+                        let target = target.clone();
                         // The job ends when the savepoint is taken.
                         stopping.spawn(async move {
-                            if let Err(e) = control.stop(Some(&dir)).await {
+                            if let Err(e) = control.stop(Some(target)).await {
                                 eprintln!("the savepoint failed: {e}; cancelling");
                                 let _ = control.cancel();
                             }
@@ -121,7 +138,9 @@ async fn serve(control: &JobControl, streaming: bool) {
     };
     let _remove = SocketFile(socket_of(&id));
     if streaming {
-        eprintln!("job {id} running (weir savepoint {id} DIR, weir stop {id} [--savepoint DIR])");
+        eprintln!(
+            "job {id} running (weir savepoint {id} [DIR], weir stop {id} [--savepoint [DIR]])"
+        );
     }
     // The requests being answered, ended with the job.
     let mut requests = tokio::task::JoinSet::new();
@@ -166,11 +185,11 @@ async fn answer(stream: UnixStream, control: &JobControl) -> Result<()> {
     }
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply::Error(format!("not a request: {e}")),
-        Ok(Request::Savepoint { dir }) => match control.savepoint(&dir).await {
+        Ok(Request::Savepoint { target }) => match control.savepoint(target).await {
             Ok(url) => Reply::Ok(Some(url)),
             Err(e) => Reply::Error(e.to_string()),
         },
-        Ok(Request::Stop { savepoint }) => match control.stop(savepoint.as_deref()).await {
+        Ok(Request::Stop { savepoint }) => match control.stop(savepoint).await {
             Ok(url) => Reply::Ok(url),
             Err(e) => Reply::Error(e.to_string()),
         },

@@ -7,7 +7,7 @@ use weir::sql::{Insert, Query, QueryJob, Session, SqlError};
 use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_engine::registry::ConnectorOptions;
 use weir_scheduler::explain::Explain;
-use weir_scheduler::{JobConfig, JobControl, MiniCluster};
+use weir_scheduler::{JobConfig, JobControl, MiniCluster, SavepointTarget};
 
 use crate::JobOptions;
 use crate::control;
@@ -21,15 +21,18 @@ use crate::progress::{ProgressMode, run_job};
 pub struct Running {
     /// How progress is shown.
     pub progress: ProgressMode,
-    /// Where Ctrl-C stops a job with a savepoint (it cancels without).
-    pub stop_savepoint: Option<String>,
+    /// Where Ctrl-C stops a streaming job with a savepoint (it cancels
+    /// without).
+    pub stop_savepoint: Option<SavepointTarget>,
 }
 
 impl Running {
     /// Runs `graph` on `cluster`.
     ///
     /// # Errors
-    /// As the job: it cannot be scheduled, fails for good, or is cancelled.
+    /// As the job: it cannot be scheduled, fails for good, or is cancelled;
+    /// or a streaming job is to stop with a savepoint into the configured
+    /// savepoint directory, and none is.
     pub async fn run(
         &self,
         cluster: &MiniCluster,
@@ -37,8 +40,18 @@ impl Running {
     ) -> weir_scheduler::Result<weir_scheduler::JobSummary> {
         let control = JobControl::default();
         let streaming = graph.mode == RuntimeMode::Streaming;
+        if streaming
+            && self.stop_savepoint == Some(SavepointTarget::Configured)
+            && cluster.config().savepoint_dir.is_none()
+        {
+            return Err(weir_scheduler::Error::Control(
+                "--stop-with-savepoint needs a directory, or \
+                 execution.checkpointing.savepoint-dir set"
+                    .to_string(),
+            ));
+        }
         let job = run_job(cluster, graph, self.progress, control.clone());
-        control::controlled(&control, streaming, self.stop_savepoint.as_deref(), job).await
+        control::controlled(&control, streaming, self.stop_savepoint.as_ref(), job).await
     }
 }
 

@@ -61,27 +61,31 @@ enum Command {
         /// savepoint holds no state of, and drop state no part claims.
         #[arg(long, requires = "from_savepoint")]
         allow_non_restored_state: bool,
-        /// On Ctrl-C, stop with a savepoint into this directory (without:
-        /// cancel).
-        #[arg(long, value_name = "DIR")]
-        stop_with_savepoint: Option<String>,
+        /// On Ctrl-C, stop a streaming job with a savepoint into DIR
+        /// (without DIR: under `execution.checkpointing.savepoint-dir`);
+        /// without this flag Ctrl-C cancels.
+        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        stop_with_savepoint: Option<Option<String>>,
     },
     /// Take a savepoint of a running streaming job (`weir list` names
     /// them); the job goes on.
     Savepoint {
         /// The job's id, or the start of it.
         job: String,
-        /// Where the savepoint goes (a directory or object store URL).
-        dir: String,
+        /// Where the savepoint goes (a directory or object store URL);
+        /// without: a directory of its own under the job's
+        /// `execution.checkpointing.savepoint-dir`.
+        dir: Option<String>,
     },
     /// Stop a running job, with a final savepoint when asked: everything
     /// up to it is committed, nothing after.
     Stop {
         /// The job's id, or the start of it.
         job: String,
-        /// Where the final savepoint goes.
-        #[arg(long, value_name = "DIR")]
-        savepoint: Option<String>,
+        /// Take a final savepoint, into DIR (without DIR: under the job's
+        /// `execution.checkpointing.savepoint-dir`).
+        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        savepoint: Option<Option<String>>,
     },
     /// Cancel a running job: its uncommitted output is discarded.
     Cancel {
@@ -250,7 +254,9 @@ async fn run(cli: Cli) -> Result<()> {
             config.allow_non_restored = allow_non_restored_state;
             let running = jobs::Running {
                 progress,
-                stop_savepoint: stop_with_savepoint,
+                stop_savepoint: stop_with_savepoint
+                    .map(control::savepoint_target)
+                    .transpose()?,
             };
             if jobs::is_script(&job) {
                 let script = jobs::Script::read(&job)?;
@@ -275,11 +281,13 @@ async fn run(cli: Cli) -> Result<()> {
             jobs::run_script(&script, &options.tables, config, format, false, &running).await
         }
         Command::Savepoint { job, dir } => {
-            let url = control::send(&job, &control::Request::Savepoint { dir }).await?;
+            let target = control::savepoint_target(dir)?;
+            let url = control::send(&job, &control::Request::Savepoint { target }).await?;
             println!("{}", url.unwrap_or_default());
             Ok(())
         }
         Command::Stop { job, savepoint } => {
+            let savepoint = savepoint.map(control::savepoint_target).transpose()?;
             match control::send(&job, &control::Request::Stop { savepoint }).await? {
                 Some(url) => println!("stopped with a savepoint at {url}"),
                 None => println!("stopped"),

@@ -1,7 +1,8 @@
 //! Controlling running jobs from the command line: `weir run` of an
 //! unbounded Nexmark job, `weir list`, `weir savepoint`, `weir stop
-//! --savepoint`, `weir run --from-savepoint` and `weir cancel`. The windows
-//! the two runs commit never repeat, and a cancelled run exits with 130.
+//! --savepoint`, `weir run --from-savepoint` and `weir cancel`, and Ctrl-C
+//! with and without `--stop-with-savepoint`. The windows the two runs
+//! commit never repeat, and a cancelled run exits with 130.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,7 +27,8 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// The job's script: bids per auction and 2-second window, into CSV files
-/// under `out`, a checkpoint every half second. Bids are generated as
+/// under `out`, a checkpoint every half second, savepoints asked for
+/// without a directory under `dir/savepoints`. Bids are generated as
 /// fast as they can be, their times 1/10,000 s apart: event time runs
 /// faster than the clock.
 fn script(dir: &Path, out: &Path) -> std::path::PathBuf {
@@ -35,6 +37,7 @@ fn script(dir: &Path, out: &Path) -> std::path::PathBuf {
         &path,
         format!(
             "SET 'execution.checkpointing.interval' = '500 ms';
+             SET 'execution.checkpointing.savepoint-dir' = '{}';
              CREATE TABLE bid (
                auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
                WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
@@ -44,6 +47,7 @@ fn script(dir: &Path, out: &Path) -> std::path::PathBuf {
              SELECT auction, window_start, count(*) AS bids
              FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND))
              GROUP BY auction, window_start, window_end;",
+            dir.join("savepoints").display(),
             out.display()
         ),
     )
@@ -110,28 +114,34 @@ fn stop_with_a_savepoint_resume_and_cancel() {
         .expect("starts");
     let id = running_job(tmp.path(), &mut first);
     std::thread::sleep(Duration::from_millis(2000));
-    let savepoint = tmp.path().join("running-savepoint");
+    // A relative directory is the asker's, not the job's.
     let taken = output({
         let mut c = weir(tmp.path());
-        c.args(["savepoint", &id, savepoint.to_str().expect("utf-8")]);
+        c.current_dir(tmp.path())
+            .args(["savepoint", &id, "running-savepoint"]);
         c
     });
     assert!(taken.status.success(), "{}", text(&taken.stderr));
+    let savepoint = tmp.path().join("running-savepoint");
+    assert_eq!(text(&taken.stdout).trim(), savepoint.display().to_string());
     assert!(savepoint.join("_metadata").exists());
-    let stop_at = tmp.path().join("stop-savepoint");
-    // The start of the id is enough.
+    // Without a directory: one of its own under the configured one. The
+    // start of the id is enough.
     let stopped = output({
         let mut c = weir(tmp.path());
-        c.args([
-            "stop",
-            &id[..10],
-            "--savepoint",
-            stop_at.to_str().expect("utf-8"),
-        ]);
+        c.args(["stop", &id[..10], "--savepoint"]);
         c
     });
     assert!(stopped.status.success(), "{}", text(&stopped.stderr));
-    assert!(text(&stopped.stdout).contains("stopped with a savepoint at"));
+    let stop_at = text(&stopped.stdout)
+        .trim()
+        .strip_prefix("stopped with a savepoint at ")
+        .expect("where the savepoint is")
+        .to_string();
+    assert!(
+        Path::new(&stop_at).starts_with(tmp.path().join("savepoints")),
+        "{stop_at}"
+    );
     let first = first.wait_with_output().expect("ends");
     assert!(first.status.success(), "{}", text(&first.stderr));
     let before = windows(&out);
@@ -144,7 +154,7 @@ fn stop_with_a_savepoint_resume_and_cancel() {
             "--progress",
             "none",
             "--from-savepoint",
-            stop_at.to_str().expect("utf-8"),
+            &stop_at,
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -178,5 +188,81 @@ fn stop_with_a_savepoint_resume_and_cancel() {
         text(&none.stderr).contains("no running job 'job-nope'"),
         "{}",
         text(&none.stderr)
+    );
+}
+
+/// Sends the job's process what Ctrl-C sends.
+fn interrupt(job: &Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &job.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+}
+
+#[test]
+fn ctrl_c_stops_with_a_savepoint_when_asked_and_cancels_otherwise() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let out = tmp.path().join("out");
+    let script = script(tmp.path(), &out);
+    let run = |extra: &[&str]| {
+        let mut job = weir(tmp.path())
+            .args(["run", script.to_str().expect("utf-8"), "--progress", "none"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        running_job(tmp.path(), &mut job);
+        std::thread::sleep(Duration::from_millis(1500));
+        interrupt(&job);
+        job.wait_with_output().expect("ends")
+    };
+    let stopped = run(&["--stop-with-savepoint"]);
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    let summary = text(&stopped.stdout) + &text(&stopped.stderr);
+    let at = summary
+        .split_once("stopped with a savepoint at ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("where the savepoint is: {summary}"));
+    let at = Path::new(at);
+    assert!(at.starts_with(tmp.path().join("savepoints")), "{summary}");
+    assert!(at.join("_metadata").exists());
+    assert!(
+        !windows(&out).is_empty(),
+        "windows committed up to the savepoint"
+    );
+
+    let cancelled = run(&[]);
+    assert_eq!(
+        cancelled.status.code(),
+        Some(130),
+        "{}",
+        text(&cancelled.stderr)
+    );
+
+    // Nowhere configured for the savepoint: refused before the job runs.
+    let bare = tmp.path().join("bare.sql");
+    std::fs::write(
+        &bare,
+        "CREATE TABLE bid (auction BIGINT) WITH ('connector' = 'nexmark');
+         CREATE TABLE sink WITH ('connector' = 'blackhole');
+         INSERT INTO sink SELECT auction FROM bid;",
+    )
+    .expect("writes");
+    let refused = output({
+        let mut c = weir(tmp.path());
+        c.args([
+            "run",
+            bare.to_str().expect("utf-8"),
+            "--stop-with-savepoint",
+        ]);
+        c
+    });
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("execution.checkpointing.savepoint-dir"),
+        "{}",
+        text(&refused.stderr)
     );
 }

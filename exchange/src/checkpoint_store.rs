@@ -180,6 +180,17 @@ impl CheckpointStore {
         self.root.remove_prefix(prefix).await
     }
 
+    /// Removes file `path` (gone already is fine).
+    ///
+    /// # Errors
+    /// When it cannot be deleted.
+    pub async fn remove_file(&self, path: &str) -> Result<()> {
+        match self.store().delete(&Path::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The URL of `path`, for messages.
     pub fn url_of(&self, path: &str) -> String {
         format!("{}/{path}", self.url().trim_end_matches('/'))

@@ -21,7 +21,9 @@ use weir_engine::event_time::WatermarkStrategy;
 use weir_engine::graph::{RuntimeMode, VertexId};
 use weir_engine::operators::Window;
 use weir_engine::testing::window_totals;
-use weir_scheduler::{FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, MiniCluster};
+use weir_scheduler::{
+    FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, MiniCluster, SavepointTarget,
+};
 
 /// `rows` rows numbered from `first`, of several types with nulls, the
 /// partition column `region` last (with values that need escaping in a
@@ -439,7 +441,9 @@ async fn checkpoints_and_savepoints_live_in_s3() {
         while progress.snapshot().rows_scanned < STREAM_ROWS / 5 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        control.stop(Some(&savepoint)).await
+        control
+            .stop(Some(SavepointTarget::Dir(savepoint.clone())))
+            .await
     };
     let (summary, taken) = tokio::join!(run, stop);
     let summary = summary.expect("stops");

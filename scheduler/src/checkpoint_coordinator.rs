@@ -116,6 +116,13 @@ impl CheckpointMetadata {
             .flat_map(|t| t.operators.iter().flatten())
     }
 
+    fn state_files_mut(&mut self) -> impl Iterator<Item = &mut StateFile> {
+        self.vertices
+            .iter_mut()
+            .flat_map(|v| v.tasks.iter_mut())
+            .flat_map(|t| t.operators.iter_mut().flatten())
+    }
+
     /// This checkpoint made to fit `job`: the same key groups, and the
     /// same state at every place (the same operators, sources and sinks,
     /// whatever their connectors: `Chain::state_name`). With
@@ -456,29 +463,55 @@ impl CheckpointCoordinator {
     }
 
     /// Copies a completed checkpoint into `dir` as a savepoint: its state
-    /// files and its metadata, whose paths are relative to `dir`.
+    /// files and its metadata, whose paths are relative to `dir`, written
+    /// last. A savepoint `dir` held is whole until then, as its files and
+    /// the new ones have different names (the checkpoint's paths); its
+    /// files are removed after.
     async fn write_savepoint(&self, metadata: &CheckpointMetadata, dir: &str) -> Result<String> {
         let target = self.store.open(dir)?;
+        let replaced = match target.read(METADATA_FILE).await {
+            Ok(bytes) => Some(
+                serde_json::from_slice::<CheckpointMetadata>(&bytes).map_err(|e| {
+                    Error::Checkpoint(format!(
+                        "{} holds a {METADATA_FILE} that is not a savepoint ({e}); give another directory",
+                        target.url()
+                    ))
+                })?,
+            ),
+            Err(weir_exchange::Error::CheckpointNotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
         let mut copy = metadata.clone();
-        for file in copy
-            .vertices
-            .iter_mut()
-            .flat_map(|v| v.tasks.iter_mut())
-            .flat_map(|t| t.operators.iter_mut().flatten())
-        {
-            let bytes = self.store.read(&file.path).await?;
-            let name = file
-                .path
-                .rsplit('/')
-                .next()
-                .unwrap_or(&file.path)
-                .to_string();
-            target.write_file(&name, bytes.to_vec()).await?;
-            file.path = name;
+        let mut written = Vec::new();
+        let copied = async {
+            for file in copy.state_files_mut() {
+                let bytes = self.store.read(&file.path).await?;
+                let name = file.path.replace('/', "-");
+                target.write_file(&name, bytes.to_vec()).await?;
+                written.push(name.clone());
+                file.path = name;
+            }
+            let json = serde_json::to_vec_pretty(&copy)
+                .map_err(|e| Error::Checkpoint(format!("savepoint metadata: {e}")))?;
+            target.write_file(METADATA_FILE, json).await?;
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = copied.await {
+            for name in &written {
+                let _ = target.remove_file(name).await;
+            }
+            return Err(e);
         }
-        let json = serde_json::to_vec_pretty(&copy)
-            .map_err(|e| Error::Checkpoint(format!("savepoint metadata: {e}")))?;
-        target.write_file(METADATA_FILE, json).await?;
+        for old in replaced.iter().flat_map(CheckpointMetadata::state_files) {
+            if !written.contains(&old.path)
+                && let Err(e) = target.remove_file(&old.path).await
+            {
+                tracing::warn!(
+                    "could not remove {} of the savepoint replaced: {e}",
+                    old.path
+                );
+            }
+        }
         Ok(target.url().to_string())
     }
 

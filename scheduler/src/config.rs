@@ -68,6 +68,9 @@ pub struct JobConfig {
     pub checkpoint_dir: String,
     /// How many completed checkpoints are kept.
     pub checkpoints_retained: usize,
+    /// Where savepoints asked for without a directory go, each into a
+    /// directory of its own (`savepoint-<job>-<n>`).
+    pub savepoint_dir: Option<String>,
     /// A savepoint (or retained checkpoint) the job starts from.
     pub restore_from: Option<String>,
     /// Whether state of the savepoint that fits no vertex of the job may
@@ -129,6 +132,7 @@ impl Default for JobConfig {
                 .display()
                 .to_string(),
             checkpoints_retained: 1,
+            savepoint_dir: None,
             restore_from: None,
             allow_non_restored: false,
         }
@@ -190,6 +194,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
     (
         "execution.checkpointing.num-retained",
         "completed checkpoints kept (number, default 1)",
+    ),
+    (
+        "execution.checkpointing.savepoint-dir",
+        "directory or URL savepoints asked for without one go to, each into a directory of its own",
     ),
     (
         "execution.savepoint.path",
@@ -335,6 +343,7 @@ impl JobConfig {
             }
             "execution.checkpointing.dir" => self.checkpoint_dir = value.to_string(),
             "execution.checkpointing.num-retained" => self.checkpoints_retained = positive()?,
+            "execution.checkpointing.savepoint-dir" => self.savepoint_dir = Some(value.to_string()),
             "execution.savepoint.path" => self.restore_from = Some(value.to_string()),
             "execution.savepoint.ignore-unclaimed-state" => {
                 self.allow_non_restored = value.parse().map_err(|_| bad("true or false"))?

@@ -12,18 +12,30 @@ use tokio::sync::oneshot;
 
 use crate::{Error, Result};
 
+/// Where a savepoint goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SavepointTarget {
+    /// A directory of its own, `savepoint-<job>-<n>`, under the job's
+    /// `execution.checkpointing.savepoint-dir`.
+    Configured,
+    /// This directory or object store URL; a savepoint it held is replaced
+    /// once the new one is whole.
+    Dir(String),
+}
+
 /// A request to a running job.
 #[derive(Debug)]
 pub(crate) enum ControlRequest {
-    /// Take a savepoint into a directory; answered with its URL.
+    /// Take a savepoint; answered with its URL.
     Savepoint {
-        dir: String,
+        target: SavepointTarget,
         reply: oneshot::Sender<Result<String>>,
     },
-    /// Stop the job, after a savepoint into the directory if one is given;
-    /// answered with the savepoint's URL.
+    /// Stop the job, after a savepoint if one is asked for; answered with
+    /// the savepoint's URL.
     Stop {
-        savepoint: Option<String>,
+        savepoint: Option<SavepointTarget>,
         reply: oneshot::Sender<Result<Option<String>>>,
     },
     /// End the job now, committing nothing more.
@@ -63,34 +75,28 @@ impl JobControl {
             .take()
     }
 
-    /// Takes a savepoint of the running job into `dir` (a directory or
-    /// object store URL); the job goes on.
+    /// Takes a savepoint of the running job; the job goes on.
     ///
     /// # Errors
-    /// When the job is not running, takes no checkpoints (a batch job), or
-    /// the savepoint fails.
-    pub async fn savepoint(&self, dir: &str) -> Result<String> {
+    /// When the job is not running, takes no checkpoints (a batch job),
+    /// has no savepoint directory configured for
+    /// [`SavepointTarget::Configured`], or the savepoint fails.
+    pub async fn savepoint(&self, target: SavepointTarget) -> Result<String> {
         let (reply, answer) = oneshot::channel();
-        self.send(ControlRequest::Savepoint {
-            dir: dir.to_string(),
-            reply,
-        })?;
+        self.send(ControlRequest::Savepoint { target, reply })?;
         answer.await.map_err(|_| not_running())?
     }
 
-    /// Stops the job: with a final savepoint into `savepoint` when given
-    /// (everything up to it committed, nothing after), then ends it. The
-    /// job's run returns successfully.
+    /// Stops the job: with a final savepoint when asked (everything up to
+    /// it committed, nothing after), then ends it. The job's run returns
+    /// successfully.
     ///
     /// # Errors
     /// When the job is not running or the savepoint fails (the job goes
     /// on).
-    pub async fn stop(&self, savepoint: Option<&str>) -> Result<Option<String>> {
+    pub async fn stop(&self, savepoint: Option<SavepointTarget>) -> Result<Option<String>> {
         let (reply, answer) = oneshot::channel();
-        self.send(ControlRequest::Stop {
-            savepoint: savepoint.map(str::to_string),
-            reply,
-        })?;
+        self.send(ControlRequest::Stop { savepoint, reply })?;
         answer.await.map_err(|_| not_running())?
     }
 

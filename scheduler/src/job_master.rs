@@ -30,7 +30,7 @@ use crate::execution_graph::{ExecutionGraph, PartitionKey};
 use crate::failover::restart::RestartTracker;
 use crate::failover::{FailoverStrategy, FailoverView};
 use crate::failure_plan::{FailurePlan, PartitionDamage};
-use crate::job_control::ControlRequest;
+use crate::job_control::{ControlRequest, SavepointTarget};
 use crate::progress::JobProgress;
 use crate::region::RegionId;
 use crate::slot::SlotPool;
@@ -91,6 +91,9 @@ pub(crate) struct JobMaster {
     control: Option<UnboundedReceiver<ControlRequest>>,
     /// Set when the job was asked to stop: with its final savepoint, if any.
     stopped: Option<Option<String>>,
+    /// Savepoints asked for so far, to name those of the configured
+    /// savepoint directory.
+    savepoints_asked: u32,
 }
 
 /// What a job master needs to run a job.
@@ -155,6 +158,7 @@ impl JobMaster {
             restore: setup.restore.map(|(_, metadata)| metadata),
             control: setup.control,
             stopped: None,
+            savepoints_asked: 0,
             graph: setup.graph,
         }
     }
@@ -551,22 +555,41 @@ impl JobMaster {
                 let _ = reply.send(Ok(None));
             }
             ControlRequest::Stop {
-                savepoint: Some(dir),
+                savepoint: Some(target),
                 reply,
-            } => self.request_savepoint(dir, SavepointReply::Stop(reply)),
-            ControlRequest::Savepoint { dir, reply } => {
-                self.request_savepoint(dir, SavepointReply::Savepoint(reply));
+            } => self.request_savepoint(target, SavepointReply::Stop(reply)),
+            ControlRequest::Savepoint { target, reply } => {
+                self.request_savepoint(target, SavepointReply::Savepoint(reply));
             }
         }
         Ok(())
     }
 
     /// Queues a savepoint with the coordinator; refuses it when the job
-    /// takes none (a batch job).
-    fn request_savepoint(&mut self, dir: String, reply: SavepointReply) {
-        match &mut self.checkpoints {
-            Some(checkpoints) => checkpoints.request_savepoint(SavepointRequest { dir, reply }),
-            None => reply.send(Err(self.no_savepoints())),
+    /// takes none (a batch job) or has nowhere to put it.
+    fn request_savepoint(&mut self, target: SavepointTarget, reply: SavepointReply) {
+        if self.checkpoints.is_none() {
+            return reply.send(Err(self.no_savepoints()));
+        }
+        self.savepoints_asked += 1;
+        let dir = match (target, &self.config.savepoint_dir) {
+            (SavepointTarget::Dir(dir), _) => dir,
+            (SavepointTarget::Configured, Some(parent)) => format!(
+                "{}/savepoint-{}-{}",
+                parent.trim_end_matches('/'),
+                self.job_id,
+                self.savepoints_asked
+            ),
+            (SavepointTarget::Configured, None) => {
+                return reply.send(Err(Error::Control(
+                    "no savepoint directory: give one, or set \
+                     execution.checkpointing.savepoint-dir"
+                        .to_string(),
+                )));
+            }
+        };
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.request_savepoint(SavepointRequest { dir, reply });
         }
     }
 

@@ -40,7 +40,7 @@ pub use config::{CONFIG_KEYS, FailoverKind, JobConfig, parse_duration};
 pub use error::{Error, Result};
 pub use execution_graph::{ExecutionGraph, SubtaskId};
 pub use failure_plan::FailurePlan;
-pub use job_control::JobControl;
+pub use job_control::{JobControl, SavepointTarget};
 pub use mini_cluster::MiniCluster;
 pub use progress::{JobProgress, ProgressSnapshot};
 pub use region::{RegionId, Regions};

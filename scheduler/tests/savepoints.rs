@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ use weir_engine::operators::Window;
 use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::SequenceGenerator;
 use weir_engine::testing::{sorted_rows, window_totals};
-use weir_scheduler::{FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, MiniCluster};
+use weir_scheduler::{
+    FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, MiniCluster, SavepointTarget,
+};
 
 const ROWS: u64 = 600_000;
 
@@ -61,29 +64,43 @@ fn streaming() -> JobConfig {
     config
 }
 
+/// Runs `graph` while `control` (given the job's control and progress)
+/// acts on it, for at most a minute: the job's summary and what `control`
+/// returned.
+async fn controlled<T>(
+    graph: JobGraph,
+    config: JobConfig,
+    control: impl AsyncFnOnce(&JobControl, &JobProgress) -> T,
+) -> (JobSummary, T) {
+    let (handle, progress) = (JobControl::default(), JobProgress::default());
+    let cluster = MiniCluster::new(config);
+    let run =
+        cluster.run_with_control(graph, FailurePlan::none(), progress.clone(), handle.clone());
+    let (summary, controlled) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(run, control(&handle, &progress))
+    })
+    .await
+    .expect("the job stops within a minute");
+    (summary.expect("the job stops"), controlled)
+}
+
+/// Waits until the job's sources read `rows` rows.
+async fn scanned(progress: &JobProgress, rows: u64) {
+    while progress.snapshot().rows_scanned < rows {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs `graph`, stopping it with a savepoint into `dir` once its sources
 /// read `rows` rows (within a minute).
 async fn stop_after(graph: JobGraph, config: JobConfig, rows: u64, dir: &str) -> JobSummary {
-    let control = JobControl::default();
-    let progress = JobProgress::default();
-    let cluster = MiniCluster::new(config);
-    let run = cluster.run_with_control(
-        graph,
-        FailurePlan::none(),
-        progress.clone(),
-        control.clone(),
-    );
-    let stop = async {
-        while progress.snapshot().rows_scanned < rows {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        control.stop(Some(dir)).await
-    };
-    let (summary, savepoint) =
-        tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(run, stop) })
+    let (summary, savepoint) = controlled(graph, config, async |control, progress| {
+        scanned(progress, rows).await;
+        control
+            .stop(Some(SavepointTarget::Dir(dir.to_string())))
             .await
-            .expect("the job stops within a minute");
-    let summary = summary.expect("the job stops");
+    })
+    .await;
     let savepoint = savepoint
         .expect("the savepoint is taken")
         .expect("a savepoint");
@@ -253,4 +270,129 @@ async fn savepoints_that_do_not_fit_are_refused() {
         .await
         .expect_err("no savepoint");
     assert!(e.to_string().contains("is not a savepoint"), "{e}");
+}
+
+/// The files of the savepoint in `dir`: its metadata and the state files
+/// it names.
+fn savepoint_files(dir: &std::path::Path) -> BTreeSet<String> {
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("_metadata")).expect("a savepoint"))
+            .expect("JSON");
+    let mut files = BTreeSet::from(["_metadata".to_string()]);
+    for task in metadata["vertices"]
+        .as_array()
+        .expect("vertices")
+        .iter()
+        .flat_map(|v| v["tasks"].as_array().expect("tasks"))
+    {
+        for file in task["operators"]
+            .as_array()
+            .expect("operators")
+            .iter()
+            .filter(|f| !f.is_null())
+        {
+            files.insert(file["path"].as_str().expect("a path").to_string());
+        }
+    }
+    files
+}
+
+fn files_in(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .expect("a directory")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_replace_their_directory_or_go_under_the_configured_one() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let (named, foreign, parent) = (
+        tmp.path().join("named"),
+        tmp.path().join("foreign"),
+        tmp.path().join("savepoints"),
+    );
+    std::fs::create_dir_all(&foreign).expect("creates");
+    std::fs::write(foreign.join("_metadata"), "not weir's").expect("writes");
+    let dir = |path: &std::path::Path| SavepointTarget::Dir(path.display().to_string());
+    let config = streaming();
+    let (graph, _) = unbounded(2, &config);
+    let (_, (first, second)) = controlled(graph, config.clone(), async |control, progress| {
+        scanned(progress, 5_000).await;
+        let e = control
+            .savepoint(SavepointTarget::Configured)
+            .await
+            .expect_err("nowhere to go");
+        assert!(
+            e.to_string()
+                .contains("execution.checkpointing.savepoint-dir"),
+            "{e}"
+        );
+        let e = control
+            .savepoint(dir(&foreign))
+            .await
+            .expect_err("not ours");
+        assert!(e.to_string().contains("not a savepoint"), "{e}");
+        let first = control.savepoint(dir(&named)).await.expect("a savepoint");
+        assert_eq!(first, named.display().to_string());
+        let first_files = savepoint_files(&named);
+        scanned(progress, 10_000).await;
+        let second = control.savepoint(dir(&named)).await.expect("another");
+        control.stop(None).await.expect("stops");
+        (first_files, second)
+    })
+    .await;
+    // The second replaced the first: its files only, none in common.
+    assert_eq!(second, named.display().to_string());
+    let files = savepoint_files(&named);
+    assert_eq!(files_in(&named), files);
+    assert!(first.len() > 1 && files.len() > 1, "state files: {files:?}");
+    assert_eq!(first.intersection(&files).count(), 1, "only _metadata");
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("_metadata")).expect("kept"),
+        "not weir's"
+    );
+
+    // With a savepoint directory configured, each savepoint gets one of
+    // its own under it, and a job resumes from it.
+    let mut config = streaming();
+    config.savepoint_dir = Some(parent.display().to_string());
+    let (graph, _) = unbounded(2, &config);
+    let (summary, taken) = controlled(graph, config.clone(), async |control, progress| {
+        scanned(progress, 5_000).await;
+        let taken = control.savepoint(SavepointTarget::Configured).await;
+        let stopped = control.stop(Some(SavepointTarget::Configured)).await;
+        (
+            taken.expect("a savepoint"),
+            stopped.expect("stops").expect("a savepoint"),
+        )
+    })
+    .await;
+    let (taken, stopped) = taken;
+    assert_ne!(taken, stopped);
+    assert_eq!(summary.stopped, Some(Some(stopped.clone())));
+    for url in [&taken, &stopped] {
+        let path = std::path::Path::new(url);
+        assert_eq!(path.parent(), Some(parent.as_path()), "{url}");
+        assert!(
+            path.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .starts_with("savepoint-job-")
+        );
+        assert_eq!(files_in(path), savepoint_files(path));
+    }
+    config.restore_from = Some(stopped);
+    let (graph, _) = unbounded(1, &config);
+    let (summary, ()) = controlled(graph, config, async |control, progress| {
+        scanned(progress, 1_000).await;
+        control.stop(None).await.expect("stops");
+    })
+    .await;
+    assert!(summary.vertices[0].metrics.rows_in >= 1_000, "{summary}");
 }
