@@ -2,7 +2,8 @@
 //! Flink's window table functions (TUMBLE, HOP, CUMULATE, SESSION). The
 //! same script over the same bounded input gives the same rows in batch
 //! mode and in streaming mode (windows firing on watermarks), at any
-//! parallelism; a small input gives the rows worked out by hand.
+//! parallelism; a small input gives the rows worked out by hand; windows
+//! over earlier windows' rows hold what windows over the input hold.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -162,6 +163,56 @@ async fn windows_hold_the_rows_their_definitions_say() {
             format!("2|{}|{}|12", at("05"), at("09.300")),
         ]
     );
+}
+
+/// Windows over the rows of earlier windows, by their `window_time`
+/// (Flink's cascading window aggregation): 2-second counts per auction
+/// summed into 10-second windows hold what 10-second windows over the
+/// bids hold, in both modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascaded_windows_regroup_earlier_windows_in_both_modes() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bids = dir.path().join("bids.csv");
+    write_bids(&bids, 3000);
+    let cascaded = format!(
+        "{}
+        CREATE VIEW per_auction AS
+        SELECT auction, window_start AS ws, window_time AS rowtime, count(*) AS n,
+               max(price) AS top
+        FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND))
+        GROUP BY auction, window_start, window_end, window_time;
+        SELECT window_start, window_end, sum(n) AS bids, max(top) AS top
+        FROM TABLE(TUMBLE(TABLE per_auction, DESCRIPTOR(rowtime), INTERVAL '10' SECOND))
+        GROUP BY window_start, window_end;",
+        declare(&bids)
+    );
+    let direct = format!(
+        "{}
+        SELECT window_start, window_end, count(*) AS bids, max(price) AS top
+        FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+        GROUP BY window_start, window_end;",
+        declare(&bids)
+    );
+    let expected = sorted_rows(&run(&direct, "batch", 1).await.expect("runs"));
+    assert!(expected.len() > 5, "{expected:?}");
+    assert_eq!(
+        sorted_rows(
+            &run(&cascaded, "batch", 2)
+                .await
+                .expect("runs in batch mode")
+        ),
+        expected
+    );
+    for parallelism in [1, 3] {
+        let streaming = run(&cascaded, "streaming", parallelism)
+            .await
+            .expect("runs in streaming mode");
+        assert_eq!(
+            sorted_rows(&streaming),
+            expected,
+            "at parallelism {parallelism}"
+        );
+    }
 }
 
 #[tokio::test]

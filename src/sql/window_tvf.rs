@@ -12,7 +12,9 @@
 //! view `t` with three more columns: `window_start`, `window_end` and
 //! `window_time` (the window's last millisecond). In the plan they are a
 //! [`WindowTvf`] node, which the translator turns into a window aggregate
-//! when the rows are grouped by `window_start` and `window_end`.
+//! when the rows are grouped by `window_start` and `window_end`; grouped by
+//! `window_time` too, the aggregate's rows keep it, a time for windows
+//! over them.
 
 use std::collections::HashSet;
 use std::fmt;

@@ -7,7 +7,10 @@
 //! themselves exist only once the windows fire, so nothing may compute
 //! with them before the grouping.
 
-use datafusion_expr::{Expr, LogicalPlan};
+use arrow::datatypes::DataType;
+use datafusion_common::ScalarValue;
+use datafusion_expr::{Expr, LogicalPlan, lit};
+use weir_engine::dataframe::DataFrame;
 use weir_engine::expr::column;
 use weir_engine::operators::{WINDOW_END, WINDOW_START, Window};
 
@@ -161,7 +164,7 @@ impl Translator<'_> {
                 let Some(tvf) = e.node.as_any().downcast_ref::<WindowTvf>() else {
                     return Ok(None);
                 };
-                let input = self.plan(&tvf.input)?;
+                let input = self.without_window_names(&tvf.input)?;
                 let index = tvf
                     .input
                     .schema()
@@ -249,6 +252,35 @@ impl Translator<'_> {
         }
     }
 
+    /// The rows of `plan`, their columns named otherwise than the window
+    /// columns a window table function over them adds: the rows of an
+    /// earlier window aggregate have columns of those names.
+    fn without_window_names(&mut self, plan: &LogicalPlan) -> Result<Planned> {
+        let mut input = self.plan(plan)?;
+        if !input.columns.iter().any(|c| is_window_column(c)) {
+            return Ok(input);
+        }
+        let mut renamed = std::collections::BTreeMap::new();
+        for name in &input.columns {
+            if !renamed.contains_key(name) {
+                let new = match is_window_column(name) {
+                    true => self.fresh(name),
+                    false => name.clone(),
+                };
+                renamed.insert(name.clone(), new);
+            }
+        }
+        let exprs = renamed
+            .iter()
+            .map(|(old, new)| column(old).alias(new))
+            .collect();
+        input.df = input.df.select(exprs)?;
+        for name in &mut input.columns {
+            *name = renamed[name.as_str()].clone();
+        }
+        Ok(input)
+    }
+
     /// A grouping of windowed rows: by `window_start`, `window_end` and
     /// the other keys, a window aggregate on those keys.
     pub(super) fn window_aggregate(
@@ -264,6 +296,7 @@ impl Translator<'_> {
         let mut columns = Vec::new();
         let mut group_by = Vec::new();
         let mut bounds = (false, false);
+        let mut window_time = false;
         for g in &a.group_expr {
             let field = fields.next().expect("one field per group key");
             match physical(unaliased(g), &inputs)? {
@@ -273,6 +306,10 @@ impl Translator<'_> {
                 }
                 Expr::Column(c) if c.name == WINDOW_END => {
                     bounds.1 = true;
+                    columns.push(c.name);
+                }
+                Expr::Column(c) if c.name == WINDOW_TIME => {
+                    window_time = true;
                     columns.push(c.name);
                 }
                 e if e.column_refs().iter().any(|c| is_window_column(&c.name)) => {
@@ -313,12 +350,36 @@ impl Translator<'_> {
             aggregates.push(aggregate.alias(&name));
             columns.push(name);
         }
-        let df = windowed.planned.df.window_aggregate(
+        let mut df = windowed.planned.df.window_aggregate(
             windowed.window,
             &windowed.time,
             group_by,
             aggregates,
         )?;
+        if window_time {
+            df = with_window_time(&df)?;
+        }
         Ok(Planned { df, columns })
     }
+}
+
+/// `df`, the rows of a window aggregate, with `window_time`: their
+/// window's last millisecond, a time later windows may group them by
+/// (Flink's cascading window aggregation). A window's row comes out when
+/// the watermark reaches that millisecond, so it is never late for the
+/// windows downstream.
+fn with_window_time(df: &DataFrame) -> Result<DataFrame> {
+    let end = df.schema().field_with_name(WINDOW_END)?.data_type();
+    let millisecond = match end {
+        DataType::Int64 => lit(1i64),
+        _ => lit(ScalarValue::new_interval_dt(0, 1)),
+    };
+    let mut exprs: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| column(f.name()))
+        .collect();
+    exprs.push((column(WINDOW_END) - millisecond).alias(WINDOW_TIME));
+    Ok(df.select(exprs)?)
 }
