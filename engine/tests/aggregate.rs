@@ -522,6 +522,15 @@ fn a_tiny_budget_spills_and_gives_the_same_result() {
             64,
         )
         .with_aggregates(vec![Agg::CountDistinct("v_str"), Agg::Sum("v_dec")]),
+        // A wide integer key with about one group per two rows, as a
+        // grouping by order key.
+        Case::new(
+            4003,
+            vec![ColumnSpec::new("k", ColumnKind::Int64, 20_000).with_nulls(0.02)],
+            40_000,
+            4096,
+        )
+        .with_aggregates(plain_aggregates()),
     ];
     for case in cases {
         let dir = SpillDir::new();

@@ -222,7 +222,7 @@ impl HashJoinOperator {
         let side = self.build_side();
         let batch = concat_batches(self.output.side_schema(side), &batches)?;
         drop(batches);
-        let keys = self.encoder.rows(side, &batch)?;
+        let keys = self.encoder.encode(side, &batch)?;
         let matched = self.output.build_bitmap(batch.num_rows());
         let table = JoinTable::try_new(batch, keys, &self.name)?;
         let bytes = table.size() + matched.as_ref().map_or(0, MatchBitmap::size);
@@ -267,7 +267,7 @@ impl HashJoinOperator {
             return Err(self.error("rows to spill while not spilling".to_string()));
         };
         let partitions = if is_build { build } else { probe };
-        let keys = self.encoder.rows(side, batch)?;
+        let keys = self.encoder.encode(side, batch)?;
         partitions.write(batch, &keys, &self.reservation)
     }
 
@@ -288,7 +288,7 @@ fn probe_table(
     batch: &RecordBatch,
     out: &mut Output,
 ) -> Result<()> {
-    let keys = encoder.rows(output.build().other(), batch)?;
+    let keys = encoder.encode(output.build().other(), batch)?;
     output.probe(
         table.batch(),
         matched,

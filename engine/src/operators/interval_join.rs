@@ -193,12 +193,12 @@ impl IntervalJoinOperator {
         let times = event_times_ms(keyed.column(self.spec.times[index(side)]))?;
         let mut matched = BooleanBufferBuilder::new(keyed.num_rows());
         matched.append_n(keyed.num_rows(), false);
-        let keys = self.encoder.rows(side, &keyed)?;
+        let keys = self.encoder.encode(side, &keyed)?;
         let table = JoinTable::try_new(keyed, keys, &self.spec.name)?;
         let other = side.other();
         let mut waiting = std::mem::take(&mut self.buffered[index(other)]);
         for old in &mut waiting {
-            let probe_keys = self.encoder.rows(other, &old.rows)?;
+            let probe_keys = self.encoder.encode(other, &old.rows)?;
             for block in table.candidates(&probe_keys, OUTPUT_BATCH_ROWS, false) {
                 let (new_rows, old_rows) = block?;
                 if new_rows.is_empty() {

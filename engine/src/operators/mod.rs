@@ -6,6 +6,7 @@ mod aggregate;
 mod distinct;
 mod filter;
 mod hash_join;
+mod integer_keys;
 mod interval_join;
 mod join;
 mod limit;

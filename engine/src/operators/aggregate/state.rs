@@ -11,7 +11,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, RowParser};
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 
-use super::groups::{GroupOrder, GroupTable};
+use super::groups::{DrainedKeys, GroupOrder, GroupTable};
 use super::plan::AggregatePlan;
 use crate::Result;
 use crate::operator::OUTPUT_BATCH_ROWS;
@@ -38,7 +38,14 @@ impl GroupedState {
     /// An empty state.
     pub(crate) fn try_new(plan: &Arc<AggregatePlan>) -> Result<Self> {
         Ok(Self {
-            table: GroupTable::new(plan.key_converter()?, plan.key_fields.is_empty()),
+            table: GroupTable::new(
+                plan.key_converter()?,
+                &plan
+                    .key_fields
+                    .iter()
+                    .map(|f| f.data_type())
+                    .collect::<Vec<_>>(),
+            ),
             accumulators: plan.accumulators()?,
             plan: Arc::clone(plan),
             groups: Vec::new(),
@@ -135,7 +142,10 @@ impl GroupedState {
             // A global aggregate has its one group even over no rows.
             self.touch_keyless_group()?;
         }
-        let drained = self.table.drain(order);
+        let drained = self
+            .table
+            .drain(order)
+            .map_err(|e| plan.error("taking out the groups", e))?;
         let mut accumulators = std::mem::replace(&mut self.accumulators, plan.accumulators()?);
         self.groups = Vec::new();
         let (schema, columns) = match emit {
@@ -208,7 +218,7 @@ pub(crate) struct GroupBatches {
     schema: SchemaRef,
     /// Decodes the keys back into columns; `None` without group keys.
     decoder: Option<(RowParser, RowConverter)>,
-    keys: Vec<Box<[u8]>>,
+    keys: DrainedKeys,
     /// The row of each group in `columns`, when not in first-seen order.
     indices: Option<UInt64Array>,
     columns: Vec<ArrayRef>,
@@ -226,16 +236,19 @@ impl GroupBatches {
         }
         self.next += rows;
         let plan = &self.plan;
-        // The emitted keys are freed as they go.
-        let keys: Vec<Box<[u8]>> = self.keys[start..start + rows]
-            .iter_mut()
-            .map(std::mem::take)
-            .collect();
-        let mut columns = match &self.decoder {
-            Some((parser, converter)) => converter
-                .convert_rows(keys.iter().map(|key| parser.parse(key)))
-                .map_err(|e| plan.error("decoding group keys", e))?,
-            None => Vec::new(),
+        let mut columns = match (&mut self.keys, &self.decoder) {
+            (DrainedKeys::Column(keys), _) => vec![keys.slice(start, rows)],
+            (DrainedKeys::Rows(keys), Some((parser, converter))) => {
+                // The emitted keys are freed as they go.
+                let keys: Vec<Box<[u8]>> = keys[start..start + rows]
+                    .iter_mut()
+                    .map(std::mem::take)
+                    .collect();
+                converter
+                    .convert_rows(keys.iter().map(|key| parser.parse(key)))
+                    .map_err(|e| plan.error("decoding group keys", e))?
+            }
+            (DrainedKeys::Rows(_), None) => Vec::new(),
         };
         for column in &self.columns {
             columns.push(match &self.indices {

@@ -227,7 +227,7 @@ impl HashJoinOperator {
         let mut partitions = self.partitions(side, level);
         for batch in self.read_spilled(file.as_ref())?.into_iter().flatten() {
             let batch = batch?;
-            let keys = self.encoder.rows(side, &batch)?;
+            let keys = self.encoder.encode(side, &batch)?;
             partitions.write(&batch, &keys, &self.reservation)?;
         }
         Ok(partitions)

@@ -7,10 +7,9 @@
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
-use arrow::row::Rows;
 use weir_exchange::spill::{SpillFile, SpillWriter};
 
-use super::keys::hash_rows;
+use super::keys::EncodedKeys;
 use crate::Result;
 use crate::memory::MemoryReservation;
 
@@ -52,12 +51,13 @@ impl SpillPartitions {
     pub(crate) fn write(
         &mut self,
         batch: &RecordBatch,
-        keys: &Rows,
+        keys: &EncodedKeys,
         reservation: &MemoryReservation,
     ) -> Result<()> {
         // Counting sort of the rows by partition, then one `take` and a
         // slice per partition.
-        let partitions: Vec<usize> = hash_rows(keys, self.level)
+        let partitions: Vec<usize> = keys
+            .hashes(self.level)
             .into_iter()
             .map(|hash| (hash % FANOUT as u64) as usize)
             .collect();
@@ -135,7 +135,7 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(Arc::clone(&schema), vec![column]).expect("batch");
         let converter = RowConverter::new(vec![SortField::new(DataType::Int64)]).expect("rows");
-        let keys = converter.convert_columns(batch.columns()).expect("rows");
+        let keys = EncodedKeys::Rows(converter.convert_columns(batch.columns()).expect("rows"));
         let mut partitions = SpillPartitions::new(schema, 1);
         partitions
             .write(&batch, &keys, &reservation)

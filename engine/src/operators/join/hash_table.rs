@@ -1,14 +1,13 @@
-//! The hash table of a hash join: the build rows, their keys in row format,
-//! and chains of the rows that share a key hash.
+//! The hash table of a hash join: the build rows, their encoded keys, and
+//! chains of the rows that share a key hash.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use arrow::array::RecordBatch;
-use arrow::row::Rows;
 
 use super::Candidates;
-use super::keys::hash_rows;
+use super::keys::EncodedKeys;
 use crate::{Error, Result};
 
 /// The seed of the table's hashes (spill partitioning uses others).
@@ -42,7 +41,7 @@ impl Hasher for PassThrough {
 #[derive(Debug)]
 pub(crate) struct JoinTable {
     batch: RecordBatch,
-    keys: Rows,
+    keys: EncodedKeys,
     heads: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     next: Vec<u32>,
 }
@@ -62,7 +61,7 @@ impl JoinTable {
     /// # Errors
     /// [`Error::Operator`] naming `operator` when the batch has more rows
     /// than a table indexes (2^32 - 1).
-    pub(crate) fn try_new(batch: RecordBatch, keys: Rows, operator: &str) -> Result<Self> {
+    pub(crate) fn try_new(batch: RecordBatch, keys: EncodedKeys, operator: &str) -> Result<Self> {
         let rows = u32::try_from(batch.num_rows())
             .ok()
             .filter(|&n| n < u32::MAX)
@@ -77,7 +76,7 @@ impl JoinTable {
         let mut heads =
             HashMap::with_capacity_and_hasher(batch.num_rows(), BuildHasherDefault::default());
         let mut next = vec![0; batch.num_rows()];
-        for (row, hash) in (0..rows).zip(hash_rows(&keys, TABLE_SEED)) {
+        for (row, hash) in (0..rows).zip(keys.hashes(TABLE_SEED)) {
             if let Some(previous) = heads.insert(hash, row + 1) {
                 next[row as usize] = previous;
             }
@@ -113,43 +112,76 @@ impl JoinTable {
     /// or only the first of each probe row if `first_only`.
     pub(crate) fn candidates<'a>(
         &'a self,
-        keys: &'a Rows,
+        keys: &'a EncodedKeys,
         block: usize,
         first_only: bool,
     ) -> impl Iterator<Item = Result<Candidates>> + 'a {
-        let hashes = hash_rows(keys, TABLE_SEED);
+        let hashes = keys.hashes(TABLE_SEED);
         let mut cursor = ProbeCursor::default();
         std::iter::from_fn(move || {
-            (cursor.row < hashes.len())
-                .then(|| Ok(self.next_block(keys, &hashes, &mut cursor, block, first_only)))
+            (cursor.row < hashes.len()).then(|| {
+                let mut probe = Probe {
+                    table: self,
+                    hashes: &hashes,
+                    cursor: &mut cursor,
+                    block,
+                    first_only,
+                };
+                match (&self.keys, keys) {
+                    (EncodedKeys::Integers(build), EncodedKeys::Integers(keys)) => {
+                        Ok(probe.next_block(|b, p| build[b] == keys[p]))
+                    }
+                    (EncodedKeys::Rows(build), EncodedKeys::Rows(keys)) => {
+                        Ok(probe.next_block(|b, p| build.row(b) == keys.row(p)))
+                    }
+                    _ => Err(Error::Operator {
+                        operator: "hash join".to_string(),
+                        message: "a probe batch's keys are encoded unlike the table's".to_string(),
+                    }),
+                }
+            })
         })
     }
+}
 
-    fn next_block(
-        &self,
-        keys: &Rows,
-        hashes: &[u64],
-        cursor: &mut ProbeCursor,
-        block: usize,
-        first_only: bool,
-    ) -> Candidates {
-        let (mut build, mut probe) = (Vec::with_capacity(block), Vec::with_capacity(block));
-        while cursor.row < hashes.len() {
+/// Probing one batch, from where its previous block stopped.
+struct Probe<'a> {
+    table: &'a JoinTable,
+    hashes: &'a [u64],
+    cursor: &'a mut ProbeCursor,
+    block: usize,
+    first_only: bool,
+}
+
+impl Probe<'_> {
+    /// The next block of candidate pairs, `equal(build row, probe row)`
+    /// telling whether two rows' keys are equal.
+    fn next_block(&mut self, equal: impl Fn(usize, usize) -> bool) -> Candidates {
+        let (table, cursor) = (self.table, &mut *self.cursor);
+        let (mut build, mut probe) = (
+            Vec::with_capacity(self.block),
+            Vec::with_capacity(self.block),
+        );
+        while cursor.row < self.hashes.len() {
             let probe_row = cursor.row;
             let mut entry = match cursor.chain.take() {
                 Some(entry) => entry,
-                None => self.heads.get(&hashes[probe_row]).copied().unwrap_or(0),
+                None => table
+                    .heads
+                    .get(&self.hashes[probe_row])
+                    .copied()
+                    .unwrap_or(0),
             };
             while entry != 0 {
                 let build_row = entry - 1;
-                entry = self.next[build_row as usize];
-                if self.keys.row(build_row as usize) == keys.row(probe_row) {
+                entry = table.next[build_row as usize];
+                if equal(build_row as usize, probe_row) {
                     build.push(build_row);
                     probe.push(probe_row as u32);
-                    if first_only {
+                    if self.first_only {
                         entry = 0;
                     }
-                    if build.len() == block {
+                    if build.len() == self.block {
                         if entry == 0 {
                             cursor.row += 1;
                         } else {
@@ -175,20 +207,31 @@ mod tests {
 
     use super::*;
 
-    fn keys(values: &[i32]) -> (RecordBatch, Rows) {
+    /// A batch of keys `values`, encoded as integers or as rows.
+    fn keys(values: &[i32], integers: bool) -> (RecordBatch, EncodedKeys) {
         let column: ArrayRef = Arc::new(Int32Array::from(values.to_vec()));
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, false)]));
         let converter = RowConverter::new(vec![SortField::new(DataType::Int32)]).expect("row type");
-        let rows = converter
-            .convert_columns(std::slice::from_ref(&column))
-            .expect("rows");
+        let keys = match integers {
+            true => EncodedKeys::Integers(values.iter().map(|&v| i64::from(v)).collect()),
+            false => EncodedKeys::Rows(
+                converter
+                    .convert_columns(std::slice::from_ref(&column))
+                    .expect("rows"),
+            ),
+        };
         (
             RecordBatch::try_new(schema, vec![column]).expect("batch"),
-            rows,
+            keys,
         )
     }
 
-    fn pairs(table: &JoinTable, probe: &Rows, block: usize, first_only: bool) -> Vec<(u32, u32)> {
+    fn pairs(
+        table: &JoinTable,
+        probe: &EncodedKeys,
+        block: usize,
+        first_only: bool,
+    ) -> Vec<(u32, u32)> {
         let mut pairs = Vec::new();
         for candidates in table.candidates(probe, block, first_only) {
             let (build, probe) = candidates.expect("block");
@@ -201,9 +244,15 @@ mod tests {
 
     #[test]
     fn probing_resumes_a_chain_across_blocks() {
-        let (batch, build) = keys(&[1, 2, 1, 1, 3, 1]);
+        for integers in [false, true] {
+            probe_resumes_chains(integers);
+        }
+    }
+
+    fn probe_resumes_chains(integers: bool) {
+        let (batch, build) = keys(&[1, 2, 1, 1, 3, 1], integers);
         let table = JoinTable::try_new(batch, build, "test").expect("table");
-        let (_, probe) = keys(&[1, 3, 4, 1]);
+        let (_, probe) = keys(&[1, 3, 4, 1], integers);
         let all = vec![
             (0, 0),
             (0, 3),
@@ -226,9 +275,20 @@ mod tests {
 
     #[test]
     fn an_empty_table_matches_nothing() {
-        let (batch, build) = keys(&[]);
+        for integers in [false, true] {
+            let (batch, build) = keys(&[], integers);
+            let table = JoinTable::try_new(batch, build, "test").expect("table");
+            let (_, probe) = keys(&[1, 2], integers);
+            assert!(pairs(&table, &probe, 4, false).is_empty());
+        }
+    }
+
+    #[test]
+    fn keys_encoded_unlike_the_table_are_an_error() {
+        let (batch, build) = keys(&[1], true);
         let table = JoinTable::try_new(batch, build, "test").expect("table");
-        let (_, probe) = keys(&[1, 2]);
-        assert!(pairs(&table, &probe, 4, false).is_empty());
+        let (_, probe) = keys(&[1], false);
+        let mut blocks = table.candidates(&probe, 4, false);
+        assert!(blocks.next().expect("a block").is_err());
     }
 }

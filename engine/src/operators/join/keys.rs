@@ -1,6 +1,8 @@
 //! Equi-join keys: evaluated on either side, cast to a common type per pair,
-//! and encoded in Arrow's row format, so that equal keys are equal bytes
-//! whatever their types.
+//! and encoded so that equal keys are equal encodings whatever their types:
+//! a single integer key as `i64`s (see
+//! [`integer_keys`](crate::operators::integer_keys)); any other keys in
+//! Arrow's row format, as bytes.
 
 use std::fmt;
 use std::hash::Hasher;
@@ -15,6 +17,7 @@ use datafusion_expr::type_coercion::binary::comparison_coercion;
 
 use super::JoinSide;
 use crate::expr::Compiled;
+use crate::operators::integer_keys::{is_integer, widen};
 use crate::{Error, Result};
 
 /// The pairs of key expressions of an equi-join and the type each pair is
@@ -61,6 +64,7 @@ impl JoinKeys {
         Ok(KeyEncoder {
             keys: self.clone(),
             converter: RowConverter::new(fields)?,
+            integer: matches!(self.types.as_slice(), [t] if is_integer(t)),
         })
     }
 }
@@ -82,6 +86,8 @@ impl fmt::Display for JoinKeys {
 pub(crate) struct KeyEncoder {
     keys: JoinKeys,
     converter: RowConverter,
+    /// Whether the keys are one integer column, encoded as `i64`s.
+    integer: bool,
 }
 
 impl KeyEncoder {
@@ -135,25 +141,66 @@ impl KeyEncoder {
         }
     }
 
-    /// The keys of a batch of `side` in row format.
-    pub(crate) fn rows(&self, side: JoinSide, batch: &RecordBatch) -> Result<Rows> {
-        Ok(self
-            .converter
-            .convert_columns(&self.columns(side, batch)?)?)
+    /// The encoded keys of a batch of `side`, whose keys are all non-NULL.
+    pub(crate) fn encode(&self, side: JoinSide, batch: &RecordBatch) -> Result<EncodedKeys> {
+        let columns = self.columns(side, batch)?;
+        if self.integer
+            && let Some(values) = widen(&columns[0])?
+        {
+            return Ok(EncodedKeys::Integers(values));
+        }
+        Ok(EncodedKeys::Rows(self.converter.convert_columns(&columns)?))
     }
 }
 
-/// The hash of every key row under `seed`: the hash table and each level of
-/// spill partitioning use different seeds, so their buckets are independent.
-pub(crate) fn hash_rows(rows: &Rows, seed: u64) -> Vec<u64> {
-    rows.iter()
-        .map(|row| {
-            let mut hasher = std::hash::DefaultHasher::new();
-            hasher.write_u64(seed);
-            hasher.write(row.as_ref());
-            hasher.finish()
-        })
-        .collect()
+/// The keys of a batch's rows, encoded so that equal keys are equal.
+#[derive(Debug)]
+pub(crate) enum EncodedKeys {
+    /// A single integer key, widened to 64 bits (unsigned bit for bit).
+    Integers(Vec<i64>),
+    /// Any other keys, in Arrow's row format.
+    Rows(Rows),
+}
+
+impl EncodedKeys {
+    /// The hash of every key under `seed`: the hash table and each level of
+    /// spill partitioning use different seeds, so their buckets are
+    /// independent.
+    pub(crate) fn hashes(&self, seed: u64) -> Vec<u64> {
+        match self {
+            EncodedKeys::Integers(values) => {
+                let seed = mix(seed.wrapping_add(1));
+                values.iter().map(|&v| mix(v as u64 ^ seed)).collect()
+            }
+            EncodedKeys::Rows(rows) => rows
+                .iter()
+                .map(|row| {
+                    let mut hasher = std::hash::DefaultHasher::new();
+                    hasher.write_u64(seed);
+                    hasher.write(row.as_ref());
+                    hasher.finish()
+                })
+                .collect(),
+        }
+    }
+
+    /// Bytes held.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            EncodedKeys::Integers(values) => values.capacity() * size_of::<i64>(),
+            EncodedKeys::Rows(rows) => rows.size(),
+        }
+    }
+}
+
+/// MurmurHash3's 64-bit finalizer: every input bit flips about half the
+/// output bits, so that consecutive integers spread over a table's buckets.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
 #[cfg(test)]
@@ -206,16 +253,78 @@ mod tests {
         assert_eq!(keyed.column(1).null_count(), 0);
     }
 
+    fn rows(encoded: EncodedKeys) -> Rows {
+        match encoded {
+            EncodedKeys::Rows(rows) => rows,
+            EncodedKeys::Integers(_) => panic!("integers, not rows"),
+        }
+    }
+
     #[test]
     fn keys_compare_in_a_common_type_and_minus_zero_equals_zero() {
         let encoder = keys("i", "f").encoder().expect("encoder");
-        let left = encoder.rows(JoinSide::Left, &batch()).expect("left rows");
-        let right = encoder.rows(JoinSide::Right, &batch()).expect("right rows");
+        let left = rows(encoder.encode(JoinSide::Left, &batch()).expect("left rows"));
+        let right = rows(
+            encoder
+                .encode(JoinSide::Right, &batch())
+                .expect("right rows"),
+        );
         // 1 (Int32) and 1.0 (Float64) compare as Float64.
         assert_eq!(left.row(0), right.row(2));
         // 0.0 and -0.0 are equal keys.
         assert_eq!(right.row(0), right.row(1));
         assert_ne!(left.row(0), right.row(0));
+    }
+
+    #[test]
+    fn a_single_integer_key_is_encoded_as_integers_of_the_common_type() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("small", DataType::Int32, false),
+            Field::new("wide", DataType::Int64, false),
+            Field::new("unsigned", DataType::UInt64, false),
+            Field::new("day", DataType::Date32, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int32Array::from(vec![-1, 7])),
+                Arc::new(arrow::array::Int64Array::from(vec![7, -1])),
+                Arc::new(arrow::array::UInt64Array::from(vec![u64::MAX, 7])),
+                Arc::new(arrow::array::Date32Array::from(vec![19_000, -3])),
+            ],
+        )
+        .expect("batch");
+        let compile = |name: &str| Compiled::new(&col(name), &schema).expect("compiles");
+        let encoded = |left: &str, right: &str, side| {
+            let keys = JoinKeys::try_new(vec![(compile(left), compile(right))]).expect("keys");
+            match keys.encoder().expect("encoder").encode(side, &batch) {
+                Ok(EncodedKeys::Integers(values)) => values,
+                other => panic!("{left} = {right}: {other:?}"),
+            }
+        };
+        // Int32 against Int64 compares as Int64: -1 and 7 on both sides.
+        assert_eq!(encoded("small", "wide", JoinSide::Left), vec![-1, 7]);
+        assert_eq!(encoded("small", "wide", JoinSide::Right), vec![7, -1]);
+        // Unsigned keys keep their bits (u64::MAX as -1): both sides are
+        // cast to the same common type first, so no signed -1 meets it.
+        assert_eq!(encoded("unsigned", "unsigned", JoinSide::Left), vec![-1, 7]);
+        assert_eq!(encoded("day", "day", JoinSide::Left), vec![19_000, -3]);
+        // Two keys, or a float key, are rows.
+        let two = JoinKeys::try_new(vec![
+            (compile("small"), compile("wide")),
+            (compile("wide"), compile("small")),
+        ])
+        .expect("keys");
+        assert!(matches!(
+            two.encoder()
+                .expect("encoder")
+                .encode(JoinSide::Left, &batch),
+            Ok(EncodedKeys::Rows(_))
+        ));
+        let hashes = EncodedKeys::Integers(vec![1, 2, 1]).hashes(0);
+        assert_eq!(hashes[0], hashes[2]);
+        assert_ne!(hashes[0], hashes[1]);
+        assert_ne!(hashes, EncodedKeys::Integers(vec![1, 2, 1]).hashes(1));
     }
 
     #[test]

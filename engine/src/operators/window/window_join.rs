@@ -242,11 +242,11 @@ impl WindowJoinOperator {
         let left = concat_batches(output.side_schema(JoinSide::Left), &left)?;
         let right = concat_batches(output.side_schema(JoinSide::Right), &right)?;
         let (right, right_null) = self.encoder.split(JoinSide::Right, right)?;
-        let keys = self.encoder.rows(JoinSide::Right, &right)?;
+        let keys = self.encoder.encode(JoinSide::Right, &right)?;
         let table = JoinTable::try_new(right, keys, &self.spec.name)?;
         let mut matched = output.build_bitmap(table.batch().num_rows());
         let (left, left_null) = self.encoder.split(JoinSide::Left, left)?;
-        let probe_keys = self.encoder.rows(JoinSide::Left, &left)?;
+        let probe_keys = self.encoder.encode(JoinSide::Left, &left)?;
         output.probe(
             table.batch(),
             matched.as_mut(),
