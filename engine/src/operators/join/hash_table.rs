@@ -1,49 +1,58 @@
 //! The hash table of a hash join: the build rows, their encoded keys, and
 //! chains of the rows that share a key hash.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use arrow::array::RecordBatch;
+use arrow::row::Rows;
 
 use super::Candidates;
-use super::keys::EncodedKeys;
+use super::keys::{EncodedKeys, keys_hashed};
 use crate::{Error, Result};
 
 /// The seed of the table's hashes (spill partitioning uses others).
 const TABLE_SEED: u64 = 0;
 
-/// A hasher for keys that already are well-mixed 64-bit hashes.
-#[derive(Debug, Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-}
-
 /// The build side of a hash join, indexed by key.
 ///
-/// `heads` maps a key hash to the last build row with that hash (plus one,
-/// zero ends a chain) and `next[row]` to the previous one, so the rows of a
-/// hash are a chain through `next`, as in DataFusion's `JoinHashMap`.
+/// Its index has a power of two of places, at least twice as many as rows;
+/// a key's first place is the top bits of its hash. The rows of a key (or
+/// of keys whose hashes share a place) are a chain: each row links to the
+/// row of its key put in before it (plus one; zero ends a chain), as
+/// DuckDB's pointer table and DataFusion's `JoinHashMap` chain theirs.
 #[derive(Debug)]
 pub(crate) struct JoinTable {
     batch: RecordBatch,
-    keys: EncodedKeys,
-    heads: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
-    next: Vec<u32>,
+    /// How far a hash is shifted right to give its place.
+    shift: u32,
+    index: Index,
+}
+
+/// How a table finds the rows of a key.
+#[derive(Debug)]
+enum Index {
+    /// A single integer key: open addressing, each distinct key in the
+    /// place its hash gives or the first free one after it, with the head
+    /// of its chain. A probe reads one place or a few neighbours (one
+    /// cache miss), and every row along a chain matches.
+    Integers {
+        places: Vec<IntegerPlace>,
+        next: Vec<u32>,
+    },
+    /// Keys in row format: each place holds the head of the chain of the
+    /// rows whose hashes give it, keys compared along the chain.
+    Rows {
+        places: Vec<u32>,
+        keys: Rows,
+        next: Vec<u32>,
+    },
+}
+
+/// A place of an integer index: a key and the head of its chain (zero:
+/// free), and whether the chain has more than one row.
+#[derive(Debug, Clone, Copy, Default)]
+struct IntegerPlace {
+    key: i64,
+    head: u32,
+    more: bool,
 }
 
 /// Where probing a batch stopped when a block was full.
@@ -62,30 +71,63 @@ impl JoinTable {
     /// [`Error::Operator`] naming `operator` when the batch has more rows
     /// than a table indexes (2^32 - 1).
     pub(crate) fn try_new(batch: RecordBatch, keys: EncodedKeys, operator: &str) -> Result<Self> {
-        let rows = u32::try_from(batch.num_rows())
-            .ok()
-            .filter(|&n| n < u32::MAX)
-            .ok_or_else(|| Error::Operator {
+        if u32::try_from(batch.num_rows()).map_or(true, |n| n == u32::MAX) {
+            return Err(Error::Operator {
                 operator: operator.to_string(),
                 message: format!(
                     "a hash table holds at most {} rows, not {}",
                     u32::MAX - 1,
                     batch.num_rows()
                 ),
-            })?;
-        let mut heads =
-            HashMap::with_capacity_and_hasher(batch.num_rows(), BuildHasherDefault::default());
-        let mut next = vec![0; batch.num_rows()];
-        for (row, hash) in (0..rows).zip(keys.hashes(TABLE_SEED)) {
-            if let Some(previous) = heads.insert(hash, row + 1) {
-                next[row as usize] = previous;
-            }
+            });
         }
+        let size = (batch.num_rows() * 2).max(16).next_power_of_two();
+        let shift = 64 - size.trailing_zeros();
+        let mut next = vec![0; batch.num_rows()];
+        let index = match keys {
+            EncodedKeys::Integers(values) => {
+                let mut places = vec![IntegerPlace::default(); size];
+                let mask = size - 1;
+                keys_hashed(&values, TABLE_SEED, |row, hash| {
+                    let key = values[row];
+                    let mut at = (hash >> shift) as usize;
+                    loop {
+                        let place = &mut places[at];
+                        if place.head == 0 {
+                            *place = IntegerPlace {
+                                key,
+                                head: row as u32 + 1,
+                                more: false,
+                            };
+                            break;
+                        }
+                        if place.key == key {
+                            next[row] = std::mem::replace(&mut place.head, row as u32 + 1);
+                            place.more = true;
+                            break;
+                        }
+                        at = (at + 1) & mask;
+                    }
+                });
+                Index::Integers { places, next }
+            }
+            EncodedKeys::Rows(rows) => {
+                let mut places = vec![0u32; size];
+                for (row, hash) in EncodedKeys::hashes_of_rows(&rows, TABLE_SEED).enumerate() {
+                    let head = &mut places[(hash >> shift) as usize];
+                    next[row] = std::mem::replace(head, row as u32 + 1);
+                }
+                Index::Rows {
+                    places,
+                    keys: rows,
+                    next,
+                }
+            }
+        };
         Ok(Self {
             batch,
-            keys,
-            heads,
-            next,
+            shift,
+            index,
         })
     }
 
@@ -102,9 +144,14 @@ impl JoinTable {
     /// Bytes held: rows, keys and index.
     pub(crate) fn size(&self) -> usize {
         self.batch.get_array_memory_size()
-            + self.keys.size()
-            + self.heads.capacity() * (size_of::<u64>() + size_of::<u32>() + 1)
-            + self.next.capacity() * size_of::<u32>()
+            + match &self.index {
+                Index::Integers { places, next } => {
+                    places.capacity() * size_of::<IntegerPlace>() + next.capacity() * 4
+                }
+                Index::Rows { places, keys, next } => {
+                    keys.size() + (places.capacity() + next.capacity()) * 4
+                }
+            }
     }
 
     /// The candidate pairs of a probe batch whose keys are `keys`, block by
@@ -116,29 +163,68 @@ impl JoinTable {
         block: usize,
         first_only: bool,
     ) -> impl Iterator<Item = Result<Candidates>> + 'a {
-        let hashes = keys.hashes(TABLE_SEED);
+        // The chain of every probe row first: the index is read for one
+        // row without waiting for the others, so cache misses overlap.
+        let mut heads = Vec::with_capacity(keys.len());
+        // For integer keys, whether each chain has more than one row.
+        let mut more = Vec::new();
+        let matched = match (&self.index, keys) {
+            (Index::Integers { places, .. }, EncodedKeys::Integers(values)) => {
+                more.reserve(values.len());
+                let mask = places.len() - 1;
+                keys_hashed(values, TABLE_SEED, |row, hash| {
+                    let mut at = (hash >> self.shift) as usize;
+                    let place = loop {
+                        let place = places[at];
+                        if place.head == 0 || place.key == values[row] {
+                            break place;
+                        }
+                        at = (at + 1) & mask;
+                    };
+                    heads.push(place.head);
+                    more.push(place.more);
+                });
+                Ok(())
+            }
+            (Index::Rows { places, .. }, EncodedKeys::Rows(rows)) => {
+                heads.extend(
+                    EncodedKeys::hashes_of_rows(rows, TABLE_SEED)
+                        .map(|hash| places[(hash >> self.shift) as usize]),
+                );
+                Ok(())
+            }
+            _ => Err(Error::Operator {
+                operator: "hash join".to_string(),
+                message: "a probe batch's keys are encoded unlike the table's".to_string(),
+            }),
+        };
         let mut cursor = ProbeCursor::default();
+        let mut failed = matched.err();
         std::iter::from_fn(move || {
-            (cursor.row < hashes.len()).then(|| {
+            if let Some(e) = failed.take() {
+                return Some(Err(e));
+            }
+            (cursor.row < heads.len()).then(|| {
                 let mut probe = Probe {
-                    table: self,
-                    hashes: &hashes,
+                    heads: &heads,
                     cursor: &mut cursor,
                     block,
                     first_only,
                 };
-                match (&self.keys, keys) {
-                    (EncodedKeys::Integers(build), EncodedKeys::Integers(keys)) => {
-                        Ok(probe.next_block(|b, p| build[b] == keys[p]))
-                    }
-                    (EncodedKeys::Rows(build), EncodedKeys::Rows(keys)) => {
-                        Ok(probe.next_block(|b, p| build.row(b) == keys.row(p)))
-                    }
-                    _ => Err(Error::Operator {
-                        operator: "hash join".to_string(),
-                        message: "a probe batch's keys are encoded unlike the table's".to_string(),
+                Ok(match (&self.index, keys) {
+                    (Index::Integers { next, .. }, _) => probe.next_block(|b, p| {
+                        // A chain of one row ends without reading it.
+                        let last = heads[p] as usize == b + 1 && !more[p];
+                        (true, if last { 0 } else { next[b] })
                     }),
-                }
+                    (
+                        Index::Rows {
+                            keys: build, next, ..
+                        },
+                        EncodedKeys::Rows(keys),
+                    ) => probe.next_block(|b, p| (build.row(b) == keys.row(p), next[b])),
+                    (Index::Rows { .. }, EncodedKeys::Integers(_)) => (Vec::new(), Vec::new()),
+                })
             })
         })
     }
@@ -146,36 +232,31 @@ impl JoinTable {
 
 /// Probing one batch, from where its previous block stopped.
 struct Probe<'a> {
-    table: &'a JoinTable,
-    hashes: &'a [u64],
+    /// The chain of each probe row.
+    heads: &'a [u32],
     cursor: &'a mut ProbeCursor,
     block: usize,
     first_only: bool,
 }
 
 impl Probe<'_> {
-    /// The next block of candidate pairs, `equal(build row, probe row)`
-    /// telling whether two rows' keys are equal.
-    fn next_block(&mut self, equal: impl Fn(usize, usize) -> bool) -> Candidates {
-        let (table, cursor) = (self.table, &mut *self.cursor);
+    /// The next block of candidate pairs. `step(build row, probe row)`
+    /// tells whether the two rows' keys are equal, and the next row of the
+    /// build row's chain.
+    fn next_block(&mut self, step: impl Fn(usize, usize) -> (bool, u32)) -> Candidates {
+        let cursor = &mut *self.cursor;
         let (mut build, mut probe) = (
             Vec::with_capacity(self.block),
             Vec::with_capacity(self.block),
         );
-        while cursor.row < self.hashes.len() {
+        while cursor.row < self.heads.len() {
             let probe_row = cursor.row;
-            let mut entry = match cursor.chain.take() {
-                Some(entry) => entry,
-                None => table
-                    .heads
-                    .get(&self.hashes[probe_row])
-                    .copied()
-                    .unwrap_or(0),
-            };
+            let mut entry = cursor.chain.take().unwrap_or(self.heads[probe_row]);
             while entry != 0 {
                 let build_row = entry - 1;
-                entry = table.next[build_row as usize];
-                if equal(build_row as usize, probe_row) {
+                let (equal, next) = step(build_row as usize, probe_row);
+                entry = next;
+                if equal {
                     build.push(build_row);
                     probe.push(probe_row as u32);
                     if self.first_only {

@@ -163,33 +163,44 @@ pub(crate) enum EncodedKeys {
 }
 
 impl EncodedKeys {
+    /// How many keys.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            EncodedKeys::Integers(values) => values.len(),
+            EncodedKeys::Rows(rows) => rows.num_rows(),
+        }
+    }
+
     /// The hash of every key under `seed`: the hash table and each level of
     /// spill partitioning use different seeds, so their buckets are
     /// independent.
     pub(crate) fn hashes(&self, seed: u64) -> Vec<u64> {
         match self {
             EncodedKeys::Integers(values) => {
-                let seed = mix(seed.wrapping_add(1));
-                values.iter().map(|&v| mix(v as u64 ^ seed)).collect()
+                let mut hashes = Vec::with_capacity(values.len());
+                keys_hashed(values, seed, |_, hash| hashes.push(hash));
+                hashes
             }
-            EncodedKeys::Rows(rows) => rows
-                .iter()
-                .map(|row| {
-                    let mut hasher = std::hash::DefaultHasher::new();
-                    hasher.write_u64(seed);
-                    hasher.write(row.as_ref());
-                    hasher.finish()
-                })
-                .collect(),
+            EncodedKeys::Rows(rows) => Self::hashes_of_rows(rows, seed).collect(),
         }
     }
 
-    /// Bytes held.
-    pub(crate) fn size(&self) -> usize {
-        match self {
-            EncodedKeys::Integers(values) => values.capacity() * size_of::<i64>(),
-            EncodedKeys::Rows(rows) => rows.size(),
-        }
+    /// The hash of each key of `rows` under `seed`.
+    pub(crate) fn hashes_of_rows(rows: &Rows, seed: u64) -> impl Iterator<Item = u64> + '_ {
+        rows.iter().map(move |row| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            hasher.write_u64(seed);
+            hasher.write(row.as_ref());
+            hasher.finish()
+        })
+    }
+}
+
+/// Calls `f(row, hash)` with the hash under `seed` of every integer key.
+pub(crate) fn keys_hashed(values: &[i64], seed: u64, mut f: impl FnMut(usize, u64)) {
+    let seed = mix(seed.wrapping_add(1));
+    for (row, &value) in values.iter().enumerate() {
+        f(row, mix(value as u64 ^ seed));
     }
 }
 
