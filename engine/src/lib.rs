@@ -44,6 +44,7 @@ pub mod sink;
 pub mod sinks;
 pub mod source;
 pub mod sources;
+pub mod suggest;
 pub mod task;
 pub mod testing;
 

@@ -118,7 +118,8 @@ impl ConnectorRegistry {
             return Err(Error::Connector {
                 connector: name.to_string(),
                 message: format!(
-                    "unknown connector (connectors: {})",
+                    "unknown connector ({}connectors: {})",
+                    crate::suggest::did_you_mean(name, self.connector_names()),
                     self.connector_names().join(", ")
                 ),
             });
@@ -173,7 +174,11 @@ fn unknown<'a>(kind: &str, name: &str, valid: impl Iterator<Item = &'a &'static 
     let valid: Vec<_> = valid.copied().collect();
     Error::Connector {
         connector: name.to_string(),
-        message: format!("unknown {kind} connector (valid: {})", valid.join(", ")),
+        message: format!(
+            "unknown {kind} connector ({}valid: {})",
+            crate::suggest::did_you_mean(name, valid.iter().copied()),
+            valid.join(", ")
+        ),
     }
 }
 
@@ -204,7 +209,11 @@ pub fn check_option(connector: &str, valid: &[&str], key: &str) -> Result<()> {
     }
     Err(Error::Connector {
         connector: connector.to_string(),
-        message: format!("unknown option '{key}' (valid: {})", valid.join(", ")),
+        message: format!(
+            "unknown option '{key}' ({}valid: {})",
+            crate::suggest::did_you_mean(key, valid.iter().copied()),
+            valid.join(", ")
+        ),
     })
 }
 

@@ -10,6 +10,7 @@ use weir_exchange::channel::ChannelBounds;
 use weir_exchange::store_url::STORE_OPTIONS;
 
 use weir_engine::memory::parse_bytes;
+use weir_engine::suggest::did_you_mean;
 
 use crate::failover::restart::RestartStrategy;
 use crate::{Error, Result};
@@ -377,7 +378,8 @@ impl JobConfig {
             _ => {
                 let valid: Vec<_> = CONFIG_KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(Error::Config(format!(
-                    "unknown option '{key}' (valid: {})",
+                    "unknown option '{key}' ({}valid: {})",
+                    did_you_mean(key, valid.iter().copied()),
                     valid.join(", ")
                 )));
             }
@@ -450,14 +452,15 @@ impl JobConfig {
             }
             _ if CONFIG_KEYS.iter().any(|(k, _)| *k == key) => return Err(mismatch()),
             _ => {
+                let valid: Vec<_> = CONFIG_KEYS
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("restart-strategy."))
+                    .map(|(k, _)| *k)
+                    .collect();
                 return Err(Error::Config(format!(
-                    "unknown option '{key}' (valid: {})",
-                    CONFIG_KEYS
-                        .iter()
-                        .filter(|(k, _)| k.starts_with("restart-strategy."))
-                        .map(|(k, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "unknown option '{key}' ({}valid: {})",
+                    did_you_mean(key, valid.iter().copied()),
+                    valid.join(", ")
                 )));
             }
         }
@@ -509,7 +512,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("unknown option 'paralelism'") && err.contains("parallelism.default"),
+            err.contains("unknown option 'paralelism'")
+                && err.contains("parallelism.default")
+                && !err.contains("did you mean"),
+            "{err}"
+        );
+        let err = JobConfig::default()
+            .set("restart-strategy.fixed-delay.attempt", "2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did you mean 'restart-strategy.fixed-delay.attempts'?"),
             "{err}"
         );
     }

@@ -37,6 +37,16 @@ enum Index {
         places: Vec<IntegerPlace>,
         next: Vec<u32>,
     },
+    /// A single integer key whose values span at most a few times as many
+    /// numbers as there are rows (as keys numbered from 1 do): the head of
+    /// each key's chain at its distance from the smallest, no hash, no
+    /// comparison (DuckDB's perfect hash join). A head has [`MORE`] set
+    /// when its chain has more than one row.
+    Direct {
+        min: i64,
+        heads: Vec<u32>,
+        next: Vec<u32>,
+    },
     /// Keys in row format: each place holds the head of the chain of the
     /// rows whose hashes give it, keys compared along the chain.
     Rows {
@@ -44,6 +54,18 @@ enum Index {
         keys: Rows,
         next: Vec<u32>,
     },
+}
+
+/// The bit of a direct index's head saying its chain has more rows.
+const MORE: u32 = 1 << 31;
+
+/// The direct index's smallest key, when `values` span at most four
+/// numbers per row (and the rows fit beside [`MORE`]).
+fn dense_minimum(values: &[i64]) -> Option<i64> {
+    let (min, max) = (values.iter().min()?, values.iter().max()?);
+    let span = i128::from(*max) - i128::from(*min) + 1;
+    let limit = (values.len() as i128 * 4).max(1024);
+    (span <= limit && values.len() < MORE as usize).then_some(*min)
 }
 
 /// A place of an integer index: a key and the head of its chain (zero:
@@ -85,6 +107,17 @@ impl JoinTable {
         let shift = 64 - size.trailing_zeros();
         let mut next = vec![0; batch.num_rows()];
         let index = match keys {
+            EncodedKeys::Integers(values) if let Some(min) = dense_minimum(&values) => {
+                let max = values.iter().max().copied().unwrap_or(min);
+                let mut heads = vec![0u32; (max - min) as usize + 1];
+                for (row, &key) in values.iter().enumerate() {
+                    let head = &mut heads[(key - min) as usize];
+                    let row = row as u32 + 1;
+                    next[row as usize - 1] = *head & !MORE;
+                    *head = if *head == 0 { row } else { row | MORE };
+                }
+                Index::Direct { min, heads, next }
+            }
             EncodedKeys::Integers(values) => {
                 let mut places = vec![IntegerPlace::default(); size];
                 let mask = size - 1;
@@ -148,6 +181,7 @@ impl JoinTable {
                 Index::Integers { places, next } => {
                     places.capacity() * size_of::<IntegerPlace>() + next.capacity() * 4
                 }
+                Index::Direct { heads, next, .. } => (heads.capacity() + next.capacity()) * 4,
                 Index::Rows { places, keys, next } => {
                     keys.size() + (places.capacity() + next.capacity()) * 4
                 }
@@ -186,6 +220,23 @@ impl JoinTable {
                 });
                 Ok(())
             }
+            (
+                Index::Direct {
+                    min, heads: index, ..
+                },
+                EncodedKeys::Integers(values),
+            ) => {
+                more.reserve(values.len());
+                for &key in values {
+                    let head = match key.checked_sub(*min) {
+                        Some(at) if (at as u64) < index.len() as u64 => index[at as usize],
+                        _ => 0,
+                    };
+                    heads.push(head & !MORE);
+                    more.push(head & MORE != 0);
+                }
+                Ok(())
+            }
             (Index::Rows { places, .. }, EncodedKeys::Rows(rows)) => {
                 heads.extend(
                     EncodedKeys::hashes_of_rows(rows, TABLE_SEED)
@@ -212,11 +263,12 @@ impl JoinTable {
                     first_only,
                 };
                 Ok(match (&self.index, keys) {
-                    (Index::Integers { next, .. }, _) => probe.next_block(|b, p| {
-                        // A chain of one row ends without reading it.
-                        let last = heads[p] as usize == b + 1 && !more[p];
-                        (true, if last { 0 } else { next[b] })
-                    }),
+                    (Index::Integers { next, .. } | Index::Direct { next, .. }, _) => probe
+                        .next_block(|b, p| {
+                            // A chain of one row ends without reading it.
+                            let last = heads[p] as usize == b + 1 && !more[p];
+                            (true, if last { 0 } else { next[b] })
+                        }),
                     (
                         Index::Rows {
                             keys: build, next, ..
@@ -288,14 +340,28 @@ mod tests {
 
     use super::*;
 
-    /// A batch of keys `values`, encoded as integers or as rows.
-    fn keys(values: &[i32], integers: bool) -> (RecordBatch, EncodedKeys) {
+    /// How a test's keys are encoded.
+    #[derive(Clone, Copy)]
+    enum Encoding {
+        Rows,
+        /// Integers as given: a direct index.
+        Dense,
+        /// Integers spread far apart: open addressing.
+        Sparse,
+    }
+
+    const ENCODINGS: [Encoding; 3] = [Encoding::Rows, Encoding::Dense, Encoding::Sparse];
+
+    /// A batch of keys `values`, encoded as `encoding` says.
+    fn keys(values: &[i32], encoding: Encoding) -> (RecordBatch, EncodedKeys) {
         let column: ArrayRef = Arc::new(Int32Array::from(values.to_vec()));
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, false)]));
         let converter = RowConverter::new(vec![SortField::new(DataType::Int32)]).expect("row type");
-        let keys = match integers {
-            true => EncodedKeys::Integers(values.iter().map(|&v| i64::from(v)).collect()),
-            false => EncodedKeys::Rows(
+        let spread = |factor: i64| values.iter().map(|&v| i64::from(v) * factor).collect();
+        let keys = match encoding {
+            Encoding::Dense => EncodedKeys::Integers(spread(1)),
+            Encoding::Sparse => EncodedKeys::Integers(spread(1 << 40)),
+            Encoding::Rows => EncodedKeys::Rows(
                 converter
                     .convert_columns(std::slice::from_ref(&column))
                     .expect("rows"),
@@ -325,15 +391,21 @@ mod tests {
 
     #[test]
     fn probing_resumes_a_chain_across_blocks() {
-        for integers in [false, true] {
-            probe_resumes_chains(integers);
+        for encoding in ENCODINGS {
+            probe_resumes_chains(encoding);
         }
     }
 
-    fn probe_resumes_chains(integers: bool) {
-        let (batch, build) = keys(&[1, 2, 1, 1, 3, 1], integers);
+    fn probe_resumes_chains(encoding: Encoding) {
+        let (batch, build) = keys(&[1, 2, 1, 1, 3, 1], encoding);
         let table = JoinTable::try_new(batch, build, "test").expect("table");
-        let (_, probe) = keys(&[1, 3, 4, 1], integers);
+        assert!(matches!(
+            (encoding, &table.index),
+            (Encoding::Rows, Index::Rows { .. })
+                | (Encoding::Dense, Index::Direct { .. })
+                | (Encoding::Sparse, Index::Integers { .. })
+        ));
+        let (_, probe) = keys(&[1, 3, 4, 1, -5, 0], encoding);
         let all = vec![
             (0, 0),
             (0, 3),
@@ -356,19 +428,19 @@ mod tests {
 
     #[test]
     fn an_empty_table_matches_nothing() {
-        for integers in [false, true] {
-            let (batch, build) = keys(&[], integers);
+        for encoding in ENCODINGS {
+            let (batch, build) = keys(&[], encoding);
             let table = JoinTable::try_new(batch, build, "test").expect("table");
-            let (_, probe) = keys(&[1, 2], integers);
+            let (_, probe) = keys(&[1, 2], encoding);
             assert!(pairs(&table, &probe, 4, false).is_empty());
         }
     }
 
     #[test]
     fn keys_encoded_unlike_the_table_are_an_error() {
-        let (batch, build) = keys(&[1], true);
+        let (batch, build) = keys(&[1], Encoding::Sparse);
         let table = JoinTable::try_new(batch, build, "test").expect("table");
-        let (_, probe) = keys(&[1], false);
+        let (_, probe) = keys(&[1], Encoding::Rows);
         let mut blocks = table.candidates(&probe, 4, false);
         assert!(blocks.next().expect("a block").is_err());
     }
