@@ -356,7 +356,8 @@ async fn window_joins_give_the_same_rows_in_both_modes() {
     let query = |join: &str| {
         format!(
             "{tables}
-            SELECT P.id, P.name, P.window_start, A.id AS auction
+            SELECT P.id, P.name, P.window_start, A.id AS auction,
+                   CAST(A.window_time AS BIGINT) - CAST(P.window_start AS BIGINT) AS last
             FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(date_time), INTERVAL '10' MILLISECOND)) P
             {join} TABLE(TUMBLE(TABLE auction, DESCRIPTOR(date_time), INTERVAL '10' MILLISECOND)) A
             ON P.id = A.seller AND P.window_start = A.window_start AND P.window_end = A.window_end;"
@@ -366,6 +367,8 @@ async fn window_joins_give_the_same_rows_in_both_modes() {
         let script = query(join);
         let batch = sorted_rows(&run(&script, "batch", 1).await.expect("runs in batch mode"));
         assert!(!batch.is_empty(), "{join}");
+        // Either side's window_time is the window's last millisecond.
+        assert!(batch.iter().all(|row| row.ends_with("|9")), "{batch:?}");
         let streaming = run(&script, "streaming", 2)
             .await
             .expect("runs in streaming mode");

@@ -147,6 +147,8 @@ impl Translator<'_> {
             &on,
             filter,
         )?;
+        // Both sides' window_time: the joined window's last millisecond.
+        let df = with_window_time(&df)?;
         let columns = left
             .planned
             .columns
@@ -363,11 +365,11 @@ impl Translator<'_> {
     }
 }
 
-/// `df`, the rows of a window aggregate, with `window_time`: their
-/// window's last millisecond, a time later windows may group them by
-/// (Flink's cascading window aggregation). A window's row comes out when
-/// the watermark reaches that millisecond, so it is never late for the
-/// windows downstream.
+/// `df`, the rows of a window aggregate or window join, with
+/// `window_time`: their window's last millisecond, a time later windows may
+/// group them by (Flink's cascading window aggregation). A window's rows
+/// come out when the watermark reaches that millisecond, so they are never
+/// late for the windows downstream.
 fn with_window_time(df: &DataFrame) -> Result<DataFrame> {
     let end = df.schema().field_with_name(WINDOW_END)?.data_type();
     let millisecond = match end {
