@@ -404,6 +404,39 @@ pub fn window_totals(numbers: &DataFrame, window: Window) -> Result<DataFrame> {
     )
 }
 
+/// The windows `[start, end)` holding event `time`, as the definitions of
+/// tumbling, sliding and cumulating windows say (a reference for tests;
+/// sessions depend on the other records, so they have none).
+///
+/// # Panics
+/// For session windows.
+pub fn windows_of(window: Window, time: i64) -> Vec<(i64, i64)> {
+    let floor = |t: i64, n: i64| t.div_euclid(n) * n;
+    match window {
+        Window::Tumble { size } => vec![(floor(time, size), floor(time, size) + size)],
+        Window::Hop { size, slide } => {
+            let mut out = Vec::new();
+            let mut start = floor(time, slide);
+            while start > time - size {
+                out.push((start, start + size));
+                start -= slide;
+            }
+            out
+        }
+        Window::Cumulate { step, max_size } => {
+            let start = floor(time, max_size);
+            let mut end = floor(time, step) + step;
+            let mut out = Vec::new();
+            while end <= start + max_size {
+                out.push((start, end));
+                end += step;
+            }
+            out
+        }
+        Window::Session { .. } => panic!("sessions depend on the other records"),
+    }
+}
+
 /// The rows of `batches` as a sorted multiset, for results whose order is
 /// not defined.
 pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {

@@ -17,7 +17,7 @@ use datafusion_functions_aggregate::expr_fn::{max, sum};
 use weir_engine::expr::col;
 use weir_engine::memory::MemoryPool;
 use weir_engine::operators::{Window, WindowAggregate};
-use weir_engine::testing::{Rng, drive, sorted_rows, task_info};
+use weir_engine::testing::{Rng, drive, sorted_rows, task_info, windows_of};
 use weir_engine::{OperatorFactory, Output, Progress};
 
 fn schema() -> SchemaRef {
@@ -80,35 +80,6 @@ fn aggregate(window: Window, keyed: bool) -> WindowAggregate {
     )
     .expect("plans")
 }
-
-/// The windows `[start, end)` holding `time`, as the definitions say.
-fn windows_of(window: Window, time: i64) -> Vec<(i64, i64)> {
-    let floor = |t: i64, n: i64| t.div_euclid(n) * n;
-    match window {
-        Window::Tumble { size } => vec![(floor(time, size), floor(time, size) + size)],
-        Window::Hop { size, slide } => {
-            let mut out = Vec::new();
-            let mut start = floor(time, slide);
-            while start > time - size {
-                out.push((start, start + size));
-                start -= slide;
-            }
-            out
-        }
-        Window::Cumulate { step, max_size } => {
-            let start = floor(time, max_size);
-            let mut out = Vec::new();
-            let mut end = floor(time, step) + step;
-            while end <= start + max_size {
-                out.push((start, end));
-                end += step;
-            }
-            out
-        }
-        Window::Session { .. } => unreachable!("sessions are computed per key"),
-    }
-}
-
 /// The reference: every record in every window it belongs to (sessions:
 /// each key's records sorted by time, split where the gap is reached).
 fn reference(window: Window, records: &[Record], keyed: bool) -> Vec<String> {

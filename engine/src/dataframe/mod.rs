@@ -608,18 +608,7 @@ impl DataFrame {
             };
             JoinPlacement::partitioned(left, right, &left_keys, &right_keys, partitioning)
         };
-        let on = left_keys
-            .iter()
-            .zip(&right_keys)
-            .map(|(l, r)| {
-                Ok((
-                    Compiled::new(&crate::expr::column(l), &left.schema)?,
-                    Compiled::new(&crate::expr::column(r), &right.schema)?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let both = joined_schema(&left.schema, &right.schema);
-        let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
+        let (on, filter) = compile_join(&left, &right, &left_keys, &right_keys, filter)?;
         let (lschema, rschema) = (Arc::clone(&left.schema), Arc::clone(&right.schema));
         let (join, schema): (Arc<dyn OperatorFactory>, SchemaRef) = if on.is_empty() {
             let condition = filter.expect("checked above: a join without keys has a condition");
@@ -744,18 +733,7 @@ impl DataFrame {
         let types = self.key_types(right, &left_keys, &right_keys)?;
         let left = self.with_key_types(&left_keys, &types)?;
         let right = right.with_key_types(&right_keys, &types)?;
-        let on = left_keys
-            .iter()
-            .zip(&right_keys)
-            .map(|(l, r)| {
-                Ok((
-                    Compiled::new(&crate::expr::column(l), &left.schema)?,
-                    Compiled::new(&crate::expr::column(r), &right.schema)?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let both = joined_schema(&left.schema, &right.schema);
-        let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
+        let (on, filter) = compile_join(&left, &right, &left_keys, &right_keys, filter)?;
         Ok(KeyedPair {
             left,
             right,
@@ -1137,6 +1115,33 @@ impl JoinPlacement {
             JoinSide::Right
         }
     }
+}
+
+/// A join's pairs of key columns, compiled.
+type JoinKeyPairs = Vec<(Compiled, Compiled)>;
+
+/// The pairs of key columns of a join of `left` and `right`, and its
+/// `filter`, compiled against their schemas.
+fn compile_join(
+    left: &DataFrame,
+    right: &DataFrame,
+    left_keys: &[String],
+    right_keys: &[String],
+    filter: Option<Expr>,
+) -> Result<(JoinKeyPairs, Option<Compiled>)> {
+    let on = left_keys
+        .iter()
+        .zip(right_keys)
+        .map(|(l, r)| {
+            Ok((
+                Compiled::new(&crate::expr::column(l), &left.schema)?,
+                Compiled::new(&crate::expr::column(r), &right.schema)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let both = joined_schema(&left.schema, &right.schema);
+    let filter = filter.map(|f| Compiled::new(&f, &both)).transpose()?;
+    Ok((on, filter))
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use weir_exchange::event::batch_data_bytes;
 
 use super::join::hash_table::JoinTable;
 use super::join::keys::{JoinKeys, KeyEncoder};
+use super::join::side_state::SideState;
 use super::join::{JoinSide, JoinType, joined_schema};
-use crate::checkpoint::with_key_groups;
 use crate::event_time::{check_time_type, event_times_ms};
 use crate::expr::Compiled;
 use crate::memory::MemoryReservation;
@@ -368,24 +368,17 @@ impl IntervalJoinOperator {
                 .exhausted(size.saturating_sub(self.reservation.size())))
         }
     }
+}
 
-    /// The schema of snapshotted rows: which side, whether each matched,
-    /// then the columns of both sides (those of the other side null).
-    fn state_schema(&self) -> SchemaRef {
-        let mut fields = vec![
-            Field::new(SIDE_COLUMN, DataType::Boolean, false),
-            Field::new(MATCHED_COLUMN, DataType::Boolean, false),
-        ];
-        for schema in &self.spec.sides {
-            fields.extend(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone().with_nullable(true)),
-            );
+impl IntervalJoin {
+    /// The layout of its checkpointed state; its own column is whether
+    /// a row matched.
+    fn side_state(&self) -> SideState<'_> {
+        SideState {
+            sides: [&self.sides[0], &self.sides[1]],
+            own: 1,
+            name: &self.name,
         }
-        let metadata = HashMap::from([(WATERMARK.to_string(), self.watermark.to_string())]);
-        Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 }
 
@@ -398,7 +391,6 @@ fn downcast_times(array: ArrayRef) -> Int64Array {
 }
 
 /// Columns and metadata of snapshotted interval join state.
-const SIDE_COLUMN: &str = "__right";
 const MATCHED_COLUMN: &str = "__matched";
 const WATERMARK: &str = "watermark";
 
@@ -437,75 +429,46 @@ impl Operator for IntervalJoinOperator {
     /// The waiting rows of both sides, each led by its key group and
     /// whether it matched.
     fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
-        let schema = self.state_schema();
+        let layout = self.spec.side_state();
+        let schema = layout.schema(
+            vec![Field::new(MATCHED_COLUMN, DataType::Boolean, false)],
+            HashMap::from([(WATERMARK.to_string(), self.watermark.to_string())]),
+        );
         let max_parallelism = self.task.max_parallelism;
         let mut state = Vec::new();
         for side in [JoinSide::Left, JoinSide::Right] {
             for waiting in &self.buffered[index(side)] {
-                let n = waiting.rows.num_rows();
                 let matched = BooleanArray::new(waiting.matched.finish_cloned(), None);
-                let mut columns: Vec<ArrayRef> = vec![
-                    Arc::new(BooleanArray::from(vec![side == JoinSide::Right; n])),
-                    Arc::new(matched),
-                ];
-                for other in [JoinSide::Left, JoinSide::Right] {
-                    if other == side {
-                        columns.extend(waiting.rows.columns().iter().cloned());
-                    } else {
-                        columns.extend(
-                            self.spec.sides[index(other)]
-                                .fields()
-                                .iter()
-                                .map(|f| new_null_array(f.data_type(), n)),
-                        );
-                    }
-                }
-                let rows = RecordBatch::try_new(Arc::clone(&schema), columns)?;
                 let keys = self.encoder.columns(side, &waiting.rows)?;
-                state.push(with_key_groups(&rows, &keys, max_parallelism)?);
+                state.push(layout.rows(
+                    &schema,
+                    side,
+                    vec![Arc::new(matched)],
+                    &waiting.rows,
+                    &keys,
+                    max_parallelism,
+                )?);
             }
         }
         if state.is_empty() {
-            let empty = RecordBatch::new_empty(Arc::clone(&schema));
-            state.push(with_key_groups(&empty, &[], max_parallelism)?);
+            state.push(layout.empty(&schema, max_parallelism)?);
         }
         Ok(Some(state))
     }
 
     /// Takes back the waiting rows.
     fn restore_state(&mut self, state: Vec<RecordBatch>) -> Result<()> {
-        let broken = |what: &str| Error::Checkpoint(format!("{}: {what}", self.spec.name));
-        let widths = self.spec.sides.clone().map(|s| s.fields().len());
         for batch in state {
+            let layout = self.spec.side_state();
             if let Some(watermark) = batch.schema().metadata().get(WATERMARK) {
-                let watermark: i64 = watermark.parse().map_err(|_| broken("a bad watermark"))?;
+                let watermark: i64 = watermark
+                    .parse()
+                    .map_err(|_| layout.broken("a bad watermark"))?;
                 self.watermark = self.watermark.max(watermark);
             }
-            let right = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| broken("state without sides"))?
-                .clone();
-            for side in [JoinSide::Left, JoinSide::Right] {
-                let keep = match side {
-                    JoinSide::Right => right.clone(),
-                    JoinSide::Left => arrow::compute::not(&right)?,
-                };
-                let rows = filter_record_batch(&batch, &keep)?;
-                if rows.num_rows() == 0 {
-                    continue;
-                }
-                let first = 2 + if side == JoinSide::Left { 0 } else { widths[0] };
-                let data = RecordBatch::try_new(
-                    Arc::clone(&self.spec.sides[index(side)]),
-                    rows.columns()[first..first + widths[index(side)]].to_vec(),
-                )?;
-                let matched = rows
-                    .column(1)
-                    .as_any()
-                    .downcast_ref::<BooleanArray>()
-                    .ok_or_else(|| broken("state without matches"))?;
+            for (side, rows) in layout.split(&batch)? {
+                let data = layout.input_rows(side, &rows)?;
+                let matched = layout.own_column::<BooleanArray>(&rows, 0)?;
                 let mut bits = BooleanBufferBuilder::new(matched.len());
                 bits.append_buffer(matched.values());
                 let times = event_times_ms(data.column(self.spec.times[index(side)]))?;

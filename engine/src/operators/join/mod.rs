@@ -12,6 +12,7 @@ pub(crate) mod grace;
 pub(crate) mod hash_table;
 pub(crate) mod keys;
 mod output;
+pub(crate) mod side_state;
 
 pub(crate) use output::{Candidates, JoinOutput, LoneBatches, MatchBitmap};
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, new_null_array};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use weir_exchange::event::batch_data_bytes;
@@ -13,13 +13,13 @@ use weir_exchange::event::batch_data_bytes;
 use super::pane_aggregate::by_pane;
 use super::panes::PaneLayout;
 use super::{Window, time_column, window_fields};
-use crate::checkpoint::with_key_groups;
 use crate::event_time::{check_time_type, event_times_ms};
 use crate::expr::Compiled;
 use crate::memory::MemoryReservation;
 use crate::operator::OUTPUT_BATCH_ROWS;
 use crate::operators::join::hash_table::JoinTable;
 use crate::operators::join::keys::{JoinKeys, KeyEncoder};
+use crate::operators::join::side_state::SideState;
 use crate::operators::join::{JoinOutput, JoinSide, JoinType};
 use crate::{Error, Operator, OperatorFactory, Output, Progress, Result, TaskInfo};
 
@@ -282,32 +282,24 @@ impl WindowJoinOperator {
             columns,
         )?)
     }
+}
 
-    /// The schema of snapshotted rows: which side, the window, then the
-    /// columns of both sides (those of the other side null).
-    fn state_schema(&self) -> SchemaRef {
-        let output = &self.spec.output;
-        let mut fields = vec![
-            Field::new(SIDE_COLUMN, DataType::Boolean, false),
-            Field::new(START_COLUMN, DataType::Int64, false),
-            Field::new(END_COLUMN, DataType::Int64, false),
-        ];
-        for side in [JoinSide::Left, JoinSide::Right] {
-            fields.extend(
-                output
-                    .side_schema(side)
-                    .fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone().with_nullable(true)),
-            );
+impl WindowJoin {
+    /// The layout of its checkpointed state; its own columns are the
+    /// window a row waits in.
+    fn side_state(&self) -> SideState<'_> {
+        SideState {
+            sides: [
+                self.output.side_schema(JoinSide::Left),
+                self.output.side_schema(JoinSide::Right),
+            ],
+            own: 2,
+            name: &self.name,
         }
-        let metadata = HashMap::from([(FIRED_UNTIL.to_string(), self.fired_until.to_string())]);
-        Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 }
 
 /// Columns and metadata of snapshotted window join state.
-const SIDE_COLUMN: &str = "__right";
 const START_COLUMN: &str = "__window_start";
 const END_COLUMN: &str = "__window_end";
 const FIRED_UNTIL: &str = "fired_until";
@@ -341,89 +333,58 @@ impl Operator for WindowJoinOperator {
     /// The rows waiting for their windows, each led by its key group (of
     /// its side's keys) and the window it waits in.
     fn snapshot_state(&mut self) -> Result<Option<Vec<RecordBatch>>> {
-        let schema = self.state_schema();
+        let layout = self.spec.side_state();
+        let schema = layout.schema(
+            vec![
+                Field::new(START_COLUMN, DataType::Int64, false),
+                Field::new(END_COLUMN, DataType::Int64, false),
+            ],
+            HashMap::from([(FIRED_UNTIL.to_string(), self.fired_until.to_string())]),
+        );
         let max_parallelism = self.task.max_parallelism;
         let mut state = Vec::new();
         for (&end, rows) in &self.windows {
             for side in [JoinSide::Left, JoinSide::Right] {
                 for batch in &rows.sides[side_index(side)] {
                     let n = batch.num_rows();
-                    let mut columns: Vec<ArrayRef> = vec![
-                        Arc::new(BooleanArray::from(vec![side == JoinSide::Right; n])),
+                    let window: Vec<ArrayRef> = vec![
                         Arc::new(Int64Array::from(vec![rows.start; n])),
                         Arc::new(Int64Array::from(vec![end; n])),
                     ];
-                    for other in [JoinSide::Left, JoinSide::Right] {
-                        if other == side {
-                            columns.extend(batch.columns().iter().cloned());
-                        } else {
-                            columns.extend(
-                                self.spec
-                                    .output
-                                    .side_schema(other)
-                                    .fields()
-                                    .iter()
-                                    .map(|f| new_null_array(f.data_type(), n)),
-                            );
-                        }
-                    }
-                    let rows = RecordBatch::try_new(Arc::clone(&schema), columns)?;
                     let keys = self.encoder.columns(side, batch)?;
-                    state.push(with_key_groups(&rows, &keys, max_parallelism)?);
+                    state.push(layout.rows(
+                        &schema,
+                        side,
+                        window,
+                        batch,
+                        &keys,
+                        max_parallelism,
+                    )?);
                 }
             }
         }
         if state.is_empty() {
-            let empty = RecordBatch::new_empty(Arc::clone(&schema));
-            state.push(with_key_groups(&empty, &[], max_parallelism)?);
+            state.push(layout.empty(&schema, max_parallelism)?);
         }
         Ok(Some(state))
     }
 
     /// Takes back the rows waiting for their windows.
     fn restore_state(&mut self, state: Vec<RecordBatch>) -> Result<()> {
-        let widths = [JoinSide::Left, JoinSide::Right]
-            .map(|s| self.spec.output.side_schema(s).fields().len());
-        let broken = |what: &str| Error::Checkpoint(format!("{}: {what}", self.spec.name));
         for batch in state {
+            let layout = self.spec.side_state();
             if let Some(fired) = batch.schema().metadata().get(FIRED_UNTIL) {
-                let fired: i64 = fired.parse().map_err(|_| broken("a bad fired_until"))?;
+                let fired: i64 = fired
+                    .parse()
+                    .map_err(|_| layout.broken("a bad fired_until"))?;
                 self.fired_until = self.fired_until.max(fired);
             }
-            let right = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| broken("state without sides"))?
-                .clone();
-            for side in [JoinSide::Left, JoinSide::Right] {
-                let keep = match side {
-                    JoinSide::Right => right.clone(),
-                    JoinSide::Left => arrow::compute::not(&right)?,
-                };
-                let rows = filter_record_batch(&batch, &keep)?;
-                if rows.num_rows() == 0 {
-                    continue;
-                }
-                let ends = rows
-                    .column(2)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| broken("state without windows"))?
-                    .clone();
+            for (side, rows) in layout.split(&batch)? {
+                let ends = layout.own_column::<Int64Array>(&rows, 1)?.clone();
                 // Rows of one window at a time, by end.
                 for (end, window) in by_pane(&rows, &ends)? {
-                    let start = window
-                        .column(1)
-                        .as_any()
-                        .downcast_ref::<Int64Array>()
-                        .ok_or_else(|| broken("state without windows"))?
-                        .value(0);
-                    let first = 3 + if side == JoinSide::Left { 0 } else { widths[0] };
-                    let data = RecordBatch::try_new(
-                        Arc::clone(self.spec.output.side_schema(side)),
-                        window.columns()[first..first + widths[side_index(side)]].to_vec(),
-                    )?;
+                    let start = layout.own_column::<Int64Array>(&window, 0)?.value(0);
+                    let data = layout.input_rows(side, &window)?;
                     self.windows
                         .entry(end)
                         .or_insert_with(|| WindowRows::new(start))
