@@ -50,7 +50,7 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use operator::{Operator, OperatorFactory, Output, Progress};
-pub use sink::{JobCommit, Sink, SinkFactory};
+pub use sink::{CheckpointCommit, JobCommit, Sink, SinkFactory};
 pub use source::{Boundedness, ScanRequest, Source, SourceFactory};
 pub use task::TaskInfo;
 pub use weir_exchange::cpu;

@@ -59,6 +59,21 @@ pub struct JobCommit {
     pub attempts: Vec<u32>,
 }
 
+/// A completed (or completing) checkpoint, as a sink vertex commits it.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointCommit<'a> {
+    /// The id of the job committing (as in [`TaskInfo::job_id`]).
+    pub job_id: &'a str,
+    /// The checkpoint's number.
+    pub checkpoint: u64,
+    /// What the subtasks prepared for it ([`Sink::prepare_commit`]).
+    pub committables: &'a [serde_json::Value],
+    /// The URL of the checkpoint's metadata, whose existence says that the
+    /// checkpoint completed; `None` for a checkpoint known to be complete
+    /// (one a job resumes from).
+    pub decided_by: Option<&'a str>,
+}
+
 /// Creates the sink of each subtask attempt, and publishes or discards their
 /// output when the job ends.
 #[async_trait]
@@ -82,19 +97,27 @@ pub trait SinkFactory: Send + Sync + Debug {
         Ok(())
     }
 
-    /// Checkpoint `checkpoint` completed: makes visible what the
-    /// `committables` its subtasks prepared stand for. Called again with
-    /// the same committables when a job restarts from that checkpoint:
+    /// Every task acknowledged a checkpoint, which completes once its
+    /// metadata (at `commit.decided_by`) is written: records what it
+    /// commits, so that whoever finds the record once the metadata exists
+    /// can carry the commit out, even if this process is gone by then.
+    ///
+    /// # Errors
+    /// When the record cannot be written; the checkpoint fails.
+    async fn prepare_checkpoint_commit(&self, commit: &CheckpointCommit<'_>) -> Result<()> {
+        let _ = commit;
+        Ok(())
+    }
+
+    /// The checkpoint completed: makes visible what the committables its
+    /// subtasks prepared stand for. Called again with the same
+    /// committables when a job restarts or resumes from that checkpoint:
     /// committing twice changes nothing.
     ///
     /// # Errors
     /// When the output cannot be published; the job fails.
-    async fn commit_checkpoint(
-        &self,
-        checkpoint: u64,
-        committables: &[serde_json::Value],
-    ) -> Result<()> {
-        let _ = (checkpoint, committables);
+    async fn commit_checkpoint(&self, commit: &CheckpointCommit<'_>) -> Result<()> {
+        let _ = commit;
         Ok(())
     }
 

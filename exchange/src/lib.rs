@@ -18,6 +18,8 @@
 //! - [`spill`]: local spill files of operators over their memory budget.
 //! - [`checkpoint_store`]: checkpoint state files and metadata, checked
 //!   against their recorded length and checksum.
+//! - [`job_owner`]: which process a job's directories belong to, so that
+//!   what a killed job left behind is removed and nothing a live job uses.
 //! - [`store_url`]: object store URLs (local paths, `file://`, `s3://`,
 //!   `memory://`) for shuffle roots and connectors.
 //!
@@ -31,6 +33,7 @@ pub mod cpu;
 mod error;
 pub mod event;
 pub mod hash;
+pub mod job_owner;
 pub mod partitioner;
 mod shuffle_root;
 pub mod spill;

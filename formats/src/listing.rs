@@ -19,6 +19,7 @@ use weir_engine::expr::Compiled;
 use weir_engine::registry::ConnectorOptions;
 use weir_exchange::StoreUrl;
 
+use crate::file_sink::commit::CommitView;
 use crate::hive::{PartitionColumns, constant_columns, parse_segments};
 use crate::{Error, Result};
 
@@ -76,9 +77,12 @@ impl FileListing {
                 }
             },
         };
-        let metas: Vec<ObjectMeta> = match single {
-            Some(meta) => vec![meta],
-            None => list_under(store, &root, pattern.as_ref()).await?,
+        let metas: Vec<(ObjectMeta, Path)> = match single {
+            Some(meta) => {
+                let path = meta.location.clone();
+                vec![(meta, path)]
+            }
+            None => committed_files(&root, pattern.as_ref(), options).await?,
         };
         if metas.is_empty() {
             return Err(Error::Option {
@@ -87,10 +91,10 @@ impl FileListing {
             });
         }
         let mut pairs = Vec::with_capacity(metas.len());
-        for meta in &metas {
-            let dirs = relative_dirs(&meta.location, root.path());
+        for (_, path) in &metas {
+            let dirs = relative_dirs(path, root.path());
             let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-            let url = root.url_of(&meta.location);
+            let url = root.url_of(path);
             let parsed = parse_segments(&dirs).map_err(|message| Error::Corrupt {
                 file: url.clone(),
                 message,
@@ -101,7 +105,7 @@ impl FileListing {
         let files = metas
             .into_iter()
             .zip(&pairs)
-            .map(|(meta, (url, pairs))| {
+            .map(|((meta, _), (url, pairs))| {
                 Ok(ListedFile {
                     location: meta.location,
                     url: url.clone(),
@@ -191,6 +195,55 @@ fn split_glob(path: &str) -> Result<(String, Option<glob::Pattern>)> {
     Ok((root, Some(pattern)))
 }
 
+/// How often a listing is read again when commits ran while it was read.
+const LISTING_ATTEMPTS: usize = 5;
+
+/// The files of the table under `root` matching `pattern`, as its commits
+/// say (see [`CommitView`]): each as where its bytes are and the path it
+/// has, in path order. A commit that starts or ends while the files are
+/// listed has the listing read again, so that it is seen whole or not at
+/// all.
+async fn committed_files(
+    root: &StoreUrl,
+    pattern: Option<&glob::Pattern>,
+    options: &ConnectorOptions,
+) -> Result<Vec<(ObjectMeta, Path)>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let before = CommitView::read(root, options).await?;
+        let listed = list_under(root.store(), root, pattern).await?;
+        let after = CommitView::read(root, options).await?;
+        if before.same_commits(&after) || attempt == LISTING_ATTEMPTS {
+            let files = listed
+                .into_iter()
+                .map(|meta| {
+                    let path = meta.location.clone();
+                    (meta, path)
+                })
+                .collect();
+            let files = after.apply(root, files).await?;
+            return Ok(files
+                .into_iter()
+                .filter(|(_, path)| matches(path, root.path(), pattern))
+                .collect());
+        }
+    }
+}
+
+/// Whether the file at `path` is visible under `prefix` and matches
+/// `pattern`.
+fn matches(path: &Path, prefix: &Path, pattern: Option<&glob::Pattern>) -> bool {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let relative = relative_parts(path, prefix);
+    let hidden = relative.iter().any(|p| p.starts_with(['_', '.']));
+    !hidden && pattern.is_none_or(|p| p.matches_with(&relative.join("/"), options))
+}
+
 /// Every visible file under the root matching `pattern`, in path order.
 async fn list_under(
     store: &Arc<dyn ObjectStore>,
@@ -207,18 +260,9 @@ async fn list_under(
                 url: root.to_string(),
                 source,
             })?;
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: true,
-    };
     let mut files: Vec<ObjectMeta> = listed
         .into_iter()
-        .filter(|meta| {
-            let relative = relative_parts(&meta.location, prefix);
-            let hidden = relative.iter().any(|p| p.starts_with(['_', '.']));
-            !hidden && pattern.is_none_or(|p| p.matches_with(&relative.join("/"), options))
-        })
+        .filter(|meta| matches(&meta.location, prefix, pattern))
         .collect();
     files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(files)

@@ -242,7 +242,11 @@ impl SavepointReply {
 pub enum AckOutcome {
     /// The checkpoint still waits for other tasks, or the ack was stale.
     Waiting,
-    /// Every task acknowledged: the checkpoint is complete.
+    /// Every task acknowledged: the checkpoint completes once the sinks
+    /// recorded what it commits and [`CheckpointCoordinator::complete`]
+    /// wrote its metadata.
+    Acknowledged(Box<CheckpointMetadata>),
+    /// The checkpoint is complete.
     Completed {
         /// What it recorded.
         metadata: Box<CheckpointMetadata>,
@@ -274,6 +278,21 @@ pub struct CheckpointStats {
     pub last_rows: u64,
     /// The number of the last completed one.
     pub last_checkpoint: Option<u64>,
+}
+
+/// The number of the latest checkpoint under a job's checkpoint
+/// directory whose metadata was written.
+async fn latest_completed(store: &CheckpointStore) -> Result<Option<u64>> {
+    Ok(store
+        .list("")
+        .await?
+        .iter()
+        .filter_map(|path| {
+            let (dir, file) = path.rsplit_once('/')?;
+            let number = dir.rsplit('/').next()?.strip_prefix("chk-")?;
+            (file == METADATA_FILE).then(|| number.parse().ok())?
+        })
+        .max())
 }
 
 /// Triggers and completes the checkpoints of one job.
@@ -411,9 +430,7 @@ impl CheckpointCoordinator {
         if pending.parts.len() < graph.subtasks.len() {
             return Ok(AckOutcome::Waiting);
         }
-        let mut pending = self.pending.take().expect("checked above");
-        let savepoint = pending.savepoint.take();
-        let mut parts = pending.parts;
+        let mut parts = std::mem::take(&mut pending.parts);
         let metadata = CheckpointMetadata {
             checkpoint: pending.id,
             timestamp_ms: pending.timestamp_ms,
@@ -431,6 +448,20 @@ impl CheckpointCoordinator {
                 })
                 .collect(),
         };
+        Ok(AckOutcome::Acknowledged(Box::new(metadata)))
+    }
+
+    /// Completes the acknowledged checkpoint in flight by writing its
+    /// metadata (the sinks recorded what it commits first), keeps the last
+    /// `retained` checkpoints, and writes the savepoint it was asked for.
+    ///
+    /// # Errors
+    /// When its metadata cannot be written.
+    pub async fn complete(&mut self, metadata: CheckpointMetadata) -> Result<AckOutcome> {
+        let Some(mut pending) = self.pending.take().filter(|p| p.id == metadata.checkpoint) else {
+            return Ok(AckOutcome::Waiting);
+        };
+        let savepoint = pending.savepoint.take();
         let json = serde_json::to_vec_pretty(&metadata)
             .map_err(|e| Error::Checkpoint(format!("checkpoint metadata: {e}")))?;
         self.store
@@ -563,16 +594,38 @@ impl CheckpointCoordinator {
         options: &BTreeMap<String, String>,
     ) -> Result<(CheckpointStore, CheckpointMetadata)> {
         let store = CheckpointStore::try_new(url, options)?;
-        let bytes = store
-            .read(METADATA_FILE)
-            .await
-            .map_err(|e| Error::Checkpoint(format!("{url} is not a savepoint: {e}")))?;
-        let metadata = serde_json::from_slice(&bytes).map_err(|e| {
+        let (url, bytes) = match store.read(METADATA_FILE).await {
+            Ok(bytes) => (url.to_string(), bytes),
+            Err(weir_exchange::Error::CheckpointNotFound { .. }) => {
+                // A job's checkpoint directory: its latest completed
+                // checkpoint, as Flink resumes from retained checkpoints.
+                let latest = latest_completed(&store).await?.ok_or_else(|| {
+                    Error::Checkpoint(format!(
+                        "{url} is not a savepoint (no {METADATA_FILE}), nor a job's checkpoint \
+                         directory with a completed checkpoint (chk-<n>/{METADATA_FILE})"
+                    ))
+                })?;
+                let chk = format!("{}/chk-{latest}", url.trim_end_matches('/'));
+                tracing::info!("resuming from {chk}, the latest completed checkpoint in {url}");
+                let bytes = store.read(&format!("chk-{latest}/{METADATA_FILE}")).await?;
+                (chk, bytes)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let metadata: CheckpointMetadata = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Checkpoint(format!(
                 "the metadata of savepoint {url} is unreadable: {e}"
             ))
         })?;
-        Ok((store, metadata))
+        // A checkpoint's state files are named from the checkpoint
+        // directory, `<job>/chk-<n>/...`; a savepoint's from its own.
+        let base = metadata
+            .state_files()
+            .next()
+            .and_then(|file| file.path.rsplit_once('/'))
+            .and_then(|(dir, _)| url.trim_end_matches('/').strip_suffix(dir))
+            .map_or(url.clone(), |base| base.trim_end_matches('/').to_string());
+        Ok((store.open(&base)?, metadata))
     }
 
     /// Removes every checkpoint of the job (it finished).
@@ -581,6 +634,12 @@ impl CheckpointCoordinator {
             tracing::warn!("could not remove the checkpoints of {}: {e}", self.job_dir);
         }
         self.completed.clear();
+    }
+
+    /// Where the metadata of checkpoint `checkpoint` is: the file whose
+    /// existence says that it completed.
+    pub fn metadata_url(&self, checkpoint: u64) -> String {
+        self.store.url_of(&self.metadata_path(checkpoint))
     }
 
     /// Where checkpoint `checkpoint` is.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
-use object_store::ObjectStoreExt;
+use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::{AbortHandle, JoinSet};
 use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup, TaskRestore};
@@ -17,11 +18,12 @@ use weir_engine::task::{
     Counters, InputChannel, LiveMetrics, OutputSpec, OutputTarget, TaskDeployment, TaskInfo,
     TaskReport, run_task,
 };
-use weir_engine::{Boundedness, JobCommit};
+use weir_engine::{Boundedness, CheckpointCommit, JobCommit};
 use weir_exchange::ResultPartitionId;
 use weir_exchange::ShuffleRoot;
 use weir_exchange::channel::{ChannelReceiver, ChannelSender, pipelined_channel};
 use weir_exchange::event::Barrier;
+use weir_exchange::job_owner::{self, JobOwner};
 
 use crate::checkpoint_coordinator::{
     AckOutcome, CheckpointCoordinator, CheckpointMetadata, SavepointReply, SavepointRequest,
@@ -166,7 +168,11 @@ impl JobMaster {
     /// Runs the job to its end and removes its partition files, whether it
     /// succeeded or failed.
     pub async fn run(mut self) -> Result<JobSummary> {
-        let mut outcome = self.drive().await;
+        self.claim_job_dirs().await;
+        let mut outcome = match self.commit_restored().await {
+            Ok(()) => self.drive().await,
+            Err(e) => Err(e),
+        };
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         // A stopped job committed what its last savepoint covers; the rest
@@ -204,6 +210,77 @@ impl JobMaster {
             );
         }
         outcome.map(|()| self.summary())
+    }
+
+    /// Records this process as the owner of the job's directories under
+    /// the shuffle root and the spill directory, and removes those of jobs
+    /// whose process is gone (killed jobs leave them behind). Neither
+    /// fails the job: what cannot be removed now is removed later.
+    async fn claim_job_dirs(&self) {
+        let owner = JobOwner::current(&self.job_id);
+        let dir = object_store::path::Path::from(&*self.job_id);
+        let shuffle = self.root.store().as_ref();
+        for gone in orphans(shuffle, self.root.url()).await {
+            match self.root.remove_job(&gone.job).await {
+                Ok(()) => tracing::info!(
+                    "removed the partition files of job {} (process {} is gone)",
+                    gone.job,
+                    gone.pid
+                ),
+                Err(e) => tracing::warn!(
+                    "could not remove the partition files of job {}: {e}",
+                    gone.job
+                ),
+            }
+        }
+        if let Err(e) = owner.write(shuffle, &dir).await {
+            tracing::warn!(
+                "could not record the owner of job {}'s partition files: {e}",
+                self.job_id
+            );
+        }
+        let spill_root = &self.config.spill_dir;
+        let spill = std::fs::create_dir_all(spill_root)
+            .map_err(|e| e.to_string())
+            .and_then(|()| LocalFileSystem::new_with_prefix(spill_root).map_err(|e| e.to_string()));
+        let spill = match spill {
+            Ok(spill) => spill,
+            Err(e) => {
+                tracing::warn!(
+                    "could not open the spill directory {}: {e}",
+                    spill_root.display()
+                );
+                return;
+            }
+        };
+        for gone in orphans(&spill, &spill_root.display().to_string()).await {
+            match tokio::fs::remove_dir_all(spill_root.join(&gone.job)).await {
+                Ok(()) => tracing::info!(
+                    "removed the spill files of job {} (process {} is gone)",
+                    gone.job,
+                    gone.pid
+                ),
+                Err(e) => {
+                    tracing::warn!("could not remove the spill files of job {}: {e}", gone.job)
+                }
+            }
+        }
+        if let Err(e) = owner.write(&spill, &dir).await {
+            tracing::warn!(
+                "could not record the owner of job {}'s spill files: {e}",
+                self.job_id
+            );
+        }
+    }
+
+    /// A job resuming from a savepoint or a retained checkpoint first
+    /// commits what that checkpoint had pending: the run that took it may
+    /// have ended before it did (Flink commits again on restore).
+    async fn commit_restored(&self) -> Result<()> {
+        match &self.restore {
+            Some(metadata) => self.commit_checkpoint(metadata, None).await,
+            None => Ok(()),
+        }
     }
 
     /// Every sink of the job: each vertex's sink, and the sink of its late
@@ -618,37 +695,113 @@ impl JobMaster {
         }
     }
 
-    /// Records a task's checkpoint acknowledgement; when the checkpoint
-    /// completes, the sinks commit what their tasks prepared for it.
+    /// Records a task's checkpoint acknowledgement. Once every task
+    /// acknowledged, the sinks record what the checkpoint commits, the
+    /// checkpoint completes (its metadata is written), and the sinks
+    /// commit: a kill at any instant leaves the checkpoint's files either
+    /// uncommitted with the checkpoint, or committed (carried out by
+    /// whoever finds them, see [`SinkFactory::prepare_checkpoint_commit`]).
+    ///
+    /// [`SinkFactory::prepare_checkpoint_commit`]: weir_engine::SinkFactory::prepare_checkpoint_commit
     async fn on_checkpoint_ack(&mut self, ack: CheckpointAck) -> Result<()> {
         let Some(checkpoints) = &mut self.checkpoints else {
             return Ok(());
         };
-        match checkpoints.on_ack(ack, &self.graph).await? {
-            AckOutcome::Waiting => {}
+        let metadata = match checkpoints.on_ack(ack, &self.graph).await? {
+            AckOutcome::Waiting | AckOutcome::Completed { .. } => return Ok(()),
             AckOutcome::Declined { checkpoint, reason } => {
                 tracing::warn!("checkpoint {checkpoint} failed: {reason}");
+                return Ok(());
             }
-            AckOutcome::Completed {
-                metadata,
-                stopped_at,
-            } => {
-                if let Some(savepoint) = stopped_at {
-                    self.stopped = Some(Some(savepoint));
-                }
-                for (vertex, sink, late) in self.sinks() {
-                    let committables = metadata.committables(vertex.id.0 as usize, late);
-                    sink.commit_checkpoint(metadata.checkpoint, &committables)
-                        .await
-                        .map_err(|e| {
-                            self.failed(format!(
-                                "sink '{}' could not commit checkpoint {}: {e}",
-                                sink.name(),
-                                metadata.checkpoint
-                            ))
-                        })?;
-                }
+            AckOutcome::Acknowledged(metadata) => metadata,
+        };
+        let decided_by = checkpoints.metadata_url(metadata.checkpoint);
+        let mut declined = None;
+        for (sink, committables) in self.sink_committables(&metadata) {
+            let commit = CheckpointCommit {
+                decided_by: Some(&decided_by),
+                ..self.checkpoint_commit(&metadata, &committables)
+            };
+            if let Err(e) = sink.prepare_checkpoint_commit(&commit).await {
+                declined = Some(format!(
+                    "sink '{}' could not prepare its commit: {e}",
+                    sink.name()
+                ));
+                break;
             }
+        }
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        if let Some(reason) = declined {
+            if let AckOutcome::Declined { checkpoint, reason } = checkpoints.abort(reason).await {
+                tracing::warn!("checkpoint {checkpoint} failed: {reason}");
+            }
+            return Ok(());
+        }
+        let AckOutcome::Completed {
+            metadata,
+            stopped_at,
+        } = checkpoints.complete(*metadata).await?
+        else {
+            return Ok(());
+        };
+        if let Some(savepoint) = stopped_at {
+            self.stopped = Some(Some(savepoint));
+        }
+        self.commit_checkpoint(&metadata, Some(&decided_by)).await
+    }
+
+    /// Every sink of the job, with what its tasks prepared for checkpoint
+    /// `metadata`.
+    fn sink_committables<'a>(
+        &'a self,
+        metadata: &'a CheckpointMetadata,
+    ) -> impl Iterator<
+        Item = (
+            &'a Arc<dyn weir_engine::SinkFactory>,
+            Vec<serde_json::Value>,
+        ),
+    > {
+        self.sinks()
+            .map(|(vertex, sink, late)| (sink, metadata.committables(vertex.id.0 as usize, late)))
+    }
+
+    /// The commit of `committables` of checkpoint `metadata` by this job,
+    /// decided by nothing yet.
+    fn checkpoint_commit<'a>(
+        &'a self,
+        metadata: &CheckpointMetadata,
+        committables: &'a [serde_json::Value],
+    ) -> CheckpointCommit<'a> {
+        CheckpointCommit {
+            job_id: &self.job_id,
+            checkpoint: metadata.checkpoint,
+            committables,
+            decided_by: None,
+        }
+    }
+
+    /// Has every sink commit what its tasks prepared for checkpoint
+    /// `metadata`: one that completed (`decided_by` its metadata's URL),
+    /// or one the job resumes from (`None`).
+    async fn commit_checkpoint(
+        &self,
+        metadata: &CheckpointMetadata,
+        decided_by: Option<&str>,
+    ) -> Result<()> {
+        for (sink, committables) in self.sink_committables(metadata) {
+            let commit = CheckpointCommit {
+                decided_by,
+                ..self.checkpoint_commit(metadata, &committables)
+            };
+            sink.commit_checkpoint(&commit).await.map_err(|e| {
+                self.failed(format!(
+                    "sink '{}' could not commit checkpoint {}: {e}",
+                    sink.name(),
+                    metadata.checkpoint
+                ))
+            })?;
         }
         Ok(())
     }
@@ -1008,6 +1161,23 @@ impl JobMaster {
 }
 
 /// Deletes or corrupts the first state file of `checkpoint` (tests).
+/// The owners of the job directories under `url` (a store's top) whose
+/// process is gone: a directory a job wrote is named by its id.
+async fn orphans(store: &dyn ObjectStore, url: &str) -> Vec<JobOwner> {
+    let top = object_store::path::Path::default();
+    match job_owner::orphaned_jobs(store, &top).await {
+        Ok(orphans) => orphans
+            .into_iter()
+            .filter(|(dir, owner)| dir.as_ref() == owner.job)
+            .map(|(_, owner)| owner)
+            .collect(),
+        Err(e) => {
+            tracing::warn!("could not look for the files of gone jobs under {url}: {e}");
+            Vec::new()
+        }
+    }
+}
+
 async fn damage_checkpoint(
     checkpoints: &CheckpointCoordinator,
     checkpoint: &CheckpointMetadata,

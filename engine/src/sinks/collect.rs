@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 
-use crate::{Result, Sink, SinkFactory, TaskInfo};
+use crate::{CheckpointCommit, Result, Sink, SinkFactory, TaskInfo};
 
 /// Collects every batch it receives in memory. Each subtask attempt collects
 /// on its own and publishes its batches when it finishes, replacing what an
@@ -139,12 +139,8 @@ impl SinkFactory for CollectSink {
         }))
     }
 
-    async fn commit_checkpoint(
-        &self,
-        _checkpoint: u64,
-        committables: &[serde_json::Value],
-    ) -> Result<()> {
-        for committable in committables {
+    async fn commit_checkpoint(&self, commit: &CheckpointCommit<'_>) -> Result<()> {
+        for committable in commit.committables {
             let key: (usize, u32, u64) = serde_json::from_value(committable.clone())
                 .map_err(|e| crate::Error::Checkpoint(format!("collect sink: {e}")))?;
             self.collected.commit(key);

@@ -2,40 +2,54 @@
 //! a root in any object store, visible only once the job succeeded.
 //!
 //! Every subtask attempt writes under a staging directory hidden from
-//! readers, `<root>/_weir_staging/<job>/<subtask>-<attempt>/`. When the
-//! whole job succeeded, [`SinkFactory::commit_job`] moves the files of the
-//! final attempt of every subtask into the root (after removing the root's
-//! visible files in `overwrite` mode) and removes the staging directory; a
-//! failed or cancelled job only removes its staging directory. A job that
-//! fails therefore leaves no visible output, and a rerun subtask's earlier
-//! attempts are never published.
+//! readers, `<root>/_weir_staging/<job>/<subtask>-<attempt>/`; the job's
+//! staging directory names the process that owns it
+//! ([`JobOwner`](weir_exchange::job_owner::JobOwner)). When the whole job
+//! succeeded, [`SinkFactory::commit_job`] publishes the files of the final
+//! attempt of every subtask (and, in `overwrite` mode, removes the root's
+//! visible files) in one step, a commit manifest ([`commit`]), then removes
+//! the staging directory; a failed or cancelled job only removes its
+//! staging directory. A job that fails therefore leaves no visible output,
+//! a job killed while it commits leaves all of it or none, and a rerun
+//! subtask's earlier attempts are never published.
 //!
 //! In checkpoints of streaming jobs it commits in two phases, as Flink's
 //! file sink does: at a barrier an attempt completes the files it is
-//! writing (in progress to pending, still staged), and when the checkpoint
-//! completes they move into the root. A job restarted from a checkpoint
+//! writing (in progress to pending, still staged); before the checkpoint
+//! completes, their manifest is written, decided by the checkpoint's
+//! metadata; once it completes they move into the root. A job restarted
+//! from a checkpoint (or a savepoint) commits what it had pending again,
 //! writes what followed it again into new files, and what a failed attempt
 //! staged after the checkpoint is never published: exactly once.
+//!
+//! Whoever opens a sink on a root first finishes the commits that a killed
+//! job left half done, drops those whose checkpoint never completed, and
+//! removes the staging directories of jobs whose process is gone.
 //!
 //! With `partition-by`, rows go to hive-style `key=value` directories
 //! (values escaped, see [`crate::hive`]) and the partition columns are not
 //! written into the files. Files roll over at `sink.rolling.max-rows` rows
 //! or about `sink.rolling.max-bytes` bytes.
 
+pub mod commit;
 mod encoder;
 mod writer;
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use weir_engine::expr::column_list;
 use weir_engine::registry::ConnectorOptions;
-use weir_engine::{JobCommit, Sink, SinkFactory, TaskInfo};
+use weir_engine::{CheckpointCommit, JobCommit, Sink, SinkFactory, TaskInfo};
 use weir_exchange::StoreUrl;
+use weir_exchange::job_owner::{self, JobOwner, Liveness};
+
+use commit::{CommitManifest, Decision, read_manifests, remove_manifest};
 
 pub use encoder::{FileEncoder, FileFormat, RowTextEncoder, SharedBuffer};
 
@@ -163,20 +177,40 @@ pub struct FileSink {
     completing: Arc<tokio::sync::RwLock<()>>,
     /// Whether `overwrite` mode removed the root's files already.
     overwritten: Arc<std::sync::atomic::AtomicBool>,
+    /// The store options the sink was opened with: they open the store of
+    /// a checkpoint deciding a commit, or of a root an earlier run of the
+    /// job wrote to.
+    store_options: BTreeMap<String, String>,
+    /// The jobs whose staging directory names its owner already.
+    claimed: Arc<tokio::sync::Mutex<HashSet<Arc<str>>>>,
+}
+
+/// What a subtask prepared at a checkpoint: the files it completed, staged
+/// path and target, under its sink's root (absent in committables of
+/// earlier versions: the sink's own root).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Committable {
+    #[serde(default)]
+    root: Option<String>,
+    files: Vec<(String, String)>,
 }
 
 impl FileSink {
-    /// A sink writing rows of `schema` as `format` files under `root`.
+    /// A sink writing rows of `schema` as `format` files under `root`, a
+    /// root of a store opened with `store_options`. It first recovers what
+    /// killed jobs left under the root (see the module docs).
     ///
     /// # Errors
     /// [`Error::Option`] when a partition column is unknown, or every column
     /// is a partition column; or, in `error-if-exists` mode, the root holds
-    /// files already; [`Error::Store`] when the root cannot be listed.
+    /// files already; [`Error::Store`] when the root cannot be listed, or a
+    /// commit left half done cannot be finished.
     pub async fn try_new(
         root: StoreUrl,
         format: Arc<dyn FileFormat>,
         schema: SchemaRef,
         options: FileSinkOptions,
+        store_options: BTreeMap<String, String>,
     ) -> Result<Self> {
         let partition_columns = options
             .partition_by
@@ -205,7 +239,10 @@ impl FileSink {
             partition_columns,
             completing: Arc::default(),
             overwritten: Arc::default(),
+            store_options,
+            claimed: Arc::default(),
         };
+        sink.recover().await?;
         if sink.options.mode == WriteMode::ErrorIfExists {
             let existing = sink.visible_files().await?;
             if let Some(first) = existing.first() {
@@ -244,6 +281,7 @@ impl FileSink {
             format,
             schema,
             FileSinkOptions::from_options(options)?,
+            options.clone(),
         )
         .await
     }
@@ -283,21 +321,186 @@ impl FileSink {
         target
     }
 
-    /// In `overwrite` mode, removes the root's visible files before the
-    /// job publishes its first file (at its first checkpoint, or at its
-    /// end), and never again.
-    async fn overwrite_once(&self) -> Result<()> {
+    /// In `overwrite` mode, the root's visible files, which the job's first
+    /// commit (at its first checkpoint, or at its end) removes; nothing
+    /// afterwards.
+    async fn files_to_overwrite(&self) -> Result<Vec<String>> {
         if self.options.mode != WriteMode::Overwrite
             || self
                 .overwritten
                 .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        for file in self.visible_files().await? {
-            self.delete(&file).await?;
+        Ok(self
+            .visible_files()
+            .await?
+            .iter()
+            .map(Path::to_string)
+            .collect())
+    }
+
+    /// Records this process as the owner of `job_id`'s staging directory,
+    /// before the job stages its first file there.
+    pub(super) async fn claim_staging(&self, job_id: &Arc<str>) -> Result<()> {
+        let mut claimed = self.claimed.lock().await;
+        if !claimed.contains(job_id) {
+            let dir = self.staging(job_id);
+            JobOwner::current(job_id)
+                .write(self.store().as_ref(), &dir)
+                .await
+                .map_err(|e| self.store_error(e))?;
+            claimed.insert(Arc::clone(job_id));
         }
         Ok(())
+    }
+
+    /// Finishes what killed jobs left under the root: commits decided but
+    /// not carried out are finished, those whose checkpoint never
+    /// completed are dropped once their owner is gone, and the staging
+    /// directories of gone owners are removed.
+    async fn recover(&self) -> Result<()> {
+        for (path, manifest) in read_manifests(&self.root).await? {
+            match manifest.decision(&self.store_options).await? {
+                Decision::Committed => {
+                    manifest.apply(&self.root).await?;
+                    remove_manifest(&self.root, &path).await?;
+                    tracing::info!(
+                        "finished the commit of job {} that was left half done in {}",
+                        manifest.job,
+                        self.root
+                    );
+                }
+                Decision::Open if manifest.owner.liveness() == Liveness::Dead => {
+                    remove_manifest(&self.root, &path).await?;
+                    tracing::info!(
+                        "dropped the commit of job {} in {}: its checkpoint never completed",
+                        manifest.job,
+                        self.root
+                    );
+                }
+                Decision::Open => {}
+            }
+        }
+        let staging = self.root.path().clone().join(STAGING_DIR);
+        let orphans = job_owner::orphaned_jobs(self.store().as_ref(), &staging)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        for (dir, owner) in orphans {
+            self.remove_all(&dir).await?;
+            tracing::info!(
+                "removed the staged files of job {} (process {} is gone) from {}",
+                owner.job,
+                owner.pid,
+                self.root
+            );
+        }
+        Ok(())
+    }
+
+    /// Commits `manifest` under the name `name`: writes it (the commit
+    /// point), carries it out and removes it.
+    async fn publish(&self, manifest: &CommitManifest, name: &str) -> Result<()> {
+        if manifest.publish.is_empty() && manifest.remove.is_empty() {
+            return Ok(());
+        }
+        let path = manifest.write(&self.root, name).await?;
+        manifest.apply(&self.root).await?;
+        remove_manifest(&self.root, &path).await
+    }
+
+    /// Removes the manifests of `job_id`'s checkpoints that never
+    /// completed (the job ends).
+    async fn drop_open_commits(&self, job_id: &str) -> Result<()> {
+        for (path, manifest) in read_manifests(&self.root).await? {
+            if manifest.job == job_id
+                && manifest.decision(&self.store_options).await? == Decision::Open
+            {
+                remove_manifest(&self.root, &path).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest name of a checkpoint's commit.
+    fn checkpoint_manifest_name(commit: &CheckpointCommit<'_>) -> String {
+        match commit.decided_by {
+            Some(_) => format!("{}-chk-{}", commit.job_id, commit.checkpoint),
+            None => format!("{}-restored-chk-{}", commit.job_id, commit.checkpoint),
+        }
+    }
+
+    /// The committables of a checkpoint, merged by the root they were
+    /// written under (this sink's first, as `root: None`).
+    fn committables_by_root(
+        &self,
+        commit: &CheckpointCommit<'_>,
+    ) -> weir_engine::Result<Vec<Committable>> {
+        let mut by_root = vec![Committable {
+            root: None,
+            files: Vec::new(),
+        }];
+        let own = self.root.to_string();
+        for value in commit.committables {
+            let committable: Committable = serde_json::from_value(value.clone()).map_err(|e| {
+                weir_engine::Error::Checkpoint(format!(
+                    "{}: checkpoint {}: {e}",
+                    self.name(),
+                    commit.checkpoint
+                ))
+            })?;
+            let root = committable.root.filter(|r| *r != own);
+            match by_root.iter_mut().find(|c| c.root == root) {
+                Some(merged) => merged.files.extend(committable.files),
+                None => by_root.push(Committable {
+                    root,
+                    files: committable.files,
+                }),
+            }
+        }
+        Ok(by_root)
+    }
+
+    /// This sink, or its writer of the root an earlier run of the job
+    /// wrote `committable` under.
+    fn sink_of(&self, committable: &Committable) -> Result<Self> {
+        match &committable.root {
+            Some(url) => self.at_root(url),
+            None => Ok(self.clone()),
+        }
+    }
+
+    /// This sink's writer of another root, opened with the same options
+    /// (files an earlier run of a resumed job left there).
+    fn at_root(&self, url: &str) -> Result<Self> {
+        let root = StoreUrl::parse(url, &self.store_options).map_err(|e| Error::Option {
+            option: "path".to_string(),
+            message: format!("the root of a checkpoint's files: {e}"),
+        })?;
+        Ok(Self {
+            root,
+            options: FileSinkOptions {
+                mode: WriteMode::Append,
+                ..self.options.clone()
+            },
+            ..self.clone()
+        })
+    }
+
+    /// The manifest committing a checkpoint's `files` under this root.
+    async fn checkpoint_manifest(
+        &self,
+        commit: &CheckpointCommit<'_>,
+        files: Vec<(String, String)>,
+    ) -> Result<CommitManifest> {
+        Ok(CommitManifest {
+            job: commit.job_id.to_string(),
+            checkpoint: Some(commit.checkpoint),
+            decided_by: commit.decided_by.map(str::to_string),
+            owner: JobOwner::current(commit.job_id),
+            publish: files,
+            remove: self.files_to_overwrite().await?,
+        })
     }
 
     fn store_error(&self, source: object_store::Error) -> Error {
@@ -328,15 +531,9 @@ impl FileSink {
     }
 
     async fn remove_all(&self, prefix: &Path) -> Result<()> {
-        let listed: Vec<_> = self
-            .store()
-            .list(Some(prefix))
-            .try_collect()
+        job_owner::remove_all(self.store().as_ref(), prefix)
             .await
             .map_err(|e| self.store_error(e))?;
-        for meta in listed {
-            self.delete(&meta.location).await?;
-        }
         // Local stores keep empty directories: remove the staging tree, and
         // the staging directory when no other job stages there.
         if let (Some(tree), Some(root)) = (
@@ -347,13 +544,6 @@ impl FileSink {
             let _ = tokio::fs::remove_dir(root.join(STAGING_DIR)).await;
         }
         Ok(())
-    }
-
-    async fn delete(&self, location: &Path) -> Result<()> {
-        match self.store().delete(location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.store_error(e)),
-        }
     }
 }
 
@@ -373,7 +563,7 @@ impl SinkFactory for FileSink {
     }
 
     async fn commit_job(&self, commit: &JobCommit) -> weir_engine::Result<()> {
-        self.overwrite_once().await?;
+        let mut publish = Vec::new();
         for (subtask, attempt) in commit.attempts.iter().enumerate() {
             let dir = self.attempt_dir(&commit.job_id, subtask, *attempt);
             let staged: Vec<_> = self
@@ -384,45 +574,56 @@ impl SinkFactory for FileSink {
                 .map_err(|e| self.store_error(e))?;
             for meta in staged {
                 let target = self.target_of(&dir, &meta.location);
-                self.store()
-                    .rename(&meta.location, &target)
-                    .await
-                    .map_err(|e| self.store_error(e))?;
+                publish.push((meta.location.to_string(), target.to_string()));
             }
         }
+        let manifest = CommitManifest {
+            job: commit.job_id.to_string(),
+            checkpoint: None,
+            decided_by: None,
+            owner: JobOwner::current(&commit.job_id),
+            publish,
+            remove: self.files_to_overwrite().await?,
+        };
+        self.publish(&manifest, &commit.job_id).await?;
+        self.drop_open_commits(&commit.job_id).await?;
         self.remove_all(&self.staging(&commit.job_id)).await?;
         Ok(())
     }
 
-    /// Publishes the files the subtasks completed for a checkpoint.
-    /// Committing again (after a restart) finds them published and moves
-    /// nothing.
-    async fn commit_checkpoint(
+    /// Writes down what the checkpoint commits, decided by its metadata.
+    async fn prepare_checkpoint_commit(
         &self,
-        checkpoint: u64,
-        committables: &[serde_json::Value],
+        commit: &CheckpointCommit<'_>,
     ) -> weir_engine::Result<()> {
-        #[derive(serde::Deserialize)]
-        struct Committable {
-            files: Vec<(String, String)>,
+        for committable in self.committables_by_root(commit)? {
+            let sink = self.sink_of(&committable)?;
+            let manifest = sink.checkpoint_manifest(commit, committable.files).await?;
+            if !manifest.publish.is_empty() || !manifest.remove.is_empty() {
+                manifest
+                    .write(&sink.root, &Self::checkpoint_manifest_name(commit))
+                    .await?;
+            }
         }
-        self.overwrite_once().await?;
-        for committable in committables {
-            let committable: Committable =
-                serde_json::from_value(committable.clone()).map_err(|e| {
-                    weir_engine::Error::Checkpoint(format!(
-                        "{}: checkpoint {checkpoint}: {e}",
-                        self.name()
-                    ))
-                })?;
-            for (staged, target) in committable.files {
-                let (staged, target) = (Path::from(staged), Path::from(target));
-                match self.store().rename(&staged, &target).await {
-                    Ok(()) => {}
-                    // Published by an earlier commit of this checkpoint.
-                    Err(object_store::Error::NotFound { .. })
-                        if self.store().head(&target).await.is_ok() => {}
-                    Err(e) => return Err(self.store_error(e).into()),
+        Ok(())
+    }
+
+    /// Publishes the files the subtasks completed for a checkpoint, as
+    /// written down before it completed (or, for a checkpoint a job
+    /// resumes from, anew). Committing again (after a restart) finds them
+    /// published and moves nothing.
+    async fn commit_checkpoint(&self, commit: &CheckpointCommit<'_>) -> weir_engine::Result<()> {
+        let name = Self::checkpoint_manifest_name(commit);
+        for committable in self.committables_by_root(commit)? {
+            let sink = self.sink_of(&committable)?;
+            match commit::read_manifest(&sink.root, &name).await? {
+                Some((path, manifest)) => {
+                    manifest.apply(&sink.root).await?;
+                    remove_manifest(&sink.root, &path).await?;
+                }
+                None => {
+                    let manifest = sink.checkpoint_manifest(commit, committable.files).await?;
+                    sink.publish(&manifest, &name).await?;
                 }
             }
         }
@@ -431,6 +632,7 @@ impl SinkFactory for FileSink {
 
     async fn abort_job(&self, job_id: &str) -> weir_engine::Result<()> {
         let _no_upload_in_flight = self.completing.write().await;
+        self.drop_open_commits(job_id).await?;
         self.remove_all(&self.staging(job_id)).await?;
         Ok(())
     }

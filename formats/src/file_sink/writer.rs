@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use weir_engine::task::Counters;
 use weir_engine::{Sink, TaskInfo};
 
-use super::{FileEncoder, FileSink};
+use super::{Committable, FileEncoder, FileSink};
 use crate::hive::escape;
 use crate::{Error, Result};
 
@@ -115,7 +115,10 @@ impl FileSinkWriter {
             .collect()
     }
 
-    fn open_file(&mut self, dir: &str) -> Result<&mut OpenFile> {
+    async fn open_file(&mut self, dir: &str) -> Result<&mut OpenFile> {
+        if !self.open.contains_key(dir) && self.next_file == 0 {
+            self.sink.claim_staging(&self.job_id).await?;
+        }
         let entry = match self.open.entry(dir.to_string()) {
             Entry::Occupied(open) => return Ok(open.into_mut()),
             Entry::Vacant(entry) => entry,
@@ -156,7 +159,7 @@ impl FileSinkWriter {
         let max_bytes = self.sink.options.max_bytes_per_file.unwrap_or(usize::MAX);
         let mut offset = 0;
         while offset < batch.num_rows() {
-            let file = self.open_file(dir)?;
+            let file = self.open_file(dir).await?;
             let rows = (batch.num_rows() - offset).min(max_rows - file.rows);
             let piece = batch.slice(offset, rows);
             offset += rows;
@@ -280,6 +283,15 @@ impl Sink for FileSinkWriter {
                 (staged.to_string(), target.to_string())
             })
             .collect();
-        Ok((!files.is_empty()).then(|| serde_json::json!({ "files": files })))
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let committable = Committable {
+            root: Some(self.sink.root.to_string()),
+            files,
+        };
+        Ok(Some(
+            serde_json::to_value(committable).expect("a committable serializes"),
+        ))
     }
 }
