@@ -298,3 +298,50 @@ fn a_streaming_job_killed_after_a_checkpoint_resumes_exactly_once() {
         assert_every_row_once(tmp.path(), &out, STREAM_ROWS, &format!("trial {trial}"));
     }
 }
+
+#[test]
+fn a_streaming_sink_commits_partitions_whose_names_are_escaped() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let out = tmp.path().join("out");
+    let script = tmp.path().join("partitioned.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "SET 'execution.runtime-mode' = 'streaming';
+             SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'execution.checkpointing.dir' = '{}';
+             CREATE TABLE numbers (id BIGINT) WITH (
+               'connector' = 'datagen', 'number-of-rows' = '3000',
+               'rows-per-second' = '3000',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '0',
+               'fields.id.end' = '2999');
+             CREATE TABLE out WITH (
+               'connector' = 'parquet', 'path' = '{}', 'partition-by' = 'hm');
+             INSERT INTO out SELECT id, concat('23:5', CAST(id % 3 AS VARCHAR)) AS hm
+             FROM numbers;",
+            tmp.path().join("checkpoints").display(),
+            out.display()
+        ),
+    )
+    .expect("writes the script");
+    run_to_end(tmp.path(), &script, &[]);
+    assert_every_row_once(tmp.path(), &out, 3000, "partitioned by 'hm'");
+    let table = format!("t=parquet:{}", out.display());
+    let read = weir(tmp.path())
+        .args([
+            "sql",
+            "SELECT hm, count(*) AS n FROM t GROUP BY hm ORDER BY hm",
+            "--table",
+            &table,
+            "--format",
+            "csv",
+        ])
+        .output()
+        .expect("weir runs");
+    assert_eq!(
+        text(&read.stdout),
+        "hm,n\n23:50,1000\n23:51,1000\n23:52,1000\n",
+        "{}",
+        text(&read.stderr)
+    );
+}
