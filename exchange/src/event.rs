@@ -1,6 +1,26 @@
 //! The events that flow on every edge of a job.
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+
+/// A batch of `rows` rows of `schema` made of `columns`. Unlike
+/// [`RecordBatch::try_new`], it keeps its rows when it has no column: a
+/// `count(*)` over a join whose output keeps no column still counts them.
+///
+/// # Errors
+/// When the columns do not fit the schema or have another length.
+pub fn batch_of(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch, ArrowError> {
+    RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+}
 
 /// A checkpoint barrier: everything before it on a channel belongs to
 /// checkpoint `id`, everything after it to a later one.

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use weir_exchange::event::batch_of;
 
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBufferBuilder, Int64Array, RecordBatch, UInt32Array,
@@ -261,7 +262,7 @@ impl IntervalJoinOperator {
         let r = take_record_batch(right, right_rows)?;
         let mut columns = l.columns().to_vec();
         columns.extend_from_slice(r.columns());
-        let pairs = RecordBatch::try_new(Arc::clone(&self.spec.joined), columns)?;
+        let pairs = batch_of(Arc::clone(&self.spec.joined), columns, l.num_rows())?;
         let keep = match &self.spec.condition {
             Some(condition) => {
                 let holds = condition.evaluate_predicate(&pairs)?;
@@ -347,9 +348,10 @@ impl IntervalJoinOperator {
             JoinSide::Left => [rows.columns().to_vec(), nulls(&self.spec.sides[1])].concat(),
             JoinSide::Right => [nulls(&self.spec.sides[0]), rows.columns().to_vec()].concat(),
         };
-        Ok(RecordBatch::try_new(
+        Ok(batch_of(
             Arc::clone(&self.spec.schema),
             columns,
+            rows.num_rows(),
         )?)
     }
 

@@ -1,6 +1,7 @@
 //! Computes new columns from expressions over each batch.
 
 use std::sync::Arc;
+use weir_exchange::event::batch_of;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -77,7 +78,11 @@ impl Operator for Project {
             .iter()
             .map(|(e, _)| e.evaluate(&batch))
             .collect::<Result<Vec<_>>>()?;
-        output.emit(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        output.emit(batch_of(
+            Arc::clone(&self.schema),
+            columns,
+            batch.num_rows(),
+        )?);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Concatenates several inputs of the same columns (SQL's UNION ALL).
 
 use std::sync::Arc;
+use weir_exchange::event::batch_of;
 
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
@@ -65,7 +66,11 @@ impl Operator for Union {
             .zip(self.schema.fields())
             .map(|(column, field)| cast(column, field.data_type()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        output.emit(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        output.emit(batch_of(
+            Arc::clone(&self.schema),
+            columns,
+            batch.num_rows(),
+        )?);
         Ok(())
     }
 }

@@ -527,6 +527,44 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_without_columns_keep_their_rows() {
+        let schema = Arc::new(Schema::empty());
+        for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
+            let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
+            let options = BlockingOptions {
+                format,
+                ..BlockingOptions::default()
+            };
+            let mut writer = BlockingPartitionWriter::try_new(
+                &root,
+                JOB,
+                id(7),
+                Arc::clone(&schema),
+                2,
+                &options,
+            )
+            .await
+            .expect("writer starts");
+            for rows in [3, 0, 5] {
+                let batch =
+                    crate::event::batch_of(Arc::clone(&schema), vec![], rows).expect("batch");
+                writer.write(1, batch).await.expect("write");
+            }
+            let stats = writer.finish().await.expect("finish");
+            assert_eq!(stats.rows, 8, "{format}");
+            let mut reader = SubpartitionReader::open(&root, JOB, id(7), 1, format)
+                .await
+                .expect("open");
+            let mut rows = 0;
+            while let Some(batch) = reader.next_batch().await.expect("next batch") {
+                assert_eq!(batch.num_columns(), 0, "{format}");
+                rows += batch.num_rows();
+            }
+            assert_eq!(rows, 8, "{format}: every row read back");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn round_trip_in_a_local_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = ShuffleRoot::try_new(

@@ -11,6 +11,10 @@
 //! after the footer is encoded; the reader verifies them before decoding the
 //! footer. So schema, codec or offset damage in the footer is caught as well
 //! as damage to the row groups, and nothing unverified reaches a decoder.
+//!
+//! Parquet counts rows by their columns, so batches without columns (a
+//! `count(*)` over a join that keeps none) are written as one all-null
+//! column, [`ROWS_ONLY_COLUMN`], and read back without it.
 
 use std::sync::Arc;
 
@@ -23,14 +27,15 @@ use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::{KeyValue, ParquetMetaDataReader};
 use ::parquet::file::properties::WriterProperties;
 use ::parquet::file::reader::{ChunkReader, Length};
-use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{RecordBatch, new_null_array};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use bytes::{Buf, Bytes};
 
 use super::Compression;
 use super::index::{BlockEntry, PartitionIndex, crc32, decode_guarded};
 use super::reader::{BlockDecoder, Fetcher, OpenedPartition, Tail};
 use super::writer::EncodedBlock;
+use crate::event::batch_of;
 use crate::{Result, cpu};
 
 /// Key-value metadata key of the partition index in `parquet` partition files.
@@ -42,6 +47,9 @@ const PAR1: &[u8; 4] = b"PAR1";
 /// Footer length (u32 LE) + "PAR1".
 const END_LEN: u64 = 8;
 const CRC_PLACEHOLDER: &[u8; 8] = b"00000000";
+/// The column standing for the rows of batches without columns.
+pub const ROWS_ONLY_COLUMN: &str = "weir.rows";
+
 /// Rows per batch handed to consumers.
 const DECODE_BATCH_ROWS: usize = 8192;
 
@@ -49,10 +57,29 @@ fn internal(message: String) -> crate::Error {
     ParquetError::General(message).into()
 }
 
+/// The schema a file of batches of `schema` is written with: `schema`, or
+/// [`ROWS_ONLY_COLUMN`] alone when it has no column.
+fn file_schema(schema: SchemaRef) -> SchemaRef {
+    if !schema.fields().is_empty() {
+        return schema;
+    }
+    Arc::new(Schema::new_with_metadata(
+        vec![Field::new(ROWS_ONLY_COLUMN, DataType::Boolean, true)],
+        schema.metadata().clone(),
+    ))
+}
+
+/// Whether a file's schema stands for batches without columns.
+fn rows_only(schema: &Schema) -> bool {
+    schema.fields().len() == 1 && schema.field(0).name() == ROWS_ONLY_COLUMN
+}
+
 /// Encodes the blocks of a `parquet` partition file into an in-memory
 /// [`ArrowWriter`], draining the bytes of each row group as it is flushed.
 pub(super) struct ParquetBlockEncoder {
     writer: ArrowWriter<Vec<u8>>,
+    /// The file's schema, when it stands for batches without columns.
+    rows_only: Option<SchemaRef>,
     compression: Compression,
     /// Bytes drained so far: the offset of the next block.
     offset: u64,
@@ -72,11 +99,14 @@ impl ParquetBlockEncoder {
             .set_max_row_group_row_count(None)
             .set_max_row_group_bytes(None)
             .build();
-        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
+        let written = file_schema(schema);
+        let rows_only = rows_only(&written).then(|| Arc::clone(&written));
+        let mut writer = ArrowWriter::try_new(Vec::new(), written, Some(properties))?;
         writer.sync()?;
         let header = std::mem::take(writer.inner_mut());
         let encoder = Self {
             writer,
+            rows_only,
             compression,
             offset: header.len() as u64,
         };
@@ -92,7 +122,14 @@ impl ParquetBlockEncoder {
     pub fn encode_block(&mut self, batches: &[RecordBatch]) -> Result<EncodedBlock> {
         let row_group = self.writer.flushed_row_groups().len();
         for batch in batches {
-            self.writer.write(batch)?;
+            match &self.rows_only {
+                Some(schema) => {
+                    let rows = new_null_array(&DataType::Boolean, batch.num_rows());
+                    self.writer
+                        .write(&RecordBatch::try_new(Arc::clone(schema), vec![rows])?)?;
+                }
+                None => self.writer.write(batch)?,
+            }
         }
         self.writer.flush()?;
         self.writer.sync()?;
@@ -295,10 +332,11 @@ fn parse_footer(
     let mut schema_metadata = schema.metadata().clone();
     schema_metadata.remove(PARQUET_INDEX_KEY);
     schema_metadata.remove(PARQUET_FOOTER_CRC_KEY);
-    let schema = Arc::new(Schema::new_with_metadata(
-        schema.fields().clone(),
-        schema_metadata,
-    ));
+    let fields = match rows_only(schema) {
+        true => Fields::empty(),
+        false => schema.fields().clone(),
+    };
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
     Ok((index, schema, metadata))
 }
 
@@ -364,7 +402,11 @@ impl ParquetBlockDecoder {
         reader
             .map(|batch| {
                 let batch = batch.map_err(|e| format!("row group {row_group}: {e}"))?;
-                RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())
+                let columns = match self.schema.fields().is_empty() {
+                    true => Vec::new(),
+                    false => batch.columns().to_vec(),
+                };
+                batch_of(Arc::clone(&self.schema), columns, batch.num_rows())
                     .map_err(|e| format!("row group {row_group}: {e}"))
             })
             .collect()

@@ -2,6 +2,7 @@
 //! the hash join and the nested-loop join.
 
 use std::sync::Arc;
+use weir_exchange::event::batch_of;
 
 use arrow::array::{Array, BooleanBufferBuilder, RecordBatch, UInt32Array, new_null_array};
 use arrow::buffer::BooleanBuffer;
@@ -261,7 +262,7 @@ impl JoinOutput {
         };
         let mut columns = left.columns().to_vec();
         columns.extend_from_slice(right.columns());
-        let pairs = RecordBatch::try_new(Arc::clone(&self.joined), columns)?;
+        let pairs = batch_of(Arc::clone(&self.joined), columns, left.num_rows())?;
         let keep = match &self.condition {
             Some(condition) => {
                 let keep = condition.evaluate_predicate(&pairs)?;
@@ -358,7 +359,7 @@ impl JoinOutput {
                 JoinSide::Left => [kept.columns().to_vec(), padding(&self.right)].concat(),
                 JoinSide::Right => [padding(&self.left), kept.columns().to_vec()].concat(),
             };
-            RecordBatch::try_new(Arc::clone(&self.schema), columns)?
+            batch_of(Arc::clone(&self.schema), columns, rows)?
         } else {
             kept.with_schema(Arc::clone(&self.schema))?
         };

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use weir_exchange::event::batch_of;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, new_null_array};
 use arrow::compute::filter_record_batch;
@@ -123,9 +124,10 @@ impl SideState<'_> {
             JoinSide::Left => self.sides[0],
             JoinSide::Right => self.sides[1],
         };
-        Ok(RecordBatch::try_new(
+        Ok(batch_of(
             Arc::clone(schema),
             rows.columns()[first..first + width].to_vec(),
+            rows.num_rows(),
         )?)
     }
 
