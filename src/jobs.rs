@@ -1,5 +1,6 @@
 //! Running and explaining jobs: SQL scripts and the built-in examples.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -240,17 +241,18 @@ pub async fn run_script(
             .run(&MiniCluster::new(query.config), job.graph)
             .await?;
         let batches = job.output.batches();
-        write_rows(&mut stdout, &batches, format)?;
+        write_rows(&mut stdout, &job.schema, &batches, format)?;
+        stdout.flush()?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         if summaries {
-            println!("{summary}");
+            eprintln!("{summary}");
         } else {
             eprintln!("{rows} row(s) in {:.3} s", summary.wall_time.as_secs_f64());
         }
     }
     if let Some((_, graph)) = jobs.inserts {
         let summary = running.run(&MiniCluster::new(jobs.config), graph).await?;
-        println!("{summary}");
+        eprintln!("{summary}");
     }
     Ok(())
 }
@@ -375,6 +377,6 @@ pub async fn run_example(
     } else {
         println!("the job produced no rows");
     }
-    println!("{summary}");
+    eprintln!("{summary}");
     Ok(())
 }

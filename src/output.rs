@@ -3,7 +3,10 @@
 use std::io::Write;
 
 use anyhow::Result;
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use clap::ValueEnum;
 
 /// How rows are printed.
@@ -17,27 +20,37 @@ pub enum RowFormat {
     Json,
 }
 
-/// Writes `batches` to `out` in `format`.
+/// Writes `batches` of `schema` to `out` in `format`. Without rows, the
+/// table and CSV still show the columns (the table says `0 rows`), and
+/// JSON is an empty array.
 ///
 /// # Errors
 /// Writing fails.
-pub fn write_rows(out: &mut dyn Write, batches: &[RecordBatch], format: RowFormat) -> Result<()> {
+pub fn write_rows(
+    out: &mut dyn Write,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    format: RowFormat,
+) -> Result<()> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let empty = [RecordBatch::new_empty(Arc::clone(schema))];
+    let shown = if rows == 0 { &empty[..] } else { batches };
     match format {
         RowFormat::Table => {
             writeln!(
                 out,
                 "{}",
-                arrow::util::pretty::pretty_format_batches(batches)?
+                arrow::util::pretty::pretty_format_batches(shown)?
             )?;
+            if rows == 0 {
+                writeln!(out, "0 rows")?;
+            }
         }
         RowFormat::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(&mut *out);
-            if batches.is_empty() {
-                return Ok(());
-            }
-            for batch in batches {
+            for batch in shown {
                 writer.write(batch)?;
             }
         }

@@ -31,12 +31,15 @@ fn run_wordcount_prints_results_and_a_summary() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("| the   | 42    |"), "{text}");
-    assert!(text.contains("job 'wordcount' finished in"), "{text}");
+    // Rows go to standard output, the summary to standard error.
+    let summary = stderr(&out);
+    assert!(!text.contains("finished in"), "{text}");
+    assert!(summary.contains("job 'wordcount' finished in"), "{summary}");
     assert!(
-        text.contains("4 region(s), lazy-topological scheduling"),
-        "{text}"
+        summary.contains("4 region(s), lazy-topological scheduling"),
+        "{summary}"
     );
-    assert!(text.contains("every subtask ran once"), "{text}");
+    assert!(summary.contains("every subtask ran once"), "{summary}");
 }
 
 #[test]

@@ -137,7 +137,7 @@ fn error_messages_match_the_golden_files() {
 fn the_example_etl_job_writes_partitioned_parquet() {
     let out = weir(&["run", "data/jobs/revenue_by_nation.sql"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let summary = text(&out.stdout);
+    let summary = text(&out.stderr);
     assert!(summary.contains("files written"), "{summary}");
     // Read back with weir: one row per nation and year, 25 nations in each
     // of the 7 order years, and every year's partition directory present.
@@ -209,6 +209,26 @@ fn sql_prints_tables_csv_and_json() {
     assert_eq!(text(&out.stdout), "[{\"x\":2},{\"x\":1,\"y\":\"a\"}]\n");
     assert!(
         text(&out.stderr).contains("2 row(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn empty_results_still_show_their_columns() {
+    let query = "SELECT * FROM (VALUES (1, 'a')) AS t(x, y) WHERE x > 1";
+    let out = weir(&["sql", query, "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "x,y\n");
+    let out = weir(&["sql", query, "--format", "json"]);
+    assert_eq!(text(&out.stdout), "[]\n");
+    let out = weir(&["sql", query]);
+    assert_eq!(
+        text(&out.stdout),
+        "+---+---+\n| x | y |\n+---+---+\n+---+---+\n0 rows\n"
+    );
+    assert!(
+        text(&out.stderr).contains("0 row(s)"),
         "{}",
         text(&out.stderr)
     );
@@ -326,9 +346,10 @@ fn datagen_print_and_blackhole_tables() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("sums> +I[1000, 500500]"), "{stdout}");
+    let summary = text(&out.stderr);
     assert!(
-        stdout.contains("rows written"),
-        "the summary counts: {stdout}"
+        summary.contains("rows written"),
+        "the summary counts: {summary}"
     );
 }
 

@@ -74,6 +74,8 @@ pub struct QueryJob {
     pub graph: JobGraph,
     /// The rows, once the job has run.
     pub output: Collected,
+    /// The columns of the rows.
+    pub schema: SchemaRef,
 }
 
 /// Declared tables and views, and the settings, of a sequence of scripts.
@@ -392,10 +394,12 @@ impl Session {
             .output(&query.plan)
             .map_err(at)?;
         let (sink, output) = CollectSink::new();
+        let schema = Arc::clone(df.schema());
         df.write(Arc::new(sink));
         Ok(QueryJob {
             graph: build(&flow, config).map_err(at)?,
             output,
+            schema,
         })
     }
 
