@@ -235,6 +235,42 @@ fn empty_results_still_show_their_columns() {
 }
 
 #[test]
+fn expressions_that_differ_by_casts_are_columns_of_their_own() {
+    // DataFusion names a cast as what it casts (its issue 18975): these
+    // would be refused as duplicate names.
+    let out = weir(&[
+        "sql",
+        "SELECT sum(x), sum(CAST(x AS DOUBLE)), avg(x), avg(CAST(x AS DOUBLE)), \
+         sum(CAST(x AS BIGINT)) FROM (VALUES (1), (2)) AS t(x)",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "sum(t.x),sum(CAST(x AS DOUBLE)),avg(t.x),avg(CAST(x AS DOUBLE)),sum(CAST(x AS BIGINT))\n\
+         3,3.0,1.5,1.5,3\n"
+    );
+    let out = weir(&[
+        "sql",
+        "SELECT k, sum(x) AS a, sum(CAST(x AS DOUBLE)) AS b FROM (VALUES (1, 1), (1, 2), (2, 5)) \
+         AS t(k, x) GROUP BY k HAVING sum(CAST(x AS DOUBLE)) > 2.5 \
+         ORDER BY sum(CAST(x AS DOUBLE)) DESC",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "k,a,b\n2,5,5.0\n1,3,3.0\n");
+    let out = weir(&[
+        "sql",
+        "SELECT x, CAST(x AS DOUBLE) FROM (VALUES (1), (2)) AS t(x) ORDER BY x",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(text(&out.stdout), "x,CAST(x AS DOUBLE)\n1,1.0\n2,2.0\n");
+}
+
+#[test]
 fn mod_is_the_remainder_operator() {
     let query = "SELECT x, y, MOD(x, y) AS m, MOD(x, y) = x % y AS same, MOD(x, 2.5) AS d \
                  FROM (VALUES (7, 3), (-7, 3), (7, -3), (NULL, 3), (7, NULL)) AS t(x, y)";

@@ -2,6 +2,7 @@
 //! DataFusion's SQL planner, optimized with a chosen set of its logical
 //! rules, and translated into weir job graphs.
 
+mod cast_names;
 mod catalog;
 mod error;
 mod event_time;

@@ -28,6 +28,7 @@ use weir_scheduler::JobConfig;
 use weir_scheduler::parse_duration;
 
 use super::SqlError;
+use super::cast_names::distinct_cast_names;
 use super::catalog::{Catalog, TableDef};
 use super::event_time::{IDLE_TIMEOUT_OPTION, watermark_strategy};
 use super::flink_syntax::{Lifted, lift};
@@ -227,7 +228,8 @@ impl Session {
     }
 
     /// Plans `statement` after opening the tables it reads.
-    async fn plan(&mut self, statement: Statement) -> Result<LogicalPlan> {
+    async fn plan(&mut self, mut statement: Statement) -> Result<LogicalPlan> {
+        distinct_cast_names(&mut statement);
         let statement = DFStatement::Statement(Box::new(statement));
         let (relations, _) = resolve_table_references(&statement, true)?;
         let windowed = self.lifted.window_inputs.clone();
