@@ -188,9 +188,27 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let outcome = tokio::runtime::Runtime::new()
+    let cli = Cli::parse();
+    // Parsing, planning and translating SQL recurse over expressions that
+    // generated SQL nests thousands deep: they run on a thread with a stack
+    // of the CPU pool's size (taken only as it is used), as do the tokio
+    // workers that poll tasks.
+    let outcome = std::thread::Builder::new()
+        .name("weir-main".to_string())
+        .stack_size(weir_exchange::cpu::STACK_BYTES)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(weir_exchange::cpu::STACK_BYTES)
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(run(cli)))
+        })
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run(Cli::parse())));
+        .and_then(|main| {
+            main.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("weir's main thread panicked")))
+        });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

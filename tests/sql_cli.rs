@@ -271,6 +271,19 @@ fn expressions_that_differ_by_casts_are_columns_of_their_own() {
 }
 
 #[test]
+fn deeply_nested_generated_expressions_run() {
+    // A 4,000-term OR chain (generated SQL) overflowed the stack.
+    let terms: Vec<String> = (0..4000).map(|i| format!("x = {i}")).collect();
+    let query = format!(
+        "SELECT count(*) AS n FROM (VALUES (1), (2), (3999), (4000)) AS t(x) WHERE {}",
+        terms.join(" OR ")
+    );
+    let out = weir(&["sql", &query, "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "n\n3\n");
+}
+
+#[test]
 fn mod_is_the_remainder_operator() {
     let query = "SELECT x, y, MOD(x, y) AS m, MOD(x, y) = x % y AS same, MOD(x, 2.5) AS d \
                  FROM (VALUES (7, 3), (-7, 3), (7, -3), (NULL, 3), (7, NULL)) AS t(x, y)";

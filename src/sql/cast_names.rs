@@ -143,14 +143,24 @@ fn without_casts(expr: &Expr) -> String {
 /// Wraps the casts of each part of `expr` named in `depths` as often as
 /// it says.
 fn rewrite(expr: &mut Expr, depths: &HashMap<String, usize>) {
+    let wrap_casts = |e: &mut Expr, depth: usize| {
+        let _ = visit_expressions_mut(e, |inner| {
+            if matches!(inner, Expr::Cast { .. }) {
+                *inner = wrapped(inner, depth);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    };
+    if let Some(&depth) = depths.get(&expr.to_string()) {
+        return wrap_casts(expr, depth);
+    }
+    // Only function calls are named apart below the top (and naming every
+    // node would cost the square of a deep expression's size).
     let _ = visit_expressions_mut(expr, |e| {
-        if let Some(&depth) = depths.get(&e.to_string()) {
-            let _ = visit_expressions_mut(e, |inner| {
-                if matches!(inner, Expr::Cast { .. }) {
-                    *inner = wrapped(inner, depth);
-                }
-                ControlFlow::<()>::Continue(())
-            });
+        if matches!(e, Expr::Function(_))
+            && let Some(&depth) = depths.get(&e.to_string())
+        {
+            wrap_casts(e, depth);
         }
         ControlFlow::<()>::Continue(())
     });

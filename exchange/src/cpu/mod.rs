@@ -23,9 +23,15 @@ pub fn init_pool(threads: usize) -> bool {
     installed
 }
 
+/// The stack of each thread of the CPU pool: expressions are evaluated
+/// recursively, and generated SQL nests them thousands deep (a 5,000-term
+/// sum). Memory is only taken as the stack is used.
+pub const STACK_BYTES: usize = 64 << 20;
+
 fn build_pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .stack_size(STACK_BYTES)
         .thread_name(|i| format!("weir-cpu-{i}"))
         .build()
         .expect("the CPU pool's threads can be started")
