@@ -284,6 +284,21 @@ fn deeply_nested_generated_expressions_run() {
 }
 
 #[test]
+fn distinct_counts_over_subtasks_without_groups() {
+    // At parallelism 4, two keys leave final aggregate subtasks without a
+    // group; count(DISTINCT) of strings failed to give no states there.
+    let query = "SELECT k, count(DISTINCT s) AS ds, count(DISTINCT n) AS dn, avg(n) AS a, \
+                 max(n) AS m FROM (VALUES ('a', 'x', 1), ('a', 'y', 2), ('a', 'y', 2), \
+                 ('b', 'x', 3)) AS t(k, s, n) GROUP BY k ORDER BY k";
+    let out = weir(&["sql", query, "-p", "4", "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "k,ds,dn,a,m\na,2,2,1.6666666666666667,2\nb,1,1,3.0,3\n"
+    );
+}
+
+#[test]
 fn mod_is_the_remainder_operator() {
     let query = "SELECT x, y, MOD(x, y) AS m, MOD(x, y) = x % y AS same, MOD(x, 2.5) AS d \
                  FROM (VALUES (7, 3), (-7, 3), (7, -3), (NULL, 3), (7, NULL)) AS t(x, y)";

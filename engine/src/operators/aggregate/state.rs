@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array, new_null_array,
+    ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array, new_empty_array,
+    new_null_array,
 };
 use arrow::compute::take;
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -142,15 +143,26 @@ impl GroupedState {
             // A global aggregate has its one group even over no rows.
             self.touch_keyless_group()?;
         }
+        let groups = self.table.len();
         let drained = self
             .table
             .drain(order)
             .map_err(|e| plan.error("taking out the groups", e))?;
         let mut accumulators = std::mem::replace(&mut self.accumulators, plan.accumulators()?);
         self.groups = Vec::new();
-        let (schema, columns) = match emit {
-            Emit::States => (&plan.state_schema, states(&plan, &mut accumulators)?),
-            Emit::Values => (&plan.output_schema, values(&plan, &mut accumulators)?),
+        let schema = match emit {
+            Emit::States => &plan.state_schema,
+            Emit::Values => &plan.output_schema,
+        };
+        let columns = match emit {
+            // Accumulators of DataFusion's row-wise aggregates (count
+            // DISTINCT) cannot give the states or values of no group.
+            _ if groups == 0 => schema.fields()[plan.key_fields.len()..]
+                .iter()
+                .map(|f| new_empty_array(f.data_type()))
+                .collect(),
+            Emit::States => states(&plan, &mut accumulators)?,
+            Emit::Values => values(&plan, &mut accumulators)?,
         };
         let decoder = if plan.key_fields.is_empty() {
             None
