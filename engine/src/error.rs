@@ -42,12 +42,12 @@ pub enum Error {
         record: u64,
     },
     /// A task killed on purpose by a test's failure plan, wherever it was.
-    #[error("injected kill of {task} after {after:?}")]
+    #[error("injected kill of {task} at {records} records")]
     InjectedKill {
         /// The killed task, as `vertex[subtask] attempt N`.
         task: String,
-        /// How long after its deployment it was killed.
-        after: std::time::Duration,
+        /// The records it had read and written.
+        records: u64,
     },
     /// An I/O error.
     #[error(transparent)]
@@ -97,17 +97,42 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Whether running the same task again may succeed. An invalid job, an
-    /// invalid expression, bad input or an operator over its memory budget
-    /// fails the same way every time.
+    /// Whether running the same task again may succeed (Flink's
+    /// recoverable failures): lost partitions, I/O, injected failures. An
+    /// invalid job, an expression or operator failing on its input (a
+    /// division by zero, a bad cast, a panic), bad input or an operator over
+    /// its memory budget fails the same way every time: the job fails at
+    /// once.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
+        use arrow::error::ArrowError;
+        match self {
+            // An operator or an expression failing on its input, a bad
+            // input, a job that cannot run as built: deterministic.
             Error::Plan(_)
-                | Error::ResourcesExhausted { .. }
-                | Error::Expr { .. }
-                | Error::BadInput { .. }
-        )
+            | Error::Operator { .. }
+            | Error::ResourcesExhausted { .. }
+            | Error::Expr { .. }
+            | Error::BadInput { .. } => false,
+            Error::Arrow(e) => matches!(
+                e,
+                ArrowError::IoError(..) | ArrowError::ExternalError(_) | ArrowError::MemoryError(_)
+            ),
+            _ => true,
+        }
+    }
+
+    /// Why running the task again would fail the same way, when it would
+    /// (see [`Error::is_retryable`]).
+    pub fn why_not_retryable(&self) -> Option<&'static str> {
+        if self.is_retryable() {
+            return None;
+        }
+        Some(match self {
+            Error::Plan(_) => "the job is invalid as built",
+            Error::ResourcesExhausted { .. } => "the task's memory budget is too small",
+            Error::BadInput { .. } => "the input is invalid",
+            _ => "the failure follows from the data and the query",
+        })
     }
 
     /// The blocking partition this error reports as missing or corrupt.

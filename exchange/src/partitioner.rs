@@ -30,7 +30,8 @@ pub enum Partitioner {
     /// batch is not deterministic across attempts.
     Rebalance,
     /// Batches go round-robin to the consumers of a pointwise subset
-    /// (producer and consumer parallelism may differ).
+    /// (producer and consumer parallelism may differ). Which consumer gets
+    /// which batch is not deterministic across attempts.
     Rescale,
     /// Every batch goes to every consumer.
     Broadcast,
@@ -58,7 +59,9 @@ impl Partitioner {
     /// consumer of a non-deterministic partitioner must rerun whenever its
     /// producer reruns (failover rule 3).
     pub fn is_deterministic(&self) -> bool {
-        !matches!(self, Partitioner::Rebalance)
+        // Round-robin starts at a place of the attempt's, and the order in
+        // which a producer's batches come is not fixed either.
+        !matches!(self, Partitioner::Rebalance | Partitioner::Rescale)
     }
 }
 
@@ -244,6 +247,21 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn round_robin_partitioners_are_not_deterministic() {
+        // A rerun producer sends its batches elsewhere: consumers that
+        // read them must rerun too (failover rule 3).
+        assert!(!Partitioner::Rebalance.is_deterministic());
+        assert!(!Partitioner::Rescale.is_deterministic());
+        for deterministic in [
+            Partitioner::Forward,
+            Partitioner::Broadcast,
+            Partitioner::hash(["k"]),
+        ] {
+            assert!(deterministic.is_deterministic(), "{deterministic}");
+        }
     }
 
     #[test]

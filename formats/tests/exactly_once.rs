@@ -134,16 +134,15 @@ async fn every_number_is_committed_exactly_once_whatever_fails() {
         assert_exactly_once(out.path(), &expected_windows, &format!("round {round}")).await;
     }
     assert!(resumed > 0, "no run resumed from a checkpoint");
-    // Tasks killed at random times, wherever they are: reading, writing,
-    // snapshotting, uploading or preparing their commits.
+    // Tasks killed after random progress, wherever they are then: reading,
+    // writing, snapshotting, uploading or preparing their commits.
     let mut killed = 0;
     for round in 0..4 {
         let out = tempfile::tempdir().expect("a directory");
         let mut plan = FailurePlan::none();
         for attempt in 0..2 {
-            let after = Duration::from_millis(10 + rng.below(240));
-            plan =
-                plan.kill_task_after(random_vertex(&mut rng), rng.below(2) as u32, attempt, after);
+            let at = 1_000 + rng.below(ROWS / 3);
+            plan = plan.kill_task_at(random_vertex(&mut rng), rng.below(2) as u32, attempt, at);
         }
         let summary = run(out.path(), checkpoints.path(), plan, 5).await;
         killed += summary.restarts;

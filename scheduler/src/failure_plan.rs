@@ -1,7 +1,5 @@
 //! Failure injection for tests: fail chosen tasks at chosen records, kill
-//! them at chosen times, delete or corrupt chosen partition files.
-
-use std::time::Duration;
+//! them after chosen progress, delete or corrupt chosen partition files.
 
 use weir_engine::graph::VertexId;
 
@@ -19,17 +17,20 @@ pub struct RecordFailure {
 }
 
 /// A task to kill, wherever it is (reading, writing, taking part in a
-/// checkpoint), as a crash would.
+/// checkpoint), as a crash would, once it made some progress: tied to
+/// records, not to time, a kill lands the same on a fast or a loaded
+/// machine, in debug and release builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimedKill {
+pub struct TaskKill {
     /// The vertex.
     pub vertex: VertexId,
     /// The subtask index.
     pub subtask: u32,
     /// The attempt that is killed (later attempts run normally).
     pub attempt: u32,
-    /// How long after its deployment.
-    pub after: Duration,
+    /// The records it has read and written when it is killed (at whatever
+    /// it awaits next).
+    pub at_records: u64,
 }
 
 /// What to do to a partition file.
@@ -63,7 +64,7 @@ pub struct FailurePlan {
     /// Task failures.
     pub records: Vec<RecordFailure>,
     /// Task kills.
-    pub kills: Vec<TimedKill>,
+    pub kills: Vec<TaskKill>,
     /// Damaged partition files.
     pub partitions: Vec<PartitionFault>,
     /// Damage done to a state file of the checkpoint a job first restarts
@@ -95,20 +96,21 @@ impl FailurePlan {
         self
     }
 
-    /// Kills subtask `subtask` of `vertex` on attempt `attempt` `after` its
-    /// deployment, if it still runs: the task stops at whatever it awaits.
-    pub fn kill_task_after(
+    /// Kills subtask `subtask` of `vertex` on attempt `attempt` once it has
+    /// read and written `at_records` records together, if it still runs:
+    /// the task stops at whatever it awaits then.
+    pub fn kill_task_at(
         mut self,
         vertex: VertexId,
         subtask: u32,
         attempt: u32,
-        after: Duration,
+        at_records: u64,
     ) -> Self {
-        self.kills.push(TimedKill {
+        self.kills.push(TaskKill {
             vertex,
             subtask,
             attempt,
-            after,
+            at_records,
         });
         self
     }
@@ -139,11 +141,11 @@ impl FailurePlan {
         self
     }
 
-    pub(crate) fn kill(&self, vertex: VertexId, subtask: u32, attempt: u32) -> Option<Duration> {
+    pub(crate) fn kill(&self, vertex: VertexId, subtask: u32, attempt: u32) -> Option<u64> {
         self.kills
             .iter()
             .find(|k| k.vertex == vertex && k.subtask == subtask && k.attempt == attempt)
-            .map(|k| k.after)
+            .map(|k| k.at_records)
     }
 
     pub(crate) fn record_failure(

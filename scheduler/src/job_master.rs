@@ -461,17 +461,20 @@ impl JobMaster {
             ));
             let attempt = self.attempts[s];
             let id = self.graph.subtasks[s];
-            let kill = self
-                .plan
-                .kill(id.vertex, id.index, attempt)
-                .map(|after| (after, deployment.info.to_string()));
+            let kill = self.plan.kill(id.vertex, id.index, attempt).map(|at| {
+                (
+                    at,
+                    deployment.info.to_string(),
+                    deployment.info.metrics.clone(),
+                )
+            });
             let handle = self.tasks.spawn(async move {
                 let run = AssertUnwindSafe(run_task(deployment)).catch_unwind();
                 let result = match kill {
-                    Some((after, task)) => tokio::select! {
+                    Some((at, task, metrics)) => tokio::select! {
                         result = run => result,
-                        () = tokio::time::sleep(after) => {
-                            Ok(Err(weir_engine::Error::InjectedKill { task, after }))
+                        records = records_reach(&metrics, at) => {
+                            Ok(Err(weir_engine::Error::InjectedKill { task, records }))
                         }
                     },
                     None => run.await,
@@ -887,8 +890,10 @@ impl JobMaster {
             vertex.name
         );
         tracing::warn!("{failure}");
-        if !error.is_retryable() {
-            return Err(self.failed(failure));
+        if let Some(why) = error.why_not_retryable() {
+            return Err(self.failed(format!(
+                "{failure} (not restarted: {why}, so running it again would fail the same way)"
+            )));
         }
         if let Some(partition) = error.lost_partition() {
             self.lost.insert(PartitionKey {
@@ -1161,6 +1166,19 @@ impl JobMaster {
 }
 
 /// Deletes or corrupts the first state file of `checkpoint` (tests).
+/// Waits until a task has read and written `at` records together (its
+/// live counts, looked at every millisecond), and returns how many.
+async fn records_reach(metrics: &LiveMetrics, at: u64) -> u64 {
+    loop {
+        let now = metrics.snapshot();
+        let records = now.rows_in + now.rows_out;
+        if records >= at {
+            return records;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// The owners of the job directories under `url` (a store's top) whose
 /// process is gone: a directory a job wrote is named by its id.
 async fn orphans(store: &dyn ObjectStore, url: &str) -> Vec<JobOwner> {
