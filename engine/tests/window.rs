@@ -81,7 +81,8 @@ fn aggregate(window: Window, keyed: bool) -> WindowAggregate {
     .expect("plans")
 }
 /// The reference: every record in every window it belongs to (sessions:
-/// each key's records sorted by time, split where the gap is reached).
+/// each key's records sorted by time, split where two are more than the
+/// gap apart).
 fn reference(window: Window, records: &[Record], keyed: bool) -> Vec<String> {
     let mut groups: BTreeMap<(String, i64, i64), (i64, i64, i64)> = BTreeMap::new();
     let mut add = |key: &str, (start, end): (i64, i64), time: i64, value: i64| {
@@ -104,7 +105,7 @@ fn reference(window: Window, records: &[Record], keyed: bool) -> Vec<String> {
             let mut session: Vec<(i64, i64)> = Vec::new();
             for row in rows.into_iter().chain([(i64::MAX, 0)]) {
                 if let Some(last) = session.last()
-                    && (row.0 == i64::MAX || row.0 - last.0 >= gap)
+                    && (row.0 == i64::MAX || row.0 - last.0 > gap)
                 {
                     let bounds = (session[0].0, last.0 + gap);
                     for (time, value) in session.drain(..) {
@@ -233,6 +234,26 @@ fn windows_fired_at_the_end_equal_the_reference() {
                 &format!("{window}, keyed: {keyed}"),
             );
         }
+    }
+}
+
+#[test]
+fn sessions_whose_windows_touch_merge() {
+    // Flink merges the windows [t, t + gap) of records exactly a gap apart.
+    let gap = Duration::from_millis(10);
+    let records: Vec<Record> = [(0, 1), (10, 2), (20, 3), (31, 4)]
+        .into_iter()
+        .map(|(time, value)| ("k".to_string(), time, value))
+        .collect();
+    let factory = aggregate(Window::session(gap).expect("valid"), true);
+    for (rows, bound) in [(4, 0), (1, 0), (1, 5)] {
+        let (out, late) = stream(&factory, &batches(&records, rows), bound);
+        assert_eq!(late, 0);
+        assert_eq!(
+            sorted_rows(&out),
+            ["k|0|30|3|6|20", "k|31|41|1|4|31"],
+            "batches of {rows}, watermark {bound} behind"
+        );
     }
 }
 

@@ -1,5 +1,7 @@
-//! Session window aggregates: the records of a key less than a gap apart
-//! form one window.
+//! Session window aggregates: the records of a key at most a gap apart
+//! form one window. A record's window is `[t, t + gap)`, and windows that
+//! overlap or touch merge, as Flink's session windows do: two records
+//! exactly a gap apart are one session.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -206,7 +208,7 @@ impl SessionAggregateOperator {
         let times = downcast::<Int64Array>(filter(&times, &closing)?);
         let late = downcast::<BooleanArray>(filter(&late, &closing)?);
         // Sorted by key, then time: a session is a run of one key whose
-        // times are less than the gap apart.
+        // times are at most the gap apart (their windows touch).
         let mut sort: Vec<SortColumn> = self.plan.group_by[..self.keys]
             .iter()
             .map(|key| {
@@ -229,7 +231,7 @@ impl SessionAggregateOperator {
         for i in 1..=rows {
             let same_session = i < rows
                 && keys.row(i) == keys.row(i - 1)
-                && sorted_times.value(i) - sorted_times.value(i - 1) < self.gap;
+                && sorted_times.value(i) - sorted_times.value(i - 1) <= self.gap;
             if same_session {
                 continue;
             }
