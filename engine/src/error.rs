@@ -10,6 +10,14 @@ pub enum Error {
     /// The job is not valid as built (cycles, mismatched parallelism, ...).
     #[error("invalid job: {0}")]
     Plan(String),
+    /// A connector option has a value it cannot take.
+    #[error("option '{option}': {message}")]
+    InvalidOption {
+        /// The option's name.
+        option: String,
+        /// What is wrong with its value.
+        message: String,
+    },
     /// An operator failed on its input.
     #[error("operator '{operator}': {message}")]
     Operator {
@@ -109,6 +117,7 @@ impl Error {
             // An operator or an expression failing on its input, a bad
             // input, a job that cannot run as built: deterministic.
             Error::Plan(_)
+            | Error::InvalidOption { .. }
             | Error::Operator { .. }
             | Error::ResourcesExhausted { .. }
             | Error::Expr { .. }
@@ -128,7 +137,7 @@ impl Error {
             return None;
         }
         Some(match self {
-            Error::Plan(_) => "the job is invalid as built",
+            Error::Plan(_) | Error::InvalidOption { .. } => "the job is invalid as built",
             Error::ResourcesExhausted { .. } => "the task's memory budget is too small",
             Error::BadInput { .. } => "the input is invalid",
             _ => "the failure follows from the data and the query",

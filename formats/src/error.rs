@@ -80,7 +80,7 @@ impl From<Error> for EngineError {
                 connector: "files".to_string(),
                 message: e.to_string(),
             },
-            Error::Option { .. } => EngineError::Plan(e.to_string()),
+            Error::Option { option, message } => EngineError::InvalidOption { option, message },
             Error::DeclaredColumns { connector, message } => EngineError::Connector {
                 connector: connector.to_string(),
                 message,

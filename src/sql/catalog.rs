@@ -23,6 +23,8 @@ use weir_engine::SourceFactory;
 use weir_engine::event_time::WatermarkStrategy;
 use weir_engine::registry::{ConnectorOptions, ConnectorRegistry};
 
+use datafusion_sql::sqlparser::tokenizer::Span;
+
 use super::SqlError;
 use super::flink_syntax::WINDOW_FUNCTIONS;
 use super::modulo::Modulo;
@@ -40,6 +42,29 @@ pub struct TableDef {
     /// How its watermarks follow its event times (`WATERMARK FOR`), if
     /// they do.
     pub watermarks: Option<WatermarkStrategy>,
+    /// Where each option's value stands in the script, so that an error
+    /// about it points there.
+    pub option_spans: Vec<(String, Span)>,
+}
+
+impl TableDef {
+    /// `error` of table `name`'s connector, placed at the option it names
+    /// (an invalid value is found when the table is opened, not declared).
+    pub fn error(&self, name: &str, error: weir_engine::Error) -> SqlError {
+        let span = match &error {
+            weir_engine::Error::InvalidOption { option, .. } => self
+                .option_spans
+                .iter()
+                .find(|(key, _)| key == option)
+                .map(|(_, span)| *span),
+            _ => None,
+        };
+        let placed = SqlError::new(format!("table '{name}': {error}"));
+        match span {
+            Some(span) => placed.at(span),
+            None => placed,
+        }
+    }
 }
 
 /// A table opened for reading: its source and the schema queries see.
@@ -215,7 +240,7 @@ impl Catalog {
             .registry
             .source(&def.connector, &def.options, def.columns.clone())
             .await
-            .map_err(|e| SqlError::new(format!("table '{name}': {e}")))?;
+            .map_err(|e| def.error(name, e))?;
         let schema = match &def.columns {
             Some(declared) => {
                 check_declared(name, declared, &source.schema())?;

@@ -127,6 +127,7 @@ impl Session {
                     options,
                     columns: None,
                     watermarks: None,
+                    option_spans: Vec::new(),
                 },
                 false,
             )
@@ -273,6 +274,7 @@ impl Session {
         let mut idle_timeout = None;
         let mut options = ConnectorOptions::new();
         let mut spans = Vec::new();
+        let mut value_spans = Vec::new();
         for option in &pairs {
             let SqlOption::KeyValue { key, value } = option else {
                 return Err(SqlError::new("expected 'key' = 'value' in WITH (...)")
@@ -292,6 +294,7 @@ impl Session {
                 idle_timeout = Some((timeout, place(&key.value)));
             } else {
                 spans.push((key.value.clone(), place(&key.value)));
+                value_spans.push((key.value.clone(), place(&value)));
                 options.insert(key.value.clone(), value);
             }
         }
@@ -327,6 +330,7 @@ impl Session {
                     options,
                     columns,
                     watermarks,
+                    option_spans: value_spans,
                 },
                 create.or_replace,
             )
@@ -453,7 +457,7 @@ impl Session {
                 .registry()
                 .sink(&def.connector, &def.options, Arc::clone(df.schema()))
                 .await
-                .map_err(|e| SqlError::new(format!("table '{}': {e}", insert.table)))
+                .map_err(|e| def.error(&insert.table, e))
                 .map_err(at)?;
             df.write(sink);
         }
