@@ -50,6 +50,18 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A blocking partition file could not be written (a full disk, a
+    /// store gone away).
+    #[error("writing the shuffle partition {path} under the shuffle root {root}: {source}")]
+    PartitionWrite {
+        /// The shuffle root (`shuffle.root`).
+        root: String,
+        /// The file within it.
+        path: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// A shuffle root URL or an exchange option is invalid.
     #[error("invalid exchange configuration: {0}")]
     Config(String),

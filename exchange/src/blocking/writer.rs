@@ -17,6 +17,16 @@ use super::parquet::ParquetBlockEncoder;
 use super::{BlockingFormat, BlockingOptions, Compression, PartitionFileStats};
 use crate::{Error, Result, ResultPartitionId, ShuffleRoot, cpu};
 
+/// A failed write of the partition file at `path` under the shuffle root
+/// `root`, naming both (a full disk must say which).
+fn write_error(root: &str, path: &Path, source: std::io::Error) -> Error {
+    Error::PartitionWrite {
+        root: root.to_string(),
+        path: path.to_string(),
+        source,
+    }
+}
+
 /// One encoded block, ready to upload.
 pub(super) struct EncodedBlock {
     pub bytes: Bytes,
@@ -95,6 +105,8 @@ struct SubpartitionBuffer {
 /// upload, without waiting for the cleanup.
 pub struct BlockingPartitionWriter {
     file: PartitionFile,
+    /// The shuffle root's URL, for errors.
+    root: String,
     schema: SchemaRef,
     buffer_bytes: usize,
     upload: BufWriter,
@@ -154,7 +166,10 @@ impl BlockingPartitionWriter {
 
         let mut upload = BufWriter::new(Arc::clone(root.store()), path.clone());
         let header_len = header.len() as u64;
-        upload.put(header).await?;
+        upload
+            .put(header)
+            .await
+            .map_err(|e| write_error(root.url(), &path, e.into()))?;
         Ok(Self {
             index: PartitionIndex::new(
                 subpartitions,
@@ -165,6 +180,7 @@ impl BlockingPartitionWriter {
                 partition: id,
                 path,
             },
+            root: root.url().to_string(),
             schema,
             buffer_bytes: options.buffer_bytes,
             upload,
@@ -253,11 +269,13 @@ impl BlockingPartitionWriter {
         let file_len = self.index.data_len + tail.len() as u64;
         if let Err(e) = self.upload.put(tail).await {
             self.abort_upload().await;
-            return Err(e.into());
+            return Err(write_error(&self.root, &self.file.path, e.into()));
         }
         // A failed completion cleans up after itself.
         let upload = &mut self.upload;
-        std::future::poll_fn(|cx| Pin::new(&mut *upload).poll_shutdown(cx)).await?;
+        std::future::poll_fn(|cx| Pin::new(&mut *upload).poll_shutdown(cx))
+            .await
+            .map_err(|e| write_error(&self.root, &self.file.path, e))?;
         let stats = PartitionFileStats {
             rows: self.rows,
             bytes: file_len,
@@ -334,7 +352,10 @@ impl BlockingPartitionWriter {
         .await;
         let block = block?;
         let length = block.bytes.len() as u64;
-        self.upload.put(block.bytes).await?;
+        self.upload
+            .put(block.bytes)
+            .await
+            .map_err(|e| write_error(&self.root, &self.file.path, e.into()))?;
         self.encoder = Some(encoder);
         self.index.blocks.push(BlockEntry {
             subpartition: subpartition as u32,
