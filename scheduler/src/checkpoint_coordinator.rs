@@ -454,9 +454,10 @@ impl CheckpointCoordinator {
     /// Completes the acknowledged checkpoint in flight by writing its
     /// metadata (the sinks recorded what it commits first), keeps the last
     /// `retained` checkpoints, and writes the savepoint it was asked for.
+    /// When the metadata cannot be written, the checkpoint is declined.
     ///
     /// # Errors
-    /// When its metadata cannot be written.
+    /// When its metadata cannot be serialized.
     pub async fn complete(&mut self, metadata: CheckpointMetadata) -> Result<AckOutcome> {
         let Some(mut pending) = self.pending.take().filter(|p| p.id == metadata.checkpoint) else {
             return Ok(AckOutcome::Waiting);
@@ -464,9 +465,22 @@ impl CheckpointCoordinator {
         let savepoint = pending.savepoint.take();
         let json = serde_json::to_vec_pretty(&metadata)
             .map_err(|e| Error::Checkpoint(format!("checkpoint metadata: {e}")))?;
-        self.store
-            .write_file(&self.metadata_path(metadata.checkpoint), json)
-            .await?;
+        let path = self.metadata_path(metadata.checkpoint);
+        if let Err(e) = self.store.write_file(&path, json).await {
+            // Declined like any other failed checkpoint: its files go, the
+            // job goes on from the one before.
+            self.pending = Some(pending);
+            if let Some(request) = savepoint {
+                request.reply.send(Err(Error::Checkpoint(format!(
+                    "the savepoint failed: its metadata could not be written: {e}"
+                ))));
+            }
+            let reason = format!(
+                "its metadata could not be written to {}: {e}",
+                self.store.url_of(&path)
+            );
+            return Ok(self.abort(reason).await);
+        }
         self.stats.completed += 1;
         self.stats.last_duration_ms = pending.started.elapsed().as_millis() as u64;
         self.stats.last_bytes = metadata.state_files().map(|f| f.bytes).sum();

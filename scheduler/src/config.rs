@@ -69,6 +69,10 @@ pub struct JobConfig {
     pub checkpoint_dir: String,
     /// How many completed checkpoints are kept.
     pub checkpoints_retained: usize,
+    /// How many checkpoints in a row may fail before the job fails over
+    /// (restarts from its latest completed checkpoint under its restart
+    /// strategy), as Flink's tolerable failed checkpoints.
+    pub tolerable_failed_checkpoints: u32,
     /// Where savepoints asked for without a directory go, each into a
     /// directory of its own (`savepoint-<job>-<n>`).
     pub savepoint_dir: Option<String>,
@@ -133,6 +137,7 @@ impl Default for JobConfig {
                 .display()
                 .to_string(),
             checkpoints_retained: 1,
+            tolerable_failed_checkpoints: 0,
             savepoint_dir: None,
             restore_from: None,
             allow_non_restored: false,
@@ -195,6 +200,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
     (
         "execution.checkpointing.num-retained",
         "completed checkpoints kept (number, default 1)",
+    ),
+    (
+        "execution.checkpointing.tolerable-failed-checkpoints",
+        "checkpoints that may fail in a row before the job fails over (number, default 0)",
     ),
     (
         "execution.checkpointing.savepoint-dir",
@@ -344,6 +353,12 @@ impl JobConfig {
             }
             "execution.checkpointing.dir" => self.checkpoint_dir = value.to_string(),
             "execution.checkpointing.num-retained" => self.checkpoints_retained = positive()?,
+            "execution.checkpointing.tolerable-failed-checkpoints" => {
+                self.tolerable_failed_checkpoints = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("a number of checkpoints"))?;
+            }
             "execution.checkpointing.savepoint-dir" => self.savepoint_dir = Some(value.to_string()),
             "execution.savepoint.path" => self.restore_from = Some(value.to_string()),
             "execution.savepoint.ignore-unclaimed-state" => {

@@ -65,6 +65,8 @@ pub struct FailurePlan {
     pub records: Vec<RecordFailure>,
     /// Task kills.
     pub kills: Vec<TaskKill>,
+    /// Checkpoints whose metadata cannot be written.
+    pub metadata_failures: Vec<u64>,
     /// Damaged partition files.
     pub partitions: Vec<PartitionFault>,
     /// Damage done to a state file of the checkpoint a job first restarts
@@ -139,6 +141,18 @@ impl FailurePlan {
     pub fn damage_restored_checkpoint(mut self, damage: PartitionDamage) -> Self {
         self.restored_checkpoint = Some(damage);
         self
+    }
+
+    /// Makes the metadata of checkpoint `checkpoint` impossible to write
+    /// (a local checkpoint directory only): the checkpoint fails after
+    /// every task took part.
+    pub fn fail_checkpoint_metadata(mut self, checkpoint: u64) -> Self {
+        self.metadata_failures.push(checkpoint);
+        self
+    }
+
+    pub(crate) fn fails_checkpoint_metadata(&self, checkpoint: u64) -> bool {
+        self.metadata_failures.contains(&checkpoint)
     }
 
     pub(crate) fn kill(&self, vertex: VertexId, subtask: u32, attempt: u32) -> Option<u64> {

@@ -96,6 +96,8 @@ pub(crate) struct JobMaster {
     /// Savepoints asked for so far, to name those of the configured
     /// savepoint directory.
     savepoints_asked: u32,
+    /// Checkpoints that failed since the last one that completed.
+    checkpoints_failed_in_a_row: u32,
 }
 
 /// What a job master needs to run a job.
@@ -161,6 +163,7 @@ impl JobMaster {
             control: setup.control,
             stopped: None,
             savepoints_asked: 0,
+            checkpoints_failed_in_a_row: 0,
             graph: setup.graph,
         }
     }
@@ -713,12 +716,14 @@ impl JobMaster {
         let metadata = match checkpoints.on_ack(ack, &self.graph).await? {
             AckOutcome::Waiting | AckOutcome::Completed { .. } => return Ok(()),
             AckOutcome::Declined { checkpoint, reason } => {
-                tracing::warn!("checkpoint {checkpoint} failed: {reason}");
-                return Ok(());
+                return self.checkpoint_failed(checkpoint, reason).await;
             }
             AckOutcome::Acknowledged(metadata) => metadata,
         };
         let decided_by = checkpoints.metadata_url(metadata.checkpoint);
+        if self.plan.fails_checkpoint_metadata(metadata.checkpoint) {
+            block_metadata(&decided_by);
+        }
         let mut declined = None;
         for (sink, committables) in self.sink_committables(&metadata) {
             let commit = CheckpointCommit {
@@ -736,19 +741,21 @@ impl JobMaster {
         let Some(checkpoints) = &mut self.checkpoints else {
             return Ok(());
         };
-        if let Some(reason) = declined {
-            if let AckOutcome::Declined { checkpoint, reason } = checkpoints.abort(reason).await {
-                tracing::warn!("checkpoint {checkpoint} failed: {reason}");
-            }
-            return Ok(());
-        }
-        let AckOutcome::Completed {
-            metadata,
-            stopped_at,
-        } = checkpoints.complete(*metadata).await?
-        else {
-            return Ok(());
+        let outcome = match declined {
+            Some(reason) => checkpoints.abort(reason).await,
+            None => checkpoints.complete(*metadata).await?,
         };
+        let (metadata, stopped_at) = match outcome {
+            AckOutcome::Completed {
+                metadata,
+                stopped_at,
+            } => (metadata, stopped_at),
+            AckOutcome::Declined { checkpoint, reason } => {
+                return self.checkpoint_failed(checkpoint, reason).await;
+            }
+            AckOutcome::Waiting | AckOutcome::Acknowledged(_) => return Ok(()),
+        };
+        self.checkpoints_failed_in_a_row = 0;
         if let Some(savepoint) = stopped_at {
             self.stopped = Some(Some(savepoint));
         }
@@ -783,6 +790,40 @@ impl JobMaster {
             committables,
             decided_by: None,
         }
+    }
+
+    /// A checkpoint failed (a task declined it, a sink could not prepare
+    /// its commit, its metadata could not be written): its files are gone
+    /// and the job goes on, unless more than
+    /// `execution.checkpointing.tolerable-failed-checkpoints` failed in a
+    /// row; then the job fails over to its latest completed checkpoint
+    /// under its restart strategy, as Flink's does.
+    async fn checkpoint_failed(&mut self, checkpoint: u64, reason: String) -> Result<()> {
+        tracing::warn!("checkpoint {checkpoint} failed: {reason}");
+        self.checkpoints_failed_in_a_row += 1;
+        let tolerable = self.config.tolerable_failed_checkpoints;
+        if self.checkpoints_failed_in_a_row <= tolerable {
+            return Ok(());
+        }
+        let cause = format!(
+            "checkpoint {checkpoint} failed ({reason}): {} in a row, {tolerable} tolerated \
+             (execution.checkpointing.tolerable-failed-checkpoints)",
+            self.checkpoints_failed_in_a_row
+        );
+        self.checkpoints_failed_in_a_row = 0;
+        let now = Instant::now();
+        let delay = match self.restarts.on_failure(now) {
+            Ok(delay) => delay,
+            Err(why) => return Err(self.failed(format!("{why}; last failure: {cause}"))),
+        };
+        tracing::warn!("the job fails over: {cause}");
+        self.choose_restore(&weir_engine::Error::Checkpoint(cause))
+            .await?;
+        let regions: Vec<RegionId> = self.graph.regions.all().iter().map(|r| r.id).collect();
+        for region in regions {
+            self.reset(region, now + delay);
+        }
+        Ok(())
     }
 
     /// Has every sink commit what its tasks prepared for checkpoint
@@ -1166,6 +1207,15 @@ impl JobMaster {
 }
 
 /// Deletes or corrupts the first state file of `checkpoint` (tests).
+/// Makes the metadata of a checkpoint impossible to write, as a failure
+/// plan asks (a local checkpoint directory only): a directory stands where
+/// the file goes.
+fn block_metadata(url: &str) {
+    if let Err(e) = std::fs::create_dir_all(url.trim_start_matches("file://")) {
+        tracing::warn!("could not block the checkpoint metadata at {url}: {e}");
+    }
+}
+
 /// Waits until a task has read and written `at` records together (its
 /// live counts, looked at every millisecond), and returns how many.
 async fn records_reach(metrics: &LiveMetrics, at: u64) -> u64 {

@@ -91,6 +91,37 @@ async fn checkpoints_complete_and_are_cleaned_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_checkpoints_are_tolerated_or_fail_the_job_over() {
+    let window = windows()[0];
+    let dir = tempfile::tempdir().expect("a directory");
+    let (expected, _) = run(window, streaming(dir.path()), FailurePlan::none()).await;
+    // Metadata that cannot be written fails the checkpoint, not the job.
+    let failing = || {
+        FailurePlan::none()
+            .fail_checkpoint_metadata(2)
+            .fail_checkpoint_metadata(3)
+    };
+    // Two in a row tolerated: the job goes on without a restart.
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut config = streaming(dir.path());
+    config.tolerable_failed_checkpoints = 2;
+    let (rows, summary) = run(window, config, failing()).await;
+    assert_eq!(rows, expected, "tolerated");
+    assert_eq!(summary.restarts, 0, "{summary}");
+    let stats = summary.checkpoints.expect("checkpoints were taken");
+    assert!(stats.failed >= 2 && stats.completed >= 2, "{stats:?}");
+    // None tolerated (Flink's default): the job fails over to its latest
+    // completed checkpoint under its restart strategy, and its rows are
+    // the same.
+    let dir = tempfile::tempdir().expect("a directory");
+    let (rows, summary) = run(window, streaming(dir.path()), failing()).await;
+    assert_eq!(rows, expected, "failed over");
+    assert!(summary.restarts >= 1, "{summary}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("lists").collect();
+    assert!(left.is_empty(), "no checkpoint files left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_resume_from_checkpoints_exactly_once() {
     for window in windows() {
         let batch = {
