@@ -388,6 +388,7 @@ impl FileSink {
             .map_err(|e| self.store_error(e))?;
         for (dir, owner) in orphans {
             self.remove_all(&dir).await?;
+            self.remove_cut_short_manifests(&owner.job).await;
             tracing::info!(
                 "removed the staged files of job {} (process {} is gone) from {}",
                 owner.job,
@@ -396,6 +397,26 @@ impl FileSink {
             );
         }
         Ok(())
+    }
+
+    /// Removes what a manifest write of `job_id` cut short left: a local
+    /// store writes a file under a temporary name (`<name>#<n>`) first,
+    /// which its listings do not show.
+    async fn remove_cut_short_manifests(&self, job_id: &str) {
+        let Some(root) = self.root.local_path() else {
+            return;
+        };
+        let dir = root.join(commit::COMMITS_DIR);
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(job_id) && name.contains('#') {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
+        let _ = tokio::fs::remove_dir(&dir).await;
     }
 
     /// Commits `manifest` under the name `name`: writes it (the commit
