@@ -299,6 +299,25 @@ fn distinct_counts_over_subtasks_without_groups() {
 }
 
 #[test]
+fn failures_that_would_repeat_are_not_restarted() {
+    // A division by zero or a bad cast fails the same way every time: the
+    // job fails at once instead of being restarted 3 times, saying why.
+    for query in [
+        "SELECT x / 0 FROM (VALUES (1)) AS t(x)",
+        "SELECT CAST(s AS INT) FROM (VALUES ('abc')) AS t(s)",
+    ] {
+        let out = weir(&["sql", query]);
+        assert!(!out.status.success(), "{query}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("failed after 0 restart(s)"), "{stderr}");
+        assert!(
+            stderr.contains("not restarted: the failure follows from the data and the query"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn mod_is_the_remainder_operator() {
     let query = "SELECT x, y, MOD(x, y) AS m, MOD(x, y) = x % y AS same, MOD(x, 2.5) AS d \
                  FROM (VALUES (7, 3), (-7, 3), (7, -3), (NULL, 3), (7, NULL)) AS t(x, y)";
