@@ -27,21 +27,23 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `weir sql` of `sql` over the Parquet table under `out`, as `t`, in CSV.
+fn query(tmp: &Path, out: &Path, sql: &str) -> std::process::Output {
+    let table = format!("t=parquet:{}", out.display());
+    weir(tmp)
+        .args(["sql", sql, "--table", &table, "--format", "csv"])
+        .output()
+        .expect("weir runs")
+}
+
 /// The rows of the table under `out` as weir reads it: (rows, distinct
 /// ids, smallest id, largest id); no rows when it holds no file.
 fn read_table(tmp: &Path, out: &Path) -> (u64, u64, Option<u64>, Option<u64>) {
-    let table = format!("t=parquet:{}", out.display());
-    let read = weir(tmp)
-        .args([
-            "sql",
-            "SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM t",
-            "--table",
-            &table,
-            "--format",
-            "csv",
-        ])
-        .output()
-        .expect("weir runs");
+    let read = query(
+        tmp,
+        out,
+        "SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM t",
+    );
     let stderr = text(&read.stderr);
     if !read.status.success() && stderr.contains("no files at") {
         return (0, 0, None, None);
@@ -216,9 +218,17 @@ fn a_batch_job_killed_while_it_commits_publishes_all_or_nothing() {
 
 const STREAM_ROWS: u64 = 12_000;
 
-/// A streaming job writing ids 0..STREAM_ROWS, 4,000 a second, into
-/// Parquet files under `out`, a checkpoint every 150 ms into `checkpoints`.
-fn streaming_script(dir: &Path, out: &Path, checkpoints: &Path) -> PathBuf {
+/// A streaming job over ids 0..rows, generated over about 3 s, a
+/// checkpoint every 150 ms into `checkpoints`: `select` (over table
+/// `numbers`) into a Parquet table under `out` with `options`.
+fn streaming_script(
+    dir: &Path,
+    checkpoints: &Path,
+    out: &Path,
+    rows: u64,
+    options: &str,
+    select: &str,
+) -> PathBuf {
     let script = dir.join("streaming.sql");
     std::fs::write(
         &script,
@@ -228,14 +238,15 @@ fn streaming_script(dir: &Path, out: &Path, checkpoints: &Path) -> PathBuf {
              SET 'execution.checkpointing.dir' = '{}';
              SET 'parallelism.default' = '2';
              CREATE TABLE numbers (id BIGINT) WITH (
-               'connector' = 'datagen', 'number-of-rows' = '{STREAM_ROWS}',
-               'rows-per-second' = '4000',
+               'connector' = 'datagen', 'number-of-rows' = '{rows}',
+               'rows-per-second' = '{}',
                'fields.id.kind' = 'sequence', 'fields.id.start' = '0',
                'fields.id.end' = '{}');
-             CREATE TABLE out WITH ('connector' = 'parquet', 'path' = '{}');
-             INSERT INTO out SELECT id FROM numbers;",
+             CREATE TABLE out WITH ('connector' = 'parquet', 'path' = '{}'{options});
+             INSERT INTO out {select};",
             checkpoints.display(),
-            STREAM_ROWS - 1,
+            rows / 3,
+            rows - 1,
             out.display()
         ),
     )
@@ -267,7 +278,14 @@ fn a_streaming_job_killed_after_a_checkpoint_resumes_exactly_once() {
     for (trial, (after, delay_us)) in [(1, 0), (2, 200), (3, 1_000)].into_iter().enumerate() {
         let out = tmp.path().join(format!("out-{trial}"));
         let checkpoints = tmp.path().join(format!("checkpoints-{trial}"));
-        let script = streaming_script(tmp.path(), &out, &checkpoints);
+        let script = streaming_script(
+            tmp.path(),
+            &checkpoints,
+            &out,
+            STREAM_ROWS,
+            "",
+            "SELECT id FROM numbers",
+        );
         let mut job = start(tmp.path(), &script);
         let killed = kill_when(
             &mut job,
@@ -303,41 +321,21 @@ fn a_streaming_job_killed_after_a_checkpoint_resumes_exactly_once() {
 fn a_streaming_sink_commits_partitions_whose_names_are_escaped() {
     let tmp = tempfile::tempdir().expect("a directory");
     let out = tmp.path().join("out");
-    let script = tmp.path().join("partitioned.sql");
-    std::fs::write(
-        &script,
-        format!(
-            "SET 'execution.runtime-mode' = 'streaming';
-             SET 'execution.checkpointing.interval' = '100 ms';
-             SET 'execution.checkpointing.dir' = '{}';
-             CREATE TABLE numbers (id BIGINT) WITH (
-               'connector' = 'datagen', 'number-of-rows' = '3000',
-               'rows-per-second' = '3000',
-               'fields.id.kind' = 'sequence', 'fields.id.start' = '0',
-               'fields.id.end' = '2999');
-             CREATE TABLE out WITH (
-               'connector' = 'parquet', 'path' = '{}', 'partition-by' = 'hm');
-             INSERT INTO out SELECT id, concat('23:5', CAST(id % 3 AS VARCHAR)) AS hm
-             FROM numbers;",
-            tmp.path().join("checkpoints").display(),
-            out.display()
-        ),
-    )
-    .expect("writes the script");
+    let script = streaming_script(
+        tmp.path(),
+        &tmp.path().join("checkpoints"),
+        &out,
+        3000,
+        ", 'partition-by' = 'hm'",
+        "SELECT id, concat('23:5', CAST(id % 3 AS VARCHAR)) AS hm FROM numbers",
+    );
     run_to_end(tmp.path(), &script, &[]);
     assert_every_row_once(tmp.path(), &out, 3000, "partitioned by 'hm'");
-    let table = format!("t=parquet:{}", out.display());
-    let read = weir(tmp.path())
-        .args([
-            "sql",
-            "SELECT hm, count(*) AS n FROM t GROUP BY hm ORDER BY hm",
-            "--table",
-            &table,
-            "--format",
-            "csv",
-        ])
-        .output()
-        .expect("weir runs");
+    let read = query(
+        tmp.path(),
+        &out,
+        "SELECT hm, count(*) AS n FROM t GROUP BY hm ORDER BY hm",
+    );
     assert_eq!(
         text(&read.stdout),
         "hm,n\n23:50,1000\n23:51,1000\n23:52,1000\n",
