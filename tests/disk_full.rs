@@ -46,6 +46,13 @@ fn weir(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Asserts that a run failed for a full disk, naming `place`.
+fn assert_disk_full(ok: bool, stderr: &str, place: &str) {
+    assert!(!ok, "the job failed");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains(place), "names {place}: {stderr}");
+}
+
 #[test]
 fn a_full_disk_names_the_directory_that_filled_up() {
     let tmp = tempfile::tempdir().expect("a directory");
@@ -66,11 +73,10 @@ fn a_full_disk_names_the_directory_that_filled_up() {
         "-D",
         &format!("shuffle.root={}", shuffle.display()),
     ]);
-    assert!(!ok);
-    assert!(stderr.contains("No space left on device"), "{stderr}");
-    assert!(
-        stderr.contains(&format!("under the shuffle root {}", shuffle.display())),
-        "{stderr}"
+    assert_disk_full(
+        ok,
+        &stderr,
+        &format!("under the shuffle root {}", shuffle.display()),
     );
 
     let spill = disk.dir.join("spill");
@@ -86,12 +92,7 @@ fn a_full_disk_names_the_directory_that_filled_up() {
         "-D",
         &format!("spill.dir={}", spill.display()),
     ]);
-    assert!(!ok);
-    assert!(stderr.contains("No space left on device"), "{stderr}");
-    assert!(
-        stderr.contains(&format!("spill file {}", spill.display())),
-        "{stderr}"
-    );
+    assert_disk_full(ok, &stderr, &format!("spill file {}", spill.display()));
 
     let out = disk.dir.join("out");
     let script = tmp.path().join("copy.sql");
@@ -106,12 +107,7 @@ fn a_full_disk_names_the_directory_that_filled_up() {
     )
     .expect("writes the script");
     let (ok, stderr) = weir(&["run", script.to_str().expect("utf-8")]);
-    assert!(!ok);
-    assert!(stderr.contains("No space left on device"), "{stderr}");
-    assert!(
-        stderr.contains(&format!("file://{}/", out.display())),
-        "{stderr}"
-    );
+    assert_disk_full(ok, &stderr, &format!("file://{}/", out.display()));
     // Nothing of the failed job is visible, nothing staged is left.
     let left: Vec<_> = std::fs::read_dir(&out)
         .map(|entries| entries.flatten().map(|e| e.path()).collect())

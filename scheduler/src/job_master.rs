@@ -811,19 +811,10 @@ impl JobMaster {
             self.checkpoints_failed_in_a_row
         );
         self.checkpoints_failed_in_a_row = 0;
-        let now = Instant::now();
-        let delay = match self.restarts.on_failure(now) {
-            Ok(delay) => delay,
-            Err(why) => return Err(self.failed(format!("{why}; last failure: {cause}"))),
-        };
+        let at = self.next_restart(&cause)?;
         tracing::warn!("the job fails over: {cause}");
-        self.choose_restore(&weir_engine::Error::Checkpoint(cause))
-            .await?;
-        let regions: Vec<RegionId> = self.graph.regions.all().iter().map(|r| r.id).collect();
-        for region in regions {
-            self.reset(region, now + delay);
-        }
-        Ok(())
+        self.restart_from_checkpoint(&weir_engine::Error::Checkpoint(cause), at)
+            .await
     }
 
     /// Has every sink commit what its tasks prepared for checkpoint
@@ -942,11 +933,11 @@ impl JobMaster {
                 producer: partition.producer,
             });
         }
-        let now = Instant::now();
-        let delay = match self.restarts.on_failure(now) {
-            Ok(delay) => delay,
-            Err(why) => return Err(self.failed(format!("{why}; last failure: {failure}"))),
-        };
+        let at = self.next_restart(&failure)?;
+        if self.checkpoints.is_some() {
+            // Every task resumes from the same checkpoint.
+            return self.restart_from_checkpoint(&error, at).await;
+        }
         self.find_missing_partitions().await;
         let states = &self.states;
         let lost = &self.lost;
@@ -960,18 +951,39 @@ impl JobMaster {
                 )
             },
         };
-        let restart = if self.checkpoints.is_some() {
-            // Every task resumes from the same checkpoint.
-            self.graph.regions.all().iter().map(|r| r.id).collect()
-        } else {
-            self.failover
-                .regions_to_restart(self.graph.regions.region_of(s), &view)
-        };
-        if self.checkpoints.is_some() {
-            self.choose_restore(&error).await?;
-        }
+        let restart = self
+            .failover
+            .regions_to_restart(self.graph.regions.region_of(s), &view);
         for region in restart {
-            self.reset(region, now + delay);
+            self.reset(region, at);
+        }
+        Ok(())
+    }
+
+    /// When the restart after `failure` is due, as the restart strategy
+    /// says.
+    ///
+    /// # Errors
+    /// When the strategy allows no more restarts: the job fails.
+    fn next_restart(&mut self, failure: &str) -> Result<Instant> {
+        let now = Instant::now();
+        match self.restarts.on_failure(now) {
+            Ok(delay) => Ok(now + delay),
+            Err(why) => Err(self.failed(format!("{why}; last failure: {failure}"))),
+        }
+    }
+
+    /// Restarts every region of a job that takes checkpoints at `at`, from
+    /// the checkpoint [`JobMaster::choose_restore`] picks after `error`.
+    async fn restart_from_checkpoint(
+        &mut self,
+        error: &weir_engine::Error,
+        at: Instant,
+    ) -> Result<()> {
+        self.choose_restore(error).await?;
+        let regions: Vec<RegionId> = self.graph.regions.all().iter().map(|r| r.id).collect();
+        for region in regions {
+            self.reset(region, at);
         }
         Ok(())
     }

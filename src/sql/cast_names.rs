@@ -39,53 +39,45 @@ impl VisitorMut for CastNames {
         let SetExpr::Select(select) = query.body.as_mut() else {
             return ControlFlow::Continue(());
         };
-        let mut order_by: Vec<&mut Expr> = match query.order_by.as_mut().map(|o| &mut o.kind) {
-            Some(OrderByKind::Expressions(exprs)) => {
-                exprs.iter_mut().map(|o| &mut o.expr).collect()
-            }
-            _ => Vec::new(),
+        let order_by = match query.order_by.as_mut().map(|o| &mut o.kind) {
+            Some(OrderByKind::Expressions(exprs)) => exprs.as_mut_slice(),
+            _ => &mut [],
         };
-        let mut exprs: Vec<&mut Expr> = Vec::new();
-        for item in &mut select.projection {
-            match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                    exprs.push(e);
-                }
-                _ => {}
-            }
-        }
-        exprs.extend(select.having.as_mut());
-        exprs.append(&mut order_by);
-        let depths = wrap_depths(exprs.iter().map(|e| &**e));
+        let depths = wrap_depths(
+            select
+                .projection
+                .iter()
+                .filter_map(|item| match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        Some(e)
+                    }
+                    _ => None,
+                })
+                .chain(select.having.as_ref())
+                .chain(order_by.iter().map(|o| &o.expr)),
+        );
         if depths.is_empty() {
             return ControlFlow::Continue(());
         }
         for item in &mut select.projection {
-            if let SelectItem::UnnamedExpr(e) = item {
-                let text = e.to_string();
-                if depths.contains_key(&text) {
+            match item {
+                SelectItem::UnnamedExpr(e) => {
                     let mut expr = e.clone();
                     rewrite(&mut expr, &depths);
-                    *item = SelectItem::ExprWithAlias {
-                        expr,
-                        alias: Ident::with_quote('"', text),
-                    };
+                    if expr != *e {
+                        let alias = Ident::with_quote('"', e.to_string());
+                        *item = SelectItem::ExprWithAlias { expr, alias };
+                    }
                 }
-            }
-        }
-        for item in &mut select.projection {
-            if let SelectItem::ExprWithAlias { expr, .. } = item {
-                rewrite(expr, &depths);
+                SelectItem::ExprWithAlias { expr, .. } => rewrite(expr, &depths),
+                _ => {}
             }
         }
         if let Some(having) = select.having.as_mut() {
             rewrite(having, &depths);
         }
-        if let Some(OrderByKind::Expressions(exprs)) = query.order_by.as_mut().map(|o| &mut o.kind)
-        {
-            for order in exprs {
-                rewrite(&mut order.expr, &depths);
-            }
+        for order in order_by {
+            rewrite(&mut order.expr, &depths);
         }
         ControlFlow::Continue(())
     }
@@ -203,6 +195,14 @@ mod tests {
              avg(coalesce(coalesce(CAST(a AS BIGINT)))) AS \"avg(CAST(a AS BIGINT))\" \
              FROM t GROUP BY k HAVING avg(coalesce(coalesce(CAST(a AS BIGINT)))) > 1 \
              ORDER BY avg(coalesce(CAST(a AS DOUBLE)))"
+        );
+    }
+
+    #[test]
+    fn an_unnamed_item_holding_a_renamed_call_keeps_its_text_as_name() {
+        assert_eq!(
+            rewritten("SELECT sum(x), sum(CAST(x AS DOUBLE)) / 2 FROM t"),
+            "SELECT sum(x), sum(coalesce(CAST(x AS DOUBLE))) / 2 AS \"sum(CAST(x AS DOUBLE)) / 2\" FROM t"
         );
     }
 

@@ -412,7 +412,14 @@ impl FileSink {
         };
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(job_id) && name.contains('#') {
+            // `<job>.json`, `<job>-chk-<n>.json`, `<job>-restored-chk-<n>.json`
+            // (a job id may begin another's).
+            let of_job = name.strip_prefix(job_id).is_some_and(|rest| {
+                [".json", "-chk-", "-restored-chk-"]
+                    .iter()
+                    .any(|suffix| rest.starts_with(suffix))
+            });
+            if of_job && name.contains('#') {
                 let _ = tokio::fs::remove_file(entry.path()).await;
             }
         }
