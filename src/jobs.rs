@@ -1,20 +1,22 @@
 //! Running and explaining jobs: SQL scripts and the built-in examples.
 
-use std::io::Write as _;
+use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use weir::sql::{Insert, Query, QueryJob, Session, SqlError};
+use weir::sql::{Insert, Query, Session, SqlError};
 use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_engine::registry::ConnectorOptions;
+use weir_engine::sinks::CollectSink;
 use weir_scheduler::explain::Explain;
 use weir_scheduler::{JobConfig, JobControl, MiniCluster, SavepointTarget};
 
 use crate::JobOptions;
 use crate::control;
 use crate::examples;
-use crate::output::{RowFormat, write_rows};
-use crate::progress::{ProgressMode, run_job};
+use crate::output::{RowFormat, RowPrinter, TABLE_HOLD};
+use crate::progress::{ProgressMode, Screen, run_job};
 
 /// How jobs run from the command line: their progress shown, Ctrl-C and
 /// requests of `weir savepoint`/`stop`/`cancel` taken (see
@@ -39,7 +41,22 @@ impl Running {
         cluster: &MiniCluster,
         graph: JobGraph,
     ) -> weir_scheduler::Result<weir_scheduler::JobSummary> {
-        let control = JobControl::default();
+        self.run_on(cluster, graph, Arc::default(), JobControl::default())
+            .await
+    }
+
+    /// Runs `graph` on `cluster` under `control`, its progress bar (if
+    /// any) on `screen`.
+    ///
+    /// # Errors
+    /// As [`Running::run`].
+    pub async fn run_on(
+        &self,
+        cluster: &MiniCluster,
+        graph: JobGraph,
+        screen: Arc<Screen>,
+        control: JobControl,
+    ) -> weir_scheduler::Result<weir_scheduler::JobSummary> {
         let streaming = graph.mode == RuntimeMode::Streaming;
         if streaming
             && self.stop_savepoint == Some(SavepointTarget::Configured)
@@ -51,7 +68,7 @@ impl Running {
                     .to_string(),
             ));
         }
-        let job = run_job(cluster, graph, self.progress, control.clone());
+        let job = run_job(cluster, graph, self.progress, control.clone(), screen);
         control::controlled(&control, streaming, self.stop_savepoint.as_ref(), job).await
     }
 }
@@ -183,14 +200,29 @@ fn connector_of(path: &str) -> Result<String> {
 /// The jobs of a script, all built before any runs: each query's, then
 /// the one of its inserts.
 struct ScriptJobs {
-    queries: Vec<(Query, QueryJob)>,
+    queries: Vec<QueryRun>,
     inserts: Option<(Vec<Insert>, JobGraph)>,
     /// The settings after the script's statements, which the inserts run
     /// with.
     config: JobConfig,
 }
 
-async fn build_jobs(script: &Script, tables: &[String], config: JobConfig) -> Result<ScriptJobs> {
+/// A query's job, printing its rows as they come.
+struct QueryRun {
+    query: Query,
+    graph: JobGraph,
+    printer: Arc<RowPrinter>,
+    /// Where the job's progress bar and rows share the terminal.
+    screen: Arc<Screen>,
+    control: JobControl,
+}
+
+async fn build_jobs(
+    script: &Script,
+    tables: &[String],
+    config: JobConfig,
+    format: RowFormat,
+) -> Result<ScriptJobs> {
     let mut session = session(tables, config)?;
     let planned = session
         .execute(&script.text)
@@ -210,17 +242,56 @@ async fn build_jobs(script: &Script, tables: &[String], config: JobConfig) -> Re
         .queries
         .into_iter()
         .enumerate()
-        .map(|(i, query)| {
-            let job = session
-                .query_job(&format!("query {}", i + 1), &query)
-                .map_err(|e| script.error(e))?;
-            Ok((query, job))
-        })
-        .collect::<Result<_>>()?;
+        .map(|(i, query)| query_run(&session, &format!("query {}", i + 1), query, format))
+        .collect::<Result<_, SqlError>>()
+        .map_err(|e| script.error(e))?;
     Ok(ScriptJobs {
         queries,
         inserts: inserts.map(|graph| (planned.inserts, graph)),
         config: session.config().clone(),
+    })
+}
+
+/// The job of `query`, printing its rows to standard output in `format` as
+/// they come: on arrival, or, with checkpoints, once the checkpoint after
+/// them completed (so that a restart never prints them twice).
+fn query_run(
+    session: &Session,
+    name: &str,
+    query: Query,
+    format: RowFormat,
+) -> Result<QueryRun, SqlError> {
+    let screen = Arc::<Screen>::default();
+    let control = JobControl::default();
+    let stdout = std::io::stdout();
+    let shared = stdout.is_terminal().then(|| Arc::clone(&screen));
+    let checkpointed = query.config.checkpoint_interval.is_some();
+    let mut printer = None;
+    let (graph, _) = session.query_job_into(name, &query, |schema| {
+        let hold = if query.config.runtime_mode == Some(RuntimeMode::Streaming) {
+            0
+        } else {
+            TABLE_HOLD
+        };
+        let out = RowPrinter::new(
+            Box::new(stdout),
+            schema,
+            format,
+            hold,
+            shared,
+            control.clone(),
+        );
+        let out = Arc::new(out);
+        printer = Some(Arc::clone(&out));
+        Arc::new(CollectSink::delivering(out, checkpointed))
+    })?;
+    let printer = printer.expect("the sink was made");
+    Ok(QueryRun {
+        query,
+        graph,
+        printer,
+        screen,
+        control,
     })
 }
 
@@ -234,20 +305,33 @@ pub async fn run_script(
     summaries: bool,
     running: &Running,
 ) -> Result<()> {
-    let jobs = build_jobs(script, tables, config).await?;
-    let mut stdout = std::io::stdout();
-    for (query, job) in jobs.queries {
-        let summary = running
-            .run(&MiniCluster::new(query.config), job.graph)
-            .await?;
-        let batches = job.output.batches();
-        write_rows(&mut stdout, &job.schema, &batches, format)?;
-        stdout.flush()?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let jobs = build_jobs(script, tables, config, format).await?;
+    for query in jobs.queries {
+        let outcome = running
+            .run_on(
+                &MiniCluster::new(query.query.config),
+                query.graph,
+                query.screen,
+                query.control,
+            )
+            .await;
+        if query.printer.closed() {
+            // The reader of the rows left (`weir sql ... | head`): so do we.
+            return Ok(());
+        }
+        // The rows printed stand: their table, CSV or JSON is closed even
+        // when the job failed or was cancelled.
+        let finished = query.printer.finish();
+        let summary = outcome?;
+        finished?;
         if summaries {
             eprintln!("{summary}");
         } else {
-            eprintln!("{rows} row(s) in {:.3} s", summary.wall_time.as_secs_f64());
+            eprintln!(
+                "{} row(s) in {:.3} s",
+                query.printer.rows(),
+                summary.wall_time.as_secs_f64()
+            );
         }
     }
     if let Some((_, graph)) = jobs.inserts {
@@ -270,11 +354,11 @@ pub async fn explain_script(
     tables: &[String],
     config: JobConfig,
 ) -> Result<Vec<Explained>> {
-    let jobs = build_jobs(script, tables, config).await?;
+    let jobs = build_jobs(script, tables, config, RowFormat::Table).await?;
     let mut explained = Vec::new();
-    for (query, job) in &jobs.queries {
+    for job in &jobs.queries {
         explained.push(Explained {
-            logical: Some(query.plan.display_indent().to_string()),
+            logical: Some(job.query.plan.display_indent().to_string()),
             graph: Explain::try_new(&job.graph)?,
         });
     }

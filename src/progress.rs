@@ -2,6 +2,7 @@
 //! log lines otherwise. Jobs shorter than [`SHOW_AFTER`] show nothing.
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
@@ -32,8 +33,56 @@ pub enum ProgressMode {
     None,
 }
 
+/// The terminal a job's progress bar shares with the rows it prints: once
+/// rows are printed, the bar goes and does not come back (the rows show
+/// the progress).
+#[derive(Default)]
+pub struct Screen {
+    state: Mutex<ScreenState>,
+}
+
+#[derive(Default)]
+struct ScreenState {
+    bar: Option<ProgressBar>,
+    rows: bool,
+}
+
+impl Screen {
+    /// Rows are printed from now on: the bar goes.
+    pub fn rows_begin(&self) {
+        let mut state = self.lock();
+        if !state.rows {
+            state.rows = true;
+            if let Some(bar) = state.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
+    /// The bar, made by `make` when there is none yet; none once rows are
+    /// printed.
+    fn bar(&self, make: impl FnOnce() -> ProgressBar) -> Option<ProgressBar> {
+        let mut state = self.lock();
+        if state.rows {
+            return None;
+        }
+        Some(state.bar.get_or_insert_with(make).clone())
+    }
+
+    /// Removes the bar.
+    fn clear(&self) {
+        if let Some(bar) = self.lock().bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ScreenState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Runs `job` on `cluster` under `control`, showing its progress as `mode`
-/// says while it runs.
+/// says while it runs, on `screen` when it is a bar.
 ///
 /// # Errors
 /// When the job cannot be scheduled or fails for good.
@@ -42,9 +91,10 @@ pub async fn run_job(
     job: JobGraph,
     mode: ProgressMode,
     control: JobControl,
+    screen: Arc<Screen>,
 ) -> weir_scheduler::Result<JobSummary> {
     let progress = JobProgress::default();
-    let mut view = View::new(mode, &job.name);
+    let mut view = View::new(mode, &job.name, screen);
     let started = Instant::now();
     let run = cluster.run_with_control(job, FailurePlan::none(), progress.clone(), control);
     tokio::pin!(run);
@@ -69,7 +119,7 @@ pub async fn run_job(
 enum View {
     Bar {
         job: String,
-        bar: Option<ProgressBar>,
+        screen: Arc<Screen>,
     },
     Log {
         job: String,
@@ -79,10 +129,10 @@ enum View {
 }
 
 impl View {
-    fn new(mode: ProgressMode, job: &str) -> Self {
+    fn new(mode: ProgressMode, job: &str, screen: Arc<Screen>) -> Self {
         let job = job.to_string();
         match mode {
-            ProgressMode::Auto if std::io::stderr().is_terminal() => Self::Bar { job, bar: None },
+            ProgressMode::Auto if std::io::stderr().is_terminal() => Self::Bar { job, screen },
             ProgressMode::Auto | ProgressMode::Log => Self::Log { job, last: None },
             ProgressMode::None => Self::Hidden,
         }
@@ -90,8 +140,10 @@ impl View {
 
     fn show(&mut self, elapsed: Duration, now: ProgressSnapshot) {
         match self {
-            Self::Bar { job, bar } => {
-                let bar = bar.get_or_insert_with(|| new_bar(job, elapsed, now.rows_expected));
+            Self::Bar { job, screen } => {
+                let Some(bar) = screen.bar(|| new_bar(job, elapsed, now.rows_expected)) else {
+                    return;
+                };
                 if let Some(expected) = now.rows_expected {
                     bar.set_position(now.rows_scanned.min(expected));
                 } else {
@@ -122,7 +174,7 @@ impl View {
     /// job that wrote any with its final state, when it succeeded.
     fn end(&mut self, elapsed: Duration, now: ProgressSnapshot, succeeded: bool) {
         match self {
-            Self::Bar { bar: Some(bar), .. } => bar.finish_and_clear(),
+            Self::Bar { screen, .. } => screen.clear(),
             Self::Log { job, last: Some(_) } if succeeded => {
                 let _ = writeln!(std::io::stderr(), "{}", log_line(job, elapsed, &now));
             }
@@ -191,6 +243,7 @@ mod tests {
             regions_finished: 2,
             regions: 5,
             restarts: 1,
+            checkpoints: 0,
         };
         assert_eq!(
             log_line("q1", Duration::from_millis(12_340), &now),

@@ -756,6 +756,7 @@ impl JobMaster {
             AckOutcome::Waiting | AckOutcome::Acknowledged(_) => return Ok(()),
         };
         self.checkpoints_failed_in_a_row = 0;
+        self.progress.checkpoint_completed();
         if let Some(savepoint) = stopped_at {
             self.stopped = Some(Some(savepoint));
         }

@@ -18,6 +18,7 @@ struct State {
     regions: usize,
     regions_finished: usize,
     restarts: u32,
+    checkpoints: u64,
     rows_expected: Option<u64>,
     /// The scan progress of the current attempt of every deployed source
     /// subtask, by dense subtask index.
@@ -37,6 +38,8 @@ pub struct ProgressSnapshot {
     pub regions: usize,
     /// Restarts so far.
     pub restarts: u32,
+    /// Checkpoints completed so far.
+    pub checkpoints: u64,
 }
 
 impl JobProgress {
@@ -49,6 +52,7 @@ impl JobProgress {
             regions_finished: state.regions_finished,
             regions: state.regions,
             restarts: state.restarts,
+            checkpoints: state.checkpoints,
         }
     }
 
@@ -81,6 +85,11 @@ impl JobProgress {
         let mut state = self.lock();
         state.regions_finished = regions_finished;
         state.restarts = restarts;
+    }
+
+    /// Counts a completed checkpoint.
+    pub(crate) fn checkpoint_completed(&self) {
+        self.lock().checkpoints += 1;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::test_config;
+use weir_engine::SinkFactory;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::event_time::WatermarkStrategy;
 use weir_engine::expr::aggregate::{count, max, sum};
 use weir_engine::expr::col;
 use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_engine::operators::Window;
-use weir_engine::sinks::{CollectSink, Collected};
+use weir_engine::sinks::{CollectSink, Collected, RowsOut};
 use weir_engine::sources::SequenceGenerator;
 use weir_engine::testing::{Rng, sorted_rows};
 use weir_scheduler::failure_plan::PartitionDamage;
@@ -28,9 +29,14 @@ const ROWS: u64 = 400_000;
 /// Per key and window of 2,000 sequence numbers (as milliseconds): the
 /// count, sum and largest of the values.
 fn job(window: Window, config: &JobConfig) -> (JobGraph, Collected) {
+    let (sink, output) = CollectSink::new();
+    (job_into(window, config, Arc::new(sink)), output)
+}
+
+/// The job of [`job`], writing into `sink`.
+fn job_into(window: Window, config: &JobConfig, sink: Arc<dyn SinkFactory>) -> JobGraph {
     let flow = Dataflow::new("sequence-windows").with_parallelism(2);
     let generator = SequenceGenerator::new(Some(ROWS), 37).with_batch_rows(500);
-    let (sink, output) = CollectSink::new();
     flow.read_with_watermarks(
         Arc::new(generator),
         WatermarkStrategy::bounded_out_of_orderness("seq", Duration::ZERO),
@@ -48,8 +54,8 @@ fn job(window: Window, config: &JobConfig) -> (JobGraph, Collected) {
         )
     })
     .expect("plans")
-    .write(Arc::new(sink));
-    (config.build(flow.builder()).expect("builds"), output)
+    .write(sink);
+    config.build(flow.builder()).expect("builds")
 }
 
 fn streaming(checkpoints: &std::path::Path) -> JobConfig {
@@ -207,4 +213,87 @@ async fn a_damaged_checkpoint_falls_back_to_the_one_before() {
             && message.contains("not restarting from nothing"),
         "{message}"
     );
+}
+
+/// The rows a delivering sink handed over, in the order it did.
+#[derive(Debug, Default)]
+struct Delivered(std::sync::Mutex<Vec<arrow::array::RecordBatch>>);
+
+impl RowsOut for Delivered {
+    fn deliver(&self, batch: &arrow::array::RecordBatch) -> std::io::Result<()> {
+        self.0.lock().expect("not poisoned").push(batch.clone());
+        Ok(())
+    }
+}
+
+impl Delivered {
+    fn rows(&self) -> Vec<String> {
+        sorted_rows(&self.0.lock().expect("not poisoned"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_delivered_at_checkpoints_arrive_once_through_failures() {
+    let window = windows()[0];
+    let batch = {
+        let mut config = test_config(4);
+        config.runtime_mode = Some(RuntimeMode::Batch);
+        run(window, config, FailurePlan::none()).await.0
+    };
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = streaming(dir.path());
+    let delivered = Arc::new(Delivered::default());
+    let sink = CollectSink::delivering(Arc::clone(&delivered) as Arc<dyn RowsOut>, true);
+    let graph = job_into(window, &config, Arc::new(sink));
+    // The windows (and the sink chained to them) fail after some rows
+    // were delivered, one subtask after the other.
+    let plan = FailurePlan::none()
+        .fail_task(graph.vertices[1].id, 0, 0, ROWS / 4)
+        .fail_task(graph.vertices[1].id, 1, 1, ROWS / 5);
+    let summary = MiniCluster::new(config)
+        .run_with_failures(graph, plan)
+        .await
+        .expect("the job survives");
+    assert!(summary.restarts >= 2, "{summary}");
+    assert_eq!(delivered.rows(), batch, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_delivered_on_arrival_are_never_delivered_twice() {
+    let window = windows()[0];
+    let mut config = test_config(4);
+    config.runtime_mode = Some(RuntimeMode::Streaming);
+    let expected = run(window, config.clone(), FailurePlan::none()).await.0;
+    // A failure before any row was delivered restarts the job as usual.
+    let delivered = Arc::new(Delivered::default());
+    let sink = CollectSink::delivering(Arc::clone(&delivered) as Arc<dyn RowsOut>, false);
+    let graph = job_into(window, &config, Arc::new(sink));
+    let plan = FailurePlan::none().fail_task(graph.vertices[0].id, 0, 0, 500);
+    let summary = MiniCluster::new(config.clone())
+        .run_with_failures(graph, plan)
+        .await
+        .expect("the job survives");
+    assert_eq!(summary.restarts, 1, "{summary}");
+    assert_eq!(delivered.rows(), expected, "{summary}");
+    // After rows were delivered, a restart would deliver them again: the
+    // job fails, saying why, with each row delivered at most once.
+    let delivered = Arc::new(Delivered::default());
+    let sink = CollectSink::delivering(Arc::clone(&delivered) as Arc<dyn RowsOut>, false);
+    let graph = job_into(window, &config, Arc::new(sink));
+    let plan = FailurePlan::none().fail_task(graph.vertices[1].id, 0, 0, ROWS / 3);
+    let e = MiniCluster::new(config)
+        .run_with_failures(graph, plan)
+        .await
+        .expect_err("cannot restart");
+    assert!(
+        e.to_string()
+            .contains("restarted after its rows were printed"),
+        "{e}"
+    );
+    let rows = delivered.rows();
+    assert!(!rows.is_empty());
+    let mut once = rows.clone();
+    once.dedup();
+    assert_eq!(once, rows, "no row twice");
+    assert!(rows.iter().all(|r| expected.binary_search(r).is_ok()));
 }

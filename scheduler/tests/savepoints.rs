@@ -84,18 +84,25 @@ async fn controlled<T>(
     (summary.expect("the job stops"), controlled)
 }
 
-/// Waits until the job's sources read `rows` rows.
-async fn scanned(progress: &JobProgress, rows: u64) {
-    while progress.snapshot().rows_scanned < rows {
+/// Waits until the job's sources read `rows` rows and `checkpoints`
+/// checkpoints completed.
+async fn scanned(progress: &JobProgress, rows: u64, checkpoints: u64) {
+    while progress.snapshot().rows_scanned < rows || progress.snapshot().checkpoints < checkpoints {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 /// Runs `graph`, stopping it with a savepoint into `dir` once its sources
-/// read `rows` rows (within a minute).
-async fn stop_after(graph: JobGraph, config: JobConfig, rows: u64, dir: &str) -> JobSummary {
+/// read `rows` rows and `checkpoints` checkpoints completed (within a
+/// minute).
+async fn stop_after(
+    graph: JobGraph,
+    config: JobConfig,
+    (rows, checkpoints): (u64, u64),
+    dir: &str,
+) -> JobSummary {
     let (summary, savepoint) = controlled(graph, config, async |control, progress| {
-        scanned(progress, rows).await;
+        scanned(progress, rows, checkpoints).await;
         control
             .stop(Some(SavepointTarget::Dir(dir.to_string())))
             .await
@@ -119,7 +126,7 @@ async fn stop_after(graph: JobGraph, config: JobConfig, rows: u64, dir: &str) ->
 async fn stopped(dir: &str) -> (Vec<String>, JobSummary) {
     let config = streaming();
     let (graph, output) = job(2, &config, 41);
-    let summary = stop_after(graph, config, ROWS / 5, dir).await;
+    let summary = stop_after(graph, config, (ROWS / 5, 0), dir).await;
     (sorted_rows(&output.batches()), summary)
 }
 
@@ -202,12 +209,12 @@ async fn an_unbounded_job_resumed_on_more_subtasks_than_splits_goes_on() {
     let mut config = streaming();
     config.checkpoint_interval = Some(Duration::from_millis(20));
     let (graph, before) = unbounded(1, &config);
-    stop_after(graph, config.clone(), 20_000, &first).await;
+    stop_after(graph, config.clone(), (20_000, 0), &first).await;
     // Resumed at 3: two of the source's subtasks read no split. They stay
     // up, idle: windows fire, checkpoints complete, a savepoint is taken.
     config.restore_from = Some(first);
     let (graph, after) = unbounded(3, &config);
-    let summary = stop_after(graph, config, 20_000, &second).await;
+    let summary = stop_after(graph, config, (20_000, 2), &second).await;
     let checkpoints = summary.checkpoints.expect("checkpoints");
     assert!(checkpoints.completed >= 2, "{summary}");
     // Every window of 100 sequence numbers once, in the one run or the
@@ -323,7 +330,7 @@ async fn savepoints_replace_their_directory_or_go_under_the_configured_one() {
     let config = streaming();
     let (graph, _) = unbounded(2, &config);
     let (_, (first, second)) = controlled(graph, config.clone(), async |control, progress| {
-        scanned(progress, 5_000).await;
+        scanned(progress, 5_000, 0).await;
         let e = control
             .savepoint(SavepointTarget::Configured)
             .await
@@ -341,7 +348,7 @@ async fn savepoints_replace_their_directory_or_go_under_the_configured_one() {
         let first = control.savepoint(dir(&named)).await.expect("a savepoint");
         assert_eq!(first, named.display().to_string());
         let first_files = savepoint_files(&named);
-        scanned(progress, 10_000).await;
+        scanned(progress, 10_000, 0).await;
         let second = control.savepoint(dir(&named)).await.expect("another");
         control.stop(None).await.expect("stops");
         (first_files, second)
@@ -364,7 +371,7 @@ async fn savepoints_replace_their_directory_or_go_under_the_configured_one() {
     config.savepoint_dir = Some(parent.display().to_string());
     let (graph, _) = unbounded(2, &config);
     let (summary, taken) = controlled(graph, config.clone(), async |control, progress| {
-        scanned(progress, 5_000).await;
+        scanned(progress, 5_000, 0).await;
         let taken = control.savepoint(SavepointTarget::Configured).await;
         let stopped = control.stop(Some(SavepointTarget::Configured)).await;
         (
@@ -390,7 +397,7 @@ async fn savepoints_replace_their_directory_or_go_under_the_configured_one() {
     config.restore_from = Some(stopped);
     let (graph, _) = unbounded(1, &config);
     let (summary, ()) = controlled(graph, config, async |control, progress| {
-        scanned(progress, 1_000).await;
+        scanned(progress, 1_000, 0).await;
         control.stop(None).await.expect("stops");
     })
     .await;

@@ -18,6 +18,7 @@ use datafusion_sql::sqlparser::ast::{
 };
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::tokenizer::Span;
+use weir_engine::SinkFactory;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::event_time::WatermarkStrategy;
 use weir_engine::expr::column;
@@ -393,20 +394,35 @@ impl Session {
     /// # Errors
     /// A plan node or expression weir cannot run.
     pub fn query_job(&self, name: &str, query: &Query) -> Result<QueryJob> {
+        let (sink, output) = CollectSink::new();
+        let (graph, schema) = self.query_job_into(name, query, |_| Arc::new(sink))?;
+        Ok(QueryJob {
+            graph,
+            output,
+            schema,
+        })
+    }
+
+    /// The job that runs `query` into the sink `sink` makes for the
+    /// columns of its rows, and those columns.
+    ///
+    /// # Errors
+    /// A plan node or expression weir cannot run.
+    pub fn query_job_into(
+        &self,
+        name: &str,
+        query: &Query,
+        sink: impl FnOnce(&SchemaRef) -> Arc<dyn SinkFactory>,
+    ) -> Result<(JobGraph, SchemaRef)> {
         let config = &query.config;
         let flow = Dataflow::new(name).with_parallelism(config.parallelism);
         let at = |e: SqlError| e.at(query.span);
         let df = Translator::new(&flow, streaming(config))
             .output(&query.plan)
             .map_err(at)?;
-        let (sink, output) = CollectSink::new();
         let schema = Arc::clone(df.schema());
-        df.write(Arc::new(sink));
-        Ok(QueryJob {
-            graph: build(&flow, config).map_err(at)?,
-            output,
-            schema,
-        })
+        df.write(sink(&schema));
+        Ok((build(&flow, config).map_err(at)?, schema))
     }
 
     /// The one job that runs every insert of `script`, or `None` when it
