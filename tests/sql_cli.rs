@@ -299,6 +299,60 @@ fn distinct_counts_over_subtasks_without_groups() {
 }
 
 #[test]
+fn not_in_follows_three_valued_logic() {
+    // DuckDB's answers (and SQL's): `x NOT IN (S)` is NULL when x is NULL
+    // and S is not empty, or when S holds a NULL and no value equals x.
+    let tables = tpch_tables();
+    let cases = [
+        // A NULL x against a subquery with rows.
+        (
+            "SELECT count(*) FROM region r RIGHT JOIN nation n ON r.r_regionkey = n.n_regionkey \
+             AND n.n_regionkey > 10 WHERE r.r_regionkey NOT IN (SELECT n_regionkey FROM nation)",
+            "0",
+        ),
+        // A NULL x against an empty subquery: kept.
+        (
+            "SELECT count(*) FROM (SELECT CASE WHEN n_nationkey > 100 THEN 1 END AS x \
+             FROM nation) t WHERE x NOT IN (SELECT n_regionkey FROM nation \
+             WHERE n_nationkey > 100)",
+            "25",
+        ),
+        // A NULL among the subquery's values.
+        (
+            "SELECT count(*) FROM nation WHERE n_regionkey NOT IN \
+             (SELECT CASE WHEN r_regionkey > 2 THEN r_regionkey END FROM region)",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM nation WHERE n_regionkey NOT IN \
+             (SELECT r_regionkey FROM region WHERE r_regionkey > 2)",
+            "15",
+        ),
+        // Correlated: the NULL counts among the rows of the same region.
+        (
+            "SELECT count(*) FROM nation n WHERE n_regionkey NOT IN \
+             (SELECT CASE WHEN r_regionkey > 2 THEN r_regionkey END FROM region r \
+             WHERE r.r_regionkey = n.n_regionkey)",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM nation n WHERE n_regionkey NOT IN \
+             (SELECT CASE WHEN r_regionkey > 2 THEN r_regionkey END FROM region r \
+             WHERE r.r_regionkey = n.n_regionkey + 1)",
+            "15",
+        ),
+    ];
+    for (query, count) in cases {
+        let out = weir(&with_tables(
+            &["sql", query, "-p", "3", "--format", "csv"],
+            &tables,
+        ));
+        assert!(out.status.success(), "{query}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("count(*)\n{count}\n"), "{query}");
+    }
+}
+
+#[test]
 fn failures_that_would_repeat_are_not_restarted() {
     // A division by zero or a bad cast fails the same way every time: the
     // job fails at once instead of being restarted 3 times, saying why.

@@ -7,7 +7,7 @@
 //! two projections of one name. DuckDB and PostgreSQL answer both.
 //!
 //! Before a statement is planned, each SELECT is looked at: its items, its
-//! HAVING and its query's ORDER BY. Among the expressions there (the items
+//! GROUP BY, its HAVING and its query's ORDER BY. Among the expressions there (the items
 //! and every function call in them) that would share a name, the casts in
 //! each one but the first are wrapped in `coalesce(...)` (the same value
 //! and type) once, twice, ... so that their names differ, wherever the same
@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion_sql::sqlparser::ast::{
-    Expr, Ident, OrderByKind, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
-    visit_expressions, visit_expressions_mut,
+    Expr, GroupByExpr, Ident, OrderByKind, Query, SelectItem, SetExpr, Statement, VisitMut,
+    VisitorMut, visit_expressions, visit_expressions_mut,
 };
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
@@ -43,6 +43,10 @@ impl VisitorMut for CastNames {
             Some(OrderByKind::Expressions(exprs)) => exprs.as_mut_slice(),
             _ => &mut [],
         };
+        let group_by = match &mut select.group_by {
+            GroupByExpr::Expressions(exprs, _) => exprs.as_mut_slice(),
+            GroupByExpr::All(_) => &mut [],
+        };
         let depths = wrap_depths(
             select
                 .projection
@@ -53,6 +57,7 @@ impl VisitorMut for CastNames {
                     }
                     _ => None,
                 })
+                .chain(group_by.iter())
                 .chain(select.having.as_ref())
                 .chain(order_by.iter().map(|o| &o.expr)),
         );
@@ -72,6 +77,9 @@ impl VisitorMut for CastNames {
                 SelectItem::ExprWithAlias { expr, .. } => rewrite(expr, &depths),
                 _ => {}
             }
+        }
+        for key in group_by {
+            rewrite(key, &depths);
         }
         if let Some(having) = select.having.as_mut() {
             rewrite(having, &depths);
@@ -203,6 +211,15 @@ mod tests {
         assert_eq!(
             rewritten("SELECT sum(x), sum(CAST(x AS DOUBLE)) / 2 FROM t"),
             "SELECT sum(x), sum(coalesce(CAST(x AS DOUBLE))) / 2 AS \"sum(CAST(x AS DOUBLE)) / 2\" FROM t"
+        );
+    }
+
+    #[test]
+    fn grouping_keys_that_differ_by_a_cast_are_named_apart() {
+        assert_eq!(
+            rewritten("SELECT x, CAST(x AS VARCHAR), min(x) FROM t GROUP BY x, CAST(x AS VARCHAR)"),
+            "SELECT x, coalesce(CAST(x AS VARCHAR)) AS \"CAST(x AS VARCHAR)\", min(x) FROM t \
+             GROUP BY x, coalesce(CAST(x AS VARCHAR))"
         );
     }
 

@@ -22,6 +22,7 @@ use datafusion_expr::logical_plan::{self as lp, FetchType, SkipType};
 use datafusion_expr::utils::conjunction;
 use datafusion_expr::{Expr, LogicalPlan, SortExpr, lit};
 use weir_engine::dataframe::{DataFrame, Dataflow};
+use weir_engine::expr::aggregate::count;
 use weir_engine::expr::{Compiled, column};
 use weir_engine::operators::JoinType;
 use weir_engine::sources::MemorySource;
@@ -469,6 +470,13 @@ impl<'a> Translator<'a> {
             .zip(&right_keys)
             .map(|(l, r)| (l.as_str(), r.as_str()))
             .collect();
+        if j.null_aware && join_type == JoinType::LeftAnti {
+            let df = null_aware_anti_join(&left.df, &right.df, &on, filter)?;
+            return Ok(Planned {
+                df,
+                columns: left.columns,
+            });
+        }
         // Unbounded inputs joined on times close to each other: an
         // interval join, which forgets rows the watermark has passed.
         let names = |df: &DataFrame| -> Vec<String> {
@@ -744,4 +752,49 @@ fn sort_keys(keys: &[SortExpr], schema: &DFSchema, columns: &[String]) -> Result
             })
         })
         .collect()
+}
+
+/// `x NOT IN (SELECT y ...)` as SQL's three-valued logic has it (the null
+/// aware anti join DataFusion plans for it): a left row stays when the
+/// right rows it is compared with (those meeting the correlation: `on`
+/// after its first pair, and `filter`) are none, or when its `x` is not
+/// NULL, equals no `y`, and no `y` is NULL. `on[0]` is `(x, y)`.
+///
+/// Three anti joins of the ordinary kind: on every pair (no equal `y`),
+/// against the right rows whose `y` is NULL, and, for a NULL `x`, against
+/// any right row (for an uncorrelated subquery: whether there is one).
+fn null_aware_anti_join(
+    left: &DataFrame,
+    right: &DataFrame,
+    on: &[(&str, &str)],
+    filter: Option<Expr>,
+) -> Result<DataFrame> {
+    let Some(&(x, y)) = on.first() else {
+        return Err(unsupported(
+            "a NOT IN subquery whose value is not an equality of columns",
+        ));
+    };
+    let correlation = &on[1..];
+    let unmatched = left.join(right, JoinType::LeftAnti, on, filter.clone())?;
+    let when = |condition: Expr| match &filter {
+        Some(f) => Some(f.clone().and(condition)),
+        None => Some(condition),
+    };
+    let null_ys = right.filter(column(y).is_null())?;
+    let no_null_y = unmatched.join(&null_ys, JoinType::LeftAnti, correlation, when(lit(true)))?;
+    if correlation.is_empty() && filter.is_none() {
+        // Uncorrelated: a NULL x stays only when the subquery is empty.
+        let rows = "__weir_not_in_rows";
+        let counted = right.aggregate(vec![], vec![count(lit(1)).alias(rows)])?;
+        let keep = column(x).is_not_null().or(column(rows).eq(lit(0i64)));
+        let kept = no_null_y.join(&counted, JoinType::Inner, &[], Some(keep))?;
+        let columns = left.schema().fields().iter().map(|f| column(f.name()));
+        return Ok(kept.select(columns.collect())?);
+    }
+    Ok(no_null_y.join(
+        right,
+        JoinType::LeftAnti,
+        correlation,
+        when(column(x).is_null()),
+    )?)
 }

@@ -162,8 +162,27 @@ fn probe(
     batch: &RecordBatch,
     out: &mut Output,
 ) -> Result<()> {
-    let candidates = cross_product(build.num_rows(), batch.num_rows(), OUTPUT_BATCH_ROWS);
+    // A condition that is never true (DataFusion folds `ON a = b AND
+    // false` to `false`) pairs no rows: the cross product is not built.
+    let build_rows = if never_true(output) {
+        0
+    } else {
+        build.num_rows()
+    };
+    let candidates = cross_product(build_rows, batch.num_rows(), OUTPUT_BATCH_ROWS);
     output.probe(build, matched, batch, candidates.map(Ok), out)
+}
+
+/// Whether the join's condition is a constant false or NULL.
+fn never_true(output: &JoinOutput) -> bool {
+    use datafusion_common::ScalarValue;
+    use datafusion_expr::Expr;
+    output.condition().is_some_and(|c| {
+        matches!(
+            c.expr(),
+            Expr::Literal(ScalarValue::Boolean(None | Some(false)), _)
+        )
+    })
 }
 
 /// Every pair of `build` rows and `probe` rows, probe row by probe row, in
