@@ -320,10 +320,11 @@ pub async fn run_script(
             return Ok(());
         }
         // The rows printed stand: their table, CSV or JSON is closed even
-        // when the job failed or was cancelled.
-        let finished = query.printer.finish();
+        // when the job failed or was cancelled after printing some.
+        if outcome.is_ok() || query.printer.rows() > 0 {
+            query.printer.finish()?;
+        }
         let summary = outcome?;
-        finished?;
         if summaries {
             eprintln!("{summary}");
         } else {

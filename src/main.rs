@@ -188,6 +188,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    quiet_caught_panics();
     let cli = Cli::parse();
     // Parsing, planning and translating SQL recurse over expressions that
     // generated SQL nests thousands deep: they run on a thread with a stack
@@ -199,6 +200,7 @@ fn main() -> ExitCode {
         .spawn(move || {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .thread_name(WORKER_THREADS)
                 .thread_stack_size(weir_exchange::cpu::STACK_BYTES)
                 .build()
                 .map_err(anyhow::Error::from)
@@ -224,6 +226,27 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The name of the tokio threads that run tasks.
+const WORKER_THREADS: &str = "weir-worker";
+
+/// Panics inside tasks (on tokio's workers or the CPU pool) are caught and
+/// fail their task with their message, as bad input or a bug of the
+/// operator: Rust's report of them (message and backtrace on standard
+/// error) goes to the debug log instead of the user's screen. A panic
+/// anywhere else is reported as Rust does.
+fn quiet_caught_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or_default();
+        if name == WORKER_THREADS || name.starts_with("weir-cpu-") {
+            tracing::debug!("panic on {name} (caught): {info}");
+        } else {
+            report(info);
+        }
+    }));
 }
 
 async fn run(cli: Cli) -> Result<()> {

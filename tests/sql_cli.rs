@@ -299,6 +299,61 @@ fn distinct_counts_over_subtasks_without_groups() {
 }
 
 #[test]
+fn a_decoder_panic_is_bad_input_and_stays_off_the_screen() {
+    // One byte of lineitem's footer changed: a column chunk's length runs
+    // past the file, and the parquet crate panics decoding it.
+    let dir = tempfile::tempdir().expect("a directory");
+    let file = dir.path().join("lineitem.parquet");
+    let mut bytes = std::fs::read(root().join("data/tpch/sf0.01/lineitem.parquet")).expect("reads");
+    bytes[1_924_178] = 136;
+    std::fs::write(&file, bytes).expect("writes");
+    let table = format!("t={}", file.display());
+    let out = weir(&["sql", "--table", &table, "SELECT * FROM t"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad input") && stderr.contains("lineitem.parquet"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("malformed data: range end out of bounds"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked at") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn distinct_aggregates_spill() {
+    // 150,000 distinct values in one global group, and 100,000 in each of
+    // three: far more than 4 MiB of distinct sets, grouped and spilled.
+    let dir = tempfile::tempdir().expect("a directory");
+    let script = dir.path().join("distinct.sql");
+    std::fs::write(
+        &script,
+        "SET 'memory.per-slot' = '4mb';
+         CREATE TABLE numbers (id BIGINT) WITH ('connector' = 'datagen',
+           'number-of-rows' = '300000', 'fields.id.kind' = 'sequence',
+           'fields.id.start' = '0', 'fields.id.end' = '299999');
+         SELECT count(DISTINCT id % 150000) AS d, count(*) AS n, sum(id) AS s FROM numbers;
+         SELECT id % 3 AS k, count(DISTINCT id) AS d, max(id) AS m FROM numbers
+         GROUP BY id % 3 ORDER BY k;",
+    )
+    .expect("writes");
+    let out = weir(&["run", &script.display().to_string(), "--format", "csv"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        text(&out.stdout),
+        "d,n,s\n150000,300000,44999850000\nk,d,m\n0,100000,299997\n1,100000,299998\n\
+         2,100000,299999\n"
+    );
+    assert!(stderr.contains("spilled"), "{stderr}");
+}
+
+#[test]
 fn not_in_follows_three_valued_logic() {
     // DuckDB's answers (and SQL's): `x NOT IN (S)` is NULL when x is NULL
     // and S is not empty, or when S holds a NULL and no value equals x.
@@ -368,6 +423,8 @@ fn failures_that_would_repeat_are_not_restarted() {
             stderr.contains("not restarted: the failure follows from the data and the query"),
             "{stderr}"
         );
+        // No rows were printed: no empty table either.
+        assert_eq!(text(&out.stdout), "", "{query}");
     }
 }
 

@@ -1316,13 +1316,11 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 fn panic_error(panic: Box<dyn std::any::Any + Send>) -> weir_engine::Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string());
     weir_engine::Error::Operator {
         operator: "task".to_string(),
-        message: format!("panicked: {message}"),
+        message: format!(
+            "panicked: {}",
+            weir_engine::cpu::panic_message(panic.as_ref())
+        ),
     }
 }

@@ -27,8 +27,9 @@ use datafusion_optimizer::replace_distinct_aggregate::ReplaceDistinctWithAggrega
 use datafusion_optimizer::rewrite_set_comparison::RewriteSetComparison;
 use datafusion_optimizer::scalar_subquery_to_join::ScalarSubqueryToJoin;
 use datafusion_optimizer::simplify_expressions::SimplifyExpressions;
-use datafusion_optimizer::single_distinct_to_groupby::SingleDistinctToGroupBy;
 use datafusion_optimizer::{Optimizer, OptimizerContext, OptimizerRule};
+
+use super::distinct_groups::DistinctToGroups;
 
 /// The optimizer rules, in the order they run:
 /// - set comparisons (`ANY`/`ALL`) and nested unions flattened, expressions
@@ -40,7 +41,8 @@ use datafusion_optimizer::{Optimizer, OptimizerContext, OptimizerRule};
 /// - filters and limits pushed down towards (and into) the scans, null keys
 ///   filtered before inner joins, outer joins made inner where a filter
 ///   rejects the padded rows;
-/// - a lone `COUNT(DISTINCT x)` grouped in two steps, repeated
+/// - `DISTINCT` aggregates of one argument grouped in two steps, so that
+///   they spill (see [`DistinctToGroups`]), repeated
 ///   subexpressions computed once, unused columns never read.
 fn rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     vec![
@@ -61,7 +63,7 @@ fn rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         Arc::new(EliminateOuterJoin::new()),
         Arc::new(PushDownLimit::new()),
         Arc::new(PushDownFilter::new()),
-        Arc::new(SingleDistinctToGroupBy::new()),
+        Arc::new(DistinctToGroups),
         Arc::new(EliminateGroupByConstant::new()),
         Arc::new(CommonSubexprEliminate::new()),
         Arc::new(OptimizeProjections::new()),

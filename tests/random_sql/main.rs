@@ -231,4 +231,3 @@ async fn random_queries_give_duckdbs_answers() {
         failures.join("\n")
     );
 }
-

@@ -1,8 +1,6 @@
 //! The per-subpartition index of a partition file, shared by both formats,
 //! and the checks a reader applies to it before trusting it.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
@@ -154,13 +152,6 @@ impl PartitionFile {
 /// CRC32 of `bytes`.
 pub(super) fn crc32(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
-}
-
-/// Runs a decoder over untrusted bytes: a panic inside it means the bytes are
-/// corrupt, not that the worker should die.
-pub(super) fn decode_guarded<T>(decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(decode))
-        .unwrap_or_else(|_| Err("the decoder panicked on the file's contents".to_string()))
 }
 
 #[cfg(test)]

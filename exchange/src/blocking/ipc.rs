@@ -25,7 +25,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::Compression;
-use super::index::{PartitionIndex, crc32, decode_guarded};
+use super::index::{PartitionIndex, crc32};
 use super::reader::{BlockDecoder, Fetcher, OpenedPartition, Tail};
 use super::writer::EncodedBlock;
 use crate::{Result, cpu};
@@ -256,7 +256,7 @@ pub(super) async fn open(fetcher: &mut Fetcher, size: u64, tail: &Tail) -> Resul
                 segment.crc32
             ));
         }
-        let (schema, batches) = decode_guarded(|| decode_stream(bytes))?;
+        let (schema, batches) = cpu::decode_guarded(|| decode_stream(bytes))?;
         if !batches.is_empty() {
             return Err("the schema segment holds record batches".to_string());
         }

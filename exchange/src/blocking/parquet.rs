@@ -32,7 +32,7 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use bytes::{Buf, Bytes};
 
 use super::Compression;
-use super::index::{BlockEntry, PartitionIndex, crc32, decode_guarded};
+use super::index::{BlockEntry, PartitionIndex, crc32};
 use super::reader::{BlockDecoder, Fetcher, OpenedPartition, Tail};
 use super::writer::EncodedBlock;
 use crate::event::batch_of;
@@ -359,7 +359,7 @@ pub(super) async fn open(fetcher: &mut Fetcher, size: u64, tail: &Tail) -> Resul
         })?;
     let footer = fetcher.range_in(tail, footer_start..size - END_LEN).await?;
     let (index, schema, metadata) =
-        cpu::run(move || decode_guarded(|| parse_footer(&footer, footer_start)))
+        cpu::run(move || cpu::decode_guarded(|| parse_footer(&footer, footer_start)))
             .await
             .map_err(|reason| fetcher.corrupt(reason))?;
     Ok(OpenedPartition {

@@ -12,7 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::BlockingFormat;
-use super::index::{BlockEntry, PartitionFile, PartitionIndex, crc32, decode_guarded};
+use super::index::{BlockEntry, PartitionFile, PartitionIndex, crc32};
 use super::ipc::{self, IpcBlockDecoder};
 use super::parquet::{self, ParquetBlockDecoder};
 use crate::{Error, Result, ResultPartitionId, ShuffleRoot, cpu};
@@ -233,7 +233,7 @@ impl SubpartitionReader {
                         block.offset, block.length, block.crc32
                     ));
                 }
-                let batches = decode_guarded(|| decoder.decode(bytes, &block))
+                let batches = cpu::decode_guarded(|| decoder.decode(bytes, &block))
                     .map_err(|e| format!("block at {}+{}: {e}", block.offset, block.length))?;
                 let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
                 if rows != block.rows {

@@ -43,6 +43,30 @@ pub fn pool() -> &'static rayon::ThreadPool {
     POOL.get_or_init(|| build_pool(std::thread::available_parallelism().map_or(1, |n| n.get())))
 }
 
+/// The message a panic carried (`panic!("...")`'s text).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Runs a decoder over untrusted bytes: a panic inside it means the bytes
+/// are malformed, not that the worker should die. The panic's message
+/// says what the decoder found.
+///
+/// # Errors
+/// The decoder's, or its panic as one.
+pub fn decode_guarded<T>(decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        Err(format!(
+            "the decoder failed on malformed data: {}",
+            panic_message(panic.as_ref())
+        ))
+    })
+}
+
 /// Runs `work` on the CPU pool and waits for its result without blocking the
 /// calling tokio worker. A panic inside `work` is resumed in the caller.
 pub async fn run<R, F>(work: F) -> R

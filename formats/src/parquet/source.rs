@@ -127,6 +127,32 @@ impl ParquetSource {
 /// (most footers fit, saving a second request).
 const FOOTER_GUESS: u64 = 64 << 10;
 
+/// Checks, before anything is decoded, that every column chunk the
+/// footer describes lies within the file's `size` bytes, before the
+/// footer: a damaged footer is then reported as such, naming the chunk.
+fn check_chunk_ranges(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    size: u64,
+) -> std::result::Result<(), String> {
+    // The magic number at the start, the footer's length and magic at
+    // the end.
+    let (first, end) = (4, size.saturating_sub(8));
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for column in group.columns() {
+            let (start, length) = column.byte_range();
+            if start < first || start.saturating_add(length) > end {
+                return Err(format!(
+                    "row group {g}, column '{}': its data would be bytes {start} to {} of a \
+                     file of {size} bytes (a damaged footer)",
+                    column.column_path().string(),
+                    start.saturating_add(length)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn read_footer(store: Arc<dyn ObjectStore>, listed: ListedFile) -> Result<ParquetFile> {
     let corrupt = |message: String| Error::Corrupt {
         file: listed.url.clone(),
@@ -154,6 +180,7 @@ async fn read_footer(store: Arc<dyn ObjectStore>, listed: ListedFile) -> Result<
             DecodeResult::Finished => return Err(corrupt("no footer".to_string())),
         }
     };
+    check_chunk_ranges(&metadata, listed.size).map_err(corrupt)?;
     let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
         .map_err(|e| corrupt(e.to_string()))?;
     // View strings and binaries (what some writers declare in the Arrow
@@ -473,8 +500,7 @@ impl ParquetReader {
             return Ok(());
         };
         let (state, step) = weir_engine::cpu::run(move || {
-            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.step()))
-                .unwrap_or_else(|_| Err("the decoder panicked on malformed data".to_string()));
+            let step = weir_engine::cpu::decode_guarded(|| state.step());
             (state, step)
         })
         .await;
@@ -580,5 +606,51 @@ impl Source for ParquetReader {
             }
             self.advance().await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::metadata::ParquetMetaDataReader;
+
+    #[test]
+    fn a_column_chunk_past_the_end_is_a_damaged_footer() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/tpch/sf0.01/nation.parquet"
+        );
+        let bytes = Bytes::from(std::fs::read(path).expect("reads"));
+        let size = bytes.len() as u64;
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .expect("a footer");
+        assert_eq!(check_chunk_ranges(&metadata, size), Ok(()));
+        // The last column's data moved past the end of the file.
+        let mut groups = metadata.row_groups().to_vec();
+        let group = groups.pop().expect("a row group");
+        let mut columns = group.columns().to_vec();
+        let last = columns.pop().expect("a column");
+        let offset = last.data_page_offset() + size as i64;
+        columns.push(
+            last.into_builder()
+                .set_data_page_offset(offset)
+                .set_dictionary_page_offset(None)
+                .build()
+                .expect("builds"),
+        );
+        groups.push(
+            group
+                .into_builder()
+                .set_column_metadata(columns)
+                .build()
+                .expect("builds"),
+        );
+        let damaged = metadata.into_builder().set_row_groups(groups).build();
+        let message = check_chunk_ranges(&damaged, size).expect_err("damaged");
+        assert!(
+            message.starts_with("row group 0, column 'n_comment': its data would be bytes"),
+            "{message}"
+        );
     }
 }
