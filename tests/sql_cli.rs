@@ -354,6 +354,29 @@ fn distinct_aggregates_spill() {
 }
 
 #[test]
+fn volatile_functions_make_their_region_non_deterministic() {
+    // A rerun of random() deals other values: the regions evaluating it
+    // say so, and failover reruns the consumers that read them (rule 3).
+    let explain = |select: &str| {
+        let query = format!(
+            "SET 'execution.batch-shuffle-mode' = 'all-blocking'; \
+             SELECT k, count(*) AS n FROM (SELECT {select} AS k FROM (VALUES (1), (2), (3)) \
+             AS t(x)) GROUP BY k"
+        );
+        let dir = tempfile::tempdir().expect("a directory");
+        let script = dir.path().join("q.sql");
+        std::fs::write(&script, query).expect("writes");
+        let out = weir(&["explain", &script.display().to_string()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let random = explain("CAST(random() * 2 AS BIGINT)");
+    assert!(random.contains("(non-deterministic)"), "{random}");
+    let plain = explain("x % 2");
+    assert!(!plain.contains("(non-deterministic)"), "{plain}");
+}
+
+#[test]
 fn not_in_follows_three_valued_logic() {
     // DuckDB's answers (and SQL's): `x NOT IN (S)` is NULL when x is NULL
     // and S is not empty, or when S holds a NULL and no value equals x.

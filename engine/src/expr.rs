@@ -86,6 +86,13 @@ impl Compiled {
         &self.expr
     }
 
+    /// Whether the expression may give another value for the same input
+    /// (`random()`, `uuid()`): an operator evaluating it is not
+    /// deterministic.
+    pub fn is_volatile(&self) -> bool {
+        self.expr.is_volatile()
+    }
+
     /// The output column: name, type and nullability.
     pub fn field(&self) -> &FieldRef {
         &self.field

@@ -929,10 +929,15 @@ impl JobMaster {
             )));
         }
         if let Some(partition) = error.lost_partition() {
-            self.lost.insert(PartitionKey {
+            let key = PartitionKey {
                 dataset: partition.dataset,
                 producer: partition.producer,
-            });
+            };
+            // Lost is the attempt that was read: a report about an older
+            // one says nothing of the partition a rerun wrote since.
+            if self.complete.get(&key) == Some(&partition.attempt) {
+                self.lost.insert(key);
+            }
         }
         let at = self.next_restart(&failure)?;
         if self.checkpoints.is_some() {

@@ -3,7 +3,10 @@
 //! at two levels (rule 2, recursive), a non-deterministic producer two
 //! levels above a finished consumer (rule 3, transitive), and
 //! `restart-all`. Every edge is blocking and every vertex has one subtask,
-//! so each vertex is a region of its own.
+//! so each vertex is a region of its own. The diamond and the three levels
+//! also run, with partitions lost, to the rows of the run without.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,14 +15,15 @@ use arrow::array::RecordBatch;
 use weir_engine::SourceFactory as _;
 use weir_engine::graph::{Input, JobBuilder, NodeId, ShuffleMode, VertexId};
 use weir_engine::operators::{MapBatches, Union};
-use weir_engine::sinks::CollectSink;
+use weir_engine::sinks::{CollectSink, Collected};
 use weir_engine::sources::SequenceGenerator;
 use weir_exchange::Partitioner;
 use weir_scheduler::execution_graph::PartitionKey;
 use weir_scheduler::failover::{
     FailoverStrategy, FailoverView, RegionFailover, RestartAllFailover,
 };
-use weir_scheduler::{ExecutionGraph, RegionId, SubtaskId};
+use weir_scheduler::failure_plan::PartitionDamage;
+use weir_scheduler::{ExecutionGraph, FailurePlan, JobSummary, MiniCluster, RegionId, SubtaskId};
 
 /// A graph under construction, its vertices named in creation order.
 struct Shape {
@@ -30,7 +34,8 @@ struct Shape {
 impl Shape {
     fn new() -> (Self, NodeId) {
         let mut job = JobBuilder::new("shape").with_parallelism(1);
-        let source = job.source(Arc::new(SequenceGenerator::new(Some(10), 3)));
+        let generator = SequenceGenerator::new(Some(3_000), 7).with_batch_rows(100);
+        let source = job.source(Arc::new(generator));
         (
             Self {
                 job,
@@ -54,15 +59,15 @@ impl Shape {
 
     fn sink(mut self, input: NodeId) -> Built {
         self.names.push("K");
-        self.job.sink(
-            Arc::new(CollectSink::new().0),
-            [input.hash(["key"]).blocking()],
-        );
+        let (sink, output) = CollectSink::new();
+        self.job
+            .sink(Arc::new(sink), [input.hash(["key"]).blocking()]);
         let graph = self.job.build(ShuffleMode::AllBlocking, 4).expect("builds");
         assert_eq!(graph.vertices.len(), self.names.len(), "no chaining");
         Built {
             graph: ExecutionGraph::try_new(Arc::new(graph)).expect("expands"),
             names: self.names,
+            output,
         }
     }
 }
@@ -70,6 +75,7 @@ impl Shape {
 struct Built {
     graph: ExecutionGraph,
     names: Vec<&'static str>,
+    output: Collected,
 }
 
 fn hash(node: NodeId) -> Input {
@@ -99,6 +105,42 @@ impl Built {
             .iter()
             .find(|n| self.region(n) == region)
             .expect("a vertex")
+    }
+
+    /// The id of the edge from `from` to `to`.
+    fn dataset(&self, from: &str, to: &str) -> u32 {
+        let (from, to) = (self.vertex(from), self.vertex(to));
+        let edge = self
+            .graph
+            .job
+            .edges
+            .iter()
+            .find(|e| e.source == from && e.target == to);
+        edge.expect("an edge").id
+    }
+
+    /// `plan`, and the output of `from` to `to` deleted just before `to`
+    /// first runs.
+    fn lose(&self, plan: FailurePlan, from: &str, to: &str) -> FailurePlan {
+        let before = (self.vertex(to), 0);
+        plan.damage_partition(self.dataset(from, to), 0, before, PartitionDamage::Delete)
+    }
+
+    /// Runs the job under `plan`, one region at a time: its summary, its
+    /// rows (sorted) and the vertices that ran again.
+    async fn run(self, plan: FailurePlan) -> (JobSummary, Vec<String>, BTreeSet<&'static str>) {
+        let job = (*self.graph.job).clone();
+        let summary = MiniCluster::new(common::test_config(1))
+            .run_with_failures(job, plan)
+            .await
+            .expect("the job survives");
+        let rerun = summary
+            .rerun_regions()
+            .into_iter()
+            .map(|r| self.name_of(r))
+            .collect();
+        let rows = weir_engine::testing::sorted_rows(&self.output.batches());
+        (summary, rows, rerun)
     }
 
     /// The partitions vertex `name` writes.
@@ -142,8 +184,11 @@ fn names(items: &[&'static str]) -> BTreeSet<&'static str> {
     items.iter().copied().collect()
 }
 
+/// How one vertex feeds another.
+type Edge = fn(NodeId) -> Input;
+
 /// S -> A, S -> B, (A, B) -> U -> K; S's edge to B is `to_b`.
-fn diamond(to_b: fn(NodeId) -> Input) -> Built {
+fn diamond(to_b: Edge) -> Built {
     let (mut shape, s) = Shape::new();
     let a = shape.pass("A", vec![hash(s)]);
     let b = shape.pass("B", vec![to_b(s)]);
@@ -212,4 +257,56 @@ fn restart_all_restarts_every_region() {
         built.restarts(&RestartAllFailover, "A", &[]),
         names(&["S", "A", "B", "U", "K"])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diamond_with_lost_partitions_gives_the_rows_of_a_run_without() {
+    let shapes: [(Edge, bool); 2] = [(hash, false), (rebalance, true)];
+    for (to_b, round_robin) in shapes {
+        let (_, expected, _) = diamond(to_b).run(FailurePlan::none()).await;
+        assert_eq!(expected.len(), 6_000, "every row through both branches");
+        // The union loses A's output: A reruns from S's, the union after.
+        let built = diamond(to_b);
+        let plan = built.lose(FailurePlan::none(), "A", "U");
+        let (summary, rows, rerun) = built.run(plan).await;
+        assert_eq!(rows, expected, "{summary}");
+        assert_eq!(rerun, names(&["A", "U"]), "{summary}");
+        // B loses S's output after A read it: S reruns; when it deals its
+        // rows round-robin, A (finished) reruns too, as B does anyway.
+        let built = diamond(to_b);
+        let plan = built.lose(FailurePlan::none(), "S", "B");
+        let (summary, rows, rerun) = built.run(plan).await;
+        assert_eq!(rows, expected, "{summary}");
+        let mut wanted = names(&["S", "B"]);
+        if round_robin {
+            wanted.insert("A");
+        }
+        assert_eq!(rerun, wanted, "{summary}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_lost_at_two_levels_are_found_in_one_failover() {
+    let three_levels = || {
+        let (mut shape, s) = Shape::new();
+        let a = shape.pass("A", vec![hash(s)]);
+        let b = shape.pass("B", vec![hash(a)]);
+        let c = shape.pass("C", vec![hash(b)]);
+        shape.sink(c)
+    };
+    let (_, expected, _) = three_levels().run(FailurePlan::none()).await;
+    assert_eq!(expected.len(), 3_000);
+    // C finds B's output gone, and B's input is gone too: one restart
+    // reruns A, B and C.
+    let built = three_levels();
+    let plan = built.lose(FailurePlan::none(), "B", "C").damage_partition(
+        built.dataset("A", "B"),
+        0,
+        (built.vertex("C"), 0),
+        PartitionDamage::Delete,
+    );
+    let (summary, rows, rerun) = built.run(plan).await;
+    assert_eq!(rows, expected, "{summary}");
+    assert_eq!(rerun, names(&["A", "B", "C"]), "{summary}");
+    assert_eq!(summary.restarts, 1, "{summary}");
 }

@@ -25,6 +25,10 @@ impl OperatorFactory for Filter {
         format!("filter({})", self.predicate)
     }
 
+    fn is_deterministic(&self) -> bool {
+        !self.predicate.is_volatile()
+    }
+
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
         Ok(Box::new(self.clone()))
     }

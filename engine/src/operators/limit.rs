@@ -33,6 +33,12 @@ impl OperatorFactory for Limit {
         }
     }
 
+    /// Which rows pass depends on the order they arrive in, which differs
+    /// from run to run when they come from several producers.
+    fn is_deterministic(&self) -> bool {
+        false
+    }
+
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
         Ok(Box::new(LimitState {
             skip: self.offset,

@@ -70,6 +70,10 @@ impl OperatorFactory for NestedLoopJoin {
         )
     }
 
+    fn is_deterministic(&self) -> bool {
+        self.output.is_deterministic()
+    }
+
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>> {
         let name = self.name();
         Ok(Box::new(NestedLoopJoinOperator {

@@ -56,6 +56,10 @@ impl OperatorFactory for Project {
         format!("project({})", list.join(", "))
     }
 
+    fn is_deterministic(&self) -> bool {
+        !self.exprs.iter().any(|(e, _)| e.is_volatile())
+    }
+
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
         Ok(Box::new(self.clone()))
     }

@@ -64,6 +64,12 @@ impl OperatorFactory for TopN {
         )
     }
 
+    /// Among rows tied on the keys at the cut, which pass depends on the
+    /// order they arrive in.
+    fn is_deterministic(&self) -> bool {
+        false
+    }
+
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>> {
         Ok(Box::new(TopNState {
             encoder: KeyEncoder::try_new(self.name(), &self.keys)?,

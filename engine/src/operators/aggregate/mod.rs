@@ -95,7 +95,11 @@ impl HashAggregate {
                 "a hash aggregate needs a group key or an aggregate function".into(),
             ));
         }
-        let plan = AggregatePlan::try_new(mode, input, &group_by, &aggregates)?;
+        let mut plan = AggregatePlan::try_new(mode, input, &group_by, &aggregates)?;
+        plan.volatile = group_by
+            .iter()
+            .chain(&aggregates)
+            .any(|(e, _)| e.is_volatile());
         Ok(Self {
             plan: Arc::new(plan),
         })
@@ -124,6 +128,10 @@ impl HashAggregate {
 impl OperatorFactory for HashAggregate {
     fn name(&self) -> String {
         self.plan.name.clone()
+    }
+
+    fn is_deterministic(&self) -> bool {
+        !self.plan.volatile
     }
 
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>> {

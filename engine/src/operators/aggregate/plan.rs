@@ -39,6 +39,8 @@ pub(crate) struct AggregatePlan {
     pub(crate) state_schema: SchemaRef,
     /// What this mode emits.
     pub(crate) output_schema: SchemaRef,
+    /// Whether a key or an aggregate's argument is volatile (`random()`).
+    pub(crate) volatile: bool,
 }
 
 /// One aggregate function, planned against the input rows.
@@ -116,6 +118,7 @@ impl AggregatePlan {
             aggregates: planned,
             state_schema,
             output_schema,
+            volatile: false,
         })
     }
 

@@ -120,6 +120,11 @@ impl JoinOutput {
         self.condition.as_ref()
     }
 
+    /// Whether which pairs match depends only on the rows.
+    pub(crate) fn is_deterministic(&self) -> bool {
+        !self.condition.as_ref().is_some_and(Compiled::is_volatile)
+    }
+
     /// The schema of `side`'s input.
     pub(crate) fn side_schema(&self, side: JoinSide) -> &SchemaRef {
         match side {
