@@ -67,6 +67,8 @@ pub struct FailurePlan {
     pub kills: Vec<TaskKill>,
     /// Checkpoints whose metadata cannot be written.
     pub metadata_failures: Vec<u64>,
+    /// Checkpoints whose tasks cannot upload their state.
+    pub upload_failures: Vec<u64>,
     /// Damaged partition files.
     pub partitions: Vec<PartitionFault>,
     /// Damage done to a state file of the checkpoint a job first restarts
@@ -143,12 +145,24 @@ impl FailurePlan {
         self
     }
 
+    /// Makes the tasks' state uploads of checkpoint `checkpoint` fail (a
+    /// file stands where its directory goes; local checkpoint
+    /// directories only): the tasks decline it.
+    pub fn fail_checkpoint_uploads(mut self, checkpoint: u64) -> Self {
+        self.upload_failures.push(checkpoint);
+        self
+    }
+
     /// Makes the metadata of checkpoint `checkpoint` impossible to write
     /// (a local checkpoint directory only): the checkpoint fails after
     /// every task took part.
     pub fn fail_checkpoint_metadata(mut self, checkpoint: u64) -> Self {
         self.metadata_failures.push(checkpoint);
         self
+    }
+
+    pub(crate) fn fails_checkpoint_uploads(&self, checkpoint: u64) -> bool {
+        self.upload_failures.contains(&checkpoint)
     }
 
     pub(crate) fn fails_checkpoint_metadata(&self, checkpoint: u64) -> bool {

@@ -694,6 +694,9 @@ impl JobMaster {
             return;
         }
         let barrier = checkpoints.trigger();
+        if self.plan.fails_checkpoint_uploads(barrier.checkpoint_id) {
+            block_uploads(&checkpoints.checkpoint_url(barrier.checkpoint_id));
+        }
         for sender in self.triggers.values() {
             // A source that is gone fails or finishes: that ends the
             // checkpoint too.
@@ -1228,6 +1231,14 @@ impl JobMaster {
 /// Makes the metadata of a checkpoint impossible to write, as a failure
 /// plan asks (a local checkpoint directory only): a directory stands where
 /// the file goes.
+/// Puts a file where checkpoint directory `url` goes: no task can write
+/// its state under it (a test's failure plan).
+fn block_uploads(url: &str) {
+    if let Err(e) = std::fs::write(url.trim_start_matches("file://"), b"blocked") {
+        tracing::warn!("could not block the checkpoint directory {url}: {e}");
+    }
+}
+
 fn block_metadata(url: &str) {
     if let Err(e) = std::fs::create_dir_all(url.trim_start_matches("file://")) {
         tracing::warn!("could not block the checkpoint metadata at {url}: {e}");

@@ -297,3 +297,118 @@ async fn rows_delivered_on_arrival_are_never_delivered_twice() {
     assert_eq!(once, rows, "no row twice");
     assert!(rows.iter().all(|r| expected.binary_search(r).is_ok()));
 }
+
+/// A collecting sink whose subtasks' first attempts cannot prepare
+/// checkpoint `in_tasks`, and which cannot prepare the commit of
+/// checkpoint `in_job` once every task acknowledged it.
+#[derive(Debug)]
+struct Refusing {
+    inner: CollectSink,
+    in_tasks: u64,
+    in_job: u64,
+}
+
+struct RefusingWriter {
+    inner: Box<dyn weir_engine::Sink>,
+    refuses: Option<u64>,
+}
+
+#[async_trait::async_trait]
+impl SinkFactory for Refusing {
+    fn name(&self) -> String {
+        "refusing".to_string()
+    }
+
+    fn create(
+        &self,
+        task: &weir_engine::TaskInfo,
+    ) -> weir_engine::Result<Box<dyn weir_engine::Sink>> {
+        Ok(Box::new(RefusingWriter {
+            inner: self.inner.create(task)?,
+            refuses: (task.attempt == 0).then_some(self.in_tasks),
+        }))
+    }
+
+    async fn prepare_checkpoint_commit(
+        &self,
+        commit: &weir_engine::CheckpointCommit<'_>,
+    ) -> weir_engine::Result<()> {
+        if commit.checkpoint == self.in_job {
+            return Err(weir_engine::Error::Checkpoint("injected".to_string()));
+        }
+        self.inner.prepare_checkpoint_commit(commit).await
+    }
+
+    async fn commit_checkpoint(
+        &self,
+        commit: &weir_engine::CheckpointCommit<'_>,
+    ) -> weir_engine::Result<()> {
+        self.inner.commit_checkpoint(commit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl weir_engine::Sink for RefusingWriter {
+    async fn write_batch(&mut self, batch: arrow::array::RecordBatch) -> weir_engine::Result<()> {
+        self.inner.write_batch(batch).await
+    }
+
+    async fn finish(&mut self) -> weir_engine::Result<()> {
+        self.inner.finish().await
+    }
+
+    async fn prepare_commit(
+        &mut self,
+        checkpoint: u64,
+    ) -> weir_engine::Result<Option<serde_json::Value>> {
+        if self.refuses == Some(checkpoint) {
+            return Err(weir_engine::Error::Checkpoint("injected".to_string()));
+        }
+        self.inner.prepare_commit(checkpoint).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_checkpoint_failure_declines_the_checkpoint() {
+    let window = windows()[0];
+    let dir = tempfile::tempdir().expect("a directory");
+    let (expected, _) = run(window, streaming(dir.path()), FailurePlan::none()).await;
+    // State uploads that fail, a sink's subtasks that cannot prepare, a
+    // sink that cannot prepare the job's commit: checkpoint 3 each time.
+    let kinds: [(&str, FailurePlan, u64, u64); 3] = [
+        (
+            "state uploads",
+            FailurePlan::none().fail_checkpoint_uploads(3),
+            0,
+            0,
+        ),
+        ("sink subtasks", FailurePlan::none(), 3, 0),
+        ("sink commit", FailurePlan::none(), 0, 3),
+    ];
+    for (kind, plan, in_tasks, in_job) in kinds {
+        for tolerable in [1, 0] {
+            let dir = tempfile::tempdir().expect("a directory");
+            let mut config = streaming(dir.path());
+            config.tolerable_failed_checkpoints = tolerable;
+            let (sink, output) = CollectSink::new();
+            let sink = Refusing {
+                inner: sink,
+                in_tasks,
+                in_job,
+            };
+            let graph = job_into(window, &config, Arc::new(sink));
+            let summary = MiniCluster::new(config)
+                .run_with_failures(graph, plan.clone())
+                .await
+                .expect("the job survives");
+            let what = format!("{kind}, {tolerable} tolerated: {summary}");
+            assert_eq!(sorted_rows(&output.batches()), expected, "{what}");
+            let stats = summary.checkpoints.expect("checkpoints were taken");
+            assert!(stats.failed >= 1, "{what}");
+            // Tolerated, the job goes on; else it fails over once.
+            assert_eq!(summary.restarts, u32::from(tolerable == 0), "{what}");
+            let left: Vec<_> = std::fs::read_dir(dir.path()).expect("lists").collect();
+            assert!(left.is_empty(), "{what}: files left: {left:?}");
+        }
+    }
+}
