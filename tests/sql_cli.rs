@@ -281,6 +281,21 @@ fn deeply_nested_generated_expressions_run() {
     let out = weir(&["sql", &query, "--format", "csv"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "n\n3\n");
+    // A 20,000-term sum aborted the process: now it is refused, saying
+    // where and why.
+    let terms = vec!["x"; 20_000];
+    let query = format!(
+        "SELECT {} AS s FROM (VALUES (1)) AS t(x)",
+        terms.join(" + ")
+    );
+    let out = weir(&["sql", &query]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("nests more than 10000 levels deep"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--> <command line>:1:"), "{stderr}");
 }
 
 #[test]

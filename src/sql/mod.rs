@@ -4,6 +4,7 @@
 
 mod cast_names;
 mod catalog;
+mod depth;
 mod distinct_groups;
 mod error;
 mod event_time;

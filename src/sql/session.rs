@@ -31,6 +31,7 @@ use weir_scheduler::parse_duration;
 use super::SqlError;
 use super::cast_names::distinct_cast_names;
 use super::catalog::{Catalog, TableDef};
+use super::depth::check_depth;
 use super::event_time::{IDLE_TIMEOUT_OPTION, watermark_strategy};
 use super::flink_syntax::{Lifted, lift};
 use super::optimize::optimize;
@@ -142,6 +143,7 @@ impl Session {
     /// The first statement that does not parse, plan or apply, with its
     /// place in `text`.
     pub async fn execute(&mut self, text: &str) -> Result<Script> {
+        check_depth(text)?;
         self.lifted = lift(text)?;
         let statements = DFParserBuilder::new(self.lifted.text.as_str())
             .with_dialect(&GenericDialect {})
