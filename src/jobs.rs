@@ -268,16 +268,11 @@ fn query_run(
     let checkpointed = query.config.checkpoint_interval.is_some();
     let mut printer = None;
     let (graph, _) = session.query_job_into(name, &query, |schema| {
-        let hold = if query.config.runtime_mode == Some(RuntimeMode::Streaming) {
-            0
-        } else {
-            TABLE_HOLD
-        };
         let out = RowPrinter::new(
             Box::new(stdout),
             schema,
             format,
-            hold,
+            TABLE_HOLD,
             shared,
             control.clone(),
         );
@@ -286,6 +281,9 @@ fn query_run(
         Arc::new(CollectSink::delivering(out, checkpointed))
     })?;
     let printer = printer.expect("the sink was made");
+    if graph.mode == RuntimeMode::Streaming {
+        printer.streaming();
+    }
     Ok(QueryRun {
         query,
         graph,

@@ -9,15 +9,24 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Bids of the Nexmark generator, unbounded, at 2,000 events a second.
-const BIDS: &str = "CREATE TABLE bid (
-    auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
-    WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
-) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events-per-second' = '2000');";
+/// Bids of the Nexmark generator, unbounded, at `rate` events a second.
+fn bids(rate: u32) -> String {
+    format!(
+        "CREATE TABLE bid (
+            auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
+            WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+        ) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events-per-second' = '{rate}');"
+    )
+}
 
+/// Runs `query` over 2,000 bids a second (`settings` first).
 fn start(dir: &Path, settings: &str, query: &str, format: &str) -> Child {
+    start_at(2000, dir, settings, query, format)
+}
+
+fn start_at(rate: u32, dir: &Path, settings: &str, query: &str, format: &str) -> Child {
     let script = dir.join("bids.sql");
-    std::fs::write(&script, format!("{settings}\n{BIDS}")).expect("writes");
+    std::fs::write(&script, format!("{settings}\n{}", bids(rate))).expect("writes");
     Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["sql", "-f"])
         .arg(&script)
@@ -92,8 +101,16 @@ fn an_unbounded_select_prints_rows_as_they_come_and_closes_its_output() {
 
 #[test]
 fn an_unbounded_table_starts_at_its_first_rows() {
+    // 10 bids a second: a table waiting for 1,000 rows would show nothing
+    // for 100 s.
     let dir = tempfile::tempdir().expect("a directory");
-    let mut job = start(dir.path(), "", "SELECT auction, price FROM bid", "table");
+    let mut job = start_at(
+        10,
+        dir.path(),
+        "",
+        "SELECT auction, price FROM bid",
+        "table",
+    );
     let mut out = BufReader::new(job.stdout.take().expect("piped"));
     let lines = read_lines(&mut out, 13);
     assert!(

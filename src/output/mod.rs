@@ -4,7 +4,7 @@
 //! [`RowsOut`]), so an unbounded query shows its rows as they are made,
 //! in bounded memory, as Flink's SQL client does in tableau mode. A table
 //! holds its first rows to size its columns: up to [`TABLE_HOLD`] rows of a
-//! bounded query, none of an unbounded one.
+//! batch job, none of a streaming one.
 
 mod table;
 
@@ -88,6 +88,15 @@ impl RowPrinter {
             }),
             screen,
             job,
+        }
+    }
+
+    /// Prints rows as they come from the first: a table holds none to size
+    /// its columns (for a streaming job, whose rows may be long in
+    /// coming).
+    pub fn streaming(&self) {
+        if let Formatter::Table(table) = &mut self.lock().format {
+            table.hold_none();
         }
     }
 

@@ -34,6 +34,12 @@ impl TableWriter {
         }
     }
 
+    /// Starts the table at its first rows (an unbounded query's, whose
+    /// next rows may be long in coming).
+    pub fn hold_none(&mut self) {
+        self.hold = 0;
+    }
+
     /// Prints the rows of `batch` (or holds them).
     ///
     /// # Errors
