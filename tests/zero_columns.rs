@@ -14,7 +14,7 @@ use weir_scheduler::{FailurePlan, JobConfig, MiniCluster};
 
 /// Each query, and its twin that keeps a column (the rows the first must
 /// count).
-const QUERIES: [(&str, &str); 5] = [
+const QUERIES: [(&str, &str); 6] = [
     (
         "SELECT count(*) FROM lineitem JOIN orders ON l_orderkey = o_orderkey",
         "SELECT count(l_orderkey) FROM lineitem JOIN orders ON l_orderkey = o_orderkey",
@@ -36,6 +36,15 @@ const QUERIES: [(&str, &str); 5] = [
          UNION ALL SELECT l_orderkey FROM lineitem) AS u",
         "SELECT count(k) FROM (SELECT o_orderkey AS k FROM orders \
          UNION ALL SELECT l_orderkey FROM lineitem) AS u",
+    ),
+    // A nested-loop join (the condition folds to a constant) whose left
+    // side keeps no column and whose right side has no rows: every left
+    // row comes out on its own.
+    (
+        "SELECT count(*) FROM region RIGHT JOIN nation ON r_regionkey = n_regionkey \
+         LEFT JOIN customer ON n_nationkey = c_nationkey AND 1 > 2",
+        "SELECT count(n_nationkey) FROM region RIGHT JOIN nation ON r_regionkey = n_regionkey \
+         LEFT JOIN customer ON n_nationkey = c_nationkey AND 1 > 2",
     ),
     (
         "SELECT count(*) FROM (SELECT o_orderkey FROM orders \
@@ -61,7 +70,7 @@ fn config(settings: &[(&str, &str)]) -> JobConfig {
 async fn count(sql: &str, config: JobConfig, fail: bool) -> i64 {
     let mut session = Session::new(weir_formats::registry(), config.clone());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tpch/sf0.01");
-    for table in ["customer", "lineitem", "nation", "orders"] {
+    for table in ["customer", "lineitem", "nation", "orders", "region"] {
         let path = dir.join(format!("{table}.parquet")).display().to_string();
         let options = ConnectorOptions::from([("path".to_string(), path)]);
         session

@@ -1,6 +1,6 @@
 //! The events that flow on every edge of a job.
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
@@ -20,6 +20,20 @@ pub fn batch_of(
         columns,
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )
+}
+
+/// The rows of `batch` at `indices`, as arrow's `take_record_batch`, but
+/// kept when `batch` has no column.
+///
+/// # Errors
+/// When an index is out of bounds.
+pub fn take_rows(batch: &RecordBatch, indices: &dyn Array) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| arrow::compute::take(c, indices, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    batch_of(batch.schema(), columns, indices.len())
 }
 
 /// A checkpoint barrier: everything before it on a channel belongs to

@@ -1,10 +1,10 @@
 //! Partitioners decide which subpartition of a producer's result partition
 //! each record goes to.
 
+use crate::event::take_rows;
 use std::fmt;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{hash_columns, key_group, subtask_for_key_group};
@@ -218,7 +218,7 @@ fn scatter(
     for (sub, (&start, &count)) in offsets.iter().zip(&counts).enumerate() {
         if count > 0 {
             let piece = indices.slice(start, count);
-            pieces.push((sub, take_record_batch(batch, &piece)?));
+            pieces.push((sub, take_rows(batch, &piece)?));
         }
     }
     Ok(pieces)

@@ -38,6 +38,11 @@ def main():
     tpch, queries, threads = sys.argv[1], sys.argv[2], sys.argv[3]
     con = duckdb.connect()
     con.execute(f"SET threads = {int(threads)}")
+    # Its progress bar would mix with the answers on standard output.
+    con.execute("SET enable_progress_bar = false")
+    # DuckDB 2.0's top-n gives NULLs that are not there under DESC NULLS
+    # FIRST over a UNION ALL (see main.rs): sort, then limit.
+    con.execute("SET disabled_optimizers = 'top_n'")
     for table in ["customer", "lineitem", "nation", "orders", "part", "partsupp",
                   "region", "supplier"]:
         con.execute(

@@ -13,6 +13,16 @@
 //! ```
 //!
 //! A failure prints the query, so it can be run again with `weir sql`.
+//!
+//! Where DuckDB (2.0.0) is the one that is wrong, the tester works around
+//! it, saying so:
+//! - its top-n (`ORDER BY ... LIMIT`) over a `UNION ALL` gives NULLs that
+//!   are not in the input when the order is `DESC NULLS FIRST` (`count(c)`
+//!   equals `count(*)`, yet the first rows are NULL); its full sort is
+//!   right. So DuckDB answers with its `top_n` optimizer disabled (a sort,
+//!   then the limit);
+//! - the errors of [`DUCKDB_DEFECTS`] are DuckDB's, not the query's: such
+//!   queries are skipped and counted.
 
 mod compare;
 mod generator;
@@ -33,6 +43,19 @@ const QUERIES: usize = 300;
 const SEED: u64 = 1;
 /// The longest a query may take on either engine.
 const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// DuckDB errors on valid queries, and why they are DuckDB's.
+const DUCKDB_DEFECTS: [(&str, &str); 2] = [
+    (
+        "Overflow in multiplication of DECIMAL",
+        "DuckDB refuses a decimal product that does not fit 18 digits instead of widening it \
+         to 38, as SQL's decimal rules (and weir) do",
+    ),
+    (
+        "BindBuiltinScalarFunction did not return a BoundFunctionExpression",
+        "an internal error of DuckDB's binder",
+    ),
+];
 
 fn tpch_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tpch/sf0.01")
@@ -182,13 +205,17 @@ async fn random_queries_give_duckdbs_answers() {
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut rejected = Vec::new();
+    let mut skipped = Vec::new();
     let mut empty = 0;
     let mut slowest = (Duration::ZERO, 0);
     for (i, (sql, answer)) in queries.iter().zip(answers).enumerate() {
         let expected = match answer {
             Ok(rows) => rows,
             Err(e) => {
-                rejected.push(format!("query {i}: {e}\n  {sql}"));
+                match DUCKDB_DEFECTS.iter().find(|(m, _)| e.contains(m)) {
+                    Some((_, why)) => skipped.push(format!("query {i}: {why}")),
+                    None => rejected.push(format!("query {i}: {e}\n  {sql}")),
+                }
                 continue;
             }
         };
@@ -206,10 +233,12 @@ async fn random_queries_give_duckdbs_answers() {
     }
     eprintln!(
         "{count} random queries (seed {seed}): {} differ or fail, {} rejected by DuckDB, \
+         {} skipped for DuckDB's defects {skipped:?}, \
          {empty} without rows; weir {:.1} s (query {} the slowest, {:.1} s), DuckDB {:.1} s\n\
          features: {}",
         failures.len(),
         rejected.len(),
+        skipped.len(),
         started.elapsed().as_secs_f64(),
         slowest.1,
         slowest.0.as_secs_f64(),

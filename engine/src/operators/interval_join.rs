@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use weir_exchange::event::batch_of;
+use weir_exchange::event::take_rows;
 
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBufferBuilder, Int64Array, RecordBatch, UInt32Array,
@@ -13,7 +14,7 @@ use arrow::array::{
 };
 use arrow::compute::kernels::cmp::{gt_eq, lt_eq};
 use arrow::compute::kernels::numeric::sub;
-use arrow::compute::{and, filter_record_batch, prep_null_mask_filter, take, take_record_batch};
+use arrow::compute::{and, filter_record_batch, prep_null_mask_filter, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_exchange::event::batch_data_bytes;
 
@@ -258,8 +259,8 @@ impl IntervalJoinOperator {
             &gt_eq(&distance, &Int64Array::new_scalar(lower))?,
             &lt_eq(&distance, &Int64Array::new_scalar(upper))?,
         )?;
-        let l = take_record_batch(left, left_rows)?;
-        let r = take_record_batch(right, right_rows)?;
+        let l = take_rows(left, left_rows)?;
+        let r = take_rows(right, right_rows)?;
         let mut columns = l.columns().to_vec();
         columns.extend_from_slice(r.columns());
         let pairs = batch_of(Arc::clone(&self.spec.joined), columns, l.num_rows())?;

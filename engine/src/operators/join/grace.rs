@@ -5,8 +5,8 @@
 //! again with the hash of the next level, whose seed differs.
 
 use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
+use weir_exchange::event::take_rows;
 use weir_exchange::spill::{SpillFile, SpillWriter};
 
 use super::keys::EncodedKeys;
@@ -74,7 +74,7 @@ impl SpillPartitions {
             order[fill[p]] = row as u32;
             fill[p] += 1;
         }
-        let sorted = take_record_batch(batch, &UInt32Array::from(order))?;
+        let sorted = take_rows(batch, &UInt32Array::from(order))?;
         for p in 0..FANOUT {
             let rows = starts[p + 1] - starts[p];
             if rows == 0 {

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 use weir_exchange::event::batch_of;
+use weir_exchange::event::take_rows;
 
 use arrow::array::{Array, BooleanBufferBuilder, RecordBatch, UInt32Array, new_null_array};
 use arrow::buffer::BooleanBuffer;
-use arrow::compute::{filter_record_batch, prep_null_mask_filter, take_record_batch};
+use arrow::compute::{filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::{Schema, SchemaRef};
 
 use super::{JoinSide, JoinType, LoneRows, joined_schema};
@@ -259,8 +260,8 @@ impl JoinOutput {
         if self.condition.is_none() && !self.join_type.emits_pairs() {
             return Ok(None);
         }
-        let build = take_record_batch(build, build_rows)?;
-        let probe = take_record_batch(probe, probe_rows)?;
+        let build = take_rows(build, build_rows)?;
+        let probe = take_rows(probe, probe_rows)?;
         let (left, right) = match self.build {
             JoinSide::Left => (build, probe),
             JoinSide::Right => (probe, build),
@@ -348,7 +349,7 @@ impl JoinOutput {
             return Ok(None);
         }
         let kept = match &lone.kept {
-            Some(kept) => take_record_batch(&lone.rows, &kept.slice(lone.next, rows))?,
+            Some(kept) => take_rows(&lone.rows, &kept.slice(lone.next, rows))?,
             None => lone.rows.slice(lone.next, rows),
         };
         lone.next += rows;

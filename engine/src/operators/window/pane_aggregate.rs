@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use weir_exchange::event::take_rows;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow::compute::kernels::partition::partition;
-use arrow::compute::{
-    SortOptions, filter_record_batch, is_not_null, sort_to_indices, take_record_batch,
-};
+use arrow::compute::{SortOptions, filter_record_batch, is_not_null, sort_to_indices};
 use arrow::datatypes::{DataType, Field, Schema};
 use weir_exchange::event::batch_data_bytes;
 
@@ -199,7 +198,7 @@ pub(super) fn by_pane(batch: &RecordBatch, panes: &Int64Array) -> Result<Vec<(i6
     }
     // Rows of several panes: sorted by pane, then one slice each.
     let order = sort_to_indices(panes, Some(SortOptions::default()), None)?;
-    let sorted = take_record_batch(batch, &order)?;
+    let sorted = take_rows(batch, &order)?;
     let sorted_panes = arrow::compute::take(panes, &order, None)?;
     let starts = sorted_panes
         .as_any()

@@ -6,11 +6,11 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
+use weir_exchange::event::take_rows;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{
     SortColumn, concat, concat_batches, filter, filter_record_batch, lexsort_to_indices, take,
-    take_record_batch,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
@@ -223,7 +223,7 @@ impl SessionAggregateOperator {
             options: None,
         });
         let order = lexsort_to_indices(&sort, None)?;
-        let keys = self.key_rows(&take_record_batch(&all, &order)?)?;
+        let keys = self.key_rows(&take_rows(&all, &order)?)?;
         let sorted_times = downcast::<Int64Array>(take(&times, &order, None)?);
         let (mut fired, mut starts, mut ends) = (vec![], vec![], vec![]);
         let mut first = 0;
@@ -243,8 +243,7 @@ impl SessionAggregateOperator {
             if session.clone().all(|j| late.value(order.value(j) as usize)) {
                 let members =
                     UInt32Array::from_iter_values(session.clone().map(|j| order.value(j)));
-                self.context
-                    .late(take_record_batch(&all, &members)?, output);
+                self.context.late(take_rows(&all, &members)?, output);
             } else {
                 fired.extend(session.clone().map(|j| order.value(j)));
                 starts.extend(std::iter::repeat_n(start, session.len()));
@@ -253,7 +252,7 @@ impl SessionAggregateOperator {
             first = i;
         }
         if !fired.is_empty() {
-            let rows = take_record_batch(&all, &UInt32Array::from(fired))?;
+            let rows = take_rows(&all, &UInt32Array::from(fired))?;
             let mut columns = rows.columns().to_vec();
             columns.push(times_column(Int64Array::from(starts), &self.time_type)?);
             columns.push(times_column(Int64Array::from(ends), &self.time_type)?);
