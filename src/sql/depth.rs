@@ -30,19 +30,28 @@ pub fn check_depth(text: &str) -> Result<(), SqlError> {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize_with_location() else {
         return Ok(());
     };
-    // Per open parenthesis: the operators chained at its level.
-    let mut levels: Vec<usize> = vec![0];
+    // Per open parenthesis: the operators chained at its level, by how
+    // tightly they bind (logical, comparison, arithmetic). A looser one
+    // ends the chains of the tighter ones: `a = 1 OR b = 2 OR ...` nests
+    // once per OR, not per OR and `=`.
+    let mut levels: Vec<[usize; 3]> = vec![[0; 3]];
     for token in tokens {
         match &token.token {
-            Token::LParen => levels.push(0),
+            Token::LParen => levels.push([0; 3]),
             Token::RParen if levels.len() > 1 => {
                 levels.pop();
             }
-            t if starts_expression(t) => *levels.last_mut().expect("a level") = 0,
-            t if chains(t) => *levels.last_mut().expect("a level") += 1,
-            _ => {}
+            t => {
+                let chains = levels.last_mut().expect("the outermost level stays");
+                if starts_expression(t) {
+                    *chains = [0; 3];
+                } else if let Some(class) = binding(t) {
+                    chains[class] += 1;
+                    chains[class + 1..].fill(0);
+                }
+            }
         }
-        let depth = levels.len() + levels.last().copied().unwrap_or(0);
+        let depth = levels.len() + levels.last().map_or(0, |c| c.iter().sum::<usize>());
         if depth > MAX_DEPTH {
             return Err(SqlError::new(format!(
                 "an expression here nests more than {MAX_DEPTH} levels deep (each parenthesis \
@@ -84,24 +93,16 @@ fn starts_expression(token: &Token) -> bool {
     }
 }
 
-/// Whether `token` is a binary operator: chained after another, it nests
-/// the expression one level deeper.
-fn chains(token: &Token) -> bool {
+/// How tightly binary operator `token` binds: 0 for `AND`/`OR`, 1 for
+/// comparisons, 2 for arithmetic and `||`; `None` for other tokens.
+fn binding(token: &Token) -> Option<usize> {
     match token {
-        Token::Word(word) => matches!(word.keyword, Keyword::AND | Keyword::OR),
-        Token::Plus
-        | Token::Minus
-        | Token::Mul
-        | Token::Div
-        | Token::Mod
-        | Token::StringConcat
-        | Token::Eq
-        | Token::Neq
-        | Token::Lt
-        | Token::Gt
-        | Token::LtEq
-        | Token::GtEq => true,
-        _ => false,
+        Token::Word(word) if matches!(word.keyword, Keyword::AND | Keyword::OR) => Some(0),
+        Token::Eq | Token::Neq | Token::Lt | Token::Gt | Token::LtEq | Token::GtEq => Some(1),
+        Token::Plus | Token::Minus | Token::Mul | Token::Div | Token::Mod | Token::StringConcat => {
+            Some(2)
+        }
+        _ => None,
     }
 }
 
@@ -124,6 +125,13 @@ mod tests {
             e.message
         );
         assert!(e.span.is_some());
+    }
+
+    #[test]
+    fn comparisons_in_a_chain_of_ors_count_once() {
+        let terms: Vec<String> = (0..MAX_DEPTH - 10).map(|i| format!("x = {i}")).collect();
+        let sql = format!("SELECT * FROM t WHERE {}", terms.join(" OR "));
+        assert!(check_depth(&sql).is_ok());
     }
 
     #[test]
