@@ -15,7 +15,7 @@ use weir_scheduler::{JobConfig, JobControl, MiniCluster, SavepointTarget};
 use crate::JobOptions;
 use crate::control;
 use crate::examples;
-use crate::output::{RowFormat, RowPrinter, TABLE_HOLD};
+use crate::output::{RowFormat, RowPrinter};
 use crate::progress::{ProgressMode, Screen, run_job};
 
 /// How jobs run from the command line: their progress shown, Ctrl-C and
@@ -268,14 +268,7 @@ fn query_run(
     let checkpointed = query.config.checkpoint_interval.is_some();
     let mut printer = None;
     let (graph, _) = session.query_job_into(name, &query, |schema| {
-        let out = RowPrinter::new(
-            Box::new(stdout),
-            schema,
-            format,
-            TABLE_HOLD,
-            shared,
-            control.clone(),
-        );
+        let out = RowPrinter::new(Box::new(stdout), schema, format, shared, control.clone());
         let out = Arc::new(out);
         printer = Some(Arc::clone(&out));
         Arc::new(CollectSink::delivering(out, checkpointed))

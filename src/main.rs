@@ -241,7 +241,7 @@ fn quiet_caught_panics() {
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
         let name = thread.name().unwrap_or_default();
-        if name == WORKER_THREADS || name.starts_with("weir-cpu-") {
+        if name == WORKER_THREADS || weir_exchange::cpu::on_pool() {
             tracing::debug!("panic on {name} (caught): {info}");
         } else {
             report(info);

@@ -1,12 +1,12 @@
 //! Partitioners decide which subpartition of a producer's result partition
 //! each record goes to.
 
-use crate::event::take_rows;
 use std::fmt;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use serde::{Deserialize, Serialize};
 
+use crate::event::take_rows;
 use crate::hash::{hash_columns, key_group, subtask_for_key_group};
 use crate::{Error, Result};
 

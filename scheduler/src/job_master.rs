@@ -695,7 +695,10 @@ impl JobMaster {
         }
         let barrier = checkpoints.trigger();
         if self.plan.fails_checkpoint_uploads(barrier.checkpoint_id) {
-            block_uploads(&checkpoints.checkpoint_url(barrier.checkpoint_id));
+            block(
+                &checkpoints.checkpoint_url(barrier.checkpoint_id),
+                Blocker::File,
+            );
         }
         for sender in self.triggers.values() {
             // A source that is gone fails or finishes: that ends the
@@ -725,7 +728,7 @@ impl JobMaster {
         };
         let decided_by = checkpoints.metadata_url(metadata.checkpoint);
         if self.plan.fails_checkpoint_metadata(metadata.checkpoint) {
-            block_metadata(&decided_by);
+            block(&decided_by, Blocker::Directory);
         }
         let mut declined = None;
         for (sink, committables) in self.sink_committables(&metadata) {
@@ -1227,21 +1230,26 @@ impl JobMaster {
     }
 }
 
-/// Deletes or corrupts the first state file of `checkpoint` (tests).
-/// Makes the metadata of a checkpoint impossible to write, as a failure
-/// plan asks (a local checkpoint directory only): a directory stands where
-/// the file goes.
-/// Puts a file where checkpoint directory `url` goes: no task can write
-/// its state under it (a test's failure plan).
-fn block_uploads(url: &str) {
-    if let Err(e) = std::fs::write(url.trim_start_matches("file://"), b"blocked") {
-        tracing::warn!("could not block the checkpoint directory {url}: {e}");
-    }
+/// What a test's failure plan puts in the way of a checkpoint's writes
+/// (local checkpoint directories only).
+#[derive(Clone, Copy)]
+enum Blocker {
+    /// A file where the checkpoint's directory goes: no task can upload
+    /// its state.
+    File,
+    /// A directory where the metadata file goes: it cannot be written.
+    Directory,
 }
 
-fn block_metadata(url: &str) {
-    if let Err(e) = std::fs::create_dir_all(url.trim_start_matches("file://")) {
-        tracing::warn!("could not block the checkpoint metadata at {url}: {e}");
+/// Puts `blocker` at `url` (a test's failure plan).
+fn block(url: &str, blocker: Blocker) {
+    let path = url.trim_start_matches("file://");
+    let blocked = match blocker {
+        Blocker::File => std::fs::write(path, b"blocked"),
+        Blocker::Directory => std::fs::create_dir_all(path),
+    };
+    if let Err(e) = blocked {
+        tracing::warn!("could not block the checkpoint's writes at {url}: {e}");
     }
 }
 

@@ -76,6 +76,13 @@ async fn run(window: Window, config: JobConfig, plan: FailurePlan) -> (Vec<Strin
     (sorted_rows(&output.batches()), summary)
 }
 
+/// The rows of `window`'s job run in batch mode, without failures.
+async fn batch_rows(window: Window) -> Vec<String> {
+    let mut config = test_config(4);
+    config.runtime_mode = Some(RuntimeMode::Batch);
+    run(window, config, FailurePlan::none()).await.0
+}
+
 fn windows() -> [Window; 2] {
     [
         Window::tumble(Duration::from_millis(2000)).expect("valid"),
@@ -130,11 +137,7 @@ async fn failed_checkpoints_are_tolerated_or_fail_the_job_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_resume_from_checkpoints_exactly_once() {
     for window in windows() {
-        let batch = {
-            let mut config = test_config(4);
-            config.runtime_mode = Some(RuntimeMode::Batch);
-            run(window, config, FailurePlan::none()).await.0
-        };
+        let batch = batch_rows(window).await;
         let mut rng = Rng::new(7);
         let mut resumed = 0;
         for round in 0..3 {
@@ -166,11 +169,7 @@ async fn failures_resume_from_checkpoints_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_checkpoint_falls_back_to_the_one_before() {
     let window = windows()[0];
-    let batch = {
-        let mut config = test_config(4);
-        config.runtime_mode = Some(RuntimeMode::Batch);
-        run(window, config, FailurePlan::none()).await.0
-    };
+    let batch = batch_rows(window).await;
     for damage in [PartitionDamage::Corrupt, PartitionDamage::Delete] {
         let dir = tempfile::tempdir().expect("a directory");
         let config = streaming(dir.path());
@@ -232,19 +231,25 @@ impl Delivered {
     }
 }
 
+/// `window`'s job into a delivering sink (at checkpoints when
+/// `checkpointed`), and what it delivers.
+fn delivering_job(
+    window: Window,
+    config: &JobConfig,
+    checkpointed: bool,
+) -> (JobGraph, Arc<Delivered>) {
+    let delivered = Arc::new(Delivered::default());
+    let sink = CollectSink::delivering(Arc::clone(&delivered) as Arc<dyn RowsOut>, checkpointed);
+    (job_into(window, config, Arc::new(sink)), delivered)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_delivered_at_checkpoints_arrive_once_through_failures() {
     let window = windows()[0];
-    let batch = {
-        let mut config = test_config(4);
-        config.runtime_mode = Some(RuntimeMode::Batch);
-        run(window, config, FailurePlan::none()).await.0
-    };
+    let batch = batch_rows(window).await;
     let dir = tempfile::tempdir().expect("a directory");
     let config = streaming(dir.path());
-    let delivered = Arc::new(Delivered::default());
-    let sink = CollectSink::delivering(Arc::clone(&delivered) as Arc<dyn RowsOut>, true);
-    let graph = job_into(window, &config, Arc::new(sink));
+    let (graph, delivered) = delivering_job(window, &config, true);
     // The windows (and the sink chained to them) fail after some rows
     // were delivered, one subtask after the other.
     let plan = FailurePlan::none()
@@ -265,9 +270,7 @@ async fn rows_delivered_on_arrival_are_never_delivered_twice() {
     config.runtime_mode = Some(RuntimeMode::Streaming);
     let expected = run(window, config.clone(), FailurePlan::none()).await.0;
     // A failure before any row was delivered restarts the job as usual.
-    let delivered = Arc::new(Delivered::default());
-    let sink = CollectSink::delivering(Arc::clone(&delivered) as Arc<dyn RowsOut>, false);
-    let graph = job_into(window, &config, Arc::new(sink));
+    let (graph, delivered) = delivering_job(window, &config, false);
     let plan = FailurePlan::none().fail_task(graph.vertices[0].id, 0, 0, 500);
     let summary = MiniCluster::new(config.clone())
         .run_with_failures(graph, plan)
@@ -277,9 +280,7 @@ async fn rows_delivered_on_arrival_are_never_delivered_twice() {
     assert_eq!(delivered.rows(), expected, "{summary}");
     // After rows were delivered, a restart would deliver them again: the
     // job fails, saying why, with each row delivered at most once.
-    let delivered = Arc::new(Delivered::default());
-    let sink = CollectSink::delivering(Arc::clone(&delivered) as Arc<dyn RowsOut>, false);
-    let graph = job_into(window, &config, Arc::new(sink));
+    let (graph, delivered) = delivering_job(window, &config, false);
     let plan = FailurePlan::none().fail_task(graph.vertices[1].id, 0, 0, ROWS / 3);
     let e = MiniCluster::new(config)
         .run_with_failures(graph, plan)

@@ -21,8 +21,8 @@ use weir_scheduler::JobControl;
 use crate::progress::Screen;
 use table::TableWriter;
 
-/// The rows a bounded query's table holds to size its columns.
-pub const TABLE_HOLD: usize = 1000;
+/// The rows a batch job's table holds to size its columns.
+const TABLE_HOLD: usize = 1000;
 
 /// How rows are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,29 +54,27 @@ struct Printing {
 
 enum Formatter {
     Table(TableWriter),
-    Csv { schema: SchemaRef, header: bool },
+    /// CSV, its header before the first row (or alone at the end).
+    Csv(SchemaRef),
     Json,
 }
 
 impl RowPrinter {
     /// A printer of rows of `schema` to `out`, as `format` says; a table
-    /// holds `hold` rows to size its columns. On `screen`, the first rows
-    /// take the place of the progress bar. When the output is closed by
-    /// its reader, `job` is cancelled.
+    /// holds [`TABLE_HOLD`] rows to size its columns (see
+    /// [`RowPrinter::streaming`]). On `screen`, the first rows take the
+    /// place of the progress bar. When the output is closed by its reader,
+    /// `job` is cancelled.
     pub fn new(
         out: Box<dyn Write + Send>,
         schema: &SchemaRef,
         format: RowFormat,
-        hold: usize,
         screen: Option<Arc<Screen>>,
         job: JobControl,
     ) -> Self {
         let format = match format {
-            RowFormat::Table => Formatter::Table(TableWriter::new(schema, hold)),
-            RowFormat::Csv => Formatter::Csv {
-                schema: Arc::clone(schema),
-                header: false,
-            },
+            RowFormat::Table => Formatter::Table(TableWriter::new(schema, TABLE_HOLD)),
+            RowFormat::Csv => Formatter::Csv(Arc::clone(schema)),
             RowFormat::Json => Formatter::Json,
         };
         Self {
@@ -118,15 +116,16 @@ impl RowPrinter {
     pub fn finish(&self) -> io::Result<()> {
         let mut state = self.lock();
         let mut text = Vec::new();
+        let rows = state.rows;
         match &mut state.format {
-            Formatter::Table(table) => table.finish(&mut text)?,
-            Formatter::Csv { schema, header } => {
-                if !*header {
+            Formatter::Table(table) => table.finish(&mut text, rows)?,
+            Formatter::Csv(schema) => {
+                if rows == 0 {
                     write_csv(&mut text, &RecordBatch::new_empty(Arc::clone(schema)), true)?;
                 }
             }
             Formatter::Json => {
-                let end = if state.rows == 0 { "[]" } else { "]" };
+                let end = if rows == 0 { "[]" } else { "]" };
                 writeln!(text, "{end}")?;
             }
         }
@@ -146,10 +145,7 @@ impl Printing {
         let mut text = Vec::new();
         match &mut self.format {
             Formatter::Table(table) => table.push(&mut text, batch)?,
-            Formatter::Csv { header, .. } => {
-                write_csv(&mut text, batch, !*header)?;
-                *header = true;
-            }
+            Formatter::Csv(_) => write_csv(&mut text, batch, self.rows == 0)?,
             Formatter::Json => write_json(&mut text, batch, self.rows == 0)?,
         }
         self.rows += batch.num_rows();

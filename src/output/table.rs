@@ -17,8 +17,6 @@ pub struct TableWriter {
     hold: usize,
     /// The column widths, once the table started.
     widths: Option<Vec<usize>>,
-    /// The rows so far.
-    rows: usize,
 }
 
 impl TableWriter {
@@ -30,7 +28,6 @@ impl TableWriter {
             held: Vec::new(),
             hold,
             widths: None,
-            rows: 0,
         }
     }
 
@@ -52,7 +49,6 @@ impl TableWriter {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()
             .map_err(io::Error::other)?;
-        self.rows += batch.num_rows();
         for row in 0..batch.num_rows() {
             let cells: Vec<String> = columns.iter().map(|c| c.value(row).to_string()).collect();
             match &self.widths {
@@ -66,17 +62,17 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Ends the table, saying `0 rows` when it has none.
+    /// Ends the table of `rows` rows, saying `0 rows` when it has none.
     ///
     /// # Errors
     /// Writing fails.
-    pub fn finish(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    pub fn finish(&mut self, out: &mut dyn Write, rows: usize) -> io::Result<()> {
         if self.widths.is_none() {
             self.start(out)?;
         }
         let widths = self.widths.as_deref().unwrap_or_default();
         write_border(out, widths)?;
-        if self.rows == 0 {
+        if rows == 0 {
             writeln!(out, "0 rows")?;
         }
         Ok(())

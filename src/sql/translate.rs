@@ -776,12 +776,9 @@ fn null_aware_anti_join(
     };
     let correlation = &on[1..];
     let unmatched = left.join(right, JoinType::LeftAnti, on, filter.clone())?;
-    let when = |condition: Expr| match &filter {
-        Some(f) => Some(f.clone().and(condition)),
-        None => Some(condition),
-    };
     let null_ys = right.filter(column(y).is_null())?;
-    let no_null_y = unmatched.join(&null_ys, JoinType::LeftAnti, correlation, when(lit(true)))?;
+    let correlated = filter.clone().or(Some(lit(true)));
+    let no_null_y = unmatched.join(&null_ys, JoinType::LeftAnti, correlation, correlated)?;
     if correlation.is_empty() && filter.is_none() {
         // Uncorrelated: a NULL x stays only when the subquery is empty.
         let rows = "__weir_not_in_rows";
@@ -791,10 +788,10 @@ fn null_aware_anti_join(
         let columns = left.schema().fields().iter().map(|f| column(f.name()));
         return Ok(kept.select(columns.collect())?);
     }
-    Ok(no_null_y.join(
-        right,
-        JoinType::LeftAnti,
-        correlation,
-        when(column(x).is_null()),
-    )?)
+    let x_null = column(x).is_null();
+    let for_null_x = match filter {
+        Some(f) => f.and(x_null),
+        None => x_null,
+    };
+    Ok(no_null_y.join(right, JoinType::LeftAnti, correlation, Some(for_null_x))?)
 }

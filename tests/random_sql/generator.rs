@@ -423,16 +423,8 @@ impl Generator {
         let any = Domain::Any;
         match ty {
             Ty::Int => match self.rng.below(8) {
-                0 => {
-                    let (a, b) = (self.expr(Ty::Int, scope, d), self.expr(Ty::Int, scope, d));
-                    let op = self.pick(&["+", "-"]).to_string();
-                    Value::new(format!("({} {op} {})", a.sql, b.sql), ty, any)
-                }
-                1 => {
-                    let a = self.expr(Ty::Int, scope, d);
-                    let k = self.between(2, 5);
-                    Value::new(format!("({} * {k})", a.sql), ty, any)
-                }
+                0 => self.arithmetic(ty, &["+", "-"], scope, d),
+                1 => self.scaled(ty, 5, scope, d),
                 2 => {
                     let s = self.expr(Ty::Str, scope, d);
                     Value::new(format!("length({})", s.sql), ty, Domain::Ints(0, 40))
@@ -447,35 +439,17 @@ impl Generator {
                     };
                     Value::new(format!("extract({part} FROM {})", date.sql), ty, domain)
                 }
-                4 => Value::new(
-                    format!("abs({})", self.expr(Ty::Int, scope, d).sql),
-                    ty,
-                    any,
-                ),
+                4 => self.abs(ty, scope, d),
                 _ => self.conditional(ty, scope, d),
             },
             Ty::Dec => match self.rng.below(7) {
-                0 => {
-                    let op = self.pick(&["+", "-", "*"]).to_string();
-                    // Products of products overflow DuckDB's decimals.
-                    let d = if op == "*" { 0 } else { d };
-                    let (a, b) = (self.expr(Ty::Dec, scope, d), self.expr(Ty::Dec, scope, d));
-                    Value::new(format!("({} {op} {})", a.sql, b.sql), ty, any)
-                }
-                1 => {
-                    let a = self.expr(Ty::Dec, scope, d);
-                    let k = self.between(2, 9);
-                    Value::new(format!("({} * {k})", a.sql), ty, any)
-                }
+                0 => self.arithmetic(ty, &["+", "-", "*"], scope, d),
+                1 => self.scaled(ty, 9, scope, d),
                 2 => {
                     let a = self.expr(Ty::Int, scope, d);
                     Value::new(format!("CAST({} AS DECIMAL(15, 2))", a.sql), ty, a.domain)
                 }
-                3 => Value::new(
-                    format!("abs({})", self.expr(Ty::Dec, scope, d).sql),
-                    ty,
-                    any,
-                ),
+                3 => self.abs(ty, scope, d),
                 _ => self.conditional(ty, scope, d),
             },
             Ty::Float => {
@@ -523,6 +497,28 @@ impl Generator {
             },
             Ty::Date => self.conditional(ty, scope, d),
         }
+    }
+
+    /// `(a op b)` of two values of `ty`, `op` one of `ops`.
+    fn arithmetic(&mut self, ty: Ty, ops: &[&str], scope: &[Value], depth: u32) -> Value {
+        let op = self.pick(ops).to_string();
+        // Products of products overflow DuckDB's decimals.
+        let depth = if op == "*" { 0 } else { depth };
+        let (a, b) = (self.expr(ty, scope, depth), self.expr(ty, scope, depth));
+        Value::new(format!("({} {op} {})", a.sql, b.sql), ty, Domain::Any)
+    }
+
+    /// A value of `ty` times a number from 2 to `most`.
+    fn scaled(&mut self, ty: Ty, most: i64, scope: &[Value], depth: u32) -> Value {
+        let a = self.expr(ty, scope, depth);
+        let k = self.between(2, most);
+        Value::new(format!("({} * {k})", a.sql), ty, Domain::Any)
+    }
+
+    /// `abs` of a value of `ty`.
+    fn abs(&mut self, ty: Ty, scope: &[Value], depth: u32) -> Value {
+        let a = self.expr(ty, scope, depth);
+        Value::new(format!("abs({})", a.sql), ty, Domain::Any)
     }
 
     /// `CASE`, `COALESCE` or `NULLIF` of values of `ty`.

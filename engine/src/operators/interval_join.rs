@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use weir_exchange::event::batch_of;
-use weir_exchange::event::take_rows;
+use weir_exchange::event::{batch_of, take_rows};
 
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBufferBuilder, Int64Array, RecordBatch, UInt32Array,

@@ -43,6 +43,12 @@ pub fn pool() -> &'static rayon::ThreadPool {
     POOL.get_or_init(|| build_pool(std::thread::available_parallelism().map_or(1, |n| n.get())))
 }
 
+/// Whether the calling thread is one of the CPU pool's.
+pub fn on_pool() -> bool {
+    POOL.get()
+        .is_some_and(|pool| pool.current_thread_index().is_some())
+}
+
 /// The message a panic carried (`panic!("...")`'s text).
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload

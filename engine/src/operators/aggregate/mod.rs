@@ -95,11 +95,7 @@ impl HashAggregate {
                 "a hash aggregate needs a group key or an aggregate function".into(),
             ));
         }
-        let mut plan = AggregatePlan::try_new(mode, input, &group_by, &aggregates)?;
-        plan.volatile = group_by
-            .iter()
-            .chain(&aggregates)
-            .any(|(e, _)| e.is_volatile());
+        let plan = AggregatePlan::try_new(mode, input, &group_by, &aggregates)?;
         Ok(Self {
             plan: Arc::new(plan),
         })

@@ -118,7 +118,10 @@ impl AggregatePlan {
             aggregates: planned,
             state_schema,
             output_schema,
-            volatile: false,
+            volatile: group_by
+                .iter()
+                .chain(aggregates)
+                .any(|(e, _)| e.is_volatile()),
         })
     }
 

@@ -2,8 +2,7 @@
 //! the hash join and the nested-loop join.
 
 use std::sync::Arc;
-use weir_exchange::event::batch_of;
-use weir_exchange::event::take_rows;
+use weir_exchange::event::{batch_of, take_rows};
 
 use arrow::array::{Array, BooleanBufferBuilder, RecordBatch, UInt32Array, new_null_array};
 use arrow::buffer::BooleanBuffer;

@@ -2,13 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use weir_exchange::event::take_rows;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow::compute::kernels::partition::partition;
 use arrow::compute::{SortOptions, filter_record_batch, is_not_null, sort_to_indices};
 use arrow::datatypes::{DataType, Field, Schema};
-use weir_exchange::event::batch_data_bytes;
+use weir_exchange::event::{batch_data_bytes, take_rows};
 
 use super::{PaneLayout, WindowContext, add_window};
 use crate::checkpoint::with_key_groups;

@@ -6,7 +6,6 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
-use weir_exchange::event::take_rows;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{
@@ -15,7 +14,7 @@ use arrow::compute::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_expr::Expr;
-use weir_exchange::event::batch_data_bytes;
+use weir_exchange::event::{batch_data_bytes, take_rows};
 
 use super::{WINDOW_END, WINDOW_START, WindowContext, times_column, window_fields};
 use crate::checkpoint::with_key_groups;
