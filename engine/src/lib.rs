@@ -24,6 +24,7 @@
 //! - [`operators`], [`sources`], [`sinks`]: built-in pieces.
 //! - [`testing`]: seeded random data and a driver to test operators
 //!   outside a job.
+//! - [`duration`]: durations as options spell them.
 //! - [`registry`]: the connector registry that `weir-formats` fills, so that
 //!   this crate never depends on the formats.
 //!
@@ -32,6 +33,7 @@
 
 pub mod checkpoint;
 pub mod dataframe;
+pub mod duration;
 mod error;
 pub mod event_time;
 pub mod expr;

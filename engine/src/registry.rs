@@ -23,7 +23,8 @@ pub trait SourceConnector: Send + Sync + Debug {
 
     /// The options it accepts; any other option is an error. A name may
     /// hold `*` segments, each standing for one dot-free segment
-    /// (`fields.*.kind` accepts `fields.id.kind`).
+    /// (`fields.*.kind` accepts `fields.id.kind`), and end in `**`, for
+    /// any segments (see [`option_matches`]).
     fn option_names(&self) -> Vec<&'static str>;
 
     /// Builds a source from validated options. It may read the input to
@@ -185,11 +186,15 @@ fn unknown<'a>(kind: &str, name: &str, valid: impl Iterator<Item = &'a &'static 
 /// Whether option `key` is one that `pattern` names: the same dot-separated
 /// segments, where a `*` segment of the pattern stands for any non-empty
 /// segment of the key (`fields.*.kind` matches `fields.id.kind`, not
-/// `fields.kind` or `fields.a.b.kind`).
+/// `fields.kind` or `fields.a.b.kind`), and a last `**` segment for one or
+/// more (`properties.**` matches `properties.bootstrap.servers`).
 pub fn option_matches(pattern: &str, key: &str) -> bool {
     let mut keys = key.split('.');
     for expected in pattern.split('.') {
         match keys.next() {
+            Some(segment) if expected == "**" && !segment.is_empty() => {
+                return keys.all(|s| !s.is_empty());
+            }
             Some(segment) if expected == "*" && !segment.is_empty() => {}
             Some(segment) if segment == expected => {}
             _ => return false,
@@ -240,6 +245,13 @@ mod tests {
         assert!(!option_matches("fields.*.kind", "fields.id"));
         assert!(!option_matches("fields.*.kind", "other.id.kind"));
         assert!(option_matches("*", "anything"));
+        assert!(option_matches(
+            "properties.**",
+            "properties.bootstrap.servers"
+        ));
+        assert!(option_matches("properties.**", "properties.acks"));
+        assert!(!option_matches("properties.**", "properties"));
+        assert!(!option_matches("properties.**", "properties..acks"));
         assert!(!option_matches("*", "any.thing"));
     }
 

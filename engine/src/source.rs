@@ -11,6 +11,12 @@ use crate::checkpoint::SplitPosition;
 use crate::expr::Expr;
 use crate::{Result, TaskInfo};
 
+/// The field metadata key that marks a declared column as metadata of its
+/// source rather than data (SQL's `col BIGINT METADATA FROM 'offset'`):
+/// its value names the metadata (`offset`), as the source's connector
+/// knows it.
+pub const METADATA_FROM: &str = "weir.metadata.from";
+
 /// Whether a source ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -113,6 +119,17 @@ pub trait SourceFactory: Send + Sync + Debug {
     fn scan(&self, request: &ScanRequest) -> Result<Option<Arc<dyn SourceFactory>>> {
         let _ = request;
         Ok(None)
+    }
+
+    /// Which subtask of `parallelism` resumes split `position` of a
+    /// checkpoint, or `None` (the default) to deal the checkpoint's splits
+    /// round-robin in split order. A source whose subtasks find their
+    /// splits on their own (partitions created while running) deals them
+    /// by the same rule, so that a split missing from a subtask's share
+    /// is one the checkpoint did not have.
+    fn split_owner(&self, position: &SplitPosition, parallelism: usize) -> Option<usize> {
+        let _ = (position, parallelism);
+        None
     }
 
     /// Creates the source for one subtask attempt.

@@ -65,6 +65,13 @@ pub enum Error {
         /// What is wrong, naming the column.
         message: String,
     },
+    /// The Kafka brokers failed or refused, or a topic or partition is not
+    /// there.
+    #[error("{message}")]
+    Kafka {
+        /// What failed, naming the brokers, topic, partition or offset.
+        message: String,
+    },
     /// Arrow failed on data the connector produced or was given.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
@@ -81,6 +88,10 @@ impl From<Error> for EngineError {
                 message: e.to_string(),
             },
             Error::Option { option, message } => EngineError::InvalidOption { option, message },
+            Error::Kafka { message } => EngineError::Connector {
+                connector: "kafka".to_string(),
+                message,
+            },
             Error::DeclaredColumns { connector, message } => EngineError::Connector {
                 connector: connector.to_string(),
                 message,

@@ -18,6 +18,8 @@
 //! - [`datagen`]: generated rows of the columns a table declares, random
 //!   or in sequence, the same at any parallelism.
 //! - [`nexmark`]: the Nexmark benchmark's people, auctions and bids.
+//! - [`kafka`]: Kafka topics, read by partition with offsets in
+//!   checkpoints, and written at least once.
 //! - [`print`] and [`blackhole`]: sinks that print every row (as Flink
 //!   does) or discard them.
 //!
@@ -42,6 +44,7 @@ pub mod file_source;
 pub mod hive;
 pub mod ipc;
 pub mod json;
+pub mod kafka;
 pub mod listing;
 pub mod nexmark;
 pub mod options;
@@ -76,6 +79,8 @@ pub fn register_all(registry: &mut ConnectorRegistry) {
     registry.register_sink(Arc::new(json::JsonConnector));
     registry.register_source(Arc::new(datagen::DatagenConnector));
     registry.register_source(Arc::new(nexmark::NexmarkConnector));
+    registry.register_source(Arc::new(kafka::KafkaConnector));
+    registry.register_sink(Arc::new(kafka::KafkaConnector));
     registry.register_sink(Arc::new(print::PrintConnector));
     registry.register_sink(Arc::new(blackhole::BlackholeConnector));
 }

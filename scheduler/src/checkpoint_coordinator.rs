@@ -57,14 +57,16 @@ pub struct VertexCheckpoint {
 
 impl CheckpointMetadata {
     /// What subtask `subtask` of `parallelism` of vertex `vertex` resumes
-    /// from: the source splits dealt to it (by split number, round-robin
-    /// over the subtasks) and every subtask's state files; `None` when
-    /// the checkpoint holds nothing of the vertex (it starts afresh).
+    /// from: the source splits dealt to it (by `owner`, else by split
+    /// number, round-robin over the subtasks) and every subtask's state
+    /// files; `None` when the checkpoint holds nothing of the vertex (it
+    /// starts afresh).
     pub fn restore(
         &self,
         vertex: usize,
         subtask: usize,
         parallelism: usize,
+        owner: impl Fn(&SplitPosition) -> Option<usize>,
     ) -> Option<TaskRestore> {
         let part = self.vertices.get(vertex).filter(|v| !v.tasks.is_empty())?;
         let mut splits: Vec<&SplitPosition> = part.tasks.iter().flat_map(|t| &t.splits).collect();
@@ -76,7 +78,7 @@ impl CheckpointMetadata {
             splits: splits
                 .into_iter()
                 .enumerate()
-                .filter(|(k, _)| k % parallelism == subtask)
+                .filter(|(k, s)| owner(s).unwrap_or(k % parallelism) == subtask)
                 .map(|(_, s)| s.clone())
                 .collect(),
             operators: (0..operators)

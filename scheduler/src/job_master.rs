@@ -609,7 +609,15 @@ impl JobMaster {
                     .restore
                     .as_ref()
                     .and_then(|m| {
-                        m.restore(id.vertex.0 as usize, id.index as usize, vertex.parallelism)
+                        m.restore(
+                            id.vertex.0 as usize,
+                            id.index as usize,
+                            vertex.parallelism,
+                            |split| {
+                                let source = vertex.chain.source.as_ref()?;
+                                source.split_owner(split, vertex.parallelism)
+                            },
+                        )
                     })
                     .map(|restore| TaskRestore {
                         store: self.restore_store.clone(),

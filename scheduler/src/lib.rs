@@ -36,7 +36,7 @@ pub mod slot;
 pub mod strategy;
 pub mod summary;
 
-pub use config::{CONFIG_KEYS, FailoverKind, JobConfig, parse_duration};
+pub use config::{CONFIG_KEYS, FailoverKind, JobConfig};
 pub use error::{Error, Result};
 pub use execution_graph::{ExecutionGraph, SubtaskId};
 pub use failure_plan::FailurePlan;
@@ -45,3 +45,4 @@ pub use mini_cluster::MiniCluster;
 pub use progress::{JobProgress, ProgressSnapshot};
 pub use region::{RegionId, Regions};
 pub use summary::JobSummary;
+pub use weir_engine::duration::parse_duration;

@@ -1,0 +1,197 @@
+//! The Kafka client: its configuration from `properties.*`, the broker
+//! errors it reports, and the blocking calls (metadata, offsets) run off
+//! tokio's workers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+
+use crate::{Error, Result};
+
+/// How long a call to the brokers may take, and how long the brokers may
+/// be out of reach while running, when `properties.socket.timeout.ms` does
+/// not say (librdkafka's default for that property).
+pub const DEFAULT_BROKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a client was given: its properties, and the timeout derived from
+/// them.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// librdkafka properties, as given (`properties.*`).
+    pub properties: BTreeMap<String, String>,
+    /// How long a call may take, and the brokers may be unreachable.
+    pub timeout: Duration,
+}
+
+impl ClientSettings {
+    /// Settings from the client's `properties`.
+    ///
+    /// # Errors
+    /// [`Error::Option`] when `socket.timeout.ms` is not a number.
+    pub fn new(properties: BTreeMap<String, String>) -> Result<Self> {
+        let timeout = match properties.get("socket.timeout.ms") {
+            None => DEFAULT_BROKER_TIMEOUT,
+            Some(ms) => Duration::from_millis(ms.trim().parse().map_err(|_| Error::Option {
+                option: "properties.socket.timeout.ms".to_string(),
+                message: format!("'{ms}' is not a number of milliseconds"),
+            })?),
+        };
+        Ok(Self {
+            properties,
+            timeout,
+        })
+    }
+
+    /// The brokers, for messages.
+    pub fn servers(&self) -> &str {
+        self.properties
+            .get("bootstrap.servers")
+            .map_or("", String::as_str)
+    }
+
+    /// A client configuration with the properties, then `overrides`.
+    pub fn config(&self, overrides: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        for (key, value) in overrides {
+            config.set(*key, *value);
+        }
+        config.set_log_level(RDKafkaLogLevel::Warning);
+        config
+    }
+
+    /// A consumer that reads assigned partitions, never commits on its own
+    /// and tells where the brokers went.
+    ///
+    /// # Errors
+    /// [`Error::Option`] when librdkafka refuses a property.
+    pub fn consumer(&self, overrides: &[(&str, &str)]) -> Result<BaseConsumer<BrokerWatch>> {
+        let mut settings = vec![
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+        ];
+        settings.extend_from_slice(overrides);
+        self.config(&settings)
+            .create_with_context(BrokerWatch::default())
+            .map_err(|e| client_error(&e))
+    }
+
+    /// A producer that tells which messages it could not deliver, with
+    /// the properties and `overrides`.
+    ///
+    /// # Errors
+    /// [`Error::Option`] when librdkafka refuses a property.
+    pub fn producer(&self, overrides: &[(&str, &str)]) -> Result<ThreadedProducer<BrokerWatch>> {
+        self.config(overrides)
+            .create_with_context(BrokerWatch::default())
+            .map_err(|e| client_error(&e))
+    }
+}
+
+/// An error creating a client: a property librdkafka refuses.
+pub fn client_error(e: &KafkaError) -> Error {
+    Error::Option {
+        option: "properties.*".to_string(),
+        message: format!("the Kafka client refuses its configuration: {e}"),
+    }
+}
+
+/// Since when every broker has been out of reach, as the client reports it,
+/// and the first message a producer could not deliver.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerWatch {
+    down_since: Arc<Mutex<Option<(Instant, String)>>>,
+    undelivered: Arc<Mutex<Option<String>>>,
+}
+
+impl BrokerWatch {
+    /// Why the first message that could not be delivered was not.
+    pub fn undelivered(&self) -> Option<String> {
+        self.undelivered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Since when, and why, when the brokers are all out of reach.
+    pub fn down(&self) -> Option<(Instant, String)> {
+        self.lock().clone()
+    }
+
+    /// The brokers answered.
+    pub fn up(&self) {
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, String)>> {
+        self.down_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClientContext for BrokerWatch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let down = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+        );
+        if down {
+            self.lock()
+                .get_or_insert_with(|| (Instant::now(), reason.to_string()));
+        } else {
+            tracing::warn!("Kafka client: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for BrokerWatch {}
+
+impl ProducerContext for BrokerWatch {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.undelivered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| {
+                    format!(
+                        "a message to topic '{}' partition {} was not delivered: {error}",
+                        message.topic(),
+                        message.partition()
+                    )
+                });
+        }
+    }
+}
+
+/// Runs blocking client calls on tokio's blocking threads, never on its
+/// workers or the CPU pool.
+///
+/// # Errors
+/// `f`'s error, or [`Error::Option`]-free [`Error::Kafka`] when the thread
+/// panicked.
+pub async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Kafka {
+            message: format!("a Kafka client call panicked: {e}"),
+        })?
+}
+
+/// An error of a call to the brokers at `servers`, saying what was asked.
+pub fn broker_error(servers: &str, what: &str, e: &KafkaError) -> Error {
+    Error::Kafka {
+        message: format!("{what} from the brokers at {servers}: {e}"),
+    }
+}

@@ -1,0 +1,399 @@
+//! The thread that reads one subtask's partitions with librdkafka's
+//! blocking consumer and hands blocks of messages, one partition per
+//! block, to the source.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{BinaryArray, BinaryBuilder};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::client::{BrokerWatch, ClientSettings, broker_error};
+use super::options::Topics;
+use super::partitions::{EARLIEST, PartitionRange, TopicPartition, list_partitions};
+use crate::{Error, Result};
+
+/// Messages per block at most (the engine's batch size).
+pub const BLOCK_MESSAGES: usize = weir_engine::operator::OUTPUT_BATCH_ROWS;
+
+/// Payload bytes per block at most.
+const BLOCK_BYTES: usize = 8 << 20;
+
+/// How long a message waits in a block that is not full.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// The group id of readers when the table names none (never joined).
+const READER_GROUP: &str = "weir-kafka-source";
+
+/// How long one poll of the consumer waits for a message.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Consecutive messages of one partition.
+#[derive(Debug)]
+pub struct Block {
+    /// Their partition.
+    pub partition: TopicPartition,
+    /// Their offsets.
+    pub offsets: Vec<i64>,
+    /// Their timestamps (ms since the epoch), where they have one.
+    pub timestamps: Vec<Option<i64>>,
+    /// Their keys.
+    pub keys: BinaryArray,
+    /// Their values (null: a tombstone).
+    pub values: BinaryArray,
+}
+
+impl Block {
+    /// The offset after the block's last message.
+    pub fn next_offset(&self) -> Option<i64> {
+        self.offsets.last().map(|o| o + 1)
+    }
+}
+
+/// What the reader hands the source.
+#[derive(Debug)]
+pub enum ReaderEvent {
+    /// Messages of one partition.
+    Block(Box<Block>),
+    /// Partitions found while running, now read from their start.
+    Found(Vec<PartitionRange>),
+}
+
+/// New partitions to look for while running.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The topics the source reads.
+    pub topics: Topics,
+    /// How often to look.
+    pub interval: Duration,
+    /// Which subtask this is, of how many (partitions found go to their
+    /// owner).
+    pub subtask: usize,
+    /// The subtasks.
+    pub parallelism: usize,
+    /// The partitions known already (read by this subtask or another).
+    pub known: BTreeSet<TopicPartition>,
+}
+
+/// What a reader reads.
+#[derive(Debug)]
+pub struct ReaderSpec {
+    /// The client's settings.
+    pub settings: ClientSettings,
+    /// The partitions, from where to where.
+    pub ranges: Vec<PartitionRange>,
+    /// Partitions to look for, for an unbounded source.
+    pub discovery: Option<Discovery>,
+}
+
+/// A running reader thread; it stops when dropped.
+#[derive(Debug)]
+pub struct Reader {
+    stop: Arc<AtomicBool>,
+}
+
+impl Reader {
+    /// Starts reading `spec`'s partitions; blocks arrive on the returned
+    /// receiver, which closes when every partition reached its stop offset
+    /// (or after the reader's error).
+    ///
+    /// # Errors
+    /// When the thread cannot be started.
+    pub fn start(spec: ReaderSpec) -> Result<(Self, mpsc::Receiver<Result<ReaderEvent>>)> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(2);
+        let stopped = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("weir-kafka-reader".to_string())
+            .spawn(move || {
+                if let Err(e) = read(spec, &stopped, &tx) {
+                    let _ = tx.blocking_send(Err(e));
+                }
+            })
+            .map_err(|e| Error::Kafka {
+                message: format!("cannot start a Kafka reader thread: {e}"),
+            })?;
+        Ok((Self { stop }, rx))
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A partition being read, and its messages not yet handed over.
+struct Open {
+    stop: Option<i64>,
+    block: BlockBuilder,
+}
+
+struct BlockBuilder {
+    partition: TopicPartition,
+    offsets: Vec<i64>,
+    timestamps: Vec<Option<i64>>,
+    keys: BinaryBuilder,
+    values: BinaryBuilder,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl BlockBuilder {
+    fn new(partition: TopicPartition) -> Self {
+        Self {
+            partition,
+            offsets: Vec::new(),
+            timestamps: Vec::new(),
+            keys: BinaryBuilder::new(),
+            values: BinaryBuilder::new(),
+            bytes: 0,
+            since: None,
+        }
+    }
+
+    fn push(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) {
+        self.offsets.push(message.offset());
+        self.timestamps.push(message.timestamp().to_millis());
+        self.keys.append_option(message.key());
+        self.values.append_option(message.payload());
+        self.bytes += message.payload_len() + message.key().map_or(0, <[u8]>::len);
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn is_full(&self) -> bool {
+        self.offsets.len() >= BLOCK_MESSAGES || self.bytes >= BLOCK_BYTES
+    }
+
+    fn is_due(&self, now: Instant) -> bool {
+        self.since.is_some_and(|since| now >= since + LINGER)
+    }
+
+    fn take(&mut self) -> Option<Block> {
+        if self.offsets.is_empty() {
+            return None;
+        }
+        self.bytes = 0;
+        self.since = None;
+        Some(Block {
+            partition: self.partition.clone(),
+            offsets: std::mem::take(&mut self.offsets),
+            timestamps: std::mem::take(&mut self.timestamps),
+            keys: self.keys.finish(),
+            values: self.values.finish(),
+        })
+    }
+}
+
+/// Reads until every partition reached its stop, `stop` is set or the
+/// source went away.
+fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEvent>>) -> Result<()> {
+    let settings = &spec.settings;
+    // Offsets out of range (deleted by retention) fail the read rather
+    // than skip data silently.
+    // A group id lets partitions be added and removed one at a time; the
+    // reader never joins the group nor commits to it.
+    let group = settings
+        .properties
+        .get("group.id")
+        .map_or(READER_GROUP, String::as_str);
+    let consumer = settings.consumer(&[
+        ("enable.partition.eof", "true"),
+        ("auto.offset.reset", "error"),
+        ("group.id", group),
+    ])?;
+    let mut open: HashMap<String, HashMap<i32, Open>> = HashMap::new();
+    assign(&consumer, settings, &spec.ranges, &mut open)?;
+    let bounded = spec.ranges.iter().all(|r| r.stop.is_some()) && spec.discovery.is_none();
+    let mut discovery = spec.discovery;
+    let mut next_discovery = discovery.as_ref().map(|d| Instant::now() + d.interval);
+    let send = |event: ReaderEvent| tx.blocking_send(Ok(event)).is_ok();
+    loop {
+        if stop.load(Ordering::Relaxed) || tx.is_closed() {
+            return Ok(());
+        }
+        if bounded && open.values().all(HashMap::is_empty) {
+            return Ok(());
+        }
+        if let (Some(d), Some(due)) = (&mut discovery, next_discovery)
+            && Instant::now() >= due
+        {
+            let found = discover(&consumer, settings, d);
+            if !found.is_empty() {
+                assign(&consumer, settings, &found, &mut open)?;
+                if !send(ReaderEvent::Found(found)) {
+                    return Ok(());
+                }
+            }
+            next_discovery = Some(Instant::now() + d.interval);
+        }
+        let mut ended = Vec::new();
+        match consumer.poll(POLL) {
+            Some(Ok(message)) => {
+                consumer.context().up();
+                let Some(partition) = open
+                    .get_mut(message.topic())
+                    .and_then(|p| p.get_mut(&message.partition()))
+                else {
+                    continue;
+                };
+                if partition.stop.is_some_and(|s| message.offset() >= s) {
+                    ended.push(partition.block.partition.clone());
+                } else {
+                    partition.block.push(&message);
+                    if partition.stop.is_some_and(|s| message.offset() + 1 >= s) {
+                        ended.push(partition.block.partition.clone());
+                    }
+                    if partition.block.is_full()
+                        && let Some(block) = partition.block.take()
+                        && !send(ReaderEvent::Block(Box::new(block)))
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                consumer.context().up();
+                ended.extend(at_stop(&consumer, &open)?);
+            }
+            Some(Err(e)) => {
+                return Err(Error::Kafka {
+                    message: format!("reading from the brokers at {}: {e}", settings.servers()),
+                });
+            }
+            None => {
+                if let Some((since, reason)) = consumer.context().down()
+                    && since.elapsed() >= settings.timeout
+                {
+                    return Err(Error::Kafka {
+                        message: format!(
+                            "lost the brokers at {} for {:.0?} (properties.socket.timeout.ms): {reason}",
+                            settings.servers(),
+                            since.elapsed()
+                        ),
+                    });
+                }
+            }
+        }
+        let now = Instant::now();
+        for partitions in open.values_mut() {
+            for partition in partitions.values_mut() {
+                if partition.block.is_due(now)
+                    && let Some(block) = partition.block.take()
+                    && !send(ReaderEvent::Block(Box::new(block)))
+                {
+                    return Ok(());
+                }
+            }
+        }
+        for partition in ended {
+            if let Some(mut done) = open
+                .get_mut(&partition.topic)
+                .and_then(|p| p.remove(&partition.partition))
+            {
+                if let Some(block) = done.block.take()
+                    && !send(ReaderEvent::Block(Box::new(block)))
+                {
+                    return Ok(());
+                }
+                let mut list = TopicPartitionList::new();
+                list.add_partition(&partition.topic, partition.partition);
+                consumer
+                    .incremental_unassign(&list)
+                    .map_err(|e| broker_error(settings.servers(), "cannot stop reading", &e))?;
+            }
+        }
+    }
+}
+
+/// Starts reading `ranges` (those with something to read).
+fn assign(
+    consumer: &BaseConsumer<BrokerWatch>,
+    settings: &ClientSettings,
+    ranges: &[PartitionRange],
+    open: &mut HashMap<String, HashMap<i32, Open>>,
+) -> Result<()> {
+    let mut list = TopicPartitionList::new();
+    for range in ranges {
+        if range.stop.is_some_and(|stop| stop <= range.start) {
+            continue;
+        }
+        let p = &range.partition;
+        list.add_partition_offset(&p.topic, p.partition, Offset::from_raw(range.start))
+            .map_err(|e| broker_error(settings.servers(), "cannot read from an offset", &e))?;
+        open.entry(p.topic.clone()).or_default().insert(
+            p.partition,
+            Open {
+                stop: range.stop,
+                block: BlockBuilder::new(p.clone()),
+            },
+        );
+    }
+    if list.count() > 0 {
+        consumer
+            .incremental_assign(&list)
+            .map_err(|e| broker_error(settings.servers(), "cannot read the partitions", &e))?;
+    }
+    Ok(())
+}
+
+/// The open partitions whose position reached their stop (their last
+/// offsets were not messages: transaction markers).
+fn at_stop(
+    consumer: &BaseConsumer<BrokerWatch>,
+    open: &HashMap<String, HashMap<i32, Open>>,
+) -> Result<Vec<TopicPartition>> {
+    let positions = consumer.position().map_err(|e| Error::Kafka {
+        message: format!("cannot get the consumer's positions: {e}"),
+    })?;
+    Ok(positions
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let partition = open.get(e.topic())?.get(&e.partition())?;
+            let position = e.offset().to_raw()?;
+            partition
+                .stop
+                .is_some_and(|stop| position >= stop)
+                .then(|| partition.block.partition.clone())
+        })
+        .collect())
+}
+
+/// The partitions of this subtask that appeared since `discovery` last
+/// looked, from their first offset.
+fn discover(
+    consumer: &BaseConsumer<BrokerWatch>,
+    settings: &ClientSettings,
+    discovery: &mut Discovery,
+) -> Vec<PartitionRange> {
+    let partitions = match list_partitions(consumer, settings, &discovery.topics) {
+        Ok(partitions) => partitions,
+        // A topic deleted, the brokers busy: look again next time.
+        Err(e) => {
+            tracing::warn!("looking for new Kafka partitions: {e}");
+            return Vec::new();
+        }
+    };
+    let mut found = Vec::new();
+    for partition in partitions {
+        if discovery.known.contains(&partition) {
+            continue;
+        }
+        discovery.known.insert(partition.clone());
+        if partition.owner(discovery.parallelism) == discovery.subtask {
+            found.push(PartitionRange {
+                partition,
+                start: EARLIEST,
+                stop: None,
+            });
+        }
+    }
+    found
+}

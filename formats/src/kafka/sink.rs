@@ -1,0 +1,278 @@
+//! The Kafka sink: each subtask produces its rows as messages, one per
+//! row, and makes them durable at every checkpoint and at its end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field, SchemaRef};
+use async_trait::async_trait;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::util::Timeout;
+use weir_engine::registry::ConnectorOptions;
+use weir_engine::source::METADATA_FROM;
+use weir_engine::task::Counters;
+use weir_engine::{Sink, SinkFactory, TaskInfo};
+
+use super::client::{BrokerWatch, ClientSettings, off_workers};
+use super::encode::{MessageEncoder, project};
+use super::layout::{Layout, schema_of};
+use super::options::{DeliveryGuarantee, SinkOptions, SinkPartitioner};
+use crate::{Error, Result};
+
+/// How long a full producer queue is waited on before a send is tried
+/// again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
+
+/// How rows become messages: the key's and the value's columns and
+/// formats.
+#[derive(Debug)]
+struct Encoding {
+    value: MessageEncoder,
+    value_columns: Vec<usize>,
+    value_schema: SchemaRef,
+    key: Option<(MessageEncoder, Vec<usize>, SchemaRef)>,
+}
+
+/// A message: its key and value.
+type Payload = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl Encoding {
+    fn new(schema: &SchemaRef, options: &ConnectorOptions) -> Result<Self> {
+        if let Some(field) = schema
+            .fields()
+            .iter()
+            .find(|f| f.metadata().contains_key(METADATA_FROM))
+        {
+            return Err(Error::DeclaredColumns {
+                connector: "kafka",
+                message: format!(
+                    "column '{}': the Kafka sink writes no metadata columns",
+                    field.name()
+                ),
+            });
+        }
+        let columns: Vec<&Field> = schema.fields().iter().map(AsRef::as_ref).collect();
+        let layout = Layout::new(&columns, options)?;
+        let value_schema = Arc::new(schema_of(&columns, &layout.value_columns));
+        let value = MessageEncoder::new(
+            layout.value.option,
+            &layout.value.name,
+            &value_schema,
+            options,
+            layout.value.prefix,
+        )?;
+        let key = match &layout.key {
+            None => None,
+            Some(choice) => {
+                let key_schema = Arc::new(schema_of(&columns, &layout.key_columns));
+                let key = MessageEncoder::new(
+                    choice.option,
+                    &choice.name,
+                    &key_schema,
+                    options,
+                    choice.prefix,
+                )?;
+                Some((key, layout.key_columns.clone(), key_schema))
+            }
+        };
+        Ok(Self {
+            value,
+            value_columns: layout.value_columns,
+            value_schema,
+            key,
+        })
+    }
+
+    /// The key and value of each row of `batch`.
+    fn encode(&self, batch: &RecordBatch) -> Result<Vec<Payload>> {
+        let values =
+            self.value
+                .encode(&project(batch, &self.value_columns, &self.value_schema)?)?;
+        let keys = match &self.key {
+            Some((encoder, columns, schema)) => {
+                encoder.encode(&project(batch, columns, schema)?)?
+            }
+            None => vec![None; batch.num_rows()],
+        };
+        Ok(keys.into_iter().zip(values).collect())
+    }
+}
+
+/// Builds the subtasks of a Kafka sink.
+#[derive(Debug)]
+pub struct KafkaSinkFactory {
+    options: SinkOptions,
+    settings: ClientSettings,
+    encoding: Arc<Encoding>,
+    /// The topic's partitions when the job was built.
+    partitions: i32,
+}
+
+impl KafkaSinkFactory {
+    /// A sink of rows of `schema` with `options`, checking that the topic
+    /// exists.
+    ///
+    /// # Errors
+    /// Invalid options, or a topic the brokers do not have.
+    pub async fn open(options: &ConnectorOptions, schema: &SchemaRef) -> Result<Self> {
+        let sink = SinkOptions::from_options(options)?;
+        let encoding = Encoding::new(schema, options)?;
+        let settings = ClientSettings::new(sink.properties.clone())?;
+        let partitions = {
+            let (settings, topic) = (settings.clone(), sink.topic.clone());
+            off_workers(move || {
+                let consumer = settings.consumer(&[])?;
+                let topics = super::options::Topics::Named(vec![topic]);
+                Ok(super::partitions::list_partitions(&consumer, &settings, &topics)?.len() as i32)
+            })
+            .await?
+        };
+        Ok(Self {
+            options: sink,
+            settings,
+            encoding: Arc::new(encoding),
+            partitions,
+        })
+    }
+}
+
+#[async_trait]
+impl SinkFactory for KafkaSinkFactory {
+    fn name(&self) -> String {
+        format!("kafka({})", self.options.topic)
+    }
+
+    fn create(&self, task: &TaskInfo) -> weir_engine::Result<Box<dyn Sink>> {
+        let mut overrides = Vec::new();
+        if !self.settings.properties.contains_key("partitioner") {
+            // Kafka's Java client's partitioner, as Flink's default.
+            overrides.push(("partitioner", "murmur2_random"));
+        }
+        if self.options.guarantee == DeliveryGuarantee::AtLeastOnce {
+            // Retries write no duplicates.
+            overrides.push(("enable.idempotence", "true"));
+        }
+        let producer = self.settings.producer(&overrides)?;
+        let partitions = self.partitions.max(1);
+        Ok(Box::new(KafkaSink {
+            producer: Arc::new(producer),
+            topic: self.options.topic.clone(),
+            encoding: Arc::clone(&self.encoding),
+            partitioner: self.options.partitioner,
+            partitions,
+            next: (task.subtask as i32) % partitions,
+            guarantee: self.options.guarantee,
+            counters: task.counters.clone(),
+        }))
+    }
+}
+
+/// One subtask of a Kafka sink.
+struct KafkaSink {
+    producer: Arc<ThreadedProducer<BrokerWatch>>,
+    topic: String,
+    encoding: Arc<Encoding>,
+    partitioner: SinkPartitioner,
+    partitions: i32,
+    /// The partition of the next row (`fixed`, `round-robin`).
+    next: i32,
+    guarantee: DeliveryGuarantee,
+    counters: Counters,
+}
+
+impl KafkaSink {
+    fn partition(&mut self) -> Option<i32> {
+        match self.partitioner {
+            SinkPartitioner::Default => None,
+            SinkPartitioner::Fixed => Some(self.next),
+            SinkPartitioner::RoundRobin => {
+                let partition = self.next;
+                self.next = (self.next + 1) % self.partitions;
+                Some(partition)
+            }
+        }
+    }
+
+    /// Fails when a message could not be delivered.
+    fn check_delivered(&self) -> Result<()> {
+        match self.producer.context().undelivered() {
+            Some(reason) => Err(Error::Kafka { message: reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every message sent is delivered or failed.
+    async fn flush(&self) -> Result<()> {
+        let producer = Arc::clone(&self.producer);
+        off_workers(move || {
+            // Each message is delivered or fails within
+            // `message.timeout.ms`.
+            producer.flush(Timeout::Never).map_err(|e| Error::Kafka {
+                message: format!("cannot flush the messages: {e}"),
+            })
+        })
+        .await?;
+        self.check_delivered()
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn write_batch(&mut self, batch: RecordBatch) -> weir_engine::Result<()> {
+        self.check_delivered()?;
+        let encoding = Arc::clone(&self.encoding);
+        let payloads = weir_engine::cpu::run(move || encoding.encode(&batch)).await?;
+        let mut bytes = 0;
+        for (key, value) in &payloads {
+            bytes += key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
+            let partition = self.partition();
+            loop {
+                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
+                if let Some(key) = key {
+                    record = record.key(key.as_slice());
+                }
+                if let Some(value) = value {
+                    record = record.payload(value.as_slice());
+                }
+                if let Some(partition) = partition {
+                    record = record.partition(partition);
+                }
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                    }
+                    Err((e, _)) => {
+                        return Err(Error::Kafka {
+                            message: format!("cannot send to topic '{}': {e}", self.topic),
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+        self.counters.add("messages written", payloads.len() as u64);
+        self.counters.add("bytes written", bytes as u64);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> weir_engine::Result<()> {
+        Ok(self.flush().await?)
+    }
+
+    /// At least once: every message sent before the barrier is delivered
+    /// before the checkpoint completes; a restart from it sends what
+    /// followed again. Without a guarantee, nothing is waited for.
+    async fn prepare_commit(
+        &mut self,
+        _checkpoint: u64,
+    ) -> weir_engine::Result<Option<serde_json::Value>> {
+        match self.guarantee {
+            DeliveryGuarantee::AtLeastOnce => self.flush().await?,
+            DeliveryGuarantee::None => self.check_delivered()?,
+        }
+        Ok(None)
+    }
+}

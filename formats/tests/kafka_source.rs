@@ -1,0 +1,483 @@
+//! The `kafka` source against a real Kafka-protocol broker (tansu on
+//! 127.0.0.1): every startup and bounded mode, the formats with keys and
+//! metadata columns, bad messages, and the errors of a missing topic or an
+//! unreachable broker.
+
+mod common;
+#[path = "support/kafka_broker.rs"]
+mod kafka_broker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use common::*;
+use kafka_broker::{Broker, Message};
+use weir_engine::dataframe::Dataflow;
+use weir_engine::sinks::CollectSink;
+use weir_engine::source::METADATA_FROM;
+use weir_engine::testing::sorted_rows;
+use weir_engine::{Boundedness, SourceFactory};
+use weir_scheduler::MiniCluster;
+
+/// The time of the first message (ms since the epoch).
+const BASE: i64 = 1_700_000_000_000;
+
+fn field(name: &str, data_type: DataType) -> Field {
+    Field::new(name, data_type, true)
+}
+
+fn metadata(name: &str, data_type: DataType, key: &str) -> Field {
+    field(name, data_type).with_metadata(HashMap::from([(
+        METADATA_FROM.to_string(),
+        key.to_string(),
+    )]))
+}
+
+fn bids() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        field("id", DataType::Int64),
+        field("price", DataType::Int64),
+    ]))
+}
+
+/// `n` JSON bids spread over `partitions`, bid `i` in partition
+/// `i % partitions` at time `BASE + i`.
+fn json_bids(n: i64, partitions: i32) -> Vec<(i32, String, i64)> {
+    (0..n)
+        .map(|i| {
+            (
+                (i % i64::from(partitions)) as i32,
+                format!(r#"{{"id": {i}, "price": {}}}"#, i * 10),
+                BASE + i,
+            )
+        })
+        .collect()
+}
+
+fn produce(broker: &Broker, topic: &str, messages: &[(i32, String, i64)]) {
+    let messages: Vec<Message<'_>> = messages
+        .iter()
+        .map(|(partition, value, timestamp)| Message {
+            partition: *partition,
+            value: Some(value.as_bytes()),
+            timestamp: Some(*timestamp),
+            ..Message::default()
+        })
+        .collect();
+    broker.produce(topic, &messages);
+}
+
+/// Writes `n` bids as [`json_bids`] to `topic` (2 partitions) with the
+/// producer's times, those from `marked` on written after the time
+/// returned.
+fn produce_marked(broker: &Broker, topic: &str, n: i64, marked: i64) -> i64 {
+    let bids: Vec<(i32, String, Option<i64>)> = json_bids(n, 2)
+        .into_iter()
+        .map(|(p, value, _)| (p, value, None))
+        .collect();
+    let write = |bids: &[(i32, String, Option<i64>)]| {
+        let messages: Vec<Message<'_>> = bids
+            .iter()
+            .map(|(partition, value, _)| Message {
+                partition: *partition,
+                value: Some(value.as_bytes()),
+                ..Message::default()
+            })
+            .collect();
+        broker.produce(topic, &messages);
+    };
+    write(&bids[..marked as usize]);
+    std::thread::sleep(Duration::from_millis(50));
+    let mark = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_millis() as i64;
+    std::thread::sleep(Duration::from_millis(50));
+    write(&bids[marked as usize..]);
+    mark
+}
+
+/// Options of a table of `topic` on `broker`, with `extra`.
+fn table_options(broker: &Broker, topic: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut options = vec![
+        ("topic".to_string(), topic.to_string()),
+        ("properties.bootstrap.servers".to_string(), broker.servers()),
+        ("format".to_string(), "json".to_string()),
+        ("scan.bounded.mode".to_string(), "latest-offset".to_string()),
+        (
+            "scan.startup.mode".to_string(),
+            "earliest-offset".to_string(),
+        ),
+    ];
+    for (key, value) in extra {
+        options.retain(|(k, _)| k != key);
+        options.push((key.to_string(), value.to_string()));
+    }
+    options
+}
+
+async fn kafka_source(
+    options: &[(String, String)],
+    declared: SchemaRef,
+) -> weir_engine::Result<Arc<dyn SourceFactory>> {
+    let pairs: Vec<(&str, &str)> = options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    declared_source("kafka", &pairs, Some(declared)).await
+}
+
+/// Every row a bounded source gives, read at `parallelism`.
+async fn read_all(source: Arc<dyn SourceFactory>, parallelism: usize) -> Vec<RecordBatch> {
+    assert_eq!(source.boundedness(), Boundedness::Bounded);
+    let flow = Dataflow::new("kafka").with_parallelism(parallelism);
+    let (collect, collected) = CollectSink::new();
+    flow.read(source).write(Arc::new(collect));
+    MiniCluster::new(config(0))
+        .run(graph(&flow))
+        .await
+        .expect("the kafka job");
+    collected.batches()
+}
+
+/// The rows of bounded table `topic` with options `extra`, read at
+/// `parallelism`.
+async fn read_with(
+    broker: &Broker,
+    topic: &str,
+    parallelism: usize,
+    extra: Vec<(&'static str, String)>,
+) -> Vec<String> {
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let options = table_options(broker, topic, &extra);
+    let source = kafka_source(&options, bids()).await.expect("a source");
+    rows(&read_all(source, parallelism).await)
+}
+
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    sorted_rows(batches)
+}
+
+fn expected_bids(ids: impl Iterator<Item = i64>) -> Vec<String> {
+    let mut rows: Vec<String> = ids.map(|i| format!("{i}|{}", i * 10)).collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_of_every_partition_once_at_any_parallelism() {
+    let broker = Broker::start();
+    broker.create_topic("bids", 3);
+    produce(&broker, "bids", &json_bids(3000, 3));
+    let declared = Arc::new(Schema::new(vec![
+        field("id", DataType::Int64),
+        field("price", DataType::Int64),
+        metadata("p", DataType::Int32, "partition"),
+        metadata("off", DataType::Int64, "offset"),
+        metadata("t", DataType::Utf8, "topic"),
+        metadata(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            "timestamp",
+        ),
+    ]));
+    for parallelism in [1, 2, 3, 4] {
+        let source = kafka_source(&table_options(&broker, "bids", &[]), Arc::clone(&declared))
+            .await
+            .expect("a kafka source");
+        let batches = read_all(source, parallelism).await;
+        let mut got = rows(&batches);
+        let mut expected: Vec<String> = (0..3000)
+            .map(|i: i64| {
+                let ts = arrow::temporal_conversions::timestamp_ms_to_datetime(BASE + i)
+                    .expect("a time")
+                    .format("%Y-%m-%dT%H:%M:%S%.f");
+                format!("{i}|{}|{}|{}|bids|{ts}", i * 10, i % 3, i / 3)
+            })
+            .collect();
+        expected.sort();
+        got.sort();
+        assert_eq!(got.len(), 3000, "at parallelism {parallelism}");
+        let differ = got.iter().zip(&expected).find(|(g, e)| g != e);
+        assert_eq!(differ, None, "at parallelism {parallelism}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_modes_start_where_flink_starts() {
+    let broker = Broker::start();
+    broker.create_topic("t", 2);
+    let mark = produce_marked(&broker, "t", 100, 60);
+    let read = |extra: Vec<(&'static str, String)>| read_with(&broker, "t", 2, extra);
+    assert_eq!(read(vec![]).await, expected_bids(0..100));
+    assert_eq!(
+        read(vec![("scan.startup.mode", "latest-offset".to_string())]).await,
+        Vec::<String>::new()
+    );
+    // Bids written after the mark: ids 60..100.
+    assert_eq!(
+        read(vec![
+            ("scan.startup.mode", "timestamp".to_string()),
+            ("scan.startup.timestamp-millis", mark.to_string()),
+        ])
+        .await,
+        expected_bids(60..100)
+    );
+    // Partition 0 holds the even ids, at offset id / 2; partition 1 the odd.
+    assert_eq!(
+        read(vec![
+            ("scan.startup.mode", "specific-offsets".to_string()),
+            (
+                "scan.startup.specific-offsets",
+                "partition:0,offset:45;partition:1,offset:49".to_string()
+            ),
+        ])
+        .await,
+        expected_bids([90, 92, 94, 96, 98, 99].into_iter())
+    );
+    // A group without offsets fails unless told where to start.
+    let options = table_options(
+        &broker,
+        "t",
+        &[
+            ("scan.startup.mode", "group-offsets"),
+            ("properties.group.id", "g1"),
+        ],
+    );
+    let e = kafka_source(&options, bids())
+        .await
+        .expect_err("no committed offsets")
+        .to_string();
+    assert!(
+        e.contains("group 'g1' has no committed offset") && e.contains("auto.offset.reset"),
+        "{e}"
+    );
+    assert_eq!(
+        read(vec![
+            ("scan.startup.mode", "group-offsets".to_string()),
+            ("properties.group.id", "g1".to_string()),
+            ("properties.auto.offset.reset", "earliest".to_string()),
+        ])
+        .await,
+        expected_bids(0..100)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_modes_end_where_flink_ends() {
+    let broker = Broker::start();
+    broker.create_topic("t", 2);
+    let mark = produce_marked(&broker, "t", 100, 10);
+    let read = |extra: Vec<(&'static str, String)>| read_with(&broker, "t", 1, extra);
+    assert_eq!(
+        read(vec![
+            ("scan.bounded.mode", "timestamp".to_string()),
+            ("scan.bounded.timestamp-millis", mark.to_string()),
+        ])
+        .await,
+        expected_bids(0..10)
+    );
+    // Partition 1 is not listed: not read.
+    assert_eq!(
+        read(vec![
+            ("scan.bounded.mode", "specific-offsets".to_string()),
+            (
+                "scan.bounded.specific-offsets",
+                "partition:0,offset:3".to_string()
+            ),
+        ])
+        .await,
+        expected_bids([0, 2, 4].into_iter())
+    );
+    // The end is the end when the job was built: later messages are not read.
+    let options = table_options(&broker, "t", &[]);
+    let source = kafka_source(&options, bids()).await.expect("a source");
+    produce(&broker, "t", &json_bids(10, 2));
+    assert_eq!(rows(&read_all(source, 1).await), expected_bids(0..100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_values_and_raw_messages_decode_as_flink_declares_them() {
+    let broker = Broker::start();
+    broker.create_topic("csv", 1);
+    let messages: Vec<(String, Option<String>)> = (0..20)
+        .map(|i| {
+            (
+                format!("{i}"),
+                (i != 7).then(|| format!("name {i},{}", i * 2)),
+            )
+        })
+        .collect();
+    let produced: Vec<Message<'_>> = messages
+        .iter()
+        .map(|(key, value)| Message {
+            key: Some(key.as_bytes()),
+            value: value.as_deref().map(str::as_bytes),
+            ..Message::default()
+        })
+        .collect();
+    broker.produce("csv", &produced);
+    let declared = Arc::new(Schema::new(vec![
+        field("id", DataType::Int64),
+        field("name", DataType::Utf8),
+        field("double", DataType::Int64),
+        metadata("k", DataType::Binary, "key"),
+    ]));
+    let options = table_options(
+        &broker,
+        "csv",
+        &[
+            ("format", "csv"),
+            ("key.format", "csv"),
+            ("key.fields", "id"),
+            ("value.fields-include", "EXCEPT_KEY"),
+        ],
+    );
+    let source = kafka_source(&options, declared).await.expect("a source");
+    let got = rows(&read_all(source, 1).await);
+    // The tombstone (message 7) gives no row.
+    let mut expected: Vec<String> = (0..20)
+        .filter(|&i| i != 7)
+        .map(|i: i64| {
+            let key: String = i.to_string().bytes().map(|b| format!("{b:02x}")).collect();
+            format!("{i}|name {i}|{}|{key}", i * 2)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+
+    let raw = Arc::new(Schema::new(vec![field("line", DataType::Utf8)]));
+    let options = table_options(&broker, "csv", &[("format", "raw")]);
+    let source = kafka_source(&options, raw).await.expect("a raw source");
+    let got = rows(&read_all(source, 1).await);
+    assert_eq!(got.len(), 20);
+    assert!(got.contains(&"name 3,6".to_string()), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_fail_naming_where_they_are_or_are_dropped_and_counted() {
+    let broker = Broker::start();
+    broker.create_topic("bad", 2);
+    let mut messages = json_bids(40, 2);
+    messages[21].1 = "{\"id\": oops".to_string();
+    produce(&broker, "bad", &messages);
+    let source = kafka_source(&table_options(&broker, "bad", &[]), bids())
+        .await
+        .expect("a source");
+    let flow = Dataflow::new("kafka");
+    let (collect, _) = CollectSink::new();
+    flow.read(source).write(Arc::new(collect));
+    let e = MiniCluster::new(config(0))
+        .run(graph(&flow))
+        .await
+        .expect_err("a bad message")
+        .to_string();
+    // Message 21 is the 11th of partition 1: offset 10.
+    assert!(
+        e.contains("topic 'bad' partition 1") && e.contains("offset 10"),
+        "{e}"
+    );
+
+    let options = table_options(&broker, "bad", &[("bad-records", "drop")]);
+    let source = kafka_source(&options, bids()).await.expect("a source");
+    let flow = Dataflow::new("kafka");
+    let (collect, collected) = CollectSink::new();
+    flow.read(source).write(Arc::new(collect));
+    let summary = MiniCluster::new(config(0))
+        .run(graph(&flow))
+        .await
+        .expect("bad messages dropped");
+    assert_eq!(
+        rows(&collected.batches()),
+        expected_bids((0..40).filter(|&i| i != 21))
+    );
+    assert_eq!(counter(&summary, "bad records dropped"), 1);
+    assert_eq!(counter(&summary, "messages read"), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_or_broker_is_a_clear_error_in_bounded_time() {
+    let broker = Broker::start();
+    let e = kafka_source(&table_options(&broker, "nope", &[]), bids())
+        .await
+        .expect_err("no such topic")
+        .to_string();
+    assert!(e.contains("topic 'nope'"), "{e}");
+    drop(broker);
+
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let options = vec![
+        ("topic".to_string(), "t".to_string()),
+        (
+            "properties.bootstrap.servers".to_string(),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            "properties.socket.timeout.ms".to_string(),
+            "2000".to_string(),
+        ),
+        ("format".to_string(), "json".to_string()),
+        (
+            "scan.startup.mode".to_string(),
+            "earliest-offset".to_string(),
+        ),
+    ];
+    let started = Instant::now();
+    let e = kafka_source(&options, bids())
+        .await
+        .expect_err("no broker")
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.contains(&format!("127.0.0.1:{port}")) && e.contains("cannot get the topics"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_options_and_formats_are_named() {
+    let e = weir_formats::registry()
+        .source(
+            "kafka",
+            &options(&[
+                ("topic", "t"),
+                ("properties.bootstrap.servers", "127.0.0.1:1"),
+                ("scan.startup.mod", "earliest-offset"),
+            ]),
+            Some(bids()),
+        )
+        .await
+        .expect_err("a typo")
+        .to_string();
+    assert!(e.contains("unknown option 'scan.startup.mod'"), "{e}");
+    assert!(e.contains("did you mean 'scan.startup.mode'"), "{e}");
+    let e = weir_formats::registry()
+        .source(
+            "kafka",
+            &options(&[
+                ("topic", "t"),
+                ("properties.bootstrap.servers", "127.0.0.1:1"),
+                ("scan.startup.mode", "earliest-offset"),
+                ("format", "protobuf"),
+            ]),
+            Some(bids()),
+        )
+        .await
+        .expect_err("an unknown format")
+        .to_string();
+    assert!(
+        e.contains("invalid value 'protobuf'") && e.contains("json, csv, raw"),
+        "{e}"
+    );
+}
