@@ -4,27 +4,15 @@
 //! with and without `--stop-with-savepoint`. The windows the two runs
 //! commit never repeat, and a cancelled run exits with 130.
 
+#[path = "support/cli.rs"]
+mod cli;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-fn weir(tmp: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TMPDIR", tmp)
-        .env_remove("WEIR_CONFIG");
-    command
-}
-
-fn output(mut command: Command) -> Output {
-    command.output().expect("weir runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use cli::{output, running_job, text, weir};
 
 /// The job's script: bids per auction and 2-second window, into CSV files
 /// under `out`, a checkpoint every half second, savepoints asked for
@@ -53,26 +41,6 @@ fn script(dir: &Path, out: &Path) -> std::path::PathBuf {
     )
     .expect("writes the script");
     path
-}
-
-/// Waits until `weir list` shows a job, and returns its id.
-fn running_job(tmp: &Path, job: &mut Child) -> String {
-    let started = Instant::now();
-    loop {
-        let list = output({
-            let mut c = weir(tmp);
-            c.arg("list");
-            c
-        });
-        if let Some(id) = text(&list.stdout).lines().next() {
-            return id.to_string();
-        }
-        if let Some(status) = job.try_wait().expect("waits") {
-            panic!("the job ended before it was listed: {status}");
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no job listed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The committed windows under `out`: (auction, window start) -> how many

@@ -17,6 +17,10 @@ use crate::{Result, TaskInfo};
 /// knows it.
 pub const METADATA_FROM: &str = "weir.metadata.from";
 
+/// The field metadata key that marks a metadata column as only read
+/// (SQL's `VIRTUAL`): writing to the table leaves it out.
+pub const METADATA_VIRTUAL: &str = "weir.metadata.virtual";
+
 /// Whether a source ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -180,8 +180,11 @@ async fn a_missing_topic_and_unknown_options_are_named() {
             ("sink.delivery-guarantee", "exactly-once"),
             "not available yet",
         ),
-        (("topic-pattern", "t.*"), "unknown option 'topic-pattern'"),
-        (("scan.startup.mode", "earliest-offset"), "unknown option"),
+        (("topic-pattern", "t.*"), "not both"),
+        (
+            ("sink.parallelizm", "2"),
+            "unknown option 'sink.parallelizm'",
+        ),
     ] {
         let options = sink_options(&broker, "t", &[extra]);
         let e = weir_formats::registry()

@@ -6,6 +6,9 @@
 //! - `WATERMARK FOR ts AS ts - INTERVAL '5' SECOND` in the column list of
 //!   `CREATE TABLE` is blanked out and returned as a [`WatermarkClause`] of
 //!   the table;
+//! - `METADATA [FROM 'key'] [VIRTUAL]` after a column's type in the column
+//!   list of `CREATE TABLE` is blanked out and returned as a
+//!   [`MetadataClause`]: the column reads the source's metadata;
 //! - window table functions in Flink's form, `TABLE(TUMBLE(TABLE bid,
 //!   DESCRIPTOR(date_time), INTERVAL '10' SECOND))`, lose the `TABLE(...)`
 //!   around them, the `TABLE` before the input and the `DESCRIPTOR(...)`
@@ -37,6 +40,20 @@ pub struct WatermarkClause {
     pub span: Span,
 }
 
+/// A `METADATA [FROM 'key'] [VIRTUAL]` column of a `CREATE TABLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataClause {
+    /// The column (lower-cased unless quoted).
+    pub column: String,
+    /// The metadata it reads: the `FROM` key, else the column's name.
+    pub key: String,
+    /// Whether the column is only read (`VIRTUAL`): an insert into the
+    /// table does not write it.
+    pub is_virtual: bool,
+    /// Where the clause was.
+    pub span: Span,
+}
+
 /// A script with the syntax above lifted out.
 #[derive(Debug, Clone, Default)]
 pub struct Lifted {
@@ -44,6 +61,8 @@ pub struct Lifted {
     pub text: String,
     /// The watermark clauses, in order.
     pub watermarks: Vec<WatermarkClause>,
+    /// The metadata columns, in order.
+    pub metadata: Vec<MetadataClause>,
     /// The tables and views read by window table functions.
     pub window_inputs: Vec<String>,
 }
@@ -94,13 +113,18 @@ pub fn lift(text: &str) -> Result<Lifted, SqlError> {
         }
     };
     let mut watermarks = Vec::new();
+    let mut metadata = Vec::new();
     let mut window_inputs = Vec::new();
     let mut i = 0;
     while i < pieces.len() {
         if pieces[i].keyword() == Some(Keyword::CREATE)
             && let Some((table, open)) = created_table(&pieces, i)
         {
-            i = watermark_clauses(&pieces, table, open, text, &mut blank, &mut watermarks)?;
+            let mut clauses = ColumnClauses {
+                watermarks: &mut watermarks,
+                metadata: &mut metadata,
+            };
+            i = column_list_clauses(&pieces, table, open, text, &mut blank, &mut clauses)?;
             continue;
         }
         if let Some(function) = window_call(&pieces, i) {
@@ -112,6 +136,7 @@ pub fn lift(text: &str) -> Result<Lifted, SqlError> {
     Ok(Lifted {
         text: chars.into_iter().collect(),
         watermarks,
+        metadata,
         window_inputs,
     })
 }
@@ -167,18 +192,26 @@ fn created_table(pieces: &[Piece], at: usize) -> Option<(String, usize)> {
     (pieces.get(i + 1)?.token == Token::LParen).then_some((name, i + 1))
 }
 
-/// Lifts the `WATERMARK FOR` clauses out of the column list opened at
-/// `open`; returns the position after the list.
-fn watermark_clauses(
+/// Where the clauses of a column list go.
+struct ColumnClauses<'a> {
+    watermarks: &'a mut Vec<WatermarkClause>,
+    metadata: &'a mut Vec<MetadataClause>,
+}
+
+/// Lifts the `WATERMARK FOR` and `METADATA` clauses out of the column list
+/// opened at `open`; returns the position after the list.
+fn column_list_clauses(
     pieces: &[Piece],
     table: String,
     open: usize,
     text: &str,
     blank: &mut impl FnMut((usize, usize)),
-    out: &mut Vec<WatermarkClause>,
+    out: &mut ColumnClauses<'_>,
 ) -> Result<usize, SqlError> {
     let mut depth = 0;
     let mut i = open;
+    // The first piece of the column being declared.
+    let mut column_start = open + 1;
     while i < pieces.len() {
         match pieces[i].token {
             Token::LParen => depth += 1,
@@ -187,6 +220,15 @@ fn watermark_clauses(
                 if depth == 0 {
                     return Ok(i + 1);
                 }
+            }
+            Token::Comma if depth == 1 => column_start = i + 1,
+            _ if depth == 1 && pieces[i].keyword() == Some(Keyword::METADATA) => {
+                let clause = metadata_clause(pieces, column_start, i)?;
+                let last = clause.1;
+                blank((pieces[i].chars.0, pieces[last].chars.1));
+                out.metadata.push(clause.0);
+                i = last + 1;
+                continue;
             }
             _ if depth == 1 && pieces[i].is_word("watermark") => {
                 let clause = i;
@@ -219,7 +261,7 @@ fn watermark_clauses(
                 let expression: String = chars[pieces[i + 4].chars.0..pieces[end - 1].chars.1]
                     .iter()
                     .collect();
-                out.push(WatermarkClause {
+                out.watermarks.push(WatermarkClause {
                     table: table.clone(),
                     column,
                     expression,
@@ -246,6 +288,46 @@ fn watermark_clauses(
         i += 1;
     }
     Err(SqlError::new("the column list of CREATE TABLE is not closed").at(pieces[open].span))
+}
+
+/// The `METADATA [FROM 'key'] [VIRTUAL]` clause at `at` of the column
+/// declared from `column`, and the position of its last piece.
+fn metadata_clause(
+    pieces: &[Piece],
+    column: usize,
+    at: usize,
+) -> Result<(MetadataClause, usize), SqlError> {
+    let cut = || {
+        SqlError::new("expected METADATA [FROM 'key'] [VIRTUAL] after a column's type")
+            .at(pieces[at].span)
+    };
+    let name = pieces
+        .get(column)
+        .filter(|_| column < at)
+        .and_then(Piece::name)
+        .ok_or_else(cut)?;
+    let mut last = at;
+    let mut key = name.clone();
+    if pieces.get(at + 1).and_then(Piece::keyword) == Some(Keyword::FROM) {
+        match pieces.get(at + 2).map(|p| &p.token) {
+            Some(Token::SingleQuotedString(from)) => key = from.clone(),
+            _ => return Err(cut()),
+        }
+        last = at + 2;
+    }
+    let is_virtual = pieces.get(last + 1).and_then(Piece::keyword) == Some(Keyword::VIRTUAL);
+    if is_virtual {
+        last += 1;
+    }
+    Ok((
+        MetadataClause {
+            column: name,
+            key,
+            is_virtual,
+            span: Span::new(pieces[at].span.start, pieces[last].span.end),
+        },
+        last,
+    ))
 }
 
 /// At `at`, a window function call: `[TABLE (] TUMBLE (` (and the others).
@@ -382,6 +464,33 @@ mod tests {
             ["CREATE", "TABLE", "t", "(", "ts", "TIMESTAMP)"]
         );
         assert_eq!(lifted.watermarks[0].expression, "(ts)");
+    }
+
+    #[test]
+    fn metadata_columns_are_lifted_in_place() {
+        let text = "CREATE TABLE k (\n  id BIGINT,\n  off BIGINT METADATA FROM 'offset' VIRTUAL,\n  `timestamp` TIMESTAMP(3) METADATA,\n  p INT METADATA FROM 'partition'\n)";
+        let lifted = lift(text).expect("lifts");
+        assert_eq!(lifted.text.chars().count(), text.chars().count());
+        assert_eq!(
+            lifted.text.split_whitespace().collect::<Vec<_>>().join(" "),
+            "CREATE TABLE k ( id BIGINT, off BIGINT , `timestamp` TIMESTAMP(3) , p INT )"
+        );
+        let found: Vec<(&str, &str, bool)> = lifted
+            .metadata
+            .iter()
+            .map(|m| (m.column.as_str(), m.key.as_str(), m.is_virtual))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("off", "offset", true),
+                ("timestamp", "timestamp", false),
+                ("p", "partition", false)
+            ]
+        );
+        assert_eq!(lifted.metadata[0].span.start.line, 3);
+        let e = lift("CREATE TABLE k (off BIGINT METADATA FROM offset)").expect_err("unquoted");
+        assert!(e.message.contains("METADATA [FROM 'key']"), "{}", e.message);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_expr::LogicalPlan;
 use datafusion_sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion_sql::planner::SqlToRel;
@@ -25,6 +25,7 @@ use weir_engine::expr::column;
 use weir_engine::graph::JobGraph;
 use weir_engine::registry::{ConnectorOptions, ConnectorRegistry, check_option};
 use weir_engine::sinks::{CollectSink, Collected};
+use weir_engine::source::{METADATA_FROM, METADATA_VIRTUAL};
 use weir_scheduler::JobConfig;
 use weir_scheduler::parse_duration;
 
@@ -319,7 +320,7 @@ impl Session {
             let context = self.catalog.context();
             let schema = SqlToRel::new_with_options(&context, self.catalog.parser_options())
                 .build_schema(create.columns)?;
-            Some(Arc::new(schema))
+            Some(Arc::new(self.with_metadata_columns(span, schema)))
         };
         let watermarks = self.watermarks_of(span, columns.as_ref(), idle_timeout)?;
         if create.if_not_exists && self.catalog.table(&name).is_some() {
@@ -338,6 +339,35 @@ impl Session {
                 create.or_replace,
             )
             .map_err(SqlError::new)
+    }
+
+    /// `schema` with the columns the statement at `span` declares
+    /// `METADATA` marked as such ([`METADATA_FROM`]; [`METADATA_VIRTUAL`]
+    /// for those only read).
+    fn with_metadata_columns(&self, span: Span, schema: Schema) -> Schema {
+        let inside = |s: Span| span.start <= s.start && s.end <= span.end;
+        let clauses: Vec<_> = self
+            .lifted
+            .metadata
+            .iter()
+            .filter(|c| inside(c.span))
+            .collect();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let Some(clause) = clauses.iter().find(|c| &c.column == field.name()) else {
+                    return field.as_ref().clone();
+                };
+                let mut metadata = field.metadata().clone();
+                metadata.insert(METADATA_FROM.to_string(), clause.key.clone());
+                if clause.is_virtual {
+                    metadata.insert(METADATA_VIRTUAL.to_string(), "true".to_string());
+                }
+                field.as_ref().clone().with_metadata(metadata)
+            })
+            .collect();
+        Schema::new_with_metadata(fields, schema.metadata().clone())
     }
 
     /// The watermarks of the table created by the statement at `span`:
@@ -449,7 +479,7 @@ impl Session {
             let df = Translator::new(&flow, streaming(&self.config))
                 .output(&insert.plan)
                 .map_err(at)?;
-            let df = match &def.columns {
+            let df = match def.columns.as_ref().map(written_columns) {
                 Some(declared) => df
                     .select(
                         declared
@@ -473,7 +503,7 @@ impl Session {
             let sink = self
                 .catalog
                 .registry()
-                .sink(&def.connector, &def.options, Arc::clone(df.schema()))
+                .sink(&def.connector, &def.options, sink_schema(df.schema(), def))
                 .await
                 .map_err(|e| def.error(&insert.table, e))
                 .map_err(at)?;
@@ -601,12 +631,45 @@ fn check_connector<'k>(
     Ok(())
 }
 
-/// The rows of `plan` must fit the table's declared columns: as many, of
+/// The schema a sink of table `def` is given for rows of `rows`: theirs,
+/// with the declared columns' metadata (which marks metadata columns).
+fn sink_schema(rows: &SchemaRef, def: &TableDef) -> SchemaRef {
+    let Some(declared) = def.columns.as_ref().map(written_columns) else {
+        return Arc::clone(rows);
+    };
+    let fields: Vec<Field> = rows
+        .fields()
+        .iter()
+        .zip(declared.fields())
+        .map(|(row, declared)| {
+            row.as_ref()
+                .clone()
+                .with_metadata(declared.metadata().clone())
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, rows.metadata().clone()))
+}
+
+/// The columns an insert writes: the declared ones but the metadata
+/// columns that are only read (`VIRTUAL`).
+fn written_columns(declared: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        declared
+            .fields()
+            .iter()
+            .filter(|f| !f.metadata().contains_key(METADATA_VIRTUAL))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The rows of `plan` must fit the table's written columns: as many, of
 /// types that cast.
 fn check_insert(table: &str, declared: Option<&SchemaRef>, plan: &LogicalPlan) -> Result<()> {
     let Some(declared) = declared else {
         return Ok(());
     };
+    let declared = &written_columns(declared);
     let produced: Schema = plan.schema().as_arrow().clone();
     if produced.fields().len() != declared.fields().len() {
         return Err(SqlError::new(format!(

@@ -102,21 +102,7 @@ impl SourceConnector for KafkaConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = vec![
-            "topic",
-            "topic-pattern",
-            "properties.**",
-            "scan.startup.mode",
-            "scan.startup.timestamp-millis",
-            "scan.startup.specific-offsets",
-            "scan.bounded.mode",
-            "scan.bounded.timestamp-millis",
-            "scan.bounded.specific-offsets",
-            "scan.topic-partition-discovery.interval",
-        ];
-        names.extend_from_slice(TableColumns::OPTION_NAMES);
-        names.extend_from_slice(Layout::OPTION_NAMES);
-        names
+        option_names()
     }
 
     async fn create(
@@ -135,9 +121,7 @@ impl SinkConnector for KafkaConnector {
     }
 
     fn option_names(&self) -> Vec<&'static str> {
-        let mut names = SinkOptions::OPTION_NAMES.to_vec();
-        names.extend_from_slice(Layout::OPTION_NAMES);
-        names
+        option_names()
     }
 
     async fn create(
@@ -147,6 +131,25 @@ impl SinkConnector for KafkaConnector {
     ) -> weir_engine::Result<Arc<dyn SinkFactory>> {
         Ok(Arc::new(KafkaSinkFactory::open(options, &schema).await?))
     }
+}
+
+/// The options of a Kafka table, read as a source or written as a sink:
+/// as in Flink, one table is both, and each ignores the other's options.
+fn option_names() -> Vec<&'static str> {
+    let mut names = vec![
+        "topic-pattern",
+        "scan.startup.mode",
+        "scan.startup.timestamp-millis",
+        "scan.startup.specific-offsets",
+        "scan.bounded.mode",
+        "scan.bounded.timestamp-millis",
+        "scan.bounded.specific-offsets",
+        "scan.topic-partition-discovery.interval",
+    ];
+    names.extend_from_slice(SinkOptions::OPTION_NAMES);
+    names.extend_from_slice(TableColumns::OPTION_NAMES);
+    names.extend_from_slice(Layout::OPTION_NAMES);
+    names
 }
 
 async fn open_source(

@@ -268,7 +268,7 @@ impl SinkOptions {
             _ => {
                 return Err(Error::Option {
                     option: "topic".to_string(),
-                    message: "a sink writes one topic: give one 'topic'".to_string(),
+                    message: "a table written to names one topic: give one 'topic'".to_string(),
                 });
             }
         };

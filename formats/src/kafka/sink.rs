@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, SchemaRef};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit, TimestampMillisecondType};
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -33,28 +34,44 @@ struct Encoding {
     value_columns: Vec<usize>,
     value_schema: SchemaRef,
     key: Option<(MessageEncoder, Vec<usize>, SchemaRef)>,
+    /// The column of the messages' timestamps (`METADATA FROM
+    /// 'timestamp'`), if any.
+    timestamp: Option<usize>,
 }
 
-/// A message: its key and value.
-type Payload = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// A message: its key, value and timestamp (ms since the epoch).
+type Payload = (Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>);
+
+fn is_time(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Timestamp(_, _))
+}
 
 impl Encoding {
     fn new(schema: &SchemaRef, options: &ConnectorOptions) -> Result<Self> {
-        if let Some(field) = schema
-            .fields()
-            .iter()
-            .find(|f| f.metadata().contains_key(METADATA_FROM))
-        {
-            return Err(Error::DeclaredColumns {
-                connector: "kafka",
-                message: format!(
-                    "column '{}': the Kafka sink writes no metadata columns",
-                    field.name()
-                ),
-            });
+        let mut timestamp = None;
+        let mut data = Vec::new();
+        for (i, field) in schema.fields().iter().enumerate() {
+            match field.metadata().get(METADATA_FROM).map(String::as_str) {
+                None => data.push(i),
+                Some("timestamp") if is_time(field.data_type()) => timestamp = Some(i),
+                Some(key) => {
+                    return Err(Error::DeclaredColumns {
+                        connector: "kafka",
+                        message: format!(
+                            "column '{}': the Kafka sink writes the metadata 'timestamp' \
+                             (a TIMESTAMP column), not '{key}' of type {}: declare it VIRTUAL",
+                            field.name(),
+                            field.data_type()
+                        ),
+                    });
+                }
+            }
         }
-        let columns: Vec<&Field> = schema.fields().iter().map(AsRef::as_ref).collect();
+        let all: Vec<&Field> = schema.fields().iter().map(AsRef::as_ref).collect();
+        let columns: Vec<&Field> = data.iter().map(|&i| all[i]).collect();
         let layout = Layout::new(&columns, options)?;
+        // The layout's columns are the data columns; the batch's are all.
+        let in_batch = |indices: &[usize]| indices.iter().map(|&i| data[i]).collect::<Vec<_>>();
         let value_schema = Arc::new(schema_of(&columns, &layout.value_columns));
         let value = MessageEncoder::new(
             layout.value.option,
@@ -74,14 +91,15 @@ impl Encoding {
                     options,
                     choice.prefix,
                 )?;
-                Some((key, layout.key_columns.clone(), key_schema))
+                Some((key, in_batch(&layout.key_columns), key_schema))
             }
         };
         Ok(Self {
             value,
-            value_columns: layout.value_columns,
+            value_columns: in_batch(&layout.value_columns),
             value_schema,
             key,
+            timestamp,
         })
     }
 
@@ -96,7 +114,25 @@ impl Encoding {
             }
             None => vec![None; batch.num_rows()],
         };
-        Ok(keys.into_iter().zip(values).collect())
+        let times: Vec<Option<i64>> = match self.timestamp {
+            Some(column) => {
+                let millis = cast(
+                    batch.column(column),
+                    &DataType::Timestamp(TimeUnit::Millisecond, None),
+                )?;
+                millis
+                    .as_primitive::<TimestampMillisecondType>()
+                    .iter()
+                    .collect()
+            }
+            None => vec![None; batch.num_rows()],
+        };
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .zip(times)
+            .map(|((key, value), time)| (key, value, time))
+            .collect())
     }
 }
 
@@ -225,7 +261,7 @@ impl Sink for KafkaSink {
         let encoding = Arc::clone(&self.encoding);
         let payloads = weir_engine::cpu::run(move || encoding.encode(&batch)).await?;
         let mut bytes = 0;
-        for (key, value) in &payloads {
+        for (key, value, time) in &payloads {
             bytes += key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
             let partition = self.partition();
             loop {
@@ -238,6 +274,9 @@ impl Sink for KafkaSink {
                 }
                 if let Some(partition) = partition {
                     record = record.partition(partition);
+                }
+                if let Some(time) = time {
+                    record = record.timestamp(*time);
                 }
                 match self.producer.send(record) {
                     Ok(()) => break,

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -168,19 +168,6 @@ impl Broker {
         let results = block_on(admin.create_topics([&topic], &options)).expect("create topics");
         for result in results {
             result.unwrap_or_else(|(topic, e)| panic!("cannot create topic {topic}: {e}"));
-        }
-    }
-
-    /// Adds partitions to topic `name`, to `total` in all.
-    pub fn add_partitions(&self, name: &str, total: usize) {
-        let admin: AdminClient<DefaultClientContext> =
-            self.config().create().expect("an admin client");
-        let options = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT));
-        let results =
-            block_on(admin.create_partitions([&NewPartitions::new(name, total)], &options))
-                .expect("create partitions");
-        for result in results {
-            result.unwrap_or_else(|(topic, e)| panic!("cannot add partitions to {topic}: {e}"));
         }
     }
 

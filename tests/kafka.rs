@@ -1,0 +1,387 @@
+//! Kafka end to end, against a real Kafka-protocol broker (tansu on
+//! 127.0.0.1): a windowed aggregation from a topic of 3 partitions into
+//! another topic gives in streaming mode, at parallelism 1 and 3, the rows
+//! batch mode gives over the same messages; `weir run` stopped with a
+//! savepoint and resumed at another parallelism reads every message once;
+//! partitions of topics created while a job runs are read; metadata
+//! columns read and write the messages' coordinates and timestamps.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "../formats/tests/support/kafka_broker.rs"]
+mod kafka_broker;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use cli::{output, running_job, stderr, text, weir};
+use kafka_broker::{Broker, Message};
+use weir::sql::Session;
+use weir_scheduler::{JobConfig, MiniCluster};
+
+/// The time of the first bid (ms since the epoch).
+const BASE: i64 = 1_700_000_000_000;
+
+/// `n` bids from `first` on as JSON, spread over `partitions`: auction
+/// `i % 7`, price `i % 100`, times 37 ms apart and up to 600 ms out of
+/// order.
+fn bids(first: i64, n: i64, partitions: i32) -> Vec<(i32, String)> {
+    (first..first + n)
+        .map(|i| {
+            let ms = BASE + i * 37 - (i * 7919 % 600);
+            let time = arrow::temporal_conversions::timestamp_ms_to_datetime(ms)
+                .expect("a time")
+                .format("%Y-%m-%d %H:%M:%S%.3f");
+            (
+                (i % i64::from(partitions)) as i32,
+                format!(
+                    r#"{{"id": {i}, "auction": {}, "price": {}, "date_time": "{time}"}}"#,
+                    i % 7,
+                    i % 100
+                ),
+            )
+        })
+        .collect()
+}
+
+fn produce(broker: &Broker, topic: &str, bids: &[(i32, String)]) {
+    let messages: Vec<Message<'_>> = bids
+        .iter()
+        .map(|(partition, value)| Message {
+            partition: *partition,
+            value: Some(value.as_bytes()),
+            ..Message::default()
+        })
+        .collect();
+    broker.produce(topic, &messages);
+}
+
+/// The values of every message of `topic`, sorted.
+fn values(broker: &Broker, topic: &str) -> Vec<String> {
+    let mut values: Vec<String> = broker
+        .read_all(topic)
+        .into_iter()
+        .flatten()
+        .map(|(_, value)| String::from_utf8(value.expect("a value")).expect("text"))
+        .collect();
+    values.sort();
+    values
+}
+
+/// The `bid` table on the topics `topics` names (`'topic' = '...'` or
+/// `'topic-pattern' = '...'`), with `extra` options.
+fn bid_table(broker: &Broker, topics: &str, extra: &str) -> String {
+    format!(
+        "CREATE TABLE bid (
+            id BIGINT, auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
+            WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+        ) WITH (
+            'connector' = 'kafka', {topics},
+            'properties.bootstrap.servers' = '{}',
+            'scan.startup.mode' = 'earliest-offset',
+            'format' = 'json'{extra}
+        );",
+        broker.servers()
+    )
+}
+
+/// A table writing JSON to `topic`.
+fn output_table(broker: &Broker, name: &str, topic: &str, columns: &str) -> String {
+    format!(
+        "CREATE TABLE {name} ({columns}) WITH (
+            'connector' = 'kafka', 'topic' = '{topic}',
+            'properties.bootstrap.servers' = '{}', 'format' = 'json'
+        );",
+        broker.servers()
+    )
+}
+
+async fn run_inserts(script: &str, mode: &str, parallelism: usize) {
+    let mut config = JobConfig::default();
+    for (key, value) in [
+        ("execution.runtime-mode", mode),
+        ("parallelism.default", &parallelism.to_string()),
+        ("worker.slots", "4"),
+        ("shuffle.root", "memory://"),
+    ] {
+        config.set(key, value).expect("valid");
+    }
+    let mut session = Session::new(weir_formats::registry(), config.clone());
+    let script = session.execute(script).await.expect("the script plans");
+    let graph = session
+        .insert_job(&script)
+        .await
+        .expect("the insert plans")
+        .expect("an insert");
+    MiniCluster::new(config)
+        .run(graph)
+        .await
+        .expect("the job runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_from_a_topic_into_a_topic_match_batch_mode() {
+    let broker = Broker::start();
+    broker.create_topic("bids", 3);
+    produce(&broker, "bids", &bids(0, 3000, 3));
+    let runs = [("batch", 1), ("streaming", 1), ("streaming", 3)];
+    for (mode, parallelism) in runs {
+        let out = format!("windows-{mode}-{parallelism}");
+        broker.create_topic(&out, 2);
+        let script = format!(
+            "{}
+            {}
+            INSERT INTO windows
+            SELECT auction, window_start, window_end, count(*) AS bids, sum(price) AS total
+            FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+            GROUP BY window_start, window_end, auction;",
+            bid_table(
+                &broker,
+                "'topic' = 'bids'",
+                ", 'scan.bounded.mode' = 'latest-offset'"
+            ),
+            output_table(
+                &broker,
+                "windows",
+                &out,
+                "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), \
+                 bids BIGINT, total BIGINT"
+            ),
+        );
+        run_inserts(&script, mode, parallelism).await;
+    }
+    let batch = values(&broker, "windows-batch-1");
+    // 3000 bids 37 ms apart: 111 s of bids, 12 windows of 7 auctions.
+    assert!(batch.len() > 70, "{batch:?}");
+    let counted: u64 = batch
+        .iter()
+        .map(|row| {
+            serde_json::from_str::<serde_json::Value>(row).expect("JSON")["bids"]
+                .as_u64()
+                .expect("a count")
+        })
+        .sum();
+    assert_eq!(counted, 3000);
+    for (mode, parallelism) in &runs[1..] {
+        assert_eq!(
+            values(&broker, &format!("windows-{mode}-{parallelism}")),
+            batch,
+            "{mode} at parallelism {parallelism}"
+        );
+    }
+}
+
+/// The rows of the script's query, in batch mode.
+async fn query(script: &str) -> Vec<String> {
+    let mut config = JobConfig::default();
+    config.set("shuffle.root", "memory://").expect("valid");
+    let mut session = Session::new(weir_formats::registry(), config.clone());
+    let planned = session.execute(script).await.expect("the script plans");
+    let job = session
+        .query_job("query", &planned.queries[0])
+        .expect("the query plans");
+    MiniCluster::new(config)
+        .run(job.graph)
+        .await
+        .expect("the query runs");
+    weir_engine::testing::sorted_rows(&job.output.batches())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_columns_read_and_write_the_messages_coordinates() {
+    let broker = Broker::start();
+    broker.create_topic("bids", 3);
+    broker.create_topic("stamped", 1);
+    produce(&broker, "bids", &bids(0, 300, 3));
+    let servers = broker.servers();
+    let table = |name: &str, topic: &str| {
+        format!(
+            "CREATE TABLE {name} (
+                id BIGINT, price BIGINT,
+                part INT METADATA FROM 'partition' VIRTUAL,
+                off BIGINT METADATA FROM 'offset' VIRTUAL,
+                `timestamp` TIMESTAMP(3) METADATA
+            ) WITH (
+                'connector' = 'kafka', 'topic' = '{topic}',
+                'properties.bootstrap.servers' = '{servers}',
+                'properties.batch.num.messages' = '1',
+                'scan.startup.mode' = 'earliest-offset',
+                'scan.bounded.mode' = 'latest-offset', 'format' = 'json'
+            );"
+        )
+    };
+    let rows = query(&format!(
+        "{} SELECT part, count(*), min(off), max(off), min(id) FROM bids GROUP BY part;",
+        table("bids", "bids")
+    ))
+    .await;
+    assert_eq!(rows, ["0|100|0|99|0", "1|100|0|99|1", "2|100|0|99|2"]);
+    // Written with each bid's id + 1 s as its time, read back as such (a
+    // time of 0 is no time to the client: it writes the time of sending).
+    run_inserts(
+        &format!(
+            "{} {} INSERT INTO stamped SELECT id, price, CAST(id + 1000 AS TIMESTAMP(3)) FROM bids;",
+            table("bids", "bids"),
+            table("stamped", "stamped")
+        ),
+        "batch",
+        1,
+    )
+    .await;
+    let rows = query(&format!(
+        "{} SELECT count(*) FROM stamped WHERE CAST(`timestamp` AS BIGINT) = id + 1000;",
+        table("stamped", "stamped")
+    ))
+    .await;
+    assert_eq!(rows, ["300"]);
+}
+
+/// Waits until `topic` holds at least `n` messages; their values.
+fn await_messages(broker: &Broker, topic: &str, n: usize, job: &mut Child) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let found = values(broker, topic);
+        if found.len() >= n {
+            return found;
+        }
+        if let Some(status) = job.try_wait().expect("waits") {
+            panic!(
+                "the job ended with {} of {n} messages: {status}: {}",
+                found.len(),
+                stderr(job)
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} of {n} messages in {topic}",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A script copying the ids of the bids of `topics` into topic `ids` at
+/// `parallelism`, checkpointing, with `extra` options on the source.
+fn copy_script(
+    dir: &Path,
+    broker: &Broker,
+    parallelism: usize,
+    topics: &str,
+    extra: &str,
+) -> String {
+    let path = dir.join(format!("copy-{parallelism}.sql"));
+    std::fs::write(
+        &path,
+        format!(
+            "SET 'execution.checkpointing.interval' = '300 ms';
+             SET 'execution.checkpointing.savepoint-dir' = '{}';
+             SET 'parallelism.default' = '{parallelism}';
+             SET 'worker.slots' = '4';
+             {}
+             {}
+             INSERT INTO ids SELECT id, price FROM bid;",
+            dir.join("savepoints").display(),
+            bid_table(broker, topics, extra),
+            output_table(broker, "ids", "ids", "id BIGINT, price BIGINT"),
+        ),
+    )
+    .expect("writes the script");
+    path.display().to_string()
+}
+
+fn start(tmp: &Path, script: &str, from: Option<&str>) -> Child {
+    let mut command = weir(tmp);
+    command.args(["run", script, "--progress", "none"]);
+    if let Some(savepoint) = from {
+        command.args(["--from-savepoint", savepoint]);
+    }
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts")
+}
+
+fn stop_with_savepoint(tmp: &Path, id: &str, job: Child) -> String {
+    let stopped = output({
+        let mut c = weir(tmp);
+        c.args(["stop", id, "--savepoint"]);
+        c
+    });
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    let job = job.wait_with_output().expect("ends");
+    assert!(job.status.success(), "{}", text(&job.stderr));
+    text(&stopped.stdout)
+        .trim()
+        .strip_prefix("stopped with a savepoint at ")
+        .expect("where the savepoint is")
+        .to_string()
+}
+
+/// The ids of the copied messages, each with how often it was copied.
+fn copied_ids(values: &[String]) -> std::collections::BTreeMap<i64, usize> {
+    let mut ids = std::collections::BTreeMap::new();
+    for value in values {
+        let row: serde_json::Value = serde_json::from_str(value).expect("JSON");
+        *ids.entry(row["id"].as_i64().expect("an id")).or_default() += 1;
+    }
+    ids
+}
+
+#[test]
+fn a_job_resumed_from_a_savepoint_at_another_parallelism_reads_every_message_once() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let broker = Broker::start();
+    broker.create_topic("bids", 3);
+    broker.create_topic("ids", 2);
+    produce(&broker, "bids", &bids(0, 1000, 3));
+    let first_script = copy_script(tmp.path(), &broker, 1, "'topic' = 'bids'", "");
+    let mut first = start(tmp.path(), &first_script, None);
+    let id = running_job(tmp.path(), &mut first);
+    await_messages(&broker, "ids", 1000, &mut first);
+    let savepoint = stop_with_savepoint(tmp.path(), &id, first);
+
+    // Written while no job runs: the resumed job starts where the first
+    // stopped, on three subtasks now.
+    produce(&broker, "bids", &bids(1000, 1000, 3));
+    let second_script = copy_script(tmp.path(), &broker, 3, "'topic' = 'bids'", "");
+    let mut second = start(tmp.path(), &second_script, Some(&savepoint));
+    let id = running_job(tmp.path(), &mut second);
+    let found = await_messages(&broker, "ids", 2000, &mut second);
+    stop_with_savepoint(tmp.path(), &id, second);
+    let ids = copied_ids(&found);
+    assert_eq!(ids.len(), 2000);
+    assert!(ids.values().all(|n| *n == 1), "copied twice: {ids:?}");
+    assert_eq!(values(&broker, "ids").len(), 2000, "nothing after the stop");
+}
+
+/// tansu has no CreatePartitions: new partitions come with a new topic
+/// matching the pattern, found the same way (the brokers' metadata).
+#[test]
+fn partitions_of_topics_created_while_a_job_runs_are_read() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let broker = Broker::start();
+    broker.create_topic("bids-a", 2);
+    broker.create_topic("ids", 1);
+    produce(&broker, "bids-a", &bids(0, 100, 2));
+    let script = copy_script(
+        tmp.path(),
+        &broker,
+        2,
+        "'topic-pattern' = 'bids-.*'",
+        ", 'scan.topic-partition-discovery.interval' = '200 ms'",
+    );
+    let mut job = start(tmp.path(), &script, None);
+    let id = running_job(tmp.path(), &mut job);
+    await_messages(&broker, "ids", 100, &mut job);
+    broker.create_topic("bids-b", 3);
+    broker.create_topic("other", 1);
+    produce(&broker, "bids-b", &bids(100, 100, 3));
+    produce(&broker, "other", &bids(200, 10, 1));
+    let found = await_messages(&broker, "ids", 200, &mut job);
+    stop_with_savepoint(tmp.path(), &id, job);
+    let ids = copied_ids(&found);
+    assert_eq!(ids.len(), 200, "the topic not matching is not read");
+    assert!(ids.values().all(|n| *n == 1), "copied twice: {ids:?}");
+}

@@ -1,0 +1,63 @@
+//! Running the `weir` binary from the end-to-end tests: a command in the
+//! package's directory with its own temporary directory, its output as
+//! text, and the id of the job a running `weir run` shows in `weir list`.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+/// A `weir` command run in the package's directory, with `tmp` as its
+/// temporary directory (where running jobs are registered) and no
+/// configuration file from the environment.
+pub fn weir(tmp: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp)
+        .env_remove("WEIR_CONFIG");
+    command
+}
+
+/// Runs `command` to its end.
+pub fn output(mut command: Command) -> Output {
+    command.output().expect("weir runs")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What an ended job wrote to its standard error (when it was piped).
+pub fn stderr(job: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut err) = job.stderr.take() {
+        std::io::Read::read_to_string(&mut err, &mut text).expect("reads");
+    }
+    text
+}
+
+/// Waits until `weir list` shows a job, and returns its id.
+pub fn running_job(tmp: &Path, job: &mut Child) -> String {
+    let started = Instant::now();
+    loop {
+        let list = output({
+            let mut c = weir(tmp);
+            c.arg("list");
+            c
+        });
+        if let Some(id) = text(&list.stdout).lines().next() {
+            return id.to_string();
+        }
+        if let Some(status) = job.try_wait().expect("waits") {
+            panic!(
+                "the job ended before it was listed: {status}: {}",
+                stderr(job)
+            );
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no job listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
