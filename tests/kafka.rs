@@ -336,16 +336,27 @@ fn a_job_resumed_from_a_savepoint_at_another_parallelism_reads_every_message_onc
     broker.create_topic("bids", 3);
     broker.create_topic("ids", 2);
     produce(&broker, "bids", &bids(0, 1000, 3));
-    let first_script = copy_script(tmp.path(), &broker, 1, "'topic' = 'bids'", "");
+    let group = ", 'properties.group.id' = 'copier'";
+    let first_script = copy_script(tmp.path(), &broker, 1, "'topic' = 'bids'", group);
     let mut first = start(tmp.path(), &first_script, None);
     let id = running_job(tmp.path(), &mut first);
     await_messages(&broker, "ids", 1000, &mut first);
     let savepoint = stop_with_savepoint(tmp.path(), &id, first);
+    // The last checkpoint's offsets went to the group, for monitoring.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker.committed("copier", "bids") != [Some(334), Some(333), Some(333)] {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            broker.committed("copier", "bids")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Written while no job runs: the resumed job starts where the first
     // stopped, on three subtasks now.
     produce(&broker, "bids", &bids(1000, 1000, 3));
-    let second_script = copy_script(tmp.path(), &broker, 3, "'topic' = 'bids'", "");
+    let second_script = copy_script(tmp.path(), &broker, 3, "'topic' = 'bids'", group);
     let mut second = start(tmp.path(), &second_script, Some(&savepoint));
     let id = running_job(tmp.path(), &mut second);
     let found = await_messages(&broker, "ids", 2000, &mut second);
@@ -384,4 +395,54 @@ fn partitions_of_topics_created_while_a_job_runs_are_read() {
     let ids = copied_ids(&found);
     assert_eq!(ids.len(), 200, "the topic not matching is not read");
     assert!(ids.values().all(|n| *n == 1), "copied twice: {ids:?}");
+}
+
+/// The README's Kafka walk-through: the example jobs of `data/jobs`, with
+/// the broker's address in place of 127.0.0.1:9092.
+#[test]
+fn the_example_jobs_fill_window_and_read_topics() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let broker = Broker::start();
+    broker.create_topic("bids", 3);
+    broker.create_topic("bids_per_window", 1);
+    let job = |name: &str| {
+        let text = std::fs::read_to_string(Path::new("data/jobs").join(name))
+            .expect("the example job")
+            .replace("127.0.0.1:9092", &broker.servers());
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).expect("writes");
+        path.display().to_string()
+    };
+    let fill = output({
+        let mut c = weir(tmp.path());
+        c.args(["run", &job("kafka_fill_bids.sql"), "--progress", "none"]);
+        c
+    });
+    assert!(fill.status.success(), "{}", text(&fill.stderr));
+    assert!(
+        text(&fill.stderr).contains("messages written: 1000000"),
+        "{}",
+        text(&fill.stderr)
+    );
+    let mut windows = start(tmp.path(), &job("kafka_bids_per_window.sql"), None);
+    let id = running_job(tmp.path(), &mut windows);
+    await_messages(&broker, "bids_per_window", 100, &mut windows);
+    let cancelled = output({
+        let mut c = weir(tmp.path());
+        c.args(["cancel", &id]);
+        c
+    });
+    assert!(cancelled.status.success(), "{}", text(&cancelled.stderr));
+    windows.wait().expect("ends");
+    let read = output({
+        let mut c = weir(tmp.path());
+        c.args(["run", &job("kafka_read_windows.sql"), "--progress", "none"]);
+        c
+    });
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    let table = text(&read.stdout);
+    assert!(
+        table.contains("| auction | window_start") && table.lines().count() == 14,
+        "{table}"
+    );
 }

@@ -136,6 +136,15 @@ pub trait SourceFactory: Send + Sync + Debug {
         None
     }
 
+    /// A checkpoint completed, in which the source's subtasks were at
+    /// `positions` (all of them). Sources that tell the outside world how
+    /// far they read (Kafka's committed group offsets, for monitoring) do
+    /// it here, without blocking the caller; recovery never depends on
+    /// it. The default does nothing.
+    fn checkpoint_completed(&self, checkpoint: u64, positions: Vec<SplitPosition>) {
+        let _ = (checkpoint, positions);
+    }
+
     /// Creates the source for one subtask attempt.
     ///
     /// # Errors

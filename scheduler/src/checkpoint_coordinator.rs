@@ -93,6 +93,14 @@ impl CheckpointMetadata {
         })
     }
 
+    /// Where every split of the source of vertex `vertex` was.
+    pub fn positions(&self, vertex: usize) -> Vec<SplitPosition> {
+        self.vertices
+            .get(vertex)
+            .map(|v| v.tasks.iter().flat_map(|t| t.splits.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// The committables the tasks of vertex `vertex` prepared for its
     /// sink, or for the sink of its late records when `late`.
     pub fn committables(&self, vertex: usize, late: bool) -> Vec<serde_json::Value> {

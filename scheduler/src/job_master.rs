@@ -774,7 +774,14 @@ impl JobMaster {
         if let Some(savepoint) = stopped_at {
             self.stopped = Some(Some(savepoint));
         }
-        self.commit_checkpoint(&metadata, Some(&decided_by)).await
+        self.commit_checkpoint(&metadata, Some(&decided_by)).await?;
+        for vertex in &self.graph.job.vertices {
+            if let Some(source) = &vertex.chain.source {
+                let positions = metadata.positions(vertex.id.0 as usize);
+                source.checkpoint_completed(metadata.checkpoint, positions);
+            }
+        }
+        Ok(())
     }
 
     /// Every sink of the job, with what its tasks prepared for checkpoint

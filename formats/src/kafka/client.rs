@@ -146,7 +146,8 @@ impl ClientContext for BrokerWatch {
         if down {
             self.lock()
                 .get_or_insert_with(|| (Instant::now(), reason.to_string()));
-        } else {
+        } else if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            // The end of a partition is news to the reader, not a problem.
             tracing::warn!("Kafka client: {error}: {reason}");
         }
     }

@@ -2,7 +2,7 @@
 //! offsets resolved when the job was built or recorded by a checkpoint.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -14,7 +14,10 @@ use weir_engine::checkpoint::SplitPosition;
 use weir_engine::task::Counters;
 use weir_engine::{Boundedness, Source, SourceFactory, TaskInfo};
 
-use super::client::ClientSettings;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::client::{BrokerWatch, ClientSettings, broker_error};
 use super::columns::TableColumns;
 use super::options::{BoundedMode, ScanOptions, Topics};
 use super::partitions::{EARLIEST, PartitionRange, TopicPartition};
@@ -43,6 +46,19 @@ pub struct KafkaSourceFactory {
     bounded: bool,
     discovery: Option<Duration>,
     columns: Arc<TableColumns>,
+    /// The consumer that commits completed checkpoints' offsets to the
+    /// group, made on first use.
+    committer: Arc<GroupCommitter>,
+}
+
+/// The consumer that commits offsets to a group, made on first use.
+#[derive(Default)]
+struct GroupCommitter(Mutex<Option<BaseConsumer<BrokerWatch>>>);
+
+impl std::fmt::Debug for GroupCommitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommitter")
+    }
 }
 
 impl KafkaSourceFactory {
@@ -60,6 +76,7 @@ impl KafkaSourceFactory {
             bounded: scan.bounded != BoundedMode::Unbounded,
             discovery: scan.discovery,
             columns: Arc::new(columns),
+            committer: Arc::default(),
         }
     }
 
@@ -133,6 +150,29 @@ impl SourceFactory for KafkaSourceFactory {
     fn is_deterministic(&self) -> bool {
         // The partitions' messages interleave differently on every run.
         false
+    }
+
+    /// Commits the checkpoint's offsets to the group, when the table names
+    /// one, for tools that watch a group's lag; on a thread of its own,
+    /// one commit at a time. Failures are logged: recovery reads offsets
+    /// from checkpoints, never from the group.
+    fn checkpoint_completed(&self, checkpoint: u64, positions: Vec<SplitPosition>) {
+        if !self.settings.properties.contains_key("group.id") {
+            return;
+        }
+        let offsets: Vec<Position> = positions
+            .into_iter()
+            .filter_map(|p| serde_json::from_value(p.position).ok())
+            .filter(|p: &Position| p.offset >= 0)
+            .collect();
+        let committer = Arc::clone(&self.committer);
+        let settings = self.settings.clone();
+        std::thread::spawn(move || {
+            let mut consumer = committer.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = commit_offsets(&mut consumer, &settings, &offsets) {
+                tracing::warn!("committing the offsets of checkpoint {checkpoint}: {e}");
+            }
+        });
     }
 
     fn split_owner(&self, position: &SplitPosition, parallelism: usize) -> Option<usize> {
@@ -209,6 +249,27 @@ impl SourceFactory for KafkaSourceFactory {
         known.extend(resumed);
         self.open(task, ranges, known)
     }
+}
+
+/// Commits `offsets` to the table's group with `consumer` (made on first
+/// use).
+fn commit_offsets(
+    consumer: &mut Option<BaseConsumer<BrokerWatch>>,
+    settings: &ClientSettings,
+    offsets: &[Position],
+) -> crate::Result<()> {
+    let consumer = match consumer {
+        Some(consumer) => consumer,
+        None => consumer.insert(settings.consumer(&[])?),
+    };
+    let mut list = TopicPartitionList::new();
+    for p in offsets {
+        list.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.offset))
+            .map_err(|e| broker_error(settings.servers(), "cannot list offsets", &e))?;
+    }
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .map_err(|e| broker_error(settings.servers(), "cannot commit the offsets", &e))
 }
 
 /// One subtask of a Kafka source.

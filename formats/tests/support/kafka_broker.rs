@@ -230,6 +230,30 @@ impl Broker {
             .expect("every message delivered");
     }
 
+    /// The offsets group `group` committed for the partitions of `topic`
+    /// (`None` where it has none).
+    pub fn committed(&self, group: &str, topic: &str) -> Vec<Option<i64>> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", group)
+            .create()
+            .expect("a consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), CALL_TIMEOUT)
+            .expect("metadata");
+        let mut list = TopicPartitionList::new();
+        for p in 0..metadata.topics()[0].partitions().len() as i32 {
+            list.add_partition(topic, p);
+        }
+        consumer
+            .committed_offsets(list, CALL_TIMEOUT)
+            .expect("committed offsets")
+            .elements()
+            .iter()
+            .map(|e| e.offset().to_raw().filter(|o| *o >= 0))
+            .collect()
+    }
+
     /// Every message of `topic` now, by partition, as (key, value): read
     /// until every partition reports its end (not up to the offsets a
     /// ListOffsets request gives, which tansu gets wrong for batches of
