@@ -481,3 +481,48 @@ async fn unknown_options_and_formats_are_named() {
         "{e}"
     );
 }
+
+/// A running job whose broker goes away fails within the client's socket
+/// timeout (plus a poll), naming the brokers; it does not hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_lost_while_running_fails_the_job_in_bounded_time() {
+    let mut broker = Broker::start();
+    broker.create_topic("t", 2);
+    produce(&broker, "t", &json_bids(100, 2));
+    let options = table_options(
+        &broker,
+        "t",
+        &[
+            ("scan.bounded.mode", "unbounded"),
+            ("properties.socket.timeout.ms", "2000"),
+            ("properties.reconnect.backoff.max.ms", "200"),
+        ],
+    );
+    let source = kafka_source(&options, bids()).await.expect("a source");
+    assert_eq!(source.boundedness(), Boundedness::Unbounded);
+    let flow = Dataflow::new("kafka");
+    let (collect, _) = CollectSink::new();
+    flow.read(source).write(Arc::new(collect));
+    let cluster = MiniCluster::new(config(0));
+    let job = tokio::time::timeout(Duration::from_secs(60), cluster.run(graph(&flow)));
+    let stop = async {
+        // Running and reading by then.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        broker.stop();
+        Instant::now()
+    };
+    let (ended, lost) = tokio::join!(job, stop);
+    let e = ended
+        .expect("the job ends in bounded time")
+        .expect_err("the job fails")
+        .to_string();
+    assert!(
+        lost.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        lost.elapsed()
+    );
+    assert!(
+        e.contains("lost the brokers at") && e.contains(&broker.servers()),
+        "{e}"
+    );
+}

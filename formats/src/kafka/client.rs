@@ -123,7 +123,7 @@ impl BrokerWatch {
     }
 
     /// Since when, and why, when the brokers are all out of reach.
-    pub fn down(&self) -> Option<(Instant, String)> {
+    pub fn down_since(&self) -> Option<(Instant, String)> {
         self.lock().clone()
     }
 
@@ -135,17 +135,35 @@ impl BrokerWatch {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, String)>> {
         self.down_since.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The brokers are out of reach, since now unless they were already.
+    pub fn down(&self, reason: &str) {
+        self.lock()
+            .get_or_insert_with(|| (Instant::now(), reason.to_string()));
+    }
+}
+
+/// Whether `error` says the brokers are out of reach for now (the client
+/// reconnects on its own), rather than that something is wrong.
+pub fn is_unreachable(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+        )
+    )
 }
 
 impl ClientContext for BrokerWatch {
     fn error(&self, error: KafkaError, reason: &str) {
-        let down = matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-        );
-        if down {
-            self.lock()
-                .get_or_insert_with(|| (Instant::now(), reason.to_string()));
+        if is_unreachable(&error) {
+            self.down(reason);
         } else if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
             // The end of a partition is news to the reader, not a problem.
             tracing::warn!("Kafka client: {error}: {reason}");

@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::client::{BrokerWatch, ClientSettings, broker_error};
+use super::client::{BrokerWatch, ClientSettings, broker_error, is_unreachable};
 use super::options::Topics;
 use super::partitions::{EARLIEST, PartitionRange, TopicPartition, list_partitions};
 use crate::{Error, Result};
@@ -27,6 +27,10 @@ const BLOCK_BYTES: usize = 8 << 20;
 
 /// How long a message waits in a block that is not full.
 const LINGER: Duration = Duration::from_millis(20);
+
+/// How often, and how long, brokers out of reach are asked whether they
+/// are back.
+const PROBE: Duration = Duration::from_secs(1);
 
 /// The group id of readers when the table names none (never joined).
 const READER_GROUP: &str = "weir-kafka-source";
@@ -214,6 +218,7 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
     let mut discovery = spec.discovery;
     let mut next_discovery = discovery.as_ref().map(|d| Instant::now() + d.interval);
     let send = |event: ReaderEvent| tx.blocking_send(Ok(event)).is_ok();
+    let mut last_probe = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) || tx.is_closed() {
             return Ok(());
@@ -262,24 +267,26 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
                 consumer.context().up();
                 ended.extend(at_stop(&consumer, &open)?);
             }
+            // The client reconnects on its own: fail only after the timeout.
+            Some(Err(e)) if is_unreachable(&e) => consumer.context().down(&e.to_string()),
             Some(Err(e)) => {
                 return Err(Error::Kafka {
                     message: format!("reading from the brokers at {}: {e}", settings.servers()),
                 });
             }
-            None => {
-                if let Some((since, reason)) = consumer.context().down()
-                    && since.elapsed() >= settings.timeout
-                {
-                    return Err(Error::Kafka {
-                        message: format!(
-                            "lost the brokers at {} for {:.0?} (properties.socket.timeout.ms): {reason}",
-                            settings.servers(),
-                            since.elapsed()
-                        ),
-                    });
-                }
-            }
+            None => {}
+        }
+        if let Some((since, reason)) = consumer.context().down_since()
+            && !reachable_again(&consumer, &open, &mut last_probe)
+            && since.elapsed() >= settings.timeout
+        {
+            return Err(Error::Kafka {
+                message: format!(
+                    "lost the brokers at {} for {:.0?} (properties.socket.timeout.ms): {reason}",
+                    settings.servers(),
+                    since.elapsed()
+                ),
+            });
         }
         let now = Instant::now();
         for partitions in open.values_mut() {
@@ -310,6 +317,25 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
             }
         }
     }
+}
+
+/// Whether brokers said to be out of reach answer again: asked at most
+/// every [`PROBE`] (a quiet consumer hears nothing when they come back).
+fn reachable_again(
+    consumer: &BaseConsumer<BrokerWatch>,
+    open: &HashMap<String, HashMap<i32, Open>>,
+    last_probe: &mut Instant,
+) -> bool {
+    if last_probe.elapsed() < PROBE {
+        return false;
+    }
+    *last_probe = Instant::now();
+    let topic = open.keys().next().map(String::as_str);
+    let answered = consumer.fetch_metadata(topic, PROBE).is_ok();
+    if answered {
+        consumer.context().up();
+    }
+    answered
 }
 
 /// Starts reading `ranges` (those with something to read).
