@@ -1,7 +1,7 @@
 //! The `kafka` source against a real Kafka-protocol broker (tansu on
 //! 127.0.0.1): every startup and bounded mode, the formats with keys and
-//! metadata columns, bad messages, and the errors of a missing topic or an
-//! unreachable broker.
+//! metadata columns, bad messages failing, dropped or dead-lettered, and the
+//! errors of a missing topic or an unreachable broker.
 
 mod common;
 #[path = "support/kafka_broker.rs"]
@@ -20,7 +20,7 @@ use weir_engine::sinks::CollectSink;
 use weir_engine::source::METADATA_FROM;
 use weir_engine::testing::sorted_rows;
 use weir_engine::{Boundedness, SourceFactory};
-use weir_scheduler::MiniCluster;
+use weir_scheduler::{JobSummary, MiniCluster};
 
 /// The time of the first message (ms since the epoch).
 const BASE: i64 = 1_700_000_000_000;
@@ -130,17 +130,23 @@ async fn kafka_source(
     declared_source("kafka", &pairs, Some(declared)).await
 }
 
-/// Every row a bounded source gives, read at `parallelism`.
-async fn read_all(source: Arc<dyn SourceFactory>, parallelism: usize) -> Vec<RecordBatch> {
-    assert_eq!(source.boundedness(), Boundedness::Bounded);
+/// Runs a job reading `source` at `parallelism` into a collecting sink:
+/// its summary and the rows.
+async fn collect(
+    source: Arc<dyn SourceFactory>,
+    parallelism: usize,
+) -> weir_scheduler::Result<(JobSummary, Vec<RecordBatch>)> {
     let flow = Dataflow::new("kafka").with_parallelism(parallelism);
     let (collect, collected) = CollectSink::new();
     flow.read(source).write(Arc::new(collect));
-    MiniCluster::new(config(0))
-        .run(graph(&flow))
-        .await
-        .expect("the kafka job");
-    collected.batches()
+    let summary = MiniCluster::new(config(0)).run(graph(&flow)).await?;
+    Ok((summary, collected.batches()))
+}
+
+/// Every row a bounded source gives, read at `parallelism`.
+async fn read_all(source: Arc<dyn SourceFactory>, parallelism: usize) -> Vec<RecordBatch> {
+    assert_eq!(source.boundedness(), Boundedness::Bounded);
+    collect(source, parallelism).await.expect("the kafka job").1
 }
 
 /// The rows of bounded table `topic` with options `extra`, read at
@@ -358,7 +364,7 @@ async fn keys_values_and_raw_messages_decode_as_flink_declares_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_messages_fail_naming_where_they_are_or_are_dropped_and_counted() {
+async fn bad_messages_fail_naming_where_they_are_or_are_dropped_or_dead_lettered() {
     let broker = Broker::start();
     broker.create_topic("bad", 2);
     let mut messages = json_bids(40, 2);
@@ -367,11 +373,7 @@ async fn bad_messages_fail_naming_where_they_are_or_are_dropped_and_counted() {
     let source = kafka_source(&table_options(&broker, "bad", &[]), bids())
         .await
         .expect("a source");
-    let flow = Dataflow::new("kafka");
-    let (collect, _) = CollectSink::new();
-    flow.read(source).write(Arc::new(collect));
-    let e = MiniCluster::new(config(0))
-        .run(graph(&flow))
+    let e = collect(source, 1)
         .await
         .expect_err("a bad message")
         .to_string();
@@ -383,19 +385,57 @@ async fn bad_messages_fail_naming_where_they_are_or_are_dropped_and_counted() {
 
     let options = table_options(&broker, "bad", &[("bad-records", "drop")]);
     let source = kafka_source(&options, bids()).await.expect("a source");
-    let flow = Dataflow::new("kafka");
-    let (collect, collected) = CollectSink::new();
-    flow.read(source).write(Arc::new(collect));
-    let summary = MiniCluster::new(config(0))
-        .run(graph(&flow))
-        .await
-        .expect("bad messages dropped");
-    assert_eq!(
-        rows(&collected.batches()),
-        expected_bids((0..40).filter(|&i| i != 21))
-    );
+    let (summary, batches) = collect(source, 1).await.expect("bad messages dropped");
+    assert_eq!(rows(&batches), expected_bids((0..40).filter(|&i| i != 21)));
     assert_eq!(counter(&summary, "bad records dropped"), 1);
     assert_eq!(counter(&summary, "messages read"), 40);
+
+    // Dead letters: to files, and to another topic.
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = dir.path().display().to_string();
+    broker.create_topic("letters", 1);
+    for destination in [
+        ("bad-records.path", path.as_str()),
+        ("bad-records.topic", "letters"),
+    ] {
+        let options = table_options(
+            &broker,
+            "bad",
+            &[("bad-records", "dead-letter"), destination],
+        );
+        let source = kafka_source(&options, bids()).await.expect("a source");
+        let (summary, batches) = collect(source, 1)
+            .await
+            .expect("bad messages dead-lettered");
+        assert_eq!(rows(&batches).len(), 39);
+        assert_eq!(counter(&summary, "bad records dead-lettered"), 1);
+    }
+    let file = dir.path().join("bad-1-10.jsonl");
+    let text = std::fs::read_to_string(&file).expect("the dead letter file");
+    let letters = broker.read_all("letters");
+    let from_topic = String::from_utf8(letters[0][0].1.clone().expect("a value")).expect("text");
+    for letter in [text.trim(), from_topic.as_str()] {
+        let letter: serde_json::Value = serde_json::from_str(letter).expect("JSON");
+        assert_eq!(letter["topic"], "bad");
+        assert_eq!(letter["partition"], 1);
+        assert_eq!(letter["offset"], 10);
+        assert_eq!(letter["value"], "{\"id\": oops");
+        assert!(
+            letter["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{letter}"
+        );
+    }
+    let e = kafka_source(
+        &table_options(&broker, "bad", &[("bad-records", "dead-letter")]),
+        bids(),
+    )
+    .await
+    .expect_err("nowhere to put them")
+    .to_string();
+    assert!(
+        e.contains("'bad-records.path' (a directory) or 'bad-records.topic'"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

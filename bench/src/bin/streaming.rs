@@ -29,9 +29,8 @@
 
 use std::time::{Duration, Instant};
 
-use weir::sql::Session;
-use weir_bench::runner::{self, or_exit};
-use weir_scheduler::{JobConfig, JobSummary, MiniCluster};
+use weir_bench::runner::{self, NEXMARK_QUERIES, or_exit, run_inserts};
+use weir_scheduler::JobSummary;
 
 /// The allocator of the `weir` binary, so that jobs here run as they do there.
 #[global_allocator]
@@ -40,49 +39,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// 2023-11-14 00:00:00 UTC: the first event's time, a midnight, so a
 /// one-day window holds the whole run.
 const BASE_TIME_MS: u64 = 1_699_920_000_000;
-
-const WINDOW_COLUMNS: &str =
-    "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT";
-
-/// name -> (sink columns, query)
-const QUERIES: [(&str, &str, &str); 6] = [
-    (
-        "q0",
-        "auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3), extra VARCHAR",
-        "SELECT auction, bidder, price, date_time, extra FROM bid",
-    ),
-    (
-        "q1",
-        "auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), date_time TIMESTAMP(3), extra VARCHAR",
-        "SELECT auction, bidder, 0.908 * price AS price, date_time, extra FROM bid",
-    ),
-    (
-        "q2",
-        "auction BIGINT, price BIGINT",
-        "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
-    ),
-    (
-        "tumble",
-        WINDOW_COLUMNS,
-        "SELECT auction, window_start, window_end, count(*) AS bids \
-         FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) \
-         GROUP BY auction, window_start, window_end",
-    ),
-    (
-        "hop_2s",
-        WINDOW_COLUMNS,
-        "SELECT auction, window_start, window_end, count(*) AS bids \
-         FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) \
-         GROUP BY auction, window_start, window_end",
-    ),
-    (
-        "hop_100ms",
-        WINDOW_COLUMNS,
-        "SELECT auction, window_start, window_end, count(*) AS bids \
-         FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '0.1' SECOND, INTERVAL '10' SECOND)) \
-         GROUP BY auction, window_start, window_end",
-    ),
-];
 
 struct Args {
     events: u64,
@@ -97,7 +53,7 @@ fn args() -> Result<Args, String> {
     let mut parsed = Args {
         events: 10_000_000,
         parallelism: 2,
-        queries: QUERIES
+        queries: NEXMARK_QUERIES
             .iter()
             .map(|(name, ..)| name.to_string())
             .chain(["checkpoint".to_string()])
@@ -131,11 +87,11 @@ fn args() -> Result<Args, String> {
             flag => return Err(format!("unknown argument {flag}")),
         }
     }
-    let known = |q: &str| q == "checkpoint" || QUERIES.iter().any(|(name, ..)| *name == q);
+    let known = |q: &str| q == "checkpoint" || NEXMARK_QUERIES.iter().any(|(name, ..)| *name == q);
     if let Some(unknown) = parsed.queries.iter().find(|q| !known(q)) {
         return Err(format!(
             "unknown query '{unknown}' (known: {}, checkpoint)",
-            QUERIES.map(|(name, ..)| name).join(", ")
+            NEXMARK_QUERIES.map(|(name, ..)| name).join(", ")
         ));
     }
     Ok(parsed)
@@ -184,21 +140,6 @@ fn checkpoint_script(keys: u64, parallelism: usize, dir: &str) -> String {
     )
 }
 
-/// Runs the inserts of `text` to their end.
-async fn run(text: &str) -> Result<JobSummary, String> {
-    let mut session = Session::new(weir_formats::registry(), JobConfig::default());
-    let script = session.execute(text).await.map_err(|e| e.to_string())?;
-    let graph = session
-        .insert_job(&script)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the script inserts nothing")?;
-    MiniCluster::new(session.config().clone())
-        .run(graph)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 fn report(query: &str, events: u64, parallelism: usize, seconds: f64, job: Duration) {
     let per_second = events as f64 / seconds;
     let line = serde_json::json!({
@@ -216,7 +157,7 @@ fn report(query: &str, events: u64, parallelism: usize, seconds: f64, job: Durat
 
 fn timed(runtime: &tokio::runtime::Runtime, text: &str) -> Result<(f64, JobSummary), String> {
     let start = Instant::now();
-    let summary = runtime.block_on(run(text))?;
+    let summary = runtime.block_on(run_inserts(text))?;
     Ok((start.elapsed().as_secs_f64(), summary))
 }
 
@@ -252,7 +193,7 @@ fn main() {
     let runtime = runner::runtime(args.parallelism);
     let mut failed = false;
     if args.warmup_events > 0 {
-        let (_, columns, query) = QUERIES[0];
+        let (_, columns, query) = NEXMARK_QUERIES[0];
         let text = script(args.warmup_events, args.parallelism, columns, query);
         match timed(&runtime, &text) {
             Ok((seconds, summary)) => report(
@@ -269,7 +210,7 @@ fn main() {
         }
     }
     for query in &args.queries {
-        let result = match QUERIES.iter().find(|(name, ..)| name == query) {
+        let result = match NEXMARK_QUERIES.iter().find(|(name, ..)| name == query) {
             Some((_, columns, sql)) => {
                 let text = script(args.events, args.parallelism, columns, sql);
                 timed(&runtime, &text).map(|(seconds, summary)| {

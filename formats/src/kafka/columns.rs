@@ -73,6 +73,8 @@ enum Origin {
 /// A message that could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadMessage {
+    /// Its index in its block.
+    pub message: usize,
     /// Its offset.
     pub offset: i64,
     /// Why.
@@ -86,7 +88,7 @@ pub struct BlockRows {
     pub batch: RecordBatch,
     /// Messages skipped: tombstones (null values).
     pub tombstones: u64,
-    /// The bad messages (under `bad-records` = `drop`).
+    /// The bad messages (under `bad-records` = `drop` or `dead-letter`).
     pub bad: Vec<BadMessage>,
 }
 
@@ -112,12 +114,6 @@ impl TableColumns {
     /// missing or wrong.
     pub fn new(declared: &Schema, options: &ConnectorOptions) -> Result<Self> {
         let policy = BadRecords::from_options(options)?;
-        if policy == BadRecords::DeadLetter {
-            return Err(Error::Option {
-                option: BadRecords::OPTION.to_string(),
-                message: "the Kafka source takes 'fail' or 'drop'".to_string(),
-            });
-        }
         let physical: Vec<&Field> = declared
             .fields()
             .iter()
@@ -248,6 +244,7 @@ impl TableColumns {
             bad: bad
                 .into_iter()
                 .map(|(m, reason)| BadMessage {
+                    message: m as usize,
                     offset: block.offsets[m as usize],
                     reason,
                 })

@@ -38,7 +38,9 @@
 //!   `key.csv.*`..., `value.fields-include` (`ALL`, the default, or
 //!   `EXCEPT_KEY`);
 //! - `bad-records`: `fail` (the default, naming the topic, partition and
-//!   offset) or `drop` (counted in the job's summary).
+//!   offset), `drop` (counted in the job's summary) or `dead-letter`: the
+//!   message, its coordinates and the reason as JSON to files under
+//!   `bad-records.path` or to the topic `bad-records.topic`.
 //!
 //! Sink options: `topic` (one), `properties.*`, the formats and key
 //! options as above, `sink.partitioner` (`default`: by the key's hash, as
@@ -63,6 +65,7 @@
 
 mod client;
 mod columns;
+mod dead_letter;
 mod encode;
 mod format;
 mod layout;
@@ -78,9 +81,11 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use weir_engine::registry::{ConnectorOptions, SinkConnector, SourceConnector};
 use weir_engine::{SinkFactory, SourceFactory};
+use weir_exchange::store_url::STORE_OPTIONS;
 
 pub use client::ClientSettings;
 pub use columns::TableColumns;
+pub use dead_letter::DeadLetters;
 pub use layout::Layout;
 pub use options::{
     BoundedMode, DeliveryGuarantee, ScanOptions, SinkOptions, SinkPartitioner, StartupMode, Topics,
@@ -149,6 +154,8 @@ fn option_names() -> Vec<&'static str> {
     names.extend_from_slice(SinkOptions::OPTION_NAMES);
     names.extend_from_slice(TableColumns::OPTION_NAMES);
     names.extend_from_slice(Layout::OPTION_NAMES);
+    names.extend_from_slice(DeadLetters::OPTION_NAMES);
+    names.extend(STORE_OPTIONS);
     names
 }
 
@@ -165,6 +172,7 @@ async fn open_source(
     let scan = ScanOptions::from_options(options)?;
     let columns = TableColumns::new(&declared, options)?;
     let settings = ClientSettings::new(scan.properties.clone())?;
+    let dead_letters = DeadLetters::from_options(options, &settings)?;
     let ranges = {
         let (scan, settings) = (scan.clone(), settings.clone());
         client::off_workers(move || {
@@ -175,6 +183,10 @@ async fn open_source(
         .await?
     };
     Ok(Arc::new(KafkaSourceFactory::new(
-        &scan, settings, ranges, columns,
+        &scan,
+        settings,
+        ranges,
+        columns,
+        dead_letters,
     )))
 }

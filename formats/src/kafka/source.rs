@@ -19,6 +19,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::client::{BrokerWatch, ClientSettings, broker_error};
 use super::columns::TableColumns;
+use super::dead_letter::DeadLetters;
 use super::options::{BoundedMode, ScanOptions, Topics};
 use super::partitions::{EARLIEST, PartitionRange, TopicPartition};
 use super::reader::{Discovery, Reader, ReaderEvent, ReaderSpec};
@@ -49,6 +50,8 @@ pub struct KafkaSourceFactory {
     /// The consumer that commits completed checkpoints' offsets to the
     /// group, made on first use.
     committer: Arc<GroupCommitter>,
+    /// Where bad messages go, under `'bad-records' = 'dead-letter'`.
+    dead_letters: Option<DeadLetters>,
 }
 
 /// The consumer that commits offsets to a group, made on first use.
@@ -68,6 +71,7 @@ impl KafkaSourceFactory {
         settings: ClientSettings,
         ranges: Vec<PartitionRange>,
         columns: TableColumns,
+        dead_letters: Option<DeadLetters>,
     ) -> Self {
         Self {
             topics: scan.topics.clone(),
@@ -77,6 +81,7 @@ impl KafkaSourceFactory {
             discovery: scan.discovery,
             columns: Arc::new(columns),
             committer: Arc::default(),
+            dead_letters,
         }
     }
 
@@ -119,6 +124,8 @@ impl KafkaSourceFactory {
             events,
             _reader: reader,
             counters: task.counters.clone(),
+            dead_letters: self.dead_letters.clone(),
+            timeout: self.settings.timeout,
         }))
     }
 }
@@ -284,6 +291,9 @@ struct KafkaSource {
     /// Stops the reader when the source goes.
     _reader: Reader,
     counters: Counters,
+    dead_letters: Option<DeadLetters>,
+    /// How long a dead letter may take to deliver.
+    timeout: Duration,
 }
 
 impl KafkaSource {
@@ -333,9 +343,14 @@ impl Source for KafkaSource {
             if rows.tombstones > 0 {
                 self.counters.add("tombstones skipped", rows.tombstones);
             }
-            if !rows.bad.is_empty() {
-                self.counters
-                    .add("bad records dropped", rows.bad.len() as u64);
+            let bad = rows.bad.len() as u64;
+            match &self.dead_letters {
+                _ if bad == 0 => {}
+                Some(dead_letters) => {
+                    dead_letters.write(&block, &rows.bad, self.timeout).await?;
+                    self.counters.add("bad records dead-lettered", bad);
+                }
+                None => self.counters.add("bad records dropped", bad),
             }
             return Ok(Some(rows.batch));
         }
