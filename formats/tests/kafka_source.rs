@@ -517,7 +517,7 @@ async fn unknown_options_and_formats_are_named() {
         .expect_err("an unknown format")
         .to_string();
     assert!(
-        e.contains("invalid value 'protobuf'") && e.contains("json, csv, raw"),
+        e.contains("invalid value 'protobuf'") && e.contains("json, csv, raw, avro"),
         "{e}"
     );
 }

@@ -14,10 +14,12 @@
 //!
 //! - `sink`: a weir job writes `--messages` bids (Nexmark's, their `extra`
 //!   padded to the size) as JSON to a topic, at least once;
-//! - `raw-producer`: librdkafka's producer alone writes as many messages
-//!   of the same size (made before the clock starts) to another topic;
+//! - `raw-producer`: librdkafka's producer alone, set up as the sink's
+//!   (idempotent), writes as many messages of the same size (made before
+//!   the clock starts) to another topic;
 //! - `raw-consumer`: librdkafka's consumer alone reads the sink's topic
-//!   from the start to the end of each partition;
+//!   from the start to the end of each partition, one consumer and thread
+//!   per partition (as weir's subtasks);
 //! - `source`: a weir job reads the same messages (JSON, decoded into
 //!   columns) into a `blackhole`;
 //!
@@ -236,9 +238,11 @@ fn raw_producer(args: &Args, topic: &str, size: usize) -> Result<(f64, u64), Str
             json.into_bytes()
         })
         .collect();
+    // As weir's at-least-once sink sets it up.
     let producer: ThreadedProducer<DefaultProducerContext> = client(&args.servers)
         .set("linger.ms", "5")
         .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
         .create()
         .map_err(|e| e.to_string())?;
     let start = Instant::now();
@@ -265,37 +269,24 @@ fn raw_producer(args: &Args, topic: &str, size: usize) -> Result<(f64, u64), Str
     Ok((start.elapsed().as_secs_f64(), bytes))
 }
 
-/// librdkafka's consumer alone reads every message of `topic`; the
-/// messages and bytes read, and where each partition ends.
+/// librdkafka's consumer alone reads every message of `topic`, one
+/// consumer and thread per partition as weir's subtasks: the messages and
+/// bytes read, and where each partition ends.
 fn raw_consumer(args: &Args, topic: &str) -> Result<(f64, u64, BTreeMap<i32, i64>), String> {
-    let consumer: BaseConsumer = client(&args.servers)
-        .set("group.id", "weir-bench-raw")
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let mut list = TopicPartitionList::new();
-    for p in 0..args.parallelism as i32 {
-        list.add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(|e| e.to_string())?;
-    }
-    consumer.assign(&list).map_err(|e| e.to_string())?;
     let start = Instant::now();
+    let threads: Vec<_> = (0..args.parallelism as i32)
+        .map(|partition| {
+            let (servers, topic) = (args.servers.clone(), topic.to_string());
+            std::thread::spawn(move || read_partition(&servers, &topic, partition))
+        })
+        .collect();
     let mut ends = BTreeMap::new();
     let (mut messages, mut bytes) = (0, 0);
-    while ends.len() < args.parallelism || messages < args.messages {
-        match consumer.poll(TIMEOUT) {
-            Some(Ok(m)) => {
-                messages += 1;
-                bytes += m.payload_len() as u64;
-                ends.insert(m.partition(), m.offset() + 1);
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                ends.entry(p).or_insert(0);
-            }
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err(format!("no message from {topic} in {TIMEOUT:?}")),
-        }
+    for (partition, thread) in (0..).zip(threads) {
+        let (read, size, end) = thread.join().map_err(|_| "a reader panicked")??;
+        messages += read;
+        bytes += size;
+        ends.insert(partition, end);
     }
     let seconds = start.elapsed().as_secs_f64();
     if messages != args.messages {
@@ -305,6 +296,34 @@ fn raw_consumer(args: &Args, topic: &str) -> Result<(f64, u64, BTreeMap<i32, i64
         ));
     }
     Ok((seconds, bytes, ends))
+}
+
+/// Reads partition `partition` of `topic` from its start to its end: the
+/// messages, their bytes, and the offset after the last.
+fn read_partition(servers: &str, topic: &str, partition: i32) -> Result<(u64, u64, i64), String> {
+    let consumer: BaseConsumer = client(servers)
+        .set("group.id", "weir-bench-raw")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Beginning)
+        .map_err(|e| e.to_string())?;
+    consumer.assign(&list).map_err(|e| e.to_string())?;
+    let (mut messages, mut bytes, mut end) = (0, 0, 0);
+    loop {
+        match consumer.poll(TIMEOUT) {
+            Some(Ok(m)) => {
+                messages += 1;
+                bytes += m.payload_len() as u64;
+                end = m.offset() + 1;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok((messages, bytes, end)),
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err(format!("no message from {topic} in {TIMEOUT:?}")),
+        }
+    }
 }
 
 /// weir reads the messages of `topic` up to `ends` into a blackhole.

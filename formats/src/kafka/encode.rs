@@ -7,6 +7,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Schema};
 use weir_engine::registry::ConnectorOptions;
 
+use super::avro::AvroCodec;
 use super::format::FORMATS;
 use super::layout::{check_raw, message_csv_options};
 use super::options::invalid;
@@ -23,6 +24,8 @@ pub enum MessageEncoder {
     Csv(CsvOptions),
     /// The one BYTES or STRING column, as it is.
     Raw,
+    /// One Avro datum per row.
+    Avro(AvroCodec),
 }
 
 impl MessageEncoder {
@@ -46,6 +49,7 @@ impl MessageEncoder {
                 check_raw(option, schema)?;
                 Ok(Self::Raw)
             }
+            "avro" => Ok(Self::Avro(AvroCodec::new(schema, options, prefix)?)),
             other => Err(invalid(option, other, FORMATS)),
         }
     }
@@ -78,6 +82,7 @@ impl MessageEncoder {
                     })
                     .collect()
             }
+            Self::Avro(codec) => codec.encode(batch),
             Self::Raw => {
                 let column = batch.column(0);
                 Ok(match column.data_type() {

@@ -8,6 +8,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use weir_engine::registry::ConnectorOptions;
 
+use super::avro::AvroCodec;
 use super::layout::{check_raw, message_csv_options};
 use super::options::invalid;
 use crate::Result;
@@ -17,7 +18,7 @@ use crate::json::JsonDecoder;
 use crate::schema_string::nullable;
 
 /// The formats a key or value can have.
-pub const FORMATS: &str = "json, csv, raw";
+pub const FORMATS: &str = "json, csv, raw, avro";
 
 /// How the bytes of one message (its key or its value) become one row.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub enum MessageFormat {
     Csv(CsvDecoder),
     /// The bytes as they are, as one BYTES or STRING column.
     Raw(DataType),
+    /// One Avro datum per message.
+    Avro(AvroCodec),
 }
 
 /// The rows decoded from the messages of a block.
@@ -67,6 +70,7 @@ impl MessageFormat {
                 BadRecords::DeadLetter,
             )?)),
             "raw" => Ok(Self::Raw(check_raw(option, schema)?)),
+            "avro" => Ok(Self::Avro(AvroCodec::new(schema, options, prefix)?)),
             other => Err(invalid(option, other, FORMATS)),
         }
     }
@@ -90,6 +94,7 @@ impl MessageFormat {
                 decode_lines(schema, payloads, false, |bytes| decoder.decode("", bytes))
             }
             Self::Raw(data_type) => decode_raw(schema, data_type, payloads),
+            Self::Avro(codec) => codec.decode(schema, payloads),
         }
     }
 }

@@ -46,6 +46,9 @@ impl Layout {
         "csv.*",
         "key.csv.*",
         "value.csv.*",
+        "avro.schema",
+        "key.avro.schema",
+        "value.avro.schema",
     ];
 
     /// The layout `options` give `columns` (the table's data columns).

@@ -32,8 +32,9 @@
 //! - `scan.topic-partition-discovery.interval` (default 5 minutes, `0`
 //!   for never): how often an unbounded source looks for new partitions
 //!   and new topics matching its pattern, which it reads from their start;
-//! - `format` or `value.format` (`json`, `csv`, `raw`) with the format's
-//!   options (`json.*`, `csv.*`, or `value.json.*`...), `key.format` with
+//! - `format` or `value.format` (`json`, `csv`, `raw`, `avro`) with the
+//!   format's options (`csv.*`, `avro.schema`, or `value.csv.*`...),
+//!   `key.format` with
 //!   `key.fields` (the columns the key holds, separated by `;`) and
 //!   `key.csv.*`..., `value.fields-include` (`ALL`, the default, or
 //!   `EXCEPT_KEY`);
@@ -63,6 +64,7 @@
 //! reads on one thread with librdkafka's consumer and decodes on the CPU
 //! pool; metadata and offsets are asked for on tokio's blocking threads.
 
+mod avro;
 mod client;
 mod columns;
 mod dead_letter;
