@@ -4,7 +4,9 @@
 //! batch mode gives over the same messages; `weir run` stopped with a
 //! savepoint and resumed at another parallelism reads every message once;
 //! partitions of topics created while a job runs are read; metadata
-//! columns read and write the messages' coordinates and timestamps.
+//! columns read and write the messages' coordinates and timestamps; a run
+//! killed with SIGKILL mid-stream and resumed from its checkpoints loses
+//! no message; the README's example jobs run.
 
 #[path = "support/cli.rs"]
 mod cli;
@@ -444,5 +446,102 @@ fn the_example_jobs_fill_window_and_read_topics() {
     assert!(
         table.contains("| auction | window_start") && table.lines().count() == 14,
         "{table}"
+    );
+}
+
+/// The number of the latest completed checkpoint under `checkpoints` (of
+/// any job), and the directory of the job that took it.
+fn latest_checkpoint(checkpoints: &Path) -> Option<(u64, std::path::PathBuf)> {
+    std::fs::read_dir(checkpoints)
+        .ok()?
+        .flatten()
+        .flat_map(|job| {
+            std::fs::read_dir(job.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(move |chk| (job.path(), chk))
+        })
+        .filter(|(_, chk)| chk.path().join("_metadata").exists())
+        .filter_map(|(job, chk)| {
+            let n = chk
+                .file_name()
+                .to_str()?
+                .strip_prefix("chk-")?
+                .parse()
+                .ok()?;
+            Some((n, job))
+        })
+        .max()
+}
+
+/// A `weir run` process killed with SIGKILL at its first completed
+/// checkpoint or some milliseconds after, then resumed from its checkpoints (`--from-savepoint` of the
+/// job's checkpoint directory): the output topic holds every input
+/// message (at least once).
+#[test]
+fn a_run_killed_mid_stream_and_resumed_from_its_checkpoint_loses_nothing() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let broker = Broker::start();
+    broker.create_topic("bids", 3);
+    produce(&broker, "bids", &bids(0, 50_000, 3));
+    let mut landed = 0;
+    for (trial, delay_ms) in [0u64, 20, 60].into_iter().enumerate() {
+        let out = format!("ids-{trial}");
+        broker.create_topic(&out, 2);
+        let checkpoints = tmp.path().join(format!("checkpoints-{trial}"));
+        let script = tmp.path().join(format!("copy-{trial}.sql"));
+        std::fs::write(
+            &script,
+            format!(
+                "SET 'execution.runtime-mode' = 'streaming';
+                 SET 'execution.checkpointing.interval' = '20 ms';
+                 SET 'execution.checkpointing.dir' = '{}';
+                 SET 'parallelism.default' = '2';
+                 {}
+                 {}
+                 INSERT INTO ids SELECT id, price FROM bid;",
+                checkpoints.display(),
+                bid_table(
+                    &broker,
+                    "'topic' = 'bids'",
+                    ", 'scan.bounded.mode' = 'latest-offset'"
+                ),
+                output_table(&broker, "ids", &out, "id BIGINT, price BIGINT"),
+            ),
+        )
+        .expect("writes the script");
+        let script = script.display().to_string();
+        let mut job = start(tmp.path(), &script, None);
+        let started = Instant::now();
+        let job_dir = loop {
+            if let Some((_, dir)) = latest_checkpoint(&checkpoints) {
+                break dir;
+            }
+            if let Some(status) = job.try_wait().expect("waits") {
+                panic!("trial {trial}: the job ended before a checkpoint: {status}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if job.try_wait().expect("waits").is_none() {
+            landed += 1;
+        }
+        let _ = job.kill();
+        job.wait().expect("ends");
+        let resumed = output({
+            let mut c = weir(tmp.path());
+            c.args(["run", &script, "--progress", "none", "--from-savepoint"])
+                .arg(&job_dir);
+            c
+        });
+        assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+        let ids = copied_ids(&values(&broker, &out));
+        assert_eq!(ids.len(), 50_000, "trial {trial}: every message copied");
+    }
+    assert!(
+        landed >= 2,
+        "{landed} of 3 kills fell mid-stream: the test tests little"
     );
 }
