@@ -9,6 +9,9 @@
 //!   resumed from its checkpoint directory: every row is committed exactly
 //!   once.
 
+#[path = "support/cli.rs"]
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -257,18 +260,7 @@ fn streaming_script(
 /// The number of the latest completed checkpoint under `checkpoints` (of
 /// any job), if any.
 fn latest_checkpoint(checkpoints: &Path) -> Option<u64> {
-    std::fs::read_dir(checkpoints)
-        .ok()?
-        .flatten()
-        .flat_map(|job| {
-            std::fs::read_dir(job.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .filter(|chk| chk.path().join("_metadata").exists())
-        .filter_map(|chk| chk.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
-        .max()
+    cli::latest_checkpoint(checkpoints).map(|(n, _)| n)
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use cli::{output, running_job, stderr, text, weir};
+use cli::{latest_checkpoint, output, running_job, stderr, text, weir};
 use kafka_broker::{Broker, Message};
 use weir::sql::Session;
 use weir_scheduler::{JobConfig, MiniCluster};
@@ -447,32 +447,6 @@ fn the_example_jobs_fill_window_and_read_topics() {
         table.contains("| auction | window_start") && table.lines().count() == 14,
         "{table}"
     );
-}
-
-/// The number of the latest completed checkpoint under `checkpoints` (of
-/// any job), and the directory of the job that took it.
-fn latest_checkpoint(checkpoints: &Path) -> Option<(u64, std::path::PathBuf)> {
-    std::fs::read_dir(checkpoints)
-        .ok()?
-        .flatten()
-        .flat_map(|job| {
-            std::fs::read_dir(job.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(move |chk| (job.path(), chk))
-        })
-        .filter(|(_, chk)| chk.path().join("_metadata").exists())
-        .filter_map(|(job, chk)| {
-            let n = chk
-                .file_name()
-                .to_str()?
-                .strip_prefix("chk-")?
-                .parse()
-                .ok()?;
-            Some((n, job))
-        })
-        .max()
 }
 
 /// A `weir run` process killed with SIGKILL at its first completed

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
@@ -60,4 +60,30 @@ pub fn running_job(tmp: &Path, job: &mut Child) -> String {
         assert!(started.elapsed() < Duration::from_secs(60), "no job listed");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The number of the latest completed checkpoint under `checkpoints` (of
+/// any job), and the directory of the job that took it.
+pub fn latest_checkpoint(checkpoints: &Path) -> Option<(u64, PathBuf)> {
+    std::fs::read_dir(checkpoints)
+        .ok()?
+        .flatten()
+        .flat_map(|job| {
+            std::fs::read_dir(job.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(move |chk| (job.path(), chk))
+        })
+        .filter(|(_, chk)| chk.path().join("_metadata").exists())
+        .filter_map(|(job, chk)| {
+            let n = chk
+                .file_name()
+                .to_str()?
+                .strip_prefix("chk-")?
+                .parse()
+                .ok()?;
+            Some((n, job))
+        })
+        .max()
 }
