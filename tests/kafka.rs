@@ -203,7 +203,8 @@ async fn metadata_columns_read_and_write_the_messages_coordinates() {
                 id BIGINT, price BIGINT,
                 part INT METADATA FROM 'partition' VIRTUAL,
                 off BIGINT METADATA FROM 'offset' VIRTUAL,
-                `timestamp` TIMESTAMP(3) METADATA
+                `timestamp` TIMESTAMP(3) METADATA,
+                headers STRING METADATA
             ) WITH (
                 'connector' = 'kafka', 'topic' = '{topic}',
                 'properties.bootstrap.servers' = '{servers}',
@@ -214,16 +215,22 @@ async fn metadata_columns_read_and_write_the_messages_coordinates() {
         )
     };
     let rows = query(&format!(
-        "{} SELECT part, count(*), min(off), max(off), min(id) FROM bids GROUP BY part;",
+        "{} SELECT part, count(*), min(off), max(off), min(id), max(headers) FROM bids \
+         GROUP BY part;",
         table("bids", "bids")
     ))
     .await;
-    assert_eq!(rows, ["0|100|0|99|0", "1|100|0|99|1", "2|100|0|99|2"]);
-    // Written with each bid's id + 1 s as its time, read back as such (a
-    // time of 0 is no time to the client: it writes the time of sending).
+    assert_eq!(
+        rows,
+        ["0|100|0|99|0|{}", "1|100|0|99|1|{}", "2|100|0|99|2|{}"]
+    );
+    // Written with each bid's id + 1 s as its time and its id as a header,
+    // read back as such (a time of 0 is no time to the client: it writes
+    // the time of sending).
     run_inserts(
         &format!(
-            "{} {} INSERT INTO stamped SELECT id, price, CAST(id + 1000 AS TIMESTAMP(3)) FROM bids;",
+            "{} {} INSERT INTO stamped SELECT id, price, CAST(id + 1000 AS TIMESTAMP(3)), \
+             concat('{{\"id\": \"', CAST(id AS VARCHAR), '\"}}') FROM bids;",
             table("bids", "bids"),
             table("stamped", "stamped")
         ),
@@ -232,7 +239,8 @@ async fn metadata_columns_read_and_write_the_messages_coordinates() {
     )
     .await;
     let rows = query(&format!(
-        "{} SELECT count(*) FROM stamped WHERE CAST(`timestamp` AS BIGINT) = id + 1000;",
+        "{} SELECT count(*) FROM stamped WHERE CAST(`timestamp` AS BIGINT) = id + 1000 \
+         AND headers = concat('{{\"id\":\"', CAST(id AS VARCHAR), '\"}}');",
         table("stamped", "stamped")
     ))
     .await;

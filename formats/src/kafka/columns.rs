@@ -33,15 +33,18 @@ pub enum Metadata {
     Timestamp,
     /// The key's bytes (BYTES).
     Key,
+    /// The headers, as a JSON object of their values (STRING).
+    Headers,
 }
 
 impl Metadata {
-    const KEYS: [(&'static str, Metadata); 5] = [
+    const KEYS: [(&'static str, Metadata); 6] = [
         ("topic", Metadata::Topic),
         ("partition", Metadata::Partition),
         ("offset", Metadata::Offset),
         ("timestamp", Metadata::Timestamp),
         ("key", Metadata::Key),
+        ("headers", Metadata::Headers),
     ];
 
     fn parse(column: &str, key: &str) -> Result<Self> {
@@ -171,6 +174,13 @@ impl TableColumns {
         })
     }
 
+    /// Whether a column reads the messages' headers.
+    pub fn reads_headers(&self) -> bool {
+        self.origins
+            .iter()
+            .any(|o| matches!(o, Origin::Metadata(Metadata::Headers)))
+    }
+
     /// The table's schema.
     pub fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
@@ -285,6 +295,9 @@ fn metadata_column(metadata: Metadata, block: &Block, kept: &[usize]) -> ArrayRe
                 .map(|&m| (!block.keys.is_null(m)).then(|| block.keys.value(m)))
                 .collect::<BinaryArray>(),
         ),
+        Metadata::Headers => Arc::new(StringArray::from_iter_values(
+            kept.iter().map(|&m| block.headers[m].as_str()),
+        )),
     }
 }
 

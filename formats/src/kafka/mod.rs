@@ -51,7 +51,9 @@
 //! `none`).
 //!
 //! Columns declared `METADATA FROM` read the message's `topic`,
-//! `partition`, `offset`, `timestamp` or `key`.
+//! `partition`, `offset`, `timestamp`, `key` or `headers` (a JSON object
+//! of the headers' values, as STRING); a sink writes `timestamp` and
+//! `headers` columns with its messages.
 //!
 //! Each partition is a split: partitions go to subtasks round-robin from a
 //! subtask that depends on the topic, and each has its own watermark. The

@@ -11,6 +11,7 @@ use arrow::array::{BinaryArray, BinaryBuilder};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Headers as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
@@ -51,6 +52,8 @@ pub struct Block {
     pub keys: BinaryArray,
     /// Their values (null: a tombstone).
     pub values: BinaryArray,
+    /// Their headers as JSON objects, when the table reads them.
+    pub headers: Vec<String>,
 }
 
 impl Block {
@@ -94,6 +97,8 @@ pub struct ReaderSpec {
     pub ranges: Vec<PartitionRange>,
     /// Partitions to look for, for an unbounded source.
     pub discovery: Option<Discovery>,
+    /// Whether the table reads the messages' headers.
+    pub headers: bool,
 }
 
 /// A running reader thread; it stops when dropped.
@@ -145,18 +150,21 @@ struct BlockBuilder {
     timestamps: Vec<Option<i64>>,
     keys: BinaryBuilder,
     values: BinaryBuilder,
+    /// The headers of each message as a JSON object (`None`: not read).
+    headers: Option<Vec<String>>,
     bytes: usize,
     since: Option<Instant>,
 }
 
 impl BlockBuilder {
-    fn new(partition: TopicPartition) -> Self {
+    fn new(partition: TopicPartition, headers: bool) -> Self {
         Self {
             partition,
             offsets: Vec::new(),
             timestamps: Vec::new(),
             keys: BinaryBuilder::new(),
             values: BinaryBuilder::new(),
+            headers: headers.then(Vec::new),
             bytes: 0,
             since: None,
         }
@@ -167,6 +175,9 @@ impl BlockBuilder {
         self.timestamps.push(message.timestamp().to_millis());
         self.keys.append_option(message.key());
         self.values.append_option(message.payload());
+        if let Some(headers) = &mut self.headers {
+            headers.push(headers_json(message));
+        }
         self.bytes += message.payload_len() + message.key().map_or(0, <[u8]>::len);
         self.since.get_or_insert_with(Instant::now);
     }
@@ -191,8 +202,29 @@ impl BlockBuilder {
             timestamps: std::mem::take(&mut self.timestamps),
             keys: self.keys.finish(),
             values: self.values.finish(),
+            headers: self
+                .headers
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default(),
         })
     }
+}
+
+/// A message's headers as a JSON object of their values (text, invalid
+/// UTF-8 replaced; null for a header without a value; the last of headers
+/// of the same name).
+fn headers_json(message: &rdkafka::message::BorrowedMessage<'_>) -> String {
+    let mut object = serde_json::Map::new();
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            let value = header.value.map_or(serde_json::Value::Null, |v| {
+                serde_json::Value::String(String::from_utf8_lossy(v).into_owned())
+            });
+            object.insert(header.key.to_string(), value);
+        }
+    }
+    serde_json::Value::Object(object).to_string()
 }
 
 /// Reads until every partition reached its stop, `stop` is set or the
@@ -213,7 +245,7 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
         ("group.id", group),
     ])?;
     let mut open: HashMap<String, HashMap<i32, Open>> = HashMap::new();
-    assign(&consumer, settings, &spec.ranges, &mut open)?;
+    assign(&consumer, settings, &spec.ranges, spec.headers, &mut open)?;
     let bounded = spec.ranges.iter().all(|r| r.stop.is_some()) && spec.discovery.is_none();
     let mut discovery = spec.discovery;
     let mut next_discovery = discovery.as_ref().map(|d| Instant::now() + d.interval);
@@ -231,7 +263,7 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
         {
             let found = discover(&consumer, settings, d);
             if !found.is_empty() {
-                assign(&consumer, settings, &found, &mut open)?;
+                assign(&consumer, settings, &found, spec.headers, &mut open)?;
                 if !send(ReaderEvent::Found(found)) {
                     return Ok(());
                 }
@@ -343,6 +375,7 @@ fn assign(
     consumer: &BaseConsumer<BrokerWatch>,
     settings: &ClientSettings,
     ranges: &[PartitionRange],
+    headers: bool,
     open: &mut HashMap<String, HashMap<i32, Open>>,
 ) -> Result<()> {
     let mut list = TopicPartitionList::new();
@@ -357,7 +390,7 @@ fn assign(
             p.partition,
             Open {
                 stop: range.stop,
-                block: BlockBuilder::new(p.clone()),
+                block: BlockBuilder::new(p.clone(), headers),
             },
         );
     }

@@ -9,6 +9,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit, TimestampMillisecondType};
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
 use weir_engine::registry::ConnectorOptions;
@@ -37,10 +38,20 @@ struct Encoding {
     /// The column of the messages' timestamps (`METADATA FROM
     /// 'timestamp'`), if any.
     timestamp: Option<usize>,
+    /// The column of the messages' headers (`METADATA FROM 'headers'`, a
+    /// JSON object of text values), if any.
+    headers: Option<usize>,
 }
 
-/// A message: its key, value and timestamp (ms since the epoch).
-type Payload = (Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>);
+/// A message to send.
+#[derive(Debug, Default)]
+struct Outgoing {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    /// Milliseconds since the epoch (`None`: the time of sending).
+    timestamp: Option<i64>,
+    headers: Vec<(String, Option<String>)>,
+}
 
 fn is_time(data_type: &DataType) -> bool {
     matches!(data_type, DataType::Timestamp(_, _))
@@ -48,18 +59,20 @@ fn is_time(data_type: &DataType) -> bool {
 
 impl Encoding {
     fn new(schema: &SchemaRef, options: &ConnectorOptions) -> Result<Self> {
-        let mut timestamp = None;
+        let (mut timestamp, mut headers) = (None, None);
         let mut data = Vec::new();
         for (i, field) in schema.fields().iter().enumerate() {
             match field.metadata().get(METADATA_FROM).map(String::as_str) {
                 None => data.push(i),
                 Some("timestamp") if is_time(field.data_type()) => timestamp = Some(i),
+                Some("headers") if field.data_type() == &DataType::Utf8 => headers = Some(i),
                 Some(key) => {
                     return Err(Error::DeclaredColumns {
                         connector: "kafka",
                         message: format!(
                             "column '{}': the Kafka sink writes the metadata 'timestamp' \
-                             (a TIMESTAMP column), not '{key}' of type {}: declare it VIRTUAL",
+                             (a TIMESTAMP column) and 'headers' (a STRING column), not \
+                             '{key}' of type {}: declare it VIRTUAL",
                             field.name(),
                             field.data_type()
                         ),
@@ -100,11 +113,12 @@ impl Encoding {
             value_schema,
             key,
             timestamp,
+            headers,
         })
     }
 
-    /// The key and value of each row of `batch`.
-    fn encode(&self, batch: &RecordBatch) -> Result<Vec<Payload>> {
+    /// The message of each row of `batch`.
+    fn encode(&self, batch: &RecordBatch) -> Result<Vec<Outgoing>> {
         let values =
             self.value
                 .encode(&project(batch, &self.value_columns, &self.value_schema)?)?;
@@ -127,13 +141,49 @@ impl Encoding {
             }
             None => vec![None; batch.num_rows()],
         };
-        Ok(keys
+        let mut messages: Vec<Outgoing> = keys
             .into_iter()
             .zip(values)
             .zip(times)
-            .map(|((key, value), time)| (key, value, time))
-            .collect())
+            .map(|((key, value), timestamp)| Outgoing {
+                key,
+                value,
+                timestamp,
+                headers: Vec::new(),
+            })
+            .collect();
+        if let Some(column) = self.headers {
+            let name = batch.schema().field(column).name().clone();
+            for (message, text) in messages
+                .iter_mut()
+                .zip(batch.column(column).as_string::<i32>())
+            {
+                message.headers = text
+                    .map(|t| parse_headers(&name, t))
+                    .transpose()?
+                    .unwrap_or_default();
+            }
+        }
+        Ok(messages)
     }
+}
+
+/// Headers from a JSON object of text (or null) values.
+fn parse_headers(column: &str, text: &str) -> Result<Vec<(String, Option<String>)>> {
+    let bad = || Error::Kafka {
+        message: format!("column '{column}': headers are a JSON object of text values, not {text}"),
+    };
+    let serde_json::Value::Object(object) = serde_json::from_str(text).map_err(|_| bad())? else {
+        return Err(bad());
+    };
+    object
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::Null => Ok((key, None)),
+            serde_json::Value::String(v) => Ok((key, Some(v))),
+            _ => Err(bad()),
+        })
+        .collect()
 }
 
 /// Builds the subtasks of a Kafka sink.
@@ -261,22 +311,36 @@ impl Sink for KafkaSink {
         let encoding = Arc::clone(&self.encoding);
         let payloads = weir_engine::cpu::run(move || encoding.encode(&batch)).await?;
         let mut bytes = 0;
-        for (key, value, time) in &payloads {
-            bytes += key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
+        for message in &payloads {
+            bytes += message.key.as_ref().map_or(0, Vec::len)
+                + message.value.as_ref().map_or(0, Vec::len);
             let partition = self.partition();
             loop {
                 let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
-                if let Some(key) = key {
+                if let Some(key) = &message.key {
                     record = record.key(key.as_slice());
                 }
-                if let Some(value) = value {
+                if let Some(value) = &message.value {
                     record = record.payload(value.as_slice());
                 }
                 if let Some(partition) = partition {
                     record = record.partition(partition);
                 }
-                if let Some(time) = time {
-                    record = record.timestamp(*time);
+                if let Some(time) = message.timestamp {
+                    record = record.timestamp(time);
+                }
+                if !message.headers.is_empty() {
+                    let headers =
+                        message
+                            .headers
+                            .iter()
+                            .fold(OwnedHeaders::new(), |h, (key, value)| {
+                                h.insert(Header {
+                                    key,
+                                    value: value.as_deref(),
+                                })
+                            });
+                    record = record.headers(headers);
                 }
                 match self.producer.send(record) {
                     Ok(()) => break,

@@ -110,6 +110,7 @@ impl KafkaSourceFactory {
             settings: self.settings.clone(),
             ranges,
             discovery,
+            headers: self.columns.reads_headers(),
         })?;
         Ok(Box::new(KafkaSource {
             columns: Arc::clone(&self.columns),
