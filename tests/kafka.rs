@@ -71,6 +71,17 @@ fn values(broker: &Broker, topic: &str) -> Vec<String> {
     values
 }
 
+/// The sum of the counts in field `field` of JSON rows `rows`.
+fn total(rows: &[String], field: &str) -> u64 {
+    rows.iter()
+        .map(|row| {
+            serde_json::from_str::<serde_json::Value>(row).expect("JSON")[field]
+                .as_u64()
+                .expect("a count")
+        })
+        .sum()
+}
+
 /// The `bid` table on the topics `topics` names (`'topic' = '...'` or
 /// `'topic-pattern' = '...'`), with `extra` options.
 fn bid_table(broker: &Broker, topics: &str, extra: &str) -> String {
@@ -156,15 +167,7 @@ async fn windows_from_a_topic_into_a_topic_match_batch_mode() {
     let batch = values(&broker, "windows-batch-1");
     // 3000 bids 37 ms apart: 111 s of bids, 12 windows of 7 auctions.
     assert!(batch.len() > 70, "{batch:?}");
-    let counted: u64 = batch
-        .iter()
-        .map(|row| {
-            serde_json::from_str::<serde_json::Value>(row).expect("JSON")["bids"]
-                .as_u64()
-                .expect("a count")
-        })
-        .sum();
-    assert_eq!(counted, 3000);
+    assert_eq!(total(&batch, "bids"), 3000);
     for (mode, parallelism) in &runs[1..] {
         assert_eq!(
             values(&broker, &format!("windows-{mode}-{parallelism}")),
@@ -526,4 +529,59 @@ fn a_run_killed_mid_stream_and_resumed_from_its_checkpoint_loses_nothing() {
         landed >= 2,
         "{landed} of 3 kills fell mid-stream: the test tests little"
     );
+}
+
+/// Event time from the messages' own timestamps: a watermark on a
+/// `timestamp` metadata column gives, in streaming mode, the windows batch
+/// mode gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_over_the_message_timestamps_match_batch_mode() {
+    let broker = Broker::start();
+    broker.create_topic("clicks", 2);
+    let clicks: Vec<String> = (0..2000)
+        .map(|i| format!(r#"{{"user": {}}}"#, i % 5))
+        .collect();
+    let messages: Vec<Message<'_>> = clicks
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Message {
+            partition: (i % 2) as i32,
+            value: Some(value.as_bytes()),
+            timestamp: Some(BASE + i as i64 * 50 - (i as i64 * 7919 % 300)),
+            ..Message::default()
+        })
+        .collect();
+    broker.produce("clicks", &messages);
+    for (mode, parallelism) in [("batch", 1), ("streaming", 2)] {
+        let out = format!("per-user-{mode}");
+        broker.create_topic(&out, 1);
+        let script = format!(
+            "CREATE TABLE clicks (
+                `user` BIGINT,
+                ts TIMESTAMP(3) METADATA FROM 'timestamp' VIRTUAL,
+                WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+            ) WITH (
+                'connector' = 'kafka', 'topic' = 'clicks',
+                'properties.bootstrap.servers' = '{servers}',
+                'scan.startup.mode' = 'earliest-offset',
+                'scan.bounded.mode' = 'latest-offset', 'format' = 'json'
+            );
+            {}
+            INSERT INTO per_user
+            SELECT `user`, window_start, count(*) AS clicks
+            FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '5' SECOND))
+            GROUP BY `user`, window_start, window_end;",
+            output_table(
+                &broker,
+                "per_user",
+                &out,
+                "`user` BIGINT, window_start TIMESTAMP(3), clicks BIGINT"
+            ),
+            servers = broker.servers(),
+        );
+        run_inserts(&script, mode, parallelism).await;
+    }
+    let batch = values(&broker, "per-user-batch");
+    assert_eq!(total(&batch, "clicks"), 2000);
+    assert_eq!(values(&broker, "per-user-streaming"), batch);
 }

@@ -270,6 +270,18 @@ async fn startup_modes_start_where_flink_starts() {
         .await,
         expected_bids(0..100)
     );
+    // Where the group committed: partition 0 from offset 40 (id 80),
+    // partition 1 from offset 45 (id 91).
+    broker.commit("g2", "t", &[40, 45]);
+    let from_group = (80..100).step_by(2).chain((91..100).step_by(2));
+    assert_eq!(
+        read(vec![
+            ("scan.startup.mode", "group-offsets".to_string()),
+            ("properties.group.id", "g2".to_string()),
+        ])
+        .await,
+        expected_bids(from_group)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,6 +309,17 @@ async fn bounded_modes_end_where_flink_ends() {
         ])
         .await,
         expected_bids([0, 2, 4].into_iter())
+    );
+    // Up to where the group committed: partition 0 to offset 2 (ids 0,
+    // 2), partition 1 to offset 1 (id 1).
+    broker.commit("g3", "t", &[2, 1]);
+    assert_eq!(
+        read(vec![
+            ("scan.bounded.mode", "group-offsets".to_string()),
+            ("properties.group.id", "g3".to_string()),
+        ])
+        .await,
+        expected_bids([0, 1, 2].into_iter())
     );
     // The end is the end when the job was built: later messages are not read.
     let options = table_options(&broker, "t", &[]);

@@ -254,6 +254,23 @@ impl Broker {
             .collect()
     }
 
+    /// Commits `offsets` (by partition of `topic`) for group `group`.
+    pub fn commit(&self, group: &str, topic: &str, offsets: &[i64]) {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", group)
+            .create()
+            .expect("a consumer");
+        let mut list = TopicPartitionList::new();
+        for (p, offset) in (0..).zip(offsets) {
+            list.add_partition_offset(topic, p, Offset::Offset(*offset))
+                .expect("a partition");
+        }
+        consumer
+            .commit(&list, rdkafka::consumer::CommitMode::Sync)
+            .expect("committed");
+    }
+
     /// Every message of `topic` now, by partition, as (key, value): read
     /// until every partition reports its end (not up to the offsets a
     /// ListOffsets request gives, which tansu gets wrong for batches of
