@@ -99,6 +99,8 @@ pub struct ReaderSpec {
     pub discovery: Option<Discovery>,
     /// Whether the table reads the messages' headers.
     pub headers: bool,
+    /// Whether every partition stops: the reader ends when all did.
+    pub bounded: bool,
 }
 
 /// A running reader thread; it stops when dropped.
@@ -246,7 +248,8 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
     ])?;
     let mut open: HashMap<String, HashMap<i32, Open>> = HashMap::new();
     assign(&consumer, settings, &spec.ranges, spec.headers, &mut open)?;
-    let bounded = spec.ranges.iter().all(|r| r.stop.is_some()) && spec.discovery.is_none();
+    // An unbounded reader left without partitions waits for some.
+    let bounded = spec.bounded;
     let mut discovery = spec.discovery;
     let mut next_discovery = discovery.as_ref().map(|d| Instant::now() + d.interval);
     let send = |event: ReaderEvent| tx.blocking_send(Ok(event)).is_ok();

@@ -111,6 +111,7 @@ impl KafkaSourceFactory {
             ranges,
             discovery,
             headers: self.columns.reads_headers(),
+            bounded: self.bounded,
         })?;
         Ok(Box::new(KafkaSource {
             columns: Arc::clone(&self.columns),
