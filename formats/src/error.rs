@@ -41,6 +41,16 @@ pub enum Error {
         /// Why it cannot be decoded.
         reason: String,
     },
+    /// A Kafka message cannot be decoded (and `bad-records` is `fail`).
+    #[error("{partition}, offset {offset}: {reason}")]
+    BadMessage {
+        /// Its topic and partition.
+        partition: String,
+        /// Its offset.
+        offset: i64,
+        /// Why it cannot be decoded.
+        reason: String,
+    },
     /// Files whose schemas disagree.
     #[error("{message}")]
     SchemaMismatch {
@@ -100,11 +110,12 @@ impl From<Error> for EngineError {
                 expr: filter,
                 message,
             },
-            Error::Corrupt { .. } | Error::BadRecord { .. } | Error::SchemaMismatch { .. } => {
-                EngineError::BadInput {
-                    message: e.to_string(),
-                }
-            }
+            Error::Corrupt { .. }
+            | Error::BadRecord { .. }
+            | Error::BadMessage { .. }
+            | Error::SchemaMismatch { .. } => EngineError::BadInput {
+                message: e.to_string(),
+            },
         }
     }
 }

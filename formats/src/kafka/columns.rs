@@ -209,10 +209,10 @@ impl TableColumns {
             bad.dedup_by_key(|(m, _)| *m);
         }
         if let (BadRecords::Fail, Some((message, reason))) = (self.policy, bad.first()) {
-            return Err(Error::BadRecord {
-                file: format!("{}", block.partition),
-                line: block.offsets[*message as usize] as u64,
-                reason: format!("offset {}: {reason}", block.offsets[*message as usize]),
+            return Err(Error::BadMessage {
+                partition: block.partition.to_string(),
+                offset: block.offsets[*message as usize],
+                reason: reason.clone(),
             });
         }
         let is_bad = |m: usize| bad.binary_search_by_key(&(m as u32), |(b, _)| *b).is_ok();
