@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use weir_engine::checkpoint::SplitPosition;
-use weir_engine::task::Counters;
+use weir_engine::task::{Counters, ScanProgress};
 use weir_engine::{Boundedness, Source, SourceFactory, TaskInfo};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -126,6 +126,7 @@ impl KafkaSourceFactory {
             events,
             _reader: reader,
             counters: task.counters.clone(),
+            scanned: task.scanned.clone(),
             dead_letters: self.dead_letters.clone(),
             timeout: self.settings.timeout,
         }))
@@ -293,6 +294,8 @@ struct KafkaSource {
     /// Stops the reader when the source goes.
     _reader: Reader,
     counters: Counters,
+    /// The messages covered, for progress (the task counts the rows).
+    scanned: ScanProgress,
     dead_letters: Option<DeadLetters>,
     /// How long a dead letter may take to deliver.
     timeout: Duration,
@@ -346,6 +349,8 @@ impl Source for KafkaSource {
                 self.counters.add("tombstones skipped", rows.tombstones);
             }
             let bad = rows.bad.len() as u64;
+            // Messages that give no row are covered all the same.
+            self.scanned.add(bad + rows.tombstones);
             match &self.dead_letters {
                 _ if bad == 0 => {}
                 Some(dead_letters) => {
