@@ -87,6 +87,14 @@ pub trait SinkFactory: Send + Sync + Debug {
     /// When the sink cannot be opened.
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Sink>>;
 
+    /// Why the sink cannot write the output of an unbounded job that
+    /// takes no checkpoints (it makes its output visible only when a
+    /// checkpoint completes, or the job ends), or `None` when it can. Such
+    /// a job is refused before it starts.
+    fn needs_checkpoints(&self) -> Option<String> {
+        None
+    }
+
     /// Every subtask of the job finished: makes the output of the attempts
     /// in `commit` visible. Called once per job, after every task ended.
     ///

@@ -181,7 +181,11 @@ async fn a_missing_topic_and_unknown_options_are_named() {
         ),
         (
             ("sink.delivery-guarantee", "exactly-once"),
-            "not available yet",
+            "option 'sink.transactional-id-prefix': is required",
+        ),
+        (
+            ("sink.transactional-id-prefix", "job"),
+            "is only used with 'sink.delivery-guarantee' = 'exactly-once'",
         ),
         (("topic-pattern", "t.*"), "not both"),
         (

@@ -349,6 +349,11 @@ impl CheckpointCoordinator {
         }
     }
 
+    /// Whether it checkpoints periodically (not only for savepoints).
+    pub fn is_periodic(&self) -> bool {
+        self.interval.is_some()
+    }
+
     pub fn store(&self) -> &CheckpointStore {
         &self.store
     }

@@ -340,7 +340,36 @@ impl JobMaster {
         }
     }
 
+    /// Refuses a job whose sinks could never commit: an unbounded job
+    /// without checkpoints, into a sink that commits at checkpoints.
+    fn check_sinks_commit(&self) -> Result<()> {
+        let unbounded = self
+            .graph
+            .job
+            .vertices
+            .iter()
+            .any(|v| v.boundedness() == Some(Boundedness::Unbounded));
+        let periodic = self
+            .checkpoints
+            .as_ref()
+            .is_some_and(CheckpointCoordinator::is_periodic);
+        if !unbounded || periodic {
+            return Ok(());
+        }
+        for (_, sink, _) in self.sinks() {
+            if let Some(reason) = sink.needs_checkpoints() {
+                return Err(self.unschedulable(format!(
+                    "sink '{}' writes an unbounded job only at checkpoints, and the job takes \
+                     none: {reason}",
+                    sink.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn drive(&mut self) -> Result<()> {
+        self.check_sinks_commit()?;
         self.strategy
             .check(&self.graph.regions, self.slots.total())
             .map_err(|reason| self.unschedulable(reason))?;

@@ -91,8 +91,21 @@ impl ClientSettings {
     /// # Errors
     /// [`Error::Option`] when librdkafka refuses a property.
     pub fn producer(&self, overrides: &[(&str, &str)]) -> Result<ThreadedProducer<BrokerWatch>> {
+        self.producer_watched(overrides, BrokerWatch::default())
+    }
+
+    /// A producer reporting to `watch`, with the properties and
+    /// `overrides`.
+    ///
+    /// # Errors
+    /// [`Error::Option`] when librdkafka refuses a property.
+    pub fn producer_watched(
+        &self,
+        overrides: &[(&str, &str)],
+        watch: BrokerWatch,
+    ) -> Result<ThreadedProducer<BrokerWatch>> {
         self.config(overrides)
-            .create_with_context(BrokerWatch::default())
+            .create_with_context(watch)
             .map_err(|e| client_error(&e))
     }
 }
@@ -105,15 +118,34 @@ pub fn client_error(e: &KafkaError) -> Error {
     }
 }
 
+/// The first and last offset of the messages a producer delivered, by
+/// partition.
+pub type WrittenOffsets = Arc<Mutex<BTreeMap<i32, (i64, i64)>>>;
+
 /// Since when every broker has been out of reach, as the client reports it,
-/// and the first message a producer could not deliver.
+/// the first message a producer could not deliver, and where its messages
+/// went when asked.
 #[derive(Debug, Clone, Default)]
 pub struct BrokerWatch {
     down_since: Arc<Mutex<Option<(Instant, String)>>>,
     undelivered: Arc<Mutex<Option<String>>>,
+    written: Option<WrittenOffsets>,
 }
 
 impl BrokerWatch {
+    /// A watch that also records the offsets of the messages delivered.
+    pub fn recording_offsets() -> Self {
+        Self {
+            written: Some(WrittenOffsets::default()),
+            ..Self::default()
+        }
+    }
+
+    /// The offsets of the messages delivered (empty unless recorded).
+    pub fn written(&self) -> WrittenOffsets {
+        self.written.clone().unwrap_or_default()
+    }
+
     /// Why the first message that could not be delivered was not.
     pub fn undelivered(&self) -> Option<String> {
         self.undelivered
@@ -177,6 +209,18 @@ impl ProducerContext for BrokerWatch {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let (Ok(message), Some(written)) = (result, &self.written) {
+            let offset = message.offset();
+            written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(message.partition())
+                .and_modify(|(first, last)| {
+                    *first = (*first).min(offset);
+                    *last = (*last).max(offset);
+                })
+                .or_insert((offset, offset));
+        }
         if let Err((error, message)) = result {
             self.undelivered
                 .lock()

@@ -48,7 +48,8 @@
 //! Kafka's Java client; `fixed`: each subtask one partition;
 //! `round-robin`), `sink.delivery-guarantee` (`at-least-once`, the
 //! default: every message is delivered before a checkpoint completes;
-//! `none`).
+//! `none`; `exactly-once` with `sink.transactional-id-prefix`: a Kafka
+//! transaction per subtask per checkpoint, see [`transactions`]).
 //!
 //! Columns declared `METADATA FROM` read the message's `topic`,
 //! `partition`, `offset`, `timestamp`, `key` or `headers` (a JSON object
@@ -78,6 +79,7 @@ mod partitions;
 mod reader;
 mod sink;
 mod source;
+pub mod transactions;
 
 use std::sync::Arc;
 

@@ -214,13 +214,20 @@ impl ScanOptions {
 
 /// How a sink makes its messages survive failures
 /// (`sink.delivery-guarantee`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryGuarantee {
     /// Messages may be lost when a job fails (`none`).
     None,
     /// Every message is delivered before a checkpoint completes; a restart
     /// writes those after it again (`at-least-once`, the default).
     AtLeastOnce,
+    /// The messages between two checkpoints are one Kafka transaction per
+    /// subtask, committed when the later checkpoint completes
+    /// (`exactly-once`, with `sink.transactional-id-prefix`).
+    ExactlyOnce {
+        /// The prefix of the transactional ids.
+        prefix: String,
+    },
 }
 
 /// Which partition a sink writes each row to (`sink.partitioner`).
@@ -275,14 +282,9 @@ impl SinkOptions {
         let guarantee = match text(options, "sink.delivery-guarantee").unwrap_or("at-least-once") {
             "none" => DeliveryGuarantee::None,
             "at-least-once" => DeliveryGuarantee::AtLeastOnce,
-            "exactly-once" => {
-                return Err(Error::Option {
-                    option: "sink.delivery-guarantee".to_string(),
-                    message: "'exactly-once' (Kafka transactions) is not available yet: \
-                        use 'at-least-once'"
-                        .to_string(),
-                });
-            }
+            "exactly-once" => DeliveryGuarantee::ExactlyOnce {
+                prefix: transactional_id_prefix(options)?,
+            },
             other => {
                 return Err(invalid(
                     "sink.delivery-guarantee",
@@ -294,7 +296,7 @@ impl SinkOptions {
         refuse_unless(
             options,
             "sink.transactional-id-prefix",
-            false,
+            matches!(guarantee, DeliveryGuarantee::ExactlyOnce { .. }),
             "'sink.delivery-guarantee' = 'exactly-once'",
         )?;
         let partitioner = match text(options, "sink.partitioner").unwrap_or("default") {
@@ -315,6 +317,21 @@ impl SinkOptions {
             guarantee,
             partitioner,
         })
+    }
+}
+
+/// The prefix of an exactly-once sink's transactional ids, which Flink too
+/// requires: the ids of two jobs writing at once must differ.
+fn transactional_id_prefix(options: &ConnectorOptions) -> Result<String> {
+    let option = "sink.transactional-id-prefix";
+    match text(options, option) {
+        Some(prefix) if !prefix.is_empty() => Ok(prefix.to_string()),
+        _ => Err(Error::Option {
+            option: option.to_string(),
+            message: "is required with 'sink.delivery-guarantee' = 'exactly-once': a prefix \
+                of the Kafka transactional ids, different for every job writing at once"
+                .to_string(),
+        }),
     }
 }
 

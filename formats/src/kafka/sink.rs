@@ -15,12 +15,13 @@ use rdkafka::util::Timeout;
 use weir_engine::registry::ConnectorOptions;
 use weir_engine::source::METADATA_FROM;
 use weir_engine::task::Counters;
-use weir_engine::{Sink, SinkFactory, TaskInfo};
+use weir_engine::{CheckpointCommit, JobCommit, Sink, SinkFactory, TaskInfo};
 
 use super::client::{BrokerWatch, ClientSettings, off_workers};
 use super::encode::{MessageEncoder, project};
 use super::layout::{Layout, schema_of};
 use super::options::{DeliveryGuarantee, SinkOptions, SinkPartitioner};
+use super::transactions::{Committable, CommittedTransaction, Ledger};
 use crate::{Error, Result};
 
 /// How long a full producer queue is waited on before a send is tried
@@ -194,7 +195,15 @@ pub struct KafkaSinkFactory {
     encoding: Arc<Encoding>,
     /// The topic's partitions when the job was built.
     partitions: i32,
+    /// The transactions of an exactly-once sink.
+    ledger: Option<Arc<Ledger>>,
 }
+
+/// How long a transaction may stay open (librdkafka's
+/// `transaction.timeout.ms`), unless the properties say: the longest that
+/// brokers accept by default (their `transaction.max.timeout.ms`), so that
+/// a checkpoint interval of minutes does not time transactions out.
+const TRANSACTION_TIMEOUT_MS: &str = "900000";
 
 impl KafkaSinkFactory {
     /// A sink of rows of `schema` with `options`, checking that the topic
@@ -215,13 +224,68 @@ impl KafkaSinkFactory {
             })
             .await?
         };
+        let ledger = match &sink.guarantee {
+            DeliveryGuarantee::ExactlyOnce { prefix } => {
+                let mut overrides = producer_overrides(&settings);
+                if !settings.properties.contains_key("transaction.timeout.ms") {
+                    overrides.push(("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS));
+                }
+                let overrides = overrides
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_string()))
+                    .collect();
+                Some(Arc::new(Ledger::new(
+                    prefix.clone(),
+                    settings.clone(),
+                    overrides,
+                )))
+            }
+            _ => None,
+        };
         Ok(Self {
             options: sink,
             settings,
             encoding: Arc::new(encoding),
             partitions,
+            ledger,
         })
     }
+
+    /// The transactions an exactly-once sink committed so far, in the
+    /// order of their commits (none for the other guarantees): what a
+    /// consumer reading committed messages sees.
+    pub fn committed_transactions(&self) -> Vec<CommittedTransaction> {
+        self.ledger
+            .as_ref()
+            .map(|l| l.committed())
+            .unwrap_or_default()
+    }
+
+    fn committables(&self, commit: &CheckpointCommit<'_>) -> Result<Vec<Committable>> {
+        commit
+            .committables
+            .iter()
+            .map(|value| {
+                serde_json::from_value(value.clone()).map_err(|e| Error::Kafka {
+                    message: format!(
+                        "{}: checkpoint {} holds a transaction that is not one: {e}",
+                        self.name(),
+                        commit.checkpoint
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The properties every producer of a sink gets.
+fn producer_overrides(settings: &ClientSettings) -> Vec<(&'static str, &'static str)> {
+    let mut overrides = Vec::new();
+    if !settings.properties.contains_key("partitioner") {
+        // Kafka's Java client's partitioner, as Flink's default.
+        overrides.push(("partitioner", "murmur2_random"));
+    }
+    overrides
 }
 
 #[async_trait]
@@ -231,33 +295,117 @@ impl SinkFactory for KafkaSinkFactory {
     }
 
     fn create(&self, task: &TaskInfo) -> weir_engine::Result<Box<dyn Sink>> {
-        let mut overrides = Vec::new();
-        if !self.settings.properties.contains_key("partitioner") {
-            // Kafka's Java client's partitioner, as Flink's default.
-            overrides.push(("partitioner", "murmur2_random"));
-        }
-        if self.options.guarantee == DeliveryGuarantee::AtLeastOnce {
-            // Retries write no duplicates.
-            overrides.push(("enable.idempotence", "true"));
-        }
-        let producer = self.settings.producer(&overrides)?;
+        let producer = match &self.ledger {
+            // Each transaction has a producer of its own.
+            Some(_) => None,
+            None => {
+                let mut overrides = producer_overrides(&self.settings);
+                if self.options.guarantee == DeliveryGuarantee::AtLeastOnce {
+                    // Retries write no duplicates.
+                    overrides.push(("enable.idempotence", "true"));
+                }
+                Some(Arc::new(self.settings.producer(&overrides)?))
+            }
+        };
         let partitions = self.partitions.max(1);
         Ok(Box::new(KafkaSink {
-            producer: Arc::new(producer),
+            producer,
+            transactions: self.ledger.as_ref().map(|ledger| Transactions {
+                ledger: Arc::clone(ledger),
+                subtask: task.subtask,
+                attempt: task.attempt,
+                next: None,
+            }),
             topic: self.options.topic.clone(),
             encoding: Arc::clone(&self.encoding),
             partitioner: self.options.partitioner,
             partitions,
             next: (task.subtask as i32) % partitions,
-            guarantee: self.options.guarantee,
+            guarantee: self.options.guarantee.clone(),
             counters: task.counters.clone(),
         }))
+    }
+
+    fn needs_checkpoints(&self) -> Option<String> {
+        self.ledger.as_ref().map(|_| {
+            "'sink.delivery-guarantee' = 'exactly-once' commits a Kafka transaction when a \
+             checkpoint completes: set 'execution.checkpointing.interval', or use \
+             'at-least-once'"
+                .to_string()
+        })
+    }
+
+    async fn commit_checkpoint(&self, commit: &CheckpointCommit<'_>) -> weir_engine::Result<()> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(());
+        };
+        let committables = self.committables(commit)?;
+        Ok(ledger
+            .commit(&committables, commit.decided_by.is_none())
+            .await?)
+    }
+
+    async fn commit_job(&self, commit: &JobCommit) -> weir_engine::Result<()> {
+        match &self.ledger {
+            Some(ledger) => Ok(ledger.commit_job(&commit.attempts).await?),
+            None => Ok(()),
+        }
+    }
+
+    async fn abort_job(&self, _job_id: &str) -> weir_engine::Result<()> {
+        match &self.ledger {
+            Some(ledger) => Ok(ledger.abort_job().await?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where a subtask of an exactly-once sink is in its transactions.
+struct Transactions {
+    ledger: Arc<Ledger>,
+    subtask: usize,
+    attempt: u32,
+    /// The number of its next transaction (`None`: the attempt did not
+    /// start its transactions yet).
+    next: Option<u64>,
+}
+
+impl Transactions {
+    /// The number of the next transaction, fencing what earlier attempts
+    /// left first.
+    async fn next(&mut self) -> Result<u64> {
+        if let Some(next) = self.next {
+            return Ok(next);
+        }
+        let next = self.ledger.start(self.subtask, self.attempt).await?;
+        self.next = Some(next);
+        Ok(next)
+    }
+
+    /// A checkpoint: the open transaction (`producer`, flushed) waits for
+    /// it to complete. Returns what commits the subtask's transactions up
+    /// to it.
+    async fn prepare(
+        &mut self,
+        producer: Option<Arc<ThreadedProducer<BrokerWatch>>>,
+    ) -> Result<Committable> {
+        let next = self.next().await?;
+        let Some(producer) = producer else {
+            return Ok(self.ledger.committable(self.subtask, next - 1));
+        };
+        self.ledger
+            .prepared(self.subtask, self.attempt, next, producer)?;
+        self.next = Some(next + 1);
+        Ok(self.ledger.committable(self.subtask, next))
     }
 }
 
 /// One subtask of a Kafka sink.
 struct KafkaSink {
-    producer: Arc<ThreadedProducer<BrokerWatch>>,
+    /// The producer of the messages (`None`: an exactly-once sink between
+    /// two transactions).
+    producer: Option<Arc<ThreadedProducer<BrokerWatch>>>,
+    transactions: Option<Transactions>,
     topic: String,
     encoding: Arc<Encoding>,
     partitioner: SinkPartitioner,
@@ -281,9 +429,32 @@ impl KafkaSink {
         }
     }
 
+    /// The producer of the messages, beginning a transaction when an
+    /// exactly-once sink has none open.
+    async fn producer(&mut self) -> Result<Arc<ThreadedProducer<BrokerWatch>>> {
+        if let Some(producer) = &self.producer {
+            return Ok(Arc::clone(producer));
+        }
+        let transactions = self
+            .transactions
+            .as_mut()
+            .expect("only an exactly-once sink is without a producer");
+        let number = transactions.next().await?;
+        let producer = transactions
+            .ledger
+            .begin(transactions.subtask, number)
+            .await?;
+        self.producer = Some(Arc::clone(&producer));
+        Ok(producer)
+    }
+
     /// Fails when a message could not be delivered.
     fn check_delivered(&self) -> Result<()> {
-        match self.producer.context().undelivered() {
+        match self
+            .producer
+            .as_ref()
+            .and_then(|p| p.context().undelivered())
+        {
             Some(reason) => Err(Error::Kafka { message: reason }),
             None => Ok(()),
         }
@@ -291,7 +462,9 @@ impl KafkaSink {
 
     /// Waits until every message sent is delivered or failed.
     async fn flush(&self) -> Result<()> {
-        let producer = Arc::clone(&self.producer);
+        let Some(producer) = self.producer.clone() else {
+            return Ok(());
+        };
         off_workers(move || {
             // Each message is delivered or fails within
             // `message.timeout.ms`.
@@ -302,12 +475,28 @@ impl KafkaSink {
         .await?;
         self.check_delivered()
     }
+
+    /// Flushes the open transaction of an exactly-once sink, which then
+    /// waits for its commit. Returns what commits it.
+    async fn prepare_transaction(&mut self) -> Result<Committable> {
+        self.flush().await?;
+        let producer = self.producer.take();
+        self.transactions
+            .as_mut()
+            .expect("an exactly-once sink")
+            .prepare(producer)
+            .await
+    }
 }
 
 #[async_trait]
 impl Sink for KafkaSink {
     async fn write_batch(&mut self, batch: RecordBatch) -> weir_engine::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         self.check_delivered()?;
+        let producer = self.producer().await?;
         let encoding = Arc::clone(&self.encoding);
         let payloads = weir_engine::cpu::run(move || encoding.encode(&batch)).await?;
         let mut bytes = 0;
@@ -342,7 +531,7 @@ impl Sink for KafkaSink {
                             });
                     record = record.headers(headers);
                 }
-                match self.producer.send(record) {
+                match producer.send(record) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         tokio::time::sleep(QUEUE_FULL_WAIT).await;
@@ -362,12 +551,20 @@ impl Sink for KafkaSink {
     }
 
     async fn finish(&mut self) -> weir_engine::Result<()> {
+        if self.transactions.is_some() {
+            // Committed with the job, or with the checkpoint a job stopped
+            // with a savepoint ended with.
+            self.prepare_transaction().await?;
+            return Ok(());
+        }
         Ok(self.flush().await?)
     }
 
     /// At least once: every message sent before the barrier is delivered
     /// before the checkpoint completes; a restart from it sends what
-    /// followed again. Without a guarantee, nothing is waited for.
+    /// followed again. Exactly once: the messages sent since the last
+    /// barrier are a transaction, committed when the checkpoint completes.
+    /// Without a guarantee, nothing is waited for.
     async fn prepare_commit(
         &mut self,
         _checkpoint: u64,
@@ -375,6 +572,12 @@ impl Sink for KafkaSink {
         match self.guarantee {
             DeliveryGuarantee::AtLeastOnce => self.flush().await?,
             DeliveryGuarantee::None => self.check_delivered()?,
+            DeliveryGuarantee::ExactlyOnce { .. } => {
+                let committable = self.prepare_transaction().await?;
+                return Ok(Some(
+                    serde_json::to_value(committable).expect("a committable serializes"),
+                ));
+            }
         }
         Ok(None)
     }
