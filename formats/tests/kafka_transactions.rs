@@ -278,3 +278,60 @@ async fn a_fenced_commit_fails_naming_its_transaction() {
     assert!(e.contains("another producer took over"), "{e}");
     assert!(kafka.committed_transactions().is_empty());
 }
+
+/// A job resumed from a checkpoint in a new process commits the
+/// checkpoint's transaction that the process which took it did not (it
+/// died first), with the producer id and epoch the checkpoint recorded;
+/// one that Kafka aborted meanwhile fails the job, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_job_commits_what_the_dead_run_did_not() {
+    let mock = cluster();
+    let servers = mock.bootstrap_servers();
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("seq", DataType::Int64, false)]));
+    // The first run prepares checkpoint 1, which completes, and dies
+    // before it commits.
+    let dead = kafka_sink(&servers, &schema).await;
+    let mut writer = subtask(&dead, 0);
+    writer.write_batch(numbers(&schema, 0)).await.expect("writes");
+    let committables = [writer
+        .prepare_commit(1)
+        .await
+        .expect("prepares")
+        .expect("a transaction")];
+    let recorded: weir_formats::kafka::transactions::Committable =
+        serde_json::from_value(committables[0].clone()).expect("a committable");
+    assert!(recorded.waiting[0].producer.is_some(), "{recorded:?}");
+    let restored = CheckpointCommit {
+        job_id: "resumed",
+        checkpoint: 1,
+        committables: &committables,
+        decided_by: None,
+    };
+    // A run whose commit finds the transaction aborted fails, naming it.
+    let aborted = kafka_sink(&servers, &schema).await;
+    mock.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TXN_STATE],
+    );
+    let e = aborted
+        .commit_checkpoint(&restored)
+        .await
+        .expect_err("an aborted transaction")
+        .to_string();
+    assert!(e.contains("'weir-test-0-1'") && e.contains("Kafka aborted it"), "{e}");
+    // The resumed run commits it.
+    let resumed = kafka_sink(&servers, &schema).await;
+    resumed
+        .commit_checkpoint(&restored)
+        .await
+        .expect("commits the dead run's transaction");
+    let ids: Vec<String> = resumed
+        .committed_transactions()
+        .into_iter()
+        .map(|t| t.transactional_id)
+        .collect();
+    assert_eq!(ids, ["weir-test-0-1"]);
+    let expected: BTreeMap<i64, usize> = (0..10).map(|n| (n, 1)).collect();
+    assert_eq!(committed_numbers(&servers, &resumed), expected);
+    assert!(dead.committed_transactions().is_empty());
+}

@@ -130,6 +130,31 @@ pub struct BrokerWatch {
     down_since: Arc<Mutex<Option<(Instant, String)>>>,
     undelivered: Arc<Mutex<Option<String>>>,
     written: Option<WrittenOffsets>,
+    producer_id: Arc<Mutex<Option<ProducerId>>>,
+}
+
+/// The id and epoch a producer got from the brokers (Kafka's
+/// InitProducerId), which its transactions carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProducerId {
+    /// The producer id.
+    pub id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+}
+
+impl ProducerId {
+    /// The id in librdkafka's log of it (`debug` = `eos`):
+    /// `Acquired PID{Id:1000,Epoch:0}` (facility `GETPID`).
+    fn from_log(message: &str) -> Option<Self> {
+        let rest = message.split_once("Acquired PID{Id:")?.1;
+        let (id, rest) = rest.split_once(",Epoch:")?;
+        let epoch = rest.split_once('}')?.0;
+        Some(Self {
+            id: id.parse().ok()?,
+            epoch: epoch.parse().ok()?,
+        })
+    }
 }
 
 impl BrokerWatch {
@@ -144,6 +169,12 @@ impl BrokerWatch {
     /// The offsets of the messages delivered (empty unless recorded).
     pub fn written(&self) -> WrittenOffsets {
         self.written.clone().unwrap_or_default()
+    }
+
+    /// The producer's id and epoch, when librdkafka logged them (with
+    /// `debug` = `eos` and the log level at debug).
+    pub fn producer_id(&self) -> Option<ProducerId> {
+        *self.producer_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Why the first message that could not be delivered was not.
@@ -193,6 +224,30 @@ pub fn is_unreachable(error: &KafkaError) -> bool {
 }
 
 impl ClientContext for BrokerWatch {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "GETPID"
+            && let Some(id) = ProducerId::from_log(message)
+        {
+            *self.producer_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{facility} {message}");
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{facility} {message}")
+            }
+            // Only the transactional producers log below warnings, for
+            // their producer ids: the rest is detail.
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "{facility} {message}");
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if is_unreachable(&error) {
             self.down(reason);

@@ -72,6 +72,7 @@ mod client;
 mod columns;
 mod dead_letter;
 mod encode;
+mod end_txn;
 mod format;
 mod layout;
 mod options;

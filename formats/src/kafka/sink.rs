@@ -393,10 +393,11 @@ impl Transactions {
         let Some(producer) = producer else {
             return Ok(self.ledger.committable(self.subtask, next - 1));
         };
-        self.ledger
+        let committable = self
+            .ledger
             .prepared(self.subtask, self.attempt, next, producer)?;
         self.next = Some(next + 1);
-        Ok(self.ledger.committable(self.subtask, next))
+        Ok(committable)
     }
 }
 

@@ -17,11 +17,11 @@
 //! subtask never has more than [`MAX_UNCOMMITTED`] transactions after its
 //! last committed one.
 //!
-//! A job that resumes in another process than the one that took its
-//! checkpoint cannot commit the checkpoint's own transactions if that
-//! process died before it did: librdkafka cannot take over another
-//! producer's transaction (Kafka's KIP-939 is not in librdkafka 2.12). The
-//! ledger says so in the log, naming the transactions.
+//! A job that resumes from a checkpoint in another process than the one
+//! that took it commits the checkpoint's transactions that process may
+//! not have committed before it died: with the producer id and epoch the
+//! checkpoint recorded, as Flink does, by sending Kafka's EndTxn request
+//! itself. Committing one that was committed changes nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,7 +30,12 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{Producer, ThreadedProducer};
 use serde::{Deserialize, Serialize};
 
-use super::client::{BrokerWatch, ClientSettings, WrittenOffsets, off_workers};
+use rdkafka::config::RDKafkaLogLevel;
+
+use super::client::{
+    BrokerWatch, ClientSettings, ProducerId, WrittenOffsets, client_error, off_workers,
+};
+use super::end_txn;
 use crate::{Error, Result};
 
 /// How many transactions of one subtask may wait for their checkpoint to
@@ -51,6 +56,21 @@ pub struct Committable {
     pub subtask: usize,
     /// The subtask's last transaction before the checkpoint.
     pub number: u64,
+    /// Its transactions that wait for a commit, for a job that resumes
+    /// from the checkpoint in another process.
+    #[serde(default)]
+    pub waiting: Vec<WaitingTransaction>,
+}
+
+/// A flushed transaction, as another process can commit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingTransaction {
+    /// Its number.
+    pub number: u64,
+    /// Its producer's id and epoch (`None`: librdkafka did not say).
+    pub producer: Option<ProducerId>,
+    /// The first and last offset written, by partition.
+    pub offsets: BTreeMap<i32, (i64, i64)>,
 }
 
 /// A transaction that Kafka committed: its id and the offsets its
@@ -70,6 +90,15 @@ struct Prepared {
     attempt: u32,
     producer: Arc<TransactionalProducer>,
     written: WrittenOffsets,
+}
+
+impl Prepared {
+    fn offsets(&self) -> BTreeMap<i32, (i64, i64)> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// What the ledger knows of one subtask's transactions.
@@ -144,9 +173,18 @@ impl Ledger {
             .map(|(k, v)| (*k, v.as_str()))
             .collect();
         overrides.push(("transactional.id", &id));
-        let producer = self
-            .settings
-            .producer_watched(&overrides, BrokerWatch::recording_offsets())?;
+        // librdkafka logs the producer id it gets (and says it nowhere
+        // else): a job resuming in another process commits with it.
+        let debug = match self.settings.properties.get("debug") {
+            Some(debug) => format!("{debug},eos"),
+            None => "eos".to_string(),
+        };
+        overrides.push(("debug", &debug));
+        let mut config = self.settings.config(&overrides);
+        config.set_log_level(RDKafkaLogLevel::Debug);
+        let producer: TransactionalProducer = config
+            .create_with_context(BrokerWatch::recording_offsets())
+            .map_err(|e| client_error(&e))?;
         let timeout = self.settings.timeout;
         let servers = self.settings.servers().to_string();
         off_workers(move || {
@@ -234,7 +272,7 @@ impl Ledger {
     }
 
     /// Transaction `number` of `subtask`, flushed by attempt `attempt`,
-    /// waits for its commit.
+    /// waits for its commit. Returns what commits it.
     ///
     /// # Errors
     /// When a later attempt of the subtask took over (this one is a
@@ -245,7 +283,7 @@ impl Ledger {
         attempt: u32,
         number: u64,
         producer: Arc<TransactionalProducer>,
-    ) -> Result<()> {
+    ) -> Result<Committable> {
         let written = producer.context().written();
         let mut ledger = self.lock();
         let prepared = &mut ledger.entry(subtask).or_default().prepared;
@@ -266,15 +304,32 @@ impl Ledger {
                 written,
             },
         );
-        Ok(())
+        drop(ledger);
+        Ok(self.committable(subtask, number))
     }
 
     /// What commits the transactions of `subtask` up to `number`.
     pub fn committable(&self, subtask: usize, number: u64) -> Committable {
+        let waiting = self
+            .lock()
+            .get(&subtask)
+            .map(|entry| {
+                entry
+                    .prepared
+                    .range(..=number)
+                    .map(|(n, prepared)| WaitingTransaction {
+                        number: *n,
+                        producer: prepared.producer.context().producer_id(),
+                        offsets: prepared.offsets(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Committable {
             prefix: self.prefix.clone(),
             subtask,
             number,
+            waiting,
         }
     }
 
@@ -288,7 +343,6 @@ impl Ledger {
     /// # Errors
     /// When Kafka does not commit a transaction; the job fails.
     pub async fn commit(&self, committables: &[Committable], restored: bool) -> Result<()> {
-        let mut earlier_run = Vec::new();
         for committable in committables {
             let Committable {
                 subtask, number, ..
@@ -300,36 +354,33 @@ impl Ledger {
                 entry.committed = entry.committed.max(*number);
                 std::mem::replace(&mut entry.prepared, later)
             };
-            if restored && !due.contains_key(number) {
-                earlier_run.push(committable);
+            for (n, prepared) in &due {
+                let id = Self::transactional_id(&self.prefix, *subtask, *n);
+                self.commit_held(id, *subtask, prepared).await?;
             }
-            for (n, prepared) in due {
-                self.commit_one(*subtask, n, prepared).await?;
+            if restored {
+                for waiting in committable
+                    .waiting
+                    .iter()
+                    .filter(|w| !due.contains_key(&w.number))
+                {
+                    self.resume(committable, waiting).await?;
+                }
+                let later = number + 1..=number + MAX_UNCOMMITTED;
+                self.fence(&committable.prefix, *subtask, later).await?;
             }
-        }
-        if earlier_run.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> = earlier_run
-            .iter()
-            .map(|c| Self::transactional_id(&c.prefix, c.subtask, c.number))
-            .collect();
-        tracing::warn!(
-            "the checkpoint this job resumes from recorded transactions of an earlier run ({}): \
-             if that run ended before it committed them, their messages are not in the topic \
-             (librdkafka cannot commit another process's transaction)",
-            ids.join(", ")
-        );
-        for c in earlier_run {
-            let later = c.number + 1..=c.number + MAX_UNCOMMITTED;
-            self.fence(&c.prefix, c.subtask, later).await?;
         }
         Ok(())
     }
 
-    async fn commit_one(&self, subtask: usize, number: u64, prepared: Prepared) -> Result<()> {
-        let transactional_id = Self::transactional_id(&self.prefix, subtask, number);
-        let (producer, timeout) = (prepared.producer, self.settings.timeout);
+    /// Commits a transaction this process holds.
+    async fn commit_held(
+        &self,
+        transactional_id: String,
+        subtask: usize,
+        prepared: &Prepared,
+    ) -> Result<()> {
+        let (producer, timeout) = (Arc::clone(&prepared.producer), self.settings.timeout);
         let id = transactional_id.clone();
         off_workers(move || {
             producer.commit_transaction(timeout).map_err(|e| {
@@ -353,11 +404,43 @@ impl Ledger {
             })
         })
         .await?;
-        let offsets = prepared
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        self.record(transactional_id, subtask, prepared.offsets());
+        Ok(())
+    }
+
+    /// Commits a transaction of an earlier run that a checkpoint recorded.
+    async fn resume(&self, committable: &Committable, waiting: &WaitingTransaction) -> Result<()> {
+        let id = Self::transactional_id(&committable.prefix, committable.subtask, waiting.number);
+        let plaintext = self
+            .settings
+            .properties
+            .get("security.protocol")
+            .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
+        let Some(producer) = waiting.producer.filter(|_| plaintext) else {
+            tracing::warn!(
+                "transaction '{id}' of the checkpoint this job resumes from cannot be committed \
+                 by this process (no producer id was recorded, or the brokers are not reached \
+                 in plain text): if the run that took the checkpoint ended before it \
+                 committed it, its messages are not in the topic"
+            );
+            return Ok(());
+        };
+        let (servers, timeout) = (self.settings.servers().to_string(), self.settings.timeout);
+        let resumed = id.clone();
+        off_workers(move || end_txn::commit(&servers, &resumed, producer, timeout)).await?;
+        self.record(id, committable.subtask, waiting.offsets.clone());
+        Ok(())
+    }
+
+    fn record(&self, transactional_id: String, subtask: usize, offsets: BTreeMap<i32, (i64, i64)>) {
+        tracing::info!(
+            "committed Kafka transaction '{transactional_id}': offsets {}",
+            offsets
+                .iter()
+                .map(|(p, (first, last))| format!("{p}:{first}-{last}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         self.committed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -366,7 +449,6 @@ impl Ledger {
                 subtask,
                 offsets,
             });
-        Ok(())
     }
 
     /// The job ended well: commits the transactions of the final attempt
@@ -378,7 +460,8 @@ impl Ledger {
         for (subtask, prepared) in self.take_prepared() {
             for (number, prepared) in prepared {
                 if attempts.get(subtask) == Some(&prepared.attempt) {
-                    self.commit_one(subtask, number, prepared).await?;
+                    let id = Self::transactional_id(&self.prefix, subtask, number);
+                    self.commit_held(id, subtask, &prepared).await?;
                 } else {
                     abort(prepared.producer, self.settings.timeout).await;
                 }
