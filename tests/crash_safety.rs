@@ -236,10 +236,7 @@ fn streaming_script(
     std::fs::write(
         &script,
         format!(
-            "SET 'execution.runtime-mode' = 'streaming';
-             SET 'execution.checkpointing.interval' = '150 ms';
-             SET 'execution.checkpointing.dir' = '{}';
-             SET 'parallelism.default' = '2';
+            "{}
              CREATE TABLE numbers (id BIGINT) WITH (
                'connector' = 'datagen', 'number-of-rows' = '{rows}',
                'rows-per-second' = '{}',
@@ -247,7 +244,7 @@ fn streaming_script(
                'fields.id.end' = '{}');
              CREATE TABLE out WITH ('connector' = 'parquet', 'path' = '{}'{options});
              INSERT INTO out {select};",
-            checkpoints.display(),
+            cli::streaming_settings(checkpoints, "150 ms"),
             rows / 3,
             rows - 1,
             out.display()

@@ -10,6 +10,8 @@
 //! attempt is fenced; an unbounded job without checkpoints is refused.
 
 mod common;
+#[path = "support/kafka_broker.rs"]
+mod kafka_broker;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,14 +20,9 @@ use std::time::Duration;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use common::*;
-use rdkafka::Message as _;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use rdkafka::{Offset, TopicPartitionList};
 use weir_engine::dataframe::Dataflow;
 use weir_engine::expr::col;
 use weir_engine::graph::{RuntimeMode, VertexId};
@@ -96,43 +93,22 @@ async fn run(
     (kafka, summary)
 }
 
-/// Every message of the topic with its offset, by partition, aborted ones
-/// included (the mock writes no markers).
+/// The number in each message of the topic, by partition and offset,
+/// aborted ones included (the mock writes no markers).
 fn messages(servers: &str) -> Vec<BTreeMap<i64, i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", "weir-tests")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_uncommitted")
-        .create()
-        .expect("a consumer");
-    let mut list = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        list.add_partition_offset(TOPIC, p, Offset::Beginning)
-            .expect("a partition");
-    }
-    consumer.assign(&list).expect("assigned");
-    let mut out = vec![BTreeMap::new(); PARTITIONS as usize];
-    let mut ended = vec![false; PARTITIONS as usize];
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while ended.iter().any(|e| !e) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cannot read the topic"
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let row: serde_json::Value =
-                    serde_json::from_slice(m.payload().expect("a value")).expect("JSON");
-                let seq = row["seq"].as_i64().expect("a number");
-                out[m.partition() as usize].insert(m.offset(), seq);
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => ended[p as usize] = true,
-            Some(Err(e)) => panic!("cannot read the topic: {e}"),
-            None => {}
-        }
-    }
-    out
+    kafka_broker::read_partitions(servers, TOPIC)
+        .into_iter()
+        .map(|partition| {
+            partition
+                .into_iter()
+                .map(|(offset, (_, value))| {
+                    let row: serde_json::Value =
+                        serde_json::from_slice(&value.expect("a value")).expect("JSON");
+                    (offset, row["seq"].as_i64().expect("a number"))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// How often each number is in a transaction `kafka` committed.
@@ -292,7 +268,10 @@ async fn a_resumed_job_commits_what_the_dead_run_did_not() {
     // before it commits.
     let dead = kafka_sink(&servers, &schema).await;
     let mut writer = subtask(&dead, 0);
-    writer.write_batch(numbers(&schema, 0)).await.expect("writes");
+    writer
+        .write_batch(numbers(&schema, 0))
+        .await
+        .expect("writes");
     let committables = [writer
         .prepare_commit(1)
         .await
@@ -318,7 +297,10 @@ async fn a_resumed_job_commits_what_the_dead_run_did_not() {
         .await
         .expect_err("an aborted transaction")
         .to_string();
-    assert!(e.contains("'weir-test-0-1'") && e.contains("Kafka aborted it"), "{e}");
+    assert!(
+        e.contains("'weir-test-0-1'") && e.contains("Kafka aborted it"),
+        "{e}"
+    );
     // The resumed run commits it.
     let resumed = kafka_sink(&servers, &schema).await;
     resumed

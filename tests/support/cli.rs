@@ -20,6 +20,18 @@ pub fn weir(tmp: &Path) -> Command {
     command
 }
 
+/// The statements of a script that runs in streaming mode at parallelism
+/// 2, checkpointing every `interval` into `checkpoints`.
+pub fn streaming_settings(checkpoints: &Path, interval: &str) -> String {
+    format!(
+        "SET 'execution.runtime-mode' = 'streaming';
+         SET 'execution.checkpointing.interval' = '{interval}';
+         SET 'execution.checkpointing.dir' = '{}';
+         SET 'parallelism.default' = '2';",
+        checkpoints.display()
+    )
+}
+
 /// Runs `command` to its end.
 pub fn output(mut command: Command) -> Output {
     command.output().expect("weir runs")

@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -276,37 +277,49 @@ impl Broker {
     /// ListOffsets request gives, which tansu gets wrong for batches of
     /// several messages).
     pub fn read_all(&self, topic: &str) -> Vec<Vec<Received>> {
-        let consumer: BaseConsumer = self
-            .config()
-            .set("enable.partition.eof", "true")
-            .set("group.id", "weir-tests")
-            .create()
-            .expect("a consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), CALL_TIMEOUT)
-            .expect("metadata");
-        let partitions = metadata.topics()[0].partitions().len();
-        let mut list = TopicPartitionList::new();
-        for p in 0..partitions as i32 {
-            list.add_partition_offset(topic, p, Offset::Beginning)
-                .expect("a partition");
-        }
-        consumer.assign(&list).expect("assigned");
-        let mut out = vec![Vec::new(); partitions];
-        let mut ended = vec![false; partitions];
-        let deadline = Instant::now() + CALL_TIMEOUT;
-        while ended.iter().any(|e| !e) {
-            assert!(Instant::now() < deadline, "cannot read all of {topic}");
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => out[m.partition() as usize]
-                    .push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
-                Some(Err(KafkaError::PartitionEOF(p))) => ended[p as usize] = true,
-                Some(Err(e)) => panic!("cannot read {topic}: {e}"),
-                None => {}
-            }
-        }
-        out
+        read_partitions(&self.servers(), topic)
+            .into_iter()
+            .map(|partition| partition.into_values().collect())
+            .collect()
     }
+}
+
+/// Every message of `topic` at the brokers `servers` now, by partition
+/// and offset, as (key, value), read until every partition reports its
+/// end.
+pub fn read_partitions(servers: &str, topic: &str) -> Vec<BTreeMap<i64, Received>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("enable.partition.eof", "true")
+        .set("group.id", "weir-tests")
+        .create()
+        .expect("a consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len();
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("a partition");
+    }
+    consumer.assign(&list).expect("assigned");
+    let mut out = vec![BTreeMap::new(); partitions];
+    let mut ended = vec![false; partitions];
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    while ended.iter().any(|e| !e) {
+        assert!(Instant::now() < deadline, "cannot read all of {topic}");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let message = (m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec));
+                out[m.partition() as usize].insert(m.offset(), message);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => ended[p as usize] = true,
+            Some(Err(e)) => panic!("cannot read {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
 }
 
 impl Drop for Broker {
