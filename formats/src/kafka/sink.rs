@@ -28,6 +28,9 @@ use crate::{Error, Result};
 /// again.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
 
+/// How often a flush looks whether the producer's queue is empty.
+const FLUSH_WAIT: Duration = Duration::from_millis(1);
+
 /// How rows become messages: the key's and the value's columns and
 /// formats.
 #[derive(Debug)]
@@ -461,19 +464,19 @@ impl KafkaSink {
         }
     }
 
-    /// Waits until every message sent is delivered or failed.
+    /// Waits until every message sent is delivered or failed (each is
+    /// within `message.timeout.ms`).
     async fn flush(&self) -> Result<()> {
         let Some(producer) = self.producer.clone() else {
             return Ok(());
         };
-        off_workers(move || {
-            // Each message is delivered or fails within
-            // `message.timeout.ms`.
-            producer.flush(Timeout::Never).map_err(|e| Error::Kafka {
-                message: format!("cannot flush the messages: {e}"),
-            })
-        })
-        .await?;
+        // Sends at once what lingers. rdkafka's own flush then waits for
+        // delivery reports in steps of 100 ms, though the producer's thread
+        // serves them: watching the queue drain takes a millisecond.
+        let _ = producer.flush(Timeout::After(Duration::ZERO));
+        while producer.in_flight_count() > 0 {
+            tokio::time::sleep(FLUSH_WAIT).await;
+        }
         self.check_delivered()
     }
 
