@@ -11,6 +11,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/config.rs"]
+mod config;
 #[path = "../formats/tests/support/kafka_broker.rs"]
 mod kafka_broker;
 
@@ -19,11 +21,13 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use cli::{latest_checkpoint, output, running_job, stderr, streaming_settings, text, weir};
+use cli::{
+    kill_after_first_checkpoint, output, running_job, stderr, streaming_settings, text, weir,
+};
 use kafka_broker::{Broker, Message};
 use rdkafka::mocking::MockCluster;
 use weir::sql::Session;
-use weir_scheduler::{JobConfig, MiniCluster};
+use weir_scheduler::MiniCluster;
 
 /// The time of the first bid (ms since the epoch).
 const BASE: i64 = 1_700_000_000_000;
@@ -101,6 +105,15 @@ fn bid_table(servers: &str, topics: &str, extra: &str) -> String {
     )
 }
 
+/// The `bid` table on every message of topic `bids` now.
+fn bounded_bids(servers: &str) -> String {
+    bid_table(
+        servers,
+        "'topic' = 'bids'",
+        ", 'scan.bounded.mode' = 'latest-offset'",
+    )
+}
+
 /// A table writing JSON to `topic`, with `extra` options.
 fn output_table(servers: &str, name: &str, topic: &str, columns: &str, extra: &str) -> String {
     format!(
@@ -112,15 +125,7 @@ fn output_table(servers: &str, name: &str, topic: &str, columns: &str, extra: &s
 }
 
 async fn run_inserts(script: &str, mode: &str, parallelism: usize) {
-    let mut config = JobConfig::default();
-    for (key, value) in [
-        ("execution.runtime-mode", mode),
-        ("parallelism.default", &parallelism.to_string()),
-        ("worker.slots", "4"),
-        ("shuffle.root", "memory://"),
-    ] {
-        config.set(key, value).expect("valid");
-    }
+    let config = config::in_memory(mode, parallelism);
     let mut session = Session::new(weir_formats::registry(), config.clone());
     let script = session.execute(script).await.expect("the script plans");
     let graph = session
@@ -150,11 +155,7 @@ async fn windows_from_a_topic_into_a_topic_match_batch_mode() {
             SELECT auction, window_start, window_end, count(*) AS bids, sum(price) AS total
             FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
             GROUP BY window_start, window_end, auction;",
-            bid_table(
-                &broker.servers(),
-                "'topic' = 'bids'",
-                ", 'scan.bounded.mode' = 'latest-offset'"
-            ),
+            bounded_bids(&broker.servers()),
             output_table(
                 &broker.servers(),
                 "windows",
@@ -181,8 +182,7 @@ async fn windows_from_a_topic_into_a_topic_match_batch_mode() {
 
 /// The rows of the script's query, in batch mode.
 async fn query(script: &str) -> Vec<String> {
-    let mut config = JobConfig::default();
-    config.set("shuffle.root", "memory://").expect("valid");
+    let config = config::in_memory("batch", 1);
     let mut session = Session::new(weir_formats::registry(), config.clone());
     let planned = session.execute(script).await.expect("the script plans");
     let job = session
@@ -492,11 +492,7 @@ fn a_run_killed_mid_stream_and_resumed_from_its_checkpoint_loses_nothing() {
                  {}
                  INSERT INTO ids SELECT id, price FROM bid;",
                 streaming_settings(&checkpoints, "20 ms"),
-                bid_table(
-                    &broker.servers(),
-                    "'topic' = 'bids'",
-                    ", 'scan.bounded.mode' = 'latest-offset'"
-                ),
+                bounded_bids(&broker.servers()),
                 output_table(
                     &broker.servers(),
                     "ids",
@@ -509,23 +505,15 @@ fn a_run_killed_mid_stream_and_resumed_from_its_checkpoint_loses_nothing() {
         .expect("writes the script");
         let script = script.display().to_string();
         let mut job = start(tmp.path(), &script, None);
-        let started = Instant::now();
-        let job_dir = loop {
-            if let Some((_, dir)) = latest_checkpoint(&checkpoints) {
-                break dir;
-            }
-            if let Some(status) = job.try_wait().expect("waits") {
-                panic!("trial {trial}: the job ended before a checkpoint: {status}");
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
-            std::thread::sleep(Duration::from_micros(200));
+        let killed =
+            kill_after_first_checkpoint(&mut job, &checkpoints, Duration::from_millis(delay_ms));
+        landed += usize::from(killed.mid_stream);
+        let Some(job_dir) = killed.job_dir else {
+            panic!(
+                "trial {trial}: the job ended before a checkpoint: {}",
+                stderr(&mut job)
+            );
         };
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        if job.try_wait().expect("waits").is_none() {
-            landed += 1;
-        }
-        let _ = job.kill();
-        job.wait().expect("ends");
         let resumed = output({
             let mut c = weir(tmp.path());
             c.args(["run", &script, "--progress", "none", "--from-savepoint"])
@@ -683,7 +671,7 @@ fn exactly_once_runs_killed_at_random_commit_every_message_once() {
     let mut rng = weir_engine::testing::Rng::new(42);
     let mut commits = BTreeSet::new();
     let mut from: Option<std::path::PathBuf> = None;
-    let mut killed = 0;
+    let mut kills = 0;
     for attempt in 0.. {
         let mut job = run(&script(attempt), from.as_deref());
         if attempt == 6 {
@@ -695,33 +683,19 @@ fn exactly_once_runs_killed_at_random_commit_every_message_once() {
             break;
         }
         let checkpoints = tmp.path().join(format!("checkpoints-{attempt}"));
-        let started = Instant::now();
-        let job_dir = loop {
-            if let Some((_, dir)) = latest_checkpoint(&checkpoints) {
-                break Some(dir);
-            }
-            if job.try_wait().expect("waits").is_some() {
-                break None;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
-            std::thread::sleep(Duration::from_micros(200));
-        };
-        std::thread::sleep(Duration::from_millis(rng.below(300)));
-        if job.try_wait().expect("waits").is_none() {
-            killed += 1;
-        }
-        let _ = job.kill();
-        job.wait().expect("ends");
+        let delay = Duration::from_millis(rng.below(300));
+        let killed = kill_after_first_checkpoint(&mut job, &checkpoints, delay);
+        kills += usize::from(killed.mid_stream);
         let log = stderr(&mut job);
         commits.extend(logged_commits(&log));
-        let Some(job_dir) = job_dir else {
+        let Some(job_dir) = killed.job_dir else {
             panic!("run {attempt} ended before its first checkpoint: {log}");
         };
         from = Some(job_dir);
     }
     assert!(
-        killed >= 4,
-        "{killed} of 6 kills fell mid-stream: the test tests little"
+        kills >= 4,
+        "{kills} of 6 kills fell mid-stream: the test tests little"
     );
     // The mock writes no transaction markers: aborted messages are read
     // too.

@@ -5,13 +5,15 @@
 //! parallelism; a small input gives the rows worked out by hand; windows
 //! over earlier windows' rows hold what windows over the input hold.
 
+#[path = "support/config.rs"]
+mod config;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use arrow::array::RecordBatch;
 use weir::sql::Session;
 use weir_engine::testing::{Rng, sorted_rows};
-use weir_scheduler::{JobConfig, MiniCluster};
+use weir_scheduler::MiniCluster;
 
 /// A CSV file of bids: `auction, price, date_time`, times mostly rising,
 /// each up to a second out of order.
@@ -49,15 +51,7 @@ fn declare(path: &Path) -> String {
 }
 
 async fn run(script: &str, mode: &str, parallelism: usize) -> Result<Vec<RecordBatch>, String> {
-    let mut config = JobConfig::default();
-    for (key, value) in [
-        ("execution.runtime-mode", mode),
-        ("parallelism.default", &parallelism.to_string()),
-        ("worker.slots", "4"),
-        ("shuffle.root", "memory://"),
-    ] {
-        config.set(key, value).expect("valid");
-    }
+    let config = config::in_memory(mode, parallelism);
     let mut session = Session::new(weir_formats::registry(), config.clone());
     let planned = session.execute(script).await.map_err(|e| e.to_string())?;
     let job = session

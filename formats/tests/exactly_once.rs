@@ -28,6 +28,18 @@ const ROWS: u64 = 300_000;
 
 /// Runs the job writing under `out`, with `plan`'s failures.
 async fn run(out: &Path, checkpoints: &Path, plan: FailurePlan, seed: u64) -> JobSummary {
+    run_tolerating(out, checkpoints, plan, seed, 0).await
+}
+
+/// Runs the job writing under `out`, with `plan`'s failures, going on
+/// after up to `tolerable` failed checkpoints in a row.
+async fn run_tolerating(
+    out: &Path,
+    checkpoints: &Path,
+    plan: FailurePlan,
+    seed: u64,
+    tolerable: u32,
+) -> JobSummary {
     let flow = Dataflow::new("exactly-once").with_parallelism(2);
     let generator = SequenceGenerator::new(Some(ROWS), 23)
         .with_seed(seed)
@@ -69,6 +81,7 @@ async fn run(out: &Path, checkpoints: &Path, plan: FailurePlan, seed: u64) -> Jo
     config.checkpoint_interval = Some(Duration::from_millis(20));
     config.checkpoint_dir = checkpoints.display().to_string();
     config.checkpoints_retained = 2;
+    config.tolerable_failed_checkpoints = tolerable;
     let graph = config.build(flow.builder()).expect("builds");
     MiniCluster::new(config)
         .run_with_failures(graph, plan)
@@ -154,4 +167,25 @@ async fn every_number_is_committed_exactly_once_whatever_fails() {
         .await;
     }
     assert!(killed > 0, "no task was killed while it ran");
+}
+
+/// Checkpoints that fail without failing the job over (tolerated) leave
+/// what the sinks prepared for them to the next checkpoint that
+/// completes: nothing is lost, nothing doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_tolerated_failed_checkpoints_commit_with_the_next() {
+    let reference = tempfile::tempdir().expect("a directory");
+    let checkpoints = tempfile::tempdir().expect("a directory");
+    run(reference.path(), checkpoints.path(), FailurePlan::none(), 5).await;
+    let expected_windows = sorted_rows(&committed(&reference.path().join("windows")).await);
+    let out = tempfile::tempdir().expect("a directory");
+    let plan = FailurePlan::none()
+        .fail_checkpoint_metadata(2)
+        .fail_checkpoint_metadata(3)
+        .fail_checkpoint_uploads(5);
+    let summary = run_tolerating(out.path(), checkpoints.path(), plan, 5, 3).await;
+    assert_eq!(summary.restarts, 0, "{summary}");
+    let stats = summary.checkpoints.expect("checkpoints were taken");
+    assert!(stats.failed >= 3 && stats.completed >= 2, "{stats:?}");
+    assert_exactly_once(out.path(), &expected_windows, "tolerated").await;
 }

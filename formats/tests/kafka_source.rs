@@ -155,12 +155,24 @@ async fn read_with(
     broker: &Broker,
     topic: &str,
     parallelism: usize,
-    extra: Vec<(&'static str, String)>,
+    extra: &[(&str, &str)],
 ) -> Vec<String> {
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let options = table_options(broker, topic, &extra);
+    let options = table_options(broker, topic, extra);
     let source = kafka_source(&options, bids()).await.expect("a source");
     rows(&read_all(source, parallelism).await)
+}
+
+/// A way to read a table: what it is, its options, and the ids of the
+/// bids it gives.
+type ReadCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<i64>);
+
+/// Reads table `t` of [`json_bids`] at `parallelism` as each case says,
+/// and checks the bids it gives.
+async fn assert_reads(broker: &Broker, parallelism: usize, cases: Vec<ReadCase<'_>>) {
+    for (what, extra, ids) in cases {
+        let got = read_with(broker, "t", parallelism, &extra).await;
+        assert_eq!(got, expected_bids(ids.into_iter()), "{what}");
+    }
 }
 
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
@@ -216,34 +228,7 @@ async fn every_message_of_every_partition_once_at_any_parallelism() {
 async fn startup_modes_start_where_flink_starts() {
     let broker = Broker::start();
     broker.create_topic("t", 2);
-    let mark = produce_marked(&broker, "t", 100, 60);
-    let read = |extra: Vec<(&'static str, String)>| read_with(&broker, "t", 2, extra);
-    assert_eq!(read(vec![]).await, expected_bids(0..100));
-    assert_eq!(
-        read(vec![("scan.startup.mode", "latest-offset".to_string())]).await,
-        Vec::<String>::new()
-    );
-    // Bids written after the mark: ids 60..100.
-    assert_eq!(
-        read(vec![
-            ("scan.startup.mode", "timestamp".to_string()),
-            ("scan.startup.timestamp-millis", mark.to_string()),
-        ])
-        .await,
-        expected_bids(60..100)
-    );
-    // Partition 0 holds the even ids, at offset id / 2; partition 1 the odd.
-    assert_eq!(
-        read(vec![
-            ("scan.startup.mode", "specific-offsets".to_string()),
-            (
-                "scan.startup.specific-offsets",
-                "partition:0,offset:45;partition:1,offset:49".to_string()
-            ),
-        ])
-        .await,
-        expected_bids([90, 92, 94, 96, 98, 99].into_iter())
-    );
+    let mark = produce_marked(&broker, "t", 100, 60).to_string();
     // A group without offsets fails unless told where to start.
     let options = table_options(
         &broker,
@@ -261,66 +246,99 @@ async fn startup_modes_start_where_flink_starts() {
         e.contains("group 'g1' has no committed offset") && e.contains("auto.offset.reset"),
         "{e}"
     );
-    assert_eq!(
-        read(vec![
-            ("scan.startup.mode", "group-offsets".to_string()),
-            ("properties.group.id", "g1".to_string()),
-            ("properties.auto.offset.reset", "earliest".to_string()),
-        ])
-        .await,
-        expected_bids(0..100)
-    );
-    // Where the group committed: partition 0 from offset 40 (id 80),
+    // Where group g2 committed: partition 0 from offset 40 (id 80),
     // partition 1 from offset 45 (id 91).
     broker.commit("g2", "t", &[40, 45]);
-    let from_group = (80..100).step_by(2).chain((91..100).step_by(2));
-    assert_eq!(
-        read(vec![
-            ("scan.startup.mode", "group-offsets".to_string()),
-            ("properties.group.id", "g2".to_string()),
-        ])
-        .await,
-        expected_bids(from_group)
+    let timestamp = ("scan.startup.timestamp-millis", mark.as_str());
+    let specific = (
+        "scan.startup.specific-offsets",
+        "partition:0,offset:45;partition:1,offset:49",
     );
+    assert_reads(
+        &broker,
+        2,
+        vec![
+            ("earliest", vec![], (0..100).collect()),
+            (
+                "latest",
+                vec![("scan.startup.mode", "latest-offset")],
+                vec![],
+            ),
+            // Bids written after the mark.
+            (
+                "timestamp",
+                vec![("scan.startup.mode", "timestamp"), timestamp],
+                (60..100).collect(),
+            ),
+            // Partition 0 holds the even ids, at offset id / 2; partition
+            // 1 the odd.
+            (
+                "specific offsets",
+                vec![("scan.startup.mode", "specific-offsets"), specific],
+                vec![90, 92, 94, 96, 98, 99],
+            ),
+            (
+                "group g1, reset to earliest",
+                vec![
+                    ("scan.startup.mode", "group-offsets"),
+                    ("properties.group.id", "g1"),
+                    ("properties.auto.offset.reset", "earliest"),
+                ],
+                (0..100).collect(),
+            ),
+            (
+                "group g2",
+                vec![
+                    ("scan.startup.mode", "group-offsets"),
+                    ("properties.group.id", "g2"),
+                ],
+                (80..100).step_by(2).chain((91..100).step_by(2)).collect(),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounded_modes_end_where_flink_ends() {
     let broker = Broker::start();
     broker.create_topic("t", 2);
-    let mark = produce_marked(&broker, "t", 100, 10);
-    let read = |extra: Vec<(&'static str, String)>| read_with(&broker, "t", 1, extra);
-    assert_eq!(
-        read(vec![
-            ("scan.bounded.mode", "timestamp".to_string()),
-            ("scan.bounded.timestamp-millis", mark.to_string()),
-        ])
-        .await,
-        expected_bids(0..10)
-    );
-    // Partition 1 is not listed: not read.
-    assert_eq!(
-        read(vec![
-            ("scan.bounded.mode", "specific-offsets".to_string()),
-            (
-                "scan.bounded.specific-offsets",
-                "partition:0,offset:3".to_string()
-            ),
-        ])
-        .await,
-        expected_bids([0, 2, 4].into_iter())
-    );
-    // Up to where the group committed: partition 0 to offset 2 (ids 0,
-    // 2), partition 1 to offset 1 (id 1).
+    let mark = produce_marked(&broker, "t", 100, 10).to_string();
+    // Group g3 committed partition 0 to offset 2 (ids 0, 2), partition 1
+    // to offset 1 (id 1).
     broker.commit("g3", "t", &[2, 1]);
-    assert_eq!(
-        read(vec![
-            ("scan.bounded.mode", "group-offsets".to_string()),
-            ("properties.group.id", "g3".to_string()),
-        ])
-        .await,
-        expected_bids([0, 1, 2].into_iter())
-    );
+    assert_reads(
+        &broker,
+        1,
+        vec![
+            (
+                "timestamp",
+                vec![
+                    ("scan.bounded.mode", "timestamp"),
+                    ("scan.bounded.timestamp-millis", mark.as_str()),
+                ],
+                (0..10).collect(),
+            ),
+            // Partition 1 is not listed: not read.
+            (
+                "specific offsets",
+                vec![
+                    ("scan.bounded.mode", "specific-offsets"),
+                    ("scan.bounded.specific-offsets", "partition:0,offset:3"),
+                ],
+                vec![0, 2, 4],
+            ),
+            (
+                "group g3",
+                vec![
+                    ("scan.bounded.mode", "group-offsets"),
+                    ("properties.group.id", "g3"),
+                ],
+                vec![0, 1, 2],
+            ),
+        ],
+    )
+    .await;
     // The end is the end when the job was built: later messages are not read.
     let options = table_options(&broker, "t", &[]);
     let source = kafka_source(&options, bids()).await.expect("a source");

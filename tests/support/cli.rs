@@ -99,3 +99,36 @@ pub fn latest_checkpoint(checkpoints: &Path) -> Option<(u64, PathBuf)> {
         })
         .max()
 }
+
+/// What a kill of a running job found.
+pub struct Killed {
+    /// The directory of the job whose checkpoint completed first (`None`:
+    /// the job ended before one did).
+    pub job_dir: Option<PathBuf>,
+    /// Whether the job still ran when it was killed.
+    pub mid_stream: bool,
+}
+
+/// Waits until a checkpoint under `checkpoints` completed (or `job`
+/// ended), waits `delay` more, and kills `job` with SIGKILL.
+pub fn kill_after_first_checkpoint(job: &mut Child, checkpoints: &Path, delay: Duration) -> Killed {
+    let started = Instant::now();
+    let job_dir = loop {
+        if let Some((_, dir)) = latest_checkpoint(checkpoints) {
+            break Some(dir);
+        }
+        if job.try_wait().expect("waits").is_some() {
+            break None;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    std::thread::sleep(delay);
+    let mid_stream = job.try_wait().expect("waits").is_none();
+    let _ = job.kill();
+    job.wait().expect("ends");
+    Killed {
+        job_dir,
+        mid_stream,
+    }
+}

@@ -125,25 +125,13 @@ impl TableColumns {
             .collect();
         let layout = Layout::new(&physical, options)?;
         let value_declared = schema_of(&physical, &layout.value_columns);
-        let value = MessageFormat::new(
-            layout.value.option,
-            &layout.value.name,
-            &value_declared,
-            options,
-            layout.value.prefix,
-        )?;
+        let value = MessageFormat::new(&layout.value, &value_declared, options)?;
         let value_schema = value.schema(&value_declared);
         let key = match &layout.key {
             None => None,
             Some(choice) => {
                 let key_declared = schema_of(&physical, &layout.key_columns);
-                let key = MessageFormat::new(
-                    choice.option,
-                    &choice.name,
-                    &key_declared,
-                    options,
-                    choice.prefix,
-                )?;
+                let key = MessageFormat::new(choice, &key_declared, options)?;
                 let schema = key.schema(&key_declared);
                 Some((key, schema))
             }

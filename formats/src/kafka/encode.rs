@@ -9,7 +9,7 @@ use weir_engine::registry::ConnectorOptions;
 
 use super::avro::AvroCodec;
 use super::format::FORMATS;
-use super::layout::{check_raw, message_csv_options};
+use super::layout::{FormatChoice, check_raw, message_csv_options};
 use super::options::invalid;
 use crate::Result;
 use crate::csv::{CsvEncoder, CsvOptions};
@@ -29,19 +29,18 @@ pub enum MessageEncoder {
 }
 
 impl MessageEncoder {
-    /// The format named `name` for rows of `schema`, with its options
-    /// (those in `options` that start with `prefix`, without it).
+    /// The format `choice` names for rows of `schema`, with its options
+    /// (those in `options` that start with its prefix, without it).
     ///
     /// # Errors
     /// [`Error::Option`] for an unknown format, options it refuses, or
     /// columns it cannot write.
-    pub fn new(
-        option: &str,
-        name: &str,
-        schema: &Schema,
-        options: &ConnectorOptions,
-        prefix: &str,
-    ) -> Result<Self> {
+    pub fn new(choice: &FormatChoice, schema: &Schema, options: &ConnectorOptions) -> Result<Self> {
+        let FormatChoice {
+            option,
+            name,
+            prefix,
+        } = choice;
         match name.trim() {
             "json" => Ok(Self::Json),
             "csv" => Ok(Self::Csv(message_csv_options(options, prefix)?)),
@@ -198,11 +197,9 @@ mod tests {
             ]
         );
         let csv = MessageEncoder::new(
-            "format",
-            "csv",
+            &FormatChoice::plain("csv"),
             &batch.schema(),
             &ConnectorOptions::new(),
-            "",
         )
         .unwrap();
         assert_eq!(

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use weir_engine::registry::ConnectorOptions;
 
 use super::avro::AvroCodec;
-use super::layout::{check_raw, message_csv_options};
+use super::layout::{FormatChoice, check_raw, message_csv_options};
 use super::options::invalid;
 use crate::Result;
 use crate::bad_records::{BadRecords, Decoded};
@@ -45,20 +45,19 @@ pub struct Rows {
 }
 
 impl MessageFormat {
-    /// The format named `name`, producing `schema`'s columns, with its own
-    /// options: those in `options` that start with `prefix` (`key.`,
+    /// The format `choice` names, producing `schema`'s columns, with its
+    /// own options: those in `options` that start with its prefix (`key.`,
     /// `value.` or nothing), without it.
     ///
     /// # Errors
     /// [`Error::Option`] for an unknown format, options it refuses, or
     /// columns it cannot produce.
-    pub fn new(
-        option: &str,
-        name: &str,
-        schema: &Schema,
-        options: &ConnectorOptions,
-        prefix: &str,
-    ) -> Result<Self> {
+    pub fn new(choice: &FormatChoice, schema: &Schema, options: &ConnectorOptions) -> Result<Self> {
+        let FormatChoice {
+            option,
+            name,
+            prefix,
+        } = choice;
         match name.trim() {
             "json" => Ok(Self::Json(JsonDecoder::try_new(
                 schema,
@@ -243,8 +242,12 @@ mod tests {
 
     fn decode(format: &str, values: &[Option<&str>]) -> Rows {
         let schema = schema();
-        let format =
-            MessageFormat::new("format", format, &schema, &ConnectorOptions::new(), "").unwrap();
+        let format = MessageFormat::new(
+            &FormatChoice::plain(format),
+            &schema,
+            &ConnectorOptions::new(),
+        )
+        .unwrap();
         format
             .decode(&format.schema(&schema), &payloads(values))
             .unwrap()
@@ -294,8 +297,12 @@ mod tests {
     #[test]
     fn raw_keeps_bytes_and_checks_text() {
         let schema = Schema::new(vec![Field::new("line", DataType::Utf8, true)]);
-        let format =
-            MessageFormat::new("format", "raw", &schema, &ConnectorOptions::new(), "").unwrap();
+        let format = MessageFormat::new(
+            &FormatChoice::plain("raw"),
+            &schema,
+            &ConnectorOptions::new(),
+        )
+        .unwrap();
         let values: BinaryArray = vec![Some(&b"a"[..]), None, Some(&b"\xff"[..])]
             .into_iter()
             .collect();
@@ -304,18 +311,20 @@ mod tests {
         assert_eq!(rows.batch.column(0).null_count(), 1);
         assert_eq!(rows.bad[0].0, 2);
         let e = MessageFormat::new(
-            "format",
-            "raw",
+            &FormatChoice::plain("raw"),
             &self::schema(),
             &ConnectorOptions::new(),
-            "",
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("one BYTES or STRING column"), "{e}");
-        let e = MessageFormat::new("format", "avro2", &schema, &ConnectorOptions::new(), "")
-            .unwrap_err()
-            .to_string();
+        let e = MessageFormat::new(
+            &FormatChoice::plain("avro2"),
+            &schema,
+            &ConnectorOptions::new(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("invalid value 'avro2'"), "{e}");
     }
 }

@@ -22,6 +22,17 @@ pub struct FormatChoice {
     pub prefix: &'static str,
 }
 
+impl FormatChoice {
+    /// Format `name` as option `format` names it, for the whole message.
+    pub fn plain(name: &str) -> Self {
+        Self {
+            option: "format",
+            name: name.to_string(),
+            prefix: "",
+        }
+    }
+}
+
 /// How columns split between keys and values.
 #[derive(Debug, Clone)]
 pub struct Layout {

@@ -90,24 +90,12 @@ impl Encoding {
         // The layout's columns are the data columns; the batch's are all.
         let in_batch = |indices: &[usize]| indices.iter().map(|&i| data[i]).collect::<Vec<_>>();
         let value_schema = Arc::new(schema_of(&columns, &layout.value_columns));
-        let value = MessageEncoder::new(
-            layout.value.option,
-            &layout.value.name,
-            &value_schema,
-            options,
-            layout.value.prefix,
-        )?;
+        let value = MessageEncoder::new(&layout.value, &value_schema, options)?;
         let key = match &layout.key {
             None => None,
             Some(choice) => {
                 let key_schema = Arc::new(schema_of(&columns, &layout.key_columns));
-                let key = MessageEncoder::new(
-                    choice.option,
-                    &choice.name,
-                    &key_schema,
-                    options,
-                    choice.prefix,
-                )?;
+                let key = MessageEncoder::new(choice, &key_schema, options)?;
                 Some((key, in_batch(&layout.key_columns), key_schema))
             }
         };

@@ -12,14 +12,17 @@
 
 #![allow(dead_code)]
 
+#[path = "install_once.rs"]
+mod install_once;
+
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use install_once::install_once;
 use rdkafka::ClientConfig;
 use rdkafka::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -63,39 +66,30 @@ pub fn tansu() -> PathBuf {
 fn install_tansu() -> PathBuf {
     let root = tools_dir();
     let binary = root.join("bin").join("tansu");
-    if binary.exists() {
-        return binary;
-    }
-    std::fs::create_dir_all(&root)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
-    let lock_path = root.join("tansu.lock");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-    if !binary.exists() {
-        eprintln!(
-            "installing the tansu Kafka broker {TANSU_VERSION} into {} (once, about 15 minutes)",
-            root.display()
-        );
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", "tansu", "--version", TANSU_VERSION])
-            .args(["--locked", "--features", "dynostore", "--root"])
-            .arg(&root)
-            .stdin(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cargo install: {e}"));
-        assert!(
-            status.success() && binary.exists(),
-            "`cargo install tansu --version {TANSU_VERSION} --locked --features dynostore --root {}` \
+    install_once(
+        &root,
+        "tansu.lock",
+        || binary.exists(),
+        || {
+            eprintln!(
+                "installing the tansu Kafka broker {TANSU_VERSION} into {} (once, about 15 minutes)",
+                root.display()
+            );
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["install", "tansu", "--version", TANSU_VERSION])
+                .args(["--locked", "--features", "dynostore", "--root"])
+                .arg(&root)
+                .stdin(Stdio::null())
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run cargo install: {e}"));
+            assert!(
+                status.success() && binary.exists(),
+                "`cargo install tansu --version {TANSU_VERSION} --locked --features dynostore --root {}` \
              failed ({status}): the Kafka tests need a Kafka-protocol broker",
-            root.display()
-        );
-    }
+                root.display()
+            );
+        },
+    );
     binary
 }
 

@@ -8,11 +8,15 @@
 
 #![allow(dead_code)]
 
+#[path = "install_once.rs"]
+mod install_once;
+
 use std::ffi::OsStr;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+
+use install_once::install_once;
 
 /// The workspace's root directory: the nearest directory above the crate
 /// holding `Cargo.lock`.
@@ -74,27 +78,12 @@ fn prepare_python_env() -> PathBuf {
     let marker = venv.join("weir-requirements.hash");
     let ready =
         || python.exists() && std::fs::read_to_string(&marker).is_ok_and(|found| found == wanted);
-    if ready() {
-        return python;
-    }
     let target = venv.parent().expect("the venv has a parent");
-    std::fs::create_dir_all(target)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
-    let lock_path = target.join("test-python.lock");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-    // Held until `lock` is dropped: whoever comes second finds it ready.
-    lock.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-    if !ready() {
+    install_once(target, "test-python.lock", ready, || {
         install(&venv, &python, &requirements);
         std::fs::write(&marker, &wanted)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
-    }
+    });
     python
 }
 
