@@ -443,19 +443,67 @@ fn discover(
             return Vec::new();
         }
     };
-    let mut found = Vec::new();
-    for partition in partitions {
-        if discovery.known.contains(&partition) {
-            continue;
-        }
-        discovery.known.insert(partition.clone());
-        if partition.owner(discovery.parallelism) == discovery.subtask {
-            found.push(PartitionRange {
+    discovery.new_partitions(partitions)
+}
+
+impl Discovery {
+    /// Those of `listed` that are new (a new topic, or a topic grown),
+    /// to be read from their first offset, that this subtask owns; all
+    /// the new ones become known.
+    fn new_partitions(&mut self, listed: Vec<TopicPartition>) -> Vec<PartitionRange> {
+        listed
+            .into_iter()
+            .filter(|partition| self.known.insert(partition.clone()))
+            .filter(|partition| partition.owner(self.parallelism) == self.subtask)
+            .map(|partition| PartitionRange {
                 partition,
                 start: EARLIEST,
                 stop: None,
-            });
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.to_string(),
+            partition,
         }
     }
-    found
+
+    /// A topic grown from 2 partitions to 4, and a new topic: every new
+    /// partition is found once, by the subtask that owns it, from its
+    /// start; the known ones are not found again.
+    #[test]
+    fn grown_topics_and_new_topics_give_their_new_partitions_once() {
+        let before = [partition("t", 0), partition("t", 1)];
+        let after: Vec<TopicPartition> = (0..4)
+            .map(|p| partition("t", p))
+            .chain([partition("u", 0)])
+            .collect();
+        let mut found = Vec::new();
+        for subtask in 0..3 {
+            let mut discovery = Discovery {
+                topics: Topics::Named(vec!["t".to_string(), "u".to_string()]),
+                interval: Duration::from_secs(1),
+                subtask,
+                parallelism: 3,
+                known: before.iter().cloned().collect(),
+            };
+            let new = discovery.new_partitions(after.clone());
+            assert!(new.iter().all(|r| r.start == EARLIEST && r.stop.is_none()));
+            assert!(new.iter().all(|r| r.partition.owner(3) == subtask));
+            found.extend(new.into_iter().map(|r| r.partition));
+            assert!(discovery.new_partitions(after.clone()).is_empty());
+        }
+        found.sort();
+        assert_eq!(
+            found,
+            vec![partition("t", 2), partition("t", 3), partition("u", 0)]
+        );
+    }
 }
