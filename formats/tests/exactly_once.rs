@@ -18,11 +18,14 @@ use common::*;
 use weir_engine::dataframe::Dataflow;
 use weir_engine::event_time::WatermarkStrategy;
 use weir_engine::expr::col;
+use weir_engine::graph::JobGraph;
 use weir_engine::graph::RuntimeMode;
 use weir_engine::operators::Window;
 use weir_engine::sources::SequenceGenerator;
 use weir_engine::testing::{Rng, sorted_rows, window_totals};
-use weir_scheduler::{FailurePlan, JobConfig, JobSummary, MiniCluster};
+use weir_scheduler::{
+    FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, MiniCluster, SavepointTarget,
+};
 
 const ROWS: u64 = 300_000;
 
@@ -40,6 +43,23 @@ async fn run_tolerating(
     seed: u64,
     tolerable: u32,
 ) -> JobSummary {
+    let mut config: JobConfig = config(10);
+    config.tolerable_failed_checkpoints = tolerable;
+    let (graph, config) = job(out, checkpoints, seed, config).await;
+    MiniCluster::new(config)
+        .run_with_failures(graph, plan)
+        .await
+        .expect("the job survives its failures")
+}
+
+/// The job writing under `out`, checkpointing into `checkpoints` every
+/// 20 ms, with `config`.
+async fn job(
+    out: &Path,
+    checkpoints: &Path,
+    seed: u64,
+    mut config: JobConfig,
+) -> (JobGraph, JobConfig) {
     let flow = Dataflow::new("exactly-once").with_parallelism(2);
     let generator = SequenceGenerator::new(Some(ROWS), 23)
         .with_seed(seed)
@@ -76,17 +96,12 @@ async fn run_tolerating(
         )
         .await,
     );
-    let mut config: JobConfig = config(10);
     config.runtime_mode = Some(RuntimeMode::Streaming);
     config.checkpoint_interval = Some(Duration::from_millis(20));
     config.checkpoint_dir = checkpoints.display().to_string();
     config.checkpoints_retained = 2;
-    config.tolerable_failed_checkpoints = tolerable;
     let graph = config.build(flow.builder()).expect("builds");
-    MiniCluster::new(config)
-        .run_with_failures(graph, plan)
-        .await
-        .expect("the job survives its failures")
+    (graph, config)
 }
 
 /// Every row committed under `dir`, read with the CSV connector.
@@ -188,4 +203,46 @@ async fn rows_of_tolerated_failed_checkpoints_commit_with_the_next() {
     let stats = summary.checkpoints.expect("checkpoints were taken");
     assert!(stats.failed >= 3 && stats.completed >= 2, "{stats:?}");
     assert_exactly_once(out.path(), &expected_windows, "tolerated").await;
+}
+
+/// A checkpoint fails (tolerated), a later one completes, and the job is
+/// stopped with a savepoint, then resumed from it: what the sinks prepared
+/// for the failed checkpoint is committed with a later one, so every
+/// number is there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_after_a_tolerated_failed_checkpoint_loses_nothing() {
+    let reference = tempfile::tempdir().expect("a directory");
+    let checkpoints = tempfile::tempdir().expect("a directory");
+    run(reference.path(), checkpoints.path(), FailurePlan::none(), 5).await;
+    let expected_windows = sorted_rows(&committed(&reference.path().join("windows")).await);
+    let out = tempfile::tempdir().expect("a directory");
+    let savepoints = tempfile::tempdir().expect("a directory");
+    let mut tolerant = config(10);
+    tolerant.tolerable_failed_checkpoints = 1;
+    let (graph, first) = job(out.path(), checkpoints.path(), 5, tolerant).await;
+    let (control, progress) = (JobControl::default(), JobProgress::default());
+    let plan = FailurePlan::none().fail_checkpoint_metadata(2);
+    let cluster = MiniCluster::new(first);
+    let run = cluster.run_with_control(graph, plan, progress.clone(), control.clone());
+    let stop = async {
+        while progress.snapshot().checkpoints < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let dir = savepoints.path().display().to_string();
+        control.stop(Some(SavepointTarget::Dir(dir))).await
+    };
+    let (summary, savepoint) = tokio::join!(run, stop);
+    let summary = summary.expect("the job stops");
+    let savepoint = savepoint.expect("stopped").expect("a savepoint");
+    let stats = summary.checkpoints.expect("checkpoints were taken");
+    assert!(stats.failed >= 1, "{summary}");
+    assert!(
+        summary.vertices[0].metrics.rows_in < ROWS,
+        "stopped mid-stream: {summary}"
+    );
+    let mut config = config(10);
+    config.restore_from = Some(savepoint);
+    let (graph, config) = job(out.path(), checkpoints.path(), 5, config).await;
+    MiniCluster::new(config).run(graph).await.expect("resumes");
+    assert_exactly_once(out.path(), &expected_windows, "stopped and resumed").await;
 }

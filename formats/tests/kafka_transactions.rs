@@ -317,3 +317,45 @@ async fn a_resumed_job_commits_what_the_dead_run_did_not() {
     assert_eq!(committed_numbers(&servers, &resumed), expected);
     assert!(dead.committed_transactions().is_empty());
 }
+
+/// A checkpoint that completes after one that failed commits both
+/// checkpoints' transactions (the failed one's committable carried with
+/// it). Resumed in a new process, each is committed once, and only then
+/// are the later ids fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_job_commits_a_failed_checkpoints_transaction_once() {
+    let mock = cluster();
+    let servers = mock.bootstrap_servers();
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("seq", DataType::Int64, false)]));
+    let dead = kafka_sink(&servers, &schema).await;
+    let mut writer = subtask(&dead, 0);
+    let mut committables = Vec::new();
+    for (checkpoint, from) in [(1, 0), (2, 10)] {
+        writer
+            .write_batch(numbers(&schema, from))
+            .await
+            .expect("writes");
+        let committable = writer.prepare_commit(checkpoint).await.expect("prepares");
+        committables.push(committable.expect("a transaction"));
+    }
+    // Checkpoint 1 failed; checkpoint 2 carries its committable.
+    let restored = CheckpointCommit {
+        job_id: "resumed",
+        checkpoint: 2,
+        committables: &committables,
+        decided_by: None,
+    };
+    let resumed = kafka_sink(&servers, &schema).await;
+    resumed
+        .commit_checkpoint(&restored)
+        .await
+        .expect("commits the dead run's transactions");
+    let ids: Vec<String> = resumed
+        .committed_transactions()
+        .into_iter()
+        .map(|t| t.transactional_id)
+        .collect();
+    assert_eq!(ids, ["weir-test-0-1", "weir-test-0-2"]);
+    let expected: BTreeMap<i64, usize> = (0..20).map(|n| (n, 1)).collect();
+    assert_eq!(committed_numbers(&servers, &resumed), expected);
+}

@@ -53,6 +53,36 @@ pub struct VertexCheckpoint {
     pub state: String,
     /// Each subtask's part, by subtask index.
     pub tasks: Vec<TaskCheckpoint>,
+    /// What its sinks prepared for earlier checkpoints that failed, which
+    /// this one commits.
+    #[serde(default, skip_serializing_if = "Carried::is_empty")]
+    pub carried: Carried,
+}
+
+/// Committables of failed checkpoints, carried to the next one that
+/// completes (as Flink's committer keeps them in its state): a failed
+/// checkpoint does not roll the job back, so what sinks prepared for it
+/// stays the job's output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    /// Of the vertex's sink.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub committables: Vec<serde_json::Value>,
+    /// Of the sink of its late records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub late_committables: Vec<serde_json::Value>,
+}
+
+impl Carried {
+    fn is_empty(&self) -> bool {
+        self.committables.is_empty() && self.late_committables.is_empty()
+    }
+
+    /// Keeps what `part` prepared.
+    fn keep(&mut self, part: &TaskCheckpoint) {
+        self.committables.extend(part.committable.clone());
+        self.late_committables.extend(part.late_committable.clone());
+    }
 }
 
 impl CheckpointMetadata {
@@ -107,13 +137,15 @@ impl CheckpointMetadata {
         self.vertices
             .get(vertex)
             .map(|v| {
-                v.tasks
-                    .iter()
-                    .filter_map(|t| match late {
-                        false => t.committable.clone(),
-                        true => t.late_committable.clone(),
-                    })
-                    .collect()
+                let carried = match late {
+                    false => &v.carried.committables,
+                    true => &v.carried.late_committables,
+                };
+                let own = v.tasks.iter().filter_map(|t| match late {
+                    false => t.committable.clone(),
+                    true => t.late_committable.clone(),
+                });
+                carried.iter().cloned().chain(own).collect()
             })
             .unwrap_or_default()
     }
@@ -165,6 +197,7 @@ impl CheckpointMetadata {
                         name: vertex.name.clone(),
                         state: vertex.chain.state_name(),
                         tasks: Vec::new(),
+                        carried: Carried::default(),
                     });
                 }
                 Some(part) => {
@@ -323,6 +356,13 @@ pub(crate) struct CheckpointCoordinator {
         UnboundedReceiver<CheckpointAck>,
     ),
     stats: CheckpointStats,
+    /// What the sinks prepared for checkpoints that failed, by vertex,
+    /// until one completes.
+    carried: BTreeMap<u32, Carried>,
+    /// The last checkpoint triggered before the job last restarted: what
+    /// tasks acknowledge for it or earlier belongs to attempts that are
+    /// gone.
+    restarted_after: u64,
 }
 
 impl CheckpointCoordinator {
@@ -346,6 +386,8 @@ impl CheckpointCoordinator {
             completed: VecDeque::new(),
             acks: unbounded_channel(),
             stats: CheckpointStats::default(),
+            carried: BTreeMap::new(),
+            restarted_after: 0,
         }
     }
 
@@ -431,6 +473,14 @@ impl CheckpointCoordinator {
         graph: &ExecutionGraph,
     ) -> Result<AckOutcome> {
         let Some(pending) = self.pending.as_mut().filter(|p| p.id == ack.checkpoint) else {
+            // A part of a checkpoint that failed already: what its sink
+            // prepared is still the job's output, unless its attempt was
+            // restarted since.
+            if let Ok(part) = &ack.outcome
+                && ack.checkpoint > self.restarted_after
+            {
+                self.carried.entry(ack.vertex).or_default().keep(part);
+            }
             return Ok(AckOutcome::Waiting);
         };
         let part = match ack.outcome {
@@ -445,7 +495,9 @@ impl CheckpointCoordinator {
         if pending.parts.len() < graph.subtasks.len() {
             return Ok(AckOutcome::Waiting);
         }
-        let mut parts = std::mem::take(&mut pending.parts);
+        // The parts stay with the checkpoint until it completes: should it
+        // fail still, what they prepared is carried.
+        let parts = &pending.parts;
         let metadata = CheckpointMetadata {
             checkpoint: pending.id,
             timestamp_ms: pending.timestamp_ms,
@@ -458,8 +510,9 @@ impl CheckpointCoordinator {
                     name: v.name.clone(),
                     state: v.chain.state_name(),
                     tasks: (0..v.parallelism)
-                        .map(|s| parts.remove(&(v.id.0, s)).unwrap_or_default())
+                        .map(|s| parts.get(&(v.id.0, s)).cloned().unwrap_or_default())
                         .collect(),
+                    carried: self.carried.get(&v.id.0).cloned().unwrap_or_default(),
                 })
                 .collect(),
         };
@@ -496,6 +549,8 @@ impl CheckpointCoordinator {
             );
             return Ok(self.abort(reason).await);
         }
+        // Its metadata holds what was carried: committed with it.
+        self.carried.clear();
         self.stats.completed += 1;
         self.stats.last_duration_ms = pending.started.elapsed().as_millis() as u64;
         self.stats.last_bytes = metadata.state_files().map(|f| f.bytes).sum();
@@ -581,6 +636,9 @@ impl CheckpointCoordinator {
         let Some(pending) = self.pending.take() else {
             return AckOutcome::Waiting;
         };
+        for ((vertex, _), part) in &pending.parts {
+            self.carried.entry(*vertex).or_default().keep(part);
+        }
         self.stats.failed += 1;
         self.next_trigger = self.interval.map(|i| Instant::now() + i);
         self.remove(pending.id).await;
@@ -593,6 +651,14 @@ impl CheckpointCoordinator {
             checkpoint: pending.id,
             reason,
         }
+    }
+
+    /// The job restarts from its latest completed checkpoint: what its
+    /// attempts prepared since is not its output, and what they still
+    /// acknowledge is not either.
+    pub fn restarted(&mut self) {
+        self.carried.clear();
+        self.restarted_after = self.next_id - 1;
     }
 
     /// The latest completed checkpoint, to restart from.

@@ -1060,6 +1060,7 @@ impl JobMaster {
         {
             tracing::info!("checkpoint {checkpoint} dropped: a task failed");
         }
+        checkpoints.restarted();
         let broken = matches!(
             error,
             weir_engine::Error::Exchange(

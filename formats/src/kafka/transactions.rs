@@ -343,32 +343,45 @@ impl Ledger {
     /// # Errors
     /// When Kafka does not commit a transaction; the job fails.
     pub async fn commit(&self, committables: &[Committable], restored: bool) -> Result<()> {
+        // The last transaction of each subtask, by prefix and subtask.
+        let mut last: BTreeMap<(&str, usize), u64> = BTreeMap::new();
         for committable in committables {
             let Committable {
-                subtask, number, ..
+                prefix,
+                subtask,
+                number,
+                ..
             } = committable;
-            let due = {
+            let (due, earlier) = {
                 let mut ledger = self.lock();
                 let entry = ledger.entry(*subtask).or_default();
                 let later = entry.prepared.split_off(&(number + 1));
+                let earlier = entry.committed;
                 entry.committed = entry.committed.max(*number);
-                std::mem::replace(&mut entry.prepared, later)
+                (std::mem::replace(&mut entry.prepared, later), earlier)
             };
             for (n, prepared) in &due {
                 let id = Self::transactional_id(&self.prefix, *subtask, *n);
                 self.commit_held(id, *subtask, prepared).await?;
             }
             if restored {
-                for waiting in committable
+                // A checkpoint may carry those of checkpoints that failed
+                // before it, which another committable named already.
+                let waiting = committable
                     .waiting
                     .iter()
-                    .filter(|w| !due.contains_key(&w.number))
-                {
+                    .filter(|w| w.number > earlier && !due.contains_key(&w.number));
+                for waiting in waiting {
                     self.resume(committable, waiting).await?;
                 }
-                let later = number + 1..=number + MAX_UNCOMMITTED;
-                self.fence(&committable.prefix, *subtask, later).await?;
+                let entry = last.entry((prefix.as_str(), *subtask)).or_default();
+                *entry = (*entry).max(*number);
             }
+        }
+        // Only then: fencing a transaction aborts it.
+        for ((prefix, subtask), number) in last {
+            self.fence(prefix, subtask, number + 1..=number + MAX_UNCOMMITTED)
+                .await?;
         }
         Ok(())
     }
