@@ -307,6 +307,18 @@ pub async fn off_workers<T: Send + 'static>(
         })?
 }
 
+/// Drops `client` on one of tokio's blocking threads (inline outside a
+/// runtime): dropping librdkafka's last handle of a client joins its
+/// threads and waits for what it still sends.
+pub fn release<T: Send + 'static>(client: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(move || drop(client));
+        }
+        Err(_) => drop(client),
+    }
+}
+
 /// An error of a call to the brokers at `servers`, saying what was asked.
 pub fn broker_error(servers: &str, what: &str, e: &KafkaError) -> Error {
     Error::Kafka {

@@ -261,13 +261,28 @@ pub fn resolve_ranges(
                     Some(offsets.get(&p.partition).copied().unwrap_or(start))
                 }
             };
-            Ok(PartitionRange {
-                partition: p.clone(),
-                start: start.clamp(low, high.max(low)),
-                stop: stop.map(|s| s.max(start)),
-            })
+            Ok(PartitionRange::within(p.clone(), start, stop, (low, high)))
         })
         .collect()
+}
+
+impl PartitionRange {
+    /// Reading `partition` from `start` to `stop`, the start moved into
+    /// the offsets the partition holds (`low` to `high`), and the stop not
+    /// before the start.
+    fn within(
+        partition: TopicPartition,
+        start: i64,
+        stop: Option<i64>,
+        (low, high): (i64, i64),
+    ) -> Self {
+        let start = start.clamp(low, high.max(low));
+        Self {
+            partition,
+            start,
+            stop: stop.map(|s| s.max(start)),
+        }
+    }
 }
 
 /// Where a partition the group has no offset for starts, by
@@ -320,5 +335,22 @@ mod tests {
         // Consecutive partitions go to consecutive subtasks.
         let first = of("t", 0).owner(3);
         assert_eq!(of("t", 1).owner(3), (first + 1) % 3);
+    }
+
+    /// A start past the partition's end (a group's or a given offset)
+    /// starts at the end, and a bounded read that stops at the end reads
+    /// nothing rather than wait for the old start.
+    #[test]
+    fn a_start_past_the_end_reads_to_the_end_only() {
+        let p = TopicPartition {
+            topic: "t".to_string(),
+            partition: 0,
+        };
+        let range = PartitionRange::within(p.clone(), 1000, Some(100), (10, 100));
+        assert_eq!((range.start, range.stop), (100, Some(100)));
+        let range = PartitionRange::within(p.clone(), 3, Some(50), (10, 100));
+        assert_eq!((range.start, range.stop), (10, Some(50)));
+        let range = PartitionRange::within(p, 40, None, (10, 100));
+        assert_eq!((range.start, range.stop), (40, None));
     }
 }

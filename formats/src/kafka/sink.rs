@@ -17,7 +17,7 @@ use weir_engine::source::METADATA_FROM;
 use weir_engine::task::Counters;
 use weir_engine::{CheckpointCommit, JobCommit, Sink, SinkFactory, TaskInfo};
 
-use super::client::{BrokerWatch, ClientSettings, off_workers};
+use super::client::{BrokerWatch, ClientSettings, off_workers, release};
 use super::encode::{MessageEncoder, project};
 use super::layout::{Layout, schema_of};
 use super::options::{DeliveryGuarantee, SinkOptions, SinkPartitioner};
@@ -478,6 +478,14 @@ impl KafkaSink {
             .expect("an exactly-once sink")
             .prepare(producer)
             .await
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        if let Some(producer) = self.producer.take() {
+            release(producer);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! offsets resolved when the job was built or recorded by a checkpoint.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,16 +48,45 @@ pub struct KafkaSourceFactory {
     bounded: bool,
     discovery: Option<Duration>,
     columns: Arc<TableColumns>,
-    /// The consumer that commits completed checkpoints' offsets to the
-    /// group, made on first use.
-    committer: Arc<GroupCommitter>,
+    /// Commits completed checkpoints' offsets to the group.
+    committer: GroupCommitter,
     /// Where bad messages go, under `'bad-records' = 'dead-letter'`.
     dead_letters: Option<DeadLetters>,
 }
 
-/// The consumer that commits offsets to a group, made on first use.
+/// Commits completed checkpoints' offsets to a group, on a thread of its
+/// own started on first use: in the checkpoints' order, only the latest
+/// when several wait. The thread ends with the factory.
 #[derive(Default)]
-struct GroupCommitter(Mutex<Option<BaseConsumer<BrokerWatch>>>);
+struct GroupCommitter(Mutex<Option<Sender<CheckpointOffsets>>>);
+
+/// A completed checkpoint's number and offsets.
+type CheckpointOffsets = (u64, Vec<Position>);
+
+impl GroupCommitter {
+    fn commit(&self, settings: &ClientSettings, checkpoint: u64, offsets: Vec<Position>) {
+        let mut sender = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = sender.get_or_insert_with(|| {
+            let (sender, waiting) = channel::<CheckpointOffsets>();
+            let settings = settings.clone();
+            std::thread::spawn(move || {
+                let mut consumer = None;
+                while let Ok(mut latest) = waiting.recv() {
+                    while let Ok(later) = waiting.try_recv() {
+                        latest = later;
+                    }
+                    let (checkpoint, offsets) = latest;
+                    if let Err(e) = commit_offsets(&mut consumer, &settings, &offsets) {
+                        tracing::warn!("committing the offsets of checkpoint {checkpoint}: {e}");
+                    }
+                }
+            });
+            sender
+        });
+        // Only fails when the thread is gone (it panicked): logged there.
+        let _ = sender.send((checkpoint, offsets));
+    }
+}
 
 impl std::fmt::Debug for GroupCommitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,7 +110,7 @@ impl KafkaSourceFactory {
             bounded: scan.bounded != BoundedMode::Unbounded,
             discovery: scan.discovery,
             columns: Arc::new(columns),
-            committer: Arc::default(),
+            committer: GroupCommitter::default(),
             dead_letters,
         }
     }
@@ -163,9 +193,9 @@ impl SourceFactory for KafkaSourceFactory {
     }
 
     /// Commits the checkpoint's offsets to the group, when the table names
-    /// one, for tools that watch a group's lag; on a thread of its own,
-    /// one commit at a time. Failures are logged: recovery reads offsets
-    /// from checkpoints, never from the group.
+    /// one, for tools that watch a group's lag (see [`GroupCommitter`]).
+    /// Failures are logged: recovery reads offsets from checkpoints, never
+    /// from the group.
     fn checkpoint_completed(&self, checkpoint: u64, positions: Vec<SplitPosition>) {
         if !self.settings.properties.contains_key("group.id") {
             return;
@@ -175,14 +205,7 @@ impl SourceFactory for KafkaSourceFactory {
             .filter_map(|p| serde_json::from_value(p.position).ok())
             .filter(|p: &Position| p.offset >= 0)
             .collect();
-        let committer = Arc::clone(&self.committer);
-        let settings = self.settings.clone();
-        std::thread::spawn(move || {
-            let mut consumer = committer.0.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = commit_offsets(&mut consumer, &settings, &offsets) {
-                tracing::warn!("committing the offsets of checkpoint {checkpoint}: {e}");
-            }
-        });
+        self.committer.commit(&self.settings, checkpoint, offsets);
     }
 
     fn split_owner(&self, position: &SplitPosition, parallelism: usize) -> Option<usize> {

@@ -23,7 +23,7 @@
 //! checkpoint recorded, as Flink does, by sending Kafka's EndTxn request
 //! itself. Committing one that was committed changes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::error::RDKafkaErrorCode;
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use rdkafka::config::RDKafkaLogLevel;
 
 use super::client::{
-    BrokerWatch, ClientSettings, ProducerId, WrittenOffsets, client_error, off_workers,
+    BrokerWatch, ClientSettings, ProducerId, WrittenOffsets, client_error, off_workers, release,
 };
 use super::end_txn;
 use crate::{Error, Result};
@@ -79,11 +79,12 @@ pub struct WaitingTransaction {
 pub struct CommittedTransaction {
     /// Its transactional id.
     pub transactional_id: String,
-    /// The subtask that wrote it.
-    pub subtask: usize,
     /// The first and last offset written, by partition.
     pub offsets: BTreeMap<i32, (i64, i64)>,
 }
+
+/// How many of the latest committed transactions a ledger keeps.
+const COMMITS_KEPT: usize = 10_000;
 
 /// A transaction flushed and waiting for its commit.
 struct Prepared {
@@ -120,7 +121,8 @@ pub struct Ledger {
     /// Properties every producer of the sink gets.
     overrides: Vec<(&'static str, String)>,
     subtasks: Mutex<HashMap<usize, SubtaskLedger>>,
-    committed: Mutex<Vec<CommittedTransaction>>,
+    /// The latest committed transactions, oldest first.
+    committed: Mutex<VecDeque<CommittedTransaction>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -156,12 +158,15 @@ impl Ledger {
         format!("{prefix}-{subtask}-{number}")
     }
 
-    /// Every transaction committed so far, in the order of their commits.
+    /// The transactions committed so far (the latest 10,000), in the
+    /// order of their commits.
     pub fn committed(&self) -> Vec<CommittedTransaction> {
         self.committed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// A producer with transactional id `id`, which fenced every earlier
@@ -213,7 +218,7 @@ impl Ledger {
             numbers.map(|n| self.fenced_producer(Self::transactional_id(prefix, subtask, n)));
         for fenced in futures::future::join_all(fencing).await {
             // Fencing was all it was for.
-            drop(fenced?);
+            release(fenced?);
         }
         Ok(())
     }
@@ -228,13 +233,15 @@ impl Ledger {
         let (earlier, committed, begun) = {
             let mut ledger = self.lock();
             let entry = ledger.entry(subtask).or_default();
-            let earlier: Vec<Prepared> = std::mem::take(&mut entry.prepared)
-                .into_values()
-                .filter(|p| p.attempt < attempt)
-                .collect();
+            // A zombie of an older attempt starting late must not take a
+            // newer attempt's transactions.
+            let (earlier, own): (BTreeMap<u64, Prepared>, _) = std::mem::take(&mut entry.prepared)
+                .into_iter()
+                .partition(|(_, p)| p.attempt < attempt);
+            entry.prepared = own;
             (earlier, entry.committed, entry.begun)
         };
-        for prepared in earlier {
+        for prepared in earlier.into_values() {
             abort(prepared.producer, self.settings.timeout).await;
         }
         // The first transaction's own producer fences its id.
@@ -265,10 +272,14 @@ impl Ledger {
         }
         let id = Self::transactional_id(&self.prefix, subtask, number);
         let producer = self.fenced_producer(id.clone()).await?;
-        producer.begin_transaction().map_err(|e| Error::Kafka {
-            message: format!("cannot begin transaction '{id}': {e}"),
-        })?;
-        Ok(Arc::new(producer))
+        // Asks librdkafka's own thread, and waits for it.
+        off_workers(move || {
+            producer.begin_transaction().map_err(|e| Error::Kafka {
+                message: format!("cannot begin transaction '{id}': {e}"),
+            })?;
+            Ok(Arc::new(producer))
+        })
+        .await
     }
 
     /// Transaction `number` of `subtask`, flushed by attempt `attempt`,
@@ -288,6 +299,7 @@ impl Ledger {
         let mut ledger = self.lock();
         let prepared = &mut ledger.entry(subtask).or_default().prepared;
         if let Some(later) = prepared.get(&number).filter(|p| p.attempt > attempt) {
+            release(producer);
             return Err(Error::Kafka {
                 message: format!(
                     "transaction '{}' was fenced: attempt {} of the subtask took over",
@@ -360,9 +372,10 @@ impl Ledger {
                 entry.committed = entry.committed.max(*number);
                 (std::mem::replace(&mut entry.prepared, later), earlier)
             };
-            for (n, prepared) in &due {
-                let id = Self::transactional_id(&self.prefix, *subtask, *n);
-                self.commit_held(id, *subtask, prepared).await?;
+            let held: Vec<u64> = due.keys().copied().collect();
+            for (n, prepared) in due {
+                let id = Self::transactional_id(&self.prefix, *subtask, n);
+                self.commit_held(id, prepared).await?;
             }
             if restored {
                 // A checkpoint may carry those of checkpoints that failed
@@ -370,7 +383,7 @@ impl Ledger {
                 let waiting = committable
                     .waiting
                     .iter()
-                    .filter(|w| w.number > earlier && !due.contains_key(&w.number));
+                    .filter(|w| w.number > earlier && !held.contains(&w.number));
                 for waiting in waiting {
                     self.resume(committable, waiting).await?;
                 }
@@ -387,13 +400,10 @@ impl Ledger {
     }
 
     /// Commits a transaction this process holds.
-    async fn commit_held(
-        &self,
-        transactional_id: String,
-        subtask: usize,
-        prepared: &Prepared,
-    ) -> Result<()> {
-        let (producer, timeout) = (Arc::clone(&prepared.producer), self.settings.timeout);
+    async fn commit_held(&self, transactional_id: String, prepared: Prepared) -> Result<()> {
+        let offsets = prepared.offsets();
+        // The producer ends on the blocking thread, with its transaction.
+        let (producer, timeout) = (prepared.producer, self.settings.timeout);
         let id = transactional_id.clone();
         off_workers(move || {
             producer.commit_transaction(timeout).map_err(|e| {
@@ -417,7 +427,7 @@ impl Ledger {
             })
         })
         .await?;
-        self.record(transactional_id, subtask, prepared.offsets());
+        self.record(transactional_id, offsets);
         Ok(())
     }
 
@@ -441,11 +451,11 @@ impl Ledger {
         let (servers, timeout) = (self.settings.servers().to_string(), self.settings.timeout);
         let resumed = id.clone();
         off_workers(move || end_txn::commit(&servers, &resumed, producer, timeout)).await?;
-        self.record(id, committable.subtask, waiting.offsets.clone());
+        self.record(id, waiting.offsets.clone());
         Ok(())
     }
 
-    fn record(&self, transactional_id: String, subtask: usize, offsets: BTreeMap<i32, (i64, i64)>) {
+    fn record(&self, transactional_id: String, offsets: BTreeMap<i32, (i64, i64)>) {
         tracing::info!(
             "committed Kafka transaction '{transactional_id}': offsets {}",
             offsets
@@ -454,14 +464,14 @@ impl Ledger {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        self.committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(CommittedTransaction {
-                transactional_id,
-                subtask,
-                offsets,
-            });
+        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        if committed.len() == COMMITS_KEPT {
+            committed.pop_front();
+        }
+        committed.push_back(CommittedTransaction {
+            transactional_id,
+            offsets,
+        });
     }
 
     /// The job ended well: commits the transactions of the final attempt
@@ -474,7 +484,7 @@ impl Ledger {
             for (number, prepared) in prepared {
                 if attempts.get(subtask) == Some(&prepared.attempt) {
                     let id = Self::transactional_id(&self.prefix, subtask, number);
-                    self.commit_held(id, subtask, &prepared).await?;
+                    self.commit_held(id, prepared).await?;
                 } else {
                     abort(prepared.producer, self.settings.timeout).await;
                 }
