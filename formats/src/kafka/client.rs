@@ -3,6 +3,7 @@
 //! tokio's workers.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -127,6 +128,8 @@ pub type WrittenOffsets = Arc<Mutex<BTreeMap<i32, (i64, i64)>>>;
 /// went when asked.
 #[derive(Debug, Clone, Default)]
 pub struct BrokerWatch {
+    /// Whether `down_since` is set: readers ask at every message.
+    down: Arc<AtomicBool>,
     down_since: Arc<Mutex<Option<(Instant, String)>>>,
     undelivered: Arc<Mutex<Option<String>>>,
     written: Option<WrittenOffsets>,
@@ -187,12 +190,18 @@ impl BrokerWatch {
 
     /// Since when, and why, when the brokers are all out of reach.
     pub fn down_since(&self) -> Option<(Instant, String)> {
+        if !self.down.load(Ordering::Acquire) {
+            return None;
+        }
         self.lock().clone()
     }
 
     /// The brokers answered.
     pub fn up(&self) {
-        *self.lock() = None;
+        if self.down.load(Ordering::Acquire) {
+            *self.lock() = None;
+            self.down.store(false, Ordering::Release);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, String)>> {
@@ -203,6 +212,7 @@ impl BrokerWatch {
     pub fn down(&self, reason: &str) {
         self.lock()
             .get_or_insert_with(|| (Instant::now(), reason.to_string()));
+        self.down.store(true, Ordering::Release);
     }
 }
 

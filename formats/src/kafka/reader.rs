@@ -254,6 +254,7 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
     let mut next_discovery = discovery.as_ref().map(|d| Instant::now() + d.interval);
     let send = |event: ReaderEvent| tx.blocking_send(Ok(event)).is_ok();
     let mut last_probe = Instant::now();
+    let mut next_sweep = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) || tx.is_closed() {
             return Ok(());
@@ -323,7 +324,13 @@ fn read(spec: ReaderSpec, stop: &AtomicBool, tx: &mpsc::Sender<Result<ReaderEven
                 ),
             });
         }
+        // Blocks linger at most LINGER and a quarter: looking at every
+        // partition after every message would cost more than reading.
         let now = Instant::now();
+        if now < next_sweep && ended.is_empty() {
+            continue;
+        }
+        next_sweep = now + LINGER / 4;
         for partitions in open.values_mut() {
             for partition in partitions.values_mut() {
                 if partition.block.is_due(now)
