@@ -281,14 +281,15 @@ fn raw_consumer(args: &Args, topic: &str) -> Result<(f64, u64, BTreeMap<i32, i64
         })
         .collect();
     let mut ends = BTreeMap::new();
-    let (mut messages, mut bytes) = (0, 0);
+    let (mut messages, mut bytes, mut last) = (0, 0, start);
     for (partition, thread) in (0..).zip(threads) {
-        let (read, size, end) = thread.join().map_err(|_| "a reader panicked")??;
+        let (read, size, end, at) = thread.join().map_err(|_| "a reader panicked")??;
         messages += read;
         bytes += size;
         ends.insert(partition, end);
+        last = last.max(at);
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = (last - start).as_secs_f64();
     if messages != args.messages {
         return Err(format!(
             "{topic} holds {messages} messages, not {}",
@@ -299,8 +300,13 @@ fn raw_consumer(args: &Args, topic: &str) -> Result<(f64, u64, BTreeMap<i32, i64
 }
 
 /// Reads partition `partition` of `topic` from its start to its end: the
-/// messages, their bytes, and the offset after the last.
-fn read_partition(servers: &str, topic: &str, partition: i32) -> Result<(u64, u64, i64), String> {
+/// messages, their bytes, the offset after the last, and when the last
+/// came.
+fn read_partition(
+    servers: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<(u64, u64, i64, Instant), String> {
     let consumer: BaseConsumer = client(servers)
         .set("group.id", "weir-bench-raw")
         .set("enable.partition.eof", "true")
@@ -311,20 +317,29 @@ fn read_partition(servers: &str, topic: &str, partition: i32) -> Result<(u64, u6
     list.add_partition_offset(topic, partition, Offset::Beginning)
         .map_err(|e| e.to_string())?;
     consumer.assign(&list).map_err(|e| e.to_string())?;
-    let (mut messages, mut bytes, mut end) = (0, 0, 0);
+    let (mut messages, mut bytes, mut end, mut last) = (0, 0, 0, Instant::now());
+    // tansu reports the end of a partition at the start of its last batch
+    // of messages: after the end, read on until nothing more comes.
+    let mut wait = TIMEOUT;
     loop {
-        match consumer.poll(TIMEOUT) {
+        match consumer.poll(wait) {
             Some(Ok(m)) => {
                 messages += 1;
                 bytes += m.payload_len() as u64;
                 end = m.offset() + 1;
+                last = Instant::now();
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok((messages, bytes, end)),
+            Some(Err(KafkaError::PartitionEOF(_))) => wait = AFTER_END,
             Some(Err(e)) => return Err(e.to_string()),
+            // The time is until the last message.
+            None if wait == AFTER_END => return Ok((messages, bytes, end, last)),
             None => return Err(format!("no message from {topic} in {TIMEOUT:?}")),
         }
     }
 }
+
+/// How long a reader waits for more messages after a partition's end.
+const AFTER_END: Duration = Duration::from_millis(500);
 
 /// weir reads the messages of `topic` up to `ends` into a blackhole.
 fn weir_source(
