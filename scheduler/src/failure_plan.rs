@@ -169,6 +169,11 @@ impl FailurePlan {
         self.metadata_failures.contains(&checkpoint)
     }
 
+    /// Whether it kills tasks (see [`kill_task_at`](Self::kill_task_at)).
+    pub(crate) fn kills_tasks(&self) -> bool {
+        !self.kills.is_empty()
+    }
+
     pub(crate) fn kill(&self, vertex: VertexId, subtask: u32, attempt: u32) -> Option<u64> {
         self.kills
             .iter()

@@ -2,21 +2,18 @@
 //! regions, tracking partitions, and failing over.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::FutureExt;
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-use tokio::task::{AbortHandle, JoinSet};
 use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup, TaskRestore};
 use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
     Counters, InputChannel, LiveMetrics, OutputSpec, OutputTarget, TaskDeployment, TaskInfo,
-    TaskReport, run_task,
+    TaskReport,
 };
 use weir_engine::{Boundedness, CheckpointCommit, JobCommit};
 use weir_exchange::ResultPartitionId;
@@ -38,6 +35,7 @@ use crate::region::RegionId;
 use crate::slot::SlotPool;
 use crate::strategy::SchedulingStrategy;
 use crate::summary::{JobSummary, RegionEvent, RegionEventKind, VertexSummary};
+use crate::task_executor::{Attempt, TaskExecutor, TaskOutcome};
 use crate::{Error, JobConfig, Result, SubtaskId};
 
 /// Where a region is in its lifecycle.
@@ -53,8 +51,6 @@ enum RegionState {
     /// strategy, then waits for its inputs again.
     Restarting { at: Instant },
 }
-
-type TaskOutcome = (usize, u32, weir_engine::Result<TaskReport>);
 
 /// Runs one job.
 pub(crate) struct JobMaster {
@@ -75,8 +71,10 @@ pub(crate) struct JobMaster {
     live: Vec<Option<(LiveMetrics, Counters)>>,
     complete: HashMap<PartitionKey, u32>,
     lost: HashSet<PartitionKey>,
-    tasks: JoinSet<TaskOutcome>,
-    running: HashMap<usize, AbortHandle>,
+    /// What runs the subtasks' attempts.
+    executor: Box<dyn TaskExecutor>,
+    /// The subtasks whose latest attempt runs.
+    running: HashSet<usize>,
     timeline: Vec<RegionEvent>,
     started: Instant,
     progress: JobProgress,
@@ -117,6 +115,7 @@ pub(crate) struct JobSetup {
         CheckpointMetadata,
     )>,
     pub control: Option<UnboundedReceiver<ControlRequest>>,
+    pub executor: Box<dyn TaskExecutor>,
 }
 
 impl JobMaster {
@@ -151,8 +150,8 @@ impl JobMaster {
             live: vec![None; subtasks],
             complete: HashMap::new(),
             lost: HashSet::new(),
-            tasks: JoinSet::new(),
-            running: HashMap::new(),
+            executor: setup.executor,
+            running: HashSet::new(),
             timeline: Vec::new(),
             started: Instant::now(),
             progress: setup.progress,
@@ -176,8 +175,7 @@ impl JobMaster {
             Ok(()) => self.drive().await,
             Err(e) => Err(e),
         };
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
+        self.executor.cancel_all().await;
         // A stopped job committed what its last savepoint covers; the rest
         // of what its tasks wrote is discarded.
         if outcome.is_ok() && self.stopped.is_none() {
@@ -389,7 +387,7 @@ impl JobMaster {
                     _ => None,
                 })
                 .min();
-            if self.tasks.is_empty() && next_restart.is_none() {
+            if self.executor.is_idle() && next_restart.is_none() {
                 let waiting: Vec<String> = self.region_ids(|s| s == RegionState::Waiting);
                 return Err(self.unschedulable(format!(
                     "regions {} wait for inputs that nothing produces",
@@ -398,11 +396,11 @@ impl JobMaster {
             }
             let checkpoint_due = self.checkpoints.as_ref().and_then(|c| c.next_trigger());
             tokio::select! {
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
-                    Ok((subtask, attempt, result)) => self.on_task_done(subtask, attempt, result).await?,
-                    Err(e) if e.is_cancelled() => {}
-                    Err(e) => return Err(self.failed(format!("a task could not be joined: {e}"))),
-                },
+                outcome = self.executor.next_outcome(), if !self.executor.is_idle() => {
+                    if let Some(outcome) = outcome {
+                        self.on_task_done(outcome).await?;
+                    }
+                }
                 () = sleep_until(next_restart), if next_restart.is_some() => {}
                 () = sleep_until(checkpoint_due), if checkpoint_due.is_some() => {
                     self.trigger_checkpoint();
@@ -491,33 +489,12 @@ impl JobMaster {
                 deployment.info.metrics.clone(),
                 deployment.info.counters.clone(),
             ));
-            let attempt = self.attempts[s];
-            let id = self.graph.subtasks[s];
-            let kill = self.plan.kill(id.vertex, id.index, attempt).map(|at| {
-                (
-                    at,
-                    deployment.info.to_string(),
-                    deployment.info.metrics.clone(),
-                )
+            self.executor.deploy(Attempt {
+                subtask: s,
+                attempt: self.attempts[s],
+                deployment,
             });
-            let handle = self.tasks.spawn(async move {
-                let run = AssertUnwindSafe(run_task(deployment)).catch_unwind();
-                let result = match kill {
-                    Some((at, task, metrics)) => tokio::select! {
-                        result = run => result,
-                        records = records_reach(&metrics, at) => {
-                            Ok(Err(weir_engine::Error::InjectedKill { task, records }))
-                        }
-                    },
-                    None => run.await,
-                };
-                (
-                    s,
-                    attempt,
-                    result.unwrap_or_else(|panic| Err(panic_error(panic))),
-                )
-            });
-            self.running.insert(s, handle);
+            self.running.insert(s);
         }
         self.states[region.0 as usize] = RegionState::Running {
             unfinished: subtasks.len(),
@@ -910,13 +887,13 @@ impl JobMaster {
         self.config.spill_dir.join(&*self.job_id)
     }
 
-    async fn on_task_done(
-        &mut self,
-        s: usize,
-        attempt: u32,
-        result: weir_engine::Result<TaskReport>,
-    ) -> Result<()> {
-        if attempt != self.attempts[s] || !self.running.contains_key(&s) {
+    async fn on_task_done(&mut self, outcome: TaskOutcome) -> Result<()> {
+        let TaskOutcome {
+            subtask: s,
+            attempt,
+            result,
+        } = outcome;
+        if attempt != self.attempts[s] || !self.running.contains(&s) {
             return Ok(());
         }
         self.running.remove(&s);
@@ -1117,8 +1094,8 @@ impl JobMaster {
         }
         let info = self.graph.regions.get(region);
         for &s in &info.subtasks {
-            if let Some(handle) = self.running.remove(&s) {
-                handle.abort();
+            if self.running.remove(&s) {
+                self.executor.cancel(s);
             }
             self.attempts[s] += 1;
             self.reports[s] = None;
@@ -1298,19 +1275,6 @@ fn block(url: &str, blocker: Blocker) {
     }
 }
 
-/// Waits until a task has read and written `at` records together (its
-/// live counts, looked at every millisecond), and returns how many.
-async fn records_reach(metrics: &LiveMetrics, at: u64) -> u64 {
-    loop {
-        let now = metrics.snapshot();
-        let records = now.rows_in + now.rows_out;
-        if records >= at {
-            return records;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
 /// The owners of the job directories under `url` (a store's top) whose
 /// process is gone: a directory a job wrote is named by its id.
 async fn orphans(store: &dyn ObjectStore, url: &str) -> Vec<JobOwner> {
@@ -1381,15 +1345,5 @@ async fn next_ack(checkpoints: &mut Option<CheckpointCoordinator>) -> Option<Che
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at.into()).await;
-    }
-}
-
-fn panic_error(panic: Box<dyn std::any::Any + Send>) -> weir_engine::Error {
-    weir_engine::Error::Operator {
-        operator: "task".to_string(),
-        message: format!(
-            "panicked: {}",
-            weir_engine::cpu::panic_message(panic.as_ref())
-        ),
     }
 }

@@ -18,6 +18,8 @@
 //!   their metadata and retention, and what restarted tasks resume from.
 //! - [`job_master`] and [`mini_cluster`]: run a job end to end; the embedded
 //!   mini-cluster is the default way jobs run.
+//! - [`task_executor`]: the seam through which a job master runs its
+//!   subtasks' attempts (in this process, for the mini-cluster).
 //! - [`explain`] and [`summary`]: what a job looks like and what it did.
 
 pub mod checkpoint_coordinator;
@@ -35,6 +37,7 @@ pub mod region;
 pub mod slot;
 pub mod strategy;
 pub mod summary;
+pub mod task_executor;
 
 pub use config::{CONFIG_KEYS, FailoverKind, JobConfig};
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use crate::execution_graph::ExecutionGraph;
 use crate::failover::{FailoverStrategy, RegionFailover, RestartAllFailover};
 use crate::job_master::{JobMaster, JobSetup};
 use crate::strategy::{EagerStrategy, LazyTopologicalStrategy, SchedulingStrategy};
+use crate::task_executor::{InProcessExecutor, KillingExecutor, TaskExecutor};
 use crate::{FailoverKind, FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, Result};
 
 static JOB_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -111,6 +112,13 @@ impl MiniCluster {
         let graph = ExecutionGraph::try_new(Arc::new(job))?;
         let root = ShuffleRoot::try_new(&self.config.shuffle_root, &self.config.store_options)?;
         let control = control.start(&job_id);
+        let executor: Box<dyn TaskExecutor> = match plan.kills_tasks() {
+            true => Box::new(KillingExecutor::new(
+                InProcessExecutor::default(),
+                plan.clone(),
+            )),
+            false => Box::new(InProcessExecutor::default()),
+        };
         JobMaster::new(JobSetup {
             job_id: job_id.into(),
             graph,
@@ -123,6 +131,7 @@ impl MiniCluster {
             checkpoints,
             restore,
             control,
+            executor,
         })
         .run()
         .await

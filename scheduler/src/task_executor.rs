@@ -1,0 +1,320 @@
+//! The seam between a job master and whatever runs its subtasks. A task
+//! executor deploys an attempt of a subtask, cancels it, and reports how
+//! each attempt it ran ended; the job master decides everything else
+//! (what to deploy, when, and what an outcome means).
+//!
+//! The embedded mini-cluster runs attempts in this process
+//! ([`InProcessExecutor`]); tests wrap an executor to kill attempts
+//! ([`KillingExecutor`]), so that failure injection stays out of the
+//! production path.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use tokio::task::{AbortHandle, JoinSet};
+use weir_engine::task::{LiveMetrics, TaskDeployment, TaskReport, run_task};
+
+use crate::failure_plan::FailurePlan;
+
+/// An attempt of a subtask to run.
+pub struct Attempt {
+    /// The subtask, by its index in the execution graph.
+    pub subtask: usize,
+    /// Which attempt of it this is.
+    pub attempt: u32,
+    /// What it runs, and where its data comes from and goes.
+    pub deployment: TaskDeployment,
+}
+
+/// How an attempt of a subtask ended.
+#[derive(Debug)]
+pub struct TaskOutcome {
+    /// The subtask, by its index in the execution graph.
+    pub subtask: usize,
+    /// Which attempt of it ended.
+    pub attempt: u32,
+    /// What it reported, or why it failed.
+    pub result: weir_engine::Result<TaskReport>,
+}
+
+/// Runs the attempts of a job's subtasks.
+///
+/// Contract: every attempt deployed and not cancelled is reported once by
+/// [`next_outcome`](TaskExecutor::next_outcome); a cancelled one is not
+/// reported (or, if it ended first, may be: the job master ignores the
+/// outcome of an attempt it no longer runs), but its end wakes
+/// `next_outcome` with `None`.
+#[async_trait]
+pub trait TaskExecutor: Send {
+    /// Starts an attempt.
+    fn deploy(&mut self, attempt: Attempt);
+
+    /// Stops the running attempt of `subtask`, wherever it is.
+    fn cancel(&mut self, subtask: usize);
+
+    /// Stops every running attempt and waits until they are gone.
+    async fn cancel_all(&mut self);
+
+    /// Whether no attempt runs.
+    fn is_idle(&self) -> bool;
+
+    /// The next attempt that ended, `None` for one that was cancelled;
+    /// waits forever while none runs.
+    async fn next_outcome(&mut self) -> Option<TaskOutcome>;
+}
+
+/// Runs attempts as tasks of this process's tokio runtime.
+#[derive(Default)]
+pub struct InProcessExecutor {
+    tasks: JoinSet<TaskOutcome>,
+    running: HashMap<usize, AbortHandle>,
+}
+
+#[async_trait]
+impl TaskExecutor for InProcessExecutor {
+    fn deploy(&mut self, attempt: Attempt) {
+        let Attempt {
+            subtask,
+            attempt,
+            deployment,
+        } = attempt;
+        let handle = self.tasks.spawn(async move {
+            let result = AssertUnwindSafe(run_task(deployment))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panic_error(panic)));
+            TaskOutcome {
+                subtask,
+                attempt,
+                result,
+            }
+        });
+        if let Some(earlier) = self.running.insert(subtask, handle) {
+            earlier.abort();
+        }
+    }
+
+    fn cancel(&mut self, subtask: usize) {
+        if let Some(handle) = self.running.remove(&subtask) {
+            handle.abort();
+        }
+    }
+
+    async fn cancel_all(&mut self) {
+        self.running.clear();
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    fn is_idle(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    async fn next_outcome(&mut self) -> Option<TaskOutcome> {
+        match self.tasks.join_next().await {
+            Some(Ok(outcome)) => {
+                self.running.remove(&outcome.subtask);
+                Some(outcome)
+            }
+            Some(Err(e)) if e.is_cancelled() => None,
+            // Panics are caught inside the task: only a bug of tokio's
+            // gets here.
+            Some(Err(e)) => panic!("a task could not be joined: {e}"),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> weir_engine::Error {
+    weir_engine::Error::Operator {
+        operator: "task".to_string(),
+        message: format!(
+            "panicked: {}",
+            weir_engine::cpu::panic_message(panic.as_ref())
+        ),
+    }
+}
+
+/// A test hook: kills the attempts a [`FailurePlan`] names once they have
+/// read and written as many records as it says, wherever they are then,
+/// and reports them failed with [`weir_engine::Error::InjectedKill`].
+pub struct KillingExecutor<E> {
+    inner: E,
+    plan: FailurePlan,
+    /// The kills waiting for their attempt to go far enough.
+    kills: JoinSet<(usize, u32, weir_engine::Error)>,
+    armed: HashMap<usize, AbortHandle>,
+}
+
+impl<E: TaskExecutor> KillingExecutor<E> {
+    /// Kills what `plan` says among the attempts `inner` runs.
+    pub fn new(inner: E, plan: FailurePlan) -> Self {
+        Self {
+            inner,
+            plan,
+            kills: JoinSet::new(),
+            armed: HashMap::new(),
+        }
+    }
+
+    fn disarm(&mut self, subtask: usize) {
+        if let Some(kill) = self.armed.remove(&subtask) {
+            kill.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl<E: TaskExecutor> TaskExecutor for KillingExecutor<E> {
+    fn deploy(&mut self, attempt: Attempt) {
+        let info = &attempt.deployment.info;
+        self.disarm(attempt.subtask);
+        if let Some(at) = self
+            .plan
+            .kill(info.vertex, info.subtask as u32, attempt.attempt)
+        {
+            let (subtask, number) = (attempt.subtask, attempt.attempt);
+            let (task, metrics) = (info.to_string(), info.metrics.clone());
+            let kill = self.kills.spawn(async move {
+                let records = records_reach(&metrics, at).await;
+                let killed = weir_engine::Error::InjectedKill { task, records };
+                (subtask, number, killed)
+            });
+            self.armed.insert(subtask, kill);
+        }
+        self.inner.deploy(attempt);
+    }
+
+    fn cancel(&mut self, subtask: usize) {
+        self.disarm(subtask);
+        self.inner.cancel(subtask);
+    }
+
+    async fn cancel_all(&mut self) {
+        self.armed.clear();
+        self.kills.abort_all();
+        while self.kills.join_next().await.is_some() {}
+        self.inner.cancel_all().await;
+    }
+
+    fn is_idle(&self) -> bool {
+        self.inner.is_idle()
+    }
+
+    async fn next_outcome(&mut self) -> Option<TaskOutcome> {
+        tokio::select! {
+            outcome = self.inner.next_outcome() => {
+                if let Some(outcome) = &outcome {
+                    self.disarm(outcome.subtask);
+                }
+                outcome
+            }
+            Some(Ok((subtask, attempt, killed))) = self.kills.join_next(),
+                if !self.kills.is_empty() =>
+            {
+                self.armed.remove(&subtask);
+                self.inner.cancel(subtask);
+                Some(TaskOutcome {
+                    subtask,
+                    attempt,
+                    result: Err(killed),
+                })
+            }
+        }
+    }
+}
+
+/// Waits until a task has read and written `at` records together (its
+/// live counts, looked at every millisecond), and returns how many.
+async fn records_reach(metrics: &LiveMetrics, at: u64) -> u64 {
+    loop {
+        let now = metrics.snapshot();
+        let records = now.rows_in + now.rows_out;
+        if records >= at {
+            return records;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use weir_engine::graph::{Chain, VertexId};
+    use weir_engine::memory::MemoryPool;
+    use weir_engine::sinks::CollectSink;
+    use weir_engine::sources::SequenceGenerator;
+
+    use super::*;
+
+    /// Attempt `attempt` of subtask 0: `rows` numbers (endless without)
+    /// into a collecting sink.
+    fn numbers(rows: Option<u64>, attempt: u32) -> Attempt {
+        let (sink, _) = CollectSink::new();
+        let mut info = weir_engine::testing::task_info(MemoryPool::unbounded());
+        info.attempt = attempt;
+        Attempt {
+            subtask: 0,
+            attempt,
+            deployment: TaskDeployment {
+                info,
+                chain: Chain {
+                    source: Some(Arc::new(SequenceGenerator::new(rows, 3))),
+                    sink: Some(Arc::new(sink)),
+                    ..Chain::default()
+                },
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                fail_at_record: None,
+                checkpoints: None,
+            },
+        }
+    }
+
+    async fn outcome(executor: &mut impl TaskExecutor) -> Option<TaskOutcome> {
+        tokio::time::timeout(Duration::from_secs(30), executor.next_outcome())
+            .await
+            .expect("an outcome within 30 s")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_process_attempts_report_how_they_ended_unless_cancelled() {
+        let mut executor = InProcessExecutor::default();
+        assert!(executor.is_idle());
+        executor.deploy(numbers(Some(1000), 3));
+        let ended = outcome(&mut executor).await.expect("reported");
+        assert_eq!((ended.subtask, ended.attempt), (0, 3));
+        assert_eq!(ended.result.expect("succeeds").metrics.rows_in, 1000);
+        assert!(executor.is_idle());
+        // Cancelled: its end wakes the caller, and is not reported.
+        executor.deploy(numbers(None, 4));
+        executor.cancel(0);
+        assert!(outcome(&mut executor).await.is_none());
+        assert!(executor.is_idle());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_killing_hook_kills_the_attempts_its_plan_names() {
+        let plan = FailurePlan::none().kill_task_at(VertexId(0), 0, 1, 5_000);
+        let mut executor = KillingExecutor::new(InProcessExecutor::default(), plan);
+        // Attempt 0 is not named: it ends as it would.
+        executor.deploy(numbers(Some(20_000), 0));
+        let ended = outcome(&mut executor).await.expect("reported");
+        assert!(ended.result.is_ok());
+        // Attempt 1 is killed once it read and wrote 5,000 records.
+        executor.deploy(numbers(None, 1));
+        let killed = outcome(&mut executor).await.expect("reported");
+        assert_eq!((killed.subtask, killed.attempt), (0, 1));
+        match killed.result {
+            Err(weir_engine::Error::InjectedKill { records, .. }) => assert!(records >= 5_000),
+            other => panic!("not killed: {other:?}"),
+        }
+        // The killed attempt stops, unreported.
+        assert!(outcome(&mut executor).await.is_none());
+        assert!(executor.is_idle());
+    }
+}
