@@ -30,6 +30,7 @@ use crate::failover::restart::RestartTracker;
 use crate::failover::{FailoverStrategy, FailoverView};
 use crate::failure_plan::{FailurePlan, PartitionDamage};
 use crate::job_control::{ControlRequest, SavepointTarget};
+use crate::partition_tracker::PartitionTracker;
 use crate::progress::JobProgress;
 use crate::region::RegionId;
 use crate::slot::SlotPool;
@@ -69,8 +70,8 @@ pub(crate) struct JobMaster {
     /// The counts so far of each subtask's latest attempt, for the summary
     /// of a job stopped while its tasks ran.
     live: Vec<Option<(LiveMetrics, Counters)>>,
-    complete: HashMap<PartitionKey, u32>,
-    lost: HashSet<PartitionKey>,
+    /// Which blocking partitions are written, by which attempt.
+    partitions: PartitionTracker,
     /// What runs the subtasks' attempts.
     executor: Box<dyn TaskExecutor>,
     /// The subtasks whose latest attempt runs.
@@ -148,8 +149,7 @@ impl JobMaster {
             attempts: vec![0; subtasks],
             reports: vec![None; subtasks],
             live: vec![None; subtasks],
-            complete: HashMap::new(),
-            lost: HashSet::new(),
+            partitions: PartitionTracker::default(),
             executor: setup.executor,
             running: HashSet::new(),
             timeline: Vec::new(),
@@ -436,7 +436,7 @@ impl JobMaster {
             .all()
             .iter()
             .filter(|r| self.states[r.id.0 as usize] == RegionState::Waiting)
-            .filter(|r| r.consumes.iter().all(|p| self.complete.contains_key(p)))
+            .filter(|r| r.consumes.iter().all(|p| self.partitions.is_written(p)))
             .map(|r| r.id)
             .collect();
         for region in self
@@ -522,41 +522,43 @@ impl JobMaster {
         let id = self.graph.subtasks[s];
         let vertex = self.graph.job.vertex(id.vertex);
         let attempt = self.attempts[s];
-        let inputs = self
-            .graph
-            .inputs_of(id.vertex)
-            .into_iter()
-            .map(|result| {
-                self.graph
-                    .consumed_channels(result, id.index)
-                    .into_iter()
-                    .map(|(producer, subpartition)| match result.mode {
-                        ExchangeMode::Pipelined => InputChannel::Local(
-                            receivers
-                                .remove(&(result.dataset, id.index, producer))
-                                .expect("the producer is in the same region"),
-                        ),
-                        ExchangeMode::Blocking => {
-                            let key = PartitionKey {
-                                dataset: result.dataset,
-                                producer,
-                            };
-                            InputChannel::Blocking {
-                                root: self.root.clone(),
-                                job: Arc::clone(&self.job_id),
-                                partition: ResultPartitionId {
+        let inputs =
+            self.graph
+                .inputs_of(id.vertex)
+                .into_iter()
+                .map(|result| {
+                    self.graph
+                        .consumed_channels(result, id.index)
+                        .into_iter()
+                        .map(|(producer, subpartition)| match result.mode {
+                            ExchangeMode::Pipelined => InputChannel::Local(
+                                receivers
+                                    .remove(&(result.dataset, id.index, producer))
+                                    .expect("the producer is in the same region"),
+                            ),
+                            ExchangeMode::Blocking => {
+                                let key = PartitionKey {
                                     dataset: result.dataset,
                                     producer,
-                                    attempt: self.complete[&key],
-                                },
-                                subpartition,
-                                format: self.config.blocking.format,
+                                };
+                                InputChannel::Blocking {
+                                    root: self.root.clone(),
+                                    job: Arc::clone(&self.job_id),
+                                    partition: ResultPartitionId {
+                                        dataset: result.dataset,
+                                        producer,
+                                        attempt: self.partitions.attempt(&key).expect(
+                                            "a region is deployed once its inputs are written",
+                                        ),
+                                    },
+                                    subpartition,
+                                    format: self.config.blocking.format,
+                                }
                             }
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+                        })
+                        .collect()
+                })
+                .collect();
         let outputs = self
             .graph
             .outputs_of(id.vertex)
@@ -912,8 +914,7 @@ impl JobMaster {
                         dataset: written.dataset,
                         producer: written.partition.producer,
                     };
-                    self.complete.insert(key, attempt);
-                    self.lost.remove(&key);
+                    self.partitions.completed(key, attempt);
                 }
                 self.reports[s] = Some(report);
                 let region = self.graph.regions.region_of(s);
@@ -960,11 +961,7 @@ impl JobMaster {
                 dataset: partition.dataset,
                 producer: partition.producer,
             };
-            // Lost is the attempt that was read: a report about an older
-            // one says nothing of the partition a rerun wrote since.
-            if self.complete.get(&key) == Some(&partition.attempt) {
-                self.lost.insert(key);
-            }
+            self.partitions.lost(key, partition.attempt);
         }
         let at = self.next_restart(&failure)?;
         if self.checkpoints.is_some() {
@@ -973,10 +970,10 @@ impl JobMaster {
         }
         self.find_missing_partitions().await;
         let states = &self.states;
-        let lost = &self.lost;
+        let partitions = &self.partitions;
         let view = FailoverView {
             regions: &self.graph.regions,
-            is_lost: &|p| lost.contains(&p),
+            is_lost: &|p| partitions.is_lost(&p),
             has_started: &|r| {
                 matches!(
                     states[r.0 as usize],
@@ -1073,15 +1070,16 @@ impl JobMaster {
     /// rule 2 needs to know).
     async fn find_missing_partitions(&mut self) {
         let extension = self.config.blocking.format.extension();
-        for (key, attempt) in &self.complete {
+        let complete: Vec<(PartitionKey, u32)> = self.partitions.complete().collect();
+        for (key, attempt) in complete {
             let id = ResultPartitionId {
                 dataset: key.dataset,
                 producer: key.producer,
-                attempt: *attempt,
+                attempt,
             };
             let path = self.root.partition_path(&self.job_id, &id, extension);
             if let Err(object_store::Error::NotFound { .. }) = self.root.store().head(&path).await {
-                self.lost.insert(*key);
+                self.partitions.lost(key, attempt);
             }
         }
     }
@@ -1101,10 +1099,7 @@ impl JobMaster {
             self.reports[s] = None;
             self.progress.forget(s);
         }
-        for key in &info.produces {
-            self.complete.remove(key);
-            self.lost.remove(key);
-        }
+        self.partitions.forget(&info.produces);
         self.states[region.0 as usize] = RegionState::Restarting { at };
         self.timeline.push(RegionEvent {
             region,
@@ -1137,7 +1132,7 @@ impl JobMaster {
                     dataset: fault.dataset,
                     producer: fault.producer,
                 };
-                if let Some(&attempt) = self.complete.get(&key) {
+                if let Some(attempt) = self.partitions.attempt(&key) {
                     let partition = ResultPartitionId {
                         dataset: key.dataset,
                         producer: key.producer,

@@ -18,6 +18,8 @@
 //!   their metadata and retention, and what restarted tasks resume from.
 //! - [`job_master`] and [`mini_cluster`]: run a job end to end; the embedded
 //!   mini-cluster is the default way jobs run.
+//! - [`partition_tracker`]: which blocking partitions are written, by
+//!   which attempt, and which are lost.
 //! - [`task_executor`]: the seam through which a job master runs its
 //!   subtasks' attempts (in this process, for the mini-cluster).
 //! - [`explain`] and [`summary`]: what a job looks like and what it did.
@@ -32,6 +34,7 @@ pub mod failure_plan;
 pub mod job_control;
 pub mod job_master;
 pub mod mini_cluster;
+pub mod partition_tracker;
 pub mod progress;
 pub mod region;
 pub mod slot;
