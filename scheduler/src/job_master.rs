@@ -8,6 +8,7 @@ use std::time::Instant;
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use weir_engine::Boundedness;
 use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup, TaskRestore};
 use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
@@ -15,7 +16,6 @@ use weir_engine::task::{
     Counters, InputChannel, LiveMetrics, OutputSpec, OutputTarget, TaskDeployment, TaskInfo,
     TaskReport,
 };
-use weir_engine::{Boundedness, CheckpointCommit, JobCommit};
 use weir_exchange::ResultPartitionId;
 use weir_exchange::ShuffleRoot;
 use weir_exchange::channel::{ChannelReceiver, ChannelSender, pipelined_channel};
@@ -33,6 +33,7 @@ use crate::job_control::{ControlRequest, SavepointTarget};
 use crate::partition_tracker::PartitionTracker;
 use crate::progress::JobProgress;
 use crate::region::RegionId;
+use crate::sink_commit::SinkCommits;
 use crate::slot::SlotPool;
 use crate::strategy::SchedulingStrategy;
 use crate::summary::{JobSummary, RegionEvent, RegionEventKind, VertexSummary};
@@ -74,6 +75,8 @@ pub(crate) struct JobMaster {
     partitions: PartitionTracker,
     /// What runs the subtasks' attempts.
     executor: Box<dyn TaskExecutor>,
+    /// The job-level commit of its sinks.
+    sinks: SinkCommits,
     /// The subtasks whose latest attempt runs.
     running: HashSet<usize>,
     timeline: Vec<RegionEvent>,
@@ -136,6 +139,7 @@ impl JobMaster {
         setup
             .progress
             .start(setup.graph.regions.len(), rows_expected);
+        let sinks = SinkCommits::new(Arc::clone(&setup.job_id), &setup.graph.job);
         Self {
             job_id: setup.job_id,
             states: vec![RegionState::Waiting; setup.graph.regions.len()],
@@ -151,6 +155,7 @@ impl JobMaster {
             live: vec![None; subtasks],
             partitions: PartitionTracker::default(),
             executor: setup.executor,
+            sinks,
             running: HashSet::new(),
             timeline: Vec::new(),
             started: Instant::now(),
@@ -182,7 +187,7 @@ impl JobMaster {
             outcome = self.commit_sinks().await;
         }
         if outcome.is_err() || self.stopped.is_some() {
-            self.abort_sinks().await;
+            self.sinks.abort_job().await;
         }
         if let Some(checkpoints) = &mut self.checkpoints {
             match (&outcome, checkpoints.latest()) {
@@ -284,58 +289,20 @@ impl JobMaster {
         }
     }
 
-    /// Every sink of the job: each vertex's sink, and the sink of its late
-    /// records (`true`).
-    fn sinks(
-        &self,
-    ) -> impl Iterator<
-        Item = (
-            &weir_engine::graph::JobVertex,
-            &Arc<dyn weir_engine::SinkFactory>,
-            bool,
-        ),
-    > {
-        self.graph.job.vertices.iter().flat_map(|v| {
-            let main = v.chain.sink.iter().map(move |s| (v, s, false));
-            let late = v.chain.late_sink.iter().map(move |s| (v, s, true));
-            main.chain(late)
-        })
-    }
-
     /// Publishes the output of every sink, as written by the final attempt
     /// of each subtask of its vertex.
     async fn commit_sinks(&self) -> Result<()> {
-        for (vertex, sink, _) in self.sinks() {
-            let attempts = (0..vertex.parallelism)
-                .map(|index| {
-                    self.attempts[self.graph.dense(SubtaskId {
-                        vertex: vertex.id,
-                        index: index as u32,
-                    })]
-                })
-                .collect();
-            let commit = JobCommit {
-                job_id: Arc::clone(&self.job_id),
-                attempts,
-            };
-            sink.commit_job(&commit).await.map_err(|e| {
-                self.failed(format!("sink '{}' could not commit: {e}", sink.name()))
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Discards what the sinks staged for a job that did not succeed.
-    async fn abort_sinks(&self) {
-        for (_, sink, _) in self.sinks() {
-            if let Err(e) = sink.abort_job(&self.job_id).await {
-                tracing::warn!(
-                    "sink '{}' could not remove the staged output of job {}: {e}",
-                    sink.name(),
-                    self.job_id
-                );
-            }
-        }
+        let attempt = |vertex, index: usize| {
+            let s = self.graph.dense(SubtaskId {
+                vertex,
+                index: index as u32,
+            });
+            self.attempts[s]
+        };
+        self.sinks
+            .commit_job(attempt)
+            .await
+            .map_err(|cause| self.failed(cause))
     }
 
     /// Refuses a job whose sinks could never commit: an unbounded job
@@ -351,19 +318,10 @@ impl JobMaster {
             .checkpoints
             .as_ref()
             .is_some_and(CheckpointCoordinator::is_periodic);
-        if !unbounded || periodic {
-            return Ok(());
+        match self.sinks.needs_checkpoints() {
+            Some(reason) if unbounded && !periodic => Err(self.unschedulable(reason)),
+            _ => Ok(()),
         }
-        for (_, sink, _) in self.sinks() {
-            if let Some(reason) = sink.needs_checkpoints() {
-                return Err(self.unschedulable(format!(
-                    "sink '{}' writes an unbounded job only at checkpoints, and the job takes \
-                     none: {reason}",
-                    sink.name()
-                )));
-            }
-        }
-        Ok(())
     }
 
     async fn drive(&mut self) -> Result<()> {
@@ -746,20 +704,11 @@ impl JobMaster {
         if self.plan.fails_checkpoint_metadata(metadata.checkpoint) {
             block(&decided_by, Blocker::Directory);
         }
-        let mut declined = None;
-        for (sink, committables) in self.sink_committables(&metadata) {
-            let commit = CheckpointCommit {
-                decided_by: Some(&decided_by),
-                ..self.checkpoint_commit(&metadata, &committables)
-            };
-            if let Err(e) = sink.prepare_checkpoint_commit(&commit).await {
-                declined = Some(format!(
-                    "sink '{}' could not prepare its commit: {e}",
-                    sink.name()
-                ));
-                break;
-            }
-        }
+        let declined = self
+            .sinks
+            .prepare_checkpoint(&metadata, &decided_by)
+            .await
+            .err();
         let Some(checkpoints) = &mut self.checkpoints else {
             return Ok(());
         };
@@ -790,36 +739,6 @@ impl JobMaster {
             }
         }
         Ok(())
-    }
-
-    /// Every sink of the job, with what its tasks prepared for checkpoint
-    /// `metadata`.
-    fn sink_committables<'a>(
-        &'a self,
-        metadata: &'a CheckpointMetadata,
-    ) -> impl Iterator<
-        Item = (
-            &'a Arc<dyn weir_engine::SinkFactory>,
-            Vec<serde_json::Value>,
-        ),
-    > {
-        self.sinks()
-            .map(|(vertex, sink, late)| (sink, metadata.committables(vertex.id.0 as usize, late)))
-    }
-
-    /// The commit of `committables` of checkpoint `metadata` by this job,
-    /// decided by nothing yet.
-    fn checkpoint_commit<'a>(
-        &'a self,
-        metadata: &CheckpointMetadata,
-        committables: &'a [serde_json::Value],
-    ) -> CheckpointCommit<'a> {
-        CheckpointCommit {
-            job_id: &self.job_id,
-            checkpoint: metadata.checkpoint,
-            committables,
-            decided_by: None,
-        }
     }
 
     /// A checkpoint failed (a task declined it, a sink could not prepare
@@ -855,20 +774,10 @@ impl JobMaster {
         metadata: &CheckpointMetadata,
         decided_by: Option<&str>,
     ) -> Result<()> {
-        for (sink, committables) in self.sink_committables(metadata) {
-            let commit = CheckpointCommit {
-                decided_by,
-                ..self.checkpoint_commit(metadata, &committables)
-            };
-            sink.commit_checkpoint(&commit).await.map_err(|e| {
-                self.failed(format!(
-                    "sink '{}' could not commit checkpoint {}: {e}",
-                    sink.name(),
-                    metadata.checkpoint
-                ))
-            })?;
-        }
-        Ok(())
+        self.sinks
+            .commit_checkpoint(metadata, decided_by)
+            .await
+            .map_err(|cause| self.failed(cause))
     }
 
     /// The memory of subtask `s`: its region holds `slots` slots of

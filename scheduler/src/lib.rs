@@ -20,6 +20,8 @@
 //!   mini-cluster is the default way jobs run.
 //! - [`partition_tracker`]: which blocking partitions are written, by
 //!   which attempt, and which are lost.
+//! - [`sink_commit`]: the job-level commit of the sinks, at checkpoints
+//!   and when the job ends.
 //! - [`task_executor`]: the seam through which a job master runs its
 //!   subtasks' attempts (in this process, for the mini-cluster).
 //! - [`explain`] and [`summary`]: what a job looks like and what it did.
@@ -37,6 +39,7 @@ pub mod mini_cluster;
 pub mod partition_tracker;
 pub mod progress;
 pub mod region;
+pub mod sink_commit;
 pub mod slot;
 pub mod strategy;
 pub mod summary;
