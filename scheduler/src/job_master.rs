@@ -33,6 +33,7 @@ use crate::job_control::{ControlRequest, SavepointTarget};
 use crate::partition_tracker::PartitionTracker;
 use crate::progress::JobProgress;
 use crate::region::RegionId;
+use crate::region_scheduler::RegionScheduler;
 use crate::sink_commit::SinkCommits;
 use crate::slot::SlotPool;
 use crate::strategy::SchedulingStrategy;
@@ -40,32 +41,16 @@ use crate::summary::{JobSummary, RegionEvent, RegionEventKind, VertexSummary};
 use crate::task_executor::{Attempt, TaskExecutor, TaskOutcome};
 use crate::{Error, JobConfig, Result, SubtaskId};
 
-/// Where a region is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RegionState {
-    /// Not deployed; deployable once its blocking inputs are complete.
-    Waiting,
-    /// Deployed; `unfinished` subtasks still running.
-    Running { unfinished: usize },
-    /// Every subtask finished.
-    Finished,
-    /// Cancelled after a failure; waits until `at` under the restart
-    /// strategy, then waits for its inputs again.
-    Restarting { at: Instant },
-}
-
-/// Runs one job.
 pub(crate) struct JobMaster {
     job_id: Arc<str>,
     graph: ExecutionGraph,
     config: JobConfig,
     plan: FailurePlan,
     root: ShuffleRoot,
-    strategy: Box<dyn SchedulingStrategy>,
+    /// Which regions run, and their slots.
+    scheduler: RegionScheduler,
     failover: Box<dyn FailoverStrategy>,
     restarts: RestartTracker,
-    slots: SlotPool,
-    states: Vec<RegionState>,
     attempts: Vec<u32>,
     reports: Vec<Option<TaskReport>>,
     /// The counts so far of each subtask's latest attempt, for the summary
@@ -142,13 +127,15 @@ impl JobMaster {
         let sinks = SinkCommits::new(Arc::clone(&setup.job_id), &setup.graph.job);
         Self {
             job_id: setup.job_id,
-            states: vec![RegionState::Waiting; setup.graph.regions.len()],
+            scheduler: RegionScheduler::new(
+                setup.strategy,
+                SlotPool::new(setup.config.slots),
+                &setup.graph.regions,
+            ),
             restarts: RestartTracker::new(setup.config.restart.clone()),
-            slots: SlotPool::new(setup.config.slots),
             config: setup.config,
             plan: setup.plan,
             root: setup.root,
-            strategy: setup.strategy,
             failover: setup.failover,
             attempts: vec![0; subtasks],
             reports: vec![None; subtasks],
@@ -326,27 +313,25 @@ impl JobMaster {
 
     async fn drive(&mut self) -> Result<()> {
         self.check_sinks_commit()?;
-        self.strategy
-            .check(&self.graph.regions, self.slots.total())
+        self.scheduler
+            .check(&self.graph.regions)
             .map_err(|reason| self.unschedulable(reason))?;
         loop {
             if self.stopped.is_some() {
                 return Ok(());
             }
             self.schedule().await;
-            if self.states.iter().all(|s| *s == RegionState::Finished) {
+            if self.scheduler.all_finished() {
                 return Ok(());
             }
-            let next_restart = self
-                .states
-                .iter()
-                .filter_map(|s| match s {
-                    RegionState::Restarting { at } => Some(*at),
-                    _ => None,
-                })
-                .min();
+            let next_restart = self.scheduler.next_restart();
             if self.executor.is_idle() && next_restart.is_none() {
-                let waiting: Vec<String> = self.region_ids(|s| s == RegionState::Waiting);
+                let waiting: Vec<String> = self
+                    .scheduler
+                    .waiting()
+                    .iter()
+                    .map(RegionId::to_string)
+                    .collect();
                 return Err(self.unschedulable(format!(
                     "regions {} wait for inputs that nothing produces",
                     waiting.join(", ")
@@ -369,38 +354,15 @@ impl JobMaster {
         }
     }
 
-    fn region_ids(&self, which: impl Fn(RegionState) -> bool) -> Vec<String> {
-        self.states
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| which(**s))
-            .map(|(r, _)| RegionId(r as u32).to_string())
-            .collect()
-    }
-
     /// Deploys what the strategy picks among the ready regions.
     async fn schedule(&mut self) {
-        let now = Instant::now();
-        for state in &mut self.states {
-            if let RegionState::Restarting { at } = *state
-                && at <= now
-            {
-                *state = RegionState::Waiting;
-            }
-        }
-        let ready: Vec<RegionId> = self
-            .graph
-            .regions
-            .all()
-            .iter()
-            .filter(|r| self.states[r.id.0 as usize] == RegionState::Waiting)
-            .filter(|r| r.consumes.iter().all(|p| self.partitions.is_written(p)))
-            .map(|r| r.id)
-            .collect();
-        for region in self
-            .strategy
-            .select(&ready, &self.graph.regions, &mut self.slots)
-        {
+        let partitions = &self.partitions;
+        let selected = self
+            .scheduler
+            .select(&self.graph.regions, Instant::now(), |p| {
+                partitions.is_written(p)
+            });
+        for region in selected {
             self.inject_partition_faults(region).await;
             self.deploy(region);
         }
@@ -454,9 +416,6 @@ impl JobMaster {
             });
             self.running.insert(s);
         }
-        self.states[region.0 as usize] = RegionState::Running {
-            unfinished: subtasks.len(),
-        };
     }
 
     /// For a source subtask of a job that takes checkpoints: the channel
@@ -827,19 +786,13 @@ impl JobMaster {
                 }
                 self.reports[s] = Some(report);
                 let region = self.graph.regions.region_of(s);
-                if let RegionState::Running { unfinished } = &mut self.states[region.0 as usize] {
-                    *unfinished -= 1;
-                    if *unfinished == 0 {
-                        self.states[region.0 as usize] = RegionState::Finished;
-                        self.strategy
-                            .release(region, &self.graph.regions, &mut self.slots);
-                        self.timeline.push(RegionEvent {
-                            region,
-                            kind: RegionEventKind::Finished,
-                            at_ms: self.started.elapsed().as_millis() as u64,
-                        });
-                        self.report_progress();
-                    }
+                if self.scheduler.subtask_finished(region, &self.graph.regions) {
+                    self.timeline.push(RegionEvent {
+                        region,
+                        kind: RegionEventKind::Finished,
+                        at_ms: self.started.elapsed().as_millis() as u64,
+                    });
+                    self.report_progress();
                 }
                 Ok(())
             }
@@ -878,17 +831,11 @@ impl JobMaster {
             return self.restart_from_checkpoint(&error, at).await;
         }
         self.find_missing_partitions().await;
-        let states = &self.states;
-        let partitions = &self.partitions;
+        let (scheduler, partitions) = (&self.scheduler, &self.partitions);
         let view = FailoverView {
             regions: &self.graph.regions,
             is_lost: &|p| partitions.is_lost(&p),
-            has_started: &|r| {
-                matches!(
-                    states[r.0 as usize],
-                    RegionState::Running { .. } | RegionState::Finished
-                )
-            },
+            has_started: &|r| scheduler.has_started(r),
         };
         let restart = self
             .failover
@@ -995,10 +942,7 @@ impl JobMaster {
 
     /// Cancels a region and makes it wait to run again with new attempts.
     fn reset(&mut self, region: RegionId, at: Instant) {
-        if let RegionState::Running { .. } = self.states[region.0 as usize] {
-            self.strategy
-                .release(region, &self.graph.regions, &mut self.slots);
-        }
+        self.scheduler.restart(region, &self.graph.regions, at);
         let info = self.graph.regions.get(region);
         for &s in &info.subtasks {
             if self.running.remove(&s) {
@@ -1009,7 +953,6 @@ impl JobMaster {
             self.progress.forget(s);
         }
         self.partitions.forget(&info.produces);
-        self.states[region.0 as usize] = RegionState::Restarting { at };
         self.timeline.push(RegionEvent {
             region,
             kind: RegionEventKind::Restarted,
@@ -1020,12 +963,8 @@ impl JobMaster {
 
     /// Tells the job's progress the regions finished and the restarts.
     fn report_progress(&self) {
-        let finished = self
-            .states
-            .iter()
-            .filter(|s| **s == RegionState::Finished)
-            .count();
-        self.progress.update(finished, self.restarts.restarts());
+        self.progress
+            .update(self.scheduler.finished(), self.restarts.restarts());
     }
 
     /// Damages the partitions the failure plan names before the first
@@ -1132,7 +1071,7 @@ impl JobMaster {
         JobSummary {
             job: job.name.clone(),
             job_id: self.job_id.to_string(),
-            scheduling: self.strategy.name().to_string(),
+            scheduling: self.scheduler.strategy().to_string(),
             failover: self.failover.name().to_string(),
             vertices,
             regions: self.graph.regions.len(),

@@ -18,6 +18,8 @@
 //!   their metadata and retention, and what restarted tasks resume from.
 //! - [`job_master`] and [`mini_cluster`]: run a job end to end; the embedded
 //!   mini-cluster is the default way jobs run.
+//! - [`region_scheduler`]: each region's state, which run next, and
+//!   their slots.
 //! - [`partition_tracker`]: which blocking partitions are written, by
 //!   which attempt, and which are lost.
 //! - [`sink_commit`]: the job-level commit of the sinks, at checkpoints
@@ -39,6 +41,7 @@ pub mod mini_cluster;
 pub mod partition_tracker;
 pub mod progress;
 pub mod region;
+pub mod region_scheduler;
 pub mod sink_commit;
 pub mod slot;
 pub mod strategy;
