@@ -5,6 +5,7 @@
 //! `weir explain` prints a job's logical plan, job graph, execution graph
 //! and pipelined regions.
 
+mod cluster;
 mod control;
 mod examples;
 mod jobs;
@@ -13,6 +14,7 @@ mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -124,6 +126,40 @@ enum Command {
     },
     /// List the built-in example jobs.
     Examples,
+    /// Start a coordinator: workers register their slots with it (jobs do
+    /// not run on workers yet).
+    Coordinator {
+        /// Where to listen, HOST:PORT (loopback only for now).
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        bind: String,
+        /// Between two heartbeats of a worker.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        heartbeat_interval: Duration,
+        /// Without a heartbeat until a worker is lost (and, for a worker,
+        /// without an answer until its coordinator is).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        heartbeat_timeout: Duration,
+    },
+    /// Start a worker that offers its slots to a coordinator.
+    Worker {
+        /// The coordinator, http://HOST:PORT.
+        #[arg(long)]
+        coordinator: String,
+        /// The slots it offers [default: cores].
+        #[arg(long)]
+        slots: Option<u32>,
+    },
+    /// List the workers a coordinator knows, alive or lost.
+    Workers {
+        /// The coordinator, http://HOST:PORT.
+        #[arg(long)]
+        coordinator: String,
+    },
+}
+
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    weir_scheduler::parse_duration(text)
+        .ok_or_else(|| format!("'{text}' is not a duration, e.g. '500 ms', '10s' or '1 min'"))
 }
 
 /// How `explain` prints.
@@ -251,6 +287,13 @@ fn quiet_caught_panics() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Coordinator {
+            bind,
+            heartbeat_interval,
+            heartbeat_timeout,
+        } => cluster::coordinator(&bind, heartbeat_interval, heartbeat_timeout).await,
+        Command::Worker { coordinator, slots } => cluster::worker(coordinator, slots).await,
+        Command::Workers { coordinator } => cluster::workers(&coordinator).await,
         Command::Examples => {
             for (name, about) in examples::EXAMPLES {
                 println!("{name:<10} {about}");

@@ -35,6 +35,10 @@ pub enum Error {
     /// A checkpoint cannot be recorded or restored.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The cluster's control plane: a coordinator or worker that cannot
+    /// listen, connect, or agree with the other.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// An engine error outside of a task (building the job).
     #[error(transparent)]
     Engine(#[from] weir_engine::Error),

@@ -26,9 +26,11 @@
 //!   and when the job ends.
 //! - [`task_executor`]: the seam through which a job master runs its
 //!   subtasks' attempts (in this process, for the mini-cluster).
+//! - [`cluster`]: the control plane of a coordinator and its workers.
 //! - [`explain`] and [`summary`]: what a job looks like and what it did.
 
 pub mod checkpoint_coordinator;
+pub mod cluster;
 mod config;
 mod error;
 pub mod execution_graph;

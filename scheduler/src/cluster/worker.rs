@@ -1,0 +1,164 @@
+//! A worker's side of the control plane: it registers its slots with the
+//! coordinator, sends heartbeats, and registers again when the coordinator
+//! forgot it (it restarted, or declared the worker lost) or stopped
+//! answering for the heartbeat timeout.
+
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+
+use super::proto::coordinator_client::CoordinatorClient;
+use super::proto::{RegisterWorker, WorkerHeartbeat};
+use super::{Heartbeats, VERSION};
+use crate::{Error, Result};
+
+/// How long a worker waits before it tries to reach its coordinator again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What a worker process offers, and to whom.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The coordinator, as `http://HOST:PORT`.
+    pub coordinator: String,
+    /// The slots it offers.
+    pub slots: u32,
+}
+
+/// The endpoint of coordinator URL `url`.
+///
+/// # Errors
+/// [`Error::Cluster`] when it is not `http://HOST:PORT`.
+pub fn coordinator_endpoint(url: &str) -> Result<Endpoint> {
+    let bad = |why: &str| {
+        Error::Cluster(format!(
+            "coordinator '{url}': {why}; give it as http://HOST:PORT"
+        ))
+    };
+    let Some(address) = url.strip_prefix("http://") else {
+        return Err(bad("not an http:// URL"));
+    };
+    if address
+        .rsplit_once(':')
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(bad("no port"));
+    }
+    Endpoint::from_shared(url.to_string())
+        .map(|endpoint| endpoint.connect_timeout(Duration::from_secs(2)))
+        .map_err(|e| bad(&e.to_string()))
+}
+
+/// Runs a worker until the process ends: registered with the coordinator
+/// whenever it can be.
+///
+/// # Errors
+/// When the coordinator refuses the worker for good (another weir
+/// version, no slots) or its URL is not one.
+pub async fn run(config: WorkerConfig) -> Result<()> {
+    let endpoint = coordinator_endpoint(&config.coordinator)?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string());
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        let mut client = match endpoint.connect().await {
+            Ok(channel) => CoordinatorClient::new(channel),
+            Err(e) => {
+                if waiting_since.is_none() {
+                    tracing::warn!("waiting for the coordinator at {}: {e}", config.coordinator);
+                    waiting_since = Some(Instant::now());
+                }
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let registered = client
+            .register(RegisterWorker {
+                slots: config.slots,
+                version: VERSION.to_string(),
+                host: host.clone(),
+            })
+            .await;
+        let registered = match registered {
+            Ok(reply) => reply.into_inner(),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                return Err(Error::Cluster(format!(
+                    "the coordinator at {} refused this worker: {}",
+                    config.coordinator,
+                    status.message()
+                )));
+            }
+            Err(status) => {
+                tracing::warn!("registering with {}: {status}", config.coordinator);
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        waiting_since = None;
+        let heartbeats = Heartbeats {
+            interval: Duration::from_millis(registered.heartbeat_interval_ms.max(1)),
+            timeout: Duration::from_millis(registered.heartbeat_timeout_ms.max(1)),
+        };
+        tracing::info!(
+            "registered with {} as {} ({} slot(s))",
+            config.coordinator,
+            registered.worker_id,
+            config.slots
+        );
+        beat(&mut client, &registered.worker_id, heartbeats, &config).await;
+    }
+}
+
+/// Sends heartbeats until the coordinator forgets this worker or stays
+/// silent for the timeout.
+async fn beat(
+    client: &mut CoordinatorClient<Channel>,
+    worker_id: &str,
+    heartbeats: Heartbeats,
+    config: &WorkerConfig,
+) {
+    let mut last_answer = Instant::now();
+    loop {
+        tokio::time::sleep(heartbeats.interval).await;
+        let request = WorkerHeartbeat {
+            worker_id: worker_id.to_string(),
+        };
+        match tokio::time::timeout(heartbeats.timeout, client.heartbeat(request)).await {
+            Ok(Ok(reply)) if reply.get_ref().known => last_answer = Instant::now(),
+            Ok(Ok(_)) => {
+                tracing::warn!(
+                    "the coordinator at {} no longer knows {worker_id}: registering again",
+                    config.coordinator
+                );
+                return;
+            }
+            Ok(Err(_)) | Err(_) => {
+                if last_answer.elapsed() >= heartbeats.timeout {
+                    tracing::warn!(
+                        "lost the coordinator at {} (no answer for {:?}): registering again",
+                        config.coordinator,
+                        heartbeats.timeout
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_urls_are_http_with_a_port() {
+        assert!(coordinator_endpoint("http://127.0.0.1:6123").is_ok());
+        for bad in [
+            "127.0.0.1:6123",
+            "http://127.0.0.1",
+            "https://h:1",
+            "http://h:port",
+        ] {
+            let e = coordinator_endpoint(bad).expect_err(bad).to_string();
+            assert!(e.contains("http://HOST:PORT"), "{bad}: {e}");
+        }
+    }
+}
