@@ -125,6 +125,15 @@ fn committed_numbers(servers: &str, kafka: &KafkaSinkFactory) -> BTreeMap<i64, u
     seen
 }
 
+/// The ids of the transactions `kafka` committed, in order.
+fn committed_ids(kafka: &KafkaSinkFactory) -> Vec<String> {
+    kafka
+        .committed_transactions()
+        .into_iter()
+        .map(|t| t.transactional_id)
+        .collect()
+}
+
 fn assert_exactly_once(seen: &BTreeMap<i64, usize>, what: &str) {
     assert_eq!(seen.len() as u64, ROWS, "{what}: every number is committed");
     let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
@@ -307,12 +316,7 @@ async fn a_resumed_job_commits_what_the_dead_run_did_not() {
         .commit_checkpoint(&restored)
         .await
         .expect("commits the dead run's transaction");
-    let ids: Vec<String> = resumed
-        .committed_transactions()
-        .into_iter()
-        .map(|t| t.transactional_id)
-        .collect();
-    assert_eq!(ids, ["weir-test-0-1"]);
+    assert_eq!(committed_ids(&resumed), ["weir-test-0-1"]);
     let expected: BTreeMap<i64, usize> = (0..10).map(|n| (n, 1)).collect();
     assert_eq!(committed_numbers(&servers, &resumed), expected);
     assert!(dead.committed_transactions().is_empty());
@@ -350,12 +354,7 @@ async fn a_resumed_job_commits_a_failed_checkpoints_transaction_once() {
         .commit_checkpoint(&restored)
         .await
         .expect("commits the dead run's transactions");
-    let ids: Vec<String> = resumed
-        .committed_transactions()
-        .into_iter()
-        .map(|t| t.transactional_id)
-        .collect();
-    assert_eq!(ids, ["weir-test-0-1", "weir-test-0-2"]);
+    assert_eq!(committed_ids(&resumed), ["weir-test-0-1", "weir-test-0-2"]);
     let expected: BTreeMap<i64, usize> = (0..20).map(|n| (n, 1)).collect();
     assert_eq!(committed_numbers(&servers, &resumed), expected);
 }

@@ -92,21 +92,8 @@ impl ClientSettings {
     /// # Errors
     /// [`Error::Option`] when librdkafka refuses a property.
     pub fn producer(&self, overrides: &[(&str, &str)]) -> Result<ThreadedProducer<BrokerWatch>> {
-        self.producer_watched(overrides, BrokerWatch::default())
-    }
-
-    /// A producer reporting to `watch`, with the properties and
-    /// `overrides`.
-    ///
-    /// # Errors
-    /// [`Error::Option`] when librdkafka refuses a property.
-    pub fn producer_watched(
-        &self,
-        overrides: &[(&str, &str)],
-        watch: BrokerWatch,
-    ) -> Result<ThreadedProducer<BrokerWatch>> {
         self.config(overrides)
-            .create_with_context(watch)
+            .create_with_context(BrokerWatch::default())
             .map_err(|e| client_error(&e))
     }
 }

@@ -312,7 +312,7 @@ impl SinkFactory for KafkaSinkFactory {
             partitioner: self.options.partitioner,
             partitions,
             next: (task.subtask as i32) % partitions,
-            guarantee: self.options.guarantee.clone(),
+            flushes: self.options.guarantee == DeliveryGuarantee::AtLeastOnce,
             counters: task.counters.clone(),
         }))
     }
@@ -404,7 +404,9 @@ struct KafkaSink {
     partitions: i32,
     /// The partition of the next row (`fixed`, `round-robin`).
     next: i32,
-    guarantee: DeliveryGuarantee,
+    /// Whether checkpoints wait for every message sent to be delivered
+    /// (at least once; exactly once commits transactions instead).
+    flushes: bool,
     counters: Counters,
 }
 
@@ -569,15 +571,15 @@ impl Sink for KafkaSink {
         &mut self,
         _checkpoint: u64,
     ) -> weir_engine::Result<Option<serde_json::Value>> {
-        match self.guarantee {
-            DeliveryGuarantee::AtLeastOnce => self.flush().await?,
-            DeliveryGuarantee::None => self.check_delivered()?,
-            DeliveryGuarantee::ExactlyOnce { .. } => {
-                let committable = self.prepare_transaction().await?;
-                return Ok(Some(
-                    serde_json::to_value(committable).expect("a committable serializes"),
-                ));
-            }
+        if self.transactions.is_some() {
+            let committable = self.prepare_transaction().await?;
+            return Ok(Some(
+                serde_json::to_value(committable).expect("a committable serializes"),
+            ));
+        }
+        match self.flushes {
+            true => self.flush().await?,
+            false => self.check_delivered()?,
         }
         Ok(None)
     }

@@ -32,9 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use rdkafka::config::RDKafkaLogLevel;
 
-use super::client::{
-    BrokerWatch, ClientSettings, ProducerId, WrittenOffsets, client_error, off_workers, release,
-};
+use super::client::{BrokerWatch, ClientSettings, ProducerId, client_error, off_workers, release};
 use super::end_txn;
 use crate::{Error, Result};
 
@@ -90,12 +88,14 @@ const COMMITS_KEPT: usize = 10_000;
 struct Prepared {
     attempt: u32,
     producer: Arc<TransactionalProducer>,
-    written: WrittenOffsets,
 }
 
 impl Prepared {
+    /// Where its messages went, as its producer recorded them.
     fn offsets(&self) -> BTreeMap<i32, (i64, i64)> {
-        self.written
+        self.producer
+            .context()
+            .written()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -295,7 +295,6 @@ impl Ledger {
         number: u64,
         producer: Arc<TransactionalProducer>,
     ) -> Result<Committable> {
-        let written = producer.context().written();
         let mut ledger = self.lock();
         let prepared = &mut ledger.entry(subtask).or_default().prepared;
         if let Some(later) = prepared.get(&number).filter(|p| p.attempt > attempt) {
@@ -308,14 +307,7 @@ impl Ledger {
                 ),
             });
         }
-        prepared.insert(
-            number,
-            Prepared {
-                attempt,
-                producer,
-                written,
-            },
-        );
+        prepared.insert(number, Prepared { attempt, producer });
         drop(ledger);
         Ok(self.committable(subtask, number))
     }
