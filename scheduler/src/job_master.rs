@@ -1,7 +1,7 @@
 //! The job master: drives one job from deployment to its end — scheduling
 //! regions, tracking partitions, and failing over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,22 +9,18 @@ use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use weir_engine::Boundedness;
-use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup, TaskRestore};
+use weir_engine::checkpoint::{CheckpointAck, TaskRestore};
 use weir_engine::graph::ExchangeMode;
-use weir_engine::memory::{MemoryConfig, MemoryPool};
-use weir_engine::task::{
-    Counters, InputChannel, LiveMetrics, OutputSpec, OutputTarget, TaskDeployment, TaskInfo,
-    TaskReport,
-};
+use weir_engine::task::{Counters, LiveMetrics, TaskReport};
 use weir_exchange::ResultPartitionId;
 use weir_exchange::ShuffleRoot;
-use weir_exchange::channel::{ChannelReceiver, ChannelSender, pipelined_channel};
 use weir_exchange::event::Barrier;
 use weir_exchange::job_owner::{self, JobOwner};
 
 use crate::checkpoint_coordinator::{
     AckOutcome, CheckpointCoordinator, CheckpointMetadata, SavepointReply, SavepointRequest,
 };
+use crate::deployment::{AttemptHandles, AttemptPlan};
 use crate::execution_graph::{ExecutionGraph, PartitionKey};
 use crate::failover::restart::RestartTracker;
 use crate::failover::{FailoverStrategy, FailoverView};
@@ -38,12 +34,12 @@ use crate::sink_commit::SinkCommits;
 use crate::slot::SlotPool;
 use crate::strategy::SchedulingStrategy;
 use crate::summary::{JobSummary, RegionEvent, RegionEventKind, VertexSummary};
-use crate::task_executor::{Attempt, TaskExecutor, TaskOutcome};
+use crate::task_executor::{TaskExecutor, TaskOutcome};
 use crate::{Error, JobConfig, Result, SubtaskId};
 
 pub(crate) struct JobMaster {
     job_id: Arc<str>,
-    graph: ExecutionGraph,
+    graph: Arc<ExecutionGraph>,
     config: JobConfig,
     plan: FailurePlan,
     root: ShuffleRoot,
@@ -90,7 +86,7 @@ pub(crate) struct JobMaster {
 /// What a job master needs to run a job.
 pub(crate) struct JobSetup {
     pub job_id: Arc<str>,
-    pub graph: ExecutionGraph,
+    pub graph: Arc<ExecutionGraph>,
     pub config: JobConfig,
     pub plan: FailurePlan,
     pub root: ShuffleRoot,
@@ -375,46 +371,73 @@ impl JobMaster {
             kind: RegionEventKind::Deployed,
             at_ms: self.started.elapsed().as_millis() as u64,
         });
-        // Pipelined channels inside the region, created up front so each
-        // producer holds its senders and each consumer its receivers.
-        let mut senders: HashMap<(u32, u32), Vec<ChannelSender>> = HashMap::new();
-        let mut receivers: HashMap<(u32, u32, u32), ChannelReceiver> = HashMap::new();
-        for &s in &subtasks {
-            let id = self.graph.subtasks[s];
-            for result in self.graph.outputs_of(id.vertex) {
-                if result.mode != ExchangeMode::Pipelined {
-                    continue;
-                }
-                let partition = &result.partitions[id.index as usize];
-                let mut channels: Vec<Option<ChannelSender>> =
-                    (0..partition.subpartitions).map(|_| None).collect();
-                for &(consumer, subpartition) in &partition.consumers {
-                    let (tx, rx) = pipelined_channel(self.config.channel);
-                    channels[subpartition] = Some(tx);
-                    receivers.insert((result.dataset, consumer, id.index), rx);
-                }
-                senders.insert(
-                    (result.dataset, id.index),
-                    channels
-                        .into_iter()
-                        .map(|c| c.expect("every subpartition has a consumer"))
-                        .collect(),
-                );
+        let plans = subtasks.iter().map(|&s| self.plan_attempt(s)).collect();
+        self.executor.deploy(plans);
+        self.running.extend(subtasks);
+    }
+
+    /// What the next attempt of subtask `s` runs with: the attempt of each
+    /// blocking partition it reads, its memory, the state it resumes from,
+    /// and the handles it is watched through (kept for the summary).
+    fn plan_attempt(&mut self, s: usize) -> AttemptPlan {
+        let id = self.graph.subtasks[s];
+        let vertex = self.graph.job.vertex(id.vertex);
+        let attempt = self.attempts[s];
+        let mut reads = BTreeMap::new();
+        for result in self.graph.inputs_of(id.vertex) {
+            if result.mode != ExchangeMode::Blocking {
+                continue;
+            }
+            for (producer, _) in self.graph.consumed_channels(result, id.index) {
+                let key = PartitionKey {
+                    dataset: result.dataset,
+                    producer,
+                };
+                let written = self
+                    .partitions
+                    .attempt(&key)
+                    .expect("a region is deployed once its inputs are written");
+                reads.insert((result.dataset, producer), written);
             }
         }
-        for &s in &subtasks {
-            let triggers = self.trigger_channel(s);
-            let deployment = self.deployment(s, &mut senders, &mut receivers, triggers);
-            self.live[s] = Some((
-                deployment.info.metrics.clone(),
-                deployment.info.counters.clone(),
-            ));
-            self.executor.deploy(Attempt {
-                subtask: s,
-                attempt: self.attempts[s],
-                deployment,
-            });
-            self.running.insert(s);
+        let restore = self.restore.as_ref().and_then(|m| {
+            m.restore(
+                id.vertex.0 as usize,
+                id.index as usize,
+                vertex.parallelism,
+                |split| {
+                    let source = vertex.chain.source.as_ref()?;
+                    source.split_owner(split, vertex.parallelism)
+                },
+            )
+        });
+        let restore = restore.map(|restore| TaskRestore {
+            store: self.restore_store.clone(),
+            ..restore
+        });
+        let handles = AttemptHandles {
+            scanned: if vertex.chain.source.is_some() {
+                self.progress.source_attempt(s)
+            } else {
+                Default::default()
+            },
+            acks: self
+                .checkpoints
+                .as_ref()
+                .map(CheckpointCoordinator::ack_sender),
+            triggers: self.trigger_channel(s),
+            ..Default::default()
+        };
+        self.live[s] = Some((handles.metrics.clone(), handles.counters.clone()));
+        AttemptPlan {
+            subtask: s,
+            id,
+            attempt,
+            reads,
+            memory_budget: self.task_memory(s),
+            fail_at_record: self.plan.record_failure(id.vertex, id.index, attempt),
+            restore,
+            handles,
         }
     }
 
@@ -427,129 +450,6 @@ impl JobMaster {
         let (tx, rx) = unbounded_channel();
         self.triggers.insert(s, tx);
         Some(rx)
-    }
-
-    fn deployment(
-        &self,
-        s: usize,
-        senders: &mut HashMap<(u32, u32), Vec<ChannelSender>>,
-        receivers: &mut HashMap<(u32, u32, u32), ChannelReceiver>,
-        triggers: Option<UnboundedReceiver<Barrier>>,
-    ) -> TaskDeployment {
-        let id = self.graph.subtasks[s];
-        let vertex = self.graph.job.vertex(id.vertex);
-        let attempt = self.attempts[s];
-        let inputs =
-            self.graph
-                .inputs_of(id.vertex)
-                .into_iter()
-                .map(|result| {
-                    self.graph
-                        .consumed_channels(result, id.index)
-                        .into_iter()
-                        .map(|(producer, subpartition)| match result.mode {
-                            ExchangeMode::Pipelined => InputChannel::Local(
-                                receivers
-                                    .remove(&(result.dataset, id.index, producer))
-                                    .expect("the producer is in the same region"),
-                            ),
-                            ExchangeMode::Blocking => {
-                                let key = PartitionKey {
-                                    dataset: result.dataset,
-                                    producer,
-                                };
-                                InputChannel::Blocking {
-                                    root: self.root.clone(),
-                                    job: Arc::clone(&self.job_id),
-                                    partition: ResultPartitionId {
-                                        dataset: result.dataset,
-                                        producer,
-                                        attempt: self.partitions.attempt(&key).expect(
-                                            "a region is deployed once its inputs are written",
-                                        ),
-                                    },
-                                    subpartition,
-                                    format: self.config.blocking.format,
-                                }
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
-        let outputs = self
-            .graph
-            .outputs_of(id.vertex)
-            .into_iter()
-            .map(|result| OutputSpec {
-                dataset: result.dataset,
-                partitioner: result.partitioner.clone(),
-                target: match result.mode {
-                    ExchangeMode::Pipelined => OutputTarget::Pipelined(
-                        senders
-                            .remove(&(result.dataset, id.index))
-                            .expect("senders were created for the region"),
-                    ),
-                    ExchangeMode::Blocking => OutputTarget::Blocking {
-                        root: self.root.clone(),
-                        job: Arc::clone(&self.job_id),
-                        partition: ResultPartitionId {
-                            dataset: result.dataset,
-                            producer: id.index,
-                            attempt,
-                        },
-                        num_subpartitions: result.partitions[id.index as usize].subpartitions,
-                        options: self.config.blocking.clone(),
-                    },
-                },
-            })
-            .collect();
-        TaskDeployment {
-            info: TaskInfo {
-                job_id: Arc::clone(&self.job_id),
-                vertex: id.vertex,
-                vertex_name: vertex.name.as_str().into(),
-                subtask: id.index as usize,
-                parallelism: vertex.parallelism,
-                attempt,
-                max_parallelism: self.graph.job.max_parallelism,
-                memory: self.task_memory(s),
-                counters: Default::default(),
-                metrics: Default::default(),
-                scanned: if vertex.chain.source.is_some() {
-                    self.progress.source_attempt(s)
-                } else {
-                    Default::default()
-                },
-            },
-            chain: vertex.chain.clone(),
-            inputs,
-            outputs,
-            fail_at_record: self.plan.record_failure(id.vertex, id.index, attempt),
-            checkpoints: self.checkpoints.as_ref().map(|c| CheckpointSetup {
-                store: c.store().clone(),
-                job_dir: c.job_dir().to_string(),
-                acks: c.ack_sender(),
-                triggers,
-                restore: self
-                    .restore
-                    .as_ref()
-                    .and_then(|m| {
-                        m.restore(
-                            id.vertex.0 as usize,
-                            id.index as usize,
-                            vertex.parallelism,
-                            |split| {
-                                let source = vertex.chain.source.as_ref()?;
-                                source.split_owner(split, vertex.parallelism)
-                            },
-                        )
-                    })
-                    .map(|restore| TaskRestore {
-                        store: self.restore_store.clone(),
-                        ..restore
-                    }),
-            }),
-        }
     }
 
     /// Carries out a request from outside the job.
@@ -739,17 +639,13 @@ impl JobMaster {
             .map_err(|cause| self.failed(cause))
     }
 
-    /// The memory of subtask `s`: its region holds `slots` slots of
+    /// The memory budget of subtask `s`: its region holds `slots` slots of
     /// `memory.per-slot` each, split evenly over the region's subtasks (the
     /// tasks that share a slot share its memory).
-    fn task_memory(&self, s: usize) -> MemoryPool {
+    fn task_memory(&self, s: usize) -> usize {
         let region = self.graph.regions.get(self.graph.regions.region_of(s));
         let total = self.config.memory_per_slot.saturating_mul(region.slots);
-        MemoryPool::new(MemoryConfig {
-            budget: total / region.subtasks.len().max(1),
-            spill: self.config.spill,
-            spill_dir: self.spill_dir(),
-        })
+        total / region.subtasks.len().max(1)
     }
 
     /// The job's own spill directory.

@@ -24,14 +24,17 @@
 //!   which attempt, and which are lost.
 //! - [`sink_commit`]: the job-level commit of the sinks, at checkpoints
 //!   and when the job ends.
-//! - [`task_executor`]: the seam through which a job master runs its
-//!   subtasks' attempts (in this process, for the mini-cluster).
+//! - [`deployment`] and [`task_executor`]: the seam through which a job
+//!   master runs its subtasks' attempts: what it plans of each, and what
+//!   runs them (in this process for the mini-cluster, on workers for a
+//!   coordinator).
 //! - [`cluster`]: the control plane of a coordinator and its workers.
 //! - [`explain`] and [`summary`]: what a job looks like and what it did.
 
 pub mod checkpoint_coordinator;
 pub mod cluster;
 mod config;
+pub mod deployment;
 mod error;
 pub mod execution_graph;
 pub mod explain;

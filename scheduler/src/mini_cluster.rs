@@ -9,6 +9,7 @@ use weir_exchange::ShuffleRoot;
 use weir_exchange::checkpoint_store::CheckpointStore;
 
 use crate::checkpoint_coordinator::CheckpointCoordinator;
+use crate::deployment::JobRuntime;
 use crate::execution_graph::ExecutionGraph;
 use crate::failover::{FailoverStrategy, RegionFailover, RestartAllFailover};
 use crate::job_master::{JobMaster, JobSetup};
@@ -109,18 +110,30 @@ impl MiniCluster {
             }
             None => None,
         };
-        let graph = ExecutionGraph::try_new(Arc::new(job))?;
+        let graph = Arc::new(ExecutionGraph::try_new(Arc::new(job))?);
         let root = ShuffleRoot::try_new(&self.config.shuffle_root, &self.config.store_options)?;
         let control = control.start(&job_id);
+        let job_id: Arc<str> = job_id.into();
+        let runtime = JobRuntime::new(
+            Arc::clone(&job_id),
+            Arc::clone(&graph),
+            root.clone(),
+            &self.config,
+            checkpoints
+                .as_ref()
+                .map(|c| (c.store().clone(), c.job_dir().to_string())),
+        );
+        let in_process = InProcessExecutor::new(Arc::new(runtime));
         let executor: Box<dyn TaskExecutor> = match plan.kills_tasks() {
             true => Box::new(KillingExecutor::new(
-                InProcessExecutor::default(),
+                in_process,
                 plan.clone(),
+                Arc::clone(&graph),
             )),
-            false => Box::new(InProcessExecutor::default()),
+            false => Box::new(in_process),
         };
         JobMaster::new(JobSetup {
-            job_id: job_id.into(),
+            job_id,
             graph,
             config: self.config.clone(),
             plan,

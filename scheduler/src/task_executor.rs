@@ -1,32 +1,27 @@
 //! The seam between a job master and whatever runs its subtasks. A task
-//! executor deploys an attempt of a subtask, cancels it, and reports how
-//! each attempt it ran ended; the job master decides everything else
-//! (what to deploy, when, and what an outcome means).
+//! executor deploys the attempts of a region's subtasks (as the job
+//! master planned them), cancels them, and reports how each attempt it ran
+//! ended; the job master decides everything else (what to deploy, when,
+//! and what an outcome means).
 //!
 //! The embedded mini-cluster runs attempts in this process
-//! ([`InProcessExecutor`]); tests wrap an executor to kill attempts
+//! ([`InProcessExecutor`]); a coordinator runs them on its workers
+//! ([`crate::cluster::remote`]); tests wrap an executor to kill attempts
 //! ([`KillingExecutor`]), so that failure injection stays out of the
 //! production path.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::FutureExt;
 use tokio::task::{AbortHandle, JoinSet};
-use weir_engine::task::{LiveMetrics, TaskDeployment, TaskReport, run_task};
+use weir_engine::task::{LiveMetrics, TaskReport, run_task};
 
+use crate::deployment::{Attempt, AttemptPlan, JobRuntime};
+use crate::execution_graph::ExecutionGraph;
 use crate::failure_plan::FailurePlan;
-
-/// An attempt of a subtask to run.
-pub struct Attempt {
-    /// The subtask, by its index in the execution graph.
-    pub subtask: usize,
-    /// Which attempt of it this is.
-    pub attempt: u32,
-    /// What it runs, and where its data comes from and goes.
-    pub deployment: TaskDeployment,
-}
 
 /// How an attempt of a subtask ended.
 #[derive(Debug)]
@@ -48,8 +43,9 @@ pub struct TaskOutcome {
 /// `next_outcome` with `None`.
 #[async_trait]
 pub trait TaskExecutor: Send {
-    /// Starts an attempt.
-    fn deploy(&mut self, attempt: Attempt);
+    /// Starts the attempts of subtasks that run together (a pipelined
+    /// region).
+    fn deploy(&mut self, plans: Vec<AttemptPlan>);
 
     /// Stops the running attempt of `subtask`, wherever it is.
     fn cancel(&mut self, subtask: usize);
@@ -66,15 +62,24 @@ pub trait TaskExecutor: Send {
 }
 
 /// Runs attempts as tasks of this process's tokio runtime.
-#[derive(Default)]
 pub struct InProcessExecutor {
+    runtime: Arc<JobRuntime>,
     tasks: JoinSet<TaskOutcome>,
     running: HashMap<usize, AbortHandle>,
 }
 
-#[async_trait]
-impl TaskExecutor for InProcessExecutor {
-    fn deploy(&mut self, attempt: Attempt) {
+impl InProcessExecutor {
+    /// Runs the attempts of the job of `runtime`.
+    pub fn new(runtime: Arc<JobRuntime>) -> Self {
+        Self {
+            runtime,
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+        }
+    }
+
+    /// Starts an attempt made ready to run.
+    pub fn start(&mut self, attempt: Attempt) {
         let Attempt {
             subtask,
             attempt,
@@ -93,6 +98,15 @@ impl TaskExecutor for InProcessExecutor {
         });
         if let Some(earlier) = self.running.insert(subtask, handle) {
             earlier.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl TaskExecutor for InProcessExecutor {
+    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
+        for attempt in self.runtime.materialize(plans) {
+            self.start(attempt);
         }
     }
 
@@ -143,17 +157,21 @@ fn panic_error(panic: Box<dyn std::any::Any + Send>) -> weir_engine::Error {
 pub struct KillingExecutor<E> {
     inner: E,
     plan: FailurePlan,
+    /// The job, to name the tasks killed.
+    graph: Arc<ExecutionGraph>,
     /// The kills waiting for their attempt to go far enough.
     kills: JoinSet<(usize, u32, weir_engine::Error)>,
     armed: HashMap<usize, AbortHandle>,
 }
 
 impl<E: TaskExecutor> KillingExecutor<E> {
-    /// Kills what `plan` says among the attempts `inner` runs.
-    pub fn new(inner: E, plan: FailurePlan) -> Self {
+    /// Kills what `plan` says among the attempts `inner` runs of the job
+    /// of `graph`.
+    pub fn new(inner: E, plan: FailurePlan, graph: Arc<ExecutionGraph>) -> Self {
         Self {
             inner,
             plan,
+            graph,
             kills: JoinSet::new(),
             armed: HashMap::new(),
         }
@@ -168,23 +186,30 @@ impl<E: TaskExecutor> KillingExecutor<E> {
 
 #[async_trait]
 impl<E: TaskExecutor> TaskExecutor for KillingExecutor<E> {
-    fn deploy(&mut self, attempt: Attempt) {
-        let info = &attempt.deployment.info;
-        self.disarm(attempt.subtask);
-        if let Some(at) = self
-            .plan
-            .kill(info.vertex, info.subtask as u32, attempt.attempt)
-        {
-            let (subtask, number) = (attempt.subtask, attempt.attempt);
-            let (task, metrics) = (info.to_string(), info.metrics.clone());
-            let kill = self.kills.spawn(async move {
-                let records = records_reach(&metrics, at).await;
-                let killed = weir_engine::Error::InjectedKill { task, records };
-                (subtask, number, killed)
-            });
-            self.armed.insert(subtask, kill);
+    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
+        for plan in &plans {
+            self.disarm(plan.subtask);
+            let id = plan.id;
+            if let Some(at) = self.plan.kill(id.vertex, id.index, plan.attempt) {
+                let (subtask, number) = (plan.subtask, plan.attempt);
+                let vertex = self.graph.job.vertex(id.vertex);
+                let task = format!(
+                    "{} ({}) [{}/{}] attempt {number}",
+                    vertex.name,
+                    id.vertex,
+                    id.index + 1,
+                    vertex.parallelism
+                );
+                let metrics = plan.handles.metrics.clone();
+                let kill = self.kills.spawn(async move {
+                    let records = records_reach(&metrics, at).await;
+                    let killed = weir_engine::Error::InjectedKill { task, records };
+                    (subtask, number, killed)
+                });
+                self.armed.insert(subtask, kill);
+            }
         }
-        self.inner.deploy(attempt);
+        self.inner.deploy(plans);
     }
 
     fn cancel(&mut self, subtask: usize) {
@@ -241,38 +266,54 @@ async fn records_reach(metrics: &LiveMetrics, at: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use weir_engine::graph::{Chain, VertexId};
-    use weir_engine::memory::MemoryPool;
+    use weir_engine::graph::{JobBuilder, ShuffleMode, VertexId};
     use weir_engine::sinks::CollectSink;
     use weir_engine::sources::SequenceGenerator;
+    use weir_exchange::ShuffleRoot;
 
     use super::*;
+    use crate::deployment::AttemptHandles;
+    use crate::{JobConfig, SubtaskId};
 
-    /// Attempt `attempt` of subtask 0: `rows` numbers (endless without)
-    /// into a collecting sink.
-    fn numbers(rows: Option<u64>, attempt: u32) -> Attempt {
-        let (sink, _) = CollectSink::new();
-        let mut info = weir_engine::testing::task_info(MemoryPool::unbounded());
-        info.attempt = attempt;
-        Attempt {
+    /// A job of one subtask: `rows` numbers (endless without) into a
+    /// collecting sink.
+    fn numbers(rows: Option<u64>) -> Arc<JobRuntime> {
+        let mut builder = JobBuilder::new("numbers").with_parallelism(1);
+        let source = builder.source(Arc::new(SequenceGenerator::new(rows, 3)));
+        builder.sink(Arc::new(CollectSink::new().0), [source.forward()]);
+        let job = builder.build(ShuffleMode::AllPipelined, 1).expect("builds");
+        let graph = ExecutionGraph::try_new(Arc::new(job)).expect("an execution graph");
+        let root = ShuffleRoot::try_new(
+            &std::env::temp_dir().display().to_string(),
+            &Default::default(),
+        )
+        .expect("a root");
+        Arc::new(JobRuntime::new(
+            "numbers".into(),
+            Arc::new(graph),
+            root,
+            &JobConfig::default(),
+            None,
+        ))
+    }
+
+    /// Attempt `attempt` of the job's one subtask.
+    fn plan(attempt: u32) -> Vec<AttemptPlan> {
+        vec![AttemptPlan {
             subtask: 0,
-            attempt,
-            deployment: TaskDeployment {
-                info,
-                chain: Chain {
-                    source: Some(Arc::new(SequenceGenerator::new(rows, 3))),
-                    sink: Some(Arc::new(sink)),
-                    ..Chain::default()
-                },
-                inputs: Vec::new(),
-                outputs: Vec::new(),
-                fail_at_record: None,
-                checkpoints: None,
+            id: SubtaskId {
+                vertex: VertexId(0),
+                index: 0,
             },
-        }
+            attempt,
+            reads: Default::default(),
+            memory_budget: usize::MAX,
+            fail_at_record: None,
+            restore: None,
+            handles: AttemptHandles::default(),
+        }]
     }
 
     async fn outcome(executor: &mut impl TaskExecutor) -> Option<TaskOutcome> {
@@ -283,15 +324,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn in_process_attempts_report_how_they_ended_unless_cancelled() {
-        let mut executor = InProcessExecutor::default();
+        let mut executor = InProcessExecutor::new(numbers(Some(1000)));
         assert!(executor.is_idle());
-        executor.deploy(numbers(Some(1000), 3));
+        executor.deploy(plan(3));
         let ended = outcome(&mut executor).await.expect("reported");
         assert_eq!((ended.subtask, ended.attempt), (0, 3));
         assert_eq!(ended.result.expect("succeeds").metrics.rows_in, 1000);
         assert!(executor.is_idle());
         // Cancelled: its end wakes the caller, and is not reported.
-        executor.deploy(numbers(None, 4));
+        let mut executor = InProcessExecutor::new(numbers(None));
+        executor.deploy(plan(4));
         executor.cancel(0);
         assert!(outcome(&mut executor).await.is_none());
         assert!(executor.is_idle());
@@ -299,18 +341,26 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_killing_hook_kills_the_attempts_its_plan_names() {
-        let plan = FailurePlan::none().kill_task_at(VertexId(0), 0, 1, 5_000);
-        let mut executor = KillingExecutor::new(InProcessExecutor::default(), plan);
+        let failures = FailurePlan::none().kill_task_at(VertexId(0), 0, 1, 5_000);
+        let killing = |runtime: Arc<JobRuntime>| {
+            let graph = Arc::clone(&runtime.graph);
+            KillingExecutor::new(InProcessExecutor::new(runtime), failures.clone(), graph)
+        };
         // Attempt 0 is not named: it ends as it would.
-        executor.deploy(numbers(Some(20_000), 0));
+        let mut executor = killing(numbers(Some(20_000)));
+        executor.deploy(plan(0));
         let ended = outcome(&mut executor).await.expect("reported");
         assert!(ended.result.is_ok());
         // Attempt 1 is killed once it read and wrote 5,000 records.
-        executor.deploy(numbers(None, 1));
+        let mut executor = killing(numbers(None));
+        executor.deploy(plan(1));
         let killed = outcome(&mut executor).await.expect("reported");
         assert_eq!((killed.subtask, killed.attempt), (0, 1));
         match killed.result {
-            Err(weir_engine::Error::InjectedKill { records, .. }) => assert!(records >= 5_000),
+            Err(weir_engine::Error::InjectedKill { records, task }) => {
+                assert!(records >= 5_000);
+                assert!(task.ends_with("[1/1] attempt 1"), "{task}");
+            }
             other => panic!("not killed: {other:?}"),
         }
         // The killed attempt stops, unreported.

@@ -1,0 +1,285 @@
+//! What a job master decides about each attempt it deploys (an
+//! [`AttemptPlan`]), and how the side that runs attempts turns the plans of
+//! a region into task deployments ([`JobRuntime::materialize`]).
+//!
+//! The split is the seam of the cluster: a plan holds only what the job
+//! master decides while the job runs (attempt numbers, which attempt of
+//! each blocking input to read, the memory budget, the state to resume
+//! from), so it crosses the network as a few numbers; the runtime rebuilds
+//! everything else (operator chains, channels, partitioners, files) from
+//! the job's execution graph, which both sides hold.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use weir_engine::checkpoint::{CheckpointAck, CheckpointSetup, TaskRestore};
+use weir_engine::graph::ExchangeMode;
+use weir_engine::memory::{MemoryConfig, MemoryPool};
+use weir_engine::task::{
+    Counters, InputChannel, LiveMetrics, OutputSpec, OutputTarget, ScanProgress, TaskDeployment,
+    TaskInfo,
+};
+use weir_exchange::ResultPartitionId;
+use weir_exchange::ShuffleRoot;
+use weir_exchange::blocking::BlockingOptions;
+use weir_exchange::channel::{ChannelBounds, ChannelReceiver, ChannelSender, pipelined_channel};
+use weir_exchange::checkpoint_store::CheckpointStore;
+use weir_exchange::event::Barrier;
+
+use crate::execution_graph::ExecutionGraph;
+use crate::{JobConfig, SubtaskId};
+
+/// What the job master decided about one attempt of a subtask.
+#[derive(Debug)]
+pub struct AttemptPlan {
+    /// The subtask, by its dense index in the execution graph.
+    pub subtask: usize,
+    /// The subtask, by vertex and index.
+    pub id: SubtaskId,
+    /// Which attempt of it this is.
+    pub attempt: u32,
+    /// The attempt of each blocking partition it reads, by dataset and
+    /// producer index.
+    pub reads: BTreeMap<(u32, u32), u32>,
+    /// The bytes its stateful operators may reserve together.
+    pub memory_budget: usize,
+    /// Fail on purpose once this many records came in (tests).
+    pub fail_at_record: Option<u64>,
+    /// What it resumes from, when the job restarted from a checkpoint.
+    pub restore: Option<TaskRestore>,
+    /// What the job master watches it through.
+    pub handles: AttemptHandles,
+}
+
+/// What a job master watches an attempt through: shared with the task
+/// when it runs in this process, kept up to date from the worker's reports
+/// when it runs on one.
+#[derive(Debug, Default)]
+pub struct AttemptHandles {
+    /// Its records and bytes so far.
+    pub metrics: LiveMetrics,
+    /// Its named counters so far.
+    pub counters: Counters,
+    /// The input rows its source covered, for a source subtask.
+    pub scanned: ScanProgress,
+    /// Where it acknowledges checkpoints, in a job that takes them.
+    pub acks: Option<UnboundedSender<CheckpointAck>>,
+    /// The barriers to inject, for a source subtask of a job that takes
+    /// checkpoints.
+    pub triggers: Option<UnboundedReceiver<Barrier>>,
+}
+
+/// An attempt ready to run.
+pub struct Attempt {
+    /// The subtask, by its dense index in the execution graph.
+    pub subtask: usize,
+    /// Which attempt of it this is.
+    pub attempt: u32,
+    /// What it runs, and where its data comes from and goes.
+    pub deployment: TaskDeployment,
+}
+
+/// What every attempt of a job shares, wherever it runs: the job's
+/// execution graph and where its files go.
+#[derive(Debug)]
+pub struct JobRuntime {
+    /// The job's id.
+    pub job_id: Arc<str>,
+    /// The job, expanded.
+    pub graph: Arc<ExecutionGraph>,
+    /// Where blocking partitions are written.
+    pub root: ShuffleRoot,
+    /// How blocking partitions are written.
+    pub blocking: BlockingOptions,
+    /// The bounds of pipelined channels.
+    pub channel: ChannelBounds,
+    /// Whether operators over budget spill.
+    pub spill: bool,
+    /// The job's own spill directory.
+    pub spill_dir: PathBuf,
+    /// Where the job's checkpoints go and their directory there, for a job
+    /// that takes them.
+    pub checkpoints: Option<(CheckpointStore, String)>,
+}
+
+impl JobRuntime {
+    /// The runtime of job `job_id` with `config`, its partitions under
+    /// `root`.
+    pub fn new(
+        job_id: Arc<str>,
+        graph: Arc<ExecutionGraph>,
+        root: ShuffleRoot,
+        config: &JobConfig,
+        checkpoints: Option<(CheckpointStore, String)>,
+    ) -> Self {
+        Self {
+            spill_dir: config.spill_dir.join(&*job_id),
+            job_id,
+            graph,
+            root,
+            blocking: config.blocking.clone(),
+            channel: config.channel,
+            spill: config.spill,
+            checkpoints,
+        }
+    }
+
+    /// The deployments of attempts deployed together (a region, or the
+    /// part of one that runs in this process): the pipelined channels
+    /// between them are made here, so each producer holds its senders and
+    /// each consumer its receivers.
+    pub fn materialize(&self, plans: Vec<AttemptPlan>) -> Vec<Attempt> {
+        let mut senders: HashMap<(u32, u32), Vec<ChannelSender>> = HashMap::new();
+        let mut receivers: HashMap<(u32, u32, u32), ChannelReceiver> = HashMap::new();
+        for plan in &plans {
+            for result in self.graph.outputs_of(plan.id.vertex) {
+                if result.mode != ExchangeMode::Pipelined {
+                    continue;
+                }
+                let partition = &result.partitions[plan.id.index as usize];
+                let mut channels: Vec<Option<ChannelSender>> =
+                    (0..partition.subpartitions).map(|_| None).collect();
+                for &(consumer, subpartition) in &partition.consumers {
+                    let (tx, rx) = pipelined_channel(self.channel);
+                    channels[subpartition] = Some(tx);
+                    receivers.insert((result.dataset, consumer, plan.id.index), rx);
+                }
+                senders.insert(
+                    (result.dataset, plan.id.index),
+                    channels
+                        .into_iter()
+                        .map(|c| c.expect("every subpartition has a consumer"))
+                        .collect(),
+                );
+            }
+        }
+        plans
+            .into_iter()
+            .map(|plan| Attempt {
+                subtask: plan.subtask,
+                attempt: plan.attempt,
+                deployment: self.deployment(plan, &mut senders, &mut receivers),
+            })
+            .collect()
+    }
+
+    fn deployment(
+        &self,
+        plan: AttemptPlan,
+        senders: &mut HashMap<(u32, u32), Vec<ChannelSender>>,
+        receivers: &mut HashMap<(u32, u32, u32), ChannelReceiver>,
+    ) -> TaskDeployment {
+        let AttemptPlan {
+            id,
+            attempt,
+            reads,
+            memory_budget,
+            fail_at_record,
+            restore,
+            handles,
+            ..
+        } = plan;
+        let vertex = self.graph.job.vertex(id.vertex);
+        let inputs = self
+            .graph
+            .inputs_of(id.vertex)
+            .into_iter()
+            .map(|result| {
+                self.graph
+                    .consumed_channels(result, id.index)
+                    .into_iter()
+                    .map(|(producer, subpartition)| match result.mode {
+                        ExchangeMode::Pipelined => InputChannel::Local(
+                            receivers
+                                .remove(&(result.dataset, id.index, producer))
+                                .expect("the producer is deployed with its consumer"),
+                        ),
+                        ExchangeMode::Blocking => InputChannel::Blocking {
+                            root: self.root.clone(),
+                            job: Arc::clone(&self.job_id),
+                            partition: ResultPartitionId {
+                                dataset: result.dataset,
+                                producer,
+                                attempt: *reads
+                                    .get(&(result.dataset, producer))
+                                    .expect("a region is deployed once its inputs are written"),
+                            },
+                            subpartition,
+                            format: self.blocking.format,
+                        },
+                    })
+                    .collect()
+            })
+            .collect();
+        let outputs = self
+            .graph
+            .outputs_of(id.vertex)
+            .into_iter()
+            .map(|result| OutputSpec {
+                dataset: result.dataset,
+                partitioner: result.partitioner.clone(),
+                target: match result.mode {
+                    ExchangeMode::Pipelined => OutputTarget::Pipelined(
+                        senders
+                            .remove(&(result.dataset, id.index))
+                            .expect("senders were made for the producer"),
+                    ),
+                    ExchangeMode::Blocking => OutputTarget::Blocking {
+                        root: self.root.clone(),
+                        job: Arc::clone(&self.job_id),
+                        partition: ResultPartitionId {
+                            dataset: result.dataset,
+                            producer: id.index,
+                            attempt,
+                        },
+                        num_subpartitions: result.partitions[id.index as usize].subpartitions,
+                        options: self.blocking.clone(),
+                    },
+                },
+            })
+            .collect();
+        let AttemptHandles {
+            metrics,
+            counters,
+            scanned,
+            acks,
+            triggers,
+        } = handles;
+        let checkpoints = match (&self.checkpoints, acks) {
+            (Some((store, job_dir)), Some(acks)) => Some(CheckpointSetup {
+                store: store.clone(),
+                job_dir: job_dir.clone(),
+                acks,
+                triggers,
+                restore,
+            }),
+            _ => None,
+        };
+        TaskDeployment {
+            info: TaskInfo {
+                job_id: Arc::clone(&self.job_id),
+                vertex: id.vertex,
+                vertex_name: vertex.name.as_str().into(),
+                subtask: id.index as usize,
+                parallelism: vertex.parallelism,
+                attempt,
+                max_parallelism: self.graph.job.max_parallelism,
+                memory: MemoryPool::new(MemoryConfig {
+                    budget: memory_budget,
+                    spill: self.spill,
+                    spill_dir: self.spill_dir.clone(),
+                }),
+                counters,
+                metrics,
+                scanned,
+            },
+            chain: vertex.chain.clone(),
+            inputs,
+            outputs,
+            fail_at_record,
+            checkpoints,
+        }
+    }
+}
