@@ -39,6 +39,37 @@ pub fn load(
     flags: &[(String, String)],
 ) -> Result<JobConfig> {
     let mut config = JobConfig::default();
+    for setting in settings(file, env, flags)? {
+        config
+            .set(&setting.key, &setting.value)
+            .with_context(|| setting.from.clone())?;
+    }
+    Ok(config)
+}
+
+/// An option set over its default, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The option.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+    /// Where it was set, as errors name it.
+    pub from: String,
+}
+
+/// The options set in the configuration file, the environment and
+/// `flags` (see [`load`]), in the order they apply: what a job submitted
+/// to a coordinator carries, so that it runs as it would here.
+///
+/// # Errors
+/// A named file that cannot be read, or a file that is not TOML.
+pub fn settings(
+    file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    flags: &[(String, String)],
+) -> Result<Vec<Setting>> {
+    let mut settings = Vec::new();
     let named = file
         .map(Path::to_path_buf)
         .or_else(|| env(FILE_VARIABLE).map(PathBuf::from));
@@ -47,28 +78,35 @@ pub fn load(
         default.is_file().then_some(default)
     });
     if let Some(path) = path {
+        let from = format!("configuration file {}", path.display());
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        for (key, value) in options_of_toml(&text)
-            .with_context(|| format!("configuration file {}", path.display()))?
-        {
-            config
-                .set(&key, &value)
-                .with_context(|| format!("configuration file {}", path.display()))?;
+        for (key, value) in options_of_toml(&text).with_context(|| from.clone())? {
+            settings.push(Setting {
+                key,
+                value,
+                from: from.clone(),
+            });
         }
     }
     for (key, _) in CONFIG_KEYS {
         let variable = variable_of(key);
         if let Some(value) = env(&variable) {
-            config
-                .set(key, &value)
-                .with_context(|| format!("environment variable {variable}"))?;
+            settings.push(Setting {
+                key: key.to_string(),
+                value,
+                from: format!("environment variable {variable}"),
+            });
         }
     }
     for (key, value) in flags {
-        config.set(key, value)?;
+        settings.push(Setting {
+            key: key.clone(),
+            value: value.clone(),
+            from: format!("option {key}"),
+        });
     }
-    Ok(config)
+    Ok(settings)
 }
 
 /// The options of a TOML document, with nested tables' keys joined by `.`.

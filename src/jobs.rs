@@ -127,13 +127,28 @@ impl Script {
         Ok(Self { name, text })
     }
 
+    /// A script named `name` (for errors) of `text`.
+    pub fn new(name: String, text: String) -> Self {
+        Self { name, text }
+    }
+
+    /// What errors call it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its statements.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     fn error(&self, e: SqlError) -> anyhow::Error {
         anyhow!("{}", e.render(&self.name, &self.text))
     }
 }
 
 /// A session with the command line's `--table`s registered.
-fn session(tables: &[String], config: JobConfig) -> Result<Session> {
+pub fn session(tables: &[String], config: JobConfig) -> Result<Session> {
     let registry = weir_formats::registry();
     let connectors = registry.connector_names();
     let mut session = Session::new(registry, config);

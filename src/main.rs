@@ -68,6 +68,15 @@ enum Command {
         /// without this flag Ctrl-C cancels.
         #[arg(long, value_name = "DIR", num_args = 0..=1)]
         stop_with_savepoint: Option<Option<String>>,
+        /// Run the script's INSERT INTO job on the workers of this
+        /// coordinator (http://HOST:PORT) instead of the embedded
+        /// mini-cluster.
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
+        /// With `--coordinator`: print the job's id and return, leaving it
+        /// to run.
+        #[arg(long, requires = "coordinator")]
+        detached: bool,
     },
     /// Take a savepoint of a running streaming job (`weir list` names
     /// them); the job goes on.
@@ -93,9 +102,26 @@ enum Command {
     Cancel {
         /// The job's id, or the start of it.
         job: String,
+        /// The coordinator that runs it (without: a `weir run` of this
+        /// machine).
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
     },
-    /// List the jobs `weir run` runs on this machine.
-    List,
+    /// List the jobs `weir run` runs on this machine, or those of a
+    /// coordinator.
+    List {
+        /// List the jobs of this coordinator (running and ended).
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
+    },
+    /// Show the state of a job of a coordinator.
+    Status {
+        /// The job's id, or the start of it.
+        job: String,
+        /// The coordinator that runs it.
+        #[arg(long, value_name = "URL")]
+        coordinator: String,
+    },
     /// Run SQL queries and print their rows, over tables declared in a
     /// script (`-f`) or on the command line (`--table`).
     Sql {
@@ -126,8 +152,8 @@ enum Command {
     },
     /// List the built-in example jobs.
     Examples,
-    /// Start a coordinator: workers register their slots with it (jobs do
-    /// not run on workers yet).
+    /// Start a coordinator: workers register their slots with it, and
+    /// `weir run --coordinator` runs jobs on them.
     Coordinator {
         /// Where to listen, HOST:PORT (loopback only for now).
         #[arg(long, default_value = "127.0.0.1:6123")]
@@ -148,6 +174,10 @@ enum Command {
         /// The slots it offers [default: cores].
         #[arg(long)]
         slots: Option<u32>,
+        /// Where its own service listens, HOST:PORT (loopback only for
+        /// now; port 0: any free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
     },
     /// List the workers a coordinator knows, alive or lost.
     Workers {
@@ -198,6 +228,25 @@ struct JobOptions {
 
 impl JobOptions {
     fn config(&self) -> Result<JobConfig> {
+        weir::config::load(
+            self.config.as_deref(),
+            &|name| std::env::var(name).ok(),
+            &self.flags()?,
+        )
+    }
+
+    /// The options set over the defaults, for a job submitted to a
+    /// coordinator (checked here first).
+    fn settings(&self) -> Result<Vec<weir::config::Setting>> {
+        self.config()?;
+        weir::config::settings(
+            self.config.as_deref(),
+            &|name| std::env::var(name).ok(),
+            &self.flags()?,
+        )
+    }
+
+    fn flags(&self) -> Result<Vec<(String, String)>> {
         let mut flags = Vec::new();
         if let Some(p) = self.parallelism {
             flags.push(("parallelism.default".to_string(), p.to_string()));
@@ -208,11 +257,7 @@ impl JobOptions {
                 .with_context(|| format!("option '{option}' is not of the form key=value"))?;
             flags.push((key.trim().to_string(), value.trim().to_string()));
         }
-        weir::config::load(
-            self.config.as_deref(),
-            &|name| std::env::var(name).ok(),
-            &flags,
-        )
+        Ok(flags)
     }
 }
 
@@ -292,7 +337,11 @@ async fn run(cli: Cli) -> Result<()> {
             heartbeat_interval,
             heartbeat_timeout,
         } => cluster::coordinator(&bind, heartbeat_interval, heartbeat_timeout).await,
-        Command::Worker { coordinator, slots } => cluster::worker(coordinator, slots).await,
+        Command::Worker {
+            coordinator,
+            slots,
+            bind,
+        } => cluster::worker(coordinator, slots, &bind).await,
         Command::Workers { coordinator } => cluster::workers(&coordinator).await,
         Command::Examples => {
             for (name, about) in examples::EXAMPLES {
@@ -332,7 +381,23 @@ async fn run(cli: Cli) -> Result<()> {
             from_savepoint,
             allow_non_restored_state,
             stop_with_savepoint,
+            coordinator,
+            detached,
         } => {
+            if let Some(coordinator) = coordinator {
+                if from_savepoint.is_some() || stop_with_savepoint.is_some() {
+                    anyhow::bail!(
+                        "savepoints of jobs on a coordinator are not supported yet: run \
+                         without --from-savepoint and --stop-with-savepoint"
+                    );
+                }
+                if !jobs::is_script(&job) {
+                    anyhow::bail!("only SQL scripts run on a coordinator, not built-in jobs");
+                }
+                let script = jobs::Script::read(&job)?;
+                let spec = cluster::job_spec(&script, &options.tables, options.settings()?)?;
+                return cluster::submit(&coordinator, spec, detached).await;
+            }
             let mut config = options.config()?;
             config.restore_from = from_savepoint;
             config.allow_non_restored = allow_non_restored_state;
@@ -378,12 +443,27 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Cancel { job } => {
+        Command::Cancel {
+            job,
+            coordinator: Some(coordinator),
+        } => {
+            cluster::cancel(&coordinator, &job).await?;
+            println!("cancelled");
+            Ok(())
+        }
+        Command::Cancel {
+            job,
+            coordinator: None,
+        } => {
             control::send(&job, &control::Request::Cancel).await?;
             println!("cancelled");
             Ok(())
         }
-        Command::List => {
+        Command::List {
+            coordinator: Some(coordinator),
+        } => cluster::list(&coordinator).await,
+        Command::Status { job, coordinator } => cluster::status(&coordinator, &job).await,
+        Command::List { coordinator: None } => {
             for id in control::running() {
                 println!("{id}");
             }

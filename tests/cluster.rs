@@ -1,14 +1,17 @@
-//! The cluster's control plane with real processes on loopback: a
-//! `weir coordinator` and `weir worker`s. Workers register their slots
-//! and send heartbeats; a worker killed with SIGKILL is declared lost
-//! after the heartbeat timeout; a coordinator killed and started again
-//! gets its surviving workers back; a coordinator does not listen beyond
-//! loopback.
+//! The cluster with real processes on loopback: a `weir coordinator` and
+//! `weir worker`s. Workers register their slots and send heartbeats; a
+//! worker killed with SIGKILL is declared lost after the heartbeat
+//! timeout; a coordinator killed and started again gets its surviving
+//! workers back; a coordinator does not listen beyond loopback. Jobs
+//! submitted with `weir run --coordinator` run on the workers and write
+//! exactly what the embedded mode writes, also when a worker is killed
+//! while they run.
 
 #[path = "support/cli.rs"]
 mod cli;
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,7 +29,7 @@ impl Drop for Process {
 
 /// Starts a coordinator on `bind` with a 100 ms heartbeat and a 1 s
 /// timeout: the process and its URL.
-fn coordinator(tmp: &std::path::Path, bind: &str) -> (Process, String) {
+fn coordinator(tmp: &Path, bind: &str) -> (Process, String) {
     let mut command = weir(tmp);
     command
         .args(["coordinator", "--bind", bind])
@@ -45,7 +48,12 @@ fn coordinator(tmp: &std::path::Path, bind: &str) -> (Process, String) {
     (child, url)
 }
 
-fn worker(tmp: &std::path::Path, url: &str, slots: u32) -> Process {
+fn worker(tmp: &Path, url: &str, slots: u32) -> Process {
+    logged_worker(tmp, url, slots, None)
+}
+
+/// A worker whose log (at level info) goes to file `log`, when given.
+fn logged_worker(tmp: &Path, url: &str, slots: u32, log: Option<&Path>) -> Process {
     let mut command: Command = weir(tmp);
     command
         .args([
@@ -55,13 +63,18 @@ fn worker(tmp: &std::path::Path, url: &str, slots: u32) -> Process {
             "--slots",
             &slots.to_string(),
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(Stdio::null());
+    match log {
+        Some(log) => command
+            .env("WEIR_LOG", "info")
+            .stderr(std::fs::File::create(log).expect("creates the log")),
+        None => command.stderr(Stdio::null()),
+    };
     Process(command.spawn().expect("starts"))
 }
 
 /// The coordinator's workers: (state, slots) by line.
-fn workers(tmp: &std::path::Path, url: &str) -> Vec<(String, String)> {
+fn workers(tmp: &Path, url: &str) -> Vec<(String, String)> {
     let listed = output({
         let mut c = weir(tmp);
         c.args(["workers", "--coordinator", url]);
@@ -78,7 +91,7 @@ fn workers(tmp: &std::path::Path, url: &str) -> Vec<(String, String)> {
 }
 
 /// Waits (10 s at most) until the coordinator lists `expected`.
-fn await_workers(tmp: &std::path::Path, url: &str, expected: &[(&str, &str)]) {
+fn await_workers(tmp: &Path, url: &str, expected: &[(&str, &str)]) {
     let expected: Vec<(String, String)> = expected
         .iter()
         .map(|(state, slots)| (state.to_string(), slots.to_string()))
@@ -150,4 +163,212 @@ fn a_coordinator_listens_on_loopback_only_and_urls_are_checked() {
     assert!(!refused.status.success());
     let e = text(&refused.stderr);
     assert!(e.contains("http://HOST:PORT"), "{e}");
+}
+
+/// A coordinator and three workers of two slots each, the workers' logs
+/// in `tmp`.
+struct Cluster {
+    url: String,
+    _coordinator: Process,
+    workers: Vec<Process>,
+    logs: Vec<PathBuf>,
+}
+
+fn cluster(tmp: &Path) -> Cluster {
+    let (coordinator, url) = coordinator(tmp, "127.0.0.1:0");
+    let logs: Vec<PathBuf> = (1..=3)
+        .map(|i| tmp.join(format!("worker-{i}.log")))
+        .collect();
+    let workers = logs
+        .iter()
+        .map(|log| logged_worker(tmp, &url, 2, Some(log)))
+        .collect();
+    await_workers(
+        tmp,
+        &url,
+        &[
+            ("alive", "2 slot(s)"),
+            ("alive", "2 slot(s)"),
+            ("alive", "2 slot(s)"),
+        ],
+    );
+    Cluster {
+        url,
+        _coordinator: coordinator,
+        workers,
+        logs,
+    }
+}
+
+/// A script of `body` written to `tmp/name`.
+fn script(tmp: &Path, name: &str, body: &str) -> PathBuf {
+    let path = tmp.join(name);
+    std::fs::write(&path, body).expect("writes the script");
+    path
+}
+
+/// Runs `script` to its end, on `coordinator` when given (else embedded):
+/// its standard error.
+fn run(tmp: &Path, script: &Path, coordinator: Option<&str>) -> String {
+    let mut command = weir(tmp);
+    command.args(["run", script.to_str().expect("utf-8"), "--progress", "none"]);
+    if let Some(url) = coordinator {
+        command.args(["--coordinator", url]);
+    }
+    let run = output(command);
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    stderr
+}
+
+/// The rows of the Parquet files under `dir`, sorted, as CSV.
+fn rows_of(tmp: &Path, dir: &Path, order_by: &str) -> String {
+    let read = output({
+        let mut c = weir(tmp);
+        c.args([
+            "sql",
+            &format!("SELECT * FROM t ORDER BY {order_by}"),
+            "--table",
+            &format!("t=parquet:{}", dir.display()),
+            "--format",
+            "csv",
+        ]);
+        c
+    });
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    text(&read.stdout)
+}
+
+/// The TPC-H sample table `name`.
+fn tpch(name: &str) -> String {
+    format!(
+        "{}/data/tpch/sf0.01/{name}.parquet",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// A batch job of many regions (three joins and an aggregation over the
+/// TPC-H sample, all exchanges blocking) writing Parquet to `out`.
+fn revenue_script(tmp: &Path, out: &Path) -> PathBuf {
+    let body = format!(
+        "CREATE TABLE lineitem WITH ('connector' = 'parquet', 'path' = '{}');
+         CREATE TABLE orders WITH ('connector' = 'parquet', 'path' = '{}');
+         CREATE TABLE customer WITH ('connector' = 'parquet', 'path' = '{}');
+         CREATE TABLE nation WITH ('connector' = 'parquet', 'path' = '{}');
+         CREATE TABLE revenue (nation VARCHAR, year INT, revenue DECIMAL(38, 4), orders BIGINT)
+           WITH ('connector' = 'parquet', 'path' = '{}');
+         INSERT INTO revenue
+         SELECT n_name, extract(year FROM o_orderdate), sum(l_extendedprice * (1 - l_discount)),
+                count(DISTINCT o_orderkey)
+         FROM lineitem JOIN orders ON l_orderkey = o_orderkey
+           JOIN customer ON o_custkey = c_custkey JOIN nation ON c_nationkey = n_nationkey
+         GROUP BY n_name, extract(year FROM o_orderdate);",
+        tpch("lineitem"),
+        tpch("orders"),
+        tpch("customer"),
+        tpch("nation"),
+        out.display()
+    );
+    script(
+        tmp,
+        &format!("revenue-{}.sql", out.display().to_string().len()),
+        &body,
+    )
+}
+
+#[test]
+fn batch_jobs_on_three_workers_write_what_the_embedded_mode_writes() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let cluster = cluster(tmp.path());
+    let embedded = tmp.path().join("embedded");
+    let clustered = tmp.path().join("clustered-output");
+    run(tmp.path(), &revenue_script(tmp.path(), &embedded), None);
+    let summary = run(
+        tmp.path(),
+        &revenue_script(tmp.path(), &clustered),
+        Some(&cluster.url),
+    );
+    assert!(summary.contains("finished"), "{summary}");
+    let expected = rows_of(tmp.path(), &embedded, "nation, year");
+    assert!(expected.lines().count() > 100, "{expected}");
+    assert_eq!(rows_of(tmp.path(), &clustered, "nation, year"), expected);
+    // The job's attempts ran on more than one worker.
+    let ran: Vec<&PathBuf> = cluster
+        .logs
+        .iter()
+        .filter(|log| {
+            std::fs::read_to_string(log)
+                .expect("reads the log")
+                .contains("attempt(s) of job")
+        })
+        .collect();
+    assert!(ran.len() >= 2, "attempts ran on {ran:?} only");
+    // The coordinator lists the job as finished.
+    let listed = output({
+        let mut c = weir(tmp.path());
+        c.args(["list", "--coordinator", &cluster.url]);
+        c
+    });
+    let listed = text(&listed.stdout);
+    assert!(listed.contains("finished\t"), "{listed}");
+    assert!(listed.contains("insert into revenue"), "{listed}");
+}
+
+/// A batch job long enough to kill a worker in: ids 0..ROWS summed by
+/// their remainder modulo 1000, written to `out`.
+fn sums_script(tmp: &Path, out: &Path) -> PathBuf {
+    const ROWS: u64 = 20_000_000;
+    let body = format!(
+        "CREATE TABLE numbers (id BIGINT) WITH (
+           'connector' = 'datagen', 'number-of-rows' = '{ROWS}',
+           'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
+         CREATE TABLE sums (bucket BIGINT, total BIGINT, n BIGINT)
+           WITH ('connector' = 'parquet', 'path' = '{}');
+         INSERT INTO sums SELECT id % 1000, sum(id), count(*) FROM numbers GROUP BY id % 1000;",
+        ROWS - 1,
+        out.display()
+    );
+    let name = out.file_name().expect("a name").to_string_lossy();
+    script(tmp, &format!("{name}.sql"), &body)
+}
+
+#[test]
+fn a_worker_killed_during_a_batch_job_fails_over_to_the_others() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let embedded = tmp.path().join("embedded");
+    run(tmp.path(), &sums_script(tmp.path(), &embedded), None);
+    let expected = rows_of(tmp.path(), &embedded, "bucket");
+    assert_eq!(expected.lines().count(), 1001, "a header and 1000 sums");
+    let mut restarted = 0;
+    // Kill instants after the submission, as a seeded run would draw them.
+    for (trial, delay_ms) in [300, 900, 1600].into_iter().enumerate() {
+        let mut cluster = cluster(tmp.path());
+        let out = tmp.path().join(format!("clustered-{trial}"));
+        let script = sums_script(tmp.path(), &out);
+        let job = weir(tmp.path())
+            .args(["run", script.to_str().expect("utf-8"), "--progress", "none"])
+            .args(["--coordinator", &cluster.url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SIGKILL, as a machine that goes away.
+        drop(cluster.workers.remove(trial % 3));
+        let ended = job.wait_with_output().expect("the client ends");
+        let summary = text(&ended.stderr);
+        assert!(ended.status.success(), "trial {trial}: {summary}");
+        if !summary.contains(" 0 restart(s)") {
+            restarted += 1;
+        }
+        assert_eq!(
+            rows_of(tmp.path(), &out, "bucket"),
+            expected,
+            "trial {trial}"
+        );
+    }
+    assert!(
+        restarted > 0,
+        "no trial killed a worker while it ran attempts"
+    );
 }

@@ -91,6 +91,18 @@ pub enum Error {
     /// Taking part in a checkpoint, or restoring one, failed.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A task failed in another process (a worker), or the process was
+    /// lost: what the failure was there.
+    #[error("{message}")]
+    Remote {
+        /// The failure, as the other process put it.
+        message: String,
+        /// Why running the task again would fail the same way, when it
+        /// would.
+        not_retryable: Option<String>,
+        /// The blocking partition it found missing or corrupt, if any.
+        lost_partition: Option<weir_exchange::ResultPartitionId>,
+    },
     /// An expression could not be planned or evaluated.
     #[error("expression {expr}: {message}")]
     Expr {
@@ -122,6 +134,7 @@ impl Error {
             | Error::ResourcesExhausted { .. }
             | Error::Expr { .. }
             | Error::BadInput { .. } => false,
+            Error::Remote { not_retryable, .. } => not_retryable.is_none(),
             Error::Arrow(e) => matches!(
                 e,
                 ArrowError::IoError(..) | ArrowError::ExternalError(_) | ArrowError::MemoryError(_)
@@ -132,11 +145,15 @@ impl Error {
 
     /// Why running the task again would fail the same way, when it would
     /// (see [`Error::is_retryable`]).
-    pub fn why_not_retryable(&self) -> Option<&'static str> {
+    pub fn why_not_retryable(&self) -> Option<&str> {
         if self.is_retryable() {
             return None;
         }
         Some(match self {
+            Error::Remote {
+                not_retryable: Some(why),
+                ..
+            } => why,
             Error::Plan(_) | Error::InvalidOption { .. } => "the job is invalid as built",
             Error::ResourcesExhausted { .. } => "the task's memory budget is too small",
             Error::BadInput { .. } => "the input is invalid",
@@ -148,6 +165,7 @@ impl Error {
     pub fn lost_partition(&self) -> Option<&weir_exchange::ResultPartitionId> {
         match self {
             Error::Exchange(e) => e.lost_partition(),
+            Error::Remote { lost_partition, .. } => lost_partition.as_ref(),
             _ => None,
         }
     }

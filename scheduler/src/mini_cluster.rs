@@ -82,77 +82,101 @@ impl MiniCluster {
         progress: JobProgress,
         control: JobControl,
     ) -> Result<JobSummary> {
-        let strategy: Box<dyn SchedulingStrategy> = match job.mode {
-            RuntimeMode::Batch => Box::new(LazyTopologicalStrategy),
-            RuntimeMode::Streaming => Box::new(EagerStrategy),
-        };
-        let failover: Box<dyn FailoverStrategy> = match self.config.failover {
-            FailoverKind::Region => Box::new(RegionFailover),
-            FailoverKind::RestartAll => Box::new(RestartAllFailover),
-        };
-        let job_id = new_job_id();
-        // Every streaming job can take savepoints; periodic checkpoints
-        // when an interval is set.
-        let checkpoints = match job.mode {
-            RuntimeMode::Streaming => Some(CheckpointCoordinator::new(
-                CheckpointStore::try_new(&self.config.checkpoint_dir, &self.config.store_options)?,
-                job_id.clone(),
-                self.config.checkpoint_interval,
-                self.config.checkpoints_retained,
-            )),
-            RuntimeMode::Batch => None,
-        };
-        let restore = match &self.config.restore_from {
-            Some(url) => {
-                let (store, metadata) =
-                    CheckpointCoordinator::read_savepoint(url, &self.config.store_options).await?;
-                Some((store, metadata.fit(&job, self.config.allow_non_restored)?))
-            }
-            None => None,
-        };
-        let graph = Arc::new(ExecutionGraph::try_new(Arc::new(job))?);
-        let root = ShuffleRoot::try_new(&self.config.shuffle_root, &self.config.store_options)?;
-        let control = control.start(&job_id);
-        let job_id: Arc<str> = job_id.into();
-        let runtime = JobRuntime::new(
-            Arc::clone(&job_id),
-            Arc::clone(&graph),
-            root.clone(),
+        let job_id: Arc<str> = new_job_id().into();
+        let master = job_master(
             &self.config,
-            checkpoints
-                .as_ref()
-                .map(|c| (c.store().clone(), c.job_dir().to_string())),
-        );
-        let in_process = InProcessExecutor::new(Arc::new(runtime));
-        let executor: Box<dyn TaskExecutor> = match plan.kills_tasks() {
-            true => Box::new(KillingExecutor::new(
-                in_process,
-                plan.clone(),
-                Arc::clone(&graph),
-            )),
-            false => Box::new(in_process),
-        };
-        JobMaster::new(JobSetup {
+            job,
             job_id,
-            graph,
-            config: self.config.clone(),
-            plan,
-            root,
-            strategy,
-            failover,
+            &plan,
             progress,
-            checkpoints,
-            restore,
             control,
-            executor,
-        })
-        .run()
-        .await
+            |runtime| {
+                let graph = Arc::clone(&runtime.graph);
+                let in_process = InProcessExecutor::new(Arc::new(runtime));
+                match plan.kills_tasks() {
+                    true => Box::new(KillingExecutor::new(in_process, plan.clone(), graph)),
+                    false => Box::new(in_process),
+                }
+            },
+        )
+        .await?;
+        master.run().await
     }
 }
 
+/// The job master of `job` as `job_id` under `config`: batch jobs
+/// scheduled region by region (lazy topological), streaming jobs all at
+/// once (eager), their attempts run by what `executor` makes of the job's
+/// runtime.
+///
+/// # Errors
+/// When the job's graph cannot be expanded, or its savepoint read.
+pub(crate) async fn job_master(
+    config: &JobConfig,
+    job: JobGraph,
+    job_id: Arc<str>,
+    plan: &FailurePlan,
+    progress: JobProgress,
+    control: JobControl,
+    executor: impl FnOnce(JobRuntime) -> Box<dyn TaskExecutor>,
+) -> Result<JobMaster> {
+    let strategy: Box<dyn SchedulingStrategy> = match job.mode {
+        RuntimeMode::Batch => Box::new(LazyTopologicalStrategy),
+        RuntimeMode::Streaming => Box::new(EagerStrategy),
+    };
+    let failover: Box<dyn FailoverStrategy> = match config.failover {
+        FailoverKind::Region => Box::new(RegionFailover),
+        FailoverKind::RestartAll => Box::new(RestartAllFailover),
+    };
+    // Every streaming job can take savepoints; periodic checkpoints when
+    // an interval is set.
+    let checkpoints = match job.mode {
+        RuntimeMode::Streaming => Some(CheckpointCoordinator::new(
+            CheckpointStore::try_new(&config.checkpoint_dir, &config.store_options)?,
+            job_id.to_string(),
+            config.checkpoint_interval,
+            config.checkpoints_retained,
+        )),
+        RuntimeMode::Batch => None,
+    };
+    let restore = match &config.restore_from {
+        Some(url) => {
+            let (store, metadata) =
+                CheckpointCoordinator::read_savepoint(url, &config.store_options).await?;
+            Some((store, metadata.fit(&job, config.allow_non_restored)?))
+        }
+        None => None,
+    };
+    let graph = Arc::new(ExecutionGraph::try_new(Arc::new(job))?);
+    let root = ShuffleRoot::try_new(&config.shuffle_root, &config.store_options)?;
+    let control = control.start(&job_id);
+    let runtime = JobRuntime::new(
+        Arc::clone(&job_id),
+        Arc::clone(&graph),
+        root.clone(),
+        config,
+        checkpoints
+            .as_ref()
+            .map(|c| (c.store().clone(), c.job_dir().to_string())),
+    );
+    Ok(JobMaster::new(JobSetup {
+        job_id,
+        graph,
+        config: config.clone(),
+        plan: plan.clone(),
+        root,
+        strategy,
+        failover,
+        progress,
+        checkpoints,
+        restore,
+        control,
+        executor: executor(runtime),
+    }))
+}
+
 /// A job id unique on this machine: time, process and a counter.
-fn new_job_id() -> String {
+pub(crate) fn new_job_id() -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

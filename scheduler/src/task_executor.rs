@@ -42,7 +42,7 @@ pub struct TaskOutcome {
 /// outcome of an attempt it no longer runs), but its end wakes
 /// `next_outcome` with `None`.
 #[async_trait]
-pub trait TaskExecutor: Send {
+pub trait TaskExecutor: Send + Sync {
     /// Starts the attempts of subtasks that run together (a pipelined
     /// region).
     fn deploy(&mut self, plans: Vec<AttemptPlan>);

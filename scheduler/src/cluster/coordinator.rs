@@ -5,15 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status};
+use tokio::sync::broadcast;
 
-use super::proto::coordinator_server::{Coordinator, CoordinatorServer};
-use super::proto::{
-    HeartbeatReply, ListWorkersRequest, RegisterWorker, Registered, WorkerHeartbeat, WorkerList,
-    WorkerStatus,
-};
+use super::proto::WorkerStatus;
 use super::{Heartbeats, VERSION};
 use crate::{Error, Result};
 
@@ -22,8 +16,21 @@ use crate::{Error, Result};
 struct Worker {
     slots: u32,
     host: String,
+    /// Where its own service listens.
+    address: String,
+    /// The slots the attempts deployed on it take.
+    used: u32,
     last_heartbeat: Instant,
     lost: bool,
+}
+
+/// Where an attempt (or a region of them) was placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The worker's id.
+    pub worker: String,
+    /// Where its service listens.
+    pub address: String,
 }
 
 /// The workers registered with a coordinator.
@@ -31,6 +38,8 @@ struct Worker {
 pub struct ResourceManager {
     heartbeats: Heartbeats,
     workers: Arc<Mutex<Workers>>,
+    /// Tells job masters of the workers declared lost.
+    lost: broadcast::Sender<String>,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +54,52 @@ impl ResourceManager {
         Self {
             heartbeats,
             workers: Arc::default(),
+            lost: broadcast::channel(64).0,
         }
+    }
+
+    /// How often workers send heartbeats, and when they are lost.
+    pub fn heartbeats(&self) -> Heartbeats {
+        self.heartbeats
+    }
+
+    /// The ids of the workers declared lost from now on.
+    pub fn lost_workers(&self) -> broadcast::Receiver<String> {
+        self.lost.subscribe()
+    }
+
+    /// Places attempts that take `slots` slots on the alive worker with the
+    /// most slots free (the job master keeps the job within the cluster's
+    /// slots); `None` when no worker is alive.
+    pub fn place(&self, slots: u32) -> Option<Placement> {
+        let mut workers = self.lock();
+        let (id, worker) = workers
+            .by_id
+            .iter_mut()
+            .filter(|(_, w)| !w.lost)
+            .max_by_key(|(id, w)| {
+                (
+                    i64::from(w.slots) - i64::from(w.used),
+                    std::cmp::Reverse(registration_number(id)),
+                )
+            })?;
+        worker.used += slots;
+        Some(Placement {
+            worker: id.clone(),
+            address: worker.address.clone(),
+        })
+    }
+
+    /// Gives back `slots` slots of worker `id`.
+    pub fn release(&self, id: &str, slots: u32) {
+        if let Some(worker) = self.lock().by_id.get_mut(id) {
+            worker.used = worker.used.saturating_sub(slots);
+        }
+    }
+
+    /// Whether worker `id` is registered and not lost.
+    pub fn is_alive(&self, id: &str) -> bool {
+        self.lock().by_id.get(id).is_some_and(|w| !w.lost)
     }
 
     fn lock(&self) -> MutexGuard<'_, Workers> {
@@ -56,7 +110,7 @@ impl ResourceManager {
     ///
     /// # Errors
     /// When it runs another weir version, or offers no slot.
-    pub fn register(&self, slots: u32, host: &str, version: &str) -> Result<String> {
+    pub fn register(&self, slots: u32, host: &str, address: &str, version: &str) -> Result<String> {
         if version != VERSION {
             return Err(Error::Cluster(format!(
                 "a worker of weir {version} cannot join a coordinator of weir {VERSION}: run \
@@ -76,6 +130,8 @@ impl ResourceManager {
             Worker {
                 slots,
                 host: host.to_string(),
+                address: address.to_string(),
+                used: 0,
                 last_heartbeat: Instant::now(),
                 lost: false,
             },
@@ -112,6 +168,10 @@ impl ResourceManager {
                 lost.push(id.clone());
             }
         }
+        for id in &lost {
+            // Nobody listening: no job runs.
+            let _ = self.lost.send(id.clone());
+        }
         lost
     }
 
@@ -130,7 +190,7 @@ impl ResourceManager {
         let now = Instant::now();
         let workers = self.lock();
         let mut list: Vec<(&String, &Worker)> = workers.by_id.iter().collect();
-        list.sort_by_key(|(id, _)| id[7..].parse::<u64>().unwrap_or(u64::MAX));
+        list.sort_by_key(|(id, _)| registration_number(id));
         list.into_iter()
             .map(|(id, worker)| WorkerStatus {
                 worker_id: id.clone(),
@@ -143,64 +203,21 @@ impl ResourceManager {
     }
 }
 
-#[tonic::async_trait]
-impl Coordinator for ResourceManager {
-    async fn register(
-        &self,
-        request: Request<RegisterWorker>,
-    ) -> std::result::Result<Response<Registered>, Status> {
-        let RegisterWorker {
-            slots,
-            version,
-            host,
-        } = request.into_inner();
-        let worker_id = ResourceManager::register(self, slots, &host, &version)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        Ok(Response::new(Registered {
-            worker_id,
-            heartbeat_interval_ms: self.heartbeats.interval.as_millis() as u64,
-            heartbeat_timeout_ms: self.heartbeats.timeout.as_millis() as u64,
-        }))
-    }
-
-    async fn heartbeat(
-        &self,
-        request: Request<WorkerHeartbeat>,
-    ) -> std::result::Result<Response<HeartbeatReply>, Status> {
-        let known = ResourceManager::heartbeat(self, &request.into_inner().worker_id);
-        Ok(Response::new(HeartbeatReply { known }))
-    }
-
-    async fn list_workers(
-        &self,
-        _: Request<ListWorkersRequest>,
-    ) -> std::result::Result<Response<WorkerList>, Status> {
-        Ok(Response::new(WorkerList {
-            workers: self.workers(),
-        }))
-    }
+/// The order in which worker `id` registered (ids are `worker-N`).
+fn registration_number(id: &str) -> u64 {
+    id.strip_prefix("worker-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
-/// Serves a coordinator on `listener` until the process ends, declaring
-/// silent workers lost as it goes.
-///
-/// # Errors
-/// When the server stops on an error.
-pub async fn serve(listener: tokio::net::TcpListener, heartbeats: Heartbeats) -> Result<()> {
-    let manager = ResourceManager::new(heartbeats);
-    let sweeper = manager.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(heartbeats.interval / 2);
-        loop {
-            ticks.tick().await;
-            sweeper.sweep(Instant::now());
-        }
-    });
-    Server::builder()
-        .add_service(CoordinatorServer::new(manager))
-        .serve_with_incoming(TcpIncoming::from(listener))
-        .await
-        .map_err(|e| Error::Cluster(format!("the coordinator stopped: {e}")))
+/// Declares silent workers lost, every half heartbeat interval, until the
+/// process ends.
+pub async fn sweep_forever(manager: ResourceManager) {
+    let mut ticks = tokio::time::interval(manager.heartbeats.interval / 2);
+    loop {
+        ticks.tick().await;
+        manager.sweep(Instant::now());
+    }
 }
 
 #[cfg(test)]
@@ -216,11 +233,21 @@ mod tests {
         })
     }
 
+    /// A manager with workers of 2 and 3 slots, and their ids.
+    fn two_workers() -> (ResourceManager, String, String) {
+        let manager = manager();
+        let a = manager
+            .register(2, "a", "http://a:1", VERSION)
+            .expect("registers");
+        let b = manager
+            .register(3, "b", "http://b:1", VERSION)
+            .expect("registers");
+        (manager, a, b)
+    }
+
     #[test]
     fn silent_workers_are_lost_and_must_register_again() {
-        let manager = manager();
-        let a = manager.register(2, "a", VERSION).expect("registers");
-        let b = manager.register(3, "b", VERSION).expect("registers");
+        let (manager, a, b) = two_workers();
         assert_eq!(manager.slots(), 5);
         assert!(manager.heartbeat(&a));
         let later = Instant::now() + Duration::from_secs(1);
@@ -228,7 +255,9 @@ mod tests {
         assert_eq!(manager.slots(), 0);
         assert!(manager.sweep(later).is_empty(), "lost once");
         assert!(!manager.heartbeat(&a), "a lost worker registers again");
-        let again = manager.register(2, "a", VERSION).expect("registers");
+        let again = manager
+            .register(2, "a", "http://a:1", VERSION)
+            .expect("registers");
         assert_ne!(again, a);
         let states: Vec<(String, String)> = manager
             .workers()
@@ -246,14 +275,35 @@ mod tests {
     }
 
     #[test]
+    fn attempts_go_to_the_alive_worker_with_the_most_slots_free() {
+        let (manager, a, b) = two_workers();
+        let first = manager.place(2).expect("placed");
+        assert_eq!(
+            (first.worker.as_str(), first.address.as_str()),
+            (b.as_str(), "http://b:1")
+        );
+        // a has 2 free, b 1: a; then b has 1, a none: b; then neither has
+        // any: the first registered (the job master keeps within slots).
+        assert_eq!(manager.place(2).expect("placed").worker, a);
+        assert_eq!(manager.place(1).expect("placed").worker, b);
+        assert_eq!(manager.place(1).expect("placed").worker, a);
+        manager.release(&b, 2);
+        assert_eq!(manager.place(1).expect("placed").worker, b);
+        manager.sweep(Instant::now() + Duration::from_secs(1));
+        assert!(manager.place(1).is_none(), "no worker is alive");
+    }
+
+    #[test]
     fn workers_of_another_version_or_without_slots_are_refused() {
         let manager = manager();
         let e = manager
-            .register(2, "a", "0.0.0-other")
+            .register(2, "a", "http://a:1", "0.0.0-other")
             .expect_err("refused");
         assert!(e.to_string().contains("weir 0.0.0-other"), "{e}");
         assert!(e.to_string().contains("same version"), "{e}");
-        let e = manager.register(0, "a", VERSION).expect_err("refused");
+        let e = manager
+            .register(0, "a", "http://a:1", VERSION)
+            .expect_err("refused");
         assert!(e.to_string().contains("--slots"), "{e}");
         assert!(manager.workers().is_empty());
     }

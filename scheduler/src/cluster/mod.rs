@@ -5,16 +5,61 @@
 //! heartbeat timeout without a heartbeat, and a worker that hears nothing
 //! from its coordinator for as long registers again.
 //!
-//! Jobs do not run on workers yet: this is the part of the cluster that
-//! knows which workers and slots exist.
+//! A client submits a job as its SQL script and settings ([`proto::JobSpec`]);
+//! the coordinator's dispatcher plans it, and its job master deploys the
+//! attempts of each region on a worker ([`remote::RemoteExecutor`]), which
+//! plans the same job, checks that its plan is the coordinator's, and runs
+//! them ([`task_manager`]). Pipelined regions run whole on one worker;
+//! blocking partitions go to the shuffle root all of them reach.
 
 pub mod coordinator;
+pub mod dispatcher;
+pub mod remote;
+pub mod service;
+pub mod task_manager;
+pub mod wire;
 pub mod worker;
 
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::{Error, Result};
+use async_trait::async_trait;
+use weir_engine::graph::JobGraph;
+
+use crate::{Error, JobConfig, Result};
+
+/// Turns a job as its client wrote it into its graph and settings: the
+/// coordinator and every worker plan each job, and must get the same.
+#[async_trait]
+pub trait JobPlanner: Send + Sync + 'static {
+    /// The job of `spec` and the settings it runs with.
+    ///
+    /// # Errors
+    /// The script does not plan (the message names the statement), or has
+    /// nothing to run.
+    async fn plan(
+        &self,
+        spec: &proto::JobSpec,
+    ) -> std::result::Result<(JobGraph, JobConfig), String>;
+}
+
+/// What a plan of a job looks like, as a number: the vertices (name,
+/// parallelism, chain) and edges (partitioning, exchange mode) in order.
+/// Two processes that planned the same job get the same number.
+pub fn fingerprint(job: &JobGraph) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for vertex in &job.vertices {
+        vertex.name.hash(&mut hasher);
+        vertex.parallelism.hash(&mut hasher);
+        vertex.chain.names().hash(&mut hasher);
+    }
+    for edge in &job.edges {
+        format!("{edge:?}").hash(&mut hasher);
+    }
+    job.max_parallelism.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// The gRPC messages and services, generated from `proto/cluster.proto`.
 #[allow(

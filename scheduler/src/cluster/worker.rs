@@ -1,15 +1,22 @@
-//! A worker's side of the control plane: it registers its slots with the
-//! coordinator, sends heartbeats, and registers again when the coordinator
-//! forgot it (it restarted, or declared the worker lost) or stopped
-//! answering for the heartbeat timeout.
+//! A worker process: it serves its own service (the attempts the
+//! coordinator deploys on it, see [`super::task_manager`]), registers its
+//! slots and that service's address with the coordinator, sends
+//! heartbeats, and registers again when the coordinator forgot it (it
+//! restarted, or declared the worker lost) or stopped answering for the
+//! heartbeat timeout; then the attempts it ran are cancelled.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint, Server};
 
 use super::proto::coordinator_client::CoordinatorClient;
+use super::proto::worker_server::WorkerServer;
 use super::proto::{RegisterWorker, WorkerHeartbeat};
-use super::{Heartbeats, VERSION};
+use super::task_manager::TaskManager;
+use super::{Heartbeats, JobPlanner, VERSION};
 use crate::{Error, Result};
 
 /// How long a worker waits before it tries to reach its coordinator again.
@@ -22,6 +29,8 @@ pub struct WorkerConfig {
     pub coordinator: String,
     /// The slots it offers.
     pub slots: u32,
+    /// Where its own service listens (port 0: any free one).
+    pub bind: SocketAddr,
 }
 
 /// The endpoint of coordinator URL `url`.
@@ -49,16 +58,37 @@ pub fn coordinator_endpoint(url: &str) -> Result<Endpoint> {
 }
 
 /// Runs a worker until the process ends: registered with the coordinator
-/// whenever it can be.
+/// whenever it can be, running the attempts it deploys, which `planner`
+/// plans.
 ///
 /// # Errors
-/// When the coordinator refuses the worker for good (another weir
-/// version, no slots) or its URL is not one.
-pub async fn run(config: WorkerConfig) -> Result<()> {
+/// When its service cannot listen, or the coordinator refuses the worker
+/// for good (another weir version, no slots), or its URL is not one.
+pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<()> {
     let endpoint = coordinator_endpoint(&config.coordinator)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| Error::Cluster(format!("cannot listen on {}: {e}", config.bind)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::Cluster(format!("cannot tell where it listens: {e}")))?;
+    let address = format!("http://{address}");
+    let tasks = TaskManager::new(planner, CoordinatorClient::new(endpoint.connect_lazy()));
+    let server = Server::builder()
+        .add_service(WorkerServer::new(tasks.clone()))
+        .serve_with_incoming(TcpIncoming::from(listener));
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("the worker's service stopped: {e}");
+        }
+    });
+    tracing::info!("the worker's service listens on {address}");
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string());
     let mut waiting_since: Option<Instant> = None;
     loop {
+        // Whatever ran was deployed by a coordinator that is gone or
+        // forgot this worker.
+        tasks.cancel_everything().await;
         let mut client = match endpoint.connect().await {
             Ok(channel) => CoordinatorClient::new(channel),
             Err(e) => {
@@ -75,6 +105,7 @@ pub async fn run(config: WorkerConfig) -> Result<()> {
                 slots: config.slots,
                 version: VERSION.to_string(),
                 host: host.clone(),
+                address: address.clone(),
             })
             .await;
         let registered = match registered {
@@ -97,6 +128,7 @@ pub async fn run(config: WorkerConfig) -> Result<()> {
             interval: Duration::from_millis(registered.heartbeat_interval_ms.max(1)),
             timeout: Duration::from_millis(registered.heartbeat_timeout_ms.max(1)),
         };
+        tasks.registered_as(&registered.worker_id);
         tracing::info!(
             "registered with {} as {} ({} slot(s))",
             config.coordinator,

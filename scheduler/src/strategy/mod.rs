@@ -14,7 +14,7 @@ use crate::slot::SlotPool;
 /// A region is *ready* when every blocking partition it reads is complete;
 /// the job master tracks readiness and asks the strategy which ready regions
 /// to deploy now.
-pub trait SchedulingStrategy: Send {
+pub trait SchedulingStrategy: Send + Sync {
     /// The strategy's name in plans and summaries.
     fn name(&self) -> &'static str;
 

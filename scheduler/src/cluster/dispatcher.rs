@@ -1,0 +1,261 @@
+//! The coordinator's dispatcher: takes jobs from clients, plans them,
+//! starts one job master per job (its attempts run on the workers), and
+//! keeps how each is doing for the clients that watch it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use super::coordinator::ResourceManager;
+use super::proto::{self, JobSpec, Setting};
+use super::remote::RemoteExecutor;
+use super::{JobPlanner, fingerprint};
+use crate::mini_cluster::{job_master, new_job_id};
+use crate::{Error, FailurePlan, JobControl, JobProgress, Result};
+
+/// How a job is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Its job master runs.
+    Running,
+    /// It ended well: its summary.
+    Finished(String),
+    /// It failed: why.
+    Failed(String),
+    /// It was cancelled.
+    Cancelled(String),
+}
+
+impl JobState {
+    /// The state's name, as `weir list` shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Finished(_) => "finished",
+            JobState::Failed(_) => "failed",
+            JobState::Cancelled(_) => "cancelled",
+        }
+    }
+}
+
+/// A job the coordinator runs or ran.
+struct Job {
+    name: String,
+    started: Instant,
+    ended: Option<Instant>,
+    state: watch::Receiver<JobState>,
+    progress: JobProgress,
+    control: JobControl,
+    /// Where the ends of its attempts go, while it runs.
+    ends: mpsc::UnboundedSender<proto::TaskEnd>,
+}
+
+/// The jobs of a coordinator.
+#[derive(Clone)]
+pub struct Dispatcher {
+    planner: Arc<dyn JobPlanner>,
+    resources: ResourceManager,
+    jobs: Arc<Mutex<BTreeMap<String, Job>>>,
+}
+
+impl Dispatcher {
+    /// Jobs planned by `planner`, run on the workers of `resources`.
+    pub fn new(planner: Arc<dyn JobPlanner>, resources: ResourceManager) -> Self {
+        Self {
+            planner,
+            resources,
+            jobs: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Job>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Plans the job of `spec` and starts it: its id and name.
+    ///
+    /// # Errors
+    /// No worker is registered, or the job does not plan.
+    pub async fn submit(&self, mut spec: JobSpec) -> Result<(String, String)> {
+        let slots = self.resources.slots();
+        if slots == 0 {
+            return Err(Error::Cluster(
+                "no worker has registered with this coordinator: start one with \
+                 `weir worker --coordinator URL`"
+                    .to_string(),
+            ));
+        }
+        pin_settings(&mut spec, slots);
+        let (job, config) = self.planner.plan(&spec).await.map_err(Error::Cluster)?;
+        let name = job.name.clone();
+        let job_id: Arc<str> = new_job_id().into();
+        let (ends, ended) = mpsc::unbounded_channel();
+        let executor = RemoteExecutor::new(
+            Arc::clone(&job_id),
+            spec,
+            fingerprint(&job),
+            self.resources.clone(),
+            ended,
+        );
+        let progress = JobProgress::default();
+        let control = JobControl::default();
+        let master = job_master(
+            &config,
+            job,
+            Arc::clone(&job_id),
+            &FailurePlan::none(),
+            progress.clone(),
+            control.clone(),
+            |_| Box::new(executor),
+        )
+        .await?;
+        let (state, watched) = watch::channel(JobState::Running);
+        self.lock().insert(
+            job_id.to_string(),
+            Job {
+                name: name.clone(),
+                started: Instant::now(),
+                ended: None,
+                state: watched,
+                progress,
+                control,
+                ends,
+            },
+        );
+        let jobs = self.clone();
+        let id = job_id.to_string();
+        tokio::spawn(async move {
+            let ended = match master.run().await {
+                Ok(summary) => JobState::Finished(summary.to_string()),
+                Err(e @ Error::Cancelled { .. }) => JobState::Cancelled(e.to_string()),
+                Err(e) => JobState::Failed(e.to_string()),
+            };
+            tracing::info!("job {id} ended: {}", ended.name());
+            if let Some(job) = jobs.lock().get_mut(&id) {
+                job.ended = Some(Instant::now());
+            }
+            let _ = state.send(ended);
+        });
+        tracing::info!("job {job_id} ('{name}') submitted");
+        Ok((job_id.to_string(), name))
+    }
+
+    /// Hands the end of an attempt to its job's master; drops it when the
+    /// job is over.
+    pub fn task_ended(&self, end: proto::TaskEnd) {
+        if let Some(job) = self.lock().get(&end.job_id) {
+            let _ = job.ends.send(end);
+        }
+    }
+
+    /// The job `id` names: its full id (`id` may be the start of one).
+    ///
+    /// # Errors
+    /// No job, or more than one, has such an id.
+    pub fn resolve(&self, id: &str) -> Result<String> {
+        let jobs = self.lock();
+        let matching: Vec<&String> = jobs.keys().filter(|k| k.starts_with(id)).collect();
+        match matching.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::Control(format!(
+                "no job '{id}' on this coordinator (`weir list --coordinator URL` lists them)"
+            ))),
+            _ => Err(Error::Control(format!(
+                "'{id}' is the start of {} job ids: give more of it",
+                matching.len()
+            ))),
+        }
+    }
+
+    /// The state of job `id` as it changes, and its progress.
+    ///
+    /// # Errors
+    /// No job has such an id.
+    pub fn watch(&self, id: &str) -> Result<(watch::Receiver<JobState>, JobProgress)> {
+        let id = self.resolve(id)?;
+        let jobs = self.lock();
+        let job = &jobs[&id];
+        Ok((job.state.clone(), job.progress.clone()))
+    }
+
+    /// Cancels job `id`.
+    ///
+    /// # Errors
+    /// No job has such an id, or it does not run.
+    pub fn cancel(&self, id: &str) -> Result<()> {
+        let id = self.resolve(id)?;
+        let control = self.lock()[&id].control.clone();
+        control.cancel()
+    }
+
+    /// Every job, in the order of their ids (the order they came).
+    pub fn list(&self) -> Vec<proto::JobStatus> {
+        self.lock()
+            .iter()
+            .map(|(id, job)| proto::JobStatus {
+                job_id: id.clone(),
+                name: job.name.clone(),
+                state: job.state.borrow().name().to_string(),
+                running_ms: job
+                    .ended
+                    .unwrap_or_else(Instant::now)
+                    .duration_since(job.started)
+                    .as_millis() as u64,
+            })
+            .collect()
+    }
+}
+
+/// Settings every process must plan the job with: the cluster's slots and,
+/// unless the client chose one, a default parallelism of all of them (as
+/// the embedded mode's is all the cores of the machine).
+fn pin_settings(spec: &mut JobSpec, slots: u32) {
+    let chosen: HashMap<&str, &str> = spec
+        .settings
+        .iter()
+        .map(|s| (s.key.as_str(), s.value.as_str()))
+        .collect();
+    let mut pinned = vec![Setting {
+        key: "worker.slots".to_string(),
+        value: slots.to_string(),
+    }];
+    if !chosen.contains_key("parallelism.default") {
+        pinned.push(Setting {
+            key: "parallelism.default".to_string(),
+            value: slots.to_string(),
+        });
+    }
+    spec.settings.extend(pinned);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_slots_are_pinned_and_the_clients_parallelism_kept() {
+        let mut spec = JobSpec::default();
+        pin_settings(&mut spec, 6);
+        let settings: Vec<(&str, &str)> = spec
+            .settings
+            .iter()
+            .map(|s| (s.key.as_str(), s.value.as_str()))
+            .collect();
+        assert_eq!(
+            settings,
+            vec![("worker.slots", "6"), ("parallelism.default", "6")]
+        );
+        let mut spec = JobSpec {
+            settings: vec![Setting {
+                key: "parallelism.default".to_string(),
+                value: "2".to_string(),
+            }],
+            ..JobSpec::default()
+        };
+        pin_settings(&mut spec, 6);
+        assert_eq!(spec.settings.len(), 2);
+        assert_eq!(spec.settings[0].value, "2");
+    }
+}

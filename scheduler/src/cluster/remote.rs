@@ -1,0 +1,324 @@
+//! The task executor of a job on a coordinator: deploys each region's
+//! attempts on a worker, and hears how they ended from the workers, or
+//! that their worker was lost.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc};
+use tonic::transport::{Channel, Endpoint};
+
+use super::coordinator::{Placement, ResourceManager};
+use super::proto::worker_client::WorkerClient;
+use super::proto::{self, task_end};
+use super::wire;
+use crate::deployment::AttemptPlan;
+use crate::task_executor::{TaskExecutor, TaskOutcome};
+
+/// An attempt running on a worker.
+struct Placed {
+    attempt: u32,
+    worker: String,
+    /// The slots its region took there, given back with its last attempt.
+    slots: u32,
+    /// The attempts of its region still running (shared by them).
+    region: Arc<std::sync::Mutex<usize>>,
+}
+
+/// An attempt that could not be deployed: subtask, attempt and why.
+type Undeployed = (usize, u32, weir_engine::Error);
+
+/// Why deploying on `worker` failed with `status`: a worker that refuses
+/// the deployment (it plans the job otherwise) would refuse it again.
+fn undeployed(worker: &str, status: &tonic::Status) -> weir_engine::Error {
+    let refused = status.code() == tonic::Code::FailedPrecondition;
+    weir_engine::Error::Remote {
+        message: format!("deploying on {worker} failed: {}", status.message()),
+        not_retryable: refused.then(|| "the worker cannot run the job as planned".to_string()),
+        lost_partition: None,
+    }
+}
+
+/// Runs a job's attempts on the workers of a coordinator.
+pub struct RemoteExecutor {
+    job_id: Arc<str>,
+    spec: proto::JobSpec,
+    fingerprint: u64,
+    resources: ResourceManager,
+    /// The attempts that run, by subtask.
+    placed: HashMap<usize, Placed>,
+    /// The workers that ran an attempt of the job, with their address.
+    used: HashMap<String, String>,
+    clients: HashMap<String, WorkerClient<Channel>>,
+    /// Ends of attempts, as workers report them.
+    ended: mpsc::UnboundedReceiver<proto::TaskEnd>,
+    /// Ends found here: deployments that failed, workers lost.
+    failed: VecDeque<TaskOutcome>,
+    /// Deployments that could not be made, and why.
+    undeployed: (
+        mpsc::UnboundedSender<Undeployed>,
+        mpsc::UnboundedReceiver<Undeployed>,
+    ),
+    lost: broadcast::Receiver<String>,
+}
+
+impl RemoteExecutor {
+    /// Runs job `job_id`, planned from `spec` as `fingerprint` says, on
+    /// the workers of `resources`; the ends of its attempts come through
+    /// `ended`.
+    pub fn new(
+        job_id: Arc<str>,
+        spec: proto::JobSpec,
+        fingerprint: u64,
+        resources: ResourceManager,
+        ended: mpsc::UnboundedReceiver<proto::TaskEnd>,
+    ) -> Self {
+        Self {
+            job_id,
+            spec,
+            fingerprint,
+            lost: resources.lost_workers(),
+            resources,
+            placed: HashMap::new(),
+            used: HashMap::new(),
+            clients: HashMap::new(),
+            ended,
+            failed: VecDeque::new(),
+            undeployed: mpsc::unbounded_channel(),
+        }
+    }
+
+    fn client(&mut self, placement: &Placement) -> Option<WorkerClient<Channel>> {
+        if let Some(client) = self.clients.get(&placement.worker) {
+            return Some(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(placement.address.clone())
+            .ok()?
+            .connect_timeout(Duration::from_secs(2));
+        let client = WorkerClient::new(endpoint.connect_lazy());
+        self.clients
+            .insert(placement.worker.clone(), client.clone());
+        Some(client)
+    }
+
+    /// Takes subtask `s` off its worker, giving its region's slots back
+    /// with the region's last attempt.
+    fn unplace(&mut self, s: usize) -> Option<Placed> {
+        let placed = self.placed.remove(&s)?;
+        let mut left = placed.region.lock().unwrap_or_else(|p| p.into_inner());
+        *left -= 1;
+        if *left == 0 {
+            self.resources.release(&placed.worker, placed.slots);
+        }
+        drop(left);
+        Some(placed)
+    }
+
+    /// Fails every attempt that ran on `worker`, which is lost.
+    fn worker_lost(&mut self, worker: &str) {
+        let on_it: Vec<usize> = self
+            .placed
+            .iter()
+            .filter(|(_, p)| p.worker == worker)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in on_it {
+            if let Some(placed) = self.unplace(s) {
+                self.failed.push_back(TaskOutcome {
+                    subtask: s,
+                    attempt: placed.attempt,
+                    result: Err(weir_engine::Error::Remote {
+                        message: format!(
+                            "{worker} was lost (no heartbeat for the heartbeat timeout) while \
+                             it ran this attempt"
+                        ),
+                        not_retryable: None,
+                        lost_partition: None,
+                    }),
+                });
+            }
+        }
+    }
+
+    /// The outcome of attempt end `end`, if it is of an attempt that runs.
+    fn outcome(&mut self, end: proto::TaskEnd) -> Option<TaskOutcome> {
+        let s = end.subtask as usize;
+        if self.placed.get(&s).is_none_or(|p| p.attempt != end.attempt) {
+            return None;
+        }
+        self.unplace(s);
+        let result = match end.result {
+            Some(task_end::Result::Report(report)) => Ok(wire::report_from_wire(report)),
+            Some(task_end::Result::Failure(failure)) => Err(wire::failure_from_wire(failure)),
+            None => Err(weir_engine::Error::Remote {
+                message: "the worker reported the attempt's end without saying how".to_string(),
+                not_retryable: None,
+                lost_partition: None,
+            }),
+        };
+        Some(TaskOutcome {
+            subtask: s,
+            attempt: end.attempt,
+            result,
+        })
+    }
+}
+
+/// The slots attempts deployed together take: as many as the most
+/// subtasks of one vertex among them (slot sharing).
+fn slots_of(plans: &[AttemptPlan]) -> u32 {
+    let mut per_vertex: HashMap<u32, u32> = HashMap::new();
+    for plan in plans {
+        *per_vertex.entry(plan.id.vertex.0).or_default() += 1;
+    }
+    per_vertex.into_values().max().unwrap_or(0)
+}
+
+#[async_trait]
+impl TaskExecutor for RemoteExecutor {
+    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
+        let slots = slots_of(&plans);
+        let Some(placement) = self.resources.place(slots) else {
+            for plan in plans {
+                self.failed.push_back(TaskOutcome {
+                    subtask: plan.subtask,
+                    attempt: plan.attempt,
+                    result: Err(weir_engine::Error::Remote {
+                        message: "no worker is alive to run it".to_string(),
+                        not_retryable: None,
+                        lost_partition: None,
+                    }),
+                });
+            }
+            return;
+        };
+        let region = Arc::new(std::sync::Mutex::new(plans.len()));
+        for plan in &plans {
+            self.placed.insert(
+                plan.subtask,
+                Placed {
+                    attempt: plan.attempt,
+                    worker: placement.worker.clone(),
+                    slots,
+                    region: Arc::clone(&region),
+                },
+            );
+        }
+        self.used
+            .insert(placement.worker.clone(), placement.address.clone());
+        let attempts: Vec<(usize, u32)> = plans.iter().map(|p| (p.subtask, p.attempt)).collect();
+        let request = proto::Deployment {
+            job_id: self.job_id.to_string(),
+            spec: Some(self.spec.clone()),
+            fingerprint: self.fingerprint,
+            attempts: plans.iter().map(wire::attempt_to_wire).collect(),
+        };
+        let failures = self.undeployed.0.clone();
+        let Some(mut client) = self.client(&placement) else {
+            let status = tonic::Status::invalid_argument(format!(
+                "its address {} is not a URL",
+                placement.address
+            ));
+            for (s, attempt) in attempts {
+                let _ = failures.send((s, attempt, undeployed(&placement.worker, &status)));
+            }
+            return;
+        };
+        let worker = placement.worker;
+        tokio::spawn(async move {
+            if let Err(status) = client.deploy(request).await {
+                for (s, attempt) in attempts {
+                    let _ = failures.send((s, attempt, undeployed(&worker, &status)));
+                }
+            }
+        });
+    }
+
+    fn cancel(&mut self, subtask: usize) {
+        let Some(placed) = self.unplace(subtask) else {
+            return;
+        };
+        let Some(address) = self.used.get(&placed.worker).cloned() else {
+            return;
+        };
+        let placement = Placement {
+            worker: placed.worker,
+            address,
+        };
+        if let Some(mut client) = self.client(&placement) {
+            let request = proto::CancelTasks {
+                job_id: self.job_id.to_string(),
+                subtasks: vec![subtask as u32],
+            };
+            tokio::spawn(async move {
+                // A worker that cannot be reached runs nothing of the job
+                // for long: it is lost, or finds its coordinator lost.
+                let _ = client.cancel(request).await;
+            });
+        }
+    }
+
+    async fn cancel_all(&mut self) {
+        let running: Vec<usize> = self.placed.keys().copied().collect();
+        for s in running {
+            self.unplace(s);
+        }
+        let workers: BTreeSet<(String, String)> = self.used.drain().collect();
+        let job = proto::JobRef {
+            job_id: self.job_id.to_string(),
+        };
+        let releases = workers.into_iter().filter_map(|(worker, address)| {
+            let mut client = self.client(&Placement { worker, address })?;
+            let job = job.clone();
+            Some(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), client.release_job(job)).await;
+            })
+        });
+        futures::future::join_all(releases.collect::<Vec<_>>()).await;
+    }
+
+    fn is_idle(&self) -> bool {
+        self.placed.is_empty() && self.failed.is_empty()
+    }
+
+    async fn next_outcome(&mut self) -> Option<TaskOutcome> {
+        loop {
+            if let Some(outcome) = self.failed.pop_front() {
+                return Some(outcome);
+            }
+            tokio::select! {
+                Some(end) = self.ended.recv() => {
+                    if let Some(outcome) = self.outcome(end) {
+                        return Some(outcome);
+                    }
+                }
+                Some((s, attempt, error)) = self.undeployed.1.recv() => {
+                    if self.placed.get(&s).is_some_and(|p| p.attempt == attempt) {
+                        self.unplace(s);
+                        return Some(TaskOutcome {
+                            subtask: s,
+                            attempt,
+                            result: Err(error),
+                        });
+                    }
+                }
+                lost = self.lost.recv() => match lost {
+                    Ok(worker) => self.worker_lost(&worker),
+                    // Missed some: fail what runs on any worker now lost.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let workers: BTreeSet<String> =
+                            self.placed.values().map(|p| p.worker.clone()).collect();
+                        for worker in workers {
+                            if !self.resources.is_alive(&worker) {
+                                self.worker_lost(&worker);
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                },
+            }
+        }
+    }
+}

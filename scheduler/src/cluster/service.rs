@@ -1,0 +1,192 @@
+//! The coordinator's gRPC service: workers register and report through
+//! it, clients submit, watch, list and cancel jobs.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+use super::coordinator::{ResourceManager, sweep_forever};
+use super::dispatcher::{Dispatcher, JobState};
+use super::proto::coordinator_server::{Coordinator, CoordinatorServer};
+use super::proto::{self, JobUpdate};
+use super::{Heartbeats, JobPlanner};
+use crate::{Error, Result};
+
+/// How often a watched job's progress is sent.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// A coordinator: its resource manager and its dispatcher.
+#[derive(Clone)]
+pub struct CoordinatorService {
+    resources: ResourceManager,
+    dispatcher: Dispatcher,
+}
+
+impl CoordinatorService {
+    /// A coordinator whose workers keep to `heartbeats`, planning jobs
+    /// with `planner`.
+    pub fn new(heartbeats: Heartbeats, planner: Arc<dyn JobPlanner>) -> Self {
+        let resources = ResourceManager::new(heartbeats);
+        Self {
+            dispatcher: Dispatcher::new(planner, resources.clone()),
+            resources,
+        }
+    }
+}
+
+/// Serves a coordinator on `listener` until the process ends, declaring
+/// silent workers lost as it goes.
+///
+/// # Errors
+/// When the server stops on an error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    heartbeats: Heartbeats,
+    planner: Arc<dyn JobPlanner>,
+) -> Result<()> {
+    let service = CoordinatorService::new(heartbeats, planner);
+    tokio::spawn(sweep_forever(service.resources.clone()));
+    Server::builder()
+        .add_service(CoordinatorServer::new(service))
+        .serve_with_incoming(TcpIncoming::from(listener))
+        .await
+        .map_err(|e| Error::Cluster(format!("the coordinator stopped: {e}")))
+}
+
+fn status(e: Error) -> Status {
+    match e {
+        Error::Control(message) => Status::not_found(message),
+        other => Status::failed_precondition(other.to_string()),
+    }
+}
+
+type Updates = Pin<Box<dyn Stream<Item = std::result::Result<JobUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorService {
+    async fn register(
+        &self,
+        request: Request<proto::RegisterWorker>,
+    ) -> std::result::Result<Response<proto::Registered>, Status> {
+        let proto::RegisterWorker {
+            slots,
+            version,
+            host,
+            address,
+        } = request.into_inner();
+        let worker_id = self
+            .resources
+            .register(slots, &host, &address, &version)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let heartbeats = self.resources.heartbeats();
+        Ok(Response::new(proto::Registered {
+            worker_id,
+            heartbeat_interval_ms: heartbeats.interval.as_millis() as u64,
+            heartbeat_timeout_ms: heartbeats.timeout.as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<proto::WorkerHeartbeat>,
+    ) -> std::result::Result<Response<proto::HeartbeatReply>, Status> {
+        let known = self.resources.heartbeat(&request.into_inner().worker_id);
+        Ok(Response::new(proto::HeartbeatReply { known }))
+    }
+
+    async fn list_workers(
+        &self,
+        _: Request<proto::ListWorkersRequest>,
+    ) -> std::result::Result<Response<proto::WorkerList>, Status> {
+        Ok(Response::new(proto::WorkerList {
+            workers: self.resources.workers(),
+        }))
+    }
+
+    async fn submit_job(
+        &self,
+        request: Request<proto::JobSpec>,
+    ) -> std::result::Result<Response<proto::JobAccepted>, Status> {
+        let (job_id, name) = self
+            .dispatcher
+            .submit(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::JobAccepted { job_id, name }))
+    }
+
+    type WatchJobStream = Updates;
+
+    async fn watch_job(
+        &self,
+        request: Request<proto::JobRef>,
+    ) -> std::result::Result<Response<Updates>, Status> {
+        let (state, progress) = self
+            .dispatcher
+            .watch(&request.into_inner().job_id)
+            .map_err(status)?;
+        let updates = futures::stream::unfold(Some(state), move |state| {
+            let progress = progress.clone();
+            async move {
+                let mut state = state?;
+                // Wakes on the job's end, or to send its progress.
+                let _ = tokio::time::timeout(WATCH_EVERY, state.changed()).await;
+                let now = state.borrow().clone();
+                let snapshot = progress.snapshot();
+                let mut update = JobUpdate {
+                    state: now.name().to_string(),
+                    regions: snapshot.regions as u32,
+                    regions_finished: snapshot.regions_finished as u32,
+                    restarts: snapshot.restarts,
+                    summary: String::new(),
+                    error: String::new(),
+                };
+                let next = match now {
+                    JobState::Running => Some(state),
+                    JobState::Finished(summary) => {
+                        update.summary = summary;
+                        None
+                    }
+                    JobState::Failed(error) | JobState::Cancelled(error) => {
+                        update.error = error;
+                        None
+                    }
+                };
+                Some((Ok(update), next))
+            }
+        });
+        Ok(Response::new(Box::pin(updates)))
+    }
+
+    async fn list_jobs(
+        &self,
+        _: Request<proto::ListJobsRequest>,
+    ) -> std::result::Result<Response<proto::JobList>, Status> {
+        Ok(Response::new(proto::JobList {
+            jobs: self.dispatcher.list(),
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<proto::JobRef>,
+    ) -> std::result::Result<Response<proto::JobControlReply>, Status> {
+        self.dispatcher
+            .cancel(&request.into_inner().job_id)
+            .map_err(status)?;
+        Ok(Response::new(proto::JobControlReply {}))
+    }
+
+    async fn task_ended(
+        &self,
+        request: Request<proto::TaskEnd>,
+    ) -> std::result::Result<Response<proto::TaskEndAck>, Status> {
+        self.dispatcher.task_ended(request.into_inner());
+        Ok(Response::new(proto::TaskEndAck {}))
+    }
+}

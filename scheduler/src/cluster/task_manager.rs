@@ -1,0 +1,259 @@
+//! A worker's own service: it plans each job it is given (checking that
+//! its plan is the coordinator's), runs the attempts deployed on it in
+//! this process, and reports how each ended to the coordinator.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use weir_exchange::ShuffleRoot;
+
+use super::proto::coordinator_client::CoordinatorClient;
+use super::proto::worker_server::Worker;
+use super::proto::{self, task_end};
+use super::{JobPlanner, fingerprint, wire};
+use crate::deployment::{AttemptPlan, JobRuntime};
+use crate::execution_graph::ExecutionGraph;
+use crate::task_executor::{InProcessExecutor, TaskExecutor, TaskOutcome};
+
+/// What a job's tasks on this worker are told.
+enum Command {
+    Deploy(Vec<AttemptPlan>),
+    Cancel(Vec<usize>),
+}
+
+/// A job with attempts deployed on this worker.
+struct JobTasks {
+    fingerprint: u64,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// The attempts a worker runs, job by job.
+#[derive(Clone)]
+pub struct TaskManager {
+    planner: Arc<dyn JobPlanner>,
+    coordinator: CoordinatorClient<Channel>,
+    /// The id the coordinator gave this worker (empty until it did).
+    worker_id: Arc<Mutex<String>>,
+    jobs: Arc<tokio::sync::Mutex<HashMap<String, JobTasks>>>,
+}
+
+impl TaskManager {
+    /// Runs jobs planned by `planner`, reporting to `coordinator`.
+    pub fn new(planner: Arc<dyn JobPlanner>, coordinator: CoordinatorClient<Channel>) -> Self {
+        Self {
+            planner,
+            coordinator,
+            worker_id: Arc::default(),
+            jobs: Arc::default(),
+        }
+    }
+
+    /// Records the id the coordinator gave this worker.
+    pub fn registered_as(&self, id: &str) {
+        *self.worker_id.lock().unwrap_or_else(|p| p.into_inner()) = id.to_string();
+    }
+
+    /// Stops every attempt of every job: the coordinator that deployed
+    /// them is gone, or forgot this worker.
+    pub async fn cancel_everything(&self) {
+        let dropped = std::mem::take(&mut *self.jobs.lock().await);
+        if !dropped.is_empty() {
+            tracing::warn!(
+                "cancelling the attempts of {} job(s): their coordinator is gone",
+                dropped.len()
+            );
+        }
+    }
+
+    /// The tasks of job `job_id` here, planned from `spec` when they are
+    /// the first.
+    async fn job(
+        &self,
+        job_id: &str,
+        spec: Option<proto::JobSpec>,
+        expected: u64,
+    ) -> Result<mpsc::UnboundedSender<Command>, Status> {
+        let mut jobs = self.jobs.lock().await;
+        if let Some(job) = jobs.get(job_id) {
+            if job.fingerprint != expected {
+                return Err(differs(job_id));
+            }
+            return Ok(job.commands.clone());
+        }
+        let spec = spec.ok_or_else(|| Status::invalid_argument("a deployment without its job"))?;
+        let (job, config) = self.planner.plan(&spec).await.map_err(|e| {
+            Status::failed_precondition(format!("job {job_id} does not plan here: {e}"))
+        })?;
+        if fingerprint(&job) != expected {
+            return Err(differs(job_id));
+        }
+        let graph = ExecutionGraph::try_new(Arc::new(job))
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let root = ShuffleRoot::try_new(&config.shuffle_root, &config.store_options)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let runtime = JobRuntime::new(job_id.into(), Arc::new(graph), root, &config, None);
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run_job(runtime, receiver, self.reporter(job_id)));
+        jobs.insert(
+            job_id.to_string(),
+            JobTasks {
+                fingerprint: expected,
+                commands: commands.clone(),
+            },
+        );
+        Ok(commands)
+    }
+
+    fn reporter(&self, job_id: &str) -> Reporter {
+        Reporter {
+            job_id: job_id.to_string(),
+            worker_id: Arc::clone(&self.worker_id),
+            coordinator: self.coordinator.clone(),
+        }
+    }
+}
+
+fn differs(job_id: &str) -> Status {
+    Status::failed_precondition(format!(
+        "this worker plans job {job_id} differently from the coordinator: run the same weir \
+         version, with the same connectors, everywhere"
+    ))
+}
+
+#[tonic::async_trait]
+impl Worker for TaskManager {
+    async fn deploy(
+        &self,
+        request: Request<proto::Deployment>,
+    ) -> Result<Response<proto::Deployed>, Status> {
+        let deployment = request.into_inner();
+        let commands = self
+            .job(&deployment.job_id, deployment.spec, deployment.fingerprint)
+            .await?;
+        let plans = deployment
+            .attempts
+            .into_iter()
+            .map(wire::attempt_from_wire)
+            .collect();
+        commands
+            .send(Command::Deploy(plans))
+            .map_err(|_| Status::unavailable("the job's tasks stopped"))?;
+        Ok(Response::new(proto::Deployed {}))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<proto::CancelTasks>,
+    ) -> Result<Response<proto::Cancelled>, Status> {
+        let request = request.into_inner();
+        if let Some(job) = self.jobs.lock().await.get(&request.job_id) {
+            let subtasks = request.subtasks.iter().map(|&s| s as usize).collect();
+            let _ = job.commands.send(Command::Cancel(subtasks));
+        }
+        Ok(Response::new(proto::Cancelled {}))
+    }
+
+    async fn release_job(
+        &self,
+        request: Request<proto::JobRef>,
+    ) -> Result<Response<proto::Released>, Status> {
+        // Dropping its commands stops what still runs of it.
+        self.jobs.lock().await.remove(&request.into_inner().job_id);
+        Ok(Response::new(proto::Released {}))
+    }
+}
+
+/// Runs the attempts of one job deployed here until the job is released,
+/// then removes its spill files here.
+async fn run_job(
+    runtime: JobRuntime,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    reporter: Reporter,
+) {
+    let spill_dir = runtime.spill_dir.clone();
+    let mut executor = InProcessExecutor::new(Arc::new(runtime));
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Deploy(plans)) => {
+                    tracing::info!(
+                        "running {} attempt(s) of job {}",
+                        plans.len(),
+                        reporter.job_id
+                    );
+                    executor.deploy(plans);
+                }
+                Some(Command::Cancel(subtasks)) => {
+                    for s in subtasks {
+                        executor.cancel(s);
+                    }
+                }
+                None => {
+                    executor.cancel_all().await;
+                    if spill_dir.exists()
+                        && let Err(e) = tokio::fs::remove_dir_all(&spill_dir).await
+                    {
+                        tracing::warn!(
+                            "could not remove the spill files at {}: {e}",
+                            spill_dir.display()
+                        );
+                    }
+                    return;
+                }
+            },
+            outcome = executor.next_outcome(), if !executor.is_idle() => {
+                if let Some(outcome) = outcome {
+                    tokio::spawn(reporter.clone().report(outcome));
+                }
+            }
+        }
+    }
+}
+
+/// Tells the coordinator how attempts of a job ended.
+#[derive(Clone)]
+struct Reporter {
+    job_id: String,
+    worker_id: Arc<Mutex<String>>,
+    coordinator: CoordinatorClient<Channel>,
+}
+
+impl Reporter {
+    /// Reports `outcome`, trying again for a while when the coordinator
+    /// does not answer (past that, the coordinator counts this worker
+    /// lost, and its attempts with it).
+    async fn report(mut self, outcome: TaskOutcome) {
+        let result = match &outcome.result {
+            Ok(report) => task_end::Result::Report(wire::report_to_wire(report)),
+            Err(error) => task_end::Result::Failure(wire::failure_to_wire(error)),
+        };
+        let end = proto::TaskEnd {
+            worker_id: self
+                .worker_id
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            job_id: self.job_id.clone(),
+            subtask: outcome.subtask as u32,
+            attempt: outcome.attempt,
+            result: Some(result),
+        };
+        for _ in 0..20 {
+            match self.coordinator.task_ended(end.clone()).await {
+                Ok(_) => return,
+                Err(status) => {
+                    tracing::warn!(
+                        "could not report the end of subtask {} of job {}: {status}",
+                        end.subtask,
+                        end.job_id
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! What crosses the network between a coordinator and its workers, to and
+//! from the types of the scheduler and the engine.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+
+use weir_engine::graph::VertexId;
+use weir_engine::task::{PartitionWritten, TaskMetrics, TaskReport};
+use weir_exchange::ResultPartitionId;
+use weir_exchange::blocking::PartitionFileStats;
+
+use super::proto;
+use crate::SubtaskId;
+use crate::deployment::{AttemptHandles, AttemptPlan};
+
+/// `plan` as it is shipped (its handles stay with the job master).
+pub fn attempt_to_wire(plan: &AttemptPlan) -> proto::AttemptPlan {
+    proto::AttemptPlan {
+        subtask: plan.subtask as u32,
+        vertex: plan.id.vertex.0,
+        index: plan.id.index,
+        attempt: plan.attempt,
+        reads: plan
+            .reads
+            .iter()
+            .map(|(&(dataset, producer), &attempt)| proto::PartitionRead {
+                dataset,
+                producer,
+                attempt,
+            })
+            .collect(),
+        memory_budget: plan.memory_budget as u64,
+        fail_at_record: plan.fail_at_record,
+    }
+}
+
+/// A shipped plan, with fresh handles for the worker's task.
+pub fn attempt_from_wire(plan: proto::AttemptPlan) -> AttemptPlan {
+    AttemptPlan {
+        subtask: plan.subtask as usize,
+        id: SubtaskId {
+            vertex: VertexId(plan.vertex),
+            index: plan.index,
+        },
+        attempt: plan.attempt,
+        reads: plan
+            .reads
+            .into_iter()
+            .map(|r| ((r.dataset, r.producer), r.attempt))
+            .collect(),
+        memory_budget: usize::try_from(plan.memory_budget).unwrap_or(usize::MAX),
+        fail_at_record: plan.fail_at_record,
+        restore: None,
+        handles: AttemptHandles::default(),
+    }
+}
+
+fn partition_to_wire(id: &ResultPartitionId) -> proto::PartitionRead {
+    proto::PartitionRead {
+        dataset: id.dataset,
+        producer: id.producer,
+        attempt: id.attempt,
+    }
+}
+
+fn partition_from_wire(id: &proto::PartitionRead) -> ResultPartitionId {
+    ResultPartitionId {
+        dataset: id.dataset,
+        producer: id.producer,
+        attempt: id.attempt,
+    }
+}
+
+/// `report` as it is shipped.
+pub fn report_to_wire(report: &TaskReport) -> proto::TaskReport {
+    let m = &report.metrics;
+    proto::TaskReport {
+        metrics: Some(proto::TaskMetrics {
+            rows_in: m.rows_in,
+            bytes_in: m.bytes_in,
+            rows_out: m.rows_out,
+            bytes_out: m.bytes_out,
+            spilled_bytes: m.spilled_bytes,
+            spill_files: m.spill_files,
+        }),
+        partitions: report
+            .partitions
+            .iter()
+            .map(|p| proto::PartitionWritten {
+                partition: Some(partition_to_wire(&p.partition)),
+                rows: p.stats.rows,
+                bytes: p.stats.bytes,
+                blocks: p.stats.blocks,
+            })
+            .collect(),
+        counters: report
+            .counters
+            .iter()
+            .map(|(name, n)| (name.to_string(), *n))
+            .collect(),
+    }
+}
+
+/// A shipped report.
+pub fn report_from_wire(report: proto::TaskReport) -> TaskReport {
+    let m = report.metrics.unwrap_or_default();
+    TaskReport {
+        metrics: TaskMetrics {
+            rows_in: m.rows_in,
+            bytes_in: m.bytes_in,
+            rows_out: m.rows_out,
+            bytes_out: m.bytes_out,
+            spilled_bytes: m.spilled_bytes,
+            spill_files: m.spill_files,
+        },
+        partitions: report
+            .partitions
+            .iter()
+            .filter_map(|p| {
+                let partition = partition_from_wire(p.partition.as_ref()?);
+                Some(PartitionWritten {
+                    dataset: partition.dataset,
+                    partition,
+                    stats: PartitionFileStats {
+                        rows: p.rows,
+                        bytes: p.bytes,
+                        blocks: p.blocks,
+                    },
+                })
+            })
+            .collect(),
+        counters: report
+            .counters
+            .iter()
+            .map(|(name, n)| (intern(name), *n))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// How `error` is shipped: its message, whether a rerun can help, and the
+/// partition it found lost, so that failover decides as it would in one
+/// process.
+pub fn failure_to_wire(error: &weir_engine::Error) -> proto::TaskFailure {
+    proto::TaskFailure {
+        message: error.to_string(),
+        not_retryable: error.why_not_retryable().map(str::to_string),
+        lost_partition: error.lost_partition().map(partition_to_wire),
+    }
+}
+
+/// A shipped failure.
+pub fn failure_from_wire(failure: proto::TaskFailure) -> weir_engine::Error {
+    weir_engine::Error::Remote {
+        lost_partition: failure.lost_partition.as_ref().map(partition_from_wire),
+        message: failure.message,
+        not_retryable: failure.not_retryable,
+    }
+}
+
+/// The one copy of counter name `name` (counters are named by static
+/// strings; the names are few, and each is kept once).
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match names.get(name) {
+        Some(known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+            names.insert(leaked);
+            leaked
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_reports_and_failures_survive_the_trip() {
+        let plan = AttemptPlan {
+            subtask: 7,
+            id: SubtaskId {
+                vertex: VertexId(2),
+                index: 3,
+            },
+            attempt: 4,
+            reads: BTreeMap::from([((1, 0), 2), ((1, 1), 0)]),
+            memory_budget: 1 << 30,
+            fail_at_record: Some(10),
+            restore: None,
+            handles: AttemptHandles::default(),
+        };
+        let back = attempt_from_wire(attempt_to_wire(&plan));
+        assert_eq!(
+            (back.subtask, back.id, back.attempt, &back.reads),
+            (7, plan.id, 4, &plan.reads)
+        );
+        assert_eq!(
+            (back.memory_budget, back.fail_at_record),
+            (1 << 30, Some(10))
+        );
+
+        let id = ResultPartitionId {
+            dataset: 1,
+            producer: 2,
+            attempt: 3,
+        };
+        let report = TaskReport {
+            metrics: TaskMetrics {
+                rows_in: 5,
+                bytes_out: 9,
+                ..Default::default()
+            },
+            partitions: vec![PartitionWritten {
+                dataset: 1,
+                partition: id.clone(),
+                stats: PartitionFileStats {
+                    rows: 5,
+                    bytes: 100,
+                    blocks: 1,
+                },
+            }],
+            counters: BTreeMap::from([("rows_dropped", 2)]),
+        };
+        let back = report_from_wire(report_to_wire(&report));
+        assert_eq!(back.metrics, report.metrics);
+        assert_eq!(back.partitions, report.partitions);
+        assert_eq!(back.counters, report.counters);
+
+        let lost = weir_engine::Error::Exchange(weir_exchange::Error::PartitionNotFound {
+            partition: id.clone(),
+            path: "p".to_string(),
+        });
+        let back = failure_from_wire(failure_to_wire(&lost));
+        assert!(back.is_retryable());
+        assert_eq!(back.lost_partition(), Some(&id));
+        assert_eq!(back.to_string(), lost.to_string());
+        let bad = weir_engine::Error::BadInput {
+            message: "row 3".to_string(),
+        };
+        let back = failure_from_wire(failure_to_wire(&bad));
+        assert_eq!(back.why_not_retryable(), Some("the input is invalid"));
+        assert!(back.to_string().contains("row 3"));
+    }
+}
