@@ -8,40 +8,54 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use tonic::transport::Channel;
-use weir_engine::graph::JobGraph;
-use weir_scheduler::JobConfig;
+use weir_engine::SinkFactory;
+use weir_engine::sinks::{CollectSink, RowsFrom, RowsOut};
 use weir_scheduler::cluster::proto::coordinator_client::CoordinatorClient;
 use weir_scheduler::cluster::proto::{
-    JobRef, JobSpec, ListJobsRequest, ListWorkersRequest, Setting,
+    JobAccepted, JobRef, JobSpec, ListJobsRequest, ListWorkersRequest, Setting,
 };
+use weir_scheduler::cluster::rows::from_ipc;
 use weir_scheduler::cluster::worker::{WorkerConfig, coordinator_endpoint};
-use weir_scheduler::cluster::{Heartbeats, JobPlanner, loopback_address, service, worker};
+use weir_scheduler::cluster::{
+    Heartbeats, JobPlanner, ScriptPart, loopback_address, service, worker,
+};
+use weir_scheduler::{JobConfig, JobControl};
 
 use crate::jobs::{Script, session};
+use crate::output::{RowFormat, RowPrinter};
 
 /// Plans the jobs clients submit, as `weir run` plans a script: the
 /// settings over the defaults, the tables, then the script's statements;
-/// the job is its INSERT INTO statements.
+/// its queries are jobs of their own, then its INSERT INTO statements one.
 struct ScriptPlanner;
 
 #[async_trait]
 impl JobPlanner for ScriptPlanner {
-    async fn plan(&self, spec: &JobSpec) -> std::result::Result<(JobGraph, JobConfig), String> {
+    async fn plan(
+        &self,
+        spec: &JobSpec,
+        rows: Arc<dyn RowsOut>,
+    ) -> std::result::Result<Vec<ScriptPart>, String> {
         // Planning holds state that stays on one thread: it runs on a
         // blocking thread of its own (with the deep stack SQL needs, as
         // every thread of the runtime has).
         let spec = spec.clone();
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(plan_script(spec)))
+        tokio::task::spawn_blocking(move || runtime.block_on(plan_script(spec, rows)))
             .await
             .map_err(|e| format!("planning the job failed: {e}"))?
     }
 }
 
-/// The job of `spec`, planned.
-async fn plan_script(spec: JobSpec) -> std::result::Result<(JobGraph, JobConfig), String> {
+/// The jobs of the script of `spec`, the rows of its queries delivered to
+/// `rows`.
+async fn plan_script(
+    spec: JobSpec,
+    rows: Arc<dyn RowsOut>,
+) -> std::result::Result<Vec<ScriptPart>, String> {
     let mut config = JobConfig::default();
     for setting in &spec.settings {
         config
@@ -49,24 +63,45 @@ async fn plan_script(spec: JobSpec) -> std::result::Result<(JobGraph, JobConfig)
             .map_err(|e| format!("setting {}: {e}", setting.key))?;
     }
     let script = Script::new(spec.name.clone(), spec.script.clone());
+    let rendered = |e: weir::sql::SqlError| e.render(script.name(), script.text());
     let mut session = session(&spec.tables, config).map_err(|e| format!("{e:#}"))?;
-    let planned = session
-        .execute(script.text())
-        .await
-        .map_err(|e| e.render(script.name(), script.text()))?;
-    if !planned.queries.is_empty() {
+    let planned = session.execute(script.text()).await.map_err(rendered)?;
+    let mut parts = Vec::new();
+    for (i, query) in planned.queries.iter().enumerate() {
+        if query.config.checkpoint_interval.is_some() {
+            return Err(format!(
+                "query {} of {} takes checkpoints: queries with checkpoints run without \
+                 --coordinator for now",
+                i + 1,
+                script.name()
+            ));
+        }
+        let sink = |_: &SchemaRef| -> Arc<dyn SinkFactory> {
+            Arc::new(CollectSink::delivering(Arc::clone(&rows), false))
+        };
+        let (job, schema) = session
+            .query_job_into(&format!("query {}", i + 1), query, sink)
+            .map_err(rendered)?;
+        parts.push(ScriptPart {
+            job,
+            config: query.config.clone(),
+            rows: Some(schema),
+        });
+    }
+    if let Some(job) = session.insert_job(&planned).await.map_err(rendered)? {
+        parts.push(ScriptPart {
+            job,
+            config: session.config().clone(),
+            rows: None,
+        });
+    }
+    if parts.is_empty() {
         return Err(format!(
-            "{} has queries (SELECT): on a coordinator, jobs write their rows with INSERT \
-                 INTO; run queries without --coordinator",
+            "{} has no SELECT or INSERT INTO: nothing to run",
             script.name()
         ));
     }
-    let job = session
-        .insert_job(&planned)
-        .await
-        .map_err(|e| e.render(script.name(), script.text()))?
-        .ok_or_else(|| format!("{} has no INSERT INTO: nothing to run", script.name()))?;
-    Ok((job, session.config().clone()))
+    Ok(parts)
 }
 
 /// Serves a coordinator on `bind` until the process ends. Says where it
@@ -177,30 +212,97 @@ pub fn job_spec(
                 value: s.value,
             })
             .collect(),
+        part: 0,
     })
 }
 
-/// Submits `spec` to `coordinator`; unless `detached`, follows the job to
-/// its end, showing its progress on a terminal, and prints its summary.
+/// Runs the jobs of the script of `spec` on `coordinator` one after the
+/// other, as embedded: each query's rows printed in `format`, then its
+/// INSERT INTO job; with `summaries`, each job's summary after it (else a
+/// query's row count). `detached`, submits the INSERT INTO job of a script
+/// without queries, and prints its id.
 ///
 /// # Errors
-/// The coordinator cannot be reached or refuses the job, or the job
+/// The coordinator cannot be reached or refuses the script, or a job
 /// fails or is cancelled.
-pub async fn submit(coordinator: &str, spec: JobSpec, detached: bool) -> Result<()> {
+pub async fn run_script(
+    coordinator: &str,
+    spec: JobSpec,
+    format: RowFormat,
+    summaries: bool,
+    detached: bool,
+) -> Result<()> {
     let mut client = connect(coordinator).await?;
-    let accepted = client
-        .submit_job(spec)
+    let parts = client
+        .describe_script(spec.clone())
         .await
         .map_err(|status| anyhow::anyhow!("{}", status.message()))?
         .into_inner();
-    if detached {
-        println!("{}", accepted.job_id);
-        return Ok(());
+    if detached && parts.queries > 0 {
+        bail!(
+            "{} has queries, whose rows need a client: run it without --detached",
+            spec.name
+        );
     }
-    eprintln!(
-        "job {} ('{}') runs on {coordinator}",
-        accepted.job_id, accepted.name
-    );
+    let count = parts.queries + u32::from(parts.inserts);
+    for part in 0..count {
+        let spec = JobSpec {
+            part,
+            ..spec.clone()
+        };
+        let accepted = client
+            .submit_job(spec)
+            .await
+            .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+            .into_inner();
+        if detached {
+            println!("{}", accepted.job_id);
+            continue;
+        }
+        let printer = match accepted.schema.is_empty() {
+            true => None,
+            false => {
+                let (schema, _) = from_ipc(&accepted.schema)?;
+                let stdout = Box::new(std::io::stdout());
+                Some(RowPrinter::new(
+                    stdout,
+                    &schema,
+                    format,
+                    None,
+                    JobControl::default(),
+                ))
+            }
+        };
+        let summary = follow(&mut client, coordinator, &accepted, printer.as_ref()).await;
+        if let Some(printer) = &printer {
+            if printer.closed() {
+                // The reader of the rows left (`weir sql ... | head`).
+                return Ok(());
+            }
+            if summary.is_ok() || printer.rows() > 0 {
+                printer.finish()?;
+            }
+        }
+        let (summary, wall_time) = summary?;
+        match &printer {
+            Some(printer) if !summaries => {
+                eprintln!("{} row(s) in {wall_time:.3} s", printer.rows());
+            }
+            _ => eprintln!("{summary}"),
+        }
+    }
+    Ok(())
+}
+
+/// Follows job `accepted` to its end, printing its rows with `printer`
+/// and, on a terminal, its progress: its summary and how long it ran.
+async fn follow(
+    client: &mut CoordinatorClient<Channel>,
+    coordinator: &str,
+    accepted: &JobAccepted,
+    printer: Option<&RowPrinter>,
+) -> Result<(String, f64)> {
+    let started = std::time::Instant::now();
     let mut updates = client
         .watch_job(JobRef {
             job_id: accepted.job_id.clone(),
@@ -208,13 +310,34 @@ pub async fn submit(coordinator: &str, spec: JobSpec, detached: bool) -> Result<
         .await
         .map_err(|status| anyhow::anyhow!("{}", status.message()))?
         .into_inner();
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = std::io::stderr().is_terminal() && printer.is_none();
     loop {
         let update = updates
             .message()
             .await
             .with_context(|| format!("lost the coordinator at {coordinator}"))?
             .with_context(|| format!("the coordinator at {coordinator} stopped answering"))?;
+        if let Some(printer) = printer {
+            for rows in &update.rows {
+                for batch in from_ipc(rows)?.1 {
+                    let from = RowsFrom {
+                        subtask: 0,
+                        attempt: 0,
+                    };
+                    printer.deliver(from, &batch)?;
+                }
+            }
+            if printer.closed() {
+                // Nobody reads the rows any more: the job ends.
+                client
+                    .cancel_job(JobRef {
+                        job_id: accepted.job_id.clone(),
+                    })
+                    .await
+                    .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+                return Ok((String::new(), started.elapsed().as_secs_f64()));
+            }
+        }
         match update.state.as_str() {
             "running" => {
                 if terminal {
@@ -228,8 +351,7 @@ pub async fn submit(coordinator: &str, spec: JobSpec, detached: bool) -> Result<
                 if terminal {
                     eprintln!();
                 }
-                eprintln!("{}", update.summary);
-                return Ok(());
+                return Ok((update.summary, started.elapsed().as_secs_f64()));
             }
             _ => {
                 if terminal {

@@ -138,6 +138,10 @@ enum Command {
         /// How the progress of jobs running over a second is shown.
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
+        /// Run the queries on the workers of this coordinator
+        /// (http://HOST:PORT) instead of the embedded mini-cluster.
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
     },
     /// Print a job's logical plan, JobGraph, ExecutionGraph and pipelined
     /// regions.
@@ -396,7 +400,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 let script = jobs::Script::read(&job)?;
                 let spec = cluster::job_spec(&script, &options.tables, options.settings()?)?;
-                return cluster::submit(&coordinator, spec, detached).await;
+                return cluster::run_script(&coordinator, spec, format, true, detached).await;
             }
             let mut config = options.config()?;
             config.restore_from = from_savepoint;
@@ -420,9 +424,14 @@ async fn run(cli: Cli) -> Result<()> {
             options,
             format,
             progress,
+            coordinator,
         } => {
-            let config = options.config()?;
             let script = jobs::Script::inline(file.as_deref(), sql.as_deref())?;
+            if let Some(coordinator) = coordinator {
+                let spec = cluster::job_spec(&script, &options.tables, options.settings()?)?;
+                return cluster::run_script(&coordinator, spec, format, false, false).await;
+            }
+            let config = options.config()?;
             let running = jobs::Running {
                 progress,
                 stop_savepoint: None,

@@ -372,3 +372,36 @@ fn a_worker_killed_during_a_batch_job_fails_over_to_the_others() {
         "no trial killed a worker while it ran attempts"
     );
 }
+
+#[test]
+fn the_tpch_queries_on_three_workers_give_the_embedded_answers() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let cluster = cluster(tmp.path());
+    let tables: Vec<String> = [
+        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+    ]
+    .iter()
+    .flat_map(|t| ["--table".to_string(), format!("{t}=parquet:{}", tpch(t))])
+    .collect();
+    for q in 1..=22 {
+        let query = format!(
+            "{}/data/tpch/queries/q{q:02}.sql",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let rows = |coordinator: Option<&str>| {
+            let mut command = weir(tmp.path());
+            command
+                .args(["sql", "-f", &query, "--format", "csv", "-p", "4"])
+                .args(&tables);
+            if let Some(url) = coordinator {
+                command.args(["--coordinator", url]);
+            }
+            let ran = output(command);
+            assert!(ran.status.success(), "q{q:02}: {}", text(&ran.stderr));
+            text(&ran.stdout)
+        };
+        let embedded = rows(None);
+        assert!(embedded.lines().count() > 1, "q{q:02}: {embedded}");
+        assert_eq!(rows(Some(&cluster.url)), embedded, "q{q:02}");
+    }
+}

@@ -18,7 +18,7 @@ use weir_engine::expr::aggregate::{count, max, sum};
 use weir_engine::expr::col;
 use weir_engine::graph::{JobGraph, RuntimeMode};
 use weir_engine::operators::Window;
-use weir_engine::sinks::{CollectSink, Collected, RowsOut};
+use weir_engine::sinks::{CollectSink, Collected, RowsFrom, RowsOut};
 use weir_engine::sources::SequenceGenerator;
 use weir_engine::testing::{Rng, sorted_rows};
 use weir_scheduler::failure_plan::PartitionDamage;
@@ -219,7 +219,7 @@ async fn a_damaged_checkpoint_falls_back_to_the_one_before() {
 struct Delivered(std::sync::Mutex<Vec<arrow::array::RecordBatch>>);
 
 impl RowsOut for Delivered {
-    fn deliver(&self, batch: &arrow::array::RecordBatch) -> std::io::Result<()> {
+    fn deliver(&self, _: RowsFrom, batch: &arrow::array::RecordBatch) -> std::io::Result<()> {
         self.0.lock().expect("not poisoned").push(batch.clone());
         Ok(())
     }

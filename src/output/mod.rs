@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use clap::ValueEnum;
-use weir_engine::sinks::RowsOut;
+use weir_engine::sinks::{RowsFrom, RowsOut};
 use weir_scheduler::JobControl;
 
 use crate::progress::Screen;
@@ -155,7 +155,7 @@ impl Printing {
 }
 
 impl RowsOut for RowPrinter {
-    fn deliver(&self, batch: &RecordBatch) -> io::Result<()> {
+    fn deliver(&self, _: RowsFrom, batch: &RecordBatch) -> io::Result<()> {
         if let Some(screen) = &self.screen {
             screen.rows_begin();
         }

@@ -36,11 +36,22 @@ pub struct CollectSink {
 /// Where a delivering [`CollectSink`] hands rows over: a terminal printing
 /// a query's rows while its job runs.
 pub trait RowsOut: Send + Sync + Debug {
-    /// Takes `batch`, which no restart will take back.
+    /// Takes `batch`, which no restart will take back, from the attempt
+    /// `from` names.
     ///
     /// # Errors
-    /// The rows cannot go where they go (a closed pipe): the job fails.
-    fn deliver(&self, batch: &RecordBatch) -> std::io::Result<()>;
+    /// The rows cannot go where they go (a closed pipe, or a coordinator
+    /// that refuses the rows of a rerun): the job fails.
+    fn deliver(&self, from: RowsFrom, batch: &RecordBatch) -> std::io::Result<()>;
+}
+
+/// The attempt of a subtask that delivers rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowsFrom {
+    /// The subtask's index.
+    pub subtask: usize,
+    /// Its attempt.
+    pub attempt: u32,
 }
 
 /// When a delivering sink's batches are final.
@@ -154,7 +165,8 @@ impl Collected {
         let mut all = state.take_staged(subtask, attempt, u64::MAX);
         all.extend(batches);
         if self.out.is_some() {
-            return self.deliver(&mut state, subtask, &all, false);
+            let from = RowsFrom { subtask, attempt };
+            return self.deliver(&mut state, from, &all, false);
         }
         match state.published.get(&subtask) {
             Some((published, _)) if *published > attempt => {}
@@ -165,12 +177,12 @@ impl Collected {
         Ok(())
     }
 
-    /// Hands `batches` of `subtask` to the sink's [`RowsOut`], noting
+    /// Hands `batches` of attempt `from` to the sink's [`RowsOut`], noting
     /// whether a checkpoint `covered` them.
     fn deliver(
         &self,
         state: &mut CollectedState,
-        subtask: usize,
+        from: RowsFrom,
         batches: &[RecordBatch],
         covered: bool,
     ) -> Result<()> {
@@ -178,12 +190,13 @@ impl Collected {
             return Ok(());
         };
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-            out.deliver(batch).map_err(|e| crate::Error::Operator {
-                operator: "collect".to_string(),
-                message: format!("the rows could not be delivered: {e}"),
-            })?;
+            out.deliver(from, batch)
+                .map_err(|e| crate::Error::Operator {
+                    operator: "collect".to_string(),
+                    message: format!("the rows could not be delivered: {e}"),
+                })?;
             if !covered {
-                state.delivered.insert(subtask);
+                state.delivered.insert(from.subtask);
             }
         }
         Ok(())
@@ -218,7 +231,8 @@ impl Collected {
         let mut state = self.lock();
         let batches = state.take_staged(subtask, attempt, checkpoint);
         if self.out.is_some() {
-            return self.deliver(&mut state, subtask, &batches, true);
+            let from = RowsFrom { subtask, attempt };
+            return self.deliver(&mut state, from, &batches, true);
         }
         state.committed.entry(subtask).or_default().extend(batches);
         Ok(())
@@ -258,6 +272,15 @@ struct CollectWriter {
     batches: Vec<RecordBatch>,
 }
 
+impl CollectWriter {
+    fn from(&self) -> RowsFrom {
+        RowsFrom {
+            subtask: self.subtask,
+            attempt: self.attempt,
+        }
+    }
+}
+
 #[async_trait]
 impl Sink for CollectWriter {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
@@ -265,7 +288,7 @@ impl Sink for CollectWriter {
             let mut state = self.collected.lock();
             return self
                 .collected
-                .deliver(&mut state, self.subtask, &[batch], false);
+                .deliver(&mut state, self.from(), &[batch], false);
         }
         self.batches.push(batch);
         Ok(())

@@ -2,4 +2,4 @@
 
 mod collect;
 
-pub use collect::{CollectSink, Collected, RowsOut};
+pub use collect::{CollectSink, Collected, RowsFrom, RowsOut};

@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, watch};
 use super::coordinator::ResourceManager;
 use super::proto::{self, JobSpec, Setting};
 use super::remote::RemoteExecutor;
-use super::{JobPlanner, fingerprint};
+use super::rows::{PlannedOnly, QueryRows, to_ipc};
+use super::{JobPlanner, fingerprint, plan_part};
 use crate::mini_cluster::{job_master, new_job_id};
 use crate::{Error, FailurePlan, JobControl, JobProgress, Result};
 
@@ -40,6 +41,16 @@ impl JobState {
     }
 }
 
+/// What a client watching a job follows.
+pub struct Watched {
+    /// How the job is doing, as it changes.
+    pub state: watch::Receiver<JobState>,
+    /// Its progress.
+    pub progress: JobProgress,
+    /// Its rows, for a query.
+    pub rows: Arc<QueryRows>,
+}
+
 /// A job the coordinator runs or ran.
 struct Job {
     name: String,
@@ -50,6 +61,8 @@ struct Job {
     control: JobControl,
     /// Where the ends of its attempts go, while it runs.
     ends: mpsc::UnboundedSender<proto::TaskEnd>,
+    /// For a query: its rows, for its client.
+    rows: Arc<QueryRows>,
 }
 
 /// The jobs of a coordinator.
@@ -74,11 +87,11 @@ impl Dispatcher {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Plans the job of `spec` and starts it: its id and name.
+    /// The settings of `spec` pinned for the cluster as it is.
     ///
     /// # Errors
-    /// No worker is registered, or the job does not plan.
-    pub async fn submit(&self, mut spec: JobSpec) -> Result<(String, String)> {
+    /// No worker is registered.
+    fn pinned(&self, mut spec: JobSpec) -> Result<JobSpec> {
         let slots = self.resources.slots();
         if slots == 0 {
             return Err(Error::Cluster(
@@ -88,7 +101,43 @@ impl Dispatcher {
             ));
         }
         pin_settings(&mut spec, slots);
-        let (job, config) = self.planner.plan(&spec).await.map_err(Error::Cluster)?;
+        Ok(spec)
+    }
+
+    /// The jobs the script of `spec` makes: its queries, and whether it
+    /// has INSERT INTO statements.
+    ///
+    /// # Errors
+    /// No worker is registered, or the script does not plan.
+    pub async fn describe(&self, spec: JobSpec) -> Result<proto::ScriptParts> {
+        let spec = self.pinned(spec)?;
+        let parts = self
+            .planner
+            .plan(&spec, Arc::new(PlannedOnly))
+            .await
+            .map_err(Error::Cluster)?;
+        let queries = parts.iter().filter(|p| p.rows.is_some()).count();
+        Ok(proto::ScriptParts {
+            queries: queries as u32,
+            inserts: parts.len() > queries,
+        })
+    }
+
+    /// Plans the job of `spec` and starts it: its id, its name and, for a
+    /// query, the schema of its rows as Arrow IPC.
+    ///
+    /// # Errors
+    /// No worker is registered, or the job does not plan.
+    pub async fn submit(&self, spec: JobSpec) -> Result<proto::JobAccepted> {
+        let spec = self.pinned(spec)?;
+        let part = plan_part(self.planner.as_ref(), &spec, Arc::new(PlannedOnly))
+            .await
+            .map_err(Error::Cluster)?;
+        let (job, config) = (part.job, part.config);
+        let schema = part
+            .rows
+            .map(|schema| to_ipc(&schema, None))
+            .unwrap_or_default();
         let name = job.name.clone();
         let job_id: Arc<str> = new_job_id().into();
         let (ends, ended) = mpsc::unbounded_channel();
@@ -122,6 +171,7 @@ impl Dispatcher {
                 progress,
                 control,
                 ends,
+                rows: Arc::default(),
             },
         );
         let jobs = self.clone();
@@ -139,7 +189,28 @@ impl Dispatcher {
             let _ = state.send(ended);
         });
         tracing::info!("job {job_id} ('{name}') submitted");
-        Ok((job_id.to_string(), name))
+        Ok(proto::JobAccepted {
+            job_id: job_id.to_string(),
+            name,
+            schema,
+        })
+    }
+
+    /// Takes rows a worker delivered for job `rows.job_id`'s client.
+    ///
+    /// # Errors
+    /// The job is unknown, or the rows are of a rerun.
+    pub fn deliver_rows(&self, rows: proto::Rows) -> Result<()> {
+        let query = match self.lock().get(&rows.job_id) {
+            Some(job) => Arc::clone(&job.rows),
+            None => {
+                return Err(Error::Control(format!(
+                    "no job '{}' on this coordinator",
+                    rows.job_id
+                )));
+            }
+        };
+        query.accept(rows).map_err(Error::Cluster)
     }
 
     /// Hands the end of an attempt to its job's master; drops it when the
@@ -169,15 +240,19 @@ impl Dispatcher {
         }
     }
 
-    /// The state of job `id` as it changes, and its progress.
+    /// The state of job `id` as it changes, its progress, and its rows.
     ///
     /// # Errors
     /// No job has such an id.
-    pub fn watch(&self, id: &str) -> Result<(watch::Receiver<JobState>, JobProgress)> {
+    pub fn watch(&self, id: &str) -> Result<Watched> {
         let id = self.resolve(id)?;
         let jobs = self.lock();
         let job = &jobs[&id];
-        Ok((job.state.clone(), job.progress.clone()))
+        Ok(Watched {
+            state: job.state.clone(),
+            progress: job.progress.clone(),
+            rows: Arc::clone(&job.rows),
+        })
     }
 
     /// Cancels job `id`.

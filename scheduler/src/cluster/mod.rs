@@ -15,6 +15,7 @@
 pub mod coordinator;
 pub mod dispatcher;
 pub mod remote;
+pub mod rows;
 pub mod service;
 pub mod task_manager;
 pub mod wire;
@@ -24,24 +25,60 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use weir_engine::graph::JobGraph;
+use weir_engine::sinks::RowsOut;
 
 use crate::{Error, JobConfig, Result};
+
+/// One job of a script: a query, or its INSERT INTO statements together.
+pub struct ScriptPart {
+    /// The job.
+    pub job: JobGraph,
+    /// The settings it runs with.
+    pub config: JobConfig,
+    /// For a query: the schema of its rows.
+    pub rows: Option<SchemaRef>,
+}
 
 /// Turns a job as its client wrote it into its graph and settings: the
 /// coordinator and every worker plan each job, and must get the same.
 #[async_trait]
 pub trait JobPlanner: Send + Sync + 'static {
-    /// The job of `spec` and the settings it runs with.
+    /// The jobs of the script of `spec`: its queries in order, their rows
+    /// delivered to `rows`, then its INSERT INTO statements as one job.
     ///
     /// # Errors
-    /// The script does not plan (the message names the statement), or has
-    /// nothing to run.
+    /// The script does not plan (the message names the statement).
     async fn plan(
         &self,
         spec: &proto::JobSpec,
-    ) -> std::result::Result<(JobGraph, JobConfig), String>;
+        rows: Arc<dyn RowsOut>,
+    ) -> std::result::Result<Vec<ScriptPart>, String>;
+}
+
+/// The part of the script of `spec` that `spec.part` names.
+///
+/// # Errors
+/// The script does not plan, or has no such part.
+pub async fn plan_part(
+    planner: &dyn JobPlanner,
+    spec: &proto::JobSpec,
+    rows: Arc<dyn RowsOut>,
+) -> std::result::Result<ScriptPart, String> {
+    let mut parts = planner.plan(spec, rows).await?;
+    let count = parts.len();
+    let part = spec.part as usize;
+    if part >= count {
+        return Err(format!(
+            "{} makes {count} job(s): there is no job {part} of it",
+            spec.name
+        ));
+    }
+    Ok(parts.swap_remove(part))
 }
 
 /// What a plan of a job looks like, as a number: the vertices (name,

@@ -108,16 +108,38 @@ impl Coordinator for CoordinatorService {
         }))
     }
 
+    async fn describe_script(
+        &self,
+        request: Request<proto::JobSpec>,
+    ) -> std::result::Result<Response<proto::ScriptParts>, Status> {
+        let parts = self
+            .dispatcher
+            .describe(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(parts))
+    }
+
     async fn submit_job(
         &self,
         request: Request<proto::JobSpec>,
     ) -> std::result::Result<Response<proto::JobAccepted>, Status> {
-        let (job_id, name) = self
+        let accepted = self
             .dispatcher
             .submit(request.into_inner())
             .await
             .map_err(status)?;
-        Ok(Response::new(proto::JobAccepted { job_id, name }))
+        Ok(Response::new(accepted))
+    }
+
+    async fn deliver_rows(
+        &self,
+        request: Request<proto::Rows>,
+    ) -> std::result::Result<Response<proto::RowsAccepted>, Status> {
+        self.dispatcher
+            .deliver_rows(request.into_inner())
+            .map_err(status)?;
+        Ok(Response::new(proto::RowsAccepted {}))
     }
 
     type WatchJobStream = Updates;
@@ -126,39 +148,43 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<proto::JobRef>,
     ) -> std::result::Result<Response<Updates>, Status> {
-        let (state, progress) = self
+        let watched = self
             .dispatcher
             .watch(&request.into_inner().job_id)
             .map_err(status)?;
-        let updates = futures::stream::unfold(Some(state), move |state| {
-            let progress = progress.clone();
-            async move {
-                let mut state = state?;
-                // Wakes on the job's end, or to send its progress.
-                let _ = tokio::time::timeout(WATCH_EVERY, state.changed()).await;
-                let now = state.borrow().clone();
-                let snapshot = progress.snapshot();
-                let mut update = JobUpdate {
-                    state: now.name().to_string(),
-                    regions: snapshot.regions as u32,
-                    regions_finished: snapshot.regions_finished as u32,
-                    restarts: snapshot.restarts,
-                    summary: String::new(),
-                    error: String::new(),
-                };
-                let next = match now {
-                    JobState::Running => Some(state),
-                    JobState::Finished(summary) => {
-                        update.summary = summary;
-                        None
-                    }
-                    JobState::Failed(error) | JobState::Cancelled(error) => {
-                        update.error = error;
-                        None
-                    }
-                };
-                Some((Ok(update), next))
+        let updates = futures::stream::unfold(Some(watched), |watched| async move {
+            let mut watched = watched?;
+            // Wakes on the job's end, on rows, or to send its progress.
+            tokio::select! {
+                _ = watched.state.changed() => {}
+                () = watched.rows.arrival() => {}
+                () = tokio::time::sleep(WATCH_EVERY) => {}
             }
+            let now = watched.state.borrow().clone();
+            let snapshot = watched.progress.snapshot();
+            // Taken after the state: the rows of an ended job are all in.
+            let rows = watched.rows.take();
+            let mut update = JobUpdate {
+                state: now.name().to_string(),
+                regions: snapshot.regions as u32,
+                regions_finished: snapshot.regions_finished as u32,
+                restarts: snapshot.restarts,
+                summary: String::new(),
+                error: String::new(),
+                rows,
+            };
+            let next = match now {
+                JobState::Running => Some(watched),
+                JobState::Finished(summary) => {
+                    update.summary = summary;
+                    None
+                }
+                JobState::Failed(error) | JobState::Cancelled(error) => {
+                    update.error = error;
+                    None
+                }
+            };
+            Some((Ok(update), next))
         });
         Ok(Response::new(Box::pin(updates)))
     }

@@ -14,7 +14,8 @@ use weir_exchange::ShuffleRoot;
 use super::proto::coordinator_client::CoordinatorClient;
 use super::proto::worker_server::Worker;
 use super::proto::{self, task_end};
-use super::{JobPlanner, fingerprint, wire};
+use super::rows::RowForwarder;
+use super::{JobPlanner, fingerprint, plan_part, wire};
 use crate::deployment::{AttemptPlan, JobRuntime};
 use crate::execution_graph::ExecutionGraph;
 use crate::task_executor::{InProcessExecutor, TaskExecutor, TaskOutcome};
@@ -85,9 +86,13 @@ impl TaskManager {
             return Ok(job.commands.clone());
         }
         let spec = spec.ok_or_else(|| Status::invalid_argument("a deployment without its job"))?;
-        let (job, config) = self.planner.plan(&spec).await.map_err(|e| {
-            Status::failed_precondition(format!("job {job_id} does not plan here: {e}"))
-        })?;
+        let rows = Arc::new(RowForwarder::new(job_id, self.coordinator.clone()));
+        let part = plan_part(self.planner.as_ref(), &spec, rows)
+            .await
+            .map_err(|e| {
+                Status::failed_precondition(format!("job {job_id} does not plan here: {e}"))
+            })?;
+        let (job, config) = (part.job, part.config);
         if fingerprint(&job) != expected {
             return Err(differs(job_id));
         }
