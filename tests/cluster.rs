@@ -221,6 +221,17 @@ fn run(tmp: &Path, script: &Path, coordinator: Option<&str>) -> String {
     stderr
 }
 
+/// Starts `weir run script --coordinator url`, its standard error piped.
+fn submit(tmp: &Path, script: &Path, url: &str) -> Child {
+    weir(tmp)
+        .args(["run", script.to_str().expect("utf-8"), "--progress", "none"])
+        .args(["--coordinator", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts")
+}
+
 /// The rows of the Parquet files under `dir`, sorted, as CSV.
 fn rows_of(tmp: &Path, dir: &Path, order_by: &str) -> String {
     let read = output({
@@ -345,13 +356,7 @@ fn a_worker_killed_during_a_batch_job_fails_over_to_the_others() {
         let mut cluster = cluster(tmp.path());
         let out = tmp.path().join(format!("clustered-{trial}"));
         let script = sums_script(tmp.path(), &out);
-        let job = weir(tmp.path())
-            .args(["run", script.to_str().expect("utf-8"), "--progress", "none"])
-            .args(["--coordinator", &cluster.url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts");
+        let job = submit(tmp.path(), &script, &cluster.url);
         std::thread::sleep(Duration::from_millis(delay_ms));
         // SIGKILL, as a machine that goes away.
         drop(cluster.workers.remove(trial % 3));
@@ -404,4 +409,70 @@ fn the_tpch_queries_on_three_workers_give_the_embedded_answers() {
         assert!(embedded.lines().count() > 1, "q{q:02}: {embedded}");
         assert_eq!(rows(Some(&cluster.url)), embedded, "q{q:02}");
     }
+}
+
+#[test]
+fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_once() {
+    const ROWS: u64 = 30_000;
+    let tmp = tempfile::tempdir().expect("a directory");
+    let mut cluster = cluster(tmp.path());
+    let checkpoints = tmp.path().join("checkpoints");
+    let out = tmp.path().join("out");
+    let script = script(
+        tmp.path(),
+        "streaming.sql",
+        &format!(
+            "{}
+             CREATE TABLE numbers (id BIGINT) WITH (
+               'connector' = 'datagen', 'number-of-rows' = '{ROWS}',
+               'rows-per-second' = '{}', 'fields.id.kind' = 'sequence',
+               'fields.id.start' = '0', 'fields.id.end' = '{}');
+             CREATE TABLE out WITH ('connector' = 'parquet', 'path' = '{}');
+             INSERT INTO out SELECT id FROM numbers;",
+            cli::streaming_settings(&checkpoints, "150 ms"),
+            ROWS / 4,
+            ROWS - 1,
+            out.display()
+        ),
+    );
+    let job = submit(tmp.path(), &script, &cluster.url);
+    // Once a checkpoint completed, SIGKILL the worker that runs the job
+    // (a streaming job is one pipelined region, on one worker).
+    let started = Instant::now();
+    while cli::latest_checkpoint(&checkpoints).is_none_or(|(n, _)| n < 2) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let running = cluster
+        .logs
+        .iter()
+        .position(|log| {
+            std::fs::read_to_string(log)
+                .expect("reads the log")
+                .contains("attempt(s) of job")
+        })
+        .expect("a worker runs the job");
+    drop(cluster.workers.remove(running));
+    let ended = job.wait_with_output().expect("the client ends");
+    let summary = text(&ended.stderr);
+    assert!(ended.status.success(), "{summary}");
+    assert!(!summary.contains(" 0 restart(s)"), "{summary}");
+    let read = output({
+        let mut c = weir(tmp.path());
+        c.args([
+            "sql",
+            "SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM t",
+            "--table",
+            &format!("t=parquet:{}", out.display()),
+            "--format",
+            "csv",
+        ]);
+        c
+    });
+    assert_eq!(
+        text(&read.stdout),
+        format!("n,d,lo,hi\n{ROWS},{ROWS},0,{}\n", ROWS - 1),
+        "every row exactly once: {}",
+        text(&read.stderr)
+    );
 }

@@ -10,10 +10,13 @@ use tokio::sync::{mpsc, watch};
 
 use super::coordinator::ResourceManager;
 use super::proto::{self, JobSpec, Setting};
-use super::remote::RemoteExecutor;
+use super::remote::{AckSlot, RemoteExecutor, RemoteJob};
 use super::rows::{PlannedOnly, QueryRows, to_ipc};
+use super::wire;
 use super::{JobPlanner, fingerprint, plan_part};
+use crate::deployment::JobRuntime;
 use crate::mini_cluster::{job_master, new_job_id};
+use crate::task_executor::TaskExecutor;
 use crate::{Error, FailurePlan, JobControl, JobProgress, Result};
 
 /// How a job is doing.
@@ -63,6 +66,8 @@ struct Job {
     ends: mpsc::UnboundedSender<proto::TaskEnd>,
     /// For a query: its rows, for its client.
     rows: Arc<QueryRows>,
+    /// Where the checkpoint acknowledgements of its tasks go.
+    acks: AckSlot,
 }
 
 /// The jobs of a coordinator.
@@ -141,13 +146,26 @@ impl Dispatcher {
         let name = job.name.clone();
         let job_id: Arc<str> = new_job_id().into();
         let (ends, ended) = mpsc::unbounded_channel();
-        let executor = RemoteExecutor::new(
-            Arc::clone(&job_id),
+        let acks = AckSlot::default();
+        let remote = RemoteJob {
+            job_id: Arc::clone(&job_id),
+            fingerprint: fingerprint(&job),
             spec,
-            fingerprint(&job),
-            self.resources.clone(),
-            ended,
-        );
+            checkpoint_job_dir: None,
+        };
+        let resources = self.resources.clone();
+        let executor = |runtime: JobRuntime| -> Box<dyn TaskExecutor> {
+            let remote = RemoteJob {
+                checkpoint_job_dir: runtime.checkpoints.map(|(_, dir)| dir),
+                ..remote
+            };
+            Box::new(RemoteExecutor::new(
+                remote,
+                resources,
+                ended,
+                Arc::clone(&acks),
+            ))
+        };
         let progress = JobProgress::default();
         let control = JobControl::default();
         let master = job_master(
@@ -157,7 +175,7 @@ impl Dispatcher {
             &FailurePlan::none(),
             progress.clone(),
             control.clone(),
-            |_| Box::new(executor),
+            executor,
         )
         .await?;
         let (state, watched) = watch::channel(JobState::Running);
@@ -172,6 +190,7 @@ impl Dispatcher {
                 control,
                 ends,
                 rows: Arc::default(),
+                acks,
             },
         );
         let jobs = self.clone();
@@ -194,6 +213,19 @@ impl Dispatcher {
             name,
             schema,
         })
+    }
+
+    /// Hands a task's checkpoint acknowledgement to its job's checkpoint
+    /// coordinator; drops it when the job is over.
+    pub fn acknowledge(&self, ack: proto::CheckpointAck) {
+        let acks = match self.lock().get(&ack.job_id) {
+            Some(job) => Arc::clone(&job.acks),
+            None => return,
+        };
+        let acks = acks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(acks) = acks.as_ref() {
+            let _ = acks.send(wire::ack_from_wire(ack));
+        }
     }
 
     /// Takes rows a worker delivered for job `rows.job_id`'s client.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
 use tonic::transport::{Channel, Endpoint};
+use weir_engine::checkpoint::CheckpointAck;
+use weir_exchange::event::Barrier;
 
 use super::coordinator::{Placement, ResourceManager};
 use super::proto::worker_client::WorkerClient;
@@ -41,12 +43,29 @@ fn undeployed(worker: &str, status: &tonic::Status) -> weir_engine::Error {
     }
 }
 
+/// What every deployment of a job carries.
+#[derive(Debug, Clone)]
+pub struct RemoteJob {
+    /// The job's id.
+    pub job_id: Arc<str>,
+    /// The job as its client wrote it, for the workers to plan.
+    pub spec: proto::JobSpec,
+    /// What the coordinator's plan of it looks like.
+    pub fingerprint: u64,
+    /// For a job that takes checkpoints: their directory in its
+    /// checkpoint store.
+    pub checkpoint_job_dir: Option<String>,
+}
+
+/// Where a job's checkpoint acknowledgements go, once its job master
+/// said (with its first deployment).
+pub type AckSlot = Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<CheckpointAck>>>>;
+
 /// Runs a job's attempts on the workers of a coordinator.
 pub struct RemoteExecutor {
-    job_id: Arc<str>,
-    spec: proto::JobSpec,
-    fingerprint: u64,
+    job: RemoteJob,
     resources: ResourceManager,
+    acks: AckSlot,
     /// The attempts that run, by subtask.
     placed: HashMap<usize, Placed>,
     /// The workers that ran an attempt of the job, with their address.
@@ -65,20 +84,18 @@ pub struct RemoteExecutor {
 }
 
 impl RemoteExecutor {
-    /// Runs job `job_id`, planned from `spec` as `fingerprint` says, on
-    /// the workers of `resources`; the ends of its attempts come through
-    /// `ended`.
+    /// Runs `job` on the workers of `resources`; the ends of its attempts
+    /// come through `ended`, and the workers' checkpoint acknowledgements
+    /// go where `acks` says.
     pub fn new(
-        job_id: Arc<str>,
-        spec: proto::JobSpec,
-        fingerprint: u64,
+        job: RemoteJob,
         resources: ResourceManager,
         ended: mpsc::UnboundedReceiver<proto::TaskEnd>,
+        acks: AckSlot,
     ) -> Self {
         Self {
-            job_id,
-            spec,
-            fingerprint,
+            job,
+            acks,
             lost: resources.lost_workers(),
             resources,
             placed: HashMap::new(),
@@ -166,6 +183,31 @@ impl RemoteExecutor {
     }
 }
 
+/// Hands the barriers the job master injects at a source subtask to its
+/// worker, until the attempt ends (the job master drops their sender).
+async fn inject_barriers(
+    mut triggers: mpsc::UnboundedReceiver<Barrier>,
+    mut client: WorkerClient<Channel>,
+    injection: proto::BarrierInjection,
+) {
+    while let Some(barrier) = triggers.recv().await {
+        let request = proto::BarrierInjection {
+            checkpoint_id: barrier.checkpoint_id,
+            timestamp_ms: barrier.timestamp_ms,
+            ..injection.clone()
+        };
+        // A barrier that does not arrive fails its checkpoint (it is
+        // never acknowledged): the job goes on to the next.
+        if let Err(status) = client.inject_barrier(request).await {
+            tracing::warn!(
+                "could not inject checkpoint {}'s barrier at subtask {}: {status}",
+                barrier.checkpoint_id,
+                injection.subtask
+            );
+        }
+    }
+}
+
 /// The slots attempts deployed together take: as many as the most
 /// subtasks of one vertex among them (slot sharing).
 fn slots_of(plans: &[AttemptPlan]) -> u32 {
@@ -178,7 +220,7 @@ fn slots_of(plans: &[AttemptPlan]) -> u32 {
 
 #[async_trait]
 impl TaskExecutor for RemoteExecutor {
-    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
+    fn deploy(&mut self, mut plans: Vec<AttemptPlan>) {
         let slots = slots_of(&plans);
         let Some(placement) = self.resources.place(slots) else {
             for plan in plans {
@@ -210,13 +252,30 @@ impl TaskExecutor for RemoteExecutor {
             .insert(placement.worker.clone(), placement.address.clone());
         let attempts: Vec<(usize, u32)> = plans.iter().map(|p| (p.subtask, p.attempt)).collect();
         let request = proto::Deployment {
-            job_id: self.job_id.to_string(),
-            spec: Some(self.spec.clone()),
-            fingerprint: self.fingerprint,
+            job_id: self.job.job_id.to_string(),
+            spec: Some(self.job.spec.clone()),
+            fingerprint: self.job.fingerprint,
             attempts: plans.iter().map(wire::attempt_to_wire).collect(),
+            checkpoint_job_dir: self.job.checkpoint_job_dir.clone().unwrap_or_default(),
         };
+        let client = self.client(&placement);
+        for plan in &mut plans {
+            if let Some(acks) = plan.handles.acks.take() {
+                let mut slot = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert(acks);
+            }
+            if let (Some(triggers), Some(client)) = (plan.handles.triggers.take(), &client) {
+                let injection = proto::BarrierInjection {
+                    job_id: self.job.job_id.to_string(),
+                    subtask: plan.subtask as u32,
+                    attempt: plan.attempt,
+                    ..Default::default()
+                };
+                tokio::spawn(inject_barriers(triggers, client.clone(), injection));
+            }
+        }
         let failures = self.undeployed.0.clone();
-        let Some(mut client) = self.client(&placement) else {
+        let Some(mut client) = client else {
             let status = tonic::Status::invalid_argument(format!(
                 "its address {} is not a URL",
                 placement.address
@@ -249,7 +308,7 @@ impl TaskExecutor for RemoteExecutor {
         };
         if let Some(mut client) = self.client(&placement) {
             let request = proto::CancelTasks {
-                job_id: self.job_id.to_string(),
+                job_id: self.job.job_id.to_string(),
                 subtasks: vec![subtask as u32],
             };
             tokio::spawn(async move {
@@ -267,7 +326,7 @@ impl TaskExecutor for RemoteExecutor {
         }
         let workers: BTreeSet<(String, String)> = self.used.drain().collect();
         let job = proto::JobRef {
-            job_id: self.job_id.to_string(),
+            job_id: self.job.job_id.to_string(),
         };
         let releases = workers.into_iter().filter_map(|(worker, address)| {
             let mut client = self.client(&Placement { worker, address })?;

@@ -132,6 +132,14 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(accepted))
     }
 
+    async fn acknowledge_checkpoint(
+        &self,
+        request: Request<proto::CheckpointAck>,
+    ) -> std::result::Result<Response<proto::CheckpointAckReply>, Status> {
+        self.dispatcher.acknowledge(request.into_inner());
+        Ok(Response::new(proto::CheckpointAckReply {}))
+    }
+
     async fn deliver_rows(
         &self,
         request: Request<proto::Rows>,

@@ -2,14 +2,17 @@
 //! its plan is the coordinator's), runs the attempts deployed on it in
 //! this process, and reports how each ended to the coordinator.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use weir_engine::checkpoint::CheckpointAck;
 use weir_exchange::ShuffleRoot;
+use weir_exchange::checkpoint_store::CheckpointStore;
+use weir_exchange::event::Barrier;
 
 use super::proto::coordinator_client::CoordinatorClient;
 use super::proto::worker_server::Worker;
@@ -30,6 +33,38 @@ enum Command {
 struct JobTasks {
     fingerprint: u64,
     commands: mpsc::UnboundedSender<Command>,
+    /// The options of its stores (for the savepoints it resumes from).
+    store_options: BTreeMap<String, String>,
+    /// Where its tasks acknowledge checkpoints, when it takes them.
+    acks: Option<mpsc::UnboundedSender<CheckpointAck>>,
+    /// The barriers' way into its source subtasks, with their attempts.
+    triggers: Triggers,
+}
+
+type Triggers = Arc<Mutex<HashMap<usize, (u32, mpsc::UnboundedSender<Barrier>)>>>;
+
+impl JobTasks {
+    /// The plans of `attempts`, with the handles their tasks take part in
+    /// checkpoints through.
+    fn plans(&self, attempts: Vec<proto::AttemptPlan>) -> Result<Vec<AttemptPlan>, Status> {
+        let mut plans = Vec::new();
+        for attempt in attempts {
+            let triggered = attempt.triggered;
+            let mut plan = wire::attempt_from_wire(attempt, &self.store_options)
+                .map_err(Status::invalid_argument)?;
+            plan.handles.acks = self.acks.clone();
+            if triggered {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.triggers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(plan.subtask, (plan.attempt, tx));
+                plan.handles.triggers = Some(rx);
+            }
+            plans.push(plan);
+        }
+        Ok(plans)
+    }
 }
 
 /// The attempts a worker runs, job by job.
@@ -70,24 +105,36 @@ impl TaskManager {
         }
     }
 
-    /// The tasks of job `job_id` here, planned from `spec` when they are
-    /// the first.
-    async fn job(
-        &self,
-        job_id: &str,
-        spec: Option<proto::JobSpec>,
-        expected: u64,
-    ) -> Result<mpsc::UnboundedSender<Command>, Status> {
+    /// Deploys the attempts of `deployment`, planning its job first when
+    /// they are its first here.
+    async fn deploy_attempts(&self, deployment: proto::Deployment) -> Result<(), Status> {
         let mut jobs = self.jobs.lock().await;
-        if let Some(job) = jobs.get(job_id) {
-            if job.fingerprint != expected {
-                return Err(differs(job_id));
+        let job_id = deployment.job_id.clone();
+        let job = match jobs.entry(job_id.clone()) {
+            std::collections::hash_map::Entry::Occupied(job) => job.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(self.start_job(&deployment).await?)
             }
-            return Ok(job.commands.clone());
+        };
+        if job.fingerprint != deployment.fingerprint {
+            return Err(differs(&job_id));
         }
-        let spec = spec.ok_or_else(|| Status::invalid_argument("a deployment without its job"))?;
+        let plans = job.plans(deployment.attempts)?;
+        job.commands
+            .send(Command::Deploy(plans))
+            .map_err(|_| Status::unavailable("the job's tasks stopped"))
+    }
+
+    /// Plans the job of `deployment` and starts running its tasks here.
+    async fn start_job(&self, deployment: &proto::Deployment) -> Result<JobTasks, Status> {
+        let job_id = deployment.job_id.as_str();
+        let expected = deployment.fingerprint;
+        let spec = deployment
+            .spec
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("a deployment without its job"))?;
         let rows = Arc::new(RowForwarder::new(job_id, self.coordinator.clone()));
-        let part = plan_part(self.planner.as_ref(), &spec, rows)
+        let part = plan_part(self.planner.as_ref(), spec, rows)
             .await
             .map_err(|e| {
                 Status::failed_precondition(format!("job {job_id} does not plan here: {e}"))
@@ -100,17 +147,29 @@ impl TaskManager {
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let root = ShuffleRoot::try_new(&config.shuffle_root, &config.store_options)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let runtime = JobRuntime::new(job_id.into(), Arc::new(graph), root, &config, None);
+        let checkpoints = match deployment.checkpoint_job_dir.as_str() {
+            "" => None,
+            dir => {
+                let store = CheckpointStore::try_new(&config.checkpoint_dir, &config.store_options)
+                    .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                Some((store, dir.to_string()))
+            }
+        };
+        let acks = checkpoints.as_ref().map(|_| {
+            let (acks, taken) = mpsc::unbounded_channel();
+            tokio::spawn(self.reporter(job_id).acknowledge(taken));
+            acks
+        });
+        let runtime = JobRuntime::new(job_id.into(), Arc::new(graph), root, &config, checkpoints);
         let (commands, receiver) = mpsc::unbounded_channel();
         tokio::spawn(run_job(runtime, receiver, self.reporter(job_id)));
-        jobs.insert(
-            job_id.to_string(),
-            JobTasks {
-                fingerprint: expected,
-                commands: commands.clone(),
-            },
-        );
-        Ok(commands)
+        Ok(JobTasks {
+            fingerprint: expected,
+            commands,
+            store_options: config.store_options.clone(),
+            acks,
+            triggers: Triggers::default(),
+        })
     }
 
     fn reporter(&self, job_id: &str) -> Reporter {
@@ -135,18 +194,7 @@ impl Worker for TaskManager {
         &self,
         request: Request<proto::Deployment>,
     ) -> Result<Response<proto::Deployed>, Status> {
-        let deployment = request.into_inner();
-        let commands = self
-            .job(&deployment.job_id, deployment.spec, deployment.fingerprint)
-            .await?;
-        let plans = deployment
-            .attempts
-            .into_iter()
-            .map(wire::attempt_from_wire)
-            .collect();
-        commands
-            .send(Command::Deploy(plans))
-            .map_err(|_| Status::unavailable("the job's tasks stopped"))?;
+        self.deploy_attempts(request.into_inner()).await?;
         Ok(Response::new(proto::Deployed {}))
     }
 
@@ -160,6 +208,36 @@ impl Worker for TaskManager {
             let _ = job.commands.send(Command::Cancel(subtasks));
         }
         Ok(Response::new(proto::Cancelled {}))
+    }
+
+    async fn inject_barrier(
+        &self,
+        request: Request<proto::BarrierInjection>,
+    ) -> Result<Response<proto::BarrierInjected>, Status> {
+        let injection = request.into_inner();
+        let jobs = self.jobs.lock().await;
+        let triggers = jobs
+            .get(&injection.job_id)
+            .map(|job| job.triggers.lock().unwrap_or_else(|p| p.into_inner()));
+        let sent = triggers
+            .as_ref()
+            .and_then(|t| t.get(&(injection.subtask as usize)))
+            .filter(|(attempt, _)| *attempt == injection.attempt)
+            .is_some_and(|(_, trigger)| {
+                trigger
+                    .send(Barrier {
+                        checkpoint_id: injection.checkpoint_id,
+                        timestamp_ms: injection.timestamp_ms,
+                    })
+                    .is_ok()
+            });
+        if !sent {
+            return Err(Status::not_found(format!(
+                "attempt {} of subtask {} of job {} does not run here",
+                injection.attempt, injection.subtask, injection.job_id
+            )));
+        }
+        Ok(Response::new(proto::BarrierInjected {}))
     }
 
     async fn release_job(
@@ -228,6 +306,21 @@ struct Reporter {
 }
 
 impl Reporter {
+    /// Hands the checkpoint acknowledgements of the job's tasks to the
+    /// coordinator, in order, until the job is released here.
+    async fn acknowledge(mut self, mut acks: mpsc::UnboundedReceiver<CheckpointAck>) {
+        while let Some(ack) = acks.recv().await {
+            let ack = wire::ack_to_wire(&self.job_id, &ack);
+            // One not delivered fails its checkpoint: the job goes on.
+            if let Err(status) = self.coordinator.acknowledge_checkpoint(ack).await {
+                tracing::warn!(
+                    "could not acknowledge a checkpoint of job {}: {status}",
+                    self.job_id
+                );
+            }
+        }
+    }
+
     /// Reports `outcome`, trying again for a while when the coordinator
     /// does not answer (past that, the coordinator counts this worker
     /// lost, and its attempts with it).

@@ -4,17 +4,37 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 
+use serde::{Deserialize, Serialize};
+use weir_engine::checkpoint::{CheckpointAck, SplitPosition, TaskRestore};
 use weir_engine::graph::VertexId;
 use weir_engine::task::{PartitionWritten, TaskMetrics, TaskReport};
 use weir_exchange::ResultPartitionId;
 use weir_exchange::blocking::PartitionFileStats;
+use weir_exchange::checkpoint_store::{CheckpointStore, StateFile};
 
 use super::proto;
 use crate::SubtaskId;
 use crate::deployment::{AttemptHandles, AttemptPlan};
 
+/// What a restarted task resumes from, as it is shipped: the store of a
+/// savepoint by its URL (the worker opens it with the job's store
+/// options).
+#[derive(Serialize, Deserialize)]
+struct RestoreWire {
+    checkpoint: u64,
+    store: Option<String>,
+    splits: Vec<SplitPosition>,
+    operators: Vec<Vec<(usize, StateFile)>>,
+}
+
 /// `plan` as it is shipped (its handles stay with the job master).
 pub fn attempt_to_wire(plan: &AttemptPlan) -> proto::AttemptPlan {
+    let restore = plan.restore.as_ref().map(|r| RestoreWire {
+        checkpoint: r.checkpoint,
+        store: r.store.as_ref().map(|s| s.url().to_string()),
+        splits: r.splits.clone(),
+        operators: r.operators.clone(),
+    });
     proto::AttemptPlan {
         subtask: plan.subtask as u32,
         vertex: plan.id.vertex.0,
@@ -31,12 +51,41 @@ pub fn attempt_to_wire(plan: &AttemptPlan) -> proto::AttemptPlan {
             .collect(),
         memory_budget: plan.memory_budget as u64,
         fail_at_record: plan.fail_at_record,
+        triggered: plan.handles.triggers.is_some(),
+        restore: restore
+            .map(|r| serde_json::to_vec(&r).expect("a restore serializes"))
+            .unwrap_or_default(),
     }
 }
 
-/// A shipped plan, with fresh handles for the worker's task.
-pub fn attempt_from_wire(plan: proto::AttemptPlan) -> AttemptPlan {
-    AttemptPlan {
+/// A shipped plan, with fresh handles for the worker's task; a savepoint
+/// it resumes from opened with `store_options`.
+///
+/// # Errors
+/// Its restore does not decode, or its savepoint's store does not open.
+pub fn attempt_from_wire(
+    plan: proto::AttemptPlan,
+    store_options: &BTreeMap<String, String>,
+) -> Result<AttemptPlan, String> {
+    let restore = match plan.restore.is_empty() {
+        true => None,
+        false => {
+            let r: RestoreWire = serde_json::from_slice(&plan.restore)
+                .map_err(|e| format!("a restore that does not decode: {e}"))?;
+            let store = r
+                .store
+                .map(|url| CheckpointStore::try_new(&url, store_options))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            Some(TaskRestore {
+                checkpoint: r.checkpoint,
+                store,
+                splits: r.splits,
+                operators: r.operators,
+            })
+        }
+    };
+    Ok(AttemptPlan {
         subtask: plan.subtask as usize,
         id: SubtaskId {
             vertex: VertexId(plan.vertex),
@@ -50,8 +99,40 @@ pub fn attempt_from_wire(plan: proto::AttemptPlan) -> AttemptPlan {
             .collect(),
         memory_budget: usize::try_from(plan.memory_budget).unwrap_or(usize::MAX),
         fail_at_record: plan.fail_at_record,
-        restore: None,
+        restore,
         handles: AttemptHandles::default(),
+    })
+}
+
+/// A task's checkpoint acknowledgement, as it is shipped.
+pub fn ack_to_wire(job_id: &str, ack: &CheckpointAck) -> proto::CheckpointAck {
+    proto::CheckpointAck {
+        job_id: job_id.to_string(),
+        checkpoint: ack.checkpoint,
+        vertex: ack.vertex,
+        subtask: ack.subtask as u32,
+        outcome: Some(match &ack.outcome {
+            Ok(taken) => proto::checkpoint_ack::Outcome::Taken(
+                serde_json::to_vec(taken).expect("a task's checkpoint serializes"),
+            ),
+            Err(why) => proto::checkpoint_ack::Outcome::Declined(why.clone()),
+        }),
+    }
+}
+
+/// A shipped acknowledgement (one that does not decode declines).
+pub fn ack_from_wire(ack: proto::CheckpointAck) -> CheckpointAck {
+    let outcome = match ack.outcome {
+        Some(proto::checkpoint_ack::Outcome::Taken(bytes)) => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("its acknowledgement does not decode: {e}")),
+        Some(proto::checkpoint_ack::Outcome::Declined(why)) => Err(why),
+        None => Err("its acknowledgement says nothing".to_string()),
+    };
+    CheckpointAck {
+        checkpoint: ack.checkpoint,
+        vertex: ack.vertex,
+        subtask: ack.subtask as usize,
+        outcome,
     }
 }
 
@@ -177,7 +258,18 @@ fn intern(name: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use weir_engine::checkpoint::TaskCheckpoint;
+
     use super::*;
+
+    fn state_file() -> StateFile {
+        StateFile {
+            path: "chk-3/v0-0".to_string(),
+            bytes: 10,
+            crc32: 5,
+            rows: 2,
+        }
+    }
 
     #[test]
     fn plans_reports_and_failures_survive_the_trip() {
@@ -191,10 +283,18 @@ mod tests {
             reads: BTreeMap::from([((1, 0), 2), ((1, 1), 0)]),
             memory_budget: 1 << 30,
             fail_at_record: Some(10),
-            restore: None,
+            restore: Some(TaskRestore {
+                checkpoint: 3,
+                store: None,
+                splits: vec![SplitPosition {
+                    split: 1,
+                    position: serde_json::json!({"offset": 7}),
+                }],
+                operators: vec![vec![(0, state_file())]],
+            }),
             handles: AttemptHandles::default(),
         };
-        let back = attempt_from_wire(attempt_to_wire(&plan));
+        let back = attempt_from_wire(attempt_to_wire(&plan), &BTreeMap::new()).expect("decodes");
         assert_eq!(
             (back.subtask, back.id, back.attempt, &back.reads),
             (7, plan.id, 4, &plan.reads)
@@ -203,6 +303,23 @@ mod tests {
             (back.memory_budget, back.fail_at_record),
             (1 << 30, Some(10))
         );
+        let restore = back.restore.expect("a restore");
+        assert_eq!((restore.checkpoint, restore.splits.len()), (3, 1));
+        assert_eq!(restore.operators, vec![vec![(0, state_file())]]);
+
+        let ack = CheckpointAck {
+            checkpoint: 4,
+            vertex: 1,
+            subtask: 2,
+            outcome: Ok(TaskCheckpoint {
+                operators: vec![Some(state_file()), None],
+                committable: Some(serde_json::json!(["f1"])),
+                ..Default::default()
+            }),
+        };
+        let back = ack_from_wire(ack_to_wire("j", &ack));
+        assert_eq!((back.checkpoint, back.vertex, back.subtask), (4, 1, 2));
+        assert_eq!(back.outcome, ack.outcome);
 
         let id = ResultPartitionId {
             dataset: 1,
