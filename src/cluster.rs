@@ -15,7 +15,8 @@ use weir_engine::SinkFactory;
 use weir_engine::sinks::{CollectSink, RowsFrom, RowsOut};
 use weir_scheduler::cluster::proto::coordinator_client::CoordinatorClient;
 use weir_scheduler::cluster::proto::{
-    JobAccepted, JobRef, JobSpec, ListJobsRequest, ListWorkersRequest, Setting,
+    JobAccepted, JobRef, JobSpec, ListJobsRequest, ListWorkersRequest, SavepointRequest, Setting,
+    StopRequest,
 };
 use weir_scheduler::cluster::rows::from_ipc;
 use weir_scheduler::cluster::worker::{WorkerConfig, coordinator_endpoint};
@@ -194,11 +195,7 @@ pub fn job_spec(
                 }
                 _ => (String::new(), location),
             };
-            if path.contains("://") || std::path::Path::new(path).is_absolute() {
-                return Ok(table.clone());
-            }
-            let absolute = std::path::absolute(path).with_context(|| format!("locating {path}"))?;
-            Ok(format!("{name}={prefix}{}", absolute.display()))
+            Ok(format!("{name}={prefix}{}", absolute(path)?))
         })
         .collect::<Result<_>>()?;
     Ok(JobSpec {
@@ -212,7 +209,7 @@ pub fn job_spec(
                 value: s.value,
             })
             .collect(),
-        part: 0,
+        ..JobSpec::default()
     })
 }
 
@@ -413,6 +410,54 @@ pub async fn status(coordinator: &str, job: &str) -> Result<()> {
             matching.len()
         ),
     }
+}
+
+/// `path` made absolute, unless it is a URL: the coordinator and its
+/// workers may run in other directories.
+///
+/// # Errors
+/// The current directory is unknown.
+pub fn absolute(path: &str) -> Result<String> {
+    if path.contains("://") {
+        return Ok(path.to_string());
+    }
+    let absolute = std::path::absolute(path).with_context(|| format!("locating {path}"))?;
+    Ok(absolute.display().to_string())
+}
+
+/// Takes a savepoint of job `job` of `coordinator` into `dir` (without:
+/// under the job's configured savepoint directory): its URL.
+pub async fn savepoint(coordinator: &str, job: &str, dir: Option<String>) -> Result<String> {
+    let reply = connect(coordinator)
+        .await?
+        .trigger_savepoint(SavepointRequest {
+            job_id: job.to_string(),
+            dir: dir.unwrap_or_default(),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+    Ok(reply.into_inner().url)
+}
+
+/// Stops job `job` of `coordinator`, with a final savepoint when
+/// `savepoint` asks (into the directory it names, else the job's
+/// configured one): the savepoint's URL.
+pub async fn stop(
+    coordinator: &str,
+    job: &str,
+    savepoint: Option<Option<String>>,
+) -> Result<Option<String>> {
+    let reply = connect(coordinator)
+        .await?
+        .stop_job(StopRequest {
+            job_id: job.to_string(),
+            savepoint: savepoint.is_some(),
+            dir: savepoint.flatten().unwrap_or_default(),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+    let url = reply.into_inner().url;
+    Ok((!url.is_empty()).then_some(url))
 }
 
 /// Cancels job `job` of `coordinator`.

@@ -87,6 +87,10 @@ enum Command {
         /// without: a directory of its own under the job's
         /// `execution.checkpointing.savepoint-dir`.
         dir: Option<String>,
+        /// The coordinator that runs the job (without: a `weir run` of
+        /// this machine).
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
     },
     /// Stop a running job, with a final savepoint when asked: everything
     /// up to it is committed, nothing after.
@@ -97,6 +101,10 @@ enum Command {
         /// `execution.checkpointing.savepoint-dir`).
         #[arg(long, value_name = "DIR", num_args = 0..=1)]
         savepoint: Option<Option<String>>,
+        /// The coordinator that runs the job (without: a `weir run` of
+        /// this machine).
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
     },
     /// Cancel a running job: its uncommitted output is discarded.
     Cancel {
@@ -389,17 +397,21 @@ async fn run(cli: Cli) -> Result<()> {
             detached,
         } => {
             if let Some(coordinator) = coordinator {
-                if from_savepoint.is_some() || stop_with_savepoint.is_some() {
+                if stop_with_savepoint.is_some() {
                     anyhow::bail!(
-                        "savepoints of jobs on a coordinator are not supported yet: run \
-                         without --from-savepoint and --stop-with-savepoint"
+                        "--stop-with-savepoint is for jobs of this machine: stop a job of a \
+                         coordinator with `weir stop JOB --savepoint --coordinator URL`"
                     );
                 }
                 if !jobs::is_script(&job) {
                     anyhow::bail!("only SQL scripts run on a coordinator, not built-in jobs");
                 }
                 let script = jobs::Script::read(&job)?;
-                let spec = cluster::job_spec(&script, &options.tables, options.settings()?)?;
+                let mut spec = cluster::job_spec(&script, &options.tables, options.settings()?)?;
+                if let Some(savepoint) = from_savepoint {
+                    spec.restore_from = cluster::absolute(&savepoint)?;
+                    spec.allow_non_restored = allow_non_restored_state;
+                }
                 return cluster::run_script(&coordinator, spec, format, true, detached).await;
             }
             let mut config = options.config()?;
@@ -438,13 +450,44 @@ async fn run(cli: Cli) -> Result<()> {
             };
             jobs::run_script(&script, &options.tables, config, format, false, &running).await
         }
-        Command::Savepoint { job, dir } => {
+        Command::Savepoint {
+            job,
+            dir,
+            coordinator: Some(coordinator),
+        } => {
+            let dir = dir.map(|d| cluster::absolute(&d)).transpose()?;
+            println!("{}", cluster::savepoint(&coordinator, &job, dir).await?);
+            Ok(())
+        }
+        Command::Stop {
+            job,
+            savepoint,
+            coordinator: Some(coordinator),
+        } => {
+            let savepoint = savepoint
+                .map(|dir| dir.map(|d| cluster::absolute(&d)).transpose())
+                .transpose()?;
+            match cluster::stop(&coordinator, &job, savepoint).await? {
+                Some(url) => println!("stopped with a savepoint at {url}"),
+                None => println!("stopped"),
+            }
+            Ok(())
+        }
+        Command::Savepoint {
+            job,
+            dir,
+            coordinator: None,
+        } => {
             let target = control::savepoint_target(dir)?;
             let url = control::send(&job, &control::Request::Savepoint { target }).await?;
             println!("{}", url.unwrap_or_default());
             Ok(())
         }
-        Command::Stop { job, savepoint } => {
+        Command::Stop {
+            job,
+            savepoint,
+            coordinator: None,
+        } => {
             let savepoint = savepoint.map(control::savepoint_target).transpose()?;
             match control::send(&job, &control::Request::Stop { savepoint }).await? {
                 Some(url) => println!("stopped with a savepoint at {url}"),

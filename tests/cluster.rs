@@ -416,25 +416,8 @@ fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_on
     const ROWS: u64 = 30_000;
     let tmp = tempfile::tempdir().expect("a directory");
     let mut cluster = cluster(tmp.path());
-    let checkpoints = tmp.path().join("checkpoints");
-    let out = tmp.path().join("out");
-    let script = script(
-        tmp.path(),
-        "streaming.sql",
-        &format!(
-            "{}
-             CREATE TABLE numbers (id BIGINT) WITH (
-               'connector' = 'datagen', 'number-of-rows' = '{ROWS}',
-               'rows-per-second' = '{}', 'fields.id.kind' = 'sequence',
-               'fields.id.start' = '0', 'fields.id.end' = '{}');
-             CREATE TABLE out WITH ('connector' = 'parquet', 'path' = '{}');
-             INSERT INTO out SELECT id FROM numbers;",
-            cli::streaming_settings(&checkpoints, "150 ms"),
-            ROWS / 4,
-            ROWS - 1,
-            out.display()
-        ),
-    );
+    let (checkpoints, out) = (tmp.path().join("checkpoints"), tmp.path().join("out"));
+    let script = streaming_ids(tmp.path(), &checkpoints, &out, ROWS);
     let job = submit(tmp.path(), &script, &cluster.url);
     // Once a checkpoint completed, SIGKILL the worker that runs the job
     // (a streaming job is one pipelined region, on one worker).
@@ -457,8 +440,35 @@ fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_on
     let summary = text(&ended.stderr);
     assert!(ended.status.success(), "{summary}");
     assert!(!summary.contains(" 0 restart(s)"), "{summary}");
+    assert_every_id_once(tmp.path(), &out, ROWS);
+}
+
+/// A streaming job of `rows` ids at a quarter of them a second into
+/// Parquet under `out`, checkpointing every 150 ms into `checkpoints`.
+fn streaming_ids(tmp: &Path, checkpoints: &Path, out: &Path, rows: u64) -> PathBuf {
+    script(
+        tmp,
+        "streaming.sql",
+        &format!(
+            "{}
+             CREATE TABLE numbers (id BIGINT) WITH (
+               'connector' = 'datagen', 'number-of-rows' = '{rows}',
+               'rows-per-second' = '{}', 'fields.id.kind' = 'sequence',
+               'fields.id.start' = '0', 'fields.id.end' = '{}');
+             CREATE TABLE out WITH ('connector' = 'parquet', 'path' = '{}');
+             INSERT INTO out SELECT id FROM numbers;",
+            cli::streaming_settings(checkpoints, "150 ms"),
+            rows / 4,
+            rows - 1,
+            out.display()
+        ),
+    )
+}
+
+/// Asserts that the Parquet files under `out` hold ids 0..rows once each.
+fn assert_every_id_once(tmp: &Path, out: &Path, rows: u64) {
     let read = output({
-        let mut c = weir(tmp.path());
+        let mut c = weir(tmp);
         c.args([
             "sql",
             "SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM t",
@@ -471,8 +481,65 @@ fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_on
     });
     assert_eq!(
         text(&read.stdout),
-        format!("n,d,lo,hi\n{ROWS},{ROWS},0,{}\n", ROWS - 1),
+        format!("n,d,lo,hi\n{rows},{rows},0,{}\n", rows - 1),
         "every row exactly once: {}",
         text(&read.stderr)
     );
+}
+
+/// Runs `weir args... --coordinator url` to its end: its standard output.
+fn verb(tmp: &Path, args: &[&str], url: &str) -> String {
+    let ran = output({
+        let mut c = weir(tmp);
+        c.args(args).args(["--coordinator", url]);
+        c
+    });
+    assert!(ran.status.success(), "{args:?}: {}", text(&ran.stderr));
+    text(&ran.stdout)
+}
+
+#[test]
+fn a_streaming_job_on_workers_takes_savepoints_stops_and_resumes_exactly_once() {
+    const ROWS: u64 = 20_000;
+    let tmp = tempfile::tempdir().expect("a directory");
+    let cluster = cluster(tmp.path());
+    let (checkpoints, out) = (tmp.path().join("checkpoints"), tmp.path().join("out"));
+    let script = streaming_ids(tmp.path(), &checkpoints, &out, ROWS);
+    let path = script.to_str().expect("utf-8");
+    let job = verb(tmp.path(), &["run", path, "--detached"], &cluster.url);
+    let job = job.trim();
+    assert!(job.starts_with("job-"), "{job}");
+    while cli::latest_checkpoint(&checkpoints).is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let savepoint = tmp.path().join("savepoint");
+    let taken = verb(
+        tmp.path(),
+        &["savepoint", job, savepoint.to_str().expect("utf-8")],
+        &cluster.url,
+    );
+    assert!(taken.trim().ends_with("savepoint"), "{taken}");
+    assert!(savepoint.join("_metadata").exists());
+    let status = verb(tmp.path(), &["status", job], &cluster.url);
+    assert!(status.contains("\trunning\t"), "{status}");
+    // Stopped with a final savepoint, then resumed from it to the end.
+    let last = tmp.path().join("last");
+    let stopped = verb(
+        tmp.path(),
+        &["stop", job, "--savepoint", last.to_str().expect("utf-8")],
+        &cluster.url,
+    );
+    assert!(
+        stopped.starts_with("stopped with a savepoint at "),
+        "{stopped}"
+    );
+    let status = verb(tmp.path(), &["status", job], &cluster.url);
+    assert!(status.contains("\tfinished\t"), "{status}");
+    let from = last.to_str().expect("utf-8");
+    verb(
+        tmp.path(),
+        &["run", path, "--from-savepoint", from],
+        &cluster.url,
+    );
+    assert_every_id_once(tmp.path(), &out, ROWS);
 }

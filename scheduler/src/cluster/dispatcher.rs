@@ -17,7 +17,7 @@ use super::{JobPlanner, fingerprint, plan_part};
 use crate::deployment::JobRuntime;
 use crate::mini_cluster::{job_master, new_job_id};
 use crate::task_executor::TaskExecutor;
-use crate::{Error, FailurePlan, JobControl, JobProgress, Result};
+use crate::{Error, FailurePlan, JobControl, JobProgress, Result, SavepointTarget};
 
 /// How a job is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +138,11 @@ impl Dispatcher {
         let part = plan_part(self.planner.as_ref(), &spec, Arc::new(PlannedOnly))
             .await
             .map_err(Error::Cluster)?;
-        let (job, config) = (part.job, part.config);
+        let (job, mut config) = (part.job, part.config);
+        if !spec.restore_from.is_empty() {
+            config.restore_from = Some(spec.restore_from.clone());
+            config.allow_non_restored = spec.allow_non_restored;
+        }
         let schema = part
             .rows
             .map(|schema| to_ipc(&schema, None))
@@ -292,9 +296,30 @@ impl Dispatcher {
     /// # Errors
     /// No job has such an id, or it does not run.
     pub fn cancel(&self, id: &str) -> Result<()> {
+        self.control(id)?.cancel()
+    }
+
+    fn control(&self, id: &str) -> Result<JobControl> {
         let id = self.resolve(id)?;
-        let control = self.lock()[&id].control.clone();
-        control.cancel()
+        Ok(self.lock()[&id].control.clone())
+    }
+
+    /// Takes a savepoint of job `id` into `target`: its URL.
+    ///
+    /// # Errors
+    /// No job has such an id, it does not run, takes no savepoints, or
+    /// the savepoint fails.
+    pub async fn savepoint(&self, id: &str, target: SavepointTarget) -> Result<String> {
+        self.control(id)?.savepoint(target).await
+    }
+
+    /// Stops job `id`, with a final savepoint into `target` when given:
+    /// the savepoint's URL.
+    ///
+    /// # Errors
+    /// As [`Dispatcher::savepoint`].
+    pub async fn stop(&self, id: &str, target: Option<SavepointTarget>) -> Result<Option<String>> {
+        self.control(id)?.stop(target).await
     }
 
     /// Every job, in the order of their ids (the order they came).

@@ -15,7 +15,7 @@ use super::dispatcher::{Dispatcher, JobState};
 use super::proto::coordinator_server::{Coordinator, CoordinatorServer};
 use super::proto::{self, JobUpdate};
 use super::{Heartbeats, JobPlanner};
-use crate::{Error, Result};
+use crate::{Error, Result, SavepointTarget};
 
 /// How often a watched job's progress is sent.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -62,6 +62,15 @@ fn status(e: Error) -> Status {
     match e {
         Error::Control(message) => Status::not_found(message),
         other => Status::failed_precondition(other.to_string()),
+    }
+}
+
+/// Where a savepoint asked for with `dir` goes (empty: the job's
+/// configured savepoint directory).
+fn target(dir: String) -> SavepointTarget {
+    match dir.is_empty() {
+        true => SavepointTarget::Configured,
+        false => SavepointTarget::Dir(dir),
     }
 }
 
@@ -214,6 +223,35 @@ impl Coordinator for CoordinatorService {
             .cancel(&request.into_inner().job_id)
             .map_err(status)?;
         Ok(Response::new(proto::JobControlReply {}))
+    }
+
+    async fn trigger_savepoint(
+        &self,
+        request: Request<proto::SavepointRequest>,
+    ) -> std::result::Result<Response<proto::SavepointReply>, Status> {
+        let request = request.into_inner();
+        let url = self
+            .dispatcher
+            .savepoint(&request.job_id, target(request.dir))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::SavepointReply { url }))
+    }
+
+    async fn stop_job(
+        &self,
+        request: Request<proto::StopRequest>,
+    ) -> std::result::Result<Response<proto::SavepointReply>, Status> {
+        let request = request.into_inner();
+        let savepoint = request.savepoint.then(|| target(request.dir));
+        let url = self
+            .dispatcher
+            .stop(&request.job_id, savepoint)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::SavepointReply {
+            url: url.unwrap_or_default(),
+        }))
     }
 
     async fn task_ended(
