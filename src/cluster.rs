@@ -3,16 +3,16 @@
 //! `--coordinator`.
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use tonic::transport::Channel;
 use weir_engine::SinkFactory;
 use weir_engine::sinks::{CollectSink, RowsFrom, RowsOut};
+use weir_scheduler::cluster::access::{Authorized, Token};
 use weir_scheduler::cluster::proto::coordinator_client::CoordinatorClient;
 use weir_scheduler::cluster::proto::{
     JobAccepted, JobRef, JobSpec, ListJobsRequest, ListWorkersRequest, SavepointRequest, Setting,
@@ -20,9 +20,7 @@ use weir_scheduler::cluster::proto::{
 };
 use weir_scheduler::cluster::rows::from_ipc;
 use weir_scheduler::cluster::worker::{WorkerConfig, coordinator_endpoint};
-use weir_scheduler::cluster::{
-    Heartbeats, JobPlanner, ScriptPart, loopback_address, service, worker,
-};
+use weir_scheduler::cluster::{Heartbeats, JobPlanner, ScriptPart, service, worker};
 use weir_scheduler::{JobConfig, JobControl};
 
 use crate::jobs::{Script, session};
@@ -105,16 +103,28 @@ async fn plan_script(
     Ok(parts)
 }
 
+/// The cluster's secret, from `file` or the environment.
+fn token(file: Option<&Path>) -> Result<Token> {
+    Ok(Token::load(file, &|name| std::env::var(name).ok())?)
+}
+
 /// Serves a coordinator on `bind` until the process ends. Says where it
 /// listens on standard output first (the port, when `bind` asks for any).
-pub async fn coordinator(bind: &str, interval: Duration, timeout: Duration) -> Result<()> {
+/// Calls must carry the secret of `token_file` (or the environment's).
+pub async fn coordinator(
+    bind: &str,
+    interval: Duration,
+    timeout: Duration,
+    token_file: Option<&Path>,
+) -> Result<()> {
     if interval.is_zero() || timeout <= interval {
         bail!(
             "--heartbeat-timeout ({timeout:?}) must be longer than --heartbeat-interval \
              ({interval:?}), which is not zero"
         );
     }
-    let address = loopback_address(bind)?;
+    let token = token(token_file)?;
+    let address = token.listen_address(bind)?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
@@ -125,24 +135,33 @@ pub async fn coordinator(bind: &str, interval: Duration, timeout: Duration) -> R
         listener,
         Heartbeats { interval, timeout },
         Arc::new(ScriptPlanner),
+        token,
     )
     .await?;
     Ok(())
 }
 
 /// Runs a worker offering `slots` (default: the cores) to `coordinator`,
-/// its own service on `bind`.
-pub async fn worker(coordinator: String, slots: Option<u32>, bind: &str) -> Result<()> {
+/// its own service on `bind`, with the secret of `token_file` (or the
+/// environment's).
+pub async fn worker(
+    coordinator: String,
+    slots: Option<u32>,
+    bind: &str,
+    token_file: Option<&Path>,
+) -> Result<()> {
     let slots = match slots {
         Some(slots) => slots,
         None => std::thread::available_parallelism()?.get() as u32,
     };
-    let bind: SocketAddr = loopback_address(bind)?;
+    let token = token(token_file)?;
+    let bind = token.listen_address(bind)?;
     worker::run(
         WorkerConfig {
             coordinator,
             slots,
             bind,
+            token,
         },
         Arc::new(ScriptPlanner),
     )
@@ -150,12 +169,12 @@ pub async fn worker(coordinator: String, slots: Option<u32>, bind: &str) -> Resu
     Ok(())
 }
 
-async fn connect(coordinator: &str) -> Result<CoordinatorClient<Channel>> {
+async fn connect(coordinator: &str) -> Result<CoordinatorClient<Authorized>> {
     let channel = coordinator_endpoint(coordinator)?
         .connect()
         .await
         .with_context(|| format!("cannot reach the coordinator at {coordinator}"))?;
-    Ok(CoordinatorClient::new(channel))
+    Ok(token(None)?.coordinator_over(channel))
 }
 
 /// Prints the workers `coordinator` knows, one per line: id, state, slots,
@@ -294,7 +313,7 @@ pub async fn run_script(
 /// Follows job `accepted` to its end, printing its rows with `printer`
 /// and, on a terminal, its progress: its summary and how long it ran.
 async fn follow(
-    client: &mut CoordinatorClient<Channel>,
+    client: &mut CoordinatorClient<Authorized>,
     coordinator: &str,
     accepted: &JobAccepted,
     printer: Option<&RowPrinter>,

@@ -167,7 +167,8 @@ enum Command {
     /// Start a coordinator: workers register their slots with it, and
     /// `weir run --coordinator` runs jobs on them.
     Coordinator {
-        /// Where to listen, HOST:PORT (loopback only for now).
+        /// Where to listen, HOST:PORT (beyond loopback only with an access
+        /// token).
         #[arg(long, default_value = "127.0.0.1:6123")]
         bind: String,
         /// Between two heartbeats of a worker.
@@ -177,6 +178,11 @@ enum Command {
         /// without an answer until its coordinator is).
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         heartbeat_timeout: Duration,
+        /// A file holding the cluster's access token [default:
+        /// $WEIR_CLUSTER_TOKEN_FILE, else $WEIR_CLUSTER_TOKEN]; needed to
+        /// listen beyond loopback.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Start a worker that offers its slots to a coordinator.
     Worker {
@@ -186,10 +192,14 @@ enum Command {
         /// The slots it offers [default: cores].
         #[arg(long)]
         slots: Option<u32>,
-        /// Where its own service listens, HOST:PORT (loopback only for
-        /// now; port 0: any free one).
+        /// Where its own service listens, HOST:PORT (port 0: any free
+        /// one; beyond loopback only with an access token).
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: String,
+        /// A file holding the cluster's access token [default:
+        /// $WEIR_CLUSTER_TOKEN_FILE, else $WEIR_CLUSTER_TOKEN].
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// List the workers a coordinator knows, alive or lost.
     Workers {
@@ -348,12 +358,22 @@ async fn run(cli: Cli) -> Result<()> {
             bind,
             heartbeat_interval,
             heartbeat_timeout,
-        } => cluster::coordinator(&bind, heartbeat_interval, heartbeat_timeout).await,
+            token_file,
+        } => {
+            cluster::coordinator(
+                &bind,
+                heartbeat_interval,
+                heartbeat_timeout,
+                token_file.as_deref(),
+            )
+            .await
+        }
         Command::Worker {
             coordinator,
             slots,
             bind,
-        } => cluster::worker(coordinator, slots, &bind).await,
+            token_file,
+        } => cluster::worker(coordinator, slots, &bind, token_file.as_deref()).await,
         Command::Workers { coordinator } => cluster::workers(&coordinator).await,
         Command::Examples => {
             for (name, about) in examples::EXAMPLES {

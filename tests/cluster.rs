@@ -30,7 +30,11 @@ impl Drop for Process {
 /// Starts a coordinator on `bind` with a 100 ms heartbeat and a 1 s
 /// timeout: the process and its URL.
 fn coordinator(tmp: &Path, bind: &str) -> (Process, String) {
-    let mut command = weir(tmp);
+    coordinator_of(weir(tmp), bind)
+}
+
+/// Starts `command` as a coordinator on `bind`, as [`coordinator`] does.
+fn coordinator_of(mut command: Command, bind: &str) -> (Process, String) {
     command
         .args(["coordinator", "--bind", bind])
         .args(["--heartbeat-interval", "100ms", "--heartbeat-timeout", "1s"])
@@ -542,4 +546,80 @@ fn a_streaming_job_on_workers_takes_savepoints_stops_and_resumes_exactly_once() 
         &cluster.url,
     );
     assert_every_id_once(tmp.path(), &out, ROWS);
+}
+
+#[test]
+fn beyond_loopback_a_cluster_takes_calls_with_its_token_only() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let secret = tmp.path().join("token");
+    std::fs::write(&secret, "a-cluster-secret-of-some-length\n").expect("writes");
+    let with_token = |command: &mut Command| {
+        command.env("WEIR_CLUSTER_TOKEN_FILE", &secret);
+    };
+    let mut command = weir(tmp.path());
+    with_token(&mut command);
+    let (_coordinator, url) = coordinator_of(command, "0.0.0.0:0");
+    let url = url.replace("0.0.0.0", "127.0.0.1");
+    let mut command = weir(tmp.path());
+    with_token(&mut command);
+    let _worker = Process(
+        command
+            .args(["worker", "--coordinator", &url, "--slots", "2"])
+            .args(["--bind", "0.0.0.0:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
+    // Without the token: refused, saying what to set; a worker too.
+    let refused = output({
+        let mut c = weir(tmp.path());
+        c.args(["workers", "--coordinator", &url]);
+        c
+    });
+    assert!(!refused.status.success());
+    let e = text(&refused.stderr);
+    assert!(e.contains("WEIR_CLUSTER_TOKEN"), "{e}");
+    let refused = output({
+        let mut c = weir(tmp.path());
+        c.args(["worker", "--coordinator", &url]);
+        c
+    });
+    assert!(!refused.status.success());
+    let e = text(&refused.stderr);
+    assert!(
+        e.contains("refused this worker") && e.contains("token"),
+        "{e}"
+    );
+    // With it: the worker registered, and a job runs on it.
+    let mut job = weir(tmp.path());
+    with_token(&mut job);
+    let out = tmp.path().join("out");
+    let script = revenue_script(tmp.path(), &out);
+    let started = Instant::now();
+    loop {
+        let mut listed = weir(tmp.path());
+        with_token(&mut listed);
+        let listed = text(
+            &output({
+                listed.args(["workers", "--coordinator", &url]);
+                listed
+            })
+            .stdout,
+        );
+        if listed.contains("alive") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    job.args([
+        "run",
+        script.to_str().expect("utf-8"),
+        "--coordinator",
+        &url,
+    ]);
+    let ran = output(job);
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    assert!(rows_of(tmp.path(), &out, "nation, year").lines().count() > 100);
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
+use super::access::Token;
 use super::coordinator::ResourceManager;
 use super::proto::{self, JobSpec, Setting};
 use super::remote::{AckSlot, RemoteExecutor, RemoteJob};
@@ -75,15 +76,19 @@ struct Job {
 pub struct Dispatcher {
     planner: Arc<dyn JobPlanner>,
     resources: ResourceManager,
+    /// The secret of calls to the workers.
+    token: Token,
     jobs: Arc<Mutex<BTreeMap<String, Job>>>,
 }
 
 impl Dispatcher {
-    /// Jobs planned by `planner`, run on the workers of `resources`.
-    pub fn new(planner: Arc<dyn JobPlanner>, resources: ResourceManager) -> Self {
+    /// Jobs planned by `planner`, run on the workers of `resources`,
+    /// called with `token`.
+    pub fn new(planner: Arc<dyn JobPlanner>, resources: ResourceManager, token: Token) -> Self {
         Self {
             planner,
             resources,
+            token,
             jobs: Arc::default(),
         }
     }
@@ -157,18 +162,14 @@ impl Dispatcher {
             spec,
             checkpoint_job_dir: None,
         };
-        let resources = self.resources.clone();
+        let (resources, token) = (self.resources.clone(), self.token.clone());
         let executor = |runtime: JobRuntime| -> Box<dyn TaskExecutor> {
             let remote = RemoteJob {
                 checkpoint_job_dir: runtime.checkpoints.map(|(_, dir)| dir),
                 ..remote
             };
-            Box::new(RemoteExecutor::new(
-                remote,
-                resources,
-                ended,
-                Arc::clone(&acks),
-            ))
+            let executor = RemoteExecutor::new(remote, resources, ended, Arc::clone(&acks));
+            Box::new(executor.with_token(token))
         };
         let progress = JobProgress::default();
         let control = JobControl::default();

@@ -12,6 +12,7 @@
 //! them ([`task_manager`]). Pipelined regions run whole on one worker;
 //! blocking partitions go to the shuffle root all of them reach.
 
+pub mod access;
 pub mod coordinator;
 pub mod dispatcher;
 pub mod remote;
@@ -22,7 +23,6 @@ pub mod wire;
 pub mod worker;
 
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use weir_engine::graph::JobGraph;
 use weir_engine::sinks::RowsOut;
 
-use crate::{Error, JobConfig, Result};
+use crate::JobConfig;
 
 /// One job of a script: a query, or its INSERT INTO statements together.
 pub struct ScriptPart {
@@ -57,7 +57,7 @@ pub trait JobPlanner: Send + Sync + 'static {
         &self,
         spec: &proto::JobSpec,
         rows: Arc<dyn RowsOut>,
-    ) -> std::result::Result<Vec<ScriptPart>, String>;
+    ) -> Result<Vec<ScriptPart>, String>;
 }
 
 /// The part of the script of `spec` that `spec.part` names.
@@ -68,7 +68,7 @@ pub async fn plan_part(
     planner: &dyn JobPlanner,
     spec: &proto::JobSpec,
     rows: Arc<dyn RowsOut>,
-) -> std::result::Result<ScriptPart, String> {
+) -> Result<ScriptPart, String> {
     let mut parts = planner.plan(spec, rows).await?;
     let count = parts.len();
     let part = spec.part as usize;
@@ -134,23 +134,4 @@ impl Default for Heartbeats {
             timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// The address a coordinator listens on, refusing one beyond loopback:
-/// those need a shared-secret token, which this weir cannot check yet.
-///
-/// # Errors
-/// [`Error::Cluster`] for an address that does not parse, or is not a
-/// loopback one.
-pub fn loopback_address(bind: &str) -> Result<SocketAddr> {
-    let address: SocketAddr = bind
-        .parse()
-        .map_err(|e| Error::Cluster(format!("'{bind}' is not HOST:PORT ({e})")))?;
-    if !address.ip().is_loopback() {
-        return Err(Error::Cluster(format!(
-            "not binding to {bind}: listening beyond loopback needs an access token, which this \
-             weir cannot check yet; bind to 127.0.0.1 and reach it through a tunnel"
-        )));
-    }
-    Ok(address)
 }

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use weir_engine::checkpoint::CheckpointAck;
 use weir_exchange::event::Barrier;
 
+use super::access::{Authorized, Token};
 use super::coordinator::{Placement, ResourceManager};
 use super::proto::worker_client::WorkerClient;
 use super::proto::{self, task_end};
@@ -70,7 +71,9 @@ pub struct RemoteExecutor {
     placed: HashMap<usize, Placed>,
     /// The workers that ran an attempt of the job, with their address.
     used: HashMap<String, String>,
-    clients: HashMap<String, WorkerClient<Channel>>,
+    clients: HashMap<String, WorkerClient<Authorized>>,
+    /// The secret its calls carry.
+    token: Token,
     /// Ends of attempts, as workers report them.
     ended: mpsc::UnboundedReceiver<proto::TaskEnd>,
     /// Ends found here: deployments that failed, workers lost.
@@ -101,20 +104,26 @@ impl RemoteExecutor {
             placed: HashMap::new(),
             used: HashMap::new(),
             clients: HashMap::new(),
+            token: Token::default(),
             ended,
             failed: VecDeque::new(),
             undeployed: mpsc::unbounded_channel(),
         }
     }
 
-    fn client(&mut self, placement: &Placement) -> Option<WorkerClient<Channel>> {
+    /// Calls the workers with `token`'s secret.
+    pub fn with_token(self, token: Token) -> Self {
+        Self { token, ..self }
+    }
+
+    fn client(&mut self, placement: &Placement) -> Option<WorkerClient<Authorized>> {
         if let Some(client) = self.clients.get(&placement.worker) {
             return Some(client.clone());
         }
         let endpoint = Endpoint::from_shared(placement.address.clone())
             .ok()?
             .connect_timeout(Duration::from_secs(2));
-        let client = WorkerClient::new(endpoint.connect_lazy());
+        let client = self.token.worker(&endpoint);
         self.clients
             .insert(placement.worker.clone(), client.clone());
         Some(client)
@@ -187,7 +196,7 @@ impl RemoteExecutor {
 /// worker, until the attempt ends (the job master drops their sender).
 async fn inject_barriers(
     mut triggers: mpsc::UnboundedReceiver<Barrier>,
-    mut client: WorkerClient<Channel>,
+    mut client: WorkerClient<Authorized>,
     injection: proto::BarrierInjection,
 ) {
     while let Some(barrier) = triggers.recv().await {

@@ -16,9 +16,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use tokio::sync::Notify;
-use tonic::transport::Channel;
 use weir_engine::sinks::{RowsFrom, RowsOut};
 
+use super::access::Authorized;
 use super::proto::{self, coordinator_client::CoordinatorClient};
 
 /// `batch` as an Arrow IPC stream (its schema, then it), or `schema` alone
@@ -54,12 +54,12 @@ pub fn from_ipc(bytes: &[u8]) -> arrow::error::Result<(SchemaRef, Vec<RecordBatc
 #[derive(Debug, Clone)]
 pub struct RowForwarder {
     job_id: String,
-    coordinator: CoordinatorClient<Channel>,
+    coordinator: CoordinatorClient<Authorized>,
 }
 
 impl RowForwarder {
     /// The rows of job `job_id`, to `coordinator`.
-    pub fn new(job_id: &str, coordinator: CoordinatorClient<Channel>) -> Self {
+    pub fn new(job_id: &str, coordinator: CoordinatorClient<Authorized>) -> Self {
         Self {
             job_id: job_id.to_string(),
             coordinator,

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use super::access::{MAX_MESSAGE_BYTES, Token};
 use super::coordinator::{ResourceManager, sweep_forever};
 use super::dispatcher::{Dispatcher, JobState};
 use super::proto::coordinator_server::{Coordinator, CoordinatorServer};
@@ -30,17 +32,18 @@ pub struct CoordinatorService {
 impl CoordinatorService {
     /// A coordinator whose workers keep to `heartbeats`, planning jobs
     /// with `planner`.
-    pub fn new(heartbeats: Heartbeats, planner: Arc<dyn JobPlanner>) -> Self {
+    pub fn new(heartbeats: Heartbeats, planner: Arc<dyn JobPlanner>, token: Token) -> Self {
         let resources = ResourceManager::new(heartbeats);
         Self {
-            dispatcher: Dispatcher::new(planner, resources.clone()),
+            dispatcher: Dispatcher::new(planner, resources.clone(), token),
             resources,
         }
     }
 }
 
 /// Serves a coordinator on `listener` until the process ends, declaring
-/// silent workers lost as it goes.
+/// silent workers lost as it goes; every call must carry `token`'s
+/// secret, when it has one.
 ///
 /// # Errors
 /// When the server stops on an error.
@@ -48,11 +51,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     heartbeats: Heartbeats,
     planner: Arc<dyn JobPlanner>,
+    token: Token,
 ) -> Result<()> {
-    let service = CoordinatorService::new(heartbeats, planner);
+    let check = token.check();
+    let service = CoordinatorService::new(heartbeats, planner, token);
     tokio::spawn(sweep_forever(service.resources.clone()));
+    let server = CoordinatorServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     Server::builder()
-        .add_service(CoordinatorServer::new(service))
+        .add_service(InterceptedService::new(server, check))
         .serve_with_incoming(TcpIncoming::from(listener))
         .await
         .map_err(|e| Error::Cluster(format!("the coordinator stopped: {e}")))

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use weir_engine::checkpoint::CheckpointAck;
 use weir_exchange::ShuffleRoot;
 use weir_exchange::checkpoint_store::CheckpointStore;
 use weir_exchange::event::Barrier;
 
+use super::access::Authorized;
 use super::proto::coordinator_client::CoordinatorClient;
 use super::proto::worker_server::Worker;
 use super::proto::{self, task_end};
@@ -71,7 +71,7 @@ impl JobTasks {
 #[derive(Clone)]
 pub struct TaskManager {
     planner: Arc<dyn JobPlanner>,
-    coordinator: CoordinatorClient<Channel>,
+    coordinator: CoordinatorClient<Authorized>,
     /// The id the coordinator gave this worker (empty until it did).
     worker_id: Arc<Mutex<String>>,
     jobs: Arc<tokio::sync::Mutex<HashMap<String, JobTasks>>>,
@@ -79,7 +79,7 @@ pub struct TaskManager {
 
 impl TaskManager {
     /// Runs jobs planned by `planner`, reporting to `coordinator`.
-    pub fn new(planner: Arc<dyn JobPlanner>, coordinator: CoordinatorClient<Channel>) -> Self {
+    pub fn new(planner: Arc<dyn JobPlanner>, coordinator: CoordinatorClient<Authorized>) -> Self {
         Self {
             planner,
             coordinator,
@@ -302,7 +302,7 @@ async fn run_job(
 struct Reporter {
     job_id: String,
     worker_id: Arc<Mutex<String>>,
-    coordinator: CoordinatorClient<Channel>,
+    coordinator: CoordinatorClient<Authorized>,
 }
 
 impl Reporter {

@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Endpoint, Server};
 
+use super::access::{Authorized, MAX_MESSAGE_BYTES, Token};
 use super::proto::coordinator_client::CoordinatorClient;
 use super::proto::worker_server::WorkerServer;
 use super::proto::{RegisterWorker, WorkerHeartbeat};
@@ -31,6 +33,8 @@ pub struct WorkerConfig {
     pub slots: u32,
     /// Where its own service listens (port 0: any free one).
     pub bind: SocketAddr,
+    /// The cluster's secret: its calls carry it, its service checks it.
+    pub token: Token,
 }
 
 /// The endpoint of coordinator URL `url`.
@@ -73,9 +77,13 @@ pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<(
         .local_addr()
         .map_err(|e| Error::Cluster(format!("cannot tell where it listens: {e}")))?;
     let address = format!("http://{address}");
-    let tasks = TaskManager::new(planner, CoordinatorClient::new(endpoint.connect_lazy()));
+    let token = &config.token;
+    let tasks = TaskManager::new(planner, token.coordinator(&endpoint));
+    let service = WorkerServer::new(tasks.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let server = Server::builder()
-        .add_service(WorkerServer::new(tasks.clone()))
+        .add_service(InterceptedService::new(service, token.check()))
         .serve_with_incoming(TcpIncoming::from(listener));
     tokio::spawn(async move {
         if let Err(e) = server.await {
@@ -90,7 +98,7 @@ pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<(
         // forgot this worker.
         tasks.cancel_everything().await;
         let mut client = match endpoint.connect().await {
-            Ok(channel) => CoordinatorClient::new(channel),
+            Ok(channel) => token.coordinator_over(channel),
             Err(e) => {
                 if waiting_since.is_none() {
                     tracing::warn!("waiting for the coordinator at {}: {e}", config.coordinator);
@@ -110,7 +118,12 @@ pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<(
             .await;
         let registered = match registered {
             Ok(reply) => reply.into_inner(),
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::Unauthenticated
+                ) =>
+            {
                 return Err(Error::Cluster(format!(
                     "the coordinator at {} refused this worker: {}",
                     config.coordinator,
@@ -142,7 +155,7 @@ pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<(
 /// Sends heartbeats until the coordinator forgets this worker or stays
 /// silent for the timeout.
 async fn beat(
-    client: &mut CoordinatorClient<Channel>,
+    client: &mut CoordinatorClient<Authorized>,
     worker_id: &str,
     heartbeats: Heartbeats,
     config: &WorkerConfig,
