@@ -314,13 +314,19 @@ impl Dispatcher {
         self.control(id)?.savepoint(target).await
     }
 
-    /// Stops job `id`, with a final savepoint into `target` when given:
-    /// the savepoint's URL.
+    /// Stops job `id`, with a final savepoint into `target` when given,
+    /// and waits until it ended: the savepoint's URL.
     ///
     /// # Errors
     /// As [`Dispatcher::savepoint`].
     pub async fn stop(&self, id: &str, target: Option<SavepointTarget>) -> Result<Option<String>> {
-        self.control(id)?.stop(target).await
+        let id = self.resolve(id)?;
+        let mut state = self.lock()[&id].state.clone();
+        let savepoint = self.control(&id)?.stop(target).await?;
+        // Answered once the job ended (it commits what the savepoint
+        // covers first), as `weir list` then shows.
+        let _ = state.wait_for(|s| *s != JobState::Running).await;
+        Ok(savepoint)
     }
 
     /// Every job, in the order of their ids (the order they came).
