@@ -19,6 +19,7 @@ use weir_scheduler::cluster::proto::{
     StopRequest,
 };
 use weir_scheduler::cluster::rows::from_ipc;
+use weir_scheduler::cluster::service::CoordinatorConfig;
 use weir_scheduler::cluster::worker::{WorkerConfig, coordinator_endpoint};
 use weir_scheduler::cluster::{Heartbeats, JobPlanner, ScriptPart, service, worker};
 use weir_scheduler::{JobConfig, JobControl};
@@ -131,13 +132,19 @@ pub async fn coordinator(
     let local = listener.local_addr()?;
     println!("coordinator listening on http://{local}");
     std::io::stdout().flush()?;
-    service::serve(
-        listener,
-        Heartbeats { interval, timeout },
-        Arc::new(ScriptPlanner),
+    let settings = weir::config::settings(None, &|name| std::env::var(name).ok(), &[])?
+        .into_iter()
+        .map(|s| Setting {
+            key: s.key,
+            value: s.value,
+        })
+        .collect();
+    let config = CoordinatorConfig {
+        heartbeats: Heartbeats { interval, timeout },
         token,
-    )
-    .await?;
+        settings,
+    };
+    service::serve(listener, config, Arc::new(ScriptPlanner)).await?;
     Ok(())
 }
 
@@ -148,6 +155,7 @@ pub async fn worker(
     coordinator: String,
     slots: Option<u32>,
     bind: &str,
+    advertise: Option<String>,
     token_file: Option<&Path>,
 ) -> Result<()> {
     let slots = match slots {
@@ -162,11 +170,26 @@ pub async fn worker(
             slots,
             bind,
             token,
+            advertise,
         },
         Arc::new(ScriptPlanner),
+        told_to_stop()?,
     )
     .await?;
     Ok(())
+}
+
+/// Completes when the process is told to stop: SIGTERM (as Kubernetes
+/// stops a pod) or Ctrl-C.
+fn told_to_stop() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    })
 }
 
 async fn connect(coordinator: &str) -> Result<CoordinatorClient<Authorized>> {

@@ -196,6 +196,10 @@ enum Command {
         /// one; beyond loopback only with an access token).
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: String,
+        /// The host name or address the coordinator reaches this worker
+        /// at (needed when bound to all interfaces, e.g. a pod's IP).
+        #[arg(long, value_name = "HOST")]
+        advertise: Option<String>,
         /// A file holding the cluster's access token [default:
         /// $WEIR_CLUSTER_TOKEN_FILE, else $WEIR_CLUSTER_TOKEN].
         #[arg(long, value_name = "FILE")]
@@ -372,8 +376,9 @@ async fn run(cli: Cli) -> Result<()> {
             coordinator,
             slots,
             bind,
+            advertise,
             token_file,
-        } => cluster::worker(coordinator, slots, &bind, token_file.as_deref()).await,
+        } => cluster::worker(coordinator, slots, &bind, advertise, token_file.as_deref()).await,
         Command::Workers { coordinator } => cluster::workers(&coordinator).await,
         Command::Examples => {
             for (name, about) in examples::EXAMPLES {

@@ -565,7 +565,7 @@ fn beyond_loopback_a_cluster_takes_calls_with_its_token_only() {
     let _worker = Process(
         command
             .args(["worker", "--coordinator", &url, "--slots", "2"])
-            .args(["--bind", "0.0.0.0:0"])
+            .args(["--bind", "0.0.0.0:0", "--advertise", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -622,4 +622,55 @@ fn beyond_loopback_a_cluster_takes_calls_with_its_token_only() {
     let ran = output(job);
     assert!(ran.status.success(), "{}", text(&ran.stderr));
     assert!(rows_of(tmp.path(), &out, "nation, year").lines().count() > 100);
+}
+
+#[test]
+fn a_worker_told_to_stop_leaves_at_once_and_its_attempts_fail_over() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let embedded = tmp.path().join("embedded");
+    run(tmp.path(), &sums_script(tmp.path(), &embedded), None);
+    let mut cluster = cluster(tmp.path());
+    let out = tmp.path().join("clustered");
+    let job = submit(tmp.path(), &sums_script(tmp.path(), &out), &cluster.url);
+    // SIGTERM (as Kubernetes stops a pod) once the worker runs attempts.
+    let started = Instant::now();
+    let log = cluster.logs[0].clone();
+    while !std::fs::read_to_string(&log)
+        .expect("reads the log")
+        .contains("attempt(s) of job")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never deployed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut leaving = cluster.workers.remove(0);
+    let told = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &leaving.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let status = loop {
+        if let Some(status) = leaving.0.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(
+            told.elapsed() < Duration::from_secs(10),
+            "the worker did not leave"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&log).expect("reads the log");
+    assert!(log.contains("leaves"), "{log}");
+    let ended = job.wait_with_output().expect("the client ends");
+    let summary = text(&ended.stderr);
+    assert!(ended.status.success(), "{summary}");
+    assert!(!summary.contains(" 0 restart(s)"), "{summary}");
+    assert_eq!(
+        rows_of(tmp.path(), &out, "bucket"),
+        rows_of(tmp.path(), &embedded, "bucket")
+    );
 }

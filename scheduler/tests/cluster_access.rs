@@ -10,6 +10,7 @@ use weir_engine::sinks::RowsOut;
 use weir_scheduler::cluster::access::{MAX_MESSAGE_BYTES, Token};
 use weir_scheduler::cluster::proto::coordinator_client::CoordinatorClient;
 use weir_scheduler::cluster::proto::{JobSpec, ListWorkersRequest, RegisterWorker};
+use weir_scheduler::cluster::service::CoordinatorConfig;
 use weir_scheduler::cluster::{Heartbeats, JobPlanner, ScriptPart, VERSION, service};
 
 /// Plans nothing: these tests never get as far as a job.
@@ -30,16 +31,15 @@ async fn coordinator(token: Token) -> String {
         .await
         .expect("listens");
     let url = format!("http://{}", listener.local_addr().expect("an address"));
-    let heartbeats = Heartbeats {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(1),
-    };
-    tokio::spawn(service::serve(
-        listener,
-        heartbeats,
-        Arc::new(NoPlans),
+    let config = CoordinatorConfig {
+        heartbeats: Heartbeats {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(1),
+        },
         token,
-    ));
+        settings: Vec::new(),
+    };
+    tokio::spawn(service::serve(listener, config, Arc::new(NoPlans)));
     url
 }
 

@@ -175,6 +175,27 @@ impl ResourceManager {
         lost
     }
 
+    /// Worker `id` leaves (it was told to stop): it counts as lost at
+    /// once, and the attempts it ran fail over. Whether it was alive.
+    pub fn deregister(&self, id: &str) -> bool {
+        let left = match self.lock().by_id.get_mut(id) {
+            Some(worker) if !worker.lost => {
+                worker.lost = true;
+                tracing::warn!(
+                    "{id} on {} left (its {} slot(s) are gone)",
+                    worker.host,
+                    worker.slots
+                );
+                true
+            }
+            _ => false,
+        };
+        if left {
+            let _ = self.lost.send(id.to_string());
+        }
+        left
+    }
+
     /// The slots of the workers alive.
     pub fn slots(&self) -> u32 {
         self.lock()

@@ -78,6 +78,8 @@ pub struct Dispatcher {
     resources: ResourceManager,
     /// The secret of calls to the workers.
     token: Token,
+    /// The coordinator's own settings, under every job's.
+    settings: Vec<Setting>,
     jobs: Arc<Mutex<BTreeMap<String, Job>>>,
 }
 
@@ -89,8 +91,14 @@ impl Dispatcher {
             planner,
             resources,
             token,
+            settings: Vec::new(),
             jobs: Arc::default(),
         }
+    }
+
+    /// Runs every job with `settings` under its client's.
+    pub fn with_settings(self, settings: Vec<Setting>) -> Self {
+        Self { settings, ..self }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Job>> {
@@ -110,6 +118,8 @@ impl Dispatcher {
                     .to_string(),
             ));
         }
+        let clients = std::mem::replace(&mut spec.settings, self.settings.clone());
+        spec.settings.extend(clients);
         pin_settings(&mut spec, slots);
         Ok(spec)
     }

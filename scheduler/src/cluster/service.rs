@@ -15,7 +15,7 @@ use super::access::{MAX_MESSAGE_BYTES, Token};
 use super::coordinator::{ResourceManager, sweep_forever};
 use super::dispatcher::{Dispatcher, JobState};
 use super::proto::coordinator_server::{Coordinator, CoordinatorServer};
-use super::proto::{self, JobUpdate};
+use super::proto::{self, JobUpdate, Setting};
 use super::{Heartbeats, JobPlanner};
 use crate::{Error, Result, SavepointTarget};
 
@@ -30,31 +30,41 @@ pub struct CoordinatorService {
 }
 
 impl CoordinatorService {
-    /// A coordinator whose workers keep to `heartbeats`, planning jobs
-    /// with `planner`.
-    pub fn new(heartbeats: Heartbeats, planner: Arc<dyn JobPlanner>, token: Token) -> Self {
-        let resources = ResourceManager::new(heartbeats);
+    /// A coordinator as `config` says, planning jobs with `planner`.
+    pub fn new(config: CoordinatorConfig, planner: Arc<dyn JobPlanner>) -> Self {
+        let resources = ResourceManager::new(config.heartbeats);
         Self {
-            dispatcher: Dispatcher::new(planner, resources.clone(), token),
+            dispatcher: Dispatcher::new(planner, resources.clone(), config.token)
+                .with_settings(config.settings),
             resources,
         }
     }
 }
 
+/// How a coordinator runs.
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorConfig {
+    /// How often its workers send heartbeats, and when they are lost.
+    pub heartbeats: Heartbeats,
+    /// The secret every call must carry, when it has one.
+    pub token: Token,
+    /// The settings of its own configuration (file and environment):
+    /// every job runs with them, under the settings of its client.
+    pub settings: Vec<Setting>,
+}
+
 /// Serves a coordinator on `listener` until the process ends, declaring
-/// silent workers lost as it goes; every call must carry `token`'s
-/// secret, when it has one.
+/// silent workers lost as it goes.
 ///
 /// # Errors
 /// When the server stops on an error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    heartbeats: Heartbeats,
+    config: CoordinatorConfig,
     planner: Arc<dyn JobPlanner>,
-    token: Token,
 ) -> Result<()> {
-    let check = token.check();
-    let service = CoordinatorService::new(heartbeats, planner, token);
+    let check = config.token.check();
+    let service = CoordinatorService::new(config, planner);
     tokio::spawn(sweep_forever(service.resources.clone()));
     let server = CoordinatorServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -113,6 +123,14 @@ impl Coordinator for CoordinatorService {
         request: Request<proto::WorkerHeartbeat>,
     ) -> std::result::Result<Response<proto::HeartbeatReply>, Status> {
         let known = self.resources.heartbeat(&request.into_inner().worker_id);
+        Ok(Response::new(proto::HeartbeatReply { known }))
+    }
+
+    async fn deregister(
+        &self,
+        request: Request<proto::WorkerHeartbeat>,
+    ) -> std::result::Result<Response<proto::HeartbeatReply>, Status> {
+        let known = self.resources.deregister(&request.into_inner().worker_id);
         Ok(Response::new(proto::HeartbeatReply { known }))
     }
 

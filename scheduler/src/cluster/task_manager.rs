@@ -88,6 +88,14 @@ impl TaskManager {
         }
     }
 
+    /// The id the coordinator gave this worker (empty before it did).
+    pub fn worker_id(&self) -> String {
+        self.worker_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Records the id the coordinator gave this worker.
     pub fn registered_as(&self, id: &str) {
         *self.worker_id.lock().unwrap_or_else(|p| p.into_inner()) = id.to_string();

@@ -35,7 +35,13 @@ pub struct WorkerConfig {
     pub bind: SocketAddr,
     /// The cluster's secret: its calls carry it, its service checks it.
     pub token: Token,
+    /// The host the coordinator reaches its service at, when not the one
+    /// it binds (one bound to all interfaces, 0.0.0.0).
+    pub advertise: Option<String>,
 }
+
+/// How long a worker that is told to stop takes at most to leave.
+pub const LEAVING: Duration = Duration::from_secs(5);
 
 /// The endpoint of coordinator URL `url`.
 ///
@@ -61,14 +67,20 @@ pub fn coordinator_endpoint(url: &str) -> Result<Endpoint> {
         .map_err(|e| bad(&e.to_string()))
 }
 
-/// Runs a worker until the process ends: registered with the coordinator
+/// Runs a worker until `stop` completes: registered with the coordinator
 /// whenever it can be, running the attempts it deploys, which `planner`
-/// plans.
+/// plans. Stopped, it takes nothing new, tells the coordinator it leaves
+/// (the attempts it ran fail over to other workers at once), cancels them
+/// and returns, within [`LEAVING`].
 ///
 /// # Errors
 /// When its service cannot listen, or the coordinator refuses the worker
 /// for good (another weir version, no slots), or its URL is not one.
-pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<()> {
+pub async fn run(
+    config: WorkerConfig,
+    planner: Arc<dyn JobPlanner>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
     let endpoint = coordinator_endpoint(&config.coordinator)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -76,21 +88,67 @@ pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<(
     let address = listener
         .local_addr()
         .map_err(|e| Error::Cluster(format!("cannot tell where it listens: {e}")))?;
-    let address = format!("http://{address}");
+    let address = match &config.advertise {
+        Some(host) => format!("http://{host}:{}", address.port()),
+        None if address.ip().is_unspecified() => {
+            return Err(Error::Cluster(format!(
+                "bound to {address}, the worker needs --advertise HOST: where the \
+                 coordinator reaches it"
+            )));
+        }
+        None => format!("http://{address}"),
+    };
     let token = &config.token;
     let tasks = TaskManager::new(planner, token.coordinator(&endpoint));
     let service = WorkerServer::new(tasks.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
         .add_service(InterceptedService::new(service, token.check()))
-        .serve_with_incoming(TcpIncoming::from(listener));
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+            let _ = stopped.await;
+        });
     tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!("the worker's service stopped: {e}");
         }
     });
     tracing::info!("the worker's service listens on {address}");
+    tokio::select! {
+        outcome = serve(&config, &endpoint, &tasks, &address) => outcome,
+        () = stop => {
+            // Takes nothing new from here on.
+            let _ = stopping.send(());
+            leave(&tasks, token.coordinator(&endpoint)).await;
+            Ok(())
+        }
+    }
+}
+
+/// Tells the coordinator this worker leaves and cancels what it runs,
+/// within [`LEAVING`] whatever the coordinator does.
+async fn leave(tasks: &TaskManager, mut coordinator: CoordinatorClient<Authorized>) {
+    let id = tasks.worker_id();
+    tracing::warn!("stopping: {id} leaves; the attempts it runs fail over to other workers");
+    if !id.is_empty() {
+        let request = WorkerHeartbeat { worker_id: id };
+        let told = tokio::time::timeout(LEAVING / 2, coordinator.deregister(request)).await;
+        if !matches!(told, Ok(Ok(_))) {
+            tracing::warn!("the coordinator did not hear that this worker leaves");
+        }
+    }
+    let _ = tokio::time::timeout(LEAVING / 2, tasks.cancel_everything()).await;
+}
+
+/// Registers with the coordinator and keeps registered, for good.
+async fn serve(
+    config: &WorkerConfig,
+    endpoint: &Endpoint,
+    tasks: &TaskManager,
+    address: &str,
+) -> Result<()> {
+    let token = &config.token;
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string());
     let mut waiting_since: Option<Instant> = None;
     loop {
@@ -113,7 +171,7 @@ pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<(
                 slots: config.slots,
                 version: VERSION.to_string(),
                 host: host.clone(),
-                address: address.clone(),
+                address: address.to_string(),
             })
             .await;
         let registered = match registered {
@@ -148,7 +206,7 @@ pub async fn run(config: WorkerConfig, planner: Arc<dyn JobPlanner>) -> Result<(
             registered.worker_id,
             config.slots
         );
-        beat(&mut client, &registered.worker_id, heartbeats, &config).await;
+        beat(&mut client, &registered.worker_id, heartbeats, config).await;
     }
 }
 
