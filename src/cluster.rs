@@ -117,6 +117,7 @@ pub async fn coordinator(
     interval: Duration,
     timeout: Duration,
     token_file: Option<&Path>,
+    state: Option<String>,
 ) -> Result<()> {
     if interval.is_zero() || timeout <= interval {
         bail!(
@@ -143,6 +144,7 @@ pub async fn coordinator(
         heartbeats: Heartbeats { interval, timeout },
         token,
         settings,
+        state: state.map(|dir| absolute(&dir)).transpose()?,
     };
     service::serve(listener, config, Arc::new(ScriptPlanner)).await?;
     Ok(())
@@ -444,6 +446,9 @@ pub async fn status(coordinator: &str, job: &str) -> Result<()> {
                 one.running_ms as f64 / 1000.0,
                 one.name
             );
+            if !one.message.is_empty() {
+                println!("{}", one.message);
+            }
             Ok(())
         }
         [] => bail!("no job '{job}' on {coordinator}"),

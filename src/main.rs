@@ -183,6 +183,11 @@ enum Command {
         /// listen beyond loopback.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Where it records its running jobs (a directory or object store
+        /// URL): started again with the same, it resumes their streaming
+        /// jobs from their latest checkpoint.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<String>,
     },
     /// Start a worker that offers its slots to a coordinator.
     Worker {
@@ -363,12 +368,14 @@ async fn run(cli: Cli) -> Result<()> {
             heartbeat_interval,
             heartbeat_timeout,
             token_file,
+            state_dir,
         } => {
             cluster::coordinator(
                 &bind,
                 heartbeat_interval,
                 heartbeat_timeout,
                 token_file.as_deref(),
+                state_dir,
             )
             .await
         }

@@ -30,13 +30,15 @@ impl Drop for Process {
 /// Starts a coordinator on `bind` with a 100 ms heartbeat and a 1 s
 /// timeout: the process and its URL.
 fn coordinator(tmp: &Path, bind: &str) -> (Process, String) {
-    coordinator_of(weir(tmp), bind)
+    coordinator_of(weir(tmp), bind, &[])
 }
 
-/// Starts `command` as a coordinator on `bind`, as [`coordinator`] does.
-fn coordinator_of(mut command: Command, bind: &str) -> (Process, String) {
+/// Starts `command` as a coordinator on `bind` with `extra` arguments, as
+/// [`coordinator`] does.
+fn coordinator_of(mut command: Command, bind: &str, extra: &[&str]) -> (Process, String) {
     command
         .args(["coordinator", "--bind", bind])
+        .args(extra)
         .args(["--heartbeat-interval", "100ms", "--heartbeat-timeout", "1s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -558,7 +560,7 @@ fn beyond_loopback_a_cluster_takes_calls_with_its_token_only() {
     };
     let mut command = weir(tmp.path());
     with_token(&mut command);
-    let (_coordinator, url) = coordinator_of(command, "0.0.0.0:0");
+    let (_coordinator, url) = coordinator_of(command, "0.0.0.0:0", &[]);
     let url = url.replace("0.0.0.0", "127.0.0.1");
     let mut command = weir(tmp.path());
     with_token(&mut command);
@@ -673,4 +675,87 @@ fn a_worker_told_to_stop_leaves_at_once_and_its_attempts_fail_over() {
         rows_of(tmp.path(), &out, "bucket"),
         rows_of(tmp.path(), &embedded, "bucket")
     );
+}
+
+/// The state of job `job` on the coordinator at `url`, and its message.
+fn job_status(tmp: &Path, job: &str, url: &str) -> String {
+    verb(tmp, &["status", job], url)
+}
+
+/// Waits (60 s at most) until job `job` of the coordinator at `url` is in
+/// `state`: its status.
+fn await_state(tmp: &Path, job: &str, url: &str, state: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let status = job_status(tmp, job, url);
+        if status.contains(&format!("\t{state}\t")) {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{job} never {state}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_coordinator_started_again_resumes_streaming_jobs_and_fails_batch_ones() {
+    const ROWS: u64 = 30_000;
+    let tmp = tempfile::tempdir().expect("a directory");
+    let state = tmp.path().join("state");
+    let state = state.to_str().expect("utf-8");
+    let (coordinator, url) =
+        coordinator_of(weir(tmp.path()), "127.0.0.1:0", &["--state-dir", state]);
+    let _workers: Vec<Process> = (0..3).map(|_| worker(tmp.path(), &url, 2)).collect();
+    await_workers(
+        tmp.path(),
+        &url,
+        &[
+            ("alive", "2 slot(s)"),
+            ("alive", "2 slot(s)"),
+            ("alive", "2 slot(s)"),
+        ],
+    );
+    let (checkpoints, out) = (tmp.path().join("checkpoints"), tmp.path().join("out"));
+    let streaming = streaming_ids(tmp.path(), &checkpoints, &out, ROWS);
+    let streaming = verb(
+        tmp.path(),
+        &["run", streaming.to_str().expect("utf-8"), "--detached"],
+        &url,
+    );
+    let batch = sums_script(tmp.path(), &tmp.path().join("sums"));
+    let batch = verb(
+        tmp.path(),
+        &["run", batch.to_str().expect("utf-8"), "--detached"],
+        &url,
+    );
+    while cli::latest_checkpoint(&checkpoints).is_none_or(|(n, _)| n < 2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SIGKILL the coordinator mid-job, start it again on its port.
+    drop(coordinator);
+    let bind = url.strip_prefix("http://").expect("an http URL");
+    let (_again, _) = coordinator_of(weir(tmp.path()), bind, &["--state-dir", state]);
+    // The batch job failed, saying why; the streaming one resumed as
+    // another job, which ends with every row once.
+    let failed = await_state(tmp.path(), batch.trim(), &url, "failed");
+    assert!(failed.contains("coordinator restarted"), "{failed}");
+    let resumed = await_state(tmp.path(), streaming.trim(), &url, "resumed");
+    let successor = resumed
+        .split_whitespace()
+        .find(|word| word.starts_with("job-") && !resumed.starts_with(word))
+        .expect("the job that resumes it")
+        .to_string();
+    await_state(tmp.path(), &successor, &url, "finished");
+    assert_every_id_once(tmp.path(), &out, ROWS);
+    // The records are gone, and so are the checkpoints of both runs.
+    let records = std::fs::read_dir(Path::new(state).join("jobs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(records, 0);
+    let left = std::fs::read_dir(&checkpoints)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "checkpoints left behind");
 }

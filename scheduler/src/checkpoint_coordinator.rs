@@ -679,6 +679,16 @@ impl CheckpointCoordinator {
         self.stats
     }
 
+    /// Whether the job checkpoint directory at `url` holds a completed
+    /// checkpoint to resume from.
+    ///
+    /// # Errors
+    /// The directory cannot be listed.
+    pub async fn has_completed(url: &str, options: &BTreeMap<String, String>) -> Result<bool> {
+        let store = CheckpointStore::try_new(url, options)?;
+        Ok(latest_completed(&store).await?.is_some())
+    }
+
     /// Reads the savepoint (or checkpoint directory) at `url`, with store
     /// `options`.
     ///

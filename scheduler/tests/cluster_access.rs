@@ -38,6 +38,7 @@ async fn coordinator(token: Token) -> String {
         },
         token,
         settings: Vec::new(),
+        state: None,
     };
     tokio::spawn(service::serve(listener, config, Arc::new(NoPlans)));
     url

@@ -4,17 +4,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use weir_engine::graph::RuntimeMode;
+use weir_exchange::checkpoint_store::CheckpointStore;
 
 use super::access::Token;
 use super::coordinator::ResourceManager;
+use super::proto::RecordedJob;
 use super::proto::{self, JobSpec, Setting};
+use super::recovery::JobRecords;
 use super::remote::{AckSlot, RemoteExecutor, RemoteJob};
 use super::rows::{PlannedOnly, QueryRows, to_ipc};
 use super::wire;
 use super::{JobPlanner, fingerprint, plan_part};
+use crate::checkpoint_coordinator::CheckpointCoordinator;
 use crate::deployment::JobRuntime;
 use crate::mini_cluster::{job_master, new_job_id};
 use crate::task_executor::TaskExecutor;
@@ -31,6 +36,10 @@ pub enum JobState {
     Failed(String),
     /// It was cancelled.
     Cancelled(String),
+    /// To resume, its coordinator started again, once workers registered.
+    Resuming,
+    /// Resumed by a coordinator started again, as another job: its id.
+    Resumed(String),
 }
 
 impl JobState {
@@ -41,6 +50,21 @@ impl JobState {
             JobState::Finished(_) => "finished",
             JobState::Failed(_) => "failed",
             JobState::Cancelled(_) => "cancelled",
+            JobState::Resuming => "resuming",
+            JobState::Resumed(_) => "resumed",
+        }
+    }
+
+    /// What became of the job, for its status: why it failed, the job
+    /// that resumed it.
+    pub fn message(&self) -> String {
+        match self {
+            JobState::Running | JobState::Finished(_) => String::new(),
+            JobState::Failed(why) | JobState::Cancelled(why) => why.clone(),
+            JobState::Resuming => {
+                "the coordinator restarted: the job resumes once workers registered".to_string()
+            }
+            JobState::Resumed(id) => format!("resumed as {id} after a coordinator restart"),
         }
     }
 }
@@ -80,6 +104,8 @@ pub struct Dispatcher {
     token: Token,
     /// The coordinator's own settings, under every job's.
     settings: Vec<Setting>,
+    /// Where running jobs are recorded, to outlive the coordinator.
+    records: Option<Arc<JobRecords>>,
     jobs: Arc<Mutex<BTreeMap<String, Job>>>,
 }
 
@@ -92,7 +118,17 @@ impl Dispatcher {
             resources,
             token,
             settings: Vec::new(),
+            records: None,
             jobs: Arc::default(),
+        }
+    }
+
+    /// Records running jobs in `records`, to resume them after a
+    /// restart.
+    pub fn with_records(self, records: JobRecords) -> Self {
+        Self {
+            records: Some(Arc::new(records)),
+            ..self
         }
     }
 
@@ -149,6 +185,12 @@ impl Dispatcher {
     /// # Errors
     /// No worker is registered, or the job does not plan.
     pub async fn submit(&self, spec: JobSpec) -> Result<proto::JobAccepted> {
+        self.start(spec, Vec::new()).await
+    }
+
+    /// Starts the job of `spec`, which resumes the runs whose checkpoint
+    /// directories `resumes` names (removed once it finished).
+    async fn start(&self, spec: JobSpec, resumes: Vec<String>) -> Result<proto::JobAccepted> {
         let spec = self.pinned(spec)?;
         let part = plan_part(self.planner.as_ref(), &spec, Arc::new(PlannedOnly))
             .await
@@ -164,6 +206,19 @@ impl Dispatcher {
             .unwrap_or_default();
         let name = job.name.clone();
         let job_id: Arc<str> = new_job_id().into();
+        let record = RecordedJob {
+            job_id: job_id.to_string(),
+            name: name.clone(),
+            spec: Some(spec.clone()),
+            checkpoints: match job.mode {
+                RuntimeMode::Streaming => {
+                    CheckpointStore::try_new(&config.checkpoint_dir, &config.store_options)?
+                        .url_of(&job_id)
+                }
+                RuntimeMode::Batch => String::new(),
+            },
+            resumes,
+        };
         let (ends, ended) = mpsc::unbounded_channel();
         let acks = AckSlot::default();
         let remote = RemoteJob {
@@ -193,6 +248,9 @@ impl Dispatcher {
             executor,
         )
         .await?;
+        if let Some(records) = &self.records {
+            records.write(&record).await?;
+        }
         let (state, watched) = watch::channel(JobState::Running);
         self.lock().insert(
             job_id.to_string(),
@@ -217,6 +275,12 @@ impl Dispatcher {
                 Err(e) => JobState::Failed(e.to_string()),
             };
             tracing::info!("job {id} ended: {}", ended.name());
+            if let Some(records) = &jobs.records {
+                records.remove(&id).await;
+            }
+            if matches!(ended, JobState::Finished(_)) {
+                remove_checkpoints(&record.resumes, &config.store_options).await;
+            }
             if let Some(job) = jobs.lock().get_mut(&id) {
                 job.ended = Some(Instant::now());
             }
@@ -258,6 +322,101 @@ impl Dispatcher {
             }
         };
         query.accept(rows).map_err(Error::Cluster)
+    }
+
+    /// Takes up the jobs an earlier run of this coordinator recorded as
+    /// running: each streaming job resumes as a new job (from its latest
+    /// checkpoint, else as it started) once workers registered; each batch
+    /// job fails, saying why.
+    ///
+    /// # Errors
+    /// The records cannot be read.
+    pub async fn recover(&self) -> Result<()> {
+        let Some(records) = self.records.clone() else {
+            return Ok(());
+        };
+        let all = records.all().await?;
+        // A run resumed by another recorded one (the coordinator stopped
+        // before it forgot the first) resumes once only.
+        let resumed: Vec<&String> = all.iter().flat_map(|r| &r.resumes).collect();
+        for record in &all {
+            if resumed.contains(&&record.checkpoints) {
+                records.remove(&record.job_id).await;
+                continue;
+            }
+            if record.checkpoints.is_empty() {
+                let why = "the coordinator restarted while the job ran, and batch jobs do not \
+                           resume after a coordinator restart yet: run it again";
+                self.insert_ended(record, JobState::Failed(why.to_string()));
+                records.remove(&record.job_id).await;
+                continue;
+            }
+            tracing::info!(
+                "job {} ('{}') resumes once workers registered",
+                record.job_id,
+                record.name
+            );
+            self.insert_ended(record, JobState::Resuming);
+            tokio::spawn(self.clone().resume(record.clone()));
+        }
+        Ok(())
+    }
+
+    /// Resumes the streaming job of `record` as a new job, once a worker
+    /// registered.
+    async fn resume(self, record: RecordedJob) {
+        while self.resources.slots() == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut spec = record.spec.clone().unwrap_or_default();
+        let mut resumes = record.resumes.clone();
+        resumes.push(record.checkpoints.clone());
+        let options = store_options(&spec);
+        match CheckpointCoordinator::has_completed(&record.checkpoints, &options).await {
+            Ok(true) => {
+                spec.restore_from = record.checkpoints.clone();
+                spec.allow_non_restored = false;
+            }
+            // No checkpoint completed: it starts as it did.
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                "job {}: cannot look for checkpoints at {}: {e}",
+                record.job_id,
+                record.checkpoints
+            ),
+        }
+        let state = match self.start(spec, resumes).await {
+            Ok(accepted) => {
+                tracing::info!("job {} resumed as {}", record.job_id, accepted.job_id);
+                JobState::Resumed(accepted.job_id)
+            }
+            Err(e) => JobState::Failed(format!(
+                "the coordinator restarted while the job ran, and it could not resume: {e}"
+            )),
+        };
+        self.insert_ended(&record, state);
+        if let Some(records) = &self.records {
+            records.remove(&record.job_id).await;
+        }
+    }
+
+    /// Lists job `record` as ended, as `state` says.
+    fn insert_ended(&self, record: &RecordedJob, state: JobState) {
+        let now = Instant::now();
+        self.lock().insert(
+            record.job_id.clone(),
+            Job {
+                name: record.name.clone(),
+                started: now,
+                ended: Some(now),
+                state: watch::channel(state).1,
+                progress: JobProgress::default(),
+                control: JobControl::default(),
+                ends: mpsc::unbounded_channel().0,
+                rows: Arc::default(),
+                acks: AckSlot::default(),
+            },
+        );
     }
 
     /// Hands the end of an attempt to its job's master; drops it when the
@@ -347,6 +506,7 @@ impl Dispatcher {
                 job_id: id.clone(),
                 name: job.name.clone(),
                 state: job.state.borrow().name().to_string(),
+                message: job.state.borrow().message(),
                 running_ms: job
                     .ended
                     .unwrap_or_else(Instant::now)
@@ -354,6 +514,30 @@ impl Dispatcher {
                     .as_millis() as u64,
             })
             .collect()
+    }
+}
+
+/// The store options (`s3.*`) of the settings of `spec`.
+fn store_options(spec: &JobSpec) -> BTreeMap<String, String> {
+    let mut config = crate::JobConfig::default();
+    for setting in &spec.settings {
+        // Its settings were checked when it was submitted.
+        let _ = config.set(&setting.key, &setting.value);
+    }
+    config.store_options
+}
+
+/// Removes the checkpoint directories at `urls` (of runs a finished job
+/// resumed).
+async fn remove_checkpoints(urls: &[String], options: &BTreeMap<String, String>) {
+    for url in urls {
+        let removed = match CheckpointStore::try_new(url, options) {
+            Ok(store) => store.remove("").await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
+            tracing::warn!("could not remove the checkpoints at {url}: {e}");
+        }
     }
 }
 

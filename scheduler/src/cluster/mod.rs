@@ -15,6 +15,7 @@
 pub mod access;
 pub mod coordinator;
 pub mod dispatcher;
+pub mod recovery;
 pub mod remote;
 pub mod rows;
 pub mod service;

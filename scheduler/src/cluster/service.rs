@@ -16,8 +16,9 @@ use super::coordinator::{ResourceManager, sweep_forever};
 use super::dispatcher::{Dispatcher, JobState};
 use super::proto::coordinator_server::{Coordinator, CoordinatorServer};
 use super::proto::{self, JobUpdate, Setting};
+use super::recovery::JobRecords;
 use super::{Heartbeats, JobPlanner};
-use crate::{Error, Result, SavepointTarget};
+use crate::{Error, JobConfig, Result, SavepointTarget};
 
 /// How often a watched job's progress is sent.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -31,13 +32,23 @@ pub struct CoordinatorService {
 
 impl CoordinatorService {
     /// A coordinator as `config` says, planning jobs with `planner`.
-    pub fn new(config: CoordinatorConfig, planner: Arc<dyn JobPlanner>) -> Self {
+    ///
+    /// # Errors
+    /// Its state directory is not a URL of a store weir reads.
+    pub fn new(config: CoordinatorConfig, planner: Arc<dyn JobPlanner>) -> Result<Self> {
         let resources = ResourceManager::new(config.heartbeats);
-        Self {
-            dispatcher: Dispatcher::new(planner, resources.clone(), config.token)
-                .with_settings(config.settings),
-            resources,
+        let mut dispatcher = Dispatcher::new(planner, resources.clone(), config.token);
+        if let Some(url) = &config.state {
+            let mut options = JobConfig::default();
+            for setting in &config.settings {
+                options.set(&setting.key, &setting.value)?;
+            }
+            dispatcher = dispatcher.with_records(JobRecords::try_new(url, &options.store_options)?);
         }
+        Ok(Self {
+            dispatcher: dispatcher.with_settings(config.settings),
+            resources,
+        })
     }
 }
 
@@ -51,6 +62,9 @@ pub struct CoordinatorConfig {
     /// The settings of its own configuration (file and environment):
     /// every job runs with them, under the settings of its client.
     pub settings: Vec<Setting>,
+    /// Where it records its running jobs (a directory or object store
+    /// URL), to resume them when started again with the same.
+    pub state: Option<String>,
 }
 
 /// Serves a coordinator on `listener` until the process ends, declaring
@@ -64,8 +78,9 @@ pub async fn serve(
     planner: Arc<dyn JobPlanner>,
 ) -> Result<()> {
     let check = config.token.check();
-    let service = CoordinatorService::new(config, planner);
+    let service = CoordinatorService::new(config, planner)?;
     tokio::spawn(sweep_forever(service.resources.clone()));
+    service.dispatcher.recover().await?;
     let server = CoordinatorServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -222,8 +237,11 @@ impl Coordinator for CoordinatorService {
                     update.summary = summary;
                     None
                 }
-                JobState::Failed(error) | JobState::Cancelled(error) => {
-                    update.error = error;
+                ended @ (JobState::Failed(_)
+                | JobState::Cancelled(_)
+                | JobState::Resuming
+                | JobState::Resumed(_)) => {
+                    update.error = ended.message();
                     None
                 }
             };
