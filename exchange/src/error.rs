@@ -41,6 +41,10 @@ pub enum Error {
     /// The other side of a pipelined channel went away.
     #[error("pipelined channel closed: {0}")]
     ChannelClosed(&'static str),
+    /// A remote channel failed: its producer's process could not be
+    /// reached, or answered with what is no event.
+    #[error("remote channel: {0}")]
+    Remote(String),
     /// A partitioner could not route a batch (for instance, a hash key column
     /// is missing or of a type that cannot be hashed).
     #[error("partitioner {partitioner}: {reason}")]

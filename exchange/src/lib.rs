@@ -10,6 +10,8 @@
 //!   stable across processes and runs ([`hash`]).
 //! - [`channel`]: pipelined local channels with credit-based backpressure,
 //!   bounded in bytes and in batches.
+//! - [`remote`]: pipelined channels between processes, over Arrow Flight,
+//!   with credits flowing back from the consumer.
 //! - [`blocking`]: blocking result partitions, written whole before they are
 //!   read, as Arrow IPC or Parquet files under a [`ShuffleRoot`]: one file per
 //!   producer subtask, with a per-subpartition index and checksums.
@@ -35,6 +37,7 @@ pub mod event;
 pub mod hash;
 pub mod job_owner;
 pub mod partitioner;
+pub mod remote;
 mod shuffle_root;
 pub mod spill;
 mod store_root;

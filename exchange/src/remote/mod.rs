@@ -1,0 +1,50 @@
+//! Pipelined channels between processes, over Arrow Flight.
+//!
+//! A producer's subpartition for a consumer in another process goes into a
+//! local [`pipelined_channel`](crate::channel::pipelined_channel) whose
+//! receiving end waits in the producer's [`ExchangeRegistry`] under the
+//! channel's [`ChannelKey`]. The consumer's process opens a Flight
+//! `DoExchange` stream to the producer's ([`remote_input`]), naming the key
+//! and granting credits; the producer's [`ExchangeService`] sends one batch
+//! (Arrow IPC) per credit, and the other events as application metadata.
+//! The consumer grants a credit each time a batch went on into its own
+//! local channel, so a slow consumer holds its producer back across
+//! processes and both sides buffer no more than their channels' bounds.
+
+mod codec;
+mod input;
+mod registry;
+mod service;
+
+pub use input::{RemoteInput, remote_input};
+pub use registry::ExchangeRegistry;
+pub use service::ExchangeService;
+
+use serde::{Deserialize, Serialize};
+
+/// Which channel of which job a remote consumer reads: the subpartition
+/// for `consumer` of the partition attempt `attempt` of subtask `producer`
+/// writes on edge `dataset`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChannelKey {
+    /// The job.
+    pub job: String,
+    /// The edge.
+    pub dataset: u32,
+    /// The producer subtask's index.
+    pub producer: u32,
+    /// The consumer subtask's index.
+    pub consumer: u32,
+    /// The producer's attempt.
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for ChannelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job {} edge {} producer {} (attempt {}) to consumer {}",
+            self.job, self.dataset, self.producer, self.attempt, self.consumer
+        )
+    }
+}
