@@ -384,6 +384,9 @@ fn a_worker_killed_during_a_batch_job_fails_over_to_the_others() {
     );
 }
 
+/// The 22 TPC-H queries at scale factor 0.01, with blocking exchanges
+/// (each region on one worker, partitions through the shuffle root) and
+/// pipelined ones (the whole query one region spread over the workers).
 #[test]
 fn the_tpch_queries_on_three_workers_give_the_embedded_answers() {
     let tmp = tempfile::tempdir().expect("a directory");
@@ -399,10 +402,11 @@ fn the_tpch_queries_on_three_workers_give_the_embedded_answers() {
             "{}/data/tpch/queries/q{q:02}.sql",
             env!("CARGO_MANIFEST_DIR")
         );
-        let rows = |coordinator: Option<&str>| {
+        let rows = |coordinator: Option<&str>, mode: &str| {
             let mut command = weir(tmp.path());
             command
                 .args(["sql", "-f", &query, "--format", "csv", "-p", "4"])
+                .args(["-D", &format!("execution.batch-shuffle-mode={mode}")])
                 .args(&tables);
             if let Some(url) = coordinator {
                 command.args(["--coordinator", url]);
@@ -411,9 +415,16 @@ fn the_tpch_queries_on_three_workers_give_the_embedded_answers() {
             assert!(ran.status.success(), "q{q:02}: {}", text(&ran.stderr));
             text(&ran.stdout)
         };
-        let embedded = rows(None);
+        let embedded = rows(None, "all-blocking");
         assert!(embedded.lines().count() > 1, "q{q:02}: {embedded}");
-        assert_eq!(rows(Some(&cluster.url)), embedded, "q{q:02}");
+        assert_eq!(rows(Some(&cluster.url), "all-blocking"), embedded, "q{q:02}");
+        // One pipelined region over the workers: its channels between
+        // them cross over Flight.
+        assert_eq!(
+            rows(Some(&cluster.url), "all-pipelined"),
+            embedded,
+            "q{q:02} pipelined"
+        );
     }
 }
 

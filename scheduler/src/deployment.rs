@@ -9,7 +9,7 @@
 //! everything else (operator chains, channels, partitioners, files) from
 //! the job's execution graph, which both sides hold.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,8 +27,9 @@ use weir_exchange::blocking::BlockingOptions;
 use weir_exchange::channel::{ChannelBounds, ChannelReceiver, ChannelSender, pipelined_channel};
 use weir_exchange::checkpoint_store::CheckpointStore;
 use weir_exchange::event::Barrier;
+use weir_exchange::remote::{ChannelKey, ExchangeRegistry, RemoteInput, remote_input};
 
-use crate::execution_graph::ExecutionGraph;
+use crate::execution_graph::{ExecutionGraph, IntermediateResult};
 use crate::{JobConfig, SubtaskId};
 
 /// What the job master decided about one attempt of a subtask.
@@ -69,6 +70,28 @@ pub struct AttemptHandles {
     /// The barriers to inject, for a source subtask of a job that takes
     /// checkpoints.
     pub triggers: Option<UnboundedReceiver<Barrier>>,
+}
+
+/// How attempts deployed in this process reach the attempts of their
+/// region that run in others: their pipelined channels cross over Arrow
+/// Flight.
+#[derive(Debug, Clone)]
+pub struct RemoteWiring {
+    /// Where this process offers its outgoing remote channels.
+    pub registry: Arc<ExchangeRegistry>,
+    /// The attempts of the region that run elsewhere, by dense subtask.
+    pub peers: HashMap<usize, Peer>,
+    /// The cluster's access token, when it has one.
+    pub token: Option<Arc<str>>,
+}
+
+/// An attempt of a subtask that runs in another process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its process's exchange service, as `http://HOST:PORT`.
+    pub address: String,
+    /// Its attempt.
+    pub attempt: u32,
 }
 
 /// An attempt ready to run.
@@ -131,8 +154,25 @@ impl JobRuntime {
     /// between them are made here, so each producer holds its senders and
     /// each consumer its receivers.
     pub fn materialize(&self, plans: Vec<AttemptPlan>) -> Vec<Attempt> {
+        self.materialize_with(plans, None)
+    }
+
+    /// The deployments of attempts deployed together in this process,
+    /// the rest of their region running in others as `remote` says: the
+    /// pipelined channels between two of them here stay in memory, those
+    /// to or from another process cross over Arrow Flight.
+    ///
+    /// # Panics
+    /// A channel crosses to a subtask that is neither here nor among the
+    /// peers of `remote`.
+    pub fn materialize_with(
+        &self,
+        plans: Vec<AttemptPlan>,
+        remote: Option<&RemoteWiring>,
+    ) -> Vec<Attempt> {
         let mut senders: HashMap<(u32, u32), Vec<ChannelSender>> = HashMap::new();
         let mut receivers: HashMap<(u32, u32, u32), ChannelReceiver> = HashMap::new();
+        let here: HashSet<usize> = plans.iter().map(|p| p.subtask).collect();
         for plan in &plans {
             for result in self.graph.outputs_of(plan.id.vertex) {
                 if result.mode != ExchangeMode::Pipelined {
@@ -144,7 +184,23 @@ impl JobRuntime {
                 for &(consumer, subpartition) in &partition.consumers {
                     let (tx, rx) = pipelined_channel(self.channel);
                     channels[subpartition] = Some(tx);
-                    receivers.insert((result.dataset, consumer, plan.id.index), rx);
+                    let dense = self.graph.dense(SubtaskId {
+                        vertex: result.consumer,
+                        index: consumer,
+                    });
+                    if here.contains(&dense) {
+                        receivers.insert((result.dataset, consumer, plan.id.index), rx);
+                        continue;
+                    }
+                    let remote = remote.expect("a consumer elsewhere comes with its wiring");
+                    let key = ChannelKey {
+                        job: self.job_id.to_string(),
+                        dataset: result.dataset,
+                        producer: plan.id.index,
+                        consumer,
+                        attempt: plan.attempt,
+                    };
+                    remote.registry.register(key, rx);
                 }
                 senders.insert(
                     (result.dataset, plan.id.index),
@@ -160,9 +216,43 @@ impl JobRuntime {
             .map(|plan| Attempt {
                 subtask: plan.subtask,
                 attempt: plan.attempt,
-                deployment: self.deployment(plan, &mut senders, &mut receivers),
+                deployment: self.deployment(plan, &mut senders, &mut receivers, remote),
             })
             .collect()
+    }
+
+    /// The consuming end of the pipelined channel from subtask `producer`
+    /// of `result` to subtask `consumer`: made with its producer here,
+    /// else read from its producer's process.
+    fn pipelined_input(
+        &self,
+        result: &IntermediateResult,
+        producer: u32,
+        consumer: u32,
+        receivers: &mut HashMap<(u32, u32, u32), ChannelReceiver>,
+        remote: Option<&RemoteWiring>,
+    ) -> ChannelReceiver {
+        if let Some(receiver) = receivers.remove(&(result.dataset, consumer, producer)) {
+            return receiver;
+        }
+        let remote = remote.expect("a producer elsewhere comes with its wiring");
+        let dense = self.graph.dense(SubtaskId {
+            vertex: result.producer,
+            index: producer,
+        });
+        let peer = &remote.peers[&dense];
+        remote_input(RemoteInput {
+            address: peer.address.clone(),
+            key: ChannelKey {
+                job: self.job_id.to_string(),
+                dataset: result.dataset,
+                producer,
+                consumer,
+                attempt: peer.attempt,
+            },
+            bounds: self.channel,
+            token: remote.token.clone(),
+        })
     }
 
     fn deployment(
@@ -170,6 +260,7 @@ impl JobRuntime {
         plan: AttemptPlan,
         senders: &mut HashMap<(u32, u32), Vec<ChannelSender>>,
         receivers: &mut HashMap<(u32, u32, u32), ChannelReceiver>,
+        remote: Option<&RemoteWiring>,
     ) -> TaskDeployment {
         let AttemptPlan {
             id,
@@ -192,9 +283,7 @@ impl JobRuntime {
                     .into_iter()
                     .map(|(producer, subpartition)| match result.mode {
                         ExchangeMode::Pipelined => InputChannel::Local(
-                            receivers
-                                .remove(&(result.dataset, id.index, producer))
-                                .expect("the producer is deployed with its consumer"),
+                            self.pipelined_input(result, producer, id.index, receivers, remote),
                         ),
                         ExchangeMode::Blocking => InputChannel::Blocking {
                             root: self.root.clone(),

@@ -16,7 +16,7 @@ mod input;
 mod registry;
 mod service;
 
-pub use input::{RemoteInput, remote_input};
+pub use input::{MAX_MESSAGE_BYTES, RemoteInput, remote_input};
 pub use registry::ExchangeRegistry;
 pub use service::ExchangeService;
 

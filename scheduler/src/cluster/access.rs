@@ -81,6 +81,11 @@ impl Token {
         Self(Some(secret.into()))
     }
 
+    /// The secret, if the cluster has one.
+    pub fn secret(&self) -> Option<Arc<str>> {
+        self.0.clone()
+    }
+
     /// Whether the cluster has a secret.
     pub fn is_set(&self) -> bool {
         self.0.is_some()

@@ -9,8 +9,11 @@
 //! the coordinator's dispatcher plans it, and its job master deploys the
 //! attempts of each region on a worker ([`remote::RemoteExecutor`]), which
 //! plans the same job, checks that its plan is the coordinator's, and runs
-//! them ([`task_manager`]). Pipelined regions run whole on one worker;
-//! blocking partitions go to the shuffle root all of them reach.
+//! them ([`task_manager`]). A region's slots go to the workers with the
+//! most free slots: its pipelined channels between two subtasks of one
+//! worker stay in memory, those between workers cross over Arrow Flight
+//! (`weir_exchange::remote`, served on the worker's port). Blocking
+//! partitions go to the shuffle root all of them reach.
 
 pub mod access;
 pub mod coordinator;

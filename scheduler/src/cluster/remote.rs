@@ -2,7 +2,7 @@
 //! attempts on a worker, and hears how they ended from the workers, or
 //! that their worker was lost.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,6 +192,92 @@ impl RemoteExecutor {
     }
 }
 
+impl RemoteExecutor {
+    /// Fails the attempts of `plans`, for `why`.
+    fn fail_all(&mut self, plans: Vec<AttemptPlan>, why: &str) {
+        for plan in plans {
+            self.failed.push_back(TaskOutcome {
+                subtask: plan.subtask,
+                attempt: plan.attempt,
+                result: Err(weir_engine::Error::Remote {
+                    message: why.to_string(),
+                    not_retryable: None,
+                    lost_partition: None,
+                }),
+            });
+        }
+    }
+
+    /// Deploys `plans` on the worker of `placement`, where they take
+    /// `slots` slots; the rest of their region runs on `peers`.
+    fn deploy_on(
+        &mut self,
+        placement: Placement,
+        mut plans: Vec<AttemptPlan>,
+        slots: u32,
+        peers: Vec<proto::Peer>,
+    ) {
+        let region = Arc::new(std::sync::Mutex::new(plans.len()));
+        for plan in &plans {
+            self.placed.insert(
+                plan.subtask,
+                Placed {
+                    attempt: plan.attempt,
+                    worker: placement.worker.clone(),
+                    slots,
+                    region: Arc::clone(&region),
+                },
+            );
+        }
+        self.used
+            .insert(placement.worker.clone(), placement.address.clone());
+        let attempts: Vec<(usize, u32)> = plans.iter().map(|p| (p.subtask, p.attempt)).collect();
+        let request = proto::Deployment {
+            job_id: self.job.job_id.to_string(),
+            spec: Some(self.job.spec.clone()),
+            fingerprint: self.job.fingerprint,
+            attempts: plans.iter().map(wire::attempt_to_wire).collect(),
+            checkpoint_job_dir: self.job.checkpoint_job_dir.clone().unwrap_or_default(),
+            peers,
+        };
+        let client = self.client(&placement);
+        for plan in &mut plans {
+            if let Some(acks) = plan.handles.acks.take() {
+                let mut slot = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert(acks);
+            }
+            if let (Some(triggers), Some(client)) = (plan.handles.triggers.take(), &client) {
+                let injection = proto::BarrierInjection {
+                    job_id: self.job.job_id.to_string(),
+                    subtask: plan.subtask as u32,
+                    attempt: plan.attempt,
+                    ..Default::default()
+                };
+                tokio::spawn(inject_barriers(triggers, client.clone(), injection));
+            }
+        }
+        let failures = self.undeployed.0.clone();
+        let Some(mut client) = client else {
+            let status = tonic::Status::invalid_argument(format!(
+                "its address {} is not a URL",
+                placement.address
+            ));
+            for (s, attempt) in attempts {
+                let _ = failures.send((s, attempt, undeployed(&placement.worker, &status)));
+            }
+            return;
+        };
+        let worker = placement.worker;
+        tokio::spawn(async move {
+            if let Err(status) = client.deploy(request).await {
+                for (s, attempt) in attempts {
+                    let _ = failures.send((s, attempt, undeployed(&worker, &status)));
+                }
+            }
+        });
+    }
+}
+
 /// Hands the barriers the job master injects at a source subtask to its
 /// worker, until the attempt ends (the job master drops their sender).
 async fn inject_barriers(
@@ -229,79 +315,46 @@ fn slots_of(plans: &[AttemptPlan]) -> u32 {
 
 #[async_trait]
 impl TaskExecutor for RemoteExecutor {
-    fn deploy(&mut self, mut plans: Vec<AttemptPlan>) {
-        let slots = slots_of(&plans);
-        let Some(placement) = self.resources.place(slots) else {
-            for plan in plans {
-                self.failed.push_back(TaskOutcome {
-                    subtask: plan.subtask,
-                    attempt: plan.attempt,
-                    result: Err(weir_engine::Error::Remote {
-                        message: "no worker is alive to run it".to_string(),
-                        not_retryable: None,
-                        lost_partition: None,
-                    }),
-                });
-            }
-            return;
-        };
-        let region = Arc::new(std::sync::Mutex::new(plans.len()));
-        for plan in &plans {
-            self.placed.insert(
-                plan.subtask,
-                Placed {
-                    attempt: plan.attempt,
-                    worker: placement.worker.clone(),
-                    slots,
-                    region: Arc::clone(&region),
-                },
-            );
-        }
-        self.used
-            .insert(placement.worker.clone(), placement.address.clone());
-        let attempts: Vec<(usize, u32)> = plans.iter().map(|p| (p.subtask, p.attempt)).collect();
-        let request = proto::Deployment {
-            job_id: self.job.job_id.to_string(),
-            spec: Some(self.job.spec.clone()),
-            fingerprint: self.job.fingerprint,
-            attempts: plans.iter().map(wire::attempt_to_wire).collect(),
-            checkpoint_job_dir: self.job.checkpoint_job_dir.clone().unwrap_or_default(),
-        };
-        let client = self.client(&placement);
-        for plan in &mut plans {
-            if let Some(acks) = plan.handles.acks.take() {
-                let mut slot = self.acks.lock().unwrap_or_else(|p| p.into_inner());
-                slot.get_or_insert(acks);
-            }
-            if let (Some(triggers), Some(client)) = (plan.handles.triggers.take(), &client) {
-                let injection = proto::BarrierInjection {
-                    job_id: self.job.job_id.to_string(),
-                    subtask: plan.subtask as u32,
-                    attempt: plan.attempt,
-                    ..Default::default()
-                };
-                tokio::spawn(inject_barriers(triggers, client.clone(), injection));
-            }
-        }
-        let failures = self.undeployed.0.clone();
-        let Some(mut client) = client else {
-            let status = tonic::Status::invalid_argument(format!(
-                "its address {} is not a URL",
-                placement.address
-            ));
-            for (s, attempt) in attempts {
-                let _ = failures.send((s, attempt, undeployed(&placement.worker, &status)));
-            }
-            return;
-        };
-        let worker = placement.worker;
-        tokio::spawn(async move {
-            if let Err(status) = client.deploy(request).await {
-                for (s, attempt) in attempts {
-                    let _ = failures.send((s, attempt, undeployed(&worker, &status)));
+    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
+        // Slot k of the region holds subtask k of each of its vertices
+        // (slot sharing); each slot goes to the worker with the most free.
+        let slots = slots_of(&plans).max(1) as usize;
+        let mut slot_workers = Vec::new();
+        for _ in 0..slots {
+            match self.resources.place(1) {
+                Some(placement) => slot_workers.push(placement),
+                None => {
+                    for placement in &slot_workers {
+                        self.resources.release(&placement.worker, 1);
+                    }
+                    return self.fail_all(plans, "no worker is alive to run it");
                 }
             }
-        });
+        }
+        let mut groups: BTreeMap<String, (Placement, Vec<AttemptPlan>)> = BTreeMap::new();
+        let mut everyone = Vec::new();
+        for plan in plans {
+            let placement = &slot_workers[plan.id.index as usize % slots];
+            everyone.push((plan.subtask, plan.attempt, placement.clone()));
+            groups
+                .entry(placement.worker.clone())
+                .or_insert_with(|| (placement.clone(), Vec::new()))
+                .1
+                .push(plan);
+        }
+        for (worker, (placement, group)) in groups {
+            let taken = slot_workers.iter().filter(|p| p.worker == worker).count();
+            let peers = everyone
+                .iter()
+                .filter(|(_, _, p)| p.worker != worker)
+                .map(|(subtask, attempt, p)| proto::Peer {
+                    subtask: *subtask as u32,
+                    attempt: *attempt,
+                    address: p.address.clone(),
+                })
+                .collect();
+            self.deploy_on(placement, group, taken as u32, peers);
+        }
     }
 
     fn cancel(&mut self, subtask: usize) {

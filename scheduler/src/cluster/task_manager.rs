@@ -12,20 +12,22 @@ use weir_engine::checkpoint::CheckpointAck;
 use weir_exchange::ShuffleRoot;
 use weir_exchange::checkpoint_store::CheckpointStore;
 use weir_exchange::event::Barrier;
+use weir_exchange::remote::ExchangeRegistry;
 
-use super::access::Authorized;
+use super::access::{Authorized, Token};
 use super::proto::coordinator_client::CoordinatorClient;
 use super::proto::worker_server::Worker;
 use super::proto::{self, task_end};
 use super::rows::RowForwarder;
 use super::{JobPlanner, fingerprint, plan_part, wire};
-use crate::deployment::{AttemptPlan, JobRuntime};
+use crate::deployment::{AttemptPlan, JobRuntime, Peer, RemoteWiring};
 use crate::execution_graph::ExecutionGraph;
 use crate::task_executor::{InProcessExecutor, TaskExecutor, TaskOutcome};
 
 /// What a job's tasks on this worker are told.
 enum Command {
-    Deploy(Vec<AttemptPlan>),
+    /// Attempts to run, and how they reach the rest of their region.
+    Deploy(Vec<AttemptPlan>, Option<RemoteWiring>),
     Cancel(Vec<usize>),
 }
 
@@ -75,17 +77,34 @@ pub struct TaskManager {
     /// The id the coordinator gave this worker (empty until it did).
     worker_id: Arc<Mutex<String>>,
     jobs: Arc<tokio::sync::Mutex<HashMap<String, JobTasks>>>,
+    /// The outgoing remote channels of its attempts.
+    exchange: Arc<ExchangeRegistry>,
+    /// The secret of calls to other workers' exchange services.
+    token: Token,
 }
 
 impl TaskManager {
-    /// Runs jobs planned by `planner`, reporting to `coordinator`.
-    pub fn new(planner: Arc<dyn JobPlanner>, coordinator: CoordinatorClient<Authorized>) -> Self {
+    /// Runs jobs planned by `planner`, reporting to `coordinator`; calls
+    /// other workers with `token`'s secret.
+    pub fn new(
+        planner: Arc<dyn JobPlanner>,
+        coordinator: CoordinatorClient<Authorized>,
+        token: Token,
+    ) -> Self {
         Self {
             planner,
             coordinator,
             worker_id: Arc::default(),
             jobs: Arc::default(),
+            exchange: Arc::default(),
+            token,
         }
+    }
+
+    /// Where its attempts offer their outgoing remote channels (served by
+    /// the worker's exchange service).
+    pub fn exchange(&self) -> Arc<ExchangeRegistry> {
+        Arc::clone(&self.exchange)
     }
 
     /// The id the coordinator gave this worker (empty before it did).
@@ -128,8 +147,23 @@ impl TaskManager {
             return Err(differs(&job_id));
         }
         let plans = job.plans(deployment.attempts)?;
+        let wiring = (!deployment.peers.is_empty()).then(|| RemoteWiring {
+            registry: Arc::clone(&self.exchange),
+            peers: deployment
+                .peers
+                .into_iter()
+                .map(|peer| {
+                    let at = Peer {
+                        address: peer.address,
+                        attempt: peer.attempt,
+                    };
+                    (peer.subtask as usize, at)
+                })
+                .collect(),
+            token: self.token.secret(),
+        });
         job.commands
-            .send(Command::Deploy(plans))
+            .send(Command::Deploy(plans, wiring))
             .map_err(|_| Status::unavailable("the job's tasks stopped"))
     }
 
@@ -253,7 +287,9 @@ impl Worker for TaskManager {
         request: Request<proto::JobRef>,
     ) -> Result<Response<proto::Released>, Status> {
         // Dropping its commands stops what still runs of it.
-        self.jobs.lock().await.remove(&request.into_inner().job_id);
+        let job = request.into_inner().job_id;
+        self.jobs.lock().await.remove(&job);
+        self.exchange.forget_job(&job);
         Ok(Response::new(proto::Released {}))
     }
 }
@@ -266,17 +302,20 @@ async fn run_job(
     reporter: Reporter,
 ) {
     let spill_dir = runtime.spill_dir.clone();
-    let mut executor = InProcessExecutor::new(Arc::new(runtime));
+    let runtime = Arc::new(runtime);
+    let mut executor = InProcessExecutor::new(Arc::clone(&runtime));
     loop {
         tokio::select! {
             command = commands.recv() => match command {
-                Some(Command::Deploy(plans)) => {
+                Some(Command::Deploy(plans, wiring)) => {
                     tracing::info!(
                         "running {} attempt(s) of job {}",
                         plans.len(),
                         reporter.job_id
                     );
-                    executor.deploy(plans);
+                    for attempt in runtime.materialize_with(plans, wiring.as_ref()) {
+                        executor.start(attempt);
+                    }
                 }
                 Some(Command::Cancel(subtasks)) => {
                     for s in subtasks {

@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_flight::flight_service_server::FlightServiceServer;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
+use weir_exchange::remote::{self, ExchangeService};
 
 use super::access::{Authorized, MAX_MESSAGE_BYTES, Token};
 use super::proto::coordinator_client::CoordinatorClient;
@@ -99,13 +101,17 @@ pub async fn run(
         None => format!("http://{address}"),
     };
     let token = &config.token;
-    let tasks = TaskManager::new(planner, token.coordinator(&endpoint));
+    let tasks = TaskManager::new(planner, token.coordinator(&endpoint), token.clone());
     let service = WorkerServer::new(tasks.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let exchange = FlightServiceServer::new(ExchangeService::new(tasks.exchange()))
+        .max_decoding_message_size(remote::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(remote::MAX_MESSAGE_BYTES);
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
         .add_service(InterceptedService::new(service, token.check()))
+        .add_service(InterceptedService::new(exchange, token.check()))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
             let _ = stopped.await;
         });
