@@ -417,7 +417,11 @@ fn the_tpch_queries_on_three_workers_give_the_embedded_answers() {
         };
         let embedded = rows(None, "all-blocking");
         assert!(embedded.lines().count() > 1, "q{q:02}: {embedded}");
-        assert_eq!(rows(Some(&cluster.url), "all-blocking"), embedded, "q{q:02}");
+        assert_eq!(
+            rows(Some(&cluster.url), "all-blocking"),
+            embedded,
+            "q{q:02}"
+        );
         // One pipelined region over the workers: its channels between
         // them cross over Flight.
         assert_eq!(

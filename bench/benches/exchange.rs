@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
+use arrow_flight::flight_service_server::FlightServiceServer;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use weir_bench::{BATCH_ROWS, data_bytes, lineitem_batches, lineitem_schema, q6_filter};
@@ -19,7 +20,10 @@ use weir_engine::task::CPU_QUEUE_DEPTH;
 use weir_exchange::blocking::{
     BlockingFormat, BlockingOptions, BlockingPartitionWriter, Compression, SubpartitionReader,
 };
-use weir_exchange::channel::{ChannelBounds, pipelined_channel};
+use weir_exchange::channel::{ChannelBounds, ChannelReceiver, ChannelSender, pipelined_channel};
+use weir_exchange::remote::{
+    self, ChannelKey, ExchangeRegistry, ExchangeService, RemoteInput, remote_input,
+};
 use weir_exchange::{Event, PartitionRouter, Partitioner, ResultPartitionId, ShuffleRoot, cpu};
 
 /// Subpartitions (consumer subtasks) of the partitioner and blocking benches.
@@ -116,20 +120,112 @@ fn channel(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let (tx, rx) = pipelined_channel(ChannelBounds::default());
-                    let batches = Arc::clone(&batches);
-                    let producer = tokio::spawn(async move {
-                        for batch in batches.iter().cycle().take(CHANNEL_BATCHES) {
-                            tx.send(Event::Batch(batch.clone())).await?;
-                        }
-                        tx.send(Event::EndOfPartition).await
+                    let rows = transfer(Arc::clone(&batches), tx, rx).await;
+                    assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Sends `CHANNEL_BATCHES` of `batches` and the end of partition into
+/// `tx`, and counts the rows `rx` gets.
+async fn transfer(batches: Arc<Vec<RecordBatch>>, tx: ChannelSender, rx: ChannelReceiver) -> usize {
+    let producer = tokio::spawn(async move {
+        for batch in batches.iter().cycle().take(CHANNEL_BATCHES) {
+            tx.send(Event::Batch(batch.clone())).await?;
+        }
+        tx.send(Event::EndOfPartition).await
+    });
+    let mut rows = 0;
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Batch(batch) => rows += black_box(batch).num_rows(),
+            Event::EndOfPartition => break,
+            _ => {}
+        }
+    }
+    producer.await.expect("producer").expect("send");
+    rows
+}
+
+/// Bytes per second through one pipelined channel with the default
+/// bounds: in memory (`local`, batches passed by reference), and between
+/// two tasks over Arrow Flight on loopback (`remote`: the producer's
+/// channel offered by an exchange service, read by a remote input with
+/// credits, each batch encoded as Arrow IPC and decoded again).
+fn exchange_transfer(c: &mut Criterion) {
+    let rt = runtime();
+    let batches = Arc::new(lineitem_batches(8, BATCH_ROWS));
+    let bytes: usize = batches
+        .iter()
+        .cycle()
+        .take(CHANNEL_BATCHES)
+        .map(data_bytes)
+        .sum();
+    let (registry, address) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listens");
+        let address = format!("http://{}", listener.local_addr().expect("an address"));
+        let registry = Arc::new(ExchangeRegistry::default());
+        let service = FlightServiceServer::new(ExchangeService::new(Arc::clone(&registry)))
+            .max_decoding_message_size(remote::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(remote::MAX_MESSAGE_BYTES);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (registry, address)
+    });
+    let mut group = c.benchmark_group("transfer");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("local", |b| {
+        b.iter_custom(|iters| {
+            let batches = Arc::clone(&batches);
+            run_on_worker(&rt, async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let (tx, rx) = pipelined_channel(ChannelBounds::default());
+                    let rows = transfer(Arc::clone(&batches), tx, rx).await;
+                    assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let sent = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    group.bench_function("remote", |b| {
+        b.iter_custom(|iters| {
+            let (batches, registry, address) =
+                (Arc::clone(&batches), Arc::clone(&registry), address.clone());
+            let sent = Arc::clone(&sent);
+            run_on_worker(&rt, async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let key = ChannelKey {
+                        job: JOB.to_string(),
+                        dataset: 0,
+                        producer: 0,
+                        consumer: 0,
+                        attempt: sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    };
+                    let (tx, offered) = pipelined_channel(ChannelBounds::default());
+                    registry.register(key.clone(), offered);
+                    let rx = remote_input(RemoteInput {
+                        address: address.clone(),
+                        key,
+                        bounds: ChannelBounds::default(),
+                        token: None,
                     });
-                    let mut rows = 0;
-                    while let Some(event) = rx.recv().await {
-                        if let Event::Batch(batch) = event {
-                            rows += black_box(batch).num_rows();
-                        }
-                    }
-                    producer.await.expect("producer").expect("send");
+                    let rows = transfer(Arc::clone(&batches), tx, rx).await;
                     assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);
                 }
                 start.elapsed()
@@ -328,5 +424,12 @@ fn blocking(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, partitioner, channel, handoff, blocking);
+criterion_group!(
+    benches,
+    partitioner,
+    channel,
+    exchange_transfer,
+    handoff,
+    blocking
+);
 criterion_main!(benches);
