@@ -664,10 +664,10 @@ fn a_worker_told_to_stop_leaves_at_once_and_its_attempts_fail_over() {
     }
     let mut leaving = cluster.workers.remove(0);
     let told = Instant::now();
-    let sent = Command::new("kill")
-        .args(["-TERM", &leaving.0.id().to_string()])
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", leaving.0.id())])
         .status()
-        .expect("kill runs");
+        .expect("sh runs");
     assert!(sent.success());
     let status = loop {
         if let Some(status) = leaving.0.try_wait().expect("waits") {

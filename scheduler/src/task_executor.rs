@@ -65,7 +65,8 @@ pub trait TaskExecutor: Send + Sync {
 pub struct InProcessExecutor {
     runtime: Arc<JobRuntime>,
     tasks: JoinSet<TaskOutcome>,
-    running: HashMap<usize, AbortHandle>,
+    /// The attempt of each subtask that runs, and how to stop it.
+    running: HashMap<usize, (u32, AbortHandle)>,
 }
 
 impl InProcessExecutor {
@@ -96,7 +97,7 @@ impl InProcessExecutor {
                 result,
             }
         });
-        if let Some(earlier) = self.running.insert(subtask, handle) {
+        if let Some((_, earlier)) = self.running.insert(subtask, (attempt, handle)) {
             earlier.abort();
         }
     }
@@ -111,7 +112,7 @@ impl TaskExecutor for InProcessExecutor {
     }
 
     fn cancel(&mut self, subtask: usize) {
-        if let Some(handle) = self.running.remove(&subtask) {
+        if let Some((_, handle)) = self.running.remove(&subtask) {
             handle.abort();
         }
     }
@@ -129,7 +130,14 @@ impl TaskExecutor for InProcessExecutor {
     async fn next_outcome(&mut self) -> Option<TaskOutcome> {
         match self.tasks.join_next().await {
             Some(Ok(outcome)) => {
-                self.running.remove(&outcome.subtask);
+                // The end of an earlier attempt leaves the later one be.
+                if self
+                    .running
+                    .get(&outcome.subtask)
+                    .is_some_and(|(attempt, _)| *attempt == outcome.attempt)
+                {
+                    self.running.remove(&outcome.subtask);
+                }
                 Some(outcome)
             }
             Some(Err(e)) if e.is_cancelled() => None,
@@ -161,7 +169,8 @@ pub struct KillingExecutor<E> {
     graph: Arc<ExecutionGraph>,
     /// The kills waiting for their attempt to go far enough.
     kills: JoinSet<(usize, u32, weir_engine::Error)>,
-    armed: HashMap<usize, AbortHandle>,
+    /// The kill armed for each subtask, with the attempt it kills.
+    armed: HashMap<usize, (u32, AbortHandle)>,
 }
 
 impl<E: TaskExecutor> KillingExecutor<E> {
@@ -178,7 +187,7 @@ impl<E: TaskExecutor> KillingExecutor<E> {
     }
 
     fn disarm(&mut self, subtask: usize) {
-        if let Some(kill) = self.armed.remove(&subtask) {
+        if let Some((_, kill)) = self.armed.remove(&subtask) {
             kill.abort();
         }
     }
@@ -206,7 +215,7 @@ impl<E: TaskExecutor> TaskExecutor for KillingExecutor<E> {
                     let killed = weir_engine::Error::InjectedKill { task, records };
                     (subtask, number, killed)
                 });
-                self.armed.insert(subtask, kill);
+                self.armed.insert(subtask, (number, kill));
             }
         }
         self.inner.deploy(plans);
@@ -229,23 +238,35 @@ impl<E: TaskExecutor> TaskExecutor for KillingExecutor<E> {
     }
 
     async fn next_outcome(&mut self) -> Option<TaskOutcome> {
-        tokio::select! {
-            outcome = self.inner.next_outcome() => {
-                if let Some(outcome) = &outcome {
-                    self.disarm(outcome.subtask);
+        loop {
+            tokio::select! {
+                outcome = self.inner.next_outcome() => {
+                    if let Some(outcome) = &outcome
+                        && matches!(
+                            self.armed.get(&outcome.subtask),
+                            Some((armed, _)) if *armed == outcome.attempt
+                        )
+                    {
+                        self.disarm(outcome.subtask);
+                    }
+                    return outcome;
                 }
-                outcome
-            }
-            Some(Ok((subtask, attempt, killed))) = self.kills.join_next(),
-                if !self.kills.is_empty() =>
-            {
-                self.armed.remove(&subtask);
-                self.inner.cancel(subtask);
-                Some(TaskOutcome {
-                    subtask,
-                    attempt,
-                    result: Err(killed),
-                })
+                Some(Ok((subtask, attempt, killed))) = self.kills.join_next(),
+                    if !self.kills.is_empty() =>
+                {
+                    // A kill that went off as its attempt was cancelled
+                    // (and another deployed) kills nothing.
+                    if !matches!(self.armed.get(&subtask), Some((armed, _)) if *armed == attempt) {
+                        continue;
+                    }
+                    self.armed.remove(&subtask);
+                    self.inner.cancel(subtask);
+                    return Some(TaskOutcome {
+                        subtask,
+                        attempt,
+                        result: Err(killed),
+                    });
+                }
             }
         }
     }
