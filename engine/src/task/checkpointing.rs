@@ -164,6 +164,13 @@ impl Participant {
         });
     }
 
+    /// Waits for the state uploads still in flight: a task reports its
+    /// end only once nothing of it writes any more (the job may remove
+    /// its checkpoints as soon as it ended).
+    pub async fn drain_uploads(&mut self) {
+        while self.uploads.join_next().await.is_some() {}
+    }
+
     fn ack(&self, checkpoint: u64, outcome: std::result::Result<TaskCheckpoint, String>) {
         let _ = self.acks.send(CheckpointAck {
             checkpoint,

@@ -474,8 +474,12 @@ impl Task {
         }
     }
 
-    /// Completes every output and the sink.
+    /// Completes every output and the sink, once its checkpoint uploads
+    /// are done.
     async fn complete(mut self) -> Result<TaskReport> {
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.drain_uploads().await;
+        }
         let mut partitions = Vec::new();
         let mut writers = std::mem::take(&mut self.writers).into_iter();
         while let Some(writer) = writers.next() {
