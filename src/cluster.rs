@@ -12,6 +12,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use weir_engine::SinkFactory;
 use weir_engine::sinks::{CollectSink, RowsFrom, RowsOut};
+use weir_scheduler::JobControl;
 use weir_scheduler::cluster::access::{Authorized, Token};
 use weir_scheduler::cluster::proto::coordinator_client::CoordinatorClient;
 use weir_scheduler::cluster::proto::{
@@ -21,8 +22,7 @@ use weir_scheduler::cluster::proto::{
 use weir_scheduler::cluster::rows::from_ipc;
 use weir_scheduler::cluster::service::CoordinatorConfig;
 use weir_scheduler::cluster::worker::{WorkerConfig, coordinator_endpoint};
-use weir_scheduler::cluster::{Heartbeats, JobPlanner, ScriptPart, service, worker};
-use weir_scheduler::{JobConfig, JobControl};
+use weir_scheduler::cluster::{Heartbeats, JobPlanner, ScriptPart, config_of, service, worker};
 
 use crate::jobs::{Script, session};
 use crate::output::{RowFormat, RowPrinter};
@@ -56,12 +56,7 @@ async fn plan_script(
     spec: JobSpec,
     rows: Arc<dyn RowsOut>,
 ) -> std::result::Result<Vec<ScriptPart>, String> {
-    let mut config = JobConfig::default();
-    for setting in &spec.settings {
-        config
-            .set(&setting.key, &setting.value)
-            .map_err(|e| format!("setting {}: {e}", setting.key))?;
-    }
+    let config = config_of(&spec.settings)?;
     let script = Script::new(spec.name.clone(), spec.script.clone());
     let rendered = |e: weir::sql::SqlError| e.render(script.name(), script.text());
     let mut session = session(&spec.tables, config).map_err(|e| format!("{e:#}"))?;

@@ -114,20 +114,24 @@ fn channel(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements((CHANNEL_BATCHES * BATCH_ROWS) as u64));
     group.bench_function("pipelined/local", |b| {
-        b.iter_custom(|iters| {
-            let batches = Arc::clone(&batches);
-            run_on_worker(&rt, async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let (tx, rx) = pipelined_channel(ChannelBounds::default());
-                    let rows = transfer(Arc::clone(&batches), tx, rx).await;
-                    assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| local_transfers(&rt, &batches, iters))
     });
     group.finish();
+}
+
+/// Times `iters` transfers of `CHANNEL_BATCHES` of `batches` through a
+/// pipelined local channel with the default bounds.
+fn local_transfers(rt: &Runtime, batches: &Arc<Vec<RecordBatch>>, iters: u64) -> Duration {
+    let batches = Arc::clone(batches);
+    run_on_worker(rt, async move {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let (tx, rx) = pipelined_channel(ChannelBounds::default());
+            let rows = transfer(Arc::clone(&batches), tx, rx).await;
+            assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);
+        }
+        start.elapsed()
+    })
 }
 
 /// Sends `CHANNEL_BATCHES` of `batches` and the end of partition into
@@ -188,18 +192,7 @@ fn exchange_transfer(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Bytes(bytes as u64));
     group.bench_function("local", |b| {
-        b.iter_custom(|iters| {
-            let batches = Arc::clone(&batches);
-            run_on_worker(&rt, async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let (tx, rx) = pipelined_channel(ChannelBounds::default());
-                    let rows = transfer(Arc::clone(&batches), tx, rx).await;
-                    assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| local_transfers(&rt, &batches, iters))
     });
     let sent = Arc::new(std::sync::atomic::AtomicU32::new(0));
     group.bench_function("remote", |b| {

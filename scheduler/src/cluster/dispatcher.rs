@@ -18,7 +18,7 @@ use super::recovery::JobRecords;
 use super::remote::{AckSlot, RemoteExecutor, RemoteJob};
 use super::rows::{PlannedOnly, QueryRows, to_ipc};
 use super::wire;
-use super::{JobPlanner, fingerprint, plan_part};
+use super::{JobPlanner, config_of, fingerprint, plan_part};
 use crate::checkpoint_coordinator::CheckpointCoordinator;
 use crate::deployment::JobRuntime;
 use crate::mini_cluster::{job_master, new_job_id};
@@ -519,12 +519,10 @@ impl Dispatcher {
 
 /// The store options (`s3.*`) of the settings of `spec`.
 fn store_options(spec: &JobSpec) -> BTreeMap<String, String> {
-    let mut config = crate::JobConfig::default();
-    for setting in &spec.settings {
-        // Its settings were checked when it was submitted.
-        let _ = config.set(&setting.key, &setting.value);
-    }
-    config.store_options
+    // Its settings were checked when it was submitted.
+    config_of(&spec.settings)
+        .map(|config| config.store_options)
+        .unwrap_or_default()
 }
 
 /// Removes the checkpoint directories at `urls` (of runs a finished job

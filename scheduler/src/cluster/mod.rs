@@ -64,6 +64,21 @@ pub trait JobPlanner: Send + Sync + 'static {
     ) -> Result<Vec<ScriptPart>, String>;
 }
 
+/// The defaults with `settings` applied over them, in order: how every
+/// process of a cluster configures a job.
+///
+/// # Errors
+/// An unknown option or a bad value, naming the option.
+pub fn config_of(settings: &[proto::Setting]) -> Result<JobConfig, String> {
+    let mut config = JobConfig::default();
+    for setting in settings {
+        config
+            .set(&setting.key, &setting.value)
+            .map_err(|e| format!("setting {}: {e}", setting.key))?;
+    }
+    Ok(config)
+}
+
 /// The part of the script of `spec` that `spec.part` names.
 ///
 /// # Errors

@@ -17,8 +17,8 @@ use super::dispatcher::{Dispatcher, JobState};
 use super::proto::coordinator_server::{Coordinator, CoordinatorServer};
 use super::proto::{self, JobUpdate, Setting};
 use super::recovery::JobRecords;
-use super::{Heartbeats, JobPlanner};
-use crate::{Error, JobConfig, Result, SavepointTarget};
+use super::{Heartbeats, JobPlanner, config_of};
+use crate::{Error, Result, SavepointTarget};
 
 /// How often a watched job's progress is sent.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -39,10 +39,7 @@ impl CoordinatorService {
         let resources = ResourceManager::new(config.heartbeats);
         let mut dispatcher = Dispatcher::new(planner, resources.clone(), config.token);
         if let Some(url) = &config.state {
-            let mut options = JobConfig::default();
-            for setting in &config.settings {
-                options.set(&setting.key, &setting.value)?;
-            }
+            let options = config_of(&config.settings).map_err(Error::Cluster)?;
             dispatcher = dispatcher.with_records(JobRecords::try_new(url, &options.store_options)?);
         }
         Ok(Self {
