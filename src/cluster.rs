@@ -154,6 +154,7 @@ pub async fn worker(
     bind: &str,
     advertise: Option<String>,
     token_file: Option<&Path>,
+    shuffle_dir: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let slots = match slots {
         Some(slots) => slots,
@@ -168,6 +169,7 @@ pub async fn worker(
             bind,
             token,
             advertise,
+            shuffle_dir: shuffle_dir.map(std::path::absolute).transpose()?,
         },
         Arc::new(ScriptPlanner),
         told_to_stop()?,

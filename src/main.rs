@@ -209,6 +209,11 @@ enum Command {
         /// $WEIR_CLUSTER_TOKEN_FILE, else $WEIR_CLUSTER_TOKEN].
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Where the blocking partitions of its tasks go when a job's
+        /// shuffle root is a local directory; it serves them to the other
+        /// workers [default: a temporary directory, removed on exit].
+        #[arg(long, value_name = "DIR")]
+        shuffle_dir: Option<PathBuf>,
     },
     /// List the workers a coordinator knows, alive or lost.
     Workers {
@@ -385,7 +390,18 @@ async fn run(cli: Cli) -> Result<()> {
             bind,
             advertise,
             token_file,
-        } => cluster::worker(coordinator, slots, &bind, advertise, token_file.as_deref()).await,
+            shuffle_dir,
+        } => {
+            cluster::worker(
+                coordinator,
+                slots,
+                &bind,
+                advertise,
+                token_file.as_deref(),
+                shuffle_dir,
+            )
+            .await
+        }
         Command::Workers { coordinator } => cluster::workers(&coordinator).await,
         Command::Examples => {
             for (name, about) in examples::EXAMPLES {

@@ -9,6 +9,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "../formats/tests/support/mod.rs"]
+mod formats_support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -331,17 +333,22 @@ fn batch_jobs_on_three_workers_write_what_the_embedded_mode_writes() {
     assert!(listed.contains("insert into revenue"), "{listed}");
 }
 
-/// A batch job long enough to kill a worker in: ids 0..ROWS summed by
-/// their remainder modulo 1000, written to `out`.
-fn sums_script(tmp: &Path, out: &Path) -> PathBuf {
-    const ROWS: u64 = 20_000_000;
+/// A batch job in three stages of six regions each, long enough to kill a
+/// worker in any: the ids 0..ROWS generated and written whole to a
+/// blocking shuffle (a distinct count: nothing shrinks them), their
+/// distinct ids per bucket, then the sums per bucket written to `out`.
+/// `settings` go first (`SET` statements).
+fn stages_script(tmp: &Path, out: &Path, settings: &str) -> PathBuf {
+    const ROWS: u64 = 2_000_000;
     let body = format!(
-        "CREATE TABLE numbers (id BIGINT) WITH (
+        "{settings}
+         CREATE TABLE numbers (id BIGINT) WITH (
            'connector' = 'datagen', 'number-of-rows' = '{ROWS}',
            'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
          CREATE TABLE sums (bucket BIGINT, total BIGINT, n BIGINT)
            WITH ('connector' = 'parquet', 'path' = '{}');
-         INSERT INTO sums SELECT id % 1000, sum(id), count(*) FROM numbers GROUP BY id % 1000;",
+         INSERT INTO sums
+         SELECT id % 1000, sum(id), count(DISTINCT id) FROM numbers GROUP BY id % 1000;",
         ROWS - 1,
         out.display()
     );
@@ -349,38 +356,139 @@ fn sums_script(tmp: &Path, out: &Path) -> PathBuf {
     script(tmp, &format!("{name}.sql"), &body)
 }
 
-#[test]
-fn a_worker_killed_during_a_batch_job_fails_over_to_the_others() {
-    let tmp = tempfile::tempdir().expect("a directory");
-    let embedded = tmp.path().join("embedded");
-    run(tmp.path(), &sums_script(tmp.path(), &embedded), None);
-    let expected = rows_of(tmp.path(), &embedded, "bucket");
+/// A small seeded generator (SplitMix64), so that a failing trial can be
+/// run again as it was.
+struct Seeded(u64);
+
+impl Seeded {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+/// How many deployments the workers of `cluster` logged so far.
+fn deployments(cluster: &Cluster) -> usize {
+    cluster
+        .logs
+        .iter()
+        .map(|log| {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .matches("attempt(s) of job")
+                .count()
+        })
+        .sum()
+}
+
+/// The vertices whose subtasks ran more than once, as the summary lists
+/// them (`v0`: the generating stage, `v1` the distinct ids, `v2` the sums).
+fn rerun_vertices(summary: &str) -> Vec<String> {
+    summary
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("subtasks rerun: "))
+        .map(|list| {
+            list.split(", ")
+                .filter_map(|v| v.split(' ').next())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kills a worker (SIGKILL) during the stages job at seeded instants, on
+/// fresh clusters whose shuffle root `settings` name: each trial picks a
+/// stage (in turn), a deployment of it and a delay after it, and a
+/// worker. Every run must write the embedded output; returns the vertices
+/// each trial reran. `WEIR_KILL_TRIALS` and `WEIR_KILL_SEED` run more or
+/// other trials.
+fn kill_trials(tmp: &Path, settings: &str, label: &str) -> Vec<Vec<String>> {
+    let trials: usize = std::env::var("WEIR_KILL_TRIALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let seed: u64 = std::env::var("WEIR_KILL_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(17);
+    let embedded = tmp.join(format!("embedded-{label}"));
+    run(tmp, &stages_script(tmp, &embedded, ""), None);
+    let expected = rows_of(tmp, &embedded, "bucket");
     assert_eq!(expected.lines().count(), 1001, "a header and 1000 sums");
-    let mut restarted = 0;
-    // Kill instants after the submission, as a seeded run would draw them.
-    for (trial, delay_ms) in [300, 900, 1600].into_iter().enumerate() {
-        let mut cluster = cluster(tmp.path());
-        let out = tmp.path().join(format!("clustered-{trial}"));
-        let script = sums_script(tmp.path(), &out);
-        let job = submit(tmp.path(), &script, &cluster.url);
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        // SIGKILL, as a machine that goes away.
-        drop(cluster.workers.remove(trial % 3));
-        let ended = job.wait_with_output().expect("the client ends");
-        let summary = text(&ended.stderr);
-        assert!(ended.status.success(), "trial {trial}: {summary}");
-        if !summary.contains(" 0 restart(s)") {
-            restarted += 1;
-        }
-        assert_eq!(
-            rows_of(tmp.path(), &out, "bucket"),
-            expected,
-            "trial {trial}"
-        );
+    let mut random = Seeded(seed);
+    (0..trials)
+        .map(|trial| {
+            let stage = trial % 3;
+            let after = 6 * stage + 1 + random.below(6) as usize;
+            let delay = Duration::from_millis(random.below(300));
+            let victim = random.below(3) as usize;
+            let context = format!(
+                "{label} trial {trial} (seed {seed}): worker {victim} killed {delay:?} after \
+                 deployment {after}"
+            );
+            let mut cluster = cluster(tmp);
+            let out = tmp.join(format!("{label}-{trial}"));
+            let job = submit(tmp, &stages_script(tmp, &out, settings), &cluster.url);
+            let waiting = Instant::now();
+            while deployments(&cluster) < after && waiting.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(delay);
+            // SIGKILL, as a machine that goes away.
+            drop(cluster.workers.remove(victim));
+            let ended = job.wait_with_output().expect("the client ends");
+            let summary = text(&ended.stderr);
+            assert!(ended.status.success(), "{context}: {summary}");
+            assert_eq!(rows_of(tmp, &out, "bucket"), expected, "{context}");
+            let rerun = rerun_vertices(&summary);
+            eprintln!("{context}: rerun {rerun:?}");
+            rerun
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_killed_during_a_batch_job_reruns_the_producers_of_what_it_held() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let reruns = kill_trials(tmp.path(), "", "local");
+    for rerun in &reruns {
+        // The partitions of the lost worker's producers are gone with it:
+        // a stage that ran again read them, so they ran again too.
+        let has = |v: &str| rerun.iter().any(|r| r == v);
+        assert!(!has("v2") || has("v1"), "{reruns:?}");
+        assert!(!has("v1") || has("v0"), "{reruns:?}");
     }
     assert!(
-        restarted > 0,
-        "no trial killed a worker while it ran attempts"
+        reruns.iter().any(|r| r.iter().any(|v| v != "v0")),
+        "no trial lost partitions a later stage needed: {reruns:?}"
+    );
+}
+
+#[test]
+fn a_worker_killed_during_a_batch_job_on_an_s3_shuffle_root_reruns_only_its_own() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let s3 = formats_support::MotoServer::start();
+    s3.create_bucket("shuffle");
+    let mut settings = String::from("SET 'shuffle.root' = 's3://shuffle/jobs';");
+    for (key, value) in s3.options() {
+        settings.push_str(&format!("\nSET '{key}' = '{value}';"));
+    }
+    let reruns = kill_trials(tmp.path(), &settings, "s3");
+    for rerun in &reruns {
+        // What finished stays in the object store: only the attempts the
+        // lost worker ran run again, never the stage before.
+        assert!(rerun.len() <= 1, "{reruns:?}");
+    }
+    assert!(
+        reruns.iter().any(|r| r.iter().any(|v| v != "v0")),
+        "no trial killed a worker after the first stage: {reruns:?}"
+    );
+    assert!(
+        s3.list("shuffle", "jobs/").is_empty(),
+        "the jobs' partitions are removed when they end"
     );
 }
 
@@ -645,10 +753,14 @@ fn beyond_loopback_a_cluster_takes_calls_with_its_token_only() {
 fn a_worker_told_to_stop_leaves_at_once_and_its_attempts_fail_over() {
     let tmp = tempfile::tempdir().expect("a directory");
     let embedded = tmp.path().join("embedded");
-    run(tmp.path(), &sums_script(tmp.path(), &embedded), None);
+    run(tmp.path(), &stages_script(tmp.path(), &embedded, ""), None);
     let mut cluster = cluster(tmp.path());
     let out = tmp.path().join("clustered");
-    let job = submit(tmp.path(), &sums_script(tmp.path(), &out), &cluster.url);
+    let job = submit(
+        tmp.path(),
+        &stages_script(tmp.path(), &out, ""),
+        &cluster.url,
+    );
     // SIGTERM (as Kubernetes stops a pod) once the worker runs attempts.
     let started = Instant::now();
     let log = cluster.logs[0].clone();
@@ -739,7 +851,7 @@ fn a_coordinator_started_again_resumes_streaming_jobs_and_fails_batch_ones() {
         &["run", streaming.to_str().expect("utf-8"), "--detached"],
         &url,
     );
-    let batch = sums_script(tmp.path(), &tmp.path().join("sums"));
+    let batch = stages_script(tmp.path(), &tmp.path().join("sums"), "");
     let batch = verb(
         tmp.path(),
         &["run", batch.to_str().expect("utf-8"), "--detached"],

@@ -52,6 +52,19 @@ impl ShuffleRoot {
         })
     }
 
+    /// The partitions under `root`.
+    pub fn of(root: StoreRoot) -> Self {
+        Self { root }
+    }
+
+    /// Whether every process of a cluster reaches the same files under
+    /// this root (an object store), so a partition outlives the process
+    /// that wrote it; otherwise each process has its own (a local
+    /// directory), served to the others by its exchange service.
+    pub fn is_shared(&self) -> bool {
+        self.root.is_shared()
+    }
+
     /// The URL this root was opened from.
     pub fn url(&self) -> &str {
         self.root.url()

@@ -20,6 +20,9 @@ pub struct StoreRoot {
     store: Arc<dyn ObjectStore>,
     url: String,
     local_dir: Option<std::path::PathBuf>,
+    /// Whether every process reaches the same files under this URL (an
+    /// object store), not only this one (a local directory, memory).
+    shared: bool,
 }
 
 impl StoreRoot {
@@ -37,6 +40,7 @@ impl StoreRoot {
                 store: Arc::new(InMemory::new()),
                 url: url.to_string(),
                 local_dir: None,
+                shared: false,
             });
         }
         let location = StoreUrl::parse(url, options)?;
@@ -48,6 +52,7 @@ impl StoreRoot {
                 )),
                 url: url.to_string(),
                 local_dir: None,
+                shared: true,
             });
         };
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -62,7 +67,25 @@ impl StoreRoot {
             store: Arc::new(store),
             url: url.to_string(),
             local_dir: Some(dir),
+            shared: false,
         })
+    }
+
+    /// The files of `store`, which only this process reaches, named `url`
+    /// in messages.
+    pub fn of_store(store: Arc<dyn ObjectStore>, url: String) -> Self {
+        Self {
+            store,
+            url,
+            local_dir: None,
+            shared: false,
+        }
+    }
+
+    /// Whether every process reaches the same files under this root (an
+    /// object store URL), not only this one (a local directory, memory).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The URL this root was opened from.

@@ -3,12 +3,13 @@
 //! side buffers more than its channel's bound; a producer or consumer
 //! that goes away ends the other side with an error, never a hang.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::flight_service_server::FlightServiceServer;
+use support::batch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use weir_exchange::channel::{ChannelBounds, pipelined_channel};
@@ -41,24 +42,6 @@ fn key(job: &str) -> ChannelKey {
         consumer: 2,
         attempt: 3,
     }
-}
-
-/// Batch `n`: 4,096 rows of ids and 16-character names.
-fn batch(n: i64) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, false),
-    ]));
-    let ids: Vec<i64> = (0..4096).map(|i| n * 4096 + i).collect();
-    let names: Vec<String> = ids.iter().map(|i| format!("name-{i:011}")).collect();
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(names)),
-        ],
-    )
-    .expect("a batch")
 }
 
 const BOUNDS: ChannelBounds = ChannelBounds {

@@ -27,9 +27,12 @@ use weir_exchange::blocking::BlockingOptions;
 use weir_exchange::channel::{ChannelBounds, ChannelReceiver, ChannelSender, pipelined_channel};
 use weir_exchange::checkpoint_store::CheckpointStore;
 use weir_exchange::event::Barrier;
-use weir_exchange::remote::{ChannelKey, ExchangeRegistry, RemoteInput, remote_input};
+use weir_exchange::remote::{
+    ChannelKey, ExchangeRegistry, RemoteInput, remote_input, served_partitions,
+};
 
 use crate::execution_graph::{ExecutionGraph, IntermediateResult};
+use crate::partition_tracker::PartitionRead;
 use crate::{JobConfig, SubtaskId};
 
 /// What the job master decided about one attempt of a subtask.
@@ -41,9 +44,9 @@ pub struct AttemptPlan {
     pub id: SubtaskId,
     /// Which attempt of it this is.
     pub attempt: u32,
-    /// The attempt of each blocking partition it reads, by dataset and
+    /// Where it reads each blocking partition it reads, by dataset and
     /// producer index.
-    pub reads: BTreeMap<(u32, u32), u32>,
+    pub reads: BTreeMap<(u32, u32), PartitionRead>,
     /// The bytes its stateful operators may reserve together.
     pub memory_budget: usize,
     /// Fail on purpose once this many records came in (tests).
@@ -92,6 +95,19 @@ pub struct Peer {
     pub address: String,
     /// Its attempt.
     pub attempt: u32,
+}
+
+/// The ends of what attempts deployed together exchange, made once for
+/// all of them.
+struct Wires {
+    /// The senders of each producer's pipelined channels, by dataset and
+    /// producer.
+    senders: HashMap<(u32, u32), Vec<ChannelSender>>,
+    /// The receivers of pipelined channels, by dataset, consumer and
+    /// producer.
+    receivers: HashMap<(u32, u32, u32), ChannelReceiver>,
+    /// The roots of the processes serving partitions read, by address.
+    served: HashMap<Arc<str>, ShuffleRoot>,
 }
 
 /// An attempt ready to run.
@@ -211,12 +227,17 @@ impl JobRuntime {
                 );
             }
         }
+        let mut wires = Wires {
+            senders,
+            receivers,
+            served: HashMap::new(),
+        };
         plans
             .into_iter()
             .map(|plan| Attempt {
                 subtask: plan.subtask,
                 attempt: plan.attempt,
-                deployment: self.deployment(plan, &mut senders, &mut receivers, remote),
+                deployment: self.deployment(plan, &mut wires, remote),
             })
             .collect()
     }
@@ -255,11 +276,30 @@ impl JobRuntime {
         })
     }
 
+    /// The root a consumer reads partition `read` from: this process's
+    /// own, or the one of the process serving it.
+    fn partition_root(
+        &self,
+        read: &PartitionRead,
+        served: &mut HashMap<Arc<str>, ShuffleRoot>,
+        remote: Option<&RemoteWiring>,
+    ) -> ShuffleRoot {
+        let Some(address) = &read.served_by else {
+            return self.root.clone();
+        };
+        served
+            .entry(Arc::clone(address))
+            .or_insert_with(|| {
+                let token = remote.and_then(|r| r.token.clone());
+                served_partitions(address, token)
+            })
+            .clone()
+    }
+
     fn deployment(
         &self,
         plan: AttemptPlan,
-        senders: &mut HashMap<(u32, u32), Vec<ChannelSender>>,
-        receivers: &mut HashMap<(u32, u32, u32), ChannelReceiver>,
+        wires: &mut Wires,
         remote: Option<&RemoteWiring>,
     ) -> TaskDeployment {
         let AttemptPlan {
@@ -282,22 +322,29 @@ impl JobRuntime {
                     .consumed_channels(result, id.index)
                     .into_iter()
                     .map(|(producer, subpartition)| match result.mode {
-                        ExchangeMode::Pipelined => InputChannel::Local(
-                            self.pipelined_input(result, producer, id.index, receivers, remote),
-                        ),
-                        ExchangeMode::Blocking => InputChannel::Blocking {
-                            root: self.root.clone(),
-                            job: Arc::clone(&self.job_id),
-                            partition: ResultPartitionId {
-                                dataset: result.dataset,
-                                producer,
-                                attempt: *reads
-                                    .get(&(result.dataset, producer))
-                                    .expect("a region is deployed once its inputs are written"),
-                            },
-                            subpartition,
-                            format: self.blocking.format,
-                        },
+                        ExchangeMode::Pipelined => InputChannel::Local(self.pipelined_input(
+                            result,
+                            producer,
+                            id.index,
+                            &mut wires.receivers,
+                            remote,
+                        )),
+                        ExchangeMode::Blocking => {
+                            let read = reads
+                                .get(&(result.dataset, producer))
+                                .expect("a region is deployed once its inputs are written");
+                            InputChannel::Blocking {
+                                root: self.partition_root(read, &mut wires.served, remote),
+                                job: Arc::clone(&self.job_id),
+                                partition: ResultPartitionId {
+                                    dataset: result.dataset,
+                                    producer,
+                                    attempt: read.attempt,
+                                },
+                                subpartition,
+                                format: self.blocking.format,
+                            }
+                        }
                     })
                     .collect()
             })
@@ -311,7 +358,8 @@ impl JobRuntime {
                 partitioner: result.partitioner.clone(),
                 target: match result.mode {
                     ExchangeMode::Pipelined => OutputTarget::Pipelined(
-                        senders
+                        wires
+                            .senders
                             .remove(&(result.dataset, id.index))
                             .expect("senders were made for the producer"),
                     ),

@@ -395,7 +395,7 @@ impl JobMaster {
                 };
                 let written = self
                     .partitions
-                    .attempt(&key)
+                    .read(&key)
                     .expect("a region is deployed once its inputs are written");
                 reads.insert((result.dataset, producer), written);
             }
@@ -658,7 +658,10 @@ impl JobMaster {
             subtask: s,
             attempt,
             result,
+            host,
         } = outcome;
+        // Partitions on a shared root outlive the worker that wrote them.
+        let host = host.filter(|_| !self.root.is_shared());
         if attempt != self.attempts[s] || !self.running.contains(&s) {
             return Ok(());
         }
@@ -678,7 +681,7 @@ impl JobMaster {
                         dataset: written.dataset,
                         producer: written.partition.producer,
                     };
-                    self.partitions.completed(key, attempt);
+                    self.partitions.completed(key, attempt, host.clone());
                 }
                 self.reports[s] = Some(report);
                 let region = self.graph.regions.region_of(s);
@@ -719,7 +722,11 @@ impl JobMaster {
                 dataset: partition.dataset,
                 producer: partition.producer,
             };
+            let host = self.partitions.host(&key).map(|h| Arc::clone(&h.worker));
             self.partitions.lost(key, partition.attempt);
+            if let Some(worker) = host {
+                self.partitions.lost_on(&worker);
+            }
         }
         let at = self.next_restart(&failure)?;
         if self.checkpoints.is_some() {
@@ -818,12 +825,18 @@ impl JobMaster {
         Ok(())
     }
 
-    /// Marks complete partitions whose files are gone as lost (failover
-    /// rule 2 needs to know).
+    /// Marks complete partitions whose files are gone, or whose worker
+    /// is, as lost (failover rule 2 needs to know).
     async fn find_missing_partitions(&mut self) {
         let extension = self.config.blocking.format.extension();
         let complete: Vec<(PartitionKey, u32)> = self.partitions.complete().collect();
         for (key, attempt) in complete {
+            if let Some(host) = self.partitions.host(&key) {
+                if self.executor.has_lost(&host.worker) {
+                    self.partitions.lost(key, attempt);
+                }
+                continue;
+            }
             let id = ResultPartitionId {
                 dataset: key.dataset,
                 producer: key.producer,

@@ -174,6 +174,21 @@ impl fmt::Display for JobSummary {
         if !spilled.is_empty() {
             writeln!(f, "  spilled: {}", spilled.join(", "))?;
         }
+        let rerun: Vec<String> = self
+            .vertices
+            .iter()
+            .filter_map(|v| {
+                let again = self
+                    .attempts
+                    .iter()
+                    .filter(|(s, attempt)| s.vertex == v.id && *attempt > 0)
+                    .count();
+                (again > 0).then(|| format!("{} {again} of {}", v.id, v.parallelism))
+            })
+            .collect();
+        if !rerun.is_empty() {
+            writeln!(f, "  subtasks rerun: {}", rerun.join(", "))?;
+        }
         for v in self.vertices.iter().filter(|v| !v.counters.is_empty()) {
             let counters: Vec<String> = v
                 .counters

@@ -22,6 +22,7 @@ use weir_engine::task::{LiveMetrics, TaskReport, run_task};
 use crate::deployment::{Attempt, AttemptPlan, JobRuntime};
 use crate::execution_graph::ExecutionGraph;
 use crate::failure_plan::FailurePlan;
+use crate::partition_tracker::PartitionHost;
 
 /// How an attempt of a subtask ended.
 #[derive(Debug)]
@@ -32,6 +33,9 @@ pub struct TaskOutcome {
     pub attempt: u32,
     /// What it reported, or why it failed.
     pub result: weir_engine::Result<TaskReport>,
+    /// The worker it ran on, which holds the blocking partitions it wrote
+    /// unless they went to a shared root; `None` in this process.
+    pub host: Option<PartitionHost>,
 }
 
 /// Runs the attempts of a job's subtasks.
@@ -59,6 +63,13 @@ pub trait TaskExecutor: Send + Sync {
     /// The next attempt that ended, `None` for one that was cancelled;
     /// waits forever while none runs.
     async fn next_outcome(&mut self) -> Option<TaskOutcome>;
+
+    /// Whether `worker`, which some outcome named as its host, is gone
+    /// with what it held. Never, for attempts run in this process.
+    fn has_lost(&self, worker: &str) -> bool {
+        let _ = worker;
+        false
+    }
 }
 
 /// Runs attempts as tasks of this process's tokio runtime.
@@ -95,6 +106,7 @@ impl InProcessExecutor {
                 subtask,
                 attempt,
                 result,
+                host: None,
             }
         });
         if let Some((_, earlier)) = self.running.insert(subtask, (attempt, handle)) {
@@ -237,6 +249,10 @@ impl<E: TaskExecutor> TaskExecutor for KillingExecutor<E> {
         self.inner.is_idle()
     }
 
+    fn has_lost(&self, worker: &str) -> bool {
+        self.inner.has_lost(worker)
+    }
+
     async fn next_outcome(&mut self) -> Option<TaskOutcome> {
         loop {
             tokio::select! {
@@ -265,6 +281,7 @@ impl<E: TaskExecutor> TaskExecutor for KillingExecutor<E> {
                         subtask,
                         attempt,
                         result: Err(killed),
+                        host: None,
                     });
                 }
             }

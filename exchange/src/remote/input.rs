@@ -3,25 +3,19 @@
 //! took.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
-use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightData, FlightDescriptor};
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Endpoint;
 
 use super::ChannelKey;
+use super::client::flight_client;
 use super::codec::{credit, decode_event, metadata_only};
 use crate::channel::{ChannelBounds, ChannelReceiver, ChannelSender, pipelined_channel};
 use crate::event::Event;
 use crate::{Error, Result};
-
-/// The largest Flight message a remote channel takes.
-pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 
 /// Where a remote channel comes from.
 #[derive(Debug, Clone)]
@@ -55,29 +49,7 @@ async fn pump(input: RemoteInput, sender: ChannelSender) -> Result<()> {
     let remote = |e: &dyn std::fmt::Display| {
         Error::Remote(format!("reading {} from {}: {e}", input.key, input.address))
     };
-    let channel = Endpoint::from_shared(input.address.clone())
-        .map_err(|e| remote(&e))?
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .map_err(|e| remote(&e))?;
-    let token = input
-        .token
-        .as_ref()
-        .map(|t| MetadataValue::try_from(format!("Bearer {t}")))
-        .transpose()
-        .map_err(|e| remote(&e))?;
-    let mut client =
-        FlightServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
-            if let Some(token) = &token {
-                request
-                    .metadata_mut()
-                    .insert("authorization", token.clone());
-            }
-            Ok(request)
-        })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut client = flight_client(&input.address, input.token.clone())?;
     let descriptor =
         FlightDescriptor::new_cmd(serde_json::to_vec(&input.key).expect("a key serializes"));
     let initial = input.bounds.max_batches.max(1) as u32;

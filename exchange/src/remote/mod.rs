@@ -10,17 +10,27 @@
 //! The consumer grants a credit each time a batch went on into its own
 //! local channel, so a slow consumer holds its producer back across
 //! processes and both sides buffer no more than their channels' bounds.
+//!
+//! Blocking partitions a process wrote to its own local shuffle directory
+//! are served by the same service (`DoGet`) to consumers elsewhere, who
+//! read them as a shuffle root ([`served_partitions`]).
 
+mod client;
 mod codec;
 mod input;
+mod partitions;
 mod registry;
 mod service;
 
-pub use input::{MAX_MESSAGE_BYTES, RemoteInput, remote_input};
+pub use input::{RemoteInput, remote_input};
+pub use partitions::served_partitions;
 pub use registry::ExchangeRegistry;
 pub use service::ExchangeService;
 
 use serde::{Deserialize, Serialize};
+
+/// The largest Flight message a remote channel or partition read takes.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 
 /// Which channel of which job a remote consumer reads: the subpartition
 /// for `consumer` of the partition attempt `attempt` of subtask `producer`

@@ -10,13 +10,17 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
-use futures::Stream;
+use bytes::Bytes;
 use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use object_store::ObjectStoreExt;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::codec::{EventEncoder, credits_of};
+use super::partitions::{CHUNK_BYTES, FileMeta, FileRead, Wanted, partition_file_path};
 use super::{ChannelKey, ExchangeRegistry};
+use crate::ShuffleRoot;
 use crate::channel::ChannelReceiver;
 use crate::event::Event;
 
@@ -24,16 +28,76 @@ use crate::event::Event;
 const OFFER_WAIT: Duration = Duration::from_secs(30);
 
 /// Serves the outgoing remote channels of `registry` (Flight
-/// `DoExchange`; the other calls of Flight are not offered).
+/// `DoExchange`) and, when given a local shuffle root, the blocking
+/// partitions under it (`DoGet`, see [`super::served_partitions`]); the
+/// other calls of Flight are not offered.
 #[derive(Debug, Clone)]
 pub struct ExchangeService {
     registry: Arc<ExchangeRegistry>,
+    partitions: Option<ShuffleRoot>,
 }
 
 impl ExchangeService {
     /// Serves the channels of `registry`.
     pub fn new(registry: Arc<ExchangeRegistry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            partitions: None,
+        }
+    }
+
+    /// Also serves the partition files under `root`, this process's own
+    /// shuffle directory.
+    pub fn serving(self, root: ShuffleRoot) -> Self {
+        Self {
+            partitions: Some(root),
+            ..self
+        }
+    }
+
+    /// The messages answering `read` of a partition file under `root`.
+    async fn read(root: &ShuffleRoot, read: FileRead) -> Result<Vec<FlightData>, Status> {
+        let path = partition_file_path(&read.path).ok_or_else(|| {
+            Status::invalid_argument(format!("'{}' is not a partition file", read.path))
+        })?;
+        let failed = |e: object_store::Error| match e {
+            object_store::Error::NotFound { .. } => {
+                Status::not_found(format!("no partition file {path} here"))
+            }
+            other => Status::internal(format!("reading {path}: {other}")),
+        };
+        let (meta, bytes) = if read.wanted == Wanted::Size {
+            let size = root.store().head(&path).await.map_err(failed)?.size;
+            let meta = FileMeta {
+                size,
+                start: 0,
+                end: 0,
+            };
+            (meta, Bytes::new())
+        } else {
+            let result = root
+                .store()
+                .get_opts(&path, read.wanted.options())
+                .await
+                .map_err(failed)?;
+            let meta = FileMeta {
+                size: result.meta.size,
+                start: result.range.start,
+                end: result.range.end,
+            };
+            (meta, result.bytes().await.map_err(failed)?)
+        };
+        let head = FlightData {
+            app_metadata: serde_json::to_vec(&meta)
+                .expect("metadata serializes")
+                .into(),
+            ..Default::default()
+        };
+        let chunks = (0..bytes.len()).step_by(CHUNK_BYTES).map(|at| FlightData {
+            data_body: bytes.slice(at..bytes.len().min(at + CHUNK_BYTES)),
+            ..Default::default()
+        });
+        Ok(std::iter::once(head).chain(chunks).collect())
     }
 }
 
@@ -41,7 +105,7 @@ type Messages<T> = BoxStream<'static, Result<T, Status>>;
 
 fn unoffered<T>() -> Result<Response<T>, Status> {
     Err(Status::unimplemented(
-        "a weir worker serves its channels with DoExchange only",
+        "a weir worker serves its channels with DoExchange and its partitions with DoGet only",
     ))
 }
 
@@ -185,8 +249,19 @@ impl FlightService for ExchangeService {
         unoffered()
     }
 
-    async fn do_get(&self, _: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        unoffered()
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let Some(root) = &self.partitions else {
+            return unoffered();
+        };
+        let read: FileRead = serde_json::from_slice(&request.into_inner().ticket)
+            .map_err(|_| Status::invalid_argument("a read that names no partition file"))?;
+        let messages = Self::read(root, read).await?;
+        Ok(Response::new(
+            futures::stream::iter(messages.into_iter().map(Ok)).boxed(),
+        ))
     }
 
     async fn do_put(

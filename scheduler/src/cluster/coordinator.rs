@@ -70,15 +70,19 @@ impl ResourceManager {
 
     /// Places attempts that take `slots` slots on the alive worker with the
     /// most slots free (the job master keeps the job within the cluster's
-    /// slots); `None` when no worker is alive.
+    /// slots), among those heard from within three heartbeat intervals
+    /// when there are any (one that went silent is likely gone, though not
+    /// yet declared lost); `None` when no worker is alive.
     pub fn place(&self, slots: u32) -> Option<Placement> {
         let mut workers = self.lock();
+        let recent = self.heartbeats.interval * 3;
         let (id, worker) = workers
             .by_id
             .iter_mut()
             .filter(|(_, w)| !w.lost)
             .max_by_key(|(id, w)| {
                 (
+                    w.last_heartbeat.elapsed() <= recent,
                     i64::from(w.slots) - i64::from(w.used),
                     std::cmp::Reverse(registration_number(id)),
                 )
@@ -312,6 +316,23 @@ mod tests {
         assert_eq!(manager.place(1).expect("placed").worker, b);
         manager.sweep(Instant::now() + Duration::from_secs(1));
         assert!(manager.place(1).is_none(), "no worker is alive");
+    }
+
+    #[test]
+    fn a_worker_gone_silent_gets_nothing_new_while_another_answers() {
+        let (manager, a, b) = two_workers();
+        let silent = Instant::now()
+            .checked_sub(Duration::from_millis(400))
+            .expect("the clock runs");
+        manager.lock().by_id.get_mut(&b).expect("b").last_heartbeat = silent;
+        // b has the most slots free, but has not been heard from for four
+        // intervals (not yet the timeout): a, even once full.
+        assert_eq!(manager.place(2).expect("placed").worker, a);
+        assert_eq!(manager.place(1).expect("placed").worker, a);
+        assert!(manager.is_alive(&b));
+        // With a silent too, the one with the most slots free.
+        manager.lock().by_id.get_mut(&a).expect("a").last_heartbeat = silent;
+        assert_eq!(manager.place(1).expect("placed").worker, b);
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //! most free slots: its pipelined channels between two subtasks of one
 //! worker stay in memory, those between workers cross over Arrow Flight
 //! (`weir_exchange::remote`, served on the worker's port). Blocking
-//! partitions go to the shuffle root all of them reach.
+//! partitions go to the job's shuffle root when it is an object store
+//! every worker reads; otherwise to the worker's own shuffle directory,
+//! which its exchange service serves to the others, and the partition
+//! tracker records which worker holds each, so that they are lost with it.
 
 pub mod access;
 pub mod coordinator;

@@ -18,6 +18,7 @@ use super::proto::worker_client::WorkerClient;
 use super::proto::{self, task_end};
 use super::wire;
 use crate::deployment::AttemptPlan;
+use crate::partition_tracker::PartitionHost;
 use crate::task_executor::{TaskExecutor, TaskOutcome};
 
 /// An attempt running on a worker.
@@ -155,6 +156,7 @@ impl RemoteExecutor {
                 self.failed.push_back(TaskOutcome {
                     subtask: s,
                     attempt: placed.attempt,
+                    host: None,
                     result: Err(weir_engine::Error::Remote {
                         message: format!(
                             "{worker} was lost (no heartbeat for the heartbeat timeout) while \
@@ -174,7 +176,11 @@ impl RemoteExecutor {
         if self.placed.get(&s).is_none_or(|p| p.attempt != end.attempt) {
             return None;
         }
-        self.unplace(s);
+        let placed = self.unplace(s)?;
+        let host = self.used.get(&placed.worker).map(|address| PartitionHost {
+            worker: placed.worker.as_str().into(),
+            address: address.as_str().into(),
+        });
         let result = match end.result {
             Some(task_end::Result::Report(report)) => Ok(wire::report_from_wire(report)),
             Some(task_end::Result::Failure(failure)) => Err(wire::failure_from_wire(failure)),
@@ -188,6 +194,7 @@ impl RemoteExecutor {
             subtask: s,
             attempt: end.attempt,
             result,
+            host,
         })
     }
 }
@@ -199,6 +206,7 @@ impl RemoteExecutor {
             self.failed.push_back(TaskOutcome {
                 subtask: plan.subtask,
                 attempt: plan.attempt,
+                host: None,
                 result: Err(weir_engine::Error::Remote {
                     message: why.to_string(),
                     not_retryable: None,
@@ -231,6 +239,14 @@ impl RemoteExecutor {
         }
         self.used
             .insert(placement.worker.clone(), placement.address.clone());
+        // What the worker itself holds, it reads from its own directory.
+        for plan in &mut plans {
+            for read in plan.reads.values_mut() {
+                if read.served_by.as_deref() == Some(placement.address.as_str()) {
+                    read.served_by = None;
+                }
+            }
+        }
         let attempts: Vec<(usize, u32)> = plans.iter().map(|p| (p.subtask, p.attempt)).collect();
         let request = proto::Deployment {
             job_id: self.job.job_id.to_string(),
@@ -404,6 +420,10 @@ impl TaskExecutor for RemoteExecutor {
         self.placed.is_empty() && self.failed.is_empty()
     }
 
+    fn has_lost(&self, worker: &str) -> bool {
+        !self.resources.is_alive(worker)
+    }
+
     async fn next_outcome(&mut self) -> Option<TaskOutcome> {
         loop {
             if let Some(outcome) = self.failed.pop_front() {
@@ -422,6 +442,7 @@ impl TaskExecutor for RemoteExecutor {
                             subtask: s,
                             attempt,
                             result: Err(error),
+                            host: None,
                         });
                     }
                 }

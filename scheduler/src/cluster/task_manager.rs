@@ -81,15 +81,20 @@ pub struct TaskManager {
     exchange: Arc<ExchangeRegistry>,
     /// The secret of calls to other workers' exchange services.
     token: Token,
+    /// Its own shuffle directory, for jobs whose shuffle root is not
+    /// shared by every worker.
+    shuffle: ShuffleRoot,
 }
 
 impl TaskManager {
     /// Runs jobs planned by `planner`, reporting to `coordinator`; calls
-    /// other workers with `token`'s secret.
+    /// other workers with `token`'s secret; writes the blocking partitions
+    /// of jobs without a shared shuffle root under `shuffle`.
     pub fn new(
         planner: Arc<dyn JobPlanner>,
         coordinator: CoordinatorClient<Authorized>,
         token: Token,
+        shuffle: ShuffleRoot,
     ) -> Self {
         Self {
             planner,
@@ -98,6 +103,7 @@ impl TaskManager {
             jobs: Arc::default(),
             exchange: Arc::default(),
             token,
+            shuffle,
         }
     }
 
@@ -147,7 +153,7 @@ impl TaskManager {
             return Err(differs(&job_id));
         }
         let plans = job.plans(deployment.attempts)?;
-        let wiring = (!deployment.peers.is_empty()).then(|| RemoteWiring {
+        let wiring = Some(RemoteWiring {
             registry: Arc::clone(&self.exchange),
             peers: deployment
                 .peers
@@ -187,8 +193,15 @@ impl TaskManager {
         }
         let graph = ExecutionGraph::try_new(Arc::new(job))
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        // A shared root every worker reads; else this worker's own, whose
+        // partitions it serves to the others.
         let root = ShuffleRoot::try_new(&config.shuffle_root, &config.store_options)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let root = if root.is_shared() {
+            root
+        } else {
+            self.shuffle.clone()
+        };
         let checkpoints = match deployment.checkpoint_job_dir.as_str() {
             "" => None,
             dir => {
@@ -295,13 +308,15 @@ impl Worker for TaskManager {
 }
 
 /// Runs the attempts of one job deployed here until the job is released,
-/// then removes its spill files here.
+/// then removes its spill files here, and its partitions when they are in
+/// this worker's own directory.
 async fn run_job(
     runtime: JobRuntime,
     mut commands: mpsc::UnboundedReceiver<Command>,
     reporter: Reporter,
 ) {
     let spill_dir = runtime.spill_dir.clone();
+    let own_partitions = (!runtime.root.is_shared()).then(|| runtime.root.clone());
     let runtime = Arc::new(runtime);
     let mut executor = InProcessExecutor::new(Arc::clone(&runtime));
     loop {
@@ -324,6 +339,14 @@ async fn run_job(
                 }
                 None => {
                     executor.cancel_all().await;
+                    if let Some(root) = own_partitions
+                        && let Err(e) = root.remove_job(&reporter.job_id).await
+                    {
+                        tracing::warn!(
+                            "could not remove the partitions of job {}: {e}",
+                            reporter.job_id
+                        );
+                    }
                     if spill_dir.exists()
                         && let Err(e) = tokio::fs::remove_dir_all(&spill_dir).await
                     {

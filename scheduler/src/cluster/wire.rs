@@ -15,6 +15,7 @@ use weir_exchange::checkpoint_store::{CheckpointStore, StateFile};
 use super::proto;
 use crate::SubtaskId;
 use crate::deployment::{AttemptHandles, AttemptPlan};
+use crate::partition_tracker::PartitionRead;
 
 /// What a restarted task resumes from, as it is shipped: the store of a
 /// savepoint by its URL (the worker opens it with the job's store
@@ -43,10 +44,11 @@ pub fn attempt_to_wire(plan: &AttemptPlan) -> proto::AttemptPlan {
         reads: plan
             .reads
             .iter()
-            .map(|(&(dataset, producer), &attempt)| proto::PartitionRead {
+            .map(|(&(dataset, producer), read)| proto::PartitionRead {
                 dataset,
                 producer,
-                attempt,
+                attempt: read.attempt,
+                served_by: read.served_by.as_deref().unwrap_or_default().to_string(),
             })
             .collect(),
         memory_budget: plan.memory_budget as u64,
@@ -95,7 +97,13 @@ pub fn attempt_from_wire(
         reads: plan
             .reads
             .into_iter()
-            .map(|r| ((r.dataset, r.producer), r.attempt))
+            .map(|r| {
+                let read = PartitionRead {
+                    attempt: r.attempt,
+                    served_by: (!r.served_by.is_empty()).then(|| r.served_by.into()),
+                };
+                ((r.dataset, r.producer), read)
+            })
             .collect(),
         memory_budget: usize::try_from(plan.memory_budget).unwrap_or(usize::MAX),
         fail_at_record: plan.fail_at_record,
@@ -141,6 +149,7 @@ fn partition_to_wire(id: &ResultPartitionId) -> proto::PartitionRead {
         dataset: id.dataset,
         producer: id.producer,
         attempt: id.attempt,
+        ..Default::default()
     }
 }
 
@@ -280,7 +289,22 @@ mod tests {
                 index: 3,
             },
             attempt: 4,
-            reads: BTreeMap::from([((1, 0), 2), ((1, 1), 0)]),
+            reads: BTreeMap::from([
+                (
+                    (1, 0),
+                    PartitionRead {
+                        attempt: 2,
+                        served_by: Some("http://127.0.0.1:7001".into()),
+                    },
+                ),
+                (
+                    (1, 1),
+                    PartitionRead {
+                        attempt: 0,
+                        served_by: None,
+                    },
+                ),
+            ]),
             memory_budget: 1 << 30,
             fail_at_record: Some(10),
             restore: Some(TaskRestore {

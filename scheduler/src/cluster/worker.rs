@@ -13,6 +13,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
+use weir_exchange::ShuffleRoot;
 use weir_exchange::remote::{self, ExchangeService};
 
 use super::access::{Authorized, MAX_MESSAGE_BYTES, Token};
@@ -40,6 +41,11 @@ pub struct WorkerConfig {
     /// The host the coordinator reaches its service at, when not the one
     /// it binds (one bound to all interfaces, 0.0.0.0).
     pub advertise: Option<String>,
+    /// Its own shuffle directory: where the blocking partitions of its
+    /// attempts go when a job's shuffle root is a local directory, served
+    /// to consumers on other workers. `None`: a fresh temporary directory,
+    /// removed when the worker stops.
+    pub shuffle_dir: Option<std::path::PathBuf>,
 }
 
 /// How long a worker that is told to stop takes at most to leave.
@@ -101,11 +107,18 @@ pub async fn run(
         None => format!("http://{address}"),
     };
     let token = &config.token;
-    let tasks = TaskManager::new(planner, token.coordinator(&endpoint), token.clone());
+    let (shuffle, _temporary) = own_shuffle_root(config.shuffle_dir.as_deref())?;
+    let tasks = TaskManager::new(
+        planner,
+        token.coordinator(&endpoint),
+        token.clone(),
+        shuffle.clone(),
+    );
     let service = WorkerServer::new(tasks.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let exchange = FlightServiceServer::new(ExchangeService::new(tasks.exchange()))
+    let exchange = ExchangeService::new(tasks.exchange()).serving(shuffle);
+    let exchange = FlightServiceServer::new(exchange)
         .max_decoding_message_size(remote::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(remote::MAX_MESSAGE_BYTES);
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -130,6 +143,32 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// The worker's own shuffle root: `dir`, or a fresh temporary directory
+/// (removed when the returned guard is dropped).
+///
+/// # Errors
+/// When the directory cannot be made.
+fn own_shuffle_root(
+    dir: Option<&std::path::Path>,
+) -> Result<(ShuffleRoot, Option<tempfile::TempDir>)> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        Error::Cluster(format!("cannot make the worker's shuffle directory: {e}"))
+    };
+    let temporary = match dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("weir-worker-shuffle-")
+                .tempdir()
+                .map_err(|e| cannot(&e))?,
+        ),
+    };
+    let dir = dir.or(temporary.as_ref().map(tempfile::TempDir::path));
+    let url = dir.expect("a directory").display().to_string();
+    let root = ShuffleRoot::try_new(&url, &Default::default()).map_err(|e| cannot(&e))?;
+    Ok((root, temporary))
 }
 
 /// Tells the coordinator this worker leaves and cancels what it runs,

@@ -121,6 +121,8 @@ pub struct RestartTracker {
     strategy: RestartStrategy,
     restarts: u32,
     failures: VecDeque<Instant>,
+    /// When the restart granted last is due.
+    due: Option<Instant>,
 }
 
 impl RestartTracker {
@@ -130,6 +132,7 @@ impl RestartTracker {
             strategy,
             restarts: 0,
             failures: VecDeque::new(),
+            due: None,
         }
     }
 
@@ -141,10 +144,18 @@ impl RestartTracker {
     /// A task failed at `now`: how long to wait before restarting, or why
     /// the job must fail instead.
     ///
+    /// Failures while a restart waits to happen are part of it (one cause,
+    /// such as a lost worker, fails many tasks at once): they wait for the
+    /// same restart and do not count again, as Flink counts them since
+    /// FLIP-364.
+    ///
     /// # Errors
     /// When the strategy allows no further restart; the message says which
     /// limit was reached.
     pub fn on_failure(&mut self, now: Instant) -> Result<Duration, String> {
+        if let Some(due) = self.due.filter(|due| *due > now) {
+            return Ok(due - now);
+        }
         let delay = match &self.strategy {
             RestartStrategy::None => {
                 return Err("restart strategy 'none' allows no restart".to_string());
@@ -197,6 +208,7 @@ impl RestartTracker {
             }
         };
         self.restarts += 1;
+        self.due = Some(now + delay);
         Ok(delay)
     }
 }
@@ -212,10 +224,14 @@ mod tests {
             delay: Duration::from_millis(5),
         });
         let now = Instant::now();
+        let later = |ms| now + Duration::from_millis(ms);
         assert_eq!(t.on_failure(now), Ok(Duration::from_millis(5)));
-        assert_eq!(t.on_failure(now), Ok(Duration::from_millis(5)));
+        // While that restart waits, another failure is part of it.
+        assert_eq!(t.on_failure(later(2)), Ok(Duration::from_millis(3)));
+        assert_eq!(t.restarts(), 1);
+        assert_eq!(t.on_failure(later(5)), Ok(Duration::from_millis(5)));
         assert!(
-            t.on_failure(now)
+            t.on_failure(later(10))
                 .unwrap_err()
                 .contains("exhausted its 2 attempt(s)")
         );
@@ -229,9 +245,13 @@ mod tests {
             multiplier: 2.0,
             attempts: 5,
         });
-        let now = Instant::now();
+        let mut now = Instant::now();
         let delays: Vec<_> = (0..5)
-            .map(|_| t.on_failure(now).unwrap().as_millis())
+            .map(|_| {
+                let delay = t.on_failure(now).unwrap();
+                now += delay;
+                delay.as_millis()
+            })
             .collect();
         assert_eq!(delays, vec![10, 20, 35, 35, 35]);
         assert!(t.on_failure(now).is_err());
