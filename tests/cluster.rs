@@ -548,13 +548,25 @@ fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_on
     let (checkpoints, out) = (tmp.path().join("checkpoints"), tmp.path().join("out"));
     let script = streaming_ids(tmp.path(), &checkpoints, &out, ROWS);
     let job = submit(tmp.path(), &script, &cluster.url);
-    // Once a checkpoint completed, SIGKILL the worker that runs the job
-    // (a streaming job is one pipelined region, on one worker).
+    // Once a checkpoint completed, SIGKILL a worker that runs the job
+    // (each of its two pipelines takes a slot).
     let started = Instant::now();
     while cli::latest_checkpoint(&checkpoints).is_none_or(|(n, _)| n < 2) {
         assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The files its workers stage belong to the coordinator, which lives as
+    // long as the job: a worker's loss leaves them nobody takes for
+    // abandoned.
+    let staging = std::fs::read_dir(out.join("_weir_staging"))
+        .expect("the job stages files")
+        .next()
+        .expect("the job's staging directory")
+        .expect("listed")
+        .path();
+    let owner = std::fs::read_to_string(staging.join("_owner")).expect("an owner");
+    let pid = cluster._coordinator.0.id();
+    assert!(owner.contains(&format!("\"pid\":{pid},")), "{owner}");
     let running = cluster
         .logs
         .iter()
@@ -573,13 +585,26 @@ fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_on
 }
 
 /// A streaming job of `rows` ids at a quarter of them a second into
-/// Parquet under `out`, checkpointing every 150 ms into `checkpoints`.
+/// Parquet under `out`, checkpointing every 150 ms into `checkpoints`, at
+/// parallelism 2 (each subtask takes a slot).
 fn streaming_ids(tmp: &Path, checkpoints: &Path, out: &Path, rows: u64) -> PathBuf {
+    streaming_ids_at(tmp, checkpoints, out, rows, 2)
+}
+
+/// [`streaming_ids`] at parallelism `parallelism`.
+fn streaming_ids_at(
+    tmp: &Path,
+    checkpoints: &Path,
+    out: &Path,
+    rows: u64,
+    parallelism: u32,
+) -> PathBuf {
     script(
         tmp,
         "streaming.sql",
         &format!(
             "{}
+             SET 'parallelism.default' = '{parallelism}';
              CREATE TABLE numbers (id BIGINT) WITH (
                'connector' = 'datagen', 'number-of-rows' = '{rows}',
                'rows-per-second' = '{}', 'fields.id.kind' = 'sequence',
@@ -592,6 +617,56 @@ fn streaming_ids(tmp: &Path, checkpoints: &Path, out: &Path, rows: u64) -> PathB
             out.display()
         ),
     )
+}
+
+#[test]
+fn a_streaming_job_short_of_slots_after_a_worker_loss_waits_for_one_and_says_so() {
+    const ROWS: u64 = 30_000;
+    let tmp = tempfile::tempdir().expect("a directory");
+    let mut cluster = cluster(tmp.path());
+    let (checkpoints, out) = (tmp.path().join("checkpoints"), tmp.path().join("out"));
+    // Six subtasks: every slot of the three workers.
+    let script = streaming_ids_at(tmp.path(), &checkpoints, &out, ROWS, 6);
+    let job = verb(
+        tmp.path(),
+        &["run", script.to_str().expect("utf-8"), "--detached"],
+        &cluster.url,
+    );
+    let job = job.trim();
+    let started = Instant::now();
+    while cli::latest_checkpoint(&checkpoints).is_none_or(|(n, _)| n < 2) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(cluster.workers.remove(1));
+    // Four slots are left: two of its six pipelines wait for slots, and
+    // its status says so.
+    let waiting = loop {
+        let status = job_status(tmp.path(), job, &cluster.url);
+        if status.contains("waiting") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never waits: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(waiting.contains("\trunning\t"), "{waiting}");
+    assert!(
+        waiting.contains("for 2 slot(s) for 2 region(s)"),
+        "{waiting}"
+    );
+    assert!(
+        waiting.contains("2 alive worker(s) have 0 free"),
+        "{waiting}"
+    );
+    // A worker comes: the job resumes from its checkpoint and ends with
+    // every id once.
+    cluster.workers.push(worker(tmp.path(), &cluster.url, 2));
+    let finished = await_state(tmp.path(), job, &cluster.url, "finished");
+    assert!(!finished.contains("waiting"), "{finished}");
+    assert_every_id_once(tmp.path(), &out, ROWS);
 }
 
 /// Asserts that the Parquet files under `out` hold ids 0..rows once each.

@@ -95,6 +95,18 @@ pub trait SinkFactory: Send + Sync + Debug {
         None
     }
 
+    /// The job starts, in the process that decides its commits (its job
+    /// master), before any of its attempts runs: whatever records who owns
+    /// the job's staged output names this process, which lives as long as
+    /// the job, wherever its attempts run.
+    ///
+    /// # Errors
+    /// When the sink's storage cannot be written; the job fails.
+    async fn open_job(&self, job_id: &str) -> Result<()> {
+        let _ = job_id;
+        Ok(())
+    }
+
     /// Every subtask of the job finished: makes the output of the attempts
     /// in `commit` visible. Called once per job, after every task ended.
     ///

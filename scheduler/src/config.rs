@@ -82,6 +82,10 @@ pub struct JobConfig {
     /// Whether state of the savepoint that fits no vertex of the job may
     /// be dropped (otherwise the job does not start).
     pub allow_non_restored: bool,
+    /// On a cluster: how long a region waits for the slots it needs before
+    /// its attempts fail (and restart under the restart strategy), as
+    /// Flink's `slot.request.timeout`.
+    pub slot_request_timeout: Duration,
 }
 
 /// The least default memory per slot: 256 MiB.
@@ -142,6 +146,7 @@ impl Default for JobConfig {
             savepoint_dir: None,
             restore_from: None,
             allow_non_restored: false,
+            slot_request_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -274,6 +279,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
         "restart-strategy.failure-rate.delay",
         "wait before each restart",
     ),
+    (
+        "slot.request.timeout",
+        "on a cluster: how long a region waits for free slots before it fails (default 5 min)",
+    ),
 ];
 
 impl JobConfig {
@@ -353,6 +362,7 @@ impl JobConfig {
                 self.checkpoint_interval = Some(duration()?).filter(|d| !d.is_zero())
             }
             "execution.checkpointing.dir" => self.checkpoint_dir = value.to_string(),
+            "slot.request.timeout" => self.slot_request_timeout = duration()?,
             "execution.checkpointing.num-retained" => self.checkpoints_retained = positive()?,
             "execution.checkpointing.tolerable-failed-checkpoints" => {
                 self.tolerable_failed_checkpoints = value

@@ -159,8 +159,12 @@ impl JobMaster {
     /// succeeded or failed.
     pub async fn run(mut self) -> Result<JobSummary> {
         self.claim_job_dirs().await;
-        let mut outcome = match self.commit_restored().await {
-            Ok(()) => self.drive().await,
+        let opened = self.sinks.open_job().await.map_err(|c| self.failed(c));
+        let mut outcome = match opened {
+            Ok(()) => match self.commit_restored().await {
+                Ok(()) => self.drive().await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         self.executor.cancel_all().await;

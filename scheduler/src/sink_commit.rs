@@ -130,6 +130,21 @@ impl SinkCommits {
         }
     }
 
+    /// The job starts here: every sink records this process as the owner
+    /// of what the job stages.
+    ///
+    /// # Errors
+    /// What a sink could not record; the job fails.
+    pub async fn open_job(&self) -> Result<(), String> {
+        for sink in &self.sinks {
+            sink.factory
+                .open_job(&self.job_id)
+                .await
+                .map_err(|e| format!("sink '{}' could not open: {e}", sink.factory.name()))?;
+        }
+        Ok(())
+    }
+
     /// The job succeeded: publishes the output of every sink, as written
     /// by the final attempt (`attempt(vertex, subtask)`) of each subtask.
     ///

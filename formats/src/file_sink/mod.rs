@@ -341,15 +341,26 @@ impl FileSink {
     }
 
     /// Records this process as the owner of `job_id`'s staging directory,
-    /// before the job stages its first file there.
+    /// before the job stages its first file there, unless a process that
+    /// runs (or may: on another host) owns it already: the job master that
+    /// opened the job ([`SinkFactory::open_job`]), in a cluster whose
+    /// workers stage the job's files. The owner's life is the job's: were
+    /// a worker the owner, its loss would make the job's staged files look
+    /// abandoned to the others.
     pub(super) async fn claim_staging(&self, job_id: &Arc<str>) -> Result<()> {
         let mut claimed = self.claimed.lock().await;
         if !claimed.contains(job_id) {
             let dir = self.staging(job_id);
-            JobOwner::current(job_id)
-                .write(self.store().as_ref(), &dir)
+            let store = self.store();
+            let owned = JobOwner::read(store.as_ref(), &dir)
                 .await
-                .map_err(|e| self.store_error(e))?;
+                .is_some_and(|owner| owner.liveness() != Liveness::Dead);
+            if !owned {
+                JobOwner::current(job_id)
+                    .write(store.as_ref(), &dir)
+                    .await
+                    .map_err(|e| self.store_error(e))?;
+            }
             claimed.insert(Arc::clone(job_id));
         }
         Ok(())
@@ -588,6 +599,10 @@ impl SinkFactory for FileSink {
             dir,
             task,
         )))
+    }
+
+    async fn open_job(&self, job_id: &str) -> weir_engine::Result<()> {
+        Ok(self.claim_staging(&job_id.into()).await?)
     }
 
     async fn commit_job(&self, commit: &JobCommit) -> weir_engine::Result<()> {

@@ -24,6 +24,17 @@ struct Worker {
     lost: bool,
 }
 
+impl Worker {
+    /// Its slots no attempt takes; none when it is lost.
+    fn free(&self) -> u32 {
+        if self.lost {
+            0
+        } else {
+            self.slots.saturating_sub(self.used)
+        }
+    }
+}
+
 /// Where an attempt (or a region of them) was placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
@@ -68,30 +79,47 @@ impl ResourceManager {
         self.lost.subscribe()
     }
 
-    /// Places attempts that take `slots` slots on the alive worker with the
-    /// most slots free (the job master keeps the job within the cluster's
-    /// slots), among those heard from within three heartbeat intervals
-    /// when there are any (one that went silent is likely gone, though not
-    /// yet declared lost); `None` when no worker is alive.
-    pub fn place(&self, slots: u32) -> Option<Placement> {
+    /// Places `slots` slots, each on the alive worker with the most slots
+    /// free at that moment, among those heard from within three heartbeat
+    /// intervals when there are any (one that went silent is likely gone,
+    /// though not yet declared lost); `None`, placing nothing, when the
+    /// alive workers have fewer slots free.
+    pub fn place(&self, slots: u32) -> Option<Vec<Placement>> {
         let mut workers = self.lock();
+        let free: u32 = workers.by_id.values().map(Worker::free).sum();
+        if free < slots {
+            return None;
+        }
         let recent = self.heartbeats.interval * 3;
-        let (id, worker) = workers
-            .by_id
-            .iter_mut()
-            .filter(|(_, w)| !w.lost)
-            .max_by_key(|(id, w)| {
-                (
-                    w.last_heartbeat.elapsed() <= recent,
-                    i64::from(w.slots) - i64::from(w.used),
-                    std::cmp::Reverse(registration_number(id)),
-                )
-            })?;
-        worker.used += slots;
-        Some(Placement {
-            worker: id.clone(),
-            address: worker.address.clone(),
-        })
+        let placed = (0..slots)
+            .map(|_| {
+                let (id, worker) = workers
+                    .by_id
+                    .iter_mut()
+                    .filter(|(_, w)| w.free() > 0)
+                    .max_by_key(|(id, w)| {
+                        (
+                            w.last_heartbeat.elapsed() <= recent,
+                            w.free(),
+                            std::cmp::Reverse(registration_number(id)),
+                        )
+                    })
+                    .expect("enough slots are free");
+                worker.used += 1;
+                Placement {
+                    worker: id.clone(),
+                    address: worker.address.clone(),
+                }
+            })
+            .collect();
+        Some(placed)
+    }
+
+    /// The slots free on the alive workers, and how many workers are alive.
+    pub fn free_slots(&self) -> (u32, usize) {
+        let workers = self.lock();
+        let alive = workers.by_id.values().filter(|w| !w.lost).count();
+        (workers.by_id.values().map(Worker::free).sum(), alive)
     }
 
     /// Gives back `slots` slots of worker `id`.
@@ -299,22 +327,35 @@ mod tests {
         );
     }
 
+    /// The workers `manager` places `slots` slots on, in order.
+    fn placed(manager: &ResourceManager, slots: u32) -> Vec<String> {
+        manager
+            .place(slots)
+            .expect("placed")
+            .into_iter()
+            .map(|p| p.worker)
+            .collect()
+    }
+
     #[test]
-    fn attempts_go_to_the_alive_worker_with_the_most_slots_free() {
+    fn slots_go_to_the_alive_worker_with_the_most_free_and_never_beyond() {
         let (manager, a, b) = two_workers();
-        let first = manager.place(2).expect("placed");
+        let first = manager.place(1).expect("placed");
         assert_eq!(
-            (first.worker.as_str(), first.address.as_str()),
+            (first[0].worker.as_str(), first[0].address.as_str()),
             (b.as_str(), "http://b:1")
         );
-        // a has 2 free, b 1: a; then b has 1, a none: b; then neither has
-        // any: the first registered (the job master keeps within slots).
-        assert_eq!(manager.place(2).expect("placed").worker, a);
-        assert_eq!(manager.place(1).expect("placed").worker, b);
-        assert_eq!(manager.place(1).expect("placed").worker, a);
+        // a and b have 2 free: the first registered, then b.
+        assert_eq!(placed(&manager, 2), [a.clone(), b.clone()]);
+        assert_eq!(manager.free_slots(), (2, 2));
+        // Three slots do not fit in two: nothing is placed.
+        assert!(manager.place(3).is_none());
+        assert_eq!(placed(&manager, 2), [a.clone(), b.clone()]);
+        assert!(manager.place(1).is_none(), "every slot is taken");
         manager.release(&b, 2);
-        assert_eq!(manager.place(1).expect("placed").worker, b);
+        assert_eq!(placed(&manager, 1), std::slice::from_ref(&b));
         manager.sweep(Instant::now() + Duration::from_secs(1));
+        assert_eq!(manager.free_slots(), (0, 0));
         assert!(manager.place(1).is_none(), "no worker is alive");
     }
 
@@ -326,13 +367,13 @@ mod tests {
             .expect("the clock runs");
         manager.lock().by_id.get_mut(&b).expect("b").last_heartbeat = silent;
         // b has the most slots free, but has not been heard from for four
-        // intervals (not yet the timeout): a, even once full.
-        assert_eq!(manager.place(2).expect("placed").worker, a);
-        assert_eq!(manager.place(1).expect("placed").worker, a);
+        // intervals (not yet the timeout): a, until it is full.
+        assert_eq!(placed(&manager, 3), [a.clone(), a.clone(), b.clone()]);
         assert!(manager.is_alive(&b));
         // With a silent too, the one with the most slots free.
+        manager.release(&a, 1);
         manager.lock().by_id.get_mut(&a).expect("a").last_heartbeat = silent;
-        assert_eq!(manager.place(1).expect("placed").worker, b);
+        assert_eq!(placed(&manager, 1), [b]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::coordinator::ResourceManager;
 use super::proto::RecordedJob;
 use super::proto::{self, JobSpec, Setting};
 use super::recovery::JobRecords;
-use super::remote::{AckSlot, RemoteExecutor, RemoteJob};
+use super::remote::{AckSlot, RemoteExecutor, RemoteJob, SlotWait};
 use super::rows::{PlannedOnly, QueryRows, to_ipc};
 use super::wire;
 use super::{JobPlanner, config_of, fingerprint, plan_part};
@@ -93,6 +93,8 @@ struct Job {
     rows: Arc<QueryRows>,
     /// Where the checkpoint acknowledgements of its tasks go.
     acks: AckSlot,
+    /// What it waits for, while regions of it wait for slots.
+    slot_wait: SlotWait,
 }
 
 /// The jobs of a coordinator.
@@ -221,11 +223,14 @@ impl Dispatcher {
         };
         let (ends, ended) = mpsc::unbounded_channel();
         let acks = AckSlot::default();
+        let slot_wait = SlotWait::default();
         let remote = RemoteJob {
             job_id: Arc::clone(&job_id),
             fingerprint: fingerprint(&job),
             spec,
             checkpoint_job_dir: None,
+            slot_request_timeout: config.slot_request_timeout,
+            slot_wait: Arc::clone(&slot_wait),
         };
         let (resources, token) = (self.resources.clone(), self.token.clone());
         let executor = |runtime: JobRuntime| -> Box<dyn TaskExecutor> {
@@ -264,6 +269,7 @@ impl Dispatcher {
                 ends,
                 rows: Arc::default(),
                 acks,
+                slot_wait,
             },
         );
         let jobs = self.clone();
@@ -415,6 +421,7 @@ impl Dispatcher {
                 ends: mpsc::unbounded_channel().0,
                 rows: Arc::default(),
                 acks: AckSlot::default(),
+                slot_wait: SlotWait::default(),
             },
         );
     }
@@ -506,7 +513,15 @@ impl Dispatcher {
                 job_id: id.clone(),
                 name: job.name.clone(),
                 state: job.state.borrow().name().to_string(),
-                message: job.state.borrow().message(),
+                message: match &*job.state.borrow() {
+                    JobState::Running => job
+                        .slot_wait
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone()
+                        .unwrap_or_default(),
+                    ended => ended.message(),
+                },
                 running_ms: job
                     .ended
                     .unwrap_or_else(Instant::now)

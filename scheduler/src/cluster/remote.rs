@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
@@ -45,6 +45,18 @@ fn undeployed(worker: &str, status: &tonic::Status) -> weir_engine::Error {
     }
 }
 
+/// What a job's status says while regions of it wait for slots.
+pub type SlotWait = Arc<std::sync::Mutex<Option<String>>>;
+
+/// How often regions waiting for slots look again.
+const SLOTS_AGAIN: Duration = Duration::from_millis(200);
+
+/// A region's attempts waiting for the slots they need, since when.
+struct Waiting {
+    plans: Vec<AttemptPlan>,
+    since: Instant,
+}
+
 /// What every deployment of a job carries.
 #[derive(Debug, Clone)]
 pub struct RemoteJob {
@@ -57,6 +69,10 @@ pub struct RemoteJob {
     /// For a job that takes checkpoints: their directory in its
     /// checkpoint store.
     pub checkpoint_job_dir: Option<String>,
+    /// How long a region waits for the slots it needs before it fails.
+    pub slot_request_timeout: Duration,
+    /// Where the job's status learns that regions wait for slots.
+    pub slot_wait: SlotWait,
 }
 
 /// Where a job's checkpoint acknowledgements go, once its job master
@@ -85,6 +101,8 @@ pub struct RemoteExecutor {
         mpsc::UnboundedReceiver<Undeployed>,
     ),
     lost: broadcast::Receiver<String>,
+    /// Regions waiting for slots, in the order they came.
+    waiting: VecDeque<Waiting>,
 }
 
 impl RemoteExecutor {
@@ -109,6 +127,7 @@ impl RemoteExecutor {
             ended,
             failed: VecDeque::new(),
             undeployed: mpsc::unbounded_channel(),
+            waiting: VecDeque::new(),
         }
     }
 
@@ -329,24 +348,60 @@ fn slots_of(plans: &[AttemptPlan]) -> u32 {
     per_vertex.into_values().max().unwrap_or(0)
 }
 
-#[async_trait]
-impl TaskExecutor for RemoteExecutor {
-    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
-        // Slot k of the region holds subtask k of each of its vertices
-        // (slot sharing); each slot goes to the worker with the most free.
-        let slots = slots_of(&plans).max(1) as usize;
-        let mut slot_workers = Vec::new();
-        for _ in 0..slots {
-            match self.resources.place(1) {
-                Some(placement) => slot_workers.push(placement),
-                None => {
-                    for placement in &slot_workers {
-                        self.resources.release(&placement.worker, 1);
-                    }
-                    return self.fail_all(plans, "no worker is alive to run it");
-                }
+impl RemoteExecutor {
+    /// Deploys the regions waiting for slots, in the order they came, as
+    /// long as the slots they need are free; fails those that waited for
+    /// longer than the job allows. Tells the job's status what still
+    /// waits.
+    fn place_waiting(&mut self) {
+        while let Some(first) = self.waiting.front() {
+            let slots = slots_of(&first.plans).max(1);
+            if let Some(placements) = self.resources.place(slots) {
+                let region = self.waiting.pop_front().expect("a first region");
+                self.deploy_region(region.plans, placements);
+                continue;
             }
+            let timeout = self.job.slot_request_timeout;
+            if first.since.elapsed() < timeout {
+                break;
+            }
+            let region = self.waiting.pop_front().expect("a first region");
+            let (free, alive) = self.resources.free_slots();
+            let why = format!(
+                "no {slots} slot(s) free for {timeout:?} (slot.request.timeout): the {alive} \
+                 alive worker(s) have {free}"
+            );
+            self.fail_all(region.plans, &why);
         }
+        let note = self.waiting.front().map(|first| {
+            let (free, alive) = self.resources.free_slots();
+            let slots: u32 = self
+                .waiting
+                .iter()
+                .map(|region| slots_of(&region.plans).max(1))
+                .sum();
+            format!(
+                "waiting {} s for {slots} slot(s) for {} region(s): the {alive} alive \
+                 worker(s) have {free} free; start workers, or lower the job's parallelism",
+                first.since.elapsed().as_secs(),
+                self.waiting.len()
+            )
+        });
+        let mut told = self.job.slot_wait.lock().unwrap_or_else(|p| p.into_inner());
+        if told.is_none()
+            && let Some(note) = &note
+        {
+            tracing::warn!("job {}: {note}", self.job.job_id);
+        }
+        *told = note;
+    }
+
+    /// Deploys the attempts of a region on the slots `slot_workers` took
+    /// for it.
+    fn deploy_region(&mut self, plans: Vec<AttemptPlan>, slot_workers: Vec<Placement>) {
+        // Slot k of the region holds subtask k of each of its vertices
+        // (slot sharing).
+        let slots = slot_workers.len();
         let mut groups: BTreeMap<String, (Placement, Vec<AttemptPlan>)> = BTreeMap::new();
         let mut everyone = Vec::new();
         for plan in plans {
@@ -372,8 +427,23 @@ impl TaskExecutor for RemoteExecutor {
             self.deploy_on(placement, group, taken as u32, peers);
         }
     }
+}
+
+#[async_trait]
+impl TaskExecutor for RemoteExecutor {
+    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
+        self.waiting.push_back(Waiting {
+            plans,
+            since: Instant::now(),
+        });
+        self.place_waiting();
+    }
 
     fn cancel(&mut self, subtask: usize) {
+        for region in &mut self.waiting {
+            region.plans.retain(|plan| plan.subtask != subtask);
+        }
+        self.waiting.retain(|region| !region.plans.is_empty());
         let Some(placed) = self.unplace(subtask) else {
             return;
         };
@@ -398,6 +468,8 @@ impl TaskExecutor for RemoteExecutor {
     }
 
     async fn cancel_all(&mut self) {
+        self.waiting.clear();
+        self.place_waiting();
         let running: Vec<usize> = self.placed.keys().copied().collect();
         for s in running {
             self.unplace(s);
@@ -417,7 +489,7 @@ impl TaskExecutor for RemoteExecutor {
     }
 
     fn is_idle(&self) -> bool {
-        self.placed.is_empty() && self.failed.is_empty()
+        self.placed.is_empty() && self.failed.is_empty() && self.waiting.is_empty()
     }
 
     fn has_lost(&self, worker: &str) -> bool {
@@ -426,10 +498,14 @@ impl TaskExecutor for RemoteExecutor {
 
     async fn next_outcome(&mut self) -> Option<TaskOutcome> {
         loop {
+            // Slots given back by attempts that ended, or brought by
+            // workers that registered.
+            self.place_waiting();
             if let Some(outcome) = self.failed.pop_front() {
                 return Some(outcome);
             }
             tokio::select! {
+                () = tokio::time::sleep(SLOTS_AGAIN), if !self.waiting.is_empty() => {}
                 Some(end) = self.ended.recv() => {
                     if let Some(outcome) = self.outcome(end) {
                         return Some(outcome);
@@ -462,5 +538,77 @@ impl TaskExecutor for RemoteExecutor {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_engine::graph::VertexId;
+
+    use super::*;
+    use crate::SubtaskId;
+    use crate::cluster::Heartbeats;
+    use crate::deployment::AttemptHandles;
+
+    /// Attempt 0 of subtask `s` of a one-vertex region.
+    fn plan(s: usize) -> AttemptPlan {
+        AttemptPlan {
+            subtask: s,
+            id: SubtaskId {
+                vertex: VertexId(0),
+                index: s as u32,
+            },
+            attempt: 0,
+            reads: Default::default(),
+            memory_budget: 1 << 20,
+            fail_at_record: None,
+            restore: None,
+            handles: AttemptHandles::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_region_waits_for_slots_then_fails_when_none_come_in_time() {
+        let resources = ResourceManager::new(Heartbeats {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(1),
+        });
+        let slot_wait = SlotWait::default();
+        let job = RemoteJob {
+            job_id: "job-1".into(),
+            spec: proto::JobSpec::default(),
+            fingerprint: 0,
+            checkpoint_job_dir: None,
+            slot_request_timeout: Duration::from_millis(300),
+            slot_wait: Arc::clone(&slot_wait),
+        };
+        let (_ends, ended) = mpsc::unbounded_channel();
+        let mut executor = RemoteExecutor::new(job, resources, ended, AckSlot::default());
+        executor.deploy(vec![plan(0), plan(1)]);
+        assert!(!executor.is_idle(), "a waiting region is not idle");
+        let note = slot_wait.lock().expect("a note").clone();
+        assert!(
+            note.as_deref()
+                .is_some_and(|n| n
+                    .contains("for 2 slot(s) for 1 region(s): the 0 alive worker(s) have 0 free")),
+            "{note:?}"
+        );
+        let waited = Instant::now();
+        let mut failed = Vec::new();
+        while failed.len() < 2 {
+            let outcome = executor.next_outcome().await.expect("an outcome");
+            let error = outcome.result.expect_err("failed");
+            assert!(
+                error.to_string().contains("no 2 slot(s) free for 300ms"),
+                "{error}"
+            );
+            assert!(error.why_not_retryable().is_none(), "it may restart");
+            failed.push(outcome.subtask);
+        }
+        assert!(waited.elapsed() >= Duration::from_millis(250));
+        failed.sort_unstable();
+        assert_eq!(failed, [0, 1]);
+        assert!(executor.is_idle());
+        assert_eq!(*slot_wait.lock().expect("a note"), None);
     }
 }
