@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use weir_engine::SinkFactory;
 use weir_engine::sinks::{CollectSink, RowsFrom, RowsOut};
 use weir_scheduler::JobControl;
-use weir_scheduler::cluster::access::{Authorized, Token};
+use weir_scheduler::cluster::access::{Authorized, Tls, TlsFiles, Token};
 use weir_scheduler::cluster::proto::coordinator_client::CoordinatorClient;
 use weir_scheduler::cluster::proto::{
     JobAccepted, JobRef, JobSpec, ListJobsRequest, ListWorkersRequest, SavepointRequest, Setting,
@@ -21,7 +21,7 @@ use weir_scheduler::cluster::proto::{
 };
 use weir_scheduler::cluster::rows::from_ipc;
 use weir_scheduler::cluster::service::CoordinatorConfig;
-use weir_scheduler::cluster::worker::{WorkerConfig, coordinator_endpoint};
+use weir_scheduler::cluster::worker::WorkerConfig;
 use weir_scheduler::cluster::{Heartbeats, JobPlanner, ScriptPart, config_of, service, worker};
 
 use crate::jobs::{Script, session};
@@ -99,9 +99,11 @@ async fn plan_script(
     Ok(parts)
 }
 
-/// The cluster's secret, from `file` or the environment.
-fn token(file: Option<&Path>) -> Result<Token> {
-    Ok(Token::load(file, &|name| std::env::var(name).ok())?)
+/// The cluster's secret, from `file` or the environment, and this
+/// process's TLS, from `tls` or the environment.
+fn token(file: Option<&Path>, tls: &TlsFiles) -> Result<Token> {
+    let env = |name: &str| std::env::var(name).ok();
+    Ok(Token::load(file, &env)?.with_tls(Tls::load(tls, &env)?))
 }
 
 /// Serves a coordinator on `bind` until the process ends. Says where it
@@ -112,6 +114,7 @@ pub async fn coordinator(
     interval: Duration,
     timeout: Duration,
     token_file: Option<&Path>,
+    tls: &TlsFiles,
     state: Option<String>,
 ) -> Result<()> {
     if interval.is_zero() || timeout <= interval {
@@ -120,13 +123,13 @@ pub async fn coordinator(
              ({interval:?}), which is not zero"
         );
     }
-    let token = token(token_file)?;
+    let token = token(token_file, tls)?;
     let address = token.listen_address(bind)?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
-    println!("coordinator listening on http://{local}");
+    println!("coordinator listening on {}://{local}", token.scheme());
     std::io::stdout().flush()?;
     let settings = weir::config::settings(None, &|name| std::env::var(name).ok(), &[])?
         .into_iter()
@@ -153,14 +156,14 @@ pub async fn worker(
     slots: Option<u32>,
     bind: &str,
     advertise: Option<String>,
-    token_file: Option<&Path>,
+    (token_file, tls): (Option<&Path>, &TlsFiles),
     shuffle_dir: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let slots = match slots {
         Some(slots) => slots,
         None => std::thread::available_parallelism()?.get() as u32,
     };
-    let token = token(token_file)?;
+    let token = token(token_file, tls)?;
     let bind = token.listen_address(bind)?;
     worker::run(
         WorkerConfig {
@@ -192,11 +195,14 @@ fn told_to_stop() -> Result<impl Future<Output = ()>> {
 }
 
 async fn connect(coordinator: &str) -> Result<CoordinatorClient<Authorized>> {
-    let channel = coordinator_endpoint(coordinator)?
+    let token = token(None, &TlsFiles::default())?;
+    let channel = token
+        .endpoint(coordinator)
+        .with_context(|| "the coordinator")?
         .connect()
         .await
         .with_context(|| format!("cannot reach the coordinator at {coordinator}"))?;
-    Ok(token(None)?.coordinator_over(channel))
+    Ok(token.coordinator_over(channel))
 }
 
 /// Prints the workers `coordinator` knows, one per line: id, state, slots,

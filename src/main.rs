@@ -188,6 +188,8 @@ enum Command {
         /// jobs from their latest checkpoint.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Start a worker that offers its slots to a coordinator.
     Worker {
@@ -214,6 +216,8 @@ enum Command {
         /// workers [default: a temporary directory, removed on exit].
         #[arg(long, value_name = "DIR")]
         shuffle_dir: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// List the workers a coordinator knows, alive or lost.
     Workers {
@@ -221,6 +225,33 @@ enum Command {
         #[arg(long)]
         coordinator: String,
     },
+}
+
+/// The PEM files of a coordinator's or worker's TLS.
+#[derive(Args)]
+struct TlsArgs {
+    /// Its certificate: its services speak TLS (https:// URLs) [default:
+    /// $WEIR_CLUSTER_TLS_CERT].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of its certificate [default: $WEIR_CLUSTER_TLS_KEY].
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The certificate authority it checks the services it calls with
+    /// (https:// URLs) [default: $WEIR_CLUSTER_TLS_CA; clients read it
+    /// too].
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl From<TlsArgs> for weir_scheduler::cluster::access::TlsFiles {
+    fn from(args: TlsArgs) -> Self {
+        Self {
+            cert: args.tls_cert,
+            key: args.tls_key,
+            ca: args.tls_ca,
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -374,12 +405,14 @@ async fn run(cli: Cli) -> Result<()> {
             heartbeat_timeout,
             token_file,
             state_dir,
+            tls,
         } => {
             cluster::coordinator(
                 &bind,
                 heartbeat_interval,
                 heartbeat_timeout,
                 token_file.as_deref(),
+                &tls.into(),
                 state_dir,
             )
             .await
@@ -391,13 +424,14 @@ async fn run(cli: Cli) -> Result<()> {
             advertise,
             token_file,
             shuffle_dir,
+            tls,
         } => {
             cluster::worker(
                 coordinator,
                 slots,
                 &bind,
                 advertise,
-                token_file.as_deref(),
+                (token_file.as_deref(), &tls.into()),
                 shuffle_dir,
             )
             .await

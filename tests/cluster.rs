@@ -961,3 +961,161 @@ fn a_coordinator_started_again_resumes_streaming_jobs_and_fails_batch_ones() {
         .unwrap_or(0);
     assert_eq!(left, 0, "checkpoints left behind");
 }
+
+/// A certificate authority, and a certificate for 127.0.0.1 it signed
+/// with its key, made by `openssl` under `dir`: (authority, certificate,
+/// key) PEM files.
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let made = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (apt-get install openssl)");
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            text(&made.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+            &["-subj", "/CN=weir test authority"],
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+            &["-addext", "keyUsage=critical,keyCertSign"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "node.key",
+                "-out",
+                "node.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("node.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("writes");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "node.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("node.pem"),
+        dir.join("node.key"),
+    )
+}
+
+#[test]
+fn a_cluster_speaking_tls_runs_jobs_for_clients_that_trust_its_authority() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let (ca, cert, key) = tls_files(tmp.path());
+    let path = |p: &PathBuf| p.to_str().expect("utf-8").to_string();
+    let (ca, cert, key) = (path(&ca), path(&cert), path(&key));
+    // The coordinator from flags, the workers from the environment.
+    let (_coordinator, url) = coordinator_of(
+        weir(tmp.path()),
+        "127.0.0.1:0",
+        &["--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca],
+    );
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let trusting = |args: &[&str]| {
+        let mut command = weir(tmp.path());
+        command.env("WEIR_CLUSTER_TLS_CA", &ca).args(args);
+        command
+    };
+    let _workers: Vec<Process> = (0..3)
+        .map(|_| {
+            let mut command = trusting(&["worker", "--coordinator", &url, "--slots", "2"]);
+            command
+                .env("WEIR_CLUSTER_TLS_CERT", &cert)
+                .env("WEIR_CLUSTER_TLS_KEY", &key)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            Process(command.spawn().expect("starts"))
+        })
+        .collect();
+    let started = Instant::now();
+    loop {
+        let listed = output(trusting(&["workers", "--coordinator", &url]));
+        let alive = text(&listed.stdout).matches("\talive\t").count();
+        if alive == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{alive} workers"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Blocking partitions go from worker to worker with DoGet, pipelined
+    // channels with DoExchange: both over TLS.
+    let embedded = tmp.path().join("embedded");
+    run(tmp.path(), &stages_script(tmp.path(), &embedded, ""), None);
+    let expected = rows_of(tmp.path(), &embedded, "bucket");
+    for (name, settings) in [
+        ("blocking", ""),
+        (
+            "pipelined",
+            "SET 'execution.batch-shuffle-mode' = 'all-pipelined';",
+        ),
+    ] {
+        let out = tmp.path().join(name);
+        let script = stages_script(tmp.path(), &out, settings);
+        let script = script.to_str().expect("utf-8");
+        let ran = output(trusting(&["run", script, "--coordinator", &url]));
+        assert!(ran.status.success(), "{name}: {}", text(&ran.stderr));
+        assert_eq!(rows_of(tmp.path(), &out, "bucket"), expected, "{name}");
+    }
+    // A client that does not trust the authority, or speaks plain HTTP,
+    // gets nowhere.
+    let untrusting = output({
+        let mut command = weir(tmp.path());
+        command.args(["list", "--coordinator", &url]);
+        command
+    });
+    assert!(!untrusting.status.success());
+    let e = text(&untrusting.stderr);
+    assert!(
+        e.contains("--tls-ca") && e.contains("WEIR_CLUSTER_TLS_CA"),
+        "{e}"
+    );
+    let plain = url.replace("https://", "http://");
+    let refused = output(trusting(&["list", "--coordinator", &plain]));
+    assert!(!refused.status.success(), "{}", text(&refused.stdout));
+}

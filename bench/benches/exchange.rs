@@ -216,7 +216,7 @@ fn exchange_transfer(c: &mut Criterion) {
                         address: address.clone(),
                         key,
                         bounds: ChannelBounds::default(),
-                        token: None,
+                        access: Default::default(),
                     });
                     let rows = transfer(Arc::clone(&batches), tx, rx).await;
                     assert_eq!(rows, CHANNEL_BATCHES * BATCH_ROWS);

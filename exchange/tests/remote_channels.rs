@@ -57,7 +57,7 @@ async fn events_cross_in_order_and_a_slow_consumer_holds_the_producer_back() {
         address,
         key: key("j"),
         bounds: BOUNDS,
-        token: None,
+        access: Default::default(),
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (sender, offered) = pipelined_channel(BOUNDS);
@@ -124,7 +124,7 @@ async fn a_producer_or_consumer_that_goes_away_ends_the_other_side() {
         address: address.clone(),
         key: key("gone-producer"),
         bounds: BOUNDS,
-        token: None,
+        access: Default::default(),
     });
     sender.send(Event::Batch(batch(0))).await.expect("sends");
     drop(sender);
@@ -138,7 +138,7 @@ async fn a_producer_or_consumer_that_goes_away_ends_the_other_side() {
         address: address.clone(),
         key: key("gone-consumer"),
         bounds: BOUNDS,
-        token: None,
+        access: Default::default(),
     });
     sender.send(Event::Batch(batch(0))).await.expect("sends");
     assert!(matches!(receiver.recv().await, Some(Event::Batch(_))));
@@ -158,7 +158,7 @@ async fn a_producer_or_consumer_that_goes_away_ends_the_other_side() {
         address: "http://127.0.0.1:1".to_string(),
         key: key("nowhere"),
         bounds: BOUNDS,
-        token: None,
+        access: Default::default(),
     });
     let ended = tokio::time::timeout(Duration::from_secs(10), receiver.recv()).await;
     assert!(matches!(ended, Ok(None)));

@@ -97,7 +97,7 @@ async fn subpartitions_read_over_flight_as_they_read_locally() {
         let local = ShuffleRoot::try_new(&url, &Default::default()).expect("a root");
         write(&local, format).await;
         let (address, _stop) = serve(local.clone()).await;
-        let remote = served_partitions(&address, None);
+        let remote = served_partitions(&address, &Default::default());
         assert!(!remote.is_shared() && !local.is_shared());
         let mut rows = 0;
         for subpartition in 0..SUBPARTITIONS {
@@ -121,7 +121,7 @@ async fn a_partition_not_held_or_a_holder_gone_is_a_partition_not_found() {
     let local = ShuffleRoot::try_new(&url, &Default::default()).expect("a root");
     write(&local, BlockingFormat::Ipc).await;
     let (address, stop) = serve(local).await;
-    let remote = served_partitions(&address, None);
+    let remote = served_partitions(&address, &Default::default());
     // Another attempt than the one written.
     let missing = read(&remote, partition(1), 0, BlockingFormat::Ipc).await;
     assert!(
@@ -131,7 +131,7 @@ async fn a_partition_not_held_or_a_holder_gone_is_a_partition_not_found() {
     // The holder goes away: what it held is lost for its readers.
     stop.send(()).expect("the server runs");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let gone = served_partitions(&address, None);
+    let gone = served_partitions(&address, &Default::default());
     let lost = read(&gone, partition(0), 0, BlockingFormat::Ipc).await;
     assert!(
         matches!(&lost, Err(Error::PartitionNotFound { partition: p, .. }) if *p == partition(0)),

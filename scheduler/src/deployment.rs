@@ -28,7 +28,7 @@ use weir_exchange::channel::{ChannelBounds, ChannelReceiver, ChannelSender, pipe
 use weir_exchange::checkpoint_store::CheckpointStore;
 use weir_exchange::event::Barrier;
 use weir_exchange::remote::{
-    ChannelKey, ExchangeRegistry, RemoteInput, remote_input, served_partitions,
+    ChannelKey, ExchangeRegistry, RemoteAccess, RemoteInput, remote_input, served_partitions,
 };
 
 use crate::execution_graph::{ExecutionGraph, IntermediateResult};
@@ -84,8 +84,8 @@ pub struct RemoteWiring {
     pub registry: Arc<ExchangeRegistry>,
     /// The attempts of the region that run elsewhere, by dense subtask.
     pub peers: HashMap<usize, Peer>,
-    /// The cluster's access token, when it has one.
-    pub token: Option<Arc<str>>,
+    /// How this process calls the others' exchange services.
+    pub access: RemoteAccess,
 }
 
 /// An attempt of a subtask that runs in another process.
@@ -272,7 +272,7 @@ impl JobRuntime {
                 attempt: peer.attempt,
             },
             bounds: self.channel,
-            token: remote.token.clone(),
+            access: remote.access.clone(),
         })
     }
 
@@ -290,8 +290,8 @@ impl JobRuntime {
         served
             .entry(Arc::clone(address))
             .or_insert_with(|| {
-                let token = remote.and_then(|r| r.token.clone());
-                served_partitions(address, token)
+                let access = remote.map(|r| r.access.clone()).unwrap_or_default();
+                served_partitions(address, &access)
             })
             .clone()
     }

@@ -2,8 +2,6 @@
 //! producer's process over Flight, granting a credit for each batch it
 //! took.
 
-use std::sync::Arc;
-
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
 use arrow_flight::{FlightData, FlightDescriptor};
@@ -11,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::ChannelKey;
-use super::client::flight_client;
+use super::client::{RemoteAccess, flight_client};
 use super::codec::{credit, decode_event, metadata_only};
 use crate::channel::{ChannelBounds, ChannelReceiver, ChannelSender, pipelined_channel};
 use crate::event::Event;
@@ -27,8 +25,8 @@ pub struct RemoteInput {
     /// The bounds of the local channel it feeds; its batches are also the
     /// credits first granted.
     pub bounds: ChannelBounds,
-    /// The cluster's access token, when it has one.
-    pub token: Option<Arc<str>>,
+    /// How to call the producer's process.
+    pub access: RemoteAccess,
 }
 
 /// The receiving end of a local channel fed with the events of the remote
@@ -49,7 +47,7 @@ async fn pump(input: RemoteInput, sender: ChannelSender) -> Result<()> {
     let remote = |e: &dyn std::fmt::Display| {
         Error::Remote(format!("reading {} from {}: {e}", input.key, input.address))
     };
-    let mut client = flight_client(&input.address, input.token.clone())?;
+    let mut client = flight_client(&input.address, &input.access)?;
     let descriptor =
         FlightDescriptor::new_cmd(serde_json::to_vec(&input.key).expect("a key serializes"));
     let initial = input.bounds.max_batches.max(1) as u32;

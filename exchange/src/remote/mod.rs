@@ -22,6 +22,7 @@ mod partitions;
 mod registry;
 mod service;
 
+pub use client::RemoteAccess;
 pub use input::{RemoteInput, remote_input};
 pub use partitions::served_partitions;
 pub use registry::ExchangeRegistry;

@@ -30,7 +30,7 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::client::{FlightClient, flight_client};
+use super::client::{FlightClient, RemoteAccess, flight_client};
 use crate::{ShuffleRoot, StoreRoot};
 
 /// How many bytes of a file one message carries at most.
@@ -123,12 +123,12 @@ pub(super) fn partition_file_path(path: &str) -> Option<Path> {
 
 /// The blocking partitions the process at `address` (`http://HOST:PORT`)
 /// holds under its own shuffle directory, as a shuffle root to read them
-/// from; calls carry `token` when the cluster has one. When `address` is
-/// not a URL, every read fails saying so.
-pub fn served_partitions(address: &str, token: Option<Arc<str>>) -> ShuffleRoot {
+/// from; calls go as `access` says. When `address` is not a URL, every
+/// read fails saying so.
+pub fn served_partitions(address: &str, access: &RemoteAccess) -> ShuffleRoot {
     let store = ServedPartitions {
         address: address.to_string(),
-        client: flight_client(address, token).map_err(|e| e.to_string()),
+        client: flight_client(address, access).map_err(|e| e.to_string()),
     };
     let root = StoreRoot::of_store(
         Arc::new(store),

@@ -1,17 +1,23 @@
 //! Who may call a cluster's services: every call carries the cluster's
 //! shared secret when one is set, and every service refuses calls
 //! without it. A service listens beyond loopback only with one. Messages
-//! are bounded both ways.
+//! are bounded both ways. With TLS, services present their certificate
+//! (`https://` URLs) and callers check it against the cluster's
+//! certificate authority.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
 use tonic::{Request, Status};
+use weir_exchange::remote::RemoteAccess;
 
 use super::proto::coordinator_client::CoordinatorClient;
 use super::proto::worker_client::WorkerClient;
@@ -27,17 +33,90 @@ pub const TOKEN_VARIABLE: &str = "WEIR_CLUSTER_TOKEN";
 /// The environment variable naming a file that holds it.
 pub const TOKEN_FILE_VARIABLE: &str = "WEIR_CLUSTER_TOKEN_FILE";
 
+/// The environment variables naming the PEM files of a process's TLS:
+/// its certificate, its key, and the certificate authority it checks
+/// others' certificates with.
+pub const TLS_VARIABLES: [&str; 3] = [
+    "WEIR_CLUSTER_TLS_CERT",
+    "WEIR_CLUSTER_TLS_KEY",
+    "WEIR_CLUSTER_TLS_CA",
+];
+
 /// The shortest secret taken.
 const MIN_TOKEN_BYTES: usize = 16;
 
-/// The cluster's shared secret, if it has one.
+/// How a process of the cluster is called and calls others: the cluster's
+/// shared secret, if it has one, and its TLS, if it speaks it.
 #[derive(Clone, Default)]
-pub struct Token(Option<Arc<str>>);
+pub struct Token(Option<Arc<str>>, Option<Arc<Tls>>);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let set = if self.0.is_some() { "set" } else { "none" };
-        f.debug_tuple("Token").field(&set).finish()
+        f.debug_tuple("Token")
+            .field(&set)
+            .field(&self.1.is_some())
+            .finish()
+    }
+}
+
+/// The PEM files of a process's TLS, as its flags name them.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// Its certificate (chain).
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// The certificate authority that signs the cluster's certificates.
+    pub ca: Option<PathBuf>,
+}
+
+/// A process's TLS: the identity its services present, and the authority
+/// it checks the services it calls with.
+pub struct Tls {
+    identity: Option<Identity>,
+    ca: Option<Arc<[u8]>>,
+}
+
+impl Tls {
+    /// The TLS `files` (else the environment's [`TLS_VARIABLES`]) name;
+    /// `None` without any.
+    ///
+    /// # Errors
+    /// A file cannot be read, or a certificate comes without its key.
+    pub fn load(files: &TlsFiles, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        let [cert_var, key_var, ca_var] = TLS_VARIABLES;
+        let pick = |flag: &Option<PathBuf>, var: &str| {
+            flag.clone().or_else(|| env(var).map(PathBuf::from))
+        };
+        let read = |path: Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
+            path.map(|path| {
+                std::fs::read(&path).map_err(|e| {
+                    Error::Cluster(format!(
+                        "cannot read the TLS {what} {}: {e}",
+                        path.display()
+                    ))
+                })
+            })
+            .transpose()
+        };
+        let cert = read(pick(&files.cert, cert_var), "certificate")?;
+        let key = read(pick(&files.key, key_var), "key")?;
+        let ca = read(pick(&files.ca, ca_var), "certificate authority")?;
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some(Identity::from_pem(cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Cluster(format!(
+                    "TLS needs a certificate and its key together (--tls-cert and --tls-key, \
+                     or {cert_var} and {key_var})"
+                )));
+            }
+        };
+        Ok((identity.is_some() || ca.is_some()).then(|| Self {
+            identity,
+            ca: ca.map(Into::into),
+        }))
     }
 }
 
@@ -64,7 +143,7 @@ impl Token {
             }
             None => match env(TOKEN_VARIABLE) {
                 Some(secret) => (secret, TOKEN_VARIABLE.to_string()),
-                None => return Ok(Self(None)),
+                None => return Ok(Self(None, None)),
             },
         };
         let secret = secret.trim();
@@ -73,12 +152,85 @@ impl Token {
                 "{from}: a token is at least {MIN_TOKEN_BYTES} printable characters"
             )));
         }
-        Ok(Self(Some(secret.into())))
+        Ok(Self(Some(secret.into()), None))
     }
 
     /// A token of `secret` (tests).
     pub fn of(secret: &str) -> Self {
-        Self(Some(secret.into()))
+        Self(Some(secret.into()), None)
+    }
+
+    /// The same secret, speaking `tls`.
+    pub fn with_tls(self, tls: Option<Tls>) -> Self {
+        Self(self.0, tls.map(Arc::new))
+    }
+
+    /// The scheme of this process's services' URLs: `https` when they
+    /// speak TLS.
+    pub fn scheme(&self) -> &'static str {
+        match self.1.as_ref().and_then(|tls| tls.identity.as_ref()) {
+            Some(_) => "https",
+            None => "http",
+        }
+    }
+
+    /// What this process's services present to their callers, when they
+    /// speak TLS.
+    pub fn server_tls(&self) -> Option<ServerTlsConfig> {
+        let identity = self.1.as_ref()?.identity.clone()?;
+        Some(ServerTlsConfig::new().identity(identity))
+    }
+
+    /// How this process calls other processes' exchange services.
+    pub fn remote_access(&self) -> RemoteAccess {
+        RemoteAccess {
+            token: self.0.clone(),
+            ca: self.1.as_ref().and_then(|tls| tls.ca.clone()),
+        }
+    }
+
+    /// The endpoint of the service at `url`: `http://HOST:PORT`, or
+    /// `https://HOST:PORT`, whose certificate is checked against the
+    /// cluster's certificate authority.
+    ///
+    /// # Errors
+    /// [`Error::Cluster`] when `url` is not one, or is `https://` and this
+    /// process has no certificate authority.
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint> {
+        let bad = |why: &str| {
+            Error::Cluster(format!(
+                "'{url}': {why}; give it as http://HOST:PORT (https:// with TLS)"
+            ))
+        };
+        let (tls, address) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(address), _) => (true, address),
+            (None, Some(address)) => (false, address),
+            (None, None) => return Err(bad("not an http:// or https:// URL")),
+        };
+        if address
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
+            return Err(bad("no port"));
+        }
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| bad(&e.to_string()))?
+            .connect_timeout(Duration::from_secs(2));
+        if !tls {
+            return Ok(endpoint);
+        }
+        let [_, _, ca_var] = TLS_VARIABLES;
+        let ca = self
+            .1
+            .as_ref()
+            .and_then(|tls| tls.ca.as_ref())
+            .ok_or_else(|| {
+                bad(&format!(
+                    "speaking TLS needs the cluster's certificate authority (--tls-ca or {ca_var})"
+                ))
+            })?;
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        endpoint.tls_config(tls).map_err(|e| bad(&e.to_string()))
     }
 
     /// The secret, if the cluster has one.
@@ -114,6 +266,21 @@ impl Token {
     /// What services check each call with.
     pub fn check(&self) -> Check {
         Check(self.0.clone())
+    }
+
+    /// A server builder for this process's services: speaking TLS when it
+    /// has a certificate.
+    ///
+    /// # Errors
+    /// [`Error::Cluster`] when the certificate or key does not load.
+    pub fn server(&self) -> Result<tonic::transport::Server> {
+        let builder = tonic::transport::Server::builder();
+        match self.server_tls() {
+            Some(tls) => builder
+                .tls_config(tls)
+                .map_err(|e| Error::Cluster(format!("the TLS certificate or key: {e}"))),
+            None => Ok(builder),
+        }
     }
 
     /// A client of the coordinator at `endpoint`, connecting when first
@@ -221,6 +388,65 @@ mod tests {
             .expect_err("missing")
             .to_string();
         assert!(e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_http_or_https_with_a_port_and_https_needs_an_authority() {
+        let plain = Token::default();
+        assert!(plain.endpoint("http://127.0.0.1:6123").is_ok());
+        for bad in ["127.0.0.1:6123", "http://127.0.0.1", "http://h:port"] {
+            let e = plain.endpoint(bad).expect_err(bad).to_string();
+            assert!(e.contains("http://HOST:PORT"), "{bad}: {e}");
+        }
+        let e = plain
+            .endpoint("https://h:1")
+            .expect_err("no authority")
+            .to_string();
+        assert!(
+            e.contains("--tls-ca") && e.contains(TLS_VARIABLES[2]),
+            "{e}"
+        );
+        assert_eq!(plain.scheme(), "http");
+        assert!(plain.server_tls().is_none());
+    }
+
+    #[test]
+    fn tls_files_come_from_flags_or_the_environment_and_go_in_pairs() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let (cert, ca) = (dir.path().join("cert.pem"), dir.path().join("ca.pem"));
+        std::fs::write(&cert, "not checked until used").expect("writes");
+        std::fs::write(&ca, "not checked until used").expect("writes");
+        assert!(
+            Tls::load(&TlsFiles::default(), &env_of(&[]))
+                .expect("none")
+                .is_none()
+        );
+        let alone = TlsFiles {
+            cert: Some(cert.clone()),
+            ..TlsFiles::default()
+        };
+        let e = Tls::load(&alone, &env_of(&[]))
+            .err()
+            .expect("a certificate without its key")
+            .to_string();
+        assert!(e.contains("--tls-key"), "{e}");
+        let ca_var = TLS_VARIABLES[2];
+        let ca_path: &'static str = Box::leak(ca.display().to_string().into_boxed_str());
+        let client = Tls::load(&TlsFiles::default(), &env_of(&[(ca_var, ca_path)]))
+            .expect("loads")
+            .expect("some");
+        let token = Token::default().with_tls(Some(client));
+        assert_eq!(token.scheme(), "http", "a client presents nothing");
+        assert!(token.remote_access().ca.is_some());
+        let missing = TlsFiles {
+            ca: Some(dir.path().join("missing.pem")),
+            ..TlsFiles::default()
+        };
+        let e = Tls::load(&missing, &env_of(&[]))
+            .err()
+            .expect("missing")
+            .to_string();
+        assert!(e.contains("missing.pem"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
-use tonic::transport::Endpoint;
 use weir_engine::checkpoint::CheckpointAck;
 use weir_exchange::event::Barrier;
 
@@ -140,9 +139,7 @@ impl RemoteExecutor {
         if let Some(client) = self.clients.get(&placement.worker) {
             return Some(client.clone());
         }
-        let endpoint = Endpoint::from_shared(placement.address.clone())
-            .ok()?
-            .connect_timeout(Duration::from_secs(2));
+        let endpoint = self.token.endpoint(&placement.address).ok()?;
         let client = self.token.worker(&endpoint);
         self.clients
             .insert(placement.worker.clone(), client.clone());

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::Stream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -75,13 +74,14 @@ pub async fn serve(
     planner: Arc<dyn JobPlanner>,
 ) -> Result<()> {
     let check = config.token.check();
+    let tls = config.token.clone();
     let service = CoordinatorService::new(config, planner)?;
     tokio::spawn(sweep_forever(service.resources.clone()));
     service.dispatcher.recover().await?;
     let server = CoordinatorServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    Server::builder()
+    tls.server()?
         .add_service(InterceptedService::new(server, check))
         .serve_with_incoming(TcpIncoming::from(listener))
         .await

@@ -166,7 +166,7 @@ impl TaskManager {
                     (peer.subtask as usize, at)
                 })
                 .collect(),
-            token: self.token.secret(),
+            access: self.token.remote_access(),
         });
         job.commands
             .send(Command::Deploy(plans, wiring))

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Endpoint, Server};
 use weir_exchange::ShuffleRoot;
 use weir_exchange::remote::{self, ExchangeService};
 
@@ -51,30 +51,6 @@ pub struct WorkerConfig {
 /// How long a worker that is told to stop takes at most to leave.
 pub const LEAVING: Duration = Duration::from_secs(5);
 
-/// The endpoint of coordinator URL `url`.
-///
-/// # Errors
-/// [`Error::Cluster`] when it is not `http://HOST:PORT`.
-pub fn coordinator_endpoint(url: &str) -> Result<Endpoint> {
-    let bad = |why: &str| {
-        Error::Cluster(format!(
-            "coordinator '{url}': {why}; give it as http://HOST:PORT"
-        ))
-    };
-    let Some(address) = url.strip_prefix("http://") else {
-        return Err(bad("not an http:// URL"));
-    };
-    if address
-        .rsplit_once(':')
-        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-    {
-        return Err(bad("no port"));
-    }
-    Endpoint::from_shared(url.to_string())
-        .map(|endpoint| endpoint.connect_timeout(Duration::from_secs(2)))
-        .map_err(|e| bad(&e.to_string()))
-}
-
 /// Runs a worker until `stop` completes: registered with the coordinator
 /// whenever it can be, running the attempts it deploys, which `planner`
 /// plans. Stopped, it takes nothing new, tells the coordinator it leaves
@@ -89,7 +65,10 @@ pub async fn run(
     planner: Arc<dyn JobPlanner>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
-    let endpoint = coordinator_endpoint(&config.coordinator)?;
+    let endpoint = config
+        .token
+        .endpoint(&config.coordinator)
+        .map_err(|e| Error::Cluster(format!("the coordinator {e}")))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| Error::Cluster(format!("cannot listen on {}: {e}", config.bind)))?;
@@ -97,14 +76,14 @@ pub async fn run(
         .local_addr()
         .map_err(|e| Error::Cluster(format!("cannot tell where it listens: {e}")))?;
     let address = match &config.advertise {
-        Some(host) => format!("http://{host}:{}", address.port()),
+        Some(host) => format!("{}://{host}:{}", config.token.scheme(), address.port()),
         None if address.ip().is_unspecified() => {
             return Err(Error::Cluster(format!(
                 "bound to {address}, the worker needs --advertise HOST: where the \
                  coordinator reaches it"
             )));
         }
-        None => format!("http://{address}"),
+        None => format!("{}://{address}", config.token.scheme()),
     };
     let token = &config.token;
     let (shuffle, _temporary) = own_shuffle_root(config.shuffle_dir.as_deref())?;
@@ -122,7 +101,8 @@ pub async fn run(
         .max_decoding_message_size(remote::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(remote::MAX_MESSAGE_BYTES);
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let server = token
+        .server()?
         .add_service(InterceptedService::new(service, token.check()))
         .add_service(InterceptedService::new(exchange, token.check()))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
@@ -288,25 +268,6 @@ async fn beat(
                     return;
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn coordinator_urls_are_http_with_a_port() {
-        assert!(coordinator_endpoint("http://127.0.0.1:6123").is_ok());
-        for bad in [
-            "127.0.0.1:6123",
-            "http://127.0.0.1",
-            "https://h:1",
-            "http://h:port",
-        ] {
-            let e = coordinator_endpoint(bad).expect_err(bad).to_string();
-            assert!(e.contains("http://HOST:PORT"), "{bad}: {e}");
         }
     }
 }
