@@ -9,7 +9,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use super::MAX_MESSAGE_BYTES;
+use super::{MAX_MESSAGE_BYTES, WINDOW_BYTES};
 use crate::{Error, Result};
 
 /// Adds the cluster's token to every call.
@@ -54,7 +54,9 @@ pub(super) fn flight_client(address: &str, access: &RemoteAccess) -> Result<Flig
     let bad = |e: &dyn std::fmt::Display| Error::Remote(format!("exchange service {address}: {e}"));
     let mut endpoint = Endpoint::from_shared(address.to_string())
         .map_err(|e| bad(&e))?
-        .connect_timeout(Duration::from_secs(2));
+        .connect_timeout(Duration::from_secs(2))
+        .initial_stream_window_size(WINDOW_BYTES.0)
+        .initial_connection_window_size(WINDOW_BYTES.1);
     if address.starts_with("https://") {
         let ca = access
             .ca

@@ -33,6 +33,12 @@ use serde::{Deserialize, Serialize};
 /// The largest Flight message a remote channel or partition read takes.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 
+/// The HTTP/2 flow-control windows of exchange calls, per stream and per
+/// connection: the 64 KiB default holds a block of megabytes back for a
+/// round trip every 64 KiB. Backpressure does not rest on them (a
+/// producer sends a batch per credit its consumer granted).
+pub const WINDOW_BYTES: (u32, u32) = (8 << 20, 32 << 20);
+
 /// Which channel of which job a remote consumer reads: the subpartition
 /// for `consumer` of the partition attempt `attempt` of subtask `producer`
 /// writes on edge `dataset`.

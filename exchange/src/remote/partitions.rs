@@ -33,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use super::client::{FlightClient, RemoteAccess, flight_client};
 use crate::{ShuffleRoot, StoreRoot};
 
-/// How many bytes of a file one message carries at most.
-pub(super) const CHUNK_BYTES: usize = 4 << 20;
+/// How many bytes of a file one message carries at most: a block of the
+/// default size comes in one.
+pub(super) const CHUNK_BYTES: usize = 16 << 20;
 
 /// What part of a partition file a `DoGet` asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,11 +249,21 @@ impl ObjectStore for ServedPartitions {
                 source: Box::new(e),
             }
         })?;
-        let mut bytes = BytesMut::with_capacity((meta.end - meta.start) as usize);
+        let mut chunks = Vec::new();
         while let Some(message) = next().await? {
-            bytes.extend_from_slice(&message.data_body);
+            chunks.push(message.data_body);
         }
-        let body: Bytes = bytes.freeze();
+        // One message (most reads) is taken as it came, without a copy.
+        let body = match chunks.len() {
+            1 => chunks.pop().expect("one chunk"),
+            _ => {
+                let mut bytes = BytesMut::with_capacity((meta.end - meta.start) as usize);
+                chunks
+                    .iter()
+                    .for_each(|chunk| bytes.extend_from_slice(chunk));
+                bytes.freeze()
+            }
+        };
         let chunks: BoxStream<'static, object_store::Result<Bytes>> =
             futures::stream::once(async move { Ok(body) }).boxed();
         Ok(GetResult {

@@ -274,7 +274,10 @@ impl Token {
     /// # Errors
     /// [`Error::Cluster`] when the certificate or key does not load.
     pub fn server(&self) -> Result<tonic::transport::Server> {
-        let builder = tonic::transport::Server::builder();
+        let (stream, connection) = weir_exchange::remote::WINDOW_BYTES;
+        let builder = tonic::transport::Server::builder()
+            .initial_stream_window_size(stream)
+            .initial_connection_window_size(connection);
         match self.server_tls() {
             Some(tls) => builder
                 .tls_config(tls)
