@@ -20,22 +20,11 @@ runs="${RUNS:-3}"
 queries="${QUERIES:-9 18}"
 data="$PWD/target/tpch/sf$scale"
 [ -f "$data/lineitem.parquet" ] || bench/tpch-data.sh "$scale"
-cargo build --release --bin weir
-weir=target/release/weir
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/processes.sh
 tables=()
 for t in customer lineitem nation orders part partsupp region supplier; do
   tables+=(--table "$t=parquet:$data/$t.parquet")
 done
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-now() { date +%s.%N; }
-minus() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
 # A coordinator with WORKERS workers sharing the slots: its URL in $url.
 start_cluster() {
   local workers=$1

@@ -18,15 +18,7 @@ timeouts=("$@")
 rows="${ROWS:-600000000}"
 kill_at="${KILL_AT:-1}"
 runs="${RUNS:-3}"
-cargo build --release --bin weir
-weir=target/release/weir
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/processes.sh
 cat > "$work/sums.sql" <<SQL
 SET 'parallelism.default' = '6';
 CREATE TABLE numbers (id BIGINT) WITH (
@@ -36,9 +28,6 @@ CREATE TABLE sums (bucket BIGINT, total BIGINT, n BIGINT)
   WITH ('connector' = 'blackhole');
 INSERT INTO sums SELECT id % 1000, sum(id), count(*) FROM numbers GROUP BY id % 1000;
 SQL
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-now() { date +%s.%N; }
-minus() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
 printf '%-8s %12s %12s %12s\n' timeout "no loss (s)" "a loss (s)" "cost (s)"
 for timeout in "${timeouts[@]}"; do
   "$weir" coordinator --bind 127.0.0.1:0 --heartbeat-interval 200ms \
