@@ -550,11 +550,7 @@ fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_on
     let job = submit(tmp.path(), &script, &cluster.url);
     // Once a checkpoint completed, SIGKILL a worker that runs the job
     // (each of its two pipelines takes a slot).
-    let started = Instant::now();
-    while cli::latest_checkpoint(&checkpoints).is_none_or(|(n, _)| n < 2) {
-        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    await_checkpoint(&checkpoints, 2);
     // The files its workers stage belong to the coordinator, which lives as
     // long as the job: a worker's loss leaves them nobody takes for
     // abandoned.
@@ -582,6 +578,19 @@ fn a_worker_killed_during_a_streaming_job_resumes_from_its_checkpoint_exactly_on
     assert!(ended.status.success(), "{summary}");
     assert!(!summary.contains(" 0 restart(s)"), "{summary}");
     assert_every_id_once(tmp.path(), &out, ROWS);
+}
+
+/// Waits (30 s at most) until checkpoint `n` or a later one completed
+/// under `checkpoints` (`0`: any checkpoint).
+fn await_checkpoint(checkpoints: &Path, n: u64) {
+    let started = Instant::now();
+    while cli::latest_checkpoint(checkpoints).is_none_or(|(latest, _)| latest < n) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no checkpoint {n}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A streaming job of `rows` ids at a quarter of them a second into
@@ -633,12 +642,9 @@ fn a_streaming_job_short_of_slots_after_a_worker_loss_waits_for_one_and_says_so(
         &cluster.url,
     );
     let job = job.trim();
-    let started = Instant::now();
-    while cli::latest_checkpoint(&checkpoints).is_none_or(|(n, _)| n < 2) {
-        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    await_checkpoint(&checkpoints, 2);
     drop(cluster.workers.remove(1));
+    let killed = Instant::now();
     // Four slots are left: two of its six pipelines wait for slots, and
     // its status says so.
     let waiting = loop {
@@ -647,7 +653,7 @@ fn a_streaming_job_short_of_slots_after_a_worker_loss_waits_for_one_and_says_so(
             break status;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            killed.elapsed() < Duration::from_secs(60),
             "never waits: {status}"
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -713,9 +719,7 @@ fn a_streaming_job_on_workers_takes_savepoints_stops_and_resumes_exactly_once() 
     let job = verb(tmp.path(), &["run", path, "--detached"], &cluster.url);
     let job = job.trim();
     assert!(job.starts_with("job-"), "{job}");
-    while cli::latest_checkpoint(&checkpoints).is_none() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    await_checkpoint(&checkpoints, 0);
     let savepoint = tmp.path().join("savepoint");
     let taken = verb(
         tmp.path(),
@@ -932,9 +936,7 @@ fn a_coordinator_started_again_resumes_streaming_jobs_and_fails_batch_ones() {
         &["run", batch.to_str().expect("utf-8"), "--detached"],
         &url,
     );
-    while cli::latest_checkpoint(&checkpoints).is_none_or(|(n, _)| n < 2) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    await_checkpoint(&checkpoints, 2);
     // SIGKILL the coordinator mid-job, start it again on its port.
     drop(coordinator);
     let bind = url.strip_prefix("http://").expect("an http URL");

@@ -159,14 +159,7 @@ impl JobMaster {
     /// succeeded or failed.
     pub async fn run(mut self) -> Result<JobSummary> {
         self.claim_job_dirs().await;
-        let opened = self.sinks.open_job().await.map_err(|c| self.failed(c));
-        let mut outcome = match opened {
-            Ok(()) => match self.commit_restored().await {
-                Ok(()) => self.drive().await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
+        let mut outcome = self.open_and_drive().await;
         self.executor.cancel_all().await;
         // A stopped job committed what its last savepoint covers; the rest
         // of what its tasks wrote is discarded.
@@ -264,6 +257,17 @@ impl JobMaster {
                 self.job_id
             );
         }
+    }
+
+    /// Opens the job's sinks, commits what the checkpoint it resumes from
+    /// had pending, then runs the job to its end.
+    async fn open_and_drive(&mut self) -> Result<()> {
+        self.sinks
+            .open_job()
+            .await
+            .map_err(|cause| self.failed(cause))?;
+        self.commit_restored().await?;
+        self.drive().await
     }
 
     /// A job resuming from a savepoint or a retained checkpoint first

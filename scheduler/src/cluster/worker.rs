@@ -136,17 +136,17 @@ fn own_shuffle_root(
     let cannot = |e: &dyn std::fmt::Display| {
         Error::Cluster(format!("cannot make the worker's shuffle directory: {e}"))
     };
-    let temporary = match dir {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
+    let (dir, temporary) = match dir {
+        Some(dir) => (dir.to_path_buf(), None),
+        None => {
+            let temporary = tempfile::Builder::new()
                 .prefix("weir-worker-shuffle-")
                 .tempdir()
-                .map_err(|e| cannot(&e))?,
-        ),
+                .map_err(|e| cannot(&e))?;
+            (temporary.path().to_path_buf(), Some(temporary))
+        }
     };
-    let dir = dir.or(temporary.as_ref().map(tempfile::TempDir::path));
-    let url = dir.expect("a directory").display().to_string();
+    let url = dir.display().to_string();
     let root = ShuffleRoot::try_new(&url, &Default::default()).map_err(|e| cannot(&e))?;
     Ok((root, temporary))
 }
