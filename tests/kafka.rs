@@ -350,6 +350,36 @@ fn copied_ids(values: &[String]) -> BTreeMap<i64, usize> {
     ids
 }
 
+/// Where the ids below `n` that `ids` lacks are: as runs of ids by input
+/// partition (`id % 3`), and the output topic's messages per partition
+/// read twice, which tells a loss from a read of the topic cut short.
+fn missing_report(broker: &Broker, topic: &str, ids: &BTreeMap<i64, usize>, n: i64) -> String {
+    let mut runs: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+    for id in (0..n).filter(|id| !ids.contains_key(id)) {
+        let partition = runs.entry(id % 3).or_default();
+        match partition.last_mut() {
+            Some((_, last)) if *last + 3 == id => *last = id,
+            _ => partition.push((id, id)),
+        }
+    }
+    let runs: Vec<String> = runs
+        .iter()
+        .map(|(partition, runs)| {
+            let first: Vec<_> = runs.iter().take(10).collect();
+            format!(
+                "input partition {partition}: {} run(s), first {first:?}",
+                runs.len()
+            )
+        })
+        .collect();
+    let per_partition = || -> Vec<usize> { broker.read_all(topic).iter().map(Vec::len).collect() };
+    format!(
+        "missing: {runs:?}; output messages per partition: {:?}, read again: {:?}",
+        per_partition(),
+        per_partition()
+    )
+}
+
 #[test]
 fn a_job_resumed_from_a_savepoint_at_another_parallelism_reads_every_message_once() {
     let tmp = tempfile::tempdir().expect("a directory");
@@ -526,7 +556,12 @@ fn a_run_killed_mid_stream_and_resumed_from_its_checkpoint_loses_nothing() {
         });
         assert!(resumed.status.success(), "{}", text(&resumed.stderr));
         let ids = copied_ids(&values(&broker, &out));
-        assert_eq!(ids.len(), 50_000, "trial {trial}: every message copied");
+        assert_eq!(
+            ids.len(),
+            50_000,
+            "trial {trial}: every message copied; {}",
+            missing_report(&broker, &out, &ids, 50_000)
+        );
     }
     assert!(
         landed >= 2,

@@ -1,7 +1,8 @@
 //! Benchmarks of weir's exchange internals: partitioners, the pipelined
 //! local channel, the per-batch hand-off from tokio to the rayon CPU pool, and
 //! blocking result partitions written to and read back from a local
-//! directory in every format and compression.
+//! directory in every format and compression, and read from another
+//! process's exchange service over Flight.
 //!
 //! Run with `cargo bench -p weir-bench --bench exchange`; pass a filter to
 //! run a part, e.g. `cargo bench -p weir-bench --bench exchange -- handoff`.
@@ -169,22 +170,8 @@ fn exchange_transfer(c: &mut Criterion) {
         .take(CHANNEL_BATCHES)
         .map(data_bytes)
         .sum();
-    let (registry, address) = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("listens");
-        let address = format!("http://{}", listener.local_addr().expect("an address"));
-        let registry = Arc::new(ExchangeRegistry::default());
-        let service = FlightServiceServer::new(ExchangeService::new(Arc::clone(&registry)))
-            .max_decoding_message_size(remote::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(remote::MAX_MESSAGE_BYTES);
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-        );
-        (registry, address)
-    });
+    let registry = Arc::new(ExchangeRegistry::default());
+    let address = serve(&rt, ExchangeService::new(Arc::clone(&registry)));
     let mut group = c.benchmark_group("transfer");
     group
         .sample_size(10)
@@ -226,6 +213,26 @@ fn exchange_transfer(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Starts `service` on a free loopback port of `rt`, as a worker's exchange
+/// service: its address.
+fn serve(rt: &Runtime, service: ExchangeService) -> String {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listens");
+        let address = format!("http://{}", listener.local_addr().expect("an address"));
+        let service = FlightServiceServer::new(service)
+            .max_decoding_message_size(remote::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(remote::MAX_MESSAGE_BYTES);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        address
+    })
 }
 
 /// The cost of handing each batch's work from a tokio task to the CPU pool:
@@ -306,31 +313,48 @@ async fn write_and_read(
         producer: 0,
         attempt,
     };
+    let (rows, bytes) = write_partition(&root, &options, &id, &pieces).await;
+    assert_eq!(read_partition(&root, &id, options.format).await, rows);
+    bytes
+}
+
+/// Writes partition `id` of `pieces`: its rows and file bytes.
+async fn write_partition(
+    root: &ShuffleRoot,
+    options: &BlockingOptions,
+    id: &ResultPartitionId,
+    pieces: &[(usize, RecordBatch)],
+) -> (u64, u64) {
     let mut writer = BlockingPartitionWriter::try_new(
-        &root,
+        root,
         JOB,
         id.clone(),
         lineitem_schema(),
         SUBPARTITIONS,
-        &options,
+        options,
     )
     .await
     .expect("writer");
-    for (subpartition, batch) in pieces.iter() {
+    for (subpartition, batch) in pieces {
         writer
             .write(*subpartition, batch.clone())
             .await
             .expect("write");
     }
     let stats = writer.finish().await.expect("finish");
+    (stats.rows, stats.bytes)
+}
+
+/// Reads every subpartition of partition `id` under `root`, each in its
+/// own task (as its consumer subtask would): the rows read.
+async fn read_partition(root: &ShuffleRoot, id: &ResultPartitionId, format: BlockingFormat) -> u64 {
     let readers: Vec<_> = (0..SUBPARTITIONS)
         .map(|subpartition| {
             let (root, id) = (root.clone(), id.clone());
             tokio::spawn(async move {
-                let mut reader =
-                    SubpartitionReader::open(&root, JOB, id, subpartition, options.format)
-                        .await
-                        .expect("open");
+                let mut reader = SubpartitionReader::open(&root, JOB, id, subpartition, format)
+                    .await
+                    .expect("open");
                 let mut rows = 0;
                 while let Some(batch) = reader.next_batch().await.expect("read") {
                     rows += black_box(batch).num_rows() as u64;
@@ -343,8 +367,7 @@ async fn write_and_read(
     for reader in readers {
         rows += reader.await.expect("reader");
     }
-    assert_eq!(rows, stats.rows);
-    stats.bytes
+    rows
 }
 
 /// A blocking partition of 16 x 8192 rows, hash-partitioned on `l_orderkey`
@@ -353,19 +376,9 @@ async fn write_and_read(
 /// of the partition once.
 fn blocking(c: &mut Criterion) {
     let rt = runtime();
-    let mut router = PartitionRouter::new(Partitioner::hash(["l_orderkey"]), SUBPARTITIONS, 0);
-    let mut pieces = Vec::new();
-    for batch in lineitem_batches(BLOCKING_BATCHES, BATCH_ROWS) {
-        pieces.extend(router.route(batch).expect("route"));
-    }
+    let pieces = Arc::new(hashed_pieces());
     let bytes: usize = pieces.iter().map(|(_, batch)| data_bytes(batch)).sum();
-    let pieces = Arc::new(pieces);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = ShuffleRoot::try_new(
-        dir.path().to_str().expect("a UTF-8 temporary directory"),
-        &Default::default(),
-    )
-    .expect("shuffle root");
+    let (_dir, root) = temporary_root();
 
     let mut group = c.benchmark_group("blocking");
     group
@@ -417,12 +430,78 @@ fn blocking(c: &mut Criterion) {
     group.finish();
 }
 
+/// A shuffle root in a new temporary directory (removed when dropped).
+fn temporary_root() -> (tempfile::TempDir, ShuffleRoot) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = ShuffleRoot::try_new(
+        dir.path().to_str().expect("a UTF-8 temporary directory"),
+        &Default::default(),
+    )
+    .expect("shuffle root");
+    (dir, root)
+}
+
+/// 16 x 8192 rows of `lineitem`, hash-partitioned on `l_orderkey` into
+/// 4 subpartitions: `(subpartition, piece)` pairs.
+fn hashed_pieces() -> Vec<(usize, RecordBatch)> {
+    let mut router = PartitionRouter::new(Partitioner::hash(["l_orderkey"]), SUBPARTITIONS, 0);
+    let mut pieces = Vec::new();
+    for batch in lineitem_batches(BLOCKING_BATCHES, BATCH_ROWS) {
+        pieces.extend(router.route(batch).expect("route"));
+    }
+    pieces
+}
+
+/// The partition of `blocking` (default options), written once and read
+/// back whole by its 4 consumers: from the local directory (`local`), and
+/// from the exchange service of the process that wrote it, over Flight
+/// `DoGet` on loopback (`flight`), as consumers on other workers read it.
+/// The throughput counts the Arrow bytes of the partition once.
+fn served(c: &mut Criterion) {
+    let rt = runtime();
+    let pieces = hashed_pieces();
+    let bytes: usize = pieces.iter().map(|(_, batch)| data_bytes(batch)).sum();
+    let (_dir, root) = temporary_root();
+    let options = BlockingOptions::default();
+    let id = ResultPartitionId {
+        dataset: 1,
+        producer: 0,
+        attempt: 0,
+    };
+    let (rows, _) = rt.block_on(write_partition(&root, &options, &id, &pieces));
+    let service = ExchangeService::new(Arc::default()).serving(root.clone());
+    let address = serve(&rt, service);
+    let served = remote::served_partitions(&address, &Default::default());
+    let mut group = c.benchmark_group("served");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Bytes(bytes as u64));
+    for (name, from) in [("local", root), ("flight", served)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let (from, id) = (from.clone(), id.clone());
+                run_on_worker(&rt, async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        assert_eq!(read_partition(&from, &id, options.format).await, rows);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     partitioner,
     channel,
     exchange_transfer,
     handoff,
-    blocking
+    blocking,
+    served
 );
 criterion_main!(benches);

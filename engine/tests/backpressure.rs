@@ -87,7 +87,7 @@ async fn a_slow_sink_keeps_buffered_bytes_under_the_bound() {
             partitioner: Partitioner::Forward,
             target: OutputTarget::Pipelined(vec![tx]),
         }],
-        fail_at_record: None,
+        hook: None,
         checkpoints: None,
     };
     let sink = SlowSink::default();
@@ -100,7 +100,7 @@ async fn a_slow_sink_keeps_buffered_bytes_under_the_bound() {
         },
         inputs: vec![vec![InputChannel::Local(rx)]],
         outputs: Vec::new(),
-        fail_at_record: None,
+        hook: None,
         checkpoints: None,
     };
     let (produced, consumed) = tokio::join!(run_task(producer), run_task(consumer));

@@ -344,6 +344,8 @@ pub(crate) struct CheckpointCoordinator {
     job_dir: String,
     interval: Option<Duration>,
     retained: usize,
+    /// How long a checkpoint may be in flight.
+    timeout: Duration,
     next_id: u64,
     next_trigger: Option<Instant>,
     pending: Option<Pending>,
@@ -367,18 +369,21 @@ pub(crate) struct CheckpointCoordinator {
 
 impl CheckpointCoordinator {
     /// Checkpoints every `interval` (only savepoints asked for when
-    /// `None`) into `store`, under `job_dir`.
+    /// `None`) into `store`, under `job_dir`, each expiring after
+    /// `timeout`.
     pub fn new(
         store: CheckpointStore,
         job_dir: String,
         interval: Option<Duration>,
         retained: usize,
+        timeout: Duration,
     ) -> Self {
         Self {
             store,
             job_dir,
             interval,
             retained: retained.max(1),
+            timeout,
             next_id: 1,
             next_trigger: interval.map(|i| Instant::now() + i),
             pending: None,
@@ -424,6 +429,20 @@ impl CheckpointCoordinator {
             return Some(Instant::now());
         }
         self.next_trigger
+    }
+
+    /// When the checkpoint in flight expires, if one is.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.pending.as_ref().map(|p| p.started + self.timeout)
+    }
+
+    /// Gives up the checkpoint in flight, which took too long.
+    pub async fn expire(&mut self) -> AckOutcome {
+        let reason = format!(
+            "it expired before it completed, after {:?} (execution.checkpointing.timeout)",
+            self.timeout
+        );
+        self.abort(reason).await
     }
 
     /// Asks for a savepoint, taken as soon as no checkpoint is in flight.

@@ -70,6 +70,9 @@ pub struct JobConfig {
     pub checkpoint_dir: String,
     /// How many completed checkpoints are kept.
     pub checkpoints_retained: usize,
+    /// How long a checkpoint may take before it expires and counts as
+    /// failed (Flink's `execution.checkpointing.timeout`).
+    pub checkpoint_timeout: Duration,
     /// How many checkpoints in a row may fail before the job fails over
     /// (restarts from its latest completed checkpoint under its restart
     /// strategy), as Flink's tolerable failed checkpoints.
@@ -142,6 +145,7 @@ impl Default for JobConfig {
                 .display()
                 .to_string(),
             checkpoints_retained: 1,
+            checkpoint_timeout: Duration::from_secs(600),
             tolerable_failed_checkpoints: 0,
             savepoint_dir: None,
             restore_from: None,
@@ -206,6 +210,10 @@ pub const CONFIG_KEYS: &[(&str, &str)] = &[
     (
         "execution.checkpointing.num-retained",
         "completed checkpoints kept (number, default 1)",
+    ),
+    (
+        "execution.checkpointing.timeout",
+        "how long a checkpoint may take before it fails (e.g. 1 min); 10 min by default",
     ),
     (
         "execution.checkpointing.tolerable-failed-checkpoints",
@@ -364,6 +372,11 @@ impl JobConfig {
             "execution.checkpointing.dir" => self.checkpoint_dir = value.to_string(),
             "slot.request.timeout" => self.slot_request_timeout = duration()?,
             "execution.checkpointing.num-retained" => self.checkpoints_retained = positive()?,
+            "execution.checkpointing.timeout" => {
+                self.checkpoint_timeout = Some(duration()?)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| bad("a duration above zero, such as '1 min'"))?
+            }
             "execution.checkpointing.tolerable-failed-checkpoints" => {
                 self.tolerable_failed_checkpoints = value
                     .trim()

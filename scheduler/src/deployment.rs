@@ -19,7 +19,7 @@ use weir_engine::graph::ExchangeMode;
 use weir_engine::memory::{MemoryConfig, MemoryPool};
 use weir_engine::task::{
     Counters, InputChannel, LiveMetrics, OutputSpec, OutputTarget, ScanProgress, TaskDeployment,
-    TaskInfo,
+    TaskHook, TaskInfo,
 };
 use weir_exchange::ResultPartitionId;
 use weir_exchange::ShuffleRoot;
@@ -49,8 +49,6 @@ pub struct AttemptPlan {
     pub reads: BTreeMap<(u32, u32), PartitionRead>,
     /// The bytes its stateful operators may reserve together.
     pub memory_budget: usize,
-    /// Fail on purpose once this many records came in (tests).
-    pub fail_at_record: Option<u64>,
     /// What it resumes from, when the job restarted from a checkpoint.
     pub restore: Option<TaskRestore>,
     /// What the job master watches it through.
@@ -73,6 +71,9 @@ pub struct AttemptHandles {
     /// The barriers to inject, for a source subtask of a job that takes
     /// checkpoints.
     pub triggers: Option<UnboundedReceiver<Barrier>>,
+    /// A test's hook into the task, when it runs in this process (a hook
+    /// never crosses to a worker).
+    pub hook: Option<Arc<dyn TaskHook>>,
 }
 
 /// How attempts deployed in this process reach the attempts of their
@@ -307,7 +308,6 @@ impl JobRuntime {
             attempt,
             reads,
             memory_budget,
-            fail_at_record,
             restore,
             handles,
             ..
@@ -383,6 +383,7 @@ impl JobRuntime {
             scanned,
             acks,
             triggers,
+            hook,
         } = handles;
         let checkpoints = match (&self.checkpoints, acks) {
             (Some((store, job_dir)), Some(acks)) => Some(CheckpointSetup {
@@ -415,7 +416,7 @@ impl JobRuntime {
             chain: vertex.chain.clone(),
             inputs,
             outputs,
-            fail_at_record,
+            hook,
             checkpoints,
         }
     }

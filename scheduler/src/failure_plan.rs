@@ -169,9 +169,10 @@ impl FailurePlan {
         self.metadata_failures.contains(&checkpoint)
     }
 
-    /// Whether it kills tasks (see [`kill_task_at`](Self::kill_task_at)).
-    pub(crate) fn kills_tasks(&self) -> bool {
-        !self.kills.is_empty()
+    /// Whether it fails or kills tasks (see [`fail_task`](Self::fail_task)
+    /// and [`kill_task_at`](Self::kill_task_at)).
+    pub(crate) fn touches_tasks(&self) -> bool {
+        !self.records.is_empty() || !self.kills.is_empty()
     }
 
     pub(crate) fn kill(&self, vertex: VertexId, subtask: u32, attempt: u32) -> Option<u64> {

@@ -342,6 +342,7 @@ impl JobMaster {
                 )));
             }
             let checkpoint_due = self.checkpoints.as_ref().and_then(|c| c.next_trigger());
+            let checkpoint_expires = self.checkpoints.as_ref().and_then(|c| c.expires_at());
             tokio::select! {
                 outcome = self.executor.next_outcome(), if !self.executor.is_idle() => {
                     if let Some(outcome) = outcome {
@@ -351,6 +352,9 @@ impl JobMaster {
                 () = sleep_until(next_restart), if next_restart.is_some() => {}
                 () = sleep_until(checkpoint_due), if checkpoint_due.is_some() => {
                     self.trigger_checkpoint();
+                }
+                () = sleep_until(checkpoint_expires), if checkpoint_expires.is_some() => {
+                    self.expire_checkpoint().await?;
                 }
                 Some(ack) = next_ack(&mut self.checkpoints) => self.on_checkpoint_ack(ack).await?,
                 Some(request) = next_request(&mut self.control) => self.on_request(request)?,
@@ -443,7 +447,6 @@ impl JobMaster {
             attempt,
             reads,
             memory_budget: self.task_memory(s),
-            fail_at_record: self.plan.record_failure(id.vertex, id.index, attempt),
             restore,
             handles,
         }
@@ -534,6 +537,11 @@ impl JobMaster {
             checkpoints.postpone("not every task of the job is running");
             return;
         }
+        let waiting = self.executor.waiting();
+        if waiting > 0 {
+            checkpoints.postpone(&format!("{waiting} task(s) of the job wait for a slot"));
+            return;
+        }
         let barrier = checkpoints.trigger();
         if self.plan.fails_checkpoint_uploads(barrier.checkpoint_id) {
             block(
@@ -614,6 +622,19 @@ impl JobMaster {
     /// `execution.checkpointing.tolerable-failed-checkpoints` failed in a
     /// row; then the job fails over to its latest completed checkpoint
     /// under its restart strategy, as Flink's does.
+    /// The checkpoint in flight took too long: it fails.
+    async fn expire_checkpoint(&mut self) -> Result<()> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        match checkpoints.expire().await {
+            AckOutcome::Declined { checkpoint, reason } => {
+                self.checkpoint_failed(checkpoint, reason).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn checkpoint_failed(&mut self, checkpoint: u64, reason: String) -> Result<()> {
         tracing::warn!("checkpoint {checkpoint} failed: {reason}");
         self.checkpoints_failed_in_a_row += 1;

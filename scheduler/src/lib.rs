@@ -40,6 +40,7 @@ pub mod execution_graph;
 pub mod explain;
 pub mod failover;
 pub mod failure_plan;
+pub mod injecting_executor;
 pub mod job_control;
 pub mod job_master;
 pub mod mini_cluster;

@@ -12,9 +12,10 @@ use crate::checkpoint_coordinator::CheckpointCoordinator;
 use crate::deployment::JobRuntime;
 use crate::execution_graph::ExecutionGraph;
 use crate::failover::{FailoverStrategy, RegionFailover, RestartAllFailover};
+use crate::injecting_executor::InjectingExecutor;
 use crate::job_master::{JobMaster, JobSetup};
 use crate::strategy::{EagerStrategy, LazyTopologicalStrategy, SchedulingStrategy};
-use crate::task_executor::{InProcessExecutor, KillingExecutor, TaskExecutor};
+use crate::task_executor::{InProcessExecutor, TaskExecutor};
 use crate::{FailoverKind, FailurePlan, JobConfig, JobControl, JobProgress, JobSummary, Result};
 
 static JOB_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -93,8 +94,8 @@ impl MiniCluster {
             |runtime| {
                 let graph = Arc::clone(&runtime.graph);
                 let in_process = InProcessExecutor::new(Arc::new(runtime));
-                match plan.kills_tasks() {
-                    true => Box::new(KillingExecutor::new(in_process, plan.clone(), graph)),
+                match plan.touches_tasks() {
+                    true => Box::new(InjectingExecutor::new(in_process, plan.clone(), graph)),
                     false => Box::new(in_process),
                 }
             },
@@ -136,6 +137,7 @@ pub(crate) async fn job_master(
             job_id.to_string(),
             config.checkpoint_interval,
             config.checkpoints_retained,
+            config.checkpoint_timeout,
         )),
         RuntimeMode::Batch => None,
     };

@@ -6,9 +6,9 @@
 //!
 //! The embedded mini-cluster runs attempts in this process
 //! ([`InProcessExecutor`]); a coordinator runs them on its workers
-//! ([`crate::cluster::remote`]); tests wrap an executor to kill attempts
-//! ([`KillingExecutor`]), so that failure injection stays out of the
-//! production path.
+//! ([`crate::cluster::remote`]); tests wrap an executor to fail or kill
+//! attempts ([`crate::injecting_executor::InjectingExecutor`]), so that
+//! failure injection stays out of the production path.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -17,11 +17,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt;
 use tokio::task::{AbortHandle, JoinSet};
-use weir_engine::task::{LiveMetrics, TaskReport, run_task};
+use weir_engine::task::{TaskReport, run_task};
 
 use crate::deployment::{Attempt, AttemptPlan, JobRuntime};
-use crate::execution_graph::ExecutionGraph;
-use crate::failure_plan::FailurePlan;
 use crate::partition_tracker::PartitionHost;
 
 /// How an attempt of a subtask ended.
@@ -59,6 +57,12 @@ pub trait TaskExecutor: Send + Sync {
 
     /// Whether no attempt runs.
     fn is_idle(&self) -> bool;
+
+    /// How many attempts deployed wait for a slot to run in (never, in
+    /// this process).
+    fn waiting(&self) -> usize {
+        0
+    }
 
     /// The next attempt that ended, `None` for one that was cancelled;
     /// waits forever while none runs.
@@ -171,139 +175,8 @@ fn panic_error(panic: Box<dyn std::any::Any + Send>) -> weir_engine::Error {
     }
 }
 
-/// A test hook: kills the attempts a [`FailurePlan`] names once they have
-/// read and written as many records as it says, wherever they are then,
-/// and reports them failed with [`weir_engine::Error::InjectedKill`].
-pub struct KillingExecutor<E> {
-    inner: E,
-    plan: FailurePlan,
-    /// The job, to name the tasks killed.
-    graph: Arc<ExecutionGraph>,
-    /// The kills waiting for their attempt to go far enough.
-    kills: JoinSet<(usize, u32, weir_engine::Error)>,
-    /// The kill armed for each subtask, with the attempt it kills.
-    armed: HashMap<usize, (u32, AbortHandle)>,
-}
-
-impl<E: TaskExecutor> KillingExecutor<E> {
-    /// Kills what `plan` says among the attempts `inner` runs of the job
-    /// of `graph`.
-    pub fn new(inner: E, plan: FailurePlan, graph: Arc<ExecutionGraph>) -> Self {
-        Self {
-            inner,
-            plan,
-            graph,
-            kills: JoinSet::new(),
-            armed: HashMap::new(),
-        }
-    }
-
-    fn disarm(&mut self, subtask: usize) {
-        if let Some((_, kill)) = self.armed.remove(&subtask) {
-            kill.abort();
-        }
-    }
-}
-
-#[async_trait]
-impl<E: TaskExecutor> TaskExecutor for KillingExecutor<E> {
-    fn deploy(&mut self, plans: Vec<AttemptPlan>) {
-        for plan in &plans {
-            self.disarm(plan.subtask);
-            let id = plan.id;
-            if let Some(at) = self.plan.kill(id.vertex, id.index, plan.attempt) {
-                let (subtask, number) = (plan.subtask, plan.attempt);
-                let vertex = self.graph.job.vertex(id.vertex);
-                let task = format!(
-                    "{} ({}) [{}/{}] attempt {number}",
-                    vertex.name,
-                    id.vertex,
-                    id.index + 1,
-                    vertex.parallelism
-                );
-                let metrics = plan.handles.metrics.clone();
-                let kill = self.kills.spawn(async move {
-                    let records = records_reach(&metrics, at).await;
-                    let killed = weir_engine::Error::InjectedKill { task, records };
-                    (subtask, number, killed)
-                });
-                self.armed.insert(subtask, (number, kill));
-            }
-        }
-        self.inner.deploy(plans);
-    }
-
-    fn cancel(&mut self, subtask: usize) {
-        self.disarm(subtask);
-        self.inner.cancel(subtask);
-    }
-
-    async fn cancel_all(&mut self) {
-        self.armed.clear();
-        self.kills.abort_all();
-        while self.kills.join_next().await.is_some() {}
-        self.inner.cancel_all().await;
-    }
-
-    fn is_idle(&self) -> bool {
-        self.inner.is_idle()
-    }
-
-    fn has_lost(&self, worker: &str) -> bool {
-        self.inner.has_lost(worker)
-    }
-
-    async fn next_outcome(&mut self) -> Option<TaskOutcome> {
-        loop {
-            tokio::select! {
-                outcome = self.inner.next_outcome() => {
-                    if let Some(outcome) = &outcome
-                        && matches!(
-                            self.armed.get(&outcome.subtask),
-                            Some((armed, _)) if *armed == outcome.attempt
-                        )
-                    {
-                        self.disarm(outcome.subtask);
-                    }
-                    return outcome;
-                }
-                Some(Ok((subtask, attempt, killed))) = self.kills.join_next(),
-                    if !self.kills.is_empty() =>
-                {
-                    // A kill that went off as its attempt was cancelled
-                    // (and another deployed) kills nothing.
-                    if !matches!(self.armed.get(&subtask), Some((armed, _)) if *armed == attempt) {
-                        continue;
-                    }
-                    self.armed.remove(&subtask);
-                    self.inner.cancel(subtask);
-                    return Some(TaskOutcome {
-                        subtask,
-                        attempt,
-                        result: Err(killed),
-                        host: None,
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// Waits until a task has read and written `at` records together (its
-/// live counts, looked at every millisecond), and returns how many.
-async fn records_reach(metrics: &LiveMetrics, at: u64) -> u64 {
-    loop {
-        let now = metrics.snapshot();
-        let records = now.rows_in + now.rows_out;
-        if records >= at {
-            return records;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use weir_engine::graph::{JobBuilder, ShuffleMode, VertexId};
@@ -313,11 +186,12 @@ mod tests {
 
     use super::*;
     use crate::deployment::AttemptHandles;
+    use crate::execution_graph::ExecutionGraph;
     use crate::{JobConfig, SubtaskId};
 
     /// A job of one subtask: `rows` numbers (endless without) into a
     /// collecting sink.
-    fn numbers(rows: Option<u64>) -> Arc<JobRuntime> {
+    pub(crate) fn numbers(rows: Option<u64>) -> Arc<JobRuntime> {
         let mut builder = JobBuilder::new("numbers").with_parallelism(1);
         let source = builder.source(Arc::new(SequenceGenerator::new(rows, 3)));
         builder.sink(Arc::new(CollectSink::new().0), [source.forward()]);
@@ -338,7 +212,7 @@ mod tests {
     }
 
     /// Attempt `attempt` of the job's one subtask.
-    fn plan(attempt: u32) -> Vec<AttemptPlan> {
+    pub(crate) fn plan(attempt: u32) -> Vec<AttemptPlan> {
         vec![AttemptPlan {
             subtask: 0,
             id: SubtaskId {
@@ -348,13 +222,12 @@ mod tests {
             attempt,
             reads: Default::default(),
             memory_budget: usize::MAX,
-            fail_at_record: None,
             restore: None,
             handles: AttemptHandles::default(),
         }]
     }
 
-    async fn outcome(executor: &mut impl TaskExecutor) -> Option<TaskOutcome> {
+    pub(crate) async fn outcome(executor: &mut impl TaskExecutor) -> Option<TaskOutcome> {
         tokio::time::timeout(Duration::from_secs(30), executor.next_outcome())
             .await
             .expect("an outcome within 30 s")
@@ -373,35 +246,6 @@ mod tests {
         let mut executor = InProcessExecutor::new(numbers(None));
         executor.deploy(plan(4));
         executor.cancel(0);
-        assert!(outcome(&mut executor).await.is_none());
-        assert!(executor.is_idle());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_killing_hook_kills_the_attempts_its_plan_names() {
-        let failures = FailurePlan::none().kill_task_at(VertexId(0), 0, 1, 5_000);
-        let killing = |runtime: Arc<JobRuntime>| {
-            let graph = Arc::clone(&runtime.graph);
-            KillingExecutor::new(InProcessExecutor::new(runtime), failures.clone(), graph)
-        };
-        // Attempt 0 is not named: it ends as it would.
-        let mut executor = killing(numbers(Some(20_000)));
-        executor.deploy(plan(0));
-        let ended = outcome(&mut executor).await.expect("reported");
-        assert!(ended.result.is_ok());
-        // Attempt 1 is killed once it read and wrote 5,000 records.
-        let mut executor = killing(numbers(None));
-        executor.deploy(plan(1));
-        let killed = outcome(&mut executor).await.expect("reported");
-        assert_eq!((killed.subtask, killed.attempt), (0, 1));
-        match killed.result {
-            Err(weir_engine::Error::InjectedKill { records, task }) => {
-                assert!(records >= 5_000);
-                assert!(task.ends_with("[1/1] attempt 1"), "{task}");
-            }
-            other => panic!("not killed: {other:?}"),
-        }
-        // The killed attempt stops, unreported.
         assert!(outcome(&mut executor).await.is_none());
         assert!(executor.is_idle());
     }

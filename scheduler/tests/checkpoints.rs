@@ -300,19 +300,25 @@ async fn rows_delivered_on_arrival_are_never_delivered_twice() {
 }
 
 /// A collecting sink whose subtasks' first attempts cannot prepare
-/// checkpoint `in_tasks`, and which cannot prepare the commit of
-/// checkpoint `in_job` once every task acknowledged it.
+/// checkpoint `in_tasks`, or take [`STALL`] to prepare checkpoint
+/// `stalls`, and which cannot prepare the commit of checkpoint `in_job`
+/// once every task acknowledged it.
 #[derive(Debug)]
 struct Refusing {
     inner: CollectSink,
     in_tasks: u64,
+    stalls: u64,
     in_job: u64,
 }
 
 struct RefusingWriter {
     inner: Box<dyn weir_engine::Sink>,
     refuses: Option<u64>,
+    stalls: Option<u64>,
 }
+
+/// How long a stalling sink subtask takes to prepare its checkpoint.
+const STALL: Duration = Duration::from_millis(600);
 
 #[async_trait::async_trait]
 impl SinkFactory for Refusing {
@@ -327,6 +333,7 @@ impl SinkFactory for Refusing {
         Ok(Box::new(RefusingWriter {
             inner: self.inner.create(task)?,
             refuses: (task.attempt == 0).then_some(self.in_tasks),
+            stalls: (task.attempt == 0).then_some(self.stalls),
         }))
     }
 
@@ -365,6 +372,9 @@ impl weir_engine::Sink for RefusingWriter {
         if self.refuses == Some(checkpoint) {
             return Err(weir_engine::Error::Checkpoint("injected".to_string()));
         }
+        if self.stalls == Some(checkpoint) {
+            tokio::time::sleep(STALL).await;
+        }
         self.inner.prepare_commit(checkpoint).await
     }
 }
@@ -375,26 +385,33 @@ async fn every_kind_of_checkpoint_failure_declines_the_checkpoint() {
     let dir = tempfile::tempdir().expect("a directory");
     let (expected, _) = run(window, streaming(dir.path()), FailurePlan::none()).await;
     // State uploads that fail, a sink's subtasks that cannot prepare, a
-    // sink that cannot prepare the job's commit: checkpoint 3 each time.
-    let kinds: [(&str, FailurePlan, u64, u64); 3] = [
+    // sink's subtasks slower than the checkpoint timeout, a sink that
+    // cannot prepare the job's commit: checkpoint 3 each time.
+    let kinds: [(&str, FailurePlan, [u64; 3]); 4] = [
         (
             "state uploads",
             FailurePlan::none().fail_checkpoint_uploads(3),
-            0,
-            0,
+            [0, 0, 0],
         ),
-        ("sink subtasks", FailurePlan::none(), 3, 0),
-        ("sink commit", FailurePlan::none(), 0, 3),
+        ("sink subtasks", FailurePlan::none(), [3, 0, 0]),
+        ("slow sink subtasks", FailurePlan::none(), [0, 3, 0]),
+        ("sink commit", FailurePlan::none(), [0, 0, 3]),
     ];
-    for (kind, plan, in_tasks, in_job) in kinds {
+    for (kind, plan, [in_tasks, stalls, in_job]) in kinds {
         for tolerable in [1, 0] {
             let dir = tempfile::tempdir().expect("a directory");
             let mut config = streaming(dir.path());
             config.tolerable_failed_checkpoints = tolerable;
+            // The stalled checkpoint expires; the next, triggered as it
+            // does, completes once the stall is over.
+            if stalls > 0 {
+                config.checkpoint_timeout = STALL * 2 / 3;
+            }
             let (sink, output) = CollectSink::new();
             let sink = Refusing {
                 inner: sink,
                 in_tasks,
+                stalls,
                 in_job,
             };
             let graph = job_into(window, &config, Arc::new(sink));

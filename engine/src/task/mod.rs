@@ -12,6 +12,7 @@
 mod chain;
 mod checkpointing;
 mod counters;
+mod hook;
 mod input;
 mod metrics;
 mod output;
@@ -30,6 +31,7 @@ use crate::memory::MemoryPool;
 
 pub use chain::OperatorChain;
 pub use counters::Counters;
+pub use hook::TaskHook;
 pub use metrics::{LiveMetrics, PartitionWritten, TaskMetrics, TaskReport};
 pub use run::{CPU_QUEUE_DEPTH, run_task};
 pub use scan_progress::ScanProgress;
@@ -141,8 +143,8 @@ pub struct TaskDeployment {
     pub inputs: Vec<Vec<InputChannel>>,
     /// Its outputs, one per outgoing edge.
     pub outputs: Vec<OutputSpec>,
-    /// Fail on purpose once this many records have come in (tests).
-    pub fail_at_record: Option<u64>,
+    /// A test's hook into the task (`None` outside tests).
+    pub hook: Option<Arc<dyn TaskHook>>,
     /// How it takes part in checkpoints (streaming jobs that take them).
     pub checkpoints: Option<crate::checkpoint::CheckpointSetup>,
 }

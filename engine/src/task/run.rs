@@ -1,5 +1,6 @@
 //! The task loop.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -11,10 +12,10 @@ use super::checkpointing::{Participant, restored_states};
 use super::input::{Alignment, InputEvent, InputGates, InputProgress, ProgressChange, TaskInput};
 use super::metrics::{TaskMetrics, TaskReport};
 use super::output::OutputWriter;
-use super::{OutputTarget, TaskDeployment, TaskInfo};
+use super::{OutputTarget, TaskDeployment, TaskHook, TaskInfo};
 use crate::event_time::WatermarkGenerator;
 use crate::sources::SplitlessReader;
-use crate::{Boundedness, Error, Result, Sink};
+use crate::{Boundedness, Result, Sink};
 
 /// How many events a task hands to its CPU worker ahead of the results it
 /// has written out. Enough for the pool to take a run of batches per
@@ -33,14 +34,14 @@ pub const CPU_QUEUE_DEPTH: usize = 4;
 ///
 /// # Errors
 /// The first error of the source, an operator, an input, an output or the
-/// sink; or the injected failure of a test.
+/// sink; or the failure a test's hook injects.
 pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
     let TaskDeployment {
         info,
         chain,
         inputs,
         outputs,
-        fail_at_record,
+        hook,
         mut checkpoints,
     } = deployment;
     let operators = chain
@@ -126,7 +127,7 @@ pub async fn run_task(deployment: TaskDeployment) -> Result<TaskReport> {
         scans,
         watermarks,
         checkpoints,
-        fail_at_record,
+        hook,
     };
     match task.run(input).await {
         Ok(()) => task.complete().await,
@@ -195,7 +196,8 @@ struct Task {
     watermarks: Option<WatermarkGenerator>,
     /// Its part in checkpoints, when the job takes them.
     checkpoints: Option<Participant>,
-    fail_at_record: Option<u64>,
+    /// A test's hook into the task.
+    hook: Option<Arc<dyn TaskHook>>,
 }
 
 impl Task {
@@ -382,7 +384,7 @@ impl Task {
         );
     }
 
-    /// Counts an incoming batch; fails here when a test asked for it.
+    /// Counts an incoming batch; fails here when a test's hook says so.
     fn count_in(&mut self, batch: &RecordBatch) -> Result<()> {
         let before = self.metrics.rows_in;
         self.metrics.rows_in += batch.num_rows() as u64;
@@ -391,12 +393,9 @@ impl Task {
         if self.scans {
             self.info.scanned.add(batch.num_rows() as u64);
         }
-        match self.fail_at_record {
-            Some(at) if before < at && at <= self.metrics.rows_in => Err(Error::InjectedFailure {
-                task: self.info.to_string(),
-                record: at,
-            }),
-            _ => Ok(()),
+        match &self.hook {
+            Some(hook) => hook.records_in(&self.info, before, self.metrics.rows_in),
+            None => Ok(()),
         }
     }
 

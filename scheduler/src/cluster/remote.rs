@@ -489,6 +489,10 @@ impl TaskExecutor for RemoteExecutor {
         self.placed.is_empty() && self.failed.is_empty() && self.waiting.is_empty()
     }
 
+    fn waiting(&self) -> usize {
+        self.waiting.iter().map(|region| region.plans.len()).sum()
+    }
+
     fn has_lost(&self, worker: &str) -> bool {
         !self.resources.is_alive(worker)
     }
@@ -558,7 +562,6 @@ mod tests {
             attempt: 0,
             reads: Default::default(),
             memory_budget: 1 << 20,
-            fail_at_record: None,
             restore: None,
             handles: AttemptHandles::default(),
         }
@@ -583,6 +586,7 @@ mod tests {
         let mut executor = RemoteExecutor::new(job, resources, ended, AckSlot::default());
         executor.deploy(vec![plan(0), plan(1)]);
         assert!(!executor.is_idle(), "a waiting region is not idle");
+        assert_eq!(executor.waiting(), 2);
         let note = slot_wait.lock().expect("a note").clone();
         assert!(
             note.as_deref()

@@ -52,7 +52,6 @@ pub fn attempt_to_wire(plan: &AttemptPlan) -> proto::AttemptPlan {
             })
             .collect(),
         memory_budget: plan.memory_budget as u64,
-        fail_at_record: plan.fail_at_record,
         triggered: plan.handles.triggers.is_some(),
         restore: restore
             .map(|r| serde_json::to_vec(&r).expect("a restore serializes"))
@@ -106,7 +105,6 @@ pub fn attempt_from_wire(
             })
             .collect(),
         memory_budget: usize::try_from(plan.memory_budget).unwrap_or(usize::MAX),
-        fail_at_record: plan.fail_at_record,
         restore,
         handles: AttemptHandles::default(),
     })
@@ -306,7 +304,6 @@ mod tests {
                 ),
             ]),
             memory_budget: 1 << 30,
-            fail_at_record: Some(10),
             restore: Some(TaskRestore {
                 checkpoint: 3,
                 store: None,
@@ -323,10 +320,7 @@ mod tests {
             (back.subtask, back.id, back.attempt, &back.reads),
             (7, plan.id, 4, &plan.reads)
         );
-        assert_eq!(
-            (back.memory_budget, back.fail_at_record),
-            (1 << 30, Some(10))
-        );
+        assert_eq!(back.memory_budget, 1 << 30);
         let restore = back.restore.expect("a restore");
         assert_eq!((restore.checkpoint, restore.splits.len()), (3, 1));
         assert_eq!(restore.operators, vec![vec![(0, state_file())]]);
