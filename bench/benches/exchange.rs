@@ -229,7 +229,7 @@ fn serve(rt: &Runtime, service: ExchangeService) -> String {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+                .serve_with_incoming(remote::incoming(listener)),
         );
         address
     })
@@ -471,7 +471,11 @@ fn served(c: &mut Criterion) {
     let (rows, _) = rt.block_on(write_partition(&root, &options, &id, &pieces));
     let service = ExchangeService::new(Arc::default()).serving(root.clone());
     let address = serve(&rt, service);
-    let served = remote::served_partitions(&address, &Default::default());
+    // Its client connects on the runtime's tasks.
+    let served = {
+        let _runtime = rt.enter();
+        remote::served_partitions(&address, &Default::default())
+    };
     let mut group = c.benchmark_group("served");
     group
         .sample_size(10)

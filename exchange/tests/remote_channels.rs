@@ -11,11 +11,10 @@ use std::time::Duration;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use support::batch;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use weir_exchange::channel::{ChannelBounds, pipelined_channel};
 use weir_exchange::event::{Barrier, Event};
 use weir_exchange::remote::{
-    ChannelKey, ExchangeRegistry, ExchangeService, RemoteInput, remote_input,
+    self, ChannelKey, ExchangeRegistry, ExchangeService, RemoteInput, remote_input,
 };
 
 /// An exchange service on loopback: its registry and address.
@@ -29,7 +28,7 @@ async fn serve() -> (Arc<ExchangeRegistry>, String) {
     tokio::spawn(
         Server::builder()
             .add_service(service)
-            .serve_with_incoming(TcpIncoming::from(listener)),
+            .serve_with_incoming(remote::incoming(listener)),
     );
     (registry, address)
 }

@@ -14,11 +14,10 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use support::batch;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use weir_exchange::blocking::{
     BlockingFormat, BlockingOptions, BlockingPartitionWriter, SubpartitionReader,
 };
-use weir_exchange::remote::{ExchangeRegistry, ExchangeService, served_partitions};
+use weir_exchange::remote::{self, ExchangeRegistry, ExchangeService, served_partitions};
 use weir_exchange::{Error, ResultPartitionId, ShuffleRoot};
 
 const SUBPARTITIONS: usize = 3;
@@ -35,7 +34,7 @@ async fn serve(root: ShuffleRoot) -> (String, tokio::sync::oneshot::Sender<()>) 
     tokio::spawn(
         Server::builder()
             .add_service(FlightServiceServer::new(service))
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+            .serve_with_incoming_shutdown(remote::incoming(listener), async {
                 let _ = stopped.await;
             }),
     );

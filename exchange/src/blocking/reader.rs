@@ -9,7 +9,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use tokio::task::JoinHandle;
 
 use super::BlockingFormat;
 use super::index::{BlockEntry, PartitionFile, PartitionIndex, crc32};
@@ -21,6 +22,11 @@ use crate::{Error, Result, ResultPartitionId, ShuffleRoot, cpu};
 /// whole footer is among them (one request instead of two). Small, because
 /// every consumer of every producer pays it.
 const TAIL_PREFETCH: u64 = 16 * 1024;
+
+/// How many blocks of a subpartition are fetched ahead of the one being
+/// decoded: the fetches overlap the decoding and each other's round trips
+/// (to another worker, or an object store).
+const READ_AHEAD: usize = 2;
 
 /// The last bytes of a file, fetched once at open.
 pub(super) struct Tail {
@@ -51,25 +57,58 @@ impl Fetcher {
     /// [`Error::PartitionNotFound`] when the file is gone,
     /// [`Error::PartitionCorrupt`] on a short read.
     pub async fn fetch(&mut self, range: Range<u64>) -> Result<Bytes> {
-        let expected = range.end.saturating_sub(range.start);
-        if expected == 0 {
-            return Ok(Bytes::new());
+        let bytes = self.fetch_owned(range).await?;
+        self.bytes_read += bytes.len() as u64;
+        Ok(bytes)
+    }
+
+    /// A fetch of `range` that owns what it needs (to run as a task of
+    /// its own); its bytes are not counted.
+    fn fetch_owned(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes>> + use<> {
+        let (store, file) = (Arc::clone(&self.store), self.file.clone());
+        async move {
+            let expected = range.end.saturating_sub(range.start);
+            if expected == 0 {
+                return Ok(Bytes::new());
+            }
+            let bytes = store
+                .get_range(&file.path, range.clone())
+                .await
+                .map_err(|e| file.store_error(e))?;
+            if bytes.len() as u64 != expected {
+                return Err(file.corrupt(format!(
+                    "read {} bytes at {}..{} instead of {expected}",
+                    bytes.len(),
+                    range.start,
+                    range.end
+                )));
+            }
+            Ok(bytes)
         }
-        let bytes = self
+    }
+
+    /// The file's size and its last `n` bytes (all of it when shorter), in
+    /// one request.
+    async fn size_and_tail(&mut self, n: u64) -> Result<(u64, Tail)> {
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(n)),
+            ..Default::default()
+        };
+        let got = self
             .store
-            .get_range(&self.file.path, range.clone())
+            .get_opts(&self.file.path, options)
             .await
             .map_err(|e| self.file.store_error(e))?;
+        let (size, start) = (got.meta.size, got.range.start);
+        let bytes = got.bytes().await.map_err(|e| self.file.store_error(e))?;
         self.bytes_read += bytes.len() as u64;
-        if bytes.len() as u64 != expected {
+        if start + bytes.len() as u64 != size {
             return Err(self.corrupt(format!(
-                "read {} bytes at {}..{} instead of {expected}",
-                bytes.len(),
-                range.start,
-                range.end
+                "read the last {} bytes of {size} from {start}",
+                bytes.len()
             )));
         }
-        Ok(bytes)
+        Ok((size, Tail { start, bytes }))
     }
 
     /// `range` from `tail` when it holds it, else from the store.
@@ -109,9 +148,16 @@ impl BlockDecoder {
     }
 }
 
+/// The bytes of a block fetched ahead, or being fetched.
+enum Fetch {
+    Running(JoinHandle<Result<Bytes>>),
+    Done(Bytes),
+}
+
 /// Reads one subpartition of a complete blocking result partition: only the
-/// blocks of that subpartition are fetched, one at a time, and each block's
-/// CRC32 is verified before it is decoded (on the CPU pool).
+/// blocks of that subpartition are fetched, [`READ_AHEAD`] ahead of the
+/// one decoded, and each block's CRC32 is verified before it is decoded
+/// (on the CPU pool).
 ///
 /// [`next_batch`](Self::next_batch) is cancel-safe: a block is consumed only
 /// once its batches are decoded.
@@ -122,6 +168,8 @@ pub struct SubpartitionReader {
     decoder: Arc<BlockDecoder>,
     /// Blocks of this subpartition not yet decoded, in write order.
     blocks: VecDeque<BlockEntry>,
+    /// The fetches of the first of `blocks`, one for each.
+    ahead: VecDeque<Fetch>,
     num_blocks: usize,
     decoded: VecDeque<RecordBatch>,
     blocks_read: u64,
@@ -162,22 +210,12 @@ impl SubpartitionReader {
             partition: id,
             path,
         };
-        let store = Arc::clone(root.store());
-        let size = store
-            .head(&file.path)
-            .await
-            .map_err(|e| file.store_error(e))?
-            .size;
         let mut fetcher = Fetcher {
-            store,
+            store: Arc::clone(root.store()),
             file,
             bytes_read: 0,
         };
-        let tail_start = size - size.min(TAIL_PREFETCH);
-        let tail = Tail {
-            start: tail_start,
-            bytes: fetcher.fetch(tail_start..size).await?,
-        };
+        let (size, tail) = fetcher.size_and_tail(TAIL_PREFETCH).await?;
         let opened = match format {
             BlockingFormat::Ipc => ipc::open(&mut fetcher, size, &tail).await?,
             BlockingFormat::Parquet => parquet::open(&mut fetcher, size, &tail).await?,
@@ -202,6 +240,7 @@ impl SubpartitionReader {
             decoder: Arc::new(opened.decoder),
             num_blocks: blocks.len(),
             blocks,
+            ahead: VecDeque::new(),
             decoded: VecDeque::new(),
             blocks_read: 0,
         })
@@ -221,9 +260,8 @@ impl SubpartitionReader {
             let Some(block) = self.blocks.front().cloned() else {
                 return Ok(None);
             };
-            // `open` validated that every block lies within the file.
-            let end = block.end().unwrap_or(block.offset);
-            let bytes = self.fetcher.fetch(block.offset..end).await?;
+            let bytes = self.first_block_bytes().await?;
+            let length = block.length;
             let decoder = Arc::clone(&self.decoder);
             let batches = cpu::run(move || {
                 let actual = crc32(&bytes);
@@ -247,9 +285,35 @@ impl SubpartitionReader {
             .await
             .map_err(|reason| self.fetcher.corrupt(reason))?;
             self.blocks.pop_front();
+            self.ahead.pop_front();
+            self.fetcher.bytes_read += length;
             self.blocks_read += 1;
             self.decoded
                 .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+        }
+    }
+
+    /// The bytes of the first block not yet decoded, with the fetches of
+    /// the next ones started. Cancel-safe: the fetches stay with the
+    /// reader.
+    async fn first_block_bytes(&mut self) -> Result<Bytes> {
+        while self.ahead.len() < READ_AHEAD.min(self.blocks.len()) {
+            let block = &self.blocks[self.ahead.len()];
+            // `open` validated that every block lies within the file.
+            let end = block.end().unwrap_or(block.offset);
+            let fetch = self.fetcher.fetch_owned(block.offset..end);
+            self.ahead.push_back(Fetch::Running(tokio::spawn(fetch)));
+        }
+        let first = self.ahead.front_mut().expect("a fetch of the first block");
+        if let Fetch::Running(task) = first {
+            let bytes = task
+                .await
+                .map_err(|e| self.fetcher.corrupt(format!("fetching a block: {e}")))??;
+            *first = Fetch::Done(bytes);
+        }
+        match first {
+            Fetch::Done(bytes) => Ok(bytes.clone()),
+            Fetch::Running(_) => unreachable!("the first fetch is done"),
         }
     }
 
@@ -282,6 +346,16 @@ impl SubpartitionReader {
     /// by `open`, and the blocks read since.
     pub fn bytes_read(&self) -> u64 {
         self.fetcher.bytes_read
+    }
+}
+
+impl Drop for SubpartitionReader {
+    fn drop(&mut self) {
+        for fetch in &self.ahead {
+            if let Fetch::Running(task) = fetch {
+                task.abort();
+            }
+        }
     }
 }
 

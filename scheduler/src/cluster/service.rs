@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::Stream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use super::access::{MAX_MESSAGE_BYTES, Token};
@@ -83,7 +82,7 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tls.server()?
         .add_service(InterceptedService::new(server, check))
-        .serve_with_incoming(TcpIncoming::from(listener))
+        .serve_with_incoming(weir_exchange::remote::incoming(listener))
         .await
         .map_err(|e| Error::Cluster(format!("the coordinator stopped: {e}")))
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Endpoint;
-use tonic::transport::server::TcpIncoming;
 use weir_exchange::ShuffleRoot;
 use weir_exchange::remote::{self, ExchangeService};
 
@@ -105,7 +104,7 @@ pub async fn run(
         .server()?
         .add_service(InterceptedService::new(service, token.check()))
         .add_service(InterceptedService::new(exchange, token.check()))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+        .serve_with_incoming_shutdown(remote::incoming(listener), async {
             let _ = stopped.await;
         });
     tokio::spawn(async move {
