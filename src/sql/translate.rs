@@ -30,6 +30,7 @@ use weir_engine::sources::MemorySource;
 use super::SqlError;
 use super::catalog::source_table;
 
+mod grouping_sets;
 mod intervals;
 mod windows;
 
@@ -359,6 +360,9 @@ impl<'a> Translator<'a> {
         if let Some(windowed) = self.windowed(&a.input)? {
             return self.window_aggregate(a, windowed);
         }
+        if let [Expr::GroupingSet(set)] = a.group_expr.as_slice() {
+            return self.grouping_sets(a, set);
+        }
         let input = self.plan(&a.input)?;
         let inputs = [(a.input.schema().as_ref(), input.columns.as_slice())];
         let mut fields = a.schema.fields().iter();
@@ -367,7 +371,7 @@ impl<'a> Translator<'a> {
         let mut group_by = Vec::with_capacity(a.group_expr.len());
         for g in &a.group_expr {
             if matches!(g, Expr::GroupingSet(_)) {
-                return Err(unsupported("GROUPING SETS, ROLLUP or CUBE"));
+                return Err(unsupported("a grouping set beside other GROUP BY keys"));
             }
             let field = fields.next().expect("one field per group key");
             let e = physical(unaliased(g), &inputs)?;

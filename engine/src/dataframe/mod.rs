@@ -24,6 +24,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion_common::ScalarValue;
 use datafusion_expr::cast;
 use datafusion_expr::type_coercion::binary::comparison_coercion;
 use datafusion_expr::utils::split_conjunction_owned;
@@ -33,8 +34,8 @@ use crate::event_time::WatermarkStrategy;
 use crate::expr::{Compiled, Expr, SortExpr, column_list, named};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
-    AggregateMode, Distinct, Filter, HashAggregate, HashJoin, IntervalJoin, JoinSide, JoinType,
-    Limit, NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate,
+    AggregateMode, Distinct, Expand, Filter, HashAggregate, HashJoin, IntervalJoin, JoinSide,
+    JoinType, Limit, NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate,
     WindowJoin, joined_schema,
 };
 use crate::{Boundedness, Error, OperatorFactory, Result, SinkFactory, SourceFactory};
@@ -326,6 +327,43 @@ impl DataFrame {
         Ok(out)
     }
 
+    /// Every row once for each of `projections`: the values of each
+    /// projection's expressions, all projections naming the same columns
+    /// in the same order with the same types (the rows of the grouping
+    /// sets of `GROUPING SETS`, `ROLLUP` or `CUBE`, read in one pass).
+    ///
+    /// # Errors
+    /// [`Error::Expr`] when an expression does not type against the schema;
+    /// [`Error::Plan`] when the projections do not agree on their columns.
+    pub fn expand(&self, projections: Vec<Vec<Expr>>) -> Result<DataFrame> {
+        let count = projections.len() as u64;
+        let mut names = Vec::new();
+        let mut compiled = Vec::with_capacity(projections.len());
+        for projection in projections {
+            let projection = named(projection);
+            let these: Vec<String> = projection.iter().map(|(_, name)| name.clone()).collect();
+            if !compiled.is_empty() && these != names {
+                return Err(Error::Plan(format!(
+                    "the projections of an expand step name columns {names:?} and {these:?}"
+                )));
+            }
+            names = these;
+            compiled.push(
+                projection
+                    .iter()
+                    .map(|(e, _)| Compiled::new(e, &self.schema))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        let expand = Expand::try_new(compiled, &names)?;
+        let schema = Arc::clone(expand.schema());
+        let kept = self.kept_partitioning(&schema);
+        let mut out = self.chained(Arc::new(expand), schema);
+        out.partitioning = kept;
+        out.estimated_bytes = self.estimated_bytes.map(|b| b.saturating_mul(count));
+        Ok(out)
+    }
+
     /// The rows of this dataframe and of `other` (UNION ALL). Columns are
     /// matched by position; names come from this dataframe, and a column is
     /// nullable if it is on either side.
@@ -387,14 +425,33 @@ impl DataFrame {
     /// [`Error::Expr`] when an expression does not type against the schema
     /// or is not an aggregate.
     pub fn aggregate(&self, group_by: Vec<Expr>, aggregates: Vec<Expr>) -> Result<DataFrame> {
+        self.aggregate_seeded(group_by, aggregates, &[])
+    }
+
+    /// [`aggregate`](Self::aggregate), with groups of keys `seeds` (rows of
+    /// key values) that are in the result even when no row of them comes,
+    /// their aggregates as over no rows: the grand total of a `ROLLUP` or
+    /// `CUBE` over no input.
+    ///
+    /// # Errors
+    /// As [`aggregate`](Self::aggregate); [`Error::Plan`] when a seed does
+    /// not have a value of each key's type.
+    pub fn aggregate_seeded(
+        &self,
+        group_by: Vec<Expr>,
+        aggregates: Vec<Expr>,
+        seeds: &[Vec<ScalarValue>],
+    ) -> Result<DataFrame> {
         self.ends(
             "an aggregate",
             "aggregate per event-time window (window_aggregate; TUMBLE, HOP, CUMULATE or SESSION in SQL)",
         )?;
         let (group_by, aggregates) = (named(group_by), named(aggregates));
         let keys: Vec<String> = group_by.iter().map(|(_, name)| name.clone()).collect();
-        let make =
-            |mode| HashAggregate::try_new(mode, &self.schema, group_by.clone(), aggregates.clone());
+        let make = |mode| {
+            HashAggregate::try_new(mode, &self.schema, group_by.clone(), aggregates.clone())?
+                .with_seed_groups(seeds)
+        };
         self.two_phase(&keys, make, |agg: &HashAggregate| agg.output_schema())
     }
 

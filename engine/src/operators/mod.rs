@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod distinct;
+mod expand;
 mod filter;
 mod hash_join;
 mod integer_keys;
@@ -22,6 +23,7 @@ mod window;
 
 pub use aggregate::{AggregateMode, HashAggregate};
 pub use distinct::Distinct;
+pub use expand::Expand;
 pub use filter::Filter;
 pub use hash_join::HashJoin;
 pub use interval_join::IntervalJoin;

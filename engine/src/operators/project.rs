@@ -77,18 +77,22 @@ impl Operator for Project {
         batch: RecordBatch,
         output: &mut Output,
     ) -> Result<()> {
-        let columns = self
-            .exprs
-            .iter()
-            .map(|(e, _)| e.evaluate(&batch))
-            .collect::<Result<Vec<_>>>()?;
-        output.emit(batch_of(
-            Arc::clone(&self.schema),
-            columns,
-            batch.num_rows(),
-        )?);
+        let exprs = self.exprs.iter().map(|(e, _)| e);
+        output.emit(projected(exprs, &self.schema, &batch)?);
         Ok(())
     }
+}
+
+/// The values of `exprs` over `batch`, as a batch of `schema`.
+pub(super) fn projected<'a>(
+    exprs: impl Iterator<Item = &'a Compiled>,
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+) -> Result<RecordBatch> {
+    let columns = exprs
+        .map(|e| e.evaluate(batch))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(batch_of(Arc::clone(schema), columns, batch.num_rows())?)
 }
 
 #[cfg(test)]

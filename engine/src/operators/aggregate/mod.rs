@@ -23,8 +23,9 @@ mod state;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
+use datafusion_common::ScalarValue;
 use datafusion_expr::Expr;
 
 pub(crate) use self::groups::GroupOrder;
@@ -62,11 +63,14 @@ impl fmt::Display for AggregateMode {
 /// Its output is the group keys, then one column per aggregate (`Final`,
 /// `Single`) or per state field (`Partial`), in batches of at most 8192
 /// rows, emitted when every input has ended. Without group keys it emits
-/// exactly one row, also over no input (`count` is 0, `sum` is NULL).
-/// Groups come out in no defined order.
+/// exactly one row, also over no input (`count` is 0, `sum` is NULL); so
+/// does each of its [seed groups](Self::with_seed_groups). Groups come out
+/// in no defined order.
 #[derive(Debug, Clone)]
 pub struct HashAggregate {
     plan: Arc<AggregatePlan>,
+    /// Key rows whose groups exist over no input, one array per key.
+    seeds: Option<Vec<ArrayRef>>,
 }
 
 impl HashAggregate {
@@ -98,7 +102,43 @@ impl HashAggregate {
         let plan = AggregatePlan::try_new(mode, input, &group_by, &aggregates)?;
         Ok(Self {
             plan: Arc::new(plan),
+            seeds: None,
         })
+    }
+
+    /// The same aggregate, with groups of keys `seeds` (rows of key values)
+    /// that exist even when no row of them comes, as the grand total of a
+    /// `ROLLUP` over no rows. A `Partial` aggregate holds them in every
+    /// subtask (the `Final` merges their empty states into one group); a
+    /// `Single` one only at parallelism 1.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when a seed does not have one value of the key's
+    /// type per key.
+    pub fn with_seed_groups(mut self, seeds: &[Vec<ScalarValue>]) -> Result<Self> {
+        if seeds.is_empty() {
+            return Ok(self);
+        }
+        let keys = &self.plan.key_fields;
+        let mut columns = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let values = seeds.iter().map(|seed| {
+                seed.get(i)
+                    .ok_or_else(|| {
+                        Error::Plan(format!("a seed group has no value of {}", key.name()))
+                    })
+                    .and_then(|v| {
+                        v.cast_to(key.data_type())
+                            .map_err(|e| Error::Plan(format!("a seed of {}: {e}", key.name())))
+                    })
+            });
+            let values = values.collect::<Result<Vec<_>>>()?;
+            let column = ScalarValue::iter_to_array(values)
+                .map_err(|e| Error::Plan(format!("the seeds of {}: {e}", key.name())))?;
+            columns.push(column);
+        }
+        self.seeds = Some(columns);
+        Ok(self)
     }
 
     /// The same aggregate under another name (in plans and errors).
@@ -107,6 +147,7 @@ impl HashAggregate {
         plan.name = name.into();
         Self {
             plan: Arc::new(plan),
+            seeds: self.seeds,
         }
     }
 
@@ -131,8 +172,22 @@ impl OperatorFactory for HashAggregate {
     }
 
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>> {
+        let mut state = GroupedState::try_new(&self.plan)?;
+        if let Some(seeds) = &self.seeds {
+            match self.plan.mode {
+                AggregateMode::Partial => state.seed(seeds)?,
+                AggregateMode::Single if task.parallelism == 1 => state.seed(seeds)?,
+                AggregateMode::Single => {
+                    return Err(self.plan.error(
+                        "seeding its groups",
+                        "an aggregate with seed groups runs in one subtask or in two phases",
+                    ));
+                }
+                AggregateMode::Final => {}
+            }
+        }
         Ok(Box::new(HashAggregateOperator {
-            state: GroupedState::try_new(&self.plan)?,
+            state,
             runs: SpilledRuns::new(&self.plan),
             reservation: task.memory.reservation(self.name()),
             plan: Arc::clone(&self.plan),
@@ -345,6 +400,36 @@ mod tests {
         .expect("plans");
         let out = drive(&single, &[vec![]], MemoryPool::unbounded()).expect("runs");
         assert_eq!(sorted_rows(&out), vec!["NULL|0"]);
+    }
+
+    /// Seed groups are in the result over no rows, as over no row of
+    /// theirs, and once however many partial subtasks held them.
+    #[test]
+    fn seed_groups_exist_over_no_rows_and_merge_into_one() {
+        let input = batch(
+            &[Some("a"), Some("b"), Some("a")],
+            &[Some(1), Some(2), Some(3)],
+        );
+        let schema = input.schema();
+        let seeds = [vec![ScalarValue::Utf8(None)], vec![ScalarValue::from("a")]];
+        let seeded = |mode| {
+            aggregate(mode, &schema)
+                .with_seed_groups(&seeds)
+                .expect("seeds of the key's type")
+        };
+        let single = seeded(AggregateMode::Single);
+        let out = drive(&single, &[vec![]], MemoryPool::unbounded()).expect("runs");
+        assert_eq!(sorted_rows(&out), vec!["NULL|NULL|0", "a|NULL|0"]);
+        // Two partial subtasks, one with rows and one without, then the
+        // final merge.
+        let partial = seeded(AggregateMode::Partial);
+        let mut states = drive(&partial, &[vec![input]], MemoryPool::unbounded()).expect("runs");
+        states.extend(drive(&partial, &[vec![]], MemoryPool::unbounded()).expect("runs"));
+        let last = seeded(AggregateMode::Final);
+        let out = drive(&last, &[states], MemoryPool::unbounded()).expect("runs");
+        assert_eq!(sorted_rows(&out), vec!["NULL|NULL|0", "a|4|2", "b|2|1"]);
+        let wrong = aggregate(AggregateMode::Single, &schema).with_seed_groups(&[vec![]]);
+        assert!(wrong.is_err_and(|e| e.to_string().contains("no value of k")));
     }
 
     #[test]

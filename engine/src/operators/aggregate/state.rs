@@ -187,11 +187,32 @@ impl GroupedState {
             .map_err(|e| self.plan.error("grouping rows by key", e))
     }
 
-    /// Makes the accumulators of a keyless table hold its group, by
-    /// updating it with one row of NULLs that a filter leaves out (the
-    /// accumulators take a group seen in a batch without a filter as one
-    /// that has seen a value).
+    /// Makes the accumulators of a keyless table hold its group (see
+    /// [`touch`](Self::touch)).
     fn touch_keyless_group(&mut self) -> Result<()> {
+        self.touch(&[0])
+    }
+
+    /// Makes the groups of key rows `keys` exist, whether or not a row of
+    /// them comes (the groups SQL has over no rows, such as the grand
+    /// total of a `ROLLUP`).
+    pub(crate) fn seed(&mut self, keys: &[ArrayRef]) -> Result<()> {
+        let rows = keys.first().map_or(0, |k| k.len());
+        if rows == 0 {
+            return Ok(());
+        }
+        self.intern(keys, rows)?;
+        let groups = std::mem::take(&mut self.groups);
+        let touched = self.touch(&groups);
+        self.groups = groups;
+        touched
+    }
+
+    /// Makes the accumulators hold groups `indices`, by updating them with
+    /// rows of NULLs that a filter leaves out (the accumulators take a
+    /// group seen in a batch without a filter as one that has seen a
+    /// value).
+    fn touch(&mut self, indices: &[usize]) -> Result<()> {
         let plan = Arc::clone(&self.plan);
         let fields: Vec<Field> = plan
             .input_schema
@@ -201,21 +222,21 @@ impl GroupedState {
             .collect();
         let nulls = fields
             .iter()
-            .map(|f| new_null_array(f.data_type(), 1))
+            .map(|f| new_null_array(f.data_type(), indices.len()))
             .collect();
-        let row = RecordBatch::try_new_with_options(
+        let rows = RecordBatch::try_new_with_options(
             Arc::new(Schema::new(fields)),
             nulls,
-            &RecordBatchOptions::new().with_row_count(Some(1)),
+            &RecordBatchOptions::new().with_row_count(Some(indices.len())),
         )?;
-        let none = BooleanArray::from(vec![false]);
+        let none = BooleanArray::from(vec![false; indices.len()]);
         let groups = self.table.len();
         for (aggregate, accumulator) in plan.aggregates.iter().zip(&mut self.accumulators) {
             let (values, _) = aggregate
-                .arguments(&row)
+                .arguments(&rows)
                 .map_err(|e| plan.error(format!("evaluating {}", aggregate.function.name()), e))?;
             accumulator
-                .update_batch(&values, &[0], Some(&none), groups)
+                .update_batch(&values, indices, Some(&none), groups)
                 .map_err(|e| plan.error(format!("updating {}", aggregate.function.name()), e))?;
         }
         Ok(())
