@@ -12,6 +12,7 @@ mod flink_syntax;
 mod modulo;
 mod optimize;
 mod session;
+mod set_operations;
 mod translate;
 mod window_tvf;
 

@@ -36,6 +36,7 @@ use super::depth::check_depth;
 use super::event_time::{IDLE_TIMEOUT_OPTION, watermark_strategy};
 use super::flink_syntax::{Lifted, lift};
 use super::optimize::optimize;
+use super::set_operations::refuse_all_set_operations;
 use super::translate::Translator;
 
 type Result<T> = std::result::Result<T, SqlError>;
@@ -234,6 +235,7 @@ impl Session {
 
     /// Plans `statement` after opening the tables it reads.
     async fn plan(&mut self, mut statement: Statement) -> Result<LogicalPlan> {
+        refuse_all_set_operations(&statement)?;
         distinct_cast_names(&mut statement);
         let statement = DFStatement::Statement(Box::new(statement));
         let (relations, _) = resolve_table_references(&statement, true)?;

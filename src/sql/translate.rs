@@ -427,6 +427,9 @@ impl<'a> Translator<'a> {
 
     fn join(&mut self, j: &lp::Join) -> Result<Planned> {
         if is_windowed(&j.left) && is_windowed(&j.right) {
+            if j.null_equality == NullEquality::NullEqualsNull {
+                return Err(unsupported("INTERSECT or EXCEPT of window table functions"));
+            }
             return self.window_join(j);
         }
         let join_type = match j.join_type {
@@ -440,11 +443,9 @@ impl<'a> Translator<'a> {
             datafusion_common::JoinType::RightAnti => JoinType::RightAnti,
             other => return Err(unsupported(format!("a {other} join"))),
         };
-        if j.null_equality == NullEquality::NullEqualsNull && !j.on.is_empty() {
-            return Err(unsupported(
-                "a join where NULL keys match (INTERSECT, EXCEPT)",
-            ));
-        }
+        // INTERSECT and EXCEPT: rows match when their values are not
+        // distinct, NULLs included.
+        let nulls_equal = j.null_equality == NullEquality::NullEqualsNull && !j.on.is_empty();
         let mut left = self.plan(&j.left)?;
         let mut right = self.plan(&j.right)?;
         let left_keys =
@@ -495,6 +496,9 @@ impl<'a> Translator<'a> {
             .filter(|_| self.streaming || !(left.df.is_bounded() && right.df.is_bounded()))
             .and_then(|f| intervals::interval_of(f, &names(&left.df), &names(&right.df)));
         if let Some(interval) = interval {
+            if nulls_equal {
+                return Err(unsupported("INTERSECT or EXCEPT of unbounded inputs"));
+            }
             if !join_type.emits_pairs() {
                 return Err(unsupported(format!("a {join_type} interval join")));
             }
@@ -509,7 +513,12 @@ impl<'a> Translator<'a> {
             let columns = left.columns.into_iter().chain(right.columns).collect();
             return Ok(Planned { df, columns });
         }
-        let df = left.df.join(&right.df, join_type, &on, filter)?;
+        let df = match nulls_equal {
+            true => left
+                .df
+                .join_matching_nulls(&right.df, join_type, &on, filter)?,
+            false => left.df.join(&right.df, join_type, &on, filter)?,
+        };
         let columns = match join_type {
             JoinType::LeftSemi | JoinType::LeftAnti => left.columns,
             JoinType::RightSemi | JoinType::RightAnti => right.columns,

@@ -604,6 +604,37 @@ impl DataFrame {
         on: &[(&str, &str)],
         filter: Option<Expr>,
     ) -> Result<DataFrame> {
+        self.keyed_join(right, join_type, on, filter, false)
+    }
+
+    /// [`join`](Self::join) where a NULL key matches a NULL key (`IS NOT
+    /// DISTINCT FROM`), as `INTERSECT` and `EXCEPT` compare rows.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join); [`Error::Plan`] without keys.
+    pub fn join_matching_nulls(
+        &self,
+        right: &DataFrame,
+        join_type: JoinType,
+        on: &[(&str, &str)],
+        filter: Option<Expr>,
+    ) -> Result<DataFrame> {
+        if on.is_empty() {
+            return Err(Error::Plan(
+                "a join where NULL keys match needs keys".to_string(),
+            ));
+        }
+        self.keyed_join(right, join_type, on, filter, true)
+    }
+
+    fn keyed_join(
+        &self,
+        right: &DataFrame,
+        join_type: JoinType,
+        on: &[(&str, &str)],
+        filter: Option<Expr>,
+        nulls_equal: bool,
+    ) -> Result<DataFrame> {
         for side in [self, right] {
             side.ends(
                 "a join",
@@ -673,7 +704,10 @@ impl DataFrame {
             let schema = Arc::clone(join.schema());
             (Arc::new(join), schema)
         } else {
-            let join = HashJoin::try_new(join_type, lschema, rschema, on, filter, build)?;
+            let mut join = HashJoin::try_new(join_type, lschema, rschema, on, filter, build)?;
+            if nulls_equal {
+                join = join.matching_nulls();
+            }
             let schema = Arc::clone(join.schema());
             (Arc::new(join), schema)
         };

@@ -76,6 +76,16 @@ impl HashJoin {
         })
     }
 
+    /// The same join, where a NULL key matches a NULL key (`IS NOT
+    /// DISTINCT FROM`, as `INTERSECT` and `EXCEPT` compare rows) instead
+    /// of nothing.
+    pub fn matching_nulls(self) -> Self {
+        Self {
+            keys: self.keys.matching_nulls(),
+            ..self
+        }
+    }
+
     /// The schema of the output batches.
     pub fn schema(&self) -> &SchemaRef {
         self.output.schema()

@@ -26,6 +26,9 @@ use crate::{Error, Result};
 pub(crate) struct JoinKeys {
     on: Vec<(Compiled, Compiled)>,
     types: Vec<DataType>,
+    /// Whether a NULL key matches a NULL key (set operations), rather than
+    /// nothing.
+    nulls_equal: bool,
 }
 
 impl JoinKeys {
@@ -52,7 +55,20 @@ impl JoinKeys {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { on, types })
+        Ok(Self {
+            on,
+            types,
+            nulls_equal: false,
+        })
+    }
+
+    /// The same keys, a NULL matching a NULL (`IS NOT DISTINCT FROM`), as
+    /// `INTERSECT` and `EXCEPT` compare rows.
+    pub(crate) fn matching_nulls(self) -> Self {
+        Self {
+            nulls_equal: true,
+            ..self
+        }
     }
 
     /// An encoder of these keys for one operator instance.
@@ -64,7 +80,8 @@ impl JoinKeys {
         Ok(KeyEncoder {
             keys: self.clone(),
             converter: RowConverter::new(fields)?,
-            integer: matches!(self.types.as_slice(), [t] if is_integer(t)),
+            // Integers encoded as `i64`s have no NULL.
+            integer: !self.nulls_equal && matches!(self.types.as_slice(), [t] if is_integer(t)),
         })
     }
 }
@@ -75,7 +92,10 @@ impl fmt::Display for JoinKeys {
             if i > 0 {
                 f.write_str(" and ")?;
             }
-            write!(f, "{left} = {right}")?;
+            match self.nulls_equal {
+                true => write!(f, "{left} IS NOT DISTINCT FROM {right}")?,
+                false => write!(f, "{left} = {right}")?,
+            }
         }
         Ok(())
     }
@@ -120,12 +140,16 @@ impl KeyEncoder {
     }
 
     /// Splits a batch of `side` into the rows whose keys are all non-NULL
-    /// and, if any, the rows with a NULL key, which never match (SQL).
+    /// and, if any, the rows with a NULL key, which never match (SQL);
+    /// when NULLs match, every row may.
     pub(crate) fn split(
         &self,
         side: JoinSide,
         batch: RecordBatch,
     ) -> Result<(RecordBatch, Option<RecordBatch>)> {
+        if self.keys.nulls_equal {
+            return Ok((batch, None));
+        }
         let columns = self.columns(side, &batch)?;
         let valid = columns.iter().fold(None, |valid: Option<NullBuffer>, c| {
             NullBuffer::union(valid.as_ref(), c.logical_nulls().as_ref())
@@ -141,7 +165,8 @@ impl KeyEncoder {
         }
     }
 
-    /// The encoded keys of a batch of `side`, whose keys are all non-NULL.
+    /// The encoded keys of a batch of `side`, whose keys are all non-NULL
+    /// unless NULLs match (Arrow's row format encodes them alike).
     pub(crate) fn encode(&self, side: JoinSide, batch: &RecordBatch) -> Result<EncodedKeys> {
         let columns = self.columns(side, batch)?;
         if self.integer
@@ -248,6 +273,25 @@ mod tests {
         let schema = batch().schema();
         let compile = |name: &str| Compiled::new(&col(name), &schema).expect("compiles");
         JoinKeys::try_new(vec![(compile(left), compile(right))]).expect("comparable")
+    }
+
+    /// Matching NULLs, no row is split off, and the NULL keys of either
+    /// side encode alike (never as integers, which have no NULL).
+    #[test]
+    fn null_keys_that_match_stay_and_encode_alike() {
+        let encoder = keys("i", "i").matching_nulls().encoder().expect("encoder");
+        let (keyed, unmatchable) = encoder.split(JoinSide::Left, batch()).expect("splits");
+        assert_eq!((keyed.num_rows(), unmatchable.is_none()), (4, true));
+        let left = encoder.encode(JoinSide::Left, &batch()).expect("encodes");
+        let right = encoder.encode(JoinSide::Right, &batch()).expect("encodes");
+        match (left, right) {
+            (EncodedKeys::Rows(left), EncodedKeys::Rows(right)) => {
+                assert_eq!(left.row(2), right.row(2), "NULL as NULL");
+                assert_ne!(left.row(2), right.row(0), "NULL is not 1");
+                assert_eq!(left.row(0), right.row(1), "1 as 1");
+            }
+            other => panic!("not rows: {other:?}"),
+        }
     }
 
     #[test]
