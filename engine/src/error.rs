@@ -161,6 +161,15 @@ impl Error {
         })
     }
 
+    /// Whether a pipelined input closed before its end: its producer
+    /// stopped, and the producer's own failure says why.
+    pub fn is_input_closed(&self) -> bool {
+        matches!(
+            self,
+            Error::Exchange(weir_exchange::Error::ChannelClosed(_))
+        )
+    }
+
     /// The blocking partition this error reports as missing or corrupt.
     pub fn lost_partition(&self) -> Option<&weir_exchange::ResultPartitionId> {
         match self {

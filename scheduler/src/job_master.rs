@@ -17,6 +17,7 @@ use weir_exchange::ShuffleRoot;
 use weir_exchange::event::Barrier;
 use weir_exchange::job_owner::{self, JobOwner};
 
+use crate::causes_first::CausesFirst;
 use crate::checkpoint_coordinator::{
     AckOutcome, CheckpointCoordinator, CheckpointMetadata, SavepointReply, SavepointRequest,
 };
@@ -137,7 +138,7 @@ impl JobMaster {
             reports: vec![None; subtasks],
             live: vec![None; subtasks],
             partitions: PartitionTracker::default(),
-            executor: setup.executor,
+            executor: Box::new(CausesFirst::new(setup.executor)),
             sinks,
             running: HashSet::new(),
             timeline: Vec::new(),

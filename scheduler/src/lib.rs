@@ -31,6 +31,7 @@
 //! - [`cluster`]: the control plane of a coordinator and its workers.
 //! - [`explain`] and [`summary`]: what a job looks like and what it did.
 
+pub mod causes_first;
 pub mod checkpoint_coordinator;
 pub mod cluster;
 mod config;

@@ -65,7 +65,8 @@ pub trait TaskExecutor: Send + Sync {
     }
 
     /// The next attempt that ended, `None` for one that was cancelled;
-    /// waits forever while none runs.
+    /// waits forever while none runs. Cancel-safe: dropped before it is
+    /// ready, it loses no outcome.
     async fn next_outcome(&mut self) -> Option<TaskOutcome>;
 
     /// Whether `worker`, which some outcome named as its host, is gone

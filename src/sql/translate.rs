@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion_common::{DFSchema, NullEquality};
 use datafusion_expr::logical_plan::{self as lp, FetchType, SkipType};
 use datafusion_expr::utils::conjunction;
@@ -329,19 +329,16 @@ impl<'a> Translator<'a> {
                     "a correlated subquery that cannot be turned into a join",
                 ));
             }
-            if !at_most_one_row(&subquery.subquery) {
-                return Err(unsupported(
-                    "a scalar subquery that may return more than one row (aggregate it, or LIMIT 1)",
-                ));
-            }
             let value = self.exact(&subquery.subquery)?;
             let [value_column] = value.columns.as_slice() else {
                 return Err(SqlError::new("a scalar subquery must return one column"));
             };
-            let one_row = value
-                .df
-                .select(vec![column(value_column).alias(name)])?
-                .with_estimated_bytes(Some(0));
+            let mut one_row = value.df.select(vec![column(value_column).alias(name)])?;
+            // What the plan cannot prove is checked as the rows come.
+            if !at_most_one_row(&subquery.subquery) {
+                one_row = one_row.at_most_one_row(&describe_subquery(&subquery.subquery))?;
+            }
+            let one_row = one_row.with_estimated_bytes(Some(0));
             fields.push(Field::new(
                 name,
                 one_row.schema().field(0).data_type().clone(),
@@ -689,6 +686,30 @@ fn rows_without_columns(rows: usize) -> Result<RecordBatch> {
 struct Scalars {
     schema: DFSchema,
     columns: Vec<String>,
+}
+
+/// A scalar subquery `plan`, for errors: the column it gives and the
+/// tables it reads.
+fn describe_subquery(plan: &LogicalPlan) -> String {
+    let mut tables = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let table = scan.table_name.table().to_string();
+            if !tables.contains(&table) {
+                tables.push(table);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let column = plan
+        .schema()
+        .fields()
+        .first()
+        .map_or_else(String::new, |f| format!(" of {}", f.name()));
+    match tables.as_slice() {
+        [] => format!("the scalar subquery{column}"),
+        _ => format!("the scalar subquery{column} over {}", tables.join(", ")),
+    }
 }
 
 /// Whether `plan` is sure to give at most one row.

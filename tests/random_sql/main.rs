@@ -315,6 +315,17 @@ const SET_QUERIES: [&str; 7] = [
      INTERSECT SELECT NULLIF(c_mktsegment, 'MACHINERY') FROM customer",
 ];
 
+/// Scalar subqueries the planner cannot prove give one row (TPC-DS q6,
+/// q54 and q58 have them): checked as their rows come.
+const SCALAR_QUERIES: [&str; 3] = [
+    "SELECT n_name FROM nation \
+     WHERE n_regionkey = (SELECT DISTINCT r_regionkey FROM region WHERE r_name = 'ASIA')",
+    "SELECT n_name, (SELECT r_regionkey FROM region WHERE r_name = 'EUROPE') AS k \
+     FROM nation WHERE n_nationkey < 5",
+    "SELECT n_name, (SELECT r_regionkey FROM region WHERE r_name = 'NOWHERE') AS k \
+     FROM nation WHERE n_nationkey < 3",
+];
+
 /// Asserts that weir answers each of `queries` as DuckDB does, in three
 /// plans each: another parallelism, the other shuffle mode, and operators
 /// that spill.
@@ -350,4 +361,20 @@ async fn grouping_sets_give_duckdbs_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intersect_and_except_give_duckdbs_answers() {
     assert_duckdbs_answers(&SET_QUERIES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalar_subqueries_give_duckdbs_answers_or_name_themselves() {
+    assert_duckdbs_answers(&SCALAR_QUERIES).await;
+    let several = "SELECT n_name FROM nation \
+        WHERE n_regionkey = (SELECT r_regionkey FROM region WHERE r_name > 'ASIA')";
+    for plan in [0, 4] {
+        let error = weir_rows(several, config(plan))
+            .await
+            .expect_err("four rows where one is wanted");
+        assert!(
+            error.contains("the scalar subquery of r_regionkey over region gave more than one row"),
+            "{error}"
+        );
+    }
 }

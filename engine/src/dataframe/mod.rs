@@ -34,9 +34,9 @@ use crate::event_time::WatermarkStrategy;
 use crate::expr::{Compiled, Expr, SortExpr, column_list, named};
 use crate::graph::{Input, JobBuilder, JobGraph, NodeId, ShuffleMode};
 use crate::operators::{
-    AggregateMode, Distinct, Expand, Filter, HashAggregate, HashJoin, IntervalJoin, JoinSide,
-    JoinType, Limit, NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window, WindowAggregate,
-    WindowJoin, joined_schema,
+    AggregateMode, AtMostOneRow, Distinct, Expand, Filter, HashAggregate, HashJoin, IntervalJoin,
+    JoinSide, JoinType, Limit, NestedLoopJoin, Project, Sort, SortKey, TopN, Union, Window,
+    WindowAggregate, WindowJoin, joined_schema,
 };
 use crate::{Boundedness, Error, OperatorFactory, Result, SinkFactory, SourceFactory};
 
@@ -560,6 +560,21 @@ impl DataFrame {
             .collect();
         exprs.extend(computed);
         Ok((self.select(exprs)?, keys))
+    }
+
+    /// These rows, gathered into one subtask, failing the job when there
+    /// is more than one (a scalar subquery that may give several rows);
+    /// `what` names them in the error.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] over unbounded input.
+    pub fn at_most_one_row(&self, what: &str) -> Result<DataFrame> {
+        self.ends(
+            "a scalar subquery",
+            "give its value from bounded input, or join on a key",
+        )?;
+        let check = AtMostOneRow::new(what);
+        Ok(self.gathered(Arc::new(check), Arc::clone(&self.schema)))
     }
 
     /// The distinct rows (SELECT DISTINCT), in two phases as
