@@ -57,6 +57,15 @@ impl ShuffleRoot {
         Self { root }
     }
 
+    /// Whether `url` names a shared root (see
+    /// [`is_shared`](Self::is_shared)), found without opening it.
+    ///
+    /// # Errors
+    /// When `url` is not a store URL weir knows.
+    pub fn names_shared(url: &str, options: &BTreeMap<String, String>) -> Result<bool> {
+        StoreRoot::names_shared(url, options)
+    }
+
     /// Whether every process of a cluster reaches the same files under
     /// this root (an object store), so a partition outlives the process
     /// that wrote it; otherwise each process has its own (a local

@@ -71,6 +71,18 @@ impl StoreRoot {
         })
     }
 
+    /// Whether `url` names a root every process reaches (an object store
+    /// URL), found without opening it: a local directory is not created.
+    ///
+    /// # Errors
+    /// When `url` is not a store URL weir knows.
+    pub fn names_shared(url: &str, options: &BTreeMap<String, String>) -> Result<bool> {
+        if url.starts_with("memory://") {
+            return Ok(false);
+        }
+        Ok(StoreUrl::parse(url, options)?.local_path().is_none())
+    }
+
     /// The files of `store`, which only this process reaches, named `url`
     /// in messages.
     pub fn of_store(store: Arc<dyn ObjectStore>, url: String) -> Self {
@@ -124,5 +136,24 @@ impl StoreRoot {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_object_store_urls_name_shared_roots_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().expect("a directory");
+        let local = tmp.path().join("not-yet");
+        let options = BTreeMap::new();
+        let local_url = local.display().to_string();
+        assert!(!StoreRoot::names_shared(&local_url, &options).expect("a path"));
+        assert!(!local.exists(), "asking created the directory");
+        let file_url = format!("file://{local_url}");
+        assert!(!StoreRoot::names_shared(&file_url, &options).expect("a file URL"));
+        assert!(!StoreRoot::names_shared("memory://", &options).expect("memory"));
+        assert!(StoreRoot::names_shared("s3://bucket/shuffle", &options).expect("s3"));
     }
 }

@@ -10,7 +10,7 @@
 //! meantime first.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -23,10 +23,16 @@ const CAUSE_WAIT: Duration = Duration::from_millis(200);
 /// Reports the outcomes of the executor it wraps, a failure that another
 /// caused after the failure that caused it when that one comes within
 /// [`CAUSE_WAIT`].
+///
+/// Cancel-safe as the executor it wraps: what it took from that executor
+/// stays in it until reported, and a consequence's wait keeps its
+/// deadline across calls.
 pub struct CausesFirst {
     inner: Box<dyn TaskExecutor>,
-    /// Outcomes taken from `inner` and not reported yet, in order.
-    held: VecDeque<TaskOutcome>,
+    /// A consequence waiting for its cause, until when.
+    waiting: Option<(TaskOutcome, Instant)>,
+    /// Outcomes to report as they are, in order.
+    ready: VecDeque<TaskOutcome>,
 }
 
 impl CausesFirst {
@@ -34,7 +40,8 @@ impl CausesFirst {
     pub fn new(inner: Box<dyn TaskExecutor>) -> Self {
         Self {
             inner,
-            held: VecDeque::new(),
+            waiting: None,
+            ready: VecDeque::new(),
         }
     }
 }
@@ -55,12 +62,13 @@ impl TaskExecutor for CausesFirst {
     }
 
     async fn cancel_all(&mut self) {
-        self.held.clear();
+        self.waiting = None;
+        self.ready.clear();
         self.inner.cancel_all().await;
     }
 
     fn is_idle(&self) -> bool {
-        self.held.is_empty() && self.inner.is_idle()
+        self.waiting.is_none() && self.ready.is_empty() && self.inner.is_idle()
     }
 
     fn waiting(&self) -> usize {
@@ -72,28 +80,36 @@ impl TaskExecutor for CausesFirst {
     }
 
     async fn next_outcome(&mut self) -> Option<TaskOutcome> {
-        let first = match self.held.pop_front() {
-            Some(held) => held,
-            None => self.inner.next_outcome().await?,
-        };
-        if !is_consequence(&first) {
-            return Some(first);
-        }
-        // Outcomes already held came in before this one: their causes, if
-        // any, were looked for then.
-        let deadline = tokio::time::Instant::now() + CAUSE_WAIT;
-        while !self.inner.is_idle() {
-            match tokio::time::timeout_at(deadline, self.inner.next_outcome()).await {
-                Err(_) => break,
-                Ok(None) => {}
-                Ok(Some(next)) if next.result.is_err() && !is_consequence(&next) => {
-                    self.held.push_front(first);
-                    return Some(next);
+        loop {
+            if let Some((_, deadline)) = &self.waiting {
+                let deadline = *deadline;
+                if self.inner.is_idle() {
+                    return self.waiting.take().map(|(outcome, _)| outcome);
                 }
-                Ok(Some(next)) => self.held.push_back(next),
+                match tokio::time::timeout_at(deadline.into(), self.inner.next_outcome()).await {
+                    Err(_) => return self.waiting.take().map(|(outcome, _)| outcome),
+                    // A cancelled attempt ended: that wakes the caller.
+                    Ok(None) => return None,
+                    Ok(Some(next)) if next.result.is_err() && !is_consequence(&next) => {
+                        let (consequence, _) = self.waiting.take().expect("a consequence waits");
+                        self.ready.push_front(consequence);
+                        return Some(next);
+                    }
+                    // Came in while the consequence waited: reported after
+                    // it, as they are.
+                    Ok(Some(next)) => self.ready.push_back(next),
+                }
+                continue;
             }
+            if let Some(ready) = self.ready.pop_front() {
+                return Some(ready);
+            }
+            let first = self.inner.next_outcome().await?;
+            if !is_consequence(&first) {
+                return Some(first);
+            }
+            self.waiting = Some((first, Instant::now() + CAUSE_WAIT));
         }
-        Some(first)
     }
 }
 
@@ -155,6 +171,31 @@ mod tests {
             order.extend(executor.next_outcome().await.map(|o| o.subtask));
         }
         order
+    }
+
+    /// Dropped while a consequence waits (the job master's select took
+    /// another branch), it loses nothing, and the wait keeps its deadline.
+    #[tokio::test]
+    async fn a_call_dropped_while_a_consequence_waits_loses_nothing() {
+        let start = tokio::time::Instant::now();
+        let script = [
+            (start, failed(1, closed())),
+            (start + CAUSE_WAIT * 4, failed(0, cause())),
+        ];
+        let mut executor = CausesFirst::new(Box::new(Scripted(script.into_iter().collect())));
+        for _ in 0..2 {
+            let dropped = tokio::time::timeout(CAUSE_WAIT / 4, executor.next_outcome()).await;
+            assert!(dropped.is_err(), "the consequence waits for its cause");
+        }
+        let next = executor.next_outcome().await.expect("the consequence");
+        assert_eq!(next.subtask, 1);
+        assert!(
+            start.elapsed() < CAUSE_WAIT * 2,
+            "the wait kept its deadline"
+        );
+        let next = executor.next_outcome().await.expect("the cause, late");
+        assert_eq!(next.subtask, 0);
+        assert!(executor.is_idle());
     }
 
     #[tokio::test]

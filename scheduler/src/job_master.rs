@@ -617,12 +617,6 @@ impl JobMaster {
         Ok(())
     }
 
-    /// A checkpoint failed (a task declined it, a sink could not prepare
-    /// its commit, its metadata could not be written): its files are gone
-    /// and the job goes on, unless more than
-    /// `execution.checkpointing.tolerable-failed-checkpoints` failed in a
-    /// row; then the job fails over to its latest completed checkpoint
-    /// under its restart strategy, as Flink's does.
     /// The checkpoint in flight took too long: it fails.
     async fn expire_checkpoint(&mut self) -> Result<()> {
         let Some(checkpoints) = &mut self.checkpoints else {
@@ -636,6 +630,12 @@ impl JobMaster {
         }
     }
 
+    /// A checkpoint failed (a task declined it, a sink could not prepare
+    /// its commit, its metadata could not be written, it expired): its files are gone
+    /// and the job goes on, unless more than
+    /// `execution.checkpointing.tolerable-failed-checkpoints` failed in a
+    /// row; then the job fails over to its latest completed checkpoint
+    /// under its restart strategy, as Flink's does.
     async fn checkpoint_failed(&mut self, checkpoint: u64, reason: String) -> Result<()> {
         tracing::warn!("checkpoint {checkpoint} failed: {reason}");
         self.checkpoints_failed_in_a_row += 1;

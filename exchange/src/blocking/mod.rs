@@ -827,6 +827,28 @@ mod tests {
         }
     }
 
+    /// A file gone after its reader opened it: the read fails as not
+    /// found, and so does a read tried again (a block fetched ahead is
+    /// not kept failed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_gone_after_open_is_not_found_each_time() {
+        for format in [BlockingFormat::Ipc, BlockingFormat::Parquet] {
+            let root = ShuffleRoot::try_new("memory://", &Default::default()).expect("root");
+            let (path, _, _) = small_partition(&root, format, Compression::None).await;
+            let mut reader = SubpartitionReader::open(&root, JOB, id(3), 0, format)
+                .await
+                .expect("opens");
+            root.store().delete(&path).await.expect("deletes");
+            for _ in 0..2 {
+                let result = reader.next_batch().await;
+                assert!(
+                    matches!(result, Err(Error::PartitionNotFound { .. })),
+                    "{format}: {result:?}"
+                );
+            }
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn local_file_appears_only_after_finish() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -305,15 +305,28 @@ impl SubpartitionReader {
             self.ahead.push_back(Fetch::Running(tokio::spawn(fetch)));
         }
         let first = self.ahead.front_mut().expect("a fetch of the first block");
-        if let Fetch::Running(task) = first {
-            let bytes = task
-                .await
-                .map_err(|e| self.fetcher.corrupt(format!("fetching a block: {e}")))??;
-            *first = Fetch::Done(bytes);
-        }
-        match first {
-            Fetch::Done(bytes) => Ok(bytes.clone()),
-            Fetch::Running(_) => unreachable!("the first fetch is done"),
+        let fetched = match first {
+            Fetch::Done(bytes) => return Ok(bytes.clone()),
+            Fetch::Running(task) => task.await,
+        };
+        match fetched {
+            Ok(Ok(bytes)) => {
+                self.ahead[0] = Fetch::Done(bytes.clone());
+                Ok(bytes)
+            }
+            // A failed fetch is not kept: a caller that tries again
+            // fetches the block again.
+            Ok(Err(e)) => {
+                self.ahead.pop_front();
+                Err(e)
+            }
+            Err(e) => {
+                self.ahead.pop_front();
+                Err(Error::Io(std::io::Error::other(format!(
+                    "fetching a block of {}: {e}",
+                    self.fetcher.file.path
+                ))))
+            }
         }
     }
 

@@ -194,13 +194,13 @@ impl TaskManager {
         let graph = ExecutionGraph::try_new(Arc::new(job))
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         // A shared root every worker reads; else this worker's own, whose
-        // partitions it serves to the others.
-        let root = ShuffleRoot::try_new(&config.shuffle_root, &config.store_options)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let root = if root.is_shared() {
-            root
-        } else {
-            self.shuffle.clone()
+        // partitions it serves to the others (the job's local directory,
+        // a place on the coordinator's machine, is not even created here).
+        let precondition = |e: weir_exchange::Error| Status::failed_precondition(e.to_string());
+        let (url, options) = (&config.shuffle_root, &config.store_options);
+        let root = match ShuffleRoot::names_shared(url, options).map_err(precondition)? {
+            true => ShuffleRoot::try_new(url, options).map_err(precondition)?,
+            false => self.shuffle.clone(),
         };
         let checkpoints = match deployment.checkpoint_job_dir.as_str() {
             "" => None,

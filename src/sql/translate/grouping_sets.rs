@@ -19,10 +19,38 @@ use weir_engine::expr::column;
 
 use super::{Planned, Result, Translator, physical, unaliased, unsupported};
 
+/// The most grouping sets one aggregate takes, as DataFusion's planner
+/// limits them (a `CUBE` of 12 keys).
+const MAX_SETS: usize = 4096;
+
 /// Which of the distinct keys each grouping set of `set` keeps, by the
 /// keys' positions in [`GroupingSet::distinct_expr`].
-fn kept_keys(set: &GroupingSet) -> Vec<Vec<bool>> {
-    match set {
+///
+/// # Errors
+/// More than [`MAX_SETS`] sets.
+fn kept_keys(set: &GroupingSet) -> Result<Vec<Vec<bool>>> {
+    let count = match set {
+        GroupingSet::Rollup(keys) => keys.len() + 1,
+        GroupingSet::Cube(keys) => 1usize.checked_shl(keys.len() as u32).unwrap_or(usize::MAX),
+        GroupingSet::GroupingSets(sets) => sets.len(),
+    };
+    let keys = set.distinct_expr().len();
+    if keys >= 64 {
+        return Err(unsupported(format!(
+            "grouping sets over {keys} keys (the grouping id has a bit per key: at most 63)"
+        )));
+    }
+    if count > MAX_SETS {
+        return Err(unsupported(format!(
+            "GROUP BY with {} grouping sets (at most {MAX_SETS}, a CUBE of 12 keys)",
+            if count == usize::MAX {
+                "over 2^63".to_string()
+            } else {
+                count.to_string()
+            }
+        )));
+    }
+    Ok(match set {
         GroupingSet::Rollup(keys) => (0..=keys.len())
             .rev()
             .map(|n| (0..keys.len()).map(|i| i < n).collect())
@@ -39,7 +67,7 @@ fn kept_keys(set: &GroupingSet) -> Vec<Vec<bool>> {
                 .map(|s| keys.iter().map(|key| s.contains(key)).collect())
                 .collect()
         }
-    }
+    })
 }
 
 /// The grouping ids of sets `kept` (see the module docs).
@@ -65,7 +93,12 @@ fn grouping_ids(kept: &[Vec<bool>]) -> Vec<u64> {
 fn id_literal(value: u64, data_type: &DataType) -> Result<Expr> {
     let value = ScalarValue::UInt64(Some(value))
         .cast_to(data_type)
-        .map_err(|e| unsupported(format!("a grouping id of type {data_type} ({e})")))?;
+        .map_err(|_| {
+            unsupported(format!(
+                "a grouping set listed so often that its repeats do not fit the {data_type} \
+                 grouping id DataFusion planned"
+            ))
+        })?;
     Ok(Expr::Literal(value, None))
 }
 
@@ -88,7 +121,7 @@ impl Translator<'_> {
         }
         let id_field = &fields[keys.len()];
         let id_column = self.fresh(id_field.name());
-        let kept = kept_keys(set);
+        let kept = kept_keys(set)?;
         let ids = grouping_ids(&kept);
         // The sets of no key (the grand total) have their row over no
         // input too.
@@ -147,15 +180,37 @@ mod tests {
         let rollup = GroupingSet::Rollup(vec![a.clone(), b.clone()]);
         let t = true;
         let f = false;
-        assert_eq!(kept_keys(&rollup), [[t, t], [t, f], [f, f]]);
-        assert_eq!(grouping_ids(&kept_keys(&rollup)), [0b00, 0b01, 0b11]);
+        assert_eq!(
+            kept_keys(&rollup).expect("3 sets"),
+            [[t, t], [t, f], [f, f]]
+        );
+        assert_eq!(
+            grouping_ids(&kept_keys(&rollup).expect("3 sets")),
+            [0b00, 0b01, 0b11]
+        );
         let cube = GroupingSet::Cube(vec![a.clone(), b.clone()]);
-        assert_eq!(kept_keys(&cube), [[t, t], [t, f], [f, t], [f, f]]);
-        assert_eq!(grouping_ids(&kept_keys(&cube)), [0b00, 0b01, 0b10, 0b11]);
+        assert_eq!(
+            kept_keys(&cube).expect("4 sets"),
+            [[t, t], [t, f], [f, t], [f, f]]
+        );
+        assert_eq!(
+            grouping_ids(&kept_keys(&cube).expect("4 sets")),
+            [0b00, 0b01, 0b10, 0b11]
+        );
         // A set listed twice gives its rows twice: its repeat has an id of
         // its own above the key bits.
         let sets = GroupingSet::GroupingSets(vec![vec![b.clone()], vec![a, b.clone()], vec![b]]);
-        assert_eq!(kept_keys(&sets), [[t, f], [t, t], [t, f]]);
-        assert_eq!(grouping_ids(&kept_keys(&sets)), [0b001, 0b000, 0b101]);
+        assert_eq!(kept_keys(&sets).expect("3 sets"), [[t, f], [t, t], [t, f]]);
+        assert_eq!(
+            grouping_ids(&kept_keys(&sets).expect("3 sets")),
+            [0b001, 0b000, 0b101]
+        );
+        // A CUBE of 13 keys, 8192 sets, is refused, and 64 keys would
+        // not fit the grouping id.
+        for (n, says) in [(13, "grouping sets (at most 4096"), (64, "at most 63")] {
+            let cube = GroupingSet::Cube((0..n).map(|i| col(format!("k{i}"))).collect());
+            let error = kept_keys(&cube).expect_err("refused").to_string();
+            assert!(error.contains(says), "{error}");
+        }
     }
 }
