@@ -35,15 +35,14 @@ impl StoreRoot {
     /// # Errors
     /// When the URL is not supported or the directory cannot be created.
     pub fn try_new(url: &str, what: &str, options: &BTreeMap<String, String>) -> Result<Self> {
-        if url.starts_with("memory://") {
+        let Some(location) = locate(url, options)? else {
             return Ok(Self {
                 store: Arc::new(InMemory::new()),
                 url: url.to_string(),
                 local_dir: None,
                 shared: false,
             });
-        }
-        let location = StoreUrl::parse(url, options)?;
+        };
         let Some(dir) = location.local_path() else {
             return Ok(Self {
                 store: Arc::new(PrefixStore::new(
@@ -77,10 +76,7 @@ impl StoreRoot {
     /// # Errors
     /// When `url` is not a store URL weir knows.
     pub fn names_shared(url: &str, options: &BTreeMap<String, String>) -> Result<bool> {
-        if url.starts_with("memory://") {
-            return Ok(false);
-        }
-        Ok(StoreUrl::parse(url, options)?.local_path().is_none())
+        Ok(locate(url, options)?.is_some_and(|location| location.local_path().is_none()))
     }
 
     /// The files of `store`, which only this process reaches, named `url`
@@ -137,6 +133,15 @@ impl StoreRoot {
         }
         Ok(())
     }
+}
+
+/// Where `url` points: `None` for `memory://`, a store private to the
+/// root opened on it.
+fn locate(url: &str, options: &BTreeMap<String, String>) -> Result<Option<StoreUrl>> {
+    if url.starts_with("memory://") {
+        return Ok(None);
+    }
+    StoreUrl::parse(url, options).map(Some)
 }
 
 #[cfg(test)]

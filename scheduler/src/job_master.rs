@@ -631,8 +631,8 @@ impl JobMaster {
     }
 
     /// A checkpoint failed (a task declined it, a sink could not prepare
-    /// its commit, its metadata could not be written, it expired): its files are gone
-    /// and the job goes on, unless more than
+    /// its commit, its metadata could not be written, it expired): its
+    /// files are gone and the job goes on, unless more than
     /// `execution.checkpointing.tolerable-failed-checkpoints` failed in a
     /// row; then the job fails over to its latest completed checkpoint
     /// under its restart strategy, as Flink's does.

@@ -62,15 +62,14 @@ fn first_all(body: &SetExpr) -> Option<SqlError> {
         SetQuantifier::All | SetQuantifier::AllByName
     );
     let name = match op {
-        SetOperator::Intersect if all => Some("INTERSECT ALL"),
-        SetOperator::Except | SetOperator::Minus if all => Some("EXCEPT ALL"),
+        SetOperator::Intersect if all => Some("INTERSECT"),
+        SetOperator::Except | SetOperator::Minus if all => Some("EXCEPT"),
         _ => None,
     };
     match name {
         Some(name) => Some(
             SqlError::new(format!(
-                "{name} is not supported yet ({} without ALL is)",
-                &name[..name.len() - 4]
+                "{name} ALL is not supported yet ({name} without ALL is)"
             ))
             .at(body.span()),
         ),

@@ -337,25 +337,16 @@ impl DataFrame {
     /// [`Error::Plan`] when the projections do not agree on their columns.
     pub fn expand(&self, projections: Vec<Vec<Expr>>) -> Result<DataFrame> {
         let count = projections.len() as u64;
-        let mut names = Vec::new();
-        let mut compiled = Vec::with_capacity(projections.len());
-        for projection in projections {
-            let projection = named(projection);
-            let these: Vec<String> = projection.iter().map(|(_, name)| name.clone()).collect();
-            if !compiled.is_empty() && these != names {
-                return Err(Error::Plan(format!(
-                    "the projections of an expand step name columns {names:?} and {these:?}"
-                )));
-            }
-            names = these;
-            compiled.push(
-                projection
-                    .iter()
-                    .map(|(e, _)| Compiled::new(e, &self.schema))
-                    .collect::<Result<Vec<_>>>()?,
-            );
-        }
-        let expand = Expand::try_new(compiled, &names)?;
+        let compiled = projections
+            .into_iter()
+            .map(|projection| {
+                named(projection)
+                    .into_iter()
+                    .map(|(e, name)| Ok((Compiled::new(&e, &self.schema)?, name)))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let expand = Expand::try_new(compiled)?;
         let schema = Arc::clone(expand.schema());
         let kept = self.kept_partitioning(&schema);
         let mut out = self.chained(Arc::new(expand), schema);

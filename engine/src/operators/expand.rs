@@ -20,29 +20,36 @@ pub struct Expand {
 }
 
 impl Expand {
-    /// One output batch per projection of `projections` for each input
-    /// batch, with columns `names`. A column is nullable when it is in any
-    /// projection.
+    /// One output batch per projection of `projections` (expressions and
+    /// the names of their columns) for each input batch. A column is
+    /// nullable when it is in any projection.
     ///
     /// # Errors
     /// [`Error::Plan`] when there is no projection, or when projections
-    /// differ in their number of columns or in a column's type.
-    pub fn try_new(projections: Vec<Vec<Compiled>>, names: &[String]) -> Result<Self> {
-        let first = projections
+    /// differ in their columns' names or types.
+    pub fn try_new(projections: Vec<Vec<(Compiled, String)>>) -> Result<Self> {
+        let names: Vec<&String> = projections
             .first()
-            .ok_or_else(|| Error::Plan("an expand step needs a projection".to_string()))?;
-        if projections.iter().any(|p| p.len() != names.len()) {
+            .ok_or_else(|| Error::Plan("an expand step needs a projection".to_string()))?
+            .iter()
+            .map(|(_, name)| name)
+            .collect();
+        if let Some(other) = projections
+            .iter()
+            .find(|p| !p.iter().map(|(_, name)| name).eq(names.iter().copied()))
+        {
+            let other: Vec<&String> = other.iter().map(|(_, name)| name).collect();
             return Err(Error::Plan(format!(
-                "the projections of an expand step do not all have {} columns",
-                names.len()
+                "the projections of an expand step name columns {names:?} and {other:?}"
             )));
         }
+        let first = &projections[0];
         let mut fields = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
-            let data_type = first[i].field().data_type();
+            let data_type = first[i].0.field().data_type();
             if let Some(other) = projections
                 .iter()
-                .map(|p| p[i].field().data_type())
+                .map(|p| p[i].0.field().data_type())
                 .find(|t| *t != data_type)
             {
                 return Err(Error::Plan(format!(
@@ -50,9 +57,13 @@ impl Expand {
                      {other} in another"
                 )));
             }
-            let nullable = projections.iter().any(|p| p[i].field().is_nullable());
-            fields.push(Field::new(name, data_type.clone(), nullable));
+            let nullable = projections.iter().any(|p| p[i].0.field().is_nullable());
+            fields.push(Field::new(name.as_str(), data_type.clone(), nullable));
         }
+        let projections = projections
+            .into_iter()
+            .map(|p| p.into_iter().map(|(e, _)| e).collect())
+            .collect();
         Ok(Self {
             projections,
             schema: Arc::new(Schema::new(fields)),
@@ -109,6 +120,24 @@ mod tests {
 
     use super::*;
 
+    /// `exprs` compiled against `schema`, named `names`.
+    fn named<const N: usize>(
+        schema: &SchemaRef,
+        exprs: [Expr; N],
+        names: [&str; N],
+    ) -> Vec<(Compiled, String)> {
+        exprs
+            .iter()
+            .zip(names)
+            .map(|(e, name)| {
+                (
+                    Compiled::new(e, schema).expect("compiles"),
+                    name.to_string(),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn emits_every_projection_of_each_batch() {
         let columns = [
@@ -117,17 +146,13 @@ mod tests {
         ];
         let batch = random_batch(&mut Rng::new(7), &columns, 20);
         let schema = batch.schema();
-        let compile = |e: Expr| Compiled::new(&e, &schema).expect("compiles");
-        let null = || compile(Expr::Literal(ScalarValue::Int32(None), None));
-        let names = ["a".to_string(), "b".to_string(), "id".to_string()];
-        let expand = Expand::try_new(
-            vec![
-                vec![compile(col("a")), compile(col("b")), compile(lit(0u8))],
-                vec![compile(col("a")), null(), compile(lit(1u8))],
-                vec![null(), null(), compile(lit(3u8))],
-            ],
-            &names,
-        )
+        let compile = |exprs: [Expr; 3]| named(&schema, exprs, ["a", "b", "id"]);
+        let null = || Expr::Literal(ScalarValue::Int32(None), None);
+        let expand = Expand::try_new(vec![
+            compile([col("a"), col("b"), lit(0u8)]),
+            compile([col("a"), null(), lit(1u8)]),
+            compile([null(), null(), lit(3u8)]),
+        ])
         .expect("one schema");
         let nullable: Vec<bool> = expand
             .schema()
@@ -163,20 +188,20 @@ mod tests {
             4,
         );
         let schema = batch.schema();
-        let compile = |e: Expr| Compiled::new(&e, &schema).expect("compiles");
-        let names = ["a".to_string()];
-        let typed = Expand::try_new(
-            vec![vec![compile(col("a"))], vec![compile(lit("text"))]],
-            &names,
-        );
+        let typed = Expand::try_new(vec![
+            named(&schema, [col("a")], ["a"]),
+            named(&schema, [lit("text")], ["a"]),
+        ]);
         assert!(typed.is_err_and(|e| e.to_string().contains("column 'a'")));
-        let counted = Expand::try_new(
-            vec![
-                vec![compile(col("a"))],
-                vec![compile(col("a")), compile(col("a"))],
-            ],
-            &names,
-        );
+        let counted = Expand::try_new(vec![
+            named(&schema, [col("a")], ["a"]),
+            named(&schema, [col("a"), col("a")], ["a", "b"]),
+        ]);
         assert!(counted.is_err());
+        let renamed = Expand::try_new(vec![
+            named(&schema, [col("a")], ["a"]),
+            named(&schema, [col("a")], ["b"]),
+        ]);
+        assert!(renamed.is_err_and(|e| e.to_string().contains("name columns")));
     }
 }

@@ -113,42 +113,37 @@ impl Translator<'_> {
         let inputs = [(a.input.schema().as_ref(), input.columns.as_slice())];
         let keys = set.distinct_expr();
         let fields = a.schema.fields();
+        // Each key's expression, and its NULL where a set leaves it out.
         let mut key_exprs = Vec::with_capacity(keys.len());
         let mut columns = Vec::with_capacity(fields.len());
         for (key, field) in keys.iter().zip(fields.iter()) {
-            key_exprs.push((physical(unaliased(key), &inputs)?, field.data_type()));
+            let null = ScalarValue::try_from(field.data_type())?;
+            key_exprs.push((physical(unaliased(key), &inputs)?, null));
             columns.push(self.fresh(field.name()));
         }
         let id_field = &fields[keys.len()];
         let id_column = self.fresh(id_field.name());
         let kept = kept_keys(set)?;
-        let ids = grouping_ids(&kept);
+        let mut projections = Vec::with_capacity(kept.len());
         // The sets of no key (the grand total) have their row over no
         // input too.
         let mut seeds = Vec::new();
-        for (keys_kept, id) in kept.iter().zip(&ids) {
-            if keys_kept.iter().all(|kept| !kept) {
-                let mut seed = key_exprs
-                    .iter()
-                    .map(|(_, data_type)| ScalarValue::try_from(*data_type))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                seed.push(ScalarValue::UInt64(Some(*id)));
-                seeds.push(seed);
-            }
-        }
-        let mut projections = Vec::with_capacity(kept.len());
-        for (keys_kept, &id) in kept.iter().zip(&ids) {
+        for (keys_kept, id) in kept.iter().zip(grouping_ids(&kept)) {
             let mut projection = Vec::with_capacity(keys.len() + 1 + input.columns.len());
-            for (((key, data_type), name), kept) in key_exprs.iter().zip(&columns).zip(keys_kept) {
+            for (((key, null), name), kept) in key_exprs.iter().zip(&columns).zip(keys_kept) {
                 let value = match kept {
                     true => key.clone(),
-                    false => Expr::Literal(ScalarValue::try_from(*data_type)?, None),
+                    false => Expr::Literal(null.clone(), None),
                 };
                 projection.push(value.alias(name));
             }
             projection.push(id_literal(id, id_field.data_type())?.alias(&id_column));
             projection.extend(input.columns.iter().map(|c| column(c)));
             projections.push(projection);
+            if keys_kept.iter().all(|kept| !kept) {
+                let nulls = key_exprs.iter().map(|(_, null)| null.clone());
+                seeds.push(nulls.chain([ScalarValue::UInt64(Some(id))]).collect());
+            }
         }
         let expanded = input.df.expand(projections)?;
         let group_by: Vec<Expr> = columns
